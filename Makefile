@@ -1,0 +1,35 @@
+# Two entry points: `make run` (set up + build the demo + start the app) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKSPACE ?= cache/demo
+
+.PHONY: run test demo app browser clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Headless Chromium + driver for the end-to-end browser test (Debian packages; needs root, as CI has).
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	  echo "warning: could not install chromium; the browser test will be skipped"
+
+demo: $(STAMP)
+	$(BIN)/trust demo --workspace $(WORKSPACE)
+
+app: $(STAMP)
+	TRUST_WORKSPACE=$(WORKSPACE) $(BIN)/streamlit run app.py --server.headless true --server.address 127.0.0.1 --server.port 8501
+
+run: demo app
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) cache

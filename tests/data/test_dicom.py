@@ -1,0 +1,184 @@
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from trust_core.data import read_dicom, read_image
+from trust_core.errors import DicomError, ImageError
+
+RG1 = ["RG1_UNCR.dcm", "RG1_UNCI.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm"]
+
+
+def write_dicom(path, pixels, *, photometric="MONOCHROME2", bits_stored=None, signed=False, **extra):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CR"
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Doe^Jane", "PID-12345", "19700101"
+    pixels = np.asarray(pixels)
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    ds.SamplesPerPixel = 1 if pixels.ndim == 2 else pixels.shape[2]
+    ds.PhotometricInterpretation = photometric
+    if ds.SamplesPerPixel > 1:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    ds.BitsStored = bits_stored or ds.BitsAllocated
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = int(signed)
+    for key, value in extra.items():
+        setattr(ds, key, value)
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("name", RG1)
+def test_real_chest_film_all_encodings(name):
+    image = read_dicom(get_testdata_file(name))
+    assert image.pixels.shape == (1955, 1841) and image.pixels.dtype == np.float32
+    assert 0.0 <= image.pixels.min() < 0.2 and 0.8 < image.pixels.max() <= 1.0
+    assert image.inverted and image.window == (15000.0, 30000.0)
+    assert image.identifiers == {}
+    assert "PatientName" not in image.metadata and "PatientID" not in image.metadata
+
+
+def test_lossless_encodings_decode_identically():
+    raw = read_dicom(get_testdata_file("RG1_UNCR.dcm"))
+    j2k = read_dicom(get_testdata_file("RG1_J2KR.dcm"))
+    np.testing.assert_array_equal(raw.pixels, j2k.pixels)
+    lossy = read_dicom(get_testdata_file("RG1_J2KI.dcm")).pixels
+    assert np.abs(lossy - read_dicom(get_testdata_file("RG1_UNCI.dcm")).pixels).mean() < 0.01
+
+
+def test_monochrome1_is_inverted_and_window_matches_dicom_formula():
+    image = read_dicom(get_testdata_file("RG1_UNCR.dcm"))
+    stored = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm")).pixel_array.astype(float)
+    c, w = 15000.0, 30000.0
+    expected = 1 - np.clip((stored - (c - 0.5)) / (w - 1) + 0.5, 0, 1)
+    np.testing.assert_allclose(image.pixels, expected, atol=1e-6)
+    # Body (high attenuation, low stored values in MONOCHROME1) is bright after inversion.
+    assert image.pixels[stored < np.percentile(stored, 5)].mean() > image.pixels.mean()
+
+
+def test_identifiers_only_on_request():
+    path = get_testdata_file("RG1_UNCR.dcm")
+    assert read_dicom(path).identifiers == {}
+    ids = read_dicom(path, include_identifiers=True).identifiers
+    assert ids["PatientName"] == "CompressedSamples^RG1" and ids["PatientID"] == "9RG1"
+
+
+def test_rewindowing():
+    image = read_dicom(get_testdata_file("RG1_UNCR.dcm"))
+    narrow = image.windowed(8000, 4000)
+    assert narrow.shape == image.pixels.shape and (narrow == 0).mean() > (image.pixels == 0).mean()
+    with pytest.raises(DicomError, match="width must be positive"):
+        image.windowed(100, 0)
+
+
+def test_bits_stored_masks_high_bits(tmp_path):
+    values = np.arange(16, dtype=np.uint16).reshape(4, 4) * 200
+    polluted = values | 0xF000  # overlay bits above BitsStored=12
+    clean = read_dicom(write_dicom(tmp_path / "a.dcm", values, bits_stored=12)).pixels
+    dirty = read_dicom(write_dicom(tmp_path / "b.dcm", polluted, bits_stored=12)).pixels
+    np.testing.assert_array_equal(clean, dirty)
+    # no window: the full 12-bit range maps to [0, 1]
+    np.testing.assert_allclose(clean, values / 4095.0, atol=1e-6)
+
+
+def test_signed_pixels_and_rescale(tmp_path):
+    values = np.array([[-1024, 0], [1000, 3071]], dtype=np.int16)
+    image = read_dicom(write_dicom(tmp_path / "s.dcm", values, signed=True, bits_stored=13,
+                                   RescaleSlope=2, RescaleIntercept=-10))
+    np.testing.assert_allclose(image.modality_values, values * 2.0 - 10)
+    assert image.pixels[0, 0] < image.pixels[0, 1] < image.pixels[1, 0] < image.pixels[1, 1]
+
+
+def test_voi_window_from_file(tmp_path):
+    values = np.linspace(0, 4000, 64, dtype=np.uint16).reshape(8, 8)
+    image = read_dicom(write_dicom(tmp_path / "w.dcm", values, WindowCenter=2000, WindowWidth=1000))
+    assert image.window == (2000.0, 1000.0)
+    assert image.pixels[values < 1400].max() == 0 and image.pixels[values > 2600].min() == 1
+
+
+# -- bad inputs: a specific, readable error naming the file ----------------------------------------
+
+def test_not_dicom(tmp_path):
+    path = tmp_path / "notes.dcm"
+    path.write_text("this is a text file, not an image")
+    with pytest.raises(DicomError, match="notes.dcm: not a DICOM file"):
+        read_dicom(path)
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    with pytest.raises(DicomError, match="empty"):
+        read_dicom(tmp_path / "empty.dcm")
+
+
+def test_truncated_file(tmp_path):
+    data = open(get_testdata_file("RG1_UNCR.dcm"), "rb").read()
+    (tmp_path / "cut.dcm").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DicomError, match="cut.dcm: .*(truncated|corrupt)"):
+        read_dicom(tmp_path / "cut.dcm")
+
+
+def test_truncated_jpeg2000(tmp_path):
+    data = open(get_testdata_file("RG1_J2KR.dcm"), "rb").read()
+    (tmp_path / "cut.dcm").write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(DicomError, match="(truncated|corrupt)"):
+        read_dicom(tmp_path / "cut.dcm")
+
+
+def test_no_pixel_data(tmp_path):
+    path = write_dicom(tmp_path / "x.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    with pytest.raises(DicomError, match="no pixel data"):
+        read_dicom(path)
+
+
+def test_rgb_refused(tmp_path):
+    path = write_dicom(tmp_path / "rgb.dcm", np.zeros((4, 4, 3), np.uint8), photometric="RGB")
+    with pytest.raises(DicomError, match="colour image"):
+        read_dicom(path)
+
+
+def test_multiframe_refused(tmp_path):
+    path = write_dicom(tmp_path / "mf.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 2
+    ds.PixelData = np.zeros((2, 4, 4), np.uint16).tobytes()
+    ds.save_as(path)
+    with pytest.raises(DicomError, match="multi-frame"):
+        read_dicom(path)
+
+
+def test_invalid_bits_stored(tmp_path):
+    path = write_dicom(tmp_path / "bits.dcm", np.zeros((4, 4), np.uint16), bits_stored=20)
+    with pytest.raises(DicomError, match="BitsStored"):
+        read_dicom(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DicomError, match="not found"):
+        read_dicom(tmp_path / "nope.dcm")
+
+
+def test_read_png_8_and_16_bit(tmp_path):
+    from PIL import Image
+    Image.fromarray(np.array([[0, 255]], np.uint8)).save(tmp_path / "a.png")
+    np.testing.assert_allclose(read_image(tmp_path / "a.png"), [[0.0, 1.0]])
+    Image.fromarray(np.array([[0, 65535]], np.uint16)).save(tmp_path / "b.png")
+    np.testing.assert_allclose(read_image(tmp_path / "b.png"), [[0.0, 1.0]])
+
+
+def test_renamed_text_file_is_not_an_image(tmp_path):
+    (tmp_path / "scan.png").write_text("hello")
+    with pytest.raises(ImageError, match="scan.png: not a readable image"):
+        read_image(tmp_path / "scan.png")

@@ -1,0 +1,13 @@
+"""Data layer: DICOM/image reading, RSNA/SIIM/folder datasets, RLE, phantom generator."""
+from .datasets import (DATASETS, Box, FolderDataset, RadiographDataset, Record, RSNADataset, Sample,
+                       SIIMDataset, make_splits, open_dataset)
+from .dicom import DicomImage, load_radiograph, read_dicom, read_image
+from .rle import rle_decode, rle_encode
+from .transforms import from_model_input, resize_image, resize_mask, to_model_input
+
+__all__ = [
+    "DATASETS", "Box", "DicomImage", "FolderDataset", "RSNADataset", "RadiographDataset", "Record",
+    "SIIMDataset", "Sample", "from_model_input", "load_radiograph", "make_splits", "open_dataset",
+    "read_dicom", "read_image", "resize_image", "resize_mask", "rle_decode", "rle_encode",
+    "to_model_input",
+]

@@ -1,0 +1,539 @@
+"""Datasets of chest radiographs with localization ground truth, read exactly as distributed.
+
+* :class:`RSNADataset` — RSNA Pneumonia Detection (Kaggle stage 2): ``stage_2_train_labels.csv``
+  (``patientId,x,y,width,height,Target``, one row per box), ``stage_2_train_images/<patientId>.dcm``,
+  optional ``stage_2_detailed_class_info.csv``.
+* :class:`SIIMDataset` — SIIM-ACR Pneumothorax: ``train-rle.csv`` (``ImageId, EncodedPixels``, relative
+  column-major RLE, ``-1`` = none, several rows per image unioned), DICOMs nested as
+  ``<study>/<series>/<ImageId>.dcm``.
+* :class:`FolderDataset` — PNG/JPEG/DICOM files in ``images/`` with ``labels.csv`` (``image_id,label``)
+  and optional ``boxes.csv`` (``image_id,x,y,width,height``) or ``masks/<image_id>.png``.
+
+Every dataset yields :class:`Sample` (image id, model-ready tensor, binary mask, label, split). Problems
+are either raised as :class:`~trust_core.errors.DatasetError` (the data cannot be trusted: wrong
+columns, bad numbers, contradictory labels, malformed RLE) or skipped and counted in
+:attr:`RadiographDataset.skipped` (an image without labels, labels without an image, exact duplicate
+rows), so that a report can say how many and which.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError, DicomError
+from .dicom import IMAGE_SUFFIXES, load_radiograph
+from .rle import rle_decode
+from .transforms import resize_image, resize_mask, to_model_input
+
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
+SPLIT_FILE = "splits.csv"
+
+
+@dataclass(frozen=True)
+class Box:
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image and its annotation (boxes, RLE strings or a mask file)."""
+
+    image_id: str
+    path: Path
+    label: int
+    boxes: tuple[Box, ...] = ()
+    rles: tuple[str, ...] = ()
+    mask_path: Path | None = None
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class Sample:
+    image_id: str
+    image: "object"  # torch.Tensor (3, S, S) in [-1, 1]
+    mask: np.ndarray  # bool (S, S)
+    label: int
+    split: str
+
+
+@dataclass
+class Skip:
+    """Items left out while reading a dataset, by reason (a counted, reported skip)."""
+
+    reasons: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, reason: str, item: str) -> None:
+        self.reasons[reason].append(item)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {reason: len(items) for reason, items in self.reasons.items()}
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+
+def read_csv(path: Path, required: tuple[str, ...], *, what: str) -> list[dict[str, str]]:
+    """Read a label CSV (BOM, CRLF and padded header names tolerated), checking its columns."""
+    if not path.is_file():
+        raise DatasetError(f"{what} not found", path=path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{what} is not UTF-8 text", path=path) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DatasetError(f"{what} lacks the column(s) {missing}; found {header or 'no header'}; "
+                           f"expected {list(required)}", path=path)
+    rows = []
+    for row in reader:
+        rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None})
+    return rows
+
+
+def _number(row: dict, key: str, line: int, path: Path) -> float:
+    try:
+        value = float(row[key])
+    except (TypeError, ValueError):
+        raise DatasetError(f"line {line}: column '{key}' must be a number, got {row.get(key)!r}",
+                           path=path) from None
+    if not np.isfinite(value):
+        raise DatasetError(f"line {line}: column '{key}' is not finite ({row[key]!r})", path=path)
+    return value
+
+
+class RadiographDataset:
+    """Common machinery: records, splits, images and masks at any size, fingerprint.
+
+    Parameters
+    ----------
+    root : dataset folder.
+    image_size : side of the square model input produced by ``__getitem__``.
+    split : restrict iteration to one split ('train', 'val', 'test') or None for all.
+    split_file : CSV ``image_id,split``; when missing, a stratified split is made with ``seed`` and
+        ``fractions`` and written there (default ``<root>/splits.csv``).
+    """
+
+    kind = "base"
+
+    def __init__(self, root: str | Path, *, image_size: int = 320, split: str | None = None,
+                 split_file: str | Path | None = None, seed: int = 0,
+                 fractions: tuple[float, float, float] = DEFAULT_FRACTIONS):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"dataset folder not found: {self.root}")
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; choose one of {SPLITS}")
+        self.image_size = int(image_size)
+        self.skipped = Skip()
+        records = self._scan()
+        if not records:
+            raise DatasetError(f"no labelled images found in {self.root} "
+                               f"(skipped: {self.skipped.counts or 'none'})")
+        self.split_file = Path(split_file) if split_file else self.root / SPLIT_FILE
+        self.splits = self._load_or_make_splits(records, seed, fractions)
+        self._all = {r.image_id: r for r in records if r.image_id in self.splits}
+        self.split = split
+        self.records = [r for r in self._all.values() if split is None or self.splits[r.image_id] == split]
+        self._shape_cache: dict[str, tuple[int, int]] = {}
+
+    # -- subclass hook -------------------------------------------------------------------------------
+    def _scan(self) -> list[Record]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- splits --------------------------------------------------------------------------------------
+    def _load_or_make_splits(self, records, seed, fractions) -> dict[str, str]:
+        ids = {r.image_id for r in records}
+        if self.split_file.is_file():
+            rows = read_csv(self.split_file, ("image_id", "split"), what="split file")
+            splits: dict[str, str] = {}
+            for line, row in enumerate(rows, start=2):
+                if row["split"] not in SPLITS:
+                    raise DatasetError(f"line {line}: unknown split {row['split']!r}; expected one of "
+                                       f"{SPLITS}", path=self.split_file)
+                if row["image_id"] in splits and splits[row["image_id"]] != row["split"]:
+                    raise DatasetError(f"line {line}: image {row['image_id']!r} is assigned to two "
+                                       f"splits", path=self.split_file)
+                splits[row["image_id"]] = row["split"]
+            for image_id in sorted(ids - splits.keys()):
+                self.skipped.add("not in the split file", image_id)
+            return {i: s for i, s in splits.items() if i in ids}
+        splits = make_splits({r.image_id: r.label for r in records}, seed=seed, fractions=fractions)
+        try:
+            write_splits(self.split_file, splits)
+        except OSError:
+            pass  # read-only dataset: the split is still deterministic from the seed
+        return splits
+
+    # -- access ----------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        return Sample(image_id=record.image_id,
+                      image=to_model_input(self.image(record.image_id, self.image_size)),
+                      mask=self.mask(record.image_id, self.image_size),
+                      label=record.label, split=self.splits[record.image_id])
+
+    def ids(self, split: str | None = None, label: int | None = None) -> list[str]:
+        """Image ids (sorted) of this dataset (its split, if it has one), optionally of one split/label."""
+        return sorted(i for i, r in self._all.items()
+                      if (self.split is None or self.splits[i] == self.split)
+                      and (split is None or self.splits[i] == split) and (label is None or r.label == label))
+
+    def record(self, image_id: str) -> Record:
+        try:
+            return self._all[image_id]
+        except KeyError:
+            raise DatasetError(f"unknown image id {image_id!r} in {self.kind} dataset {self.root}") from None
+
+    def label(self, image_id: str) -> int:
+        return self.record(image_id).label
+
+    def native_image(self, image_id: str) -> np.ndarray:
+        """The display image at its native resolution, float32 (H, W) in [0, 1]."""
+        image = load_radiograph(self.record(image_id).path)
+        self._shape_cache[image_id] = image.shape
+        return image
+
+    def image(self, image_id: str, size: int | None = None) -> np.ndarray:
+        """Display image resized (area interpolation) to (size, size), float32 in [0, 1]."""
+        return resize_image(self.native_image(image_id), size or self.image_size)
+
+    def native_shape(self, image_id: str) -> tuple[int, int]:
+        if image_id not in self._shape_cache:
+            record = self.record(image_id)
+            if record.path.suffix.lower() in IMAGE_SUFFIXES:
+                from PIL import Image
+                with Image.open(record.path) as img:
+                    self._shape_cache[image_id] = (img.height, img.width)
+            else:
+                import pydicom
+                try:
+                    ds = pydicom.dcmread(record.path, stop_before_pixels=True)
+                    self._shape_cache[image_id] = (int(ds.Rows), int(ds.Columns))
+                except Exception as exc:
+                    raise DicomError(f"cannot read the image size ({exc})", path=record.path) from None
+        return self._shape_cache[image_id]
+
+    def native_mask(self, image_id: str) -> np.ndarray:
+        """Ground-truth mask at the image's native resolution (bool)."""
+        record = self.record(image_id)
+        height, width = self.native_shape(image_id)
+        return self._render_mask(record, height, width)
+
+    def mask(self, image_id: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """Ground-truth mask resized to ``size`` (a pixel is in if ≥ half its area is lesion)."""
+        return resize_mask(self.native_mask(image_id), size or self.image_size)
+
+    def boxes(self, image_id: str, size: int | None = None) -> list[Box]:
+        """Boxes of an image, scaled to a (size, size) image when size is given."""
+        record = self.record(image_id)
+        if size is None:
+            return list(record.boxes)
+        height, width = self.native_shape(image_id)
+        sx, sy = size / width, size / height
+        return [Box(b.x * sx, b.y * sy, b.width * sx, b.height * sy) for b in record.boxes]
+
+    def _render_mask(self, record: Record, height: int, width: int) -> np.ndarray:
+        mask = np.zeros((height, width), dtype=bool)
+        for box in record.boxes:
+            x0, y0 = int(round(box.x)), int(round(box.y))
+            x1, y1 = int(round(box.x + box.width)), int(round(box.y + box.height))
+            if x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0:
+                raise DatasetError(f"image {record.image_id!r}: box {box} lies entirely outside the "
+                                   f"{width}x{height} image", path=record.path)
+            mask[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)] = True
+        for rle in record.rles:
+            try:
+                mask |= rle_decode(rle, height, width)
+            except DatasetError as exc:
+                raise DatasetError(f"image {record.image_id!r}: {exc.reason}", path=record.path) from None
+        if record.mask_path is not None:
+            mask_image = load_radiograph(record.mask_path)
+            if mask_image.shape != (height, width):
+                mask_image = resize_image(mask_image, (height, width))
+            mask |= mask_image > 0.5 if mask_image.max() > 0.5 else mask_image > 0
+        return mask
+
+    # -- summaries -----------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """Counts per split and label, and what was skipped and why."""
+        counts = Counter((self.splits[i], r.label) for i, r in self._all.items())
+        return {
+            "kind": self.kind, "root": str(self.root), "images": len(self._all),
+            "per_split": {s: {"positive": counts[(s, 1)], "negative": counts[(s, 0)]} for s in SPLITS},
+            "skipped": self.skipped.counts,
+            "fingerprint": self.fingerprint,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of ids, labels, annotations and splits: changes whenever the ground truth does."""
+        digest = hashlib.sha256(self.kind.encode())
+        for image_id in sorted(self._all):
+            r = self._all[image_id]
+            digest.update(json.dumps([image_id, r.label, self.splits[image_id],
+                                      [(b.x, b.y, b.width, b.height) for b in r.boxes],
+                                      list(r.rles), str(r.mask_path.name) if r.mask_path else ""]).encode())
+        return digest.hexdigest()[:16]
+
+
+def make_splits(labels: dict[str, int], *, seed: int = 0,
+                fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> dict[str, str]:
+    """Stratified, seeded train/val/test assignment (independent of listing order)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
+        raise DatasetError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    splits: dict[str, str] = {}
+    for label in sorted(set(labels.values())):
+        ids = sorted(i for i, l in labels.items() if l == label)
+        order = rng.permutation(len(ids))
+        n_train = int(round(fractions[0] * len(ids)))
+        n_val = int(round(fractions[1] * len(ids)))
+        for rank, idx in enumerate(order):
+            splits[ids[idx]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+    return splits
+
+
+def write_splits(path: Path, splits: dict[str, str]) -> None:
+    """Write a split file atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image_id", "split"])
+        for image_id in sorted(splits):
+            writer.writerow([image_id, splits[image_id]])
+    os.replace(tmp, path)
+
+
+def _index_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Map file stem → path under folder (recursive), refusing ambiguous duplicates."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in suffixes:
+            if path.stem in found:
+                raise DatasetError(f"image id {path.stem!r} appears twice: {found[path.stem]} and {path}")
+            found[path.stem] = path
+    return found
+
+
+class RSNADataset(RadiographDataset):
+    """RSNA Pneumonia Detection Challenge, Kaggle stage-2 layout.
+
+    Parameters
+    ----------
+    classes : keep only images whose detailed class (``stage_2_detailed_class_info.csv``) is one of
+        these; the paper used ``("Normal", "Lung Opacity")``. None keeps every image.
+    """
+
+    kind = "rsna"
+    LABELS = "stage_2_train_labels.csv"
+    CLASS_INFO = "stage_2_detailed_class_info.csv"
+    IMAGES = "stage_2_train_images"
+    COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
+
+    def __init__(self, root, *, classes: tuple[str, ...] | None = None, **kwargs):
+        self.classes = tuple(classes) if classes else None
+        super().__init__(root, **kwargs)
+
+    def _scan(self) -> list[Record]:
+        labels_path = self.root / self.LABELS
+        rows = read_csv(labels_path, self.COLUMNS, what="RSNA label file")
+        boxes: dict[str, list[Box]] = defaultdict(list)
+        targets: dict[str, int] = {}
+        for line, row in enumerate(rows, start=2):
+            pid = row["patientId"]
+            if not pid:
+                raise DatasetError(f"line {line}: empty patientId", path=labels_path)
+            target = row["Target"]
+            if target not in ("0", "1"):
+                raise DatasetError(f"line {line}: Target must be 0 or 1, got {target!r}", path=labels_path)
+            target = int(target)
+            if pid in targets and targets[pid] != target:
+                raise DatasetError(f"line {line}: patient {pid!r} has rows with Target 0 and Target 1",
+                                   path=labels_path)
+            targets[pid] = target
+            if target == 0:
+                if any(row[c] for c in ("x", "y", "width", "height")):
+                    raise DatasetError(f"line {line}: a Target 0 row must have empty box columns",
+                                       path=labels_path)
+                continue
+            box = Box(*(_number(row, c, line, labels_path) for c in ("x", "y", "width", "height")))
+            if box.width <= 0 or box.height <= 0:
+                raise DatasetError(f"line {line}: box of patient {pid!r} has a non-positive size "
+                                   f"({box.width} x {box.height})", path=labels_path)
+            if box in boxes[pid]:
+                self.skipped.add("duplicate box rows", pid)
+                continue
+            boxes[pid].append(box)
+        categories: dict[str, str] = {}
+        info_path = self.root / self.CLASS_INFO
+        if info_path.is_file():
+            for line, row in enumerate(read_csv(info_path, ("patientId", "class"),
+                                                what="RSNA class info file"), start=2):
+                categories.setdefault(row["patientId"], row["class"])
+        elif self.classes:
+            raise DatasetError(f"class filter {self.classes} needs {self.CLASS_INFO}", path=info_path)
+        image_dir = self.root / self.IMAGES
+        if not image_dir.is_dir():
+            raise DatasetError(f"image folder {self.IMAGES}/ not found", path=self.root)
+        files = _index_files(image_dir, (".dcm",))
+        records = []
+        for pid in sorted(targets):
+            if pid not in files:
+                self.skipped.add("labels without an image file", pid)
+                continue
+            category = categories.get(pid, "")
+            if self.classes and category not in self.classes:
+                self.skipped.add(f"class not in {list(self.classes)}", pid)
+                continue
+            records.append(Record(pid, files[pid], targets[pid], tuple(boxes.get(pid, ())), category=category))
+        for pid in sorted(files.keys() - targets.keys()):
+            self.skipped.add("image files without labels", pid)
+        return records
+
+
+class SIIMDataset(RadiographDataset):
+    """SIIM-ACR Pneumothorax Segmentation layout (DICOMs nested as study/series/ImageId.dcm)."""
+
+    kind = "siim"
+    LABELS = "train-rle.csv"
+    COLUMNS = ("ImageId", "EncodedPixels")
+    IMAGE_DIRS = ("dicom-images-train", "stage_2_images", "dicom-images-test")
+
+    def _scan(self) -> list[Record]:
+        labels_path = self.root / self.LABELS
+        rows = read_csv(labels_path, self.COLUMNS, what="SIIM RLE file")
+        rles: dict[str, list[str]] = defaultdict(list)
+        for line, row in enumerate(rows, start=2):
+            image_id, rle = row["ImageId"], row["EncodedPixels"]
+            if not image_id:
+                raise DatasetError(f"line {line}: empty ImageId", path=labels_path)
+            if rle == "":
+                raise DatasetError(f"line {line}: empty EncodedPixels (use -1 for no pneumothorax)",
+                                   path=labels_path)
+            tokens = rle.split()
+            if rle != "-1" and (len(tokens) % 2 or not all(t.isdigit() for t in tokens)):
+                raise DatasetError(f"line {line}: malformed RLE for {image_id!r} (expected non-negative "
+                                   f"integer offset/length pairs or -1)", path=labels_path)
+            if rle in rles[image_id]:
+                self.skipped.add("duplicate RLE rows", image_id)
+                continue
+            rles[image_id].append(rle)
+        for image_id, items in rles.items():
+            if "-1" in items and len(items) > 1:
+                raise DatasetError(f"image {image_id!r} has both -1 (no pneumothorax) and a mask",
+                                   path=labels_path)
+        image_dirs = [self.root / d for d in self.IMAGE_DIRS if (self.root / d).is_dir()]
+        if not image_dirs:
+            raise DatasetError(f"no DICOM folder found (expected one of {self.IMAGE_DIRS})", path=self.root)
+        files: dict[str, Path] = {}
+        for folder in image_dirs:
+            for stem, path in _index_files(folder, (".dcm",)).items():
+                if stem in files:
+                    raise DatasetError(f"image id {stem!r} appears twice: {files[stem]} and {path}")
+                files[stem] = path
+        records = []
+        for image_id in sorted(rles):
+            if image_id not in files:
+                self.skipped.add("labels without an image file", image_id)
+                continue
+            masks = tuple(r for r in rles[image_id] if r != "-1")
+            records.append(Record(image_id, files[image_id], int(bool(masks)), rles=masks))
+        for image_id in sorted(files.keys() - rles.keys()):
+            self.skipped.add("image files without labels", image_id)
+        return records
+
+
+class FolderDataset(RadiographDataset):
+    """Images in ``images/`` (PNG/JPEG/TIFF/DICOM) with ``labels.csv`` and boxes or masks.
+
+    ``labels.csv``: ``image_id,label`` (0/1). Ground truth from ``boxes.csv``
+    (``image_id,x,y,width,height`` in native pixels) and/or ``masks/<image_id>.png``. Without
+    ``labels.csv``, an image is positive when it has a box or a non-empty mask file.
+    """
+
+    kind = "folder"
+
+    def _scan(self) -> list[Record]:
+        image_dir = self.root / "images"
+        if not image_dir.is_dir():
+            raise DatasetError("folder dataset needs an images/ folder", path=self.root)
+        files = _index_files(image_dir, IMAGE_SUFFIXES + (".dcm",))
+        boxes: dict[str, list[Box]] = defaultdict(list)
+        boxes_path = self.root / "boxes.csv"
+        if boxes_path.is_file():
+            for line, row in enumerate(read_csv(boxes_path, ("image_id", "x", "y", "width", "height"),
+                                                what="box file"), start=2):
+                box = Box(*(_number(row, c, line, boxes_path) for c in ("x", "y", "width", "height")))
+                if box.width <= 0 or box.height <= 0:
+                    raise DatasetError(f"line {line}: box of {row['image_id']!r} has a non-positive size",
+                                       path=boxes_path)
+                if box in boxes[row["image_id"]]:
+                    self.skipped.add("duplicate box rows", row["image_id"])
+                    continue
+                boxes[row["image_id"]].append(box)
+        mask_dir = self.root / "masks"
+        masks = _index_files(mask_dir, IMAGE_SUFFIXES) if mask_dir.is_dir() else {}
+        labels_path = self.root / "labels.csv"
+        labels: dict[str, int] = {}
+        if labels_path.is_file():
+            for line, row in enumerate(read_csv(labels_path, ("image_id", "label"), what="label file"),
+                                       start=2):
+                if row["label"] not in ("0", "1"):
+                    raise DatasetError(f"line {line}: label must be 0 or 1, got {row['label']!r}",
+                                       path=labels_path)
+                if row["image_id"] in labels:
+                    raise DatasetError(f"line {line}: duplicate image id {row['image_id']!r}",
+                                       path=labels_path)
+                labels[row["image_id"]] = int(row["label"])
+        else:
+            if not boxes and not masks:
+                raise DatasetError("folder dataset needs labels.csv, boxes.csv or masks/", path=self.root)
+            labels = {i: int(i in boxes or (i in masks and load_radiograph(masks[i]).max() > 0))
+                      for i in files}
+        records = []
+        for image_id in sorted(labels):
+            if image_id not in files:
+                self.skipped.add("labels without an image file", image_id)
+                continue
+            records.append(Record(image_id, files[image_id], labels[image_id],
+                                  tuple(boxes.get(image_id, ())), mask_path=masks.get(image_id)))
+        for image_id in sorted(files.keys() - labels.keys()):
+            self.skipped.add("image files without labels", image_id)
+        for image_id in sorted((boxes.keys() | masks.keys()) - files.keys()):
+            self.skipped.add("annotations without an image file", image_id)
+        return records
+
+
+DATASETS = {"rsna": RSNADataset, "siim": SIIMDataset, "folder": FolderDataset}
+
+
+def open_dataset(spec: str, **kwargs) -> RadiographDataset:
+    """Open ``KIND:PATH`` (e.g. ``rsna:cache/demo/rsna``)."""
+    kind, sep, path = spec.partition(":")
+    if not sep or kind not in DATASETS:
+        raise DatasetError(f"dataset must be given as KIND:PATH with KIND one of {sorted(DATASETS)}, "
+                           f"got {spec!r}")
+    return DATASETS[kind](path, **kwargs)

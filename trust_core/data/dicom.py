@@ -1,0 +1,291 @@
+"""Reading radiographs: DICOM (with its LUTs) and ordinary image files, to float images in [0, 1].
+
+The display pipeline follows PS3.3 C.11 / C.7.6.3: stored values (masked to ``BitsStored``) → modality
+LUT (Rescale Slope/Intercept or Modality LUT Sequence) → VOI LUT (VOI LUT Sequence or Window Center /
+Width) → MONOCHROME1 inverted so that larger always means brighter. Patient identifiers are not returned
+unless explicitly asked for.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DicomError, ImageError
+
+# Attributes that identify a patient or a visit (PS3.15 basic profile subset relevant to this tool).
+IDENTIFYING_KEYWORDS = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
+    "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "AccessionNumber",
+    "InstitutionName", "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName",
+    "OperatorsName", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "StudyTime",
+    "SeriesTime", "AcquisitionTime", "ContentTime", "StudyID", "StudyInstanceUID",
+    "SeriesInstanceUID", "SOPInstanceUID", "DeviceSerialNumber", "StationName", "PatientAge",
+    "PatientSex", "PatientWeight", "PatientSize", "MedicalRecordLocator", "IssuerOfPatientID",
+)
+# Technical attributes that are safe to show and record.
+SAFE_KEYWORDS = (
+    "Modality", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+    "PhotometricInterpretation", "SamplesPerPixel", "PixelSpacing", "ImagerPixelSpacing",
+    "ViewPosition", "BodyPartExamined", "Manufacturer", "ManufacturerModelName",
+    "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth",
+)
+MAX_PIXELS = 8192 * 8192  # larger images are refused before decoding (memory safety)
+
+
+@dataclass(frozen=True)
+class DicomImage:
+    """A decoded grayscale radiograph.
+
+    Attributes
+    ----------
+    pixels : float32 array (H, W) in [0, 1], display-ready (VOI applied, MONOCHROME1 inverted).
+    modality_values : float32 array (H, W) after the modality LUT, before VOI (for re-windowing).
+    window : (center, width) applied to ``modality_values``, or None when the full range was used.
+    metadata : technical, non-identifying attributes.
+    identifiers : identifying attributes; empty unless ``include_identifiers=True`` was asked.
+    """
+
+    pixels: np.ndarray
+    modality_values: np.ndarray
+    window: tuple[float, float] | None
+    inverted: bool
+    metadata: dict = field(default_factory=dict)
+    identifiers: dict = field(default_factory=dict)
+    path: str = ""
+
+    def windowed(self, center: float, width: float) -> np.ndarray:
+        """Display image in [0, 1] for another window (linear, PS3.3 C.11.2.1.2.1)."""
+        if not width > 0:
+            raise DicomError(f"window width must be positive, got {width}", path=self.path)
+        return _apply_window(self.modality_values, center, width, self.inverted)
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return float(self.modality_values.min()), float(self.modality_values.max())
+
+
+def _apply_window(values: np.ndarray, center: float, width: float, invert: bool) -> np.ndarray:
+    # DICOM linear window: values below c - 0.5 - (w-1)/2 map to 0, above c - 0.5 + (w-1)/2 to 1.
+    if width <= 1:
+        out = (values > center - 0.5).astype(np.float32)
+    else:
+        out = ((values - (center - 0.5)) / (width - 1) + 0.5).clip(0.0, 1.0).astype(np.float32)
+    return 1.0 - out if invert else out
+
+
+def _first(value):
+    """Window attributes may be multi-valued; the first is the default."""
+    if value is None:
+        return None
+    try:
+        return float(value[0]) if hasattr(value, "__len__") and not isinstance(value, str) else float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _mask_bits(arr: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Keep only the BitsStored low bits (high bits may carry overlays), sign-extending if signed."""
+    if bits_stored >= arr.dtype.itemsize * 8:
+        return arr
+    work = arr.astype(np.int64)
+    work &= (1 << bits_stored) - 1
+    if signed:
+        sign_bit = 1 << (bits_stored - 1)
+        work = (work ^ sign_bit) - sign_bit
+    return work
+
+
+def read_dicom(path: str | Path, *, include_identifiers: bool = False,
+               window: tuple[float, float] | None = None) -> DicomImage:
+    """Read a single-frame grayscale DICOM radiograph.
+
+    Parameters
+    ----------
+    path : DICOM file (Part 10, or raw dataset without preamble).
+    include_identifiers : return patient identifiers in ``identifiers`` (default: never).
+    window : (center, width) to use instead of the file's VOI LUT / window.
+
+    Returns
+    -------
+    DicomImage
+
+    Raises
+    ------
+    DicomError
+        Not a DICOM file, truncated, no pixel data, colour or multi-frame image, unsupported or
+        undecodable transfer syntax, invalid BitsStored, or image dimensions out of bounds.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    path = Path(path)
+    if not path.is_file():
+        raise DicomError("file not found", path=path)
+    if path.stat().st_size == 0:
+        raise DicomError("the file is empty (0 bytes)", path=path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        raise DicomError("not a DICOM file (no DICM preamble and no recognizable DICOM header)",
+                         path=path) from None
+    except Exception as exc:  # pydicom raises many types on malformed headers
+        raise DicomError(f"the DICOM header cannot be parsed, the file is probably truncated or "
+                         f"corrupt ({type(exc).__name__}: {exc})", path=path) from None
+
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        if b"\xe0\x7f\x10\x00" in path.read_bytes():  # the (7FE0,0010) tag is there but unreadable
+            raise DicomError("the pixel data element is cut short: the file is truncated or corrupt",
+                             path=path)
+        raise DicomError("the DICOM file has no pixel data (it may be a report, a presentation "
+                         "state or a header-only file)", path=path)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise DicomError(f"colour image ({photometric}, {samples} samples per pixel): a grayscale "
+                         f"radiograph (MONOCHROME1/2) is expected", path=path)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames != 1:
+        raise DicomError(f"multi-frame image ({frames} frames): export the single radiograph frame "
+                         f"you want to analyse", path=path)
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits_allocated = int(ds.BitsAllocated)
+        bits_stored = int(ds.get("BitsStored", bits_allocated))
+        signed = int(ds.get("PixelRepresentation", 0)) == 1
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise DicomError(f"missing or invalid image pixel attributes ({exc})", path=path) from None
+    if rows <= 0 or cols <= 0:
+        raise DicomError(f"image dimensions are {rows}x{cols}: nothing to display", path=path)
+    if rows * cols > MAX_PIXELS:
+        raise DicomError(f"image dimensions {rows}x{cols} exceed the supported maximum of "
+                         f"{MAX_PIXELS} pixels", path=path)
+    if not 1 <= bits_stored <= bits_allocated or bits_allocated not in (1, 8, 16, 32):
+        raise DicomError(f"invalid bit depth: BitsStored={bits_stored}, BitsAllocated="
+                         f"{bits_allocated} (BitsStored must be between 1 and BitsAllocated)", path=path)
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    syntax_name = getattr(syntax, "name", str(syntax))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stored = ds.pixel_array
+    except NotImplementedError as exc:
+        raise DicomError(f"the transfer syntax '{syntax_name}' cannot be decoded here ({exc}); "
+                         f"convert the file to an uncompressed or JPEG 2000 syntax", path=path) from None
+    except Exception as exc:
+        raise DicomError(f"the pixel data cannot be decoded ({type(exc).__name__}: {exc}); the file is "
+                         f"probably truncated or corrupt", path=path) from None
+    if stored.ndim != 2 or stored.shape != (rows, cols):
+        raise DicomError(f"decoded pixel array has shape {stored.shape}, expected ({rows}, {cols})",
+                         path=path)
+
+    stored = _mask_bits(stored, bits_stored, signed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        modality = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+    if not np.isfinite(modality).all():
+        raise DicomError("pixel values are not finite after the modality LUT", path=path)
+    inverted = photometric == "MONOCHROME1"
+
+    applied_window: tuple[float, float] | None = None
+    if window is not None:
+        applied_window = (float(window[0]), float(window[1]))
+        if not applied_window[1] > 0:
+            raise DicomError(f"window width must be positive, got {applied_window[1]}", path=path)
+        pixels = _apply_window(modality, *applied_window, inverted)
+    elif "VOILUTSequence" in ds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            voi = np.asarray(apply_voi_lut(stored if "ModalityLUTSequence" in ds else modality, ds),
+                             dtype=np.float64)
+        lo, hi = float(voi.min()), float(voi.max())
+        pixels = ((voi - lo) / (hi - lo) if hi > lo else np.zeros_like(voi)).astype(np.float32)
+        pixels = 1.0 - pixels if inverted else pixels
+    else:
+        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+        if center is not None and width is not None and width > 0:
+            applied_window = (center, width)
+        else:
+            # No VOI: the full range the stored bits can represent, through the modality LUT.
+            lo_stored = -(1 << (bits_stored - 1)) if signed else 0
+            hi_stored = (1 << (bits_stored - 1)) - 1 if signed else (1 << bits_stored) - 1
+            slope = float(ds.get("RescaleSlope", 1) or 1)
+            intercept = float(ds.get("RescaleIntercept", 0) or 0)
+            ends = sorted((lo_stored * slope + intercept, hi_stored * slope + intercept))
+            applied_window = ((ends[0] + ends[1] + 1) / 2, ends[1] - ends[0] + 1)
+        pixels = _apply_window(modality, *applied_window, inverted)
+
+    metadata = {k: _plain(ds.get(k)) for k in SAFE_KEYWORDS if k in ds}
+    metadata["TransferSyntax"] = syntax_name
+    identifiers = ({k: _plain(ds.get(k)) for k in IDENTIFYING_KEYWORDS if k in ds}
+                   if include_identifiers else {})
+    return DicomImage(pixels=np.ascontiguousarray(pixels, dtype=np.float32),
+                      modality_values=modality.astype(np.float32), window=applied_window,
+                      inverted=inverted, metadata=metadata, identifiers=identifiers, path=str(path))
+
+
+def _plain(value):
+    """A JSON-friendly version of a pydicom value (numbers stay numbers, names become strings)."""
+    from pydicom.multival import MultiValue
+
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float)):
+        return value.real if not isinstance(value, bool) else value
+    return str(value)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a PNG/JPEG/TIFF/BMP radiograph as float32 (H, W) in [0, 1].
+
+    8- and 16-bit grayscale are scaled by their full range; colour images (RGB, CMYK) are converted to
+    luminance. Raises :class:`ImageError` for empty, truncated or non-image files.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError("file not found", path=path)
+    if path.stat().st_size == 0:
+        raise ImageError("the file is empty (0 bytes)", path=path)
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageError(f"image dimensions {img.width}x{img.height} exceed the supported "
+                                 f"maximum of {MAX_PIXELS} pixels", path=path)
+            img.load()
+            mode = img.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+                arr = arr / scale
+            elif mode == "F":
+                arr = np.asarray(img, dtype=np.float64)
+                lo, hi = arr.min(), arr.max()
+                arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+            else:
+                arr = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"not a readable image file ({type(exc).__name__}: {exc})", path=path) from None
+    return np.clip(arr, 0.0, 1.0).astype(np.float32)
+
+
+def load_radiograph(path: str | Path) -> np.ndarray:
+    """DICOM or ordinary image → float32 (H, W) in [0, 1]; image suffixes go to Pillow, all else to DICOM."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return read_image(path)
+    return read_dicom(path).pixels

@@ -1,0 +1,369 @@
+"""Procedural chest-radiograph phantoms with known lesions, written as real RSNA/SIIM datasets.
+
+No RSNA or SIIM image can be obtained here, so the embedded demo is generated: PA chest films with body
+outline, lung fields with vascular markings, mediastinum and heart, spine, posterior ribs, clavicles and
+diaphragm domes, plus acquisition variation (patient size, position, rotation, exposure, gamma, noise).
+
+* pneumonia-like opacities (RSNA): 1–3 textured airspace opacities inside the lungs, varying in size,
+  position and density; the ground truth is one box per opacity, as Kaggle's boxes;
+* pneumothorax-like regions (SIIM): a collapsed lung leaves an irregular, darker rim without vascular
+  markings along the apex and lateral wall, bounded by a thin visceral pleural line; the ground truth is
+  the rim mask, written as Kaggle relative RLE (one row per connected component).
+
+Files follow the distributed layouts exactly (CSV columns, RLE convention, folder nesting, 1024×1024
+8-bit MONOCHROME2 DICOMs with JPEG Baseline transfer syntax as in the Kaggle releases), so the same loaders
+serve the demo and the real datasets. Everything is seeded: the same seed writes the same files.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .datasets import write_splits, make_splits
+from .rle import rle_encode
+
+SIZE = 1024
+BASE = 512  # anatomy is synthesized at this resolution and upsampled (fine noise is added at SIZE)
+UID_PREFIX = "1.2.826.0.1.3680043.8.498."
+SPLIT_FRACTIONS = (0.6, 0.15, 0.25)  # larger val/test than usual: the demo sets are small
+
+
+@dataclass(frozen=True)
+class PhantomCase:
+    image: np.ndarray  # uint8 (SIZE, SIZE)
+    boxes: list[tuple[int, int, int, int]]  # RSNA: (x, y, width, height)
+    mask: np.ndarray | None  # SIIM: bool (SIZE, SIZE)
+    label: int
+    category: str
+    sex: str
+    age: int
+    view: str
+
+
+def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
+    """Zero-mean, unit-std Gaussian-filtered noise."""
+    field = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), sigma)
+    return field / (field.std() + 1e-8)
+
+
+def _ellipse(u, v, cu, cv_, au, av, power=2.0):
+    return (np.abs((u - cu) / au) ** power + np.abs((v - cv_) / av) ** power)
+
+
+def _soft(inside_measure: np.ndarray, edge: float) -> np.ndarray:
+    """Smooth indicator of ``measure < 1`` with a transition of width ``edge``."""
+    return np.clip((1.0 - inside_measure) / edge, 0.0, 1.0).astype(np.float32)
+
+
+class _Anatomy:
+    """One patient's anatomy at BASE resolution (float fields in [0, 1])."""
+
+    def __init__(self, rng: np.random.Generator):
+        n = BASE
+        # Patient pose and habitus: affine jitter of the normalized coordinate grid.
+        angle = np.deg2rad(rng.normal(0, 2.0))
+        scale = rng.uniform(0.92, 1.05)
+        shift_u, shift_v = rng.normal(0, 0.015, 2)
+        g = (np.arange(n, dtype=np.float32) + 0.5) / n
+        uu, vv = np.meshgrid(g, g)
+        cu, cv_ = uu - 0.5 - shift_u, vv - 0.5 - shift_v
+        u = (np.cos(angle) * cu - np.sin(angle) * cv_) / scale + 0.5
+        v = (np.sin(angle) * cu + np.cos(angle) * cv_) / scale + 0.5
+        self.u, self.v = u.astype(np.float32), v.astype(np.float32)
+        u, v = self.u, self.v
+        width = rng.uniform(0.40, 0.48)
+        self.body = _soft(_ellipse(u, v, 0.5, 0.62, width, 0.62, 2.4), 0.06)
+        # Lungs: rounded apices, domed bases (the diaphragm), medial borders at the mediastinum.
+        self.lungs = []
+        for side, cx in ((-1, 0.5 - rng.uniform(0.165, 0.185)), (1, 0.5 + rng.uniform(0.165, 0.185))):
+            au, av = rng.uniform(0.115, 0.135), rng.uniform(0.27, 0.31)
+            cy = rng.uniform(0.44, 0.48)
+            shape = _ellipse(u, v, cx, cy, au, av, 2.2)
+            dome = v - (cy + av * 0.78 - 0.10 * ((u - cx) / au) ** 2 + (0.02 if side > 0 else 0.0))
+            lung = _soft(shape, 0.08) * np.clip(1 - dome / 0.02, 0, 1)
+            self.lungs.append(dict(side=side, cx=cx, cy=cy, au=au, av=av, field=lung.astype(np.float32)))
+        self.lung = np.clip(self.lungs[0]["field"] + self.lungs[1]["field"], 0, 1)
+        heart_w = rng.uniform(0.13, 0.17)
+        self.heart = _soft(_ellipse(u, v, 0.53 + rng.normal(0, 0.01), 0.63, heart_w, 0.12, 2.0), 0.25)
+        self.spine = _soft(np.abs(u - 0.5) / 0.035, 0.5) * (v > 0.08) * self.body
+        self.bones = self._ribs_and_clavicles(rng)
+        self.markings = self._vessels(rng)
+
+    def _ribs_and_clavicles(self, rng) -> np.ndarray:
+        n = BASE
+        layer = np.zeros((n, n), np.float32)
+        thickness = max(2, int(n * rng.uniform(0.011, 0.015)))
+        for lung in self.lungs:
+            side, cx = lung["side"], lung["cx"]
+            top, bottom = lung["cy"] - lung["av"] * 0.95, lung["cy"] + lung["av"] * 0.85
+            for k, y0 in enumerate(np.linspace(top, bottom, 9)):
+                xs = np.linspace(0.5 + side * 0.03, cx + side * (lung["au"] * 1.35), 40)
+                t = (xs - xs[0]) / (xs[-1] - xs[0])
+                ys = y0 + 0.06 * t ** 1.6 - 0.035 * np.sin(np.pi * t)  # posterior rib arcs
+                pts = self._to_pixels(xs, ys)
+                cv2.polylines(layer, [pts], False, 1.0, thickness, cv2.LINE_AA)
+        for side in (-1, 1):  # clavicles
+            xs = np.linspace(0.5 + side * 0.04, 0.5 + side * 0.3, 20)
+            ys = 0.17 + 0.03 * np.sin(np.linspace(0, np.pi, 20)) - 0.02 * np.abs(xs - 0.5) / 0.3
+            cv2.polylines(layer, [self._to_pixels(xs, ys)], False, 1.0, int(thickness * 1.8), cv2.LINE_AA)
+        # Drawn in the canonical frame; resample into this patient's jittered frame.
+        layer = cv2.GaussianBlur(layer, (0, 0), 1.2)
+        return cv2.remap(layer, self.u * BASE - 0.5, self.v * BASE - 0.5, cv2.INTER_LINEAR)
+
+    @staticmethod
+    def _to_pixels(xs, ys) -> np.ndarray:
+        """Normalized canonical coordinates → polyline points of a BASE canvas."""
+        return (np.stack([xs, ys], axis=1) * BASE).astype(np.int32).reshape(-1, 1, 2)
+
+    def _vessels(self, rng) -> np.ndarray:
+        # Branching-looking markings: ridges of band-passed noise, denser near the hila.
+        n = BASE
+        fine = _smooth_noise(rng, (n, n), 1.5) - 0.6 * _smooth_noise(rng, (n, n), 5.0)
+        ridges = np.exp(-(fine ** 2) / 0.08)
+        hilum = np.zeros((n, n), np.float32)
+        for lung in self.lungs:
+            d = np.hypot(self.u - (0.5 + lung["side"] * 0.08), self.v - lung["cy"])
+            hilum += np.exp(-d / 0.12)
+        return (ridges * (0.35 + hilum) * self.lung).astype(np.float32)
+
+
+def _render(anatomy: _Anatomy, rng, extra_density: np.ndarray, air: np.ndarray,
+            markings_weight: np.ndarray) -> np.ndarray:
+    """Attenuation → display image at SIZE (float in [0, 1])."""
+    density = (0.08 + 0.52 * anatomy.body - 0.36 * anatomy.lung * (1 - 0.8 * anatomy.heart)
+               + 0.12 * anatomy.heart * anatomy.body + 0.10 * anatomy.spine + 0.16 * anatomy.bones
+               + 0.14 * anatomy.markings * markings_weight + extra_density - air)
+    density += 0.02 * _smooth_noise(rng, density.shape, 20.0)  # soft-tissue inhomogeneity
+    image = cv2.resize(density, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+    # Exposure and detector response vary per acquisition.
+    gamma = rng.uniform(0.8, 1.25)
+    image = np.clip(image, 0, 1) ** gamma
+    image = rng.uniform(0.85, 1.1) * image + rng.normal(0.0, 0.03)
+    image += rng.uniform(0.008, 0.02) * rng.standard_normal(image.shape).astype(np.float32)
+    return np.clip(image, 0, 1)
+
+
+def _opacity(anatomy: _Anatomy, rng) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A pneumonia-like opacity at BASE resolution and its box in SIZE pixels."""
+    n = BASE
+    lung = anatomy.lungs[rng.integers(2)]
+    inside = np.argwhere(lung["field"] > 0.9)
+    cy, cx = inside[rng.integers(len(inside))] / n
+    size = rng.uniform(0.045, 0.09)
+    field = np.zeros((n, n), np.float32)
+    for _ in range(rng.integers(2, 5)):  # a few merging lobules
+        oy, ox = rng.normal(0, size * 0.6, 2)
+        sy, sx = size * rng.uniform(0.6, 1.2), size * rng.uniform(0.6, 1.2)
+        field += np.exp(-(((anatomy.u - cx - ox) / sx) ** 2 + ((anatomy.v - cy - oy) / sy) ** 2) / 2)
+    field = field / field.max()
+    texture = 0.65 + 0.35 * np.clip(_smooth_noise(rng, (n, n), 3.0), -2, 2) / 2
+    field = (field * texture * np.clip(lung["field"] * 1.2, 0, 1)).astype(np.float32)
+    ys, xs = np.nonzero(field > 0.3 * field.max())
+    scale = SIZE / n
+    x0, y0 = int(xs.min() * scale), int(ys.min() * scale)
+    x1, y1 = int((xs.max() + 1) * scale), int((ys.max() + 1) * scale)
+    return field, (x0, y0, x1 - x0, y1 - y0)
+
+
+def _pneumothorax(anatomy: _Anatomy, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Pneumothorax rim at BASE resolution (float in [0, 1]) and the collapsed-lung pleural line."""
+    n = BASE
+    lung = anatomy.lungs[rng.integers(2)]
+    hx, hy = 0.5 + lung["side"] * 0.07, lung["cy"] + 0.02  # collapse towards the hilum
+    theta = np.arctan2(anatomy.v - hy, anatomy.u - hx)
+    # Irregular collapse: the retained fraction varies smoothly with direction.
+    base = rng.uniform(0.62, 0.88)
+    wobble = sum(rng.normal(0, 0.05) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in range(1, 5))
+    keep = np.clip(base + wobble, 0.35, 0.95)
+    su = hx + (anatomy.u - hx) / keep
+    sv = hy + (anatomy.v - hy) / keep
+    collapsed = (_ellipse(su, sv, lung["cx"], lung["cy"], lung["au"], lung["av"], 2.2) < 1.0)
+    lung_mask = lung["field"] > 0.5
+    rim = lung_mask & ~collapsed
+    # Pneumothorax collects apically and laterally: keep the part above a random level.
+    level = lung["cy"] + rng.uniform(-0.05, 0.25) * lung["av"]
+    rim &= (anatomy.v < level) | (np.abs(anatomy.u - 0.5) > np.abs(lung["cx"] - 0.5) + lung["au"] * 0.5)
+    rim = cv2.morphologyEx(rim.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    edge = cv2.morphologyEx(collapsed.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    pleural_line = (edge.astype(bool) & cv2.dilate(rim, np.ones((5, 5), np.uint8)).astype(bool))
+    return rim.astype(np.float32), cv2.GaussianBlur(pleural_line.astype(np.float32), (0, 0), 0.8)
+
+
+def _distractor(anatomy: _Anatomy, rng) -> np.ndarray:
+    """A non-pneumonia finding (device, button, nodule) for the 'Not Normal' negatives."""
+    n = BASE
+    field = np.zeros((n, n), np.float32)
+    for _ in range(rng.integers(1, 4)):
+        c = (int(rng.uniform(0.2, 0.8) * n), int(rng.uniform(0.15, 0.75) * n))
+        cv2.circle(field, c, int(rng.uniform(0.008, 0.02) * n), 1.0, -1, cv2.LINE_AA)
+    return cv2.GaussianBlur(field, (0, 0), 1.0)
+
+
+def make_case(seed: int, kind: str, positive: bool, not_normal: bool = False) -> PhantomCase:
+    """One phantom radiograph. ``kind`` is 'rsna' (opacities, boxes) or 'siim' (pneumothorax, mask)."""
+    rng = np.random.default_rng(seed)
+    anatomy = _Anatomy(rng)
+    zeros = np.zeros((BASE, BASE), np.float32)
+    extra, air, markings = zeros.copy(), zeros.copy(), np.ones_like(zeros)
+    boxes: list[tuple[int, int, int, int]] = []
+    mask = None
+    category = "Normal"
+    if kind == "rsna":
+        if positive:
+            category = "Lung Opacity"
+            for _ in range(rng.choice([1, 2, 3], p=[0.55, 0.35, 0.10])):
+                field, box = _opacity(anatomy, rng)
+                extra += rng.uniform(0.22, 0.40) * field
+                boxes.append(box)
+        elif not_normal:
+            category = "No Lung Opacity / Not Normal"
+            extra += 0.3 * _distractor(anatomy, rng)
+    elif kind == "siim":
+        if positive:
+            category = "Pneumothorax"
+            rim, line = _pneumothorax(anatomy, rng)
+            soft_rim = cv2.GaussianBlur(rim, (0, 0), 1.5)
+            air += rng.uniform(0.015, 0.05) * soft_rim
+            markings = 1.0 - soft_rim
+            extra += rng.uniform(0.02, 0.05) * line
+            mask = cv2.resize(rim, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) > 0.5
+    else:
+        raise ValueError(f"unknown phantom kind {kind!r}")
+    image = _render(anatomy, rng, extra, air, markings)
+    return PhantomCase(image=(image * 255 + 0.5).astype(np.uint8), boxes=boxes, mask=mask,
+                       label=int(positive), category=category, sex=str(rng.choice(["M", "F"])),
+                       age=int(rng.integers(18, 90)), view=str(rng.choice(["PA", "AP"], p=[0.6, 0.4])))
+
+
+def _uid(rng: np.random.Generator) -> str:
+    return UID_PREFIX + ".".join(str(int(x)) for x in rng.integers(1, 2**31, 3))
+
+
+def write_dicom(path: Path, case: PhantomCase, *, patient_id: str, sop_uid: str, study_uid: str,
+                series_uid: str) -> None:
+    """Write a 1024×1024 8-bit MONOCHROME2 CR image, JPEG Baseline encapsulated (as Kaggle ships)."""
+    from PIL import Image
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    buffer = io.BytesIO()
+    Image.fromarray(case.image).save(buffer, format="JPEG", quality=95)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture, as Kaggle's
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, sop_uid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+    ds.PatientName, ds.PatientID = patient_id, patient_id
+    ds.PatientSex, ds.PatientAge = case.sex, f"{case.age:03d}Y"
+    ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "CR", "CHEST", case.view
+    ds.ConversionType = "WSD"
+    ds.SeriesDescription = f"view: {case.view}"
+    ds.StudyDate = ds.StudyTime = ""
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = case.image.shape
+    ds.PixelSpacing = [0.168, 0.168]
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.LossyImageCompression = "01"
+    ds.PixelData = encapsulate([buffer.getvalue()])
+    ds["PixelData"].VR = "OB"
+    tmp = path.with_name(f".{path.name}.tmp")
+    ds.save_as(tmp, enforce_file_format=True)
+    os.replace(tmp, path)
+
+
+def _plan(kind: str, n_images: int, seed: int, positive_fraction: float) -> list[dict]:
+    rng = np.random.default_rng([seed, 0 if kind == "rsna" else 1])
+    positives = set(rng.permutation(n_images)[: int(round(positive_fraction * n_images))].tolist())
+    plan = []
+    for i in range(n_images):
+        uid_rng = np.random.default_rng([seed, 2 if kind == "rsna" else 3, i])
+        plan.append(dict(index=i, case_seed=int(rng.integers(2**31)), positive=i in positives,
+                         not_normal=bool(i not in positives and rng.random() < 0.2),
+                         patient_id=str(uuid.UUID(bytes=uid_rng.bytes(16), version=4)),
+                         sop=_uid(uid_rng), study=_uid(uid_rng), series=_uid(uid_rng)))
+    return plan
+
+
+def _write_one(args) -> dict:
+    kind, root, item = args
+    case = make_case(item["case_seed"], kind, item["positive"], item["not_normal"])
+    if kind == "rsna":
+        path = root / "stage_2_train_images" / f"{item['patient_id']}.dcm"
+        image_id = item["patient_id"]
+    else:
+        image_id = item["sop"]
+        path = root / "dicom-images-train" / item["study"] / item["series"] / f"{image_id}.dcm"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_dicom(path, case, patient_id=item["patient_id"], sop_uid=item["sop"],
+                study_uid=item["study"], series_uid=item["series"])
+    rles = []
+    if case.mask is not None:
+        count, labels = cv2.connectedComponents(case.mask.astype(np.uint8), connectivity=8)
+        rles = [rle_encode(labels == k) for k in range(1, count)]
+    return dict(image_id=image_id, label=case.label, boxes=case.boxes, rles=rles, category=case.category)
+
+
+def build_phantom_dataset(root: str | Path, kind: str, *, n_images: int = 480, seed: int = 0,
+                          positive_fraction: float = 0.45, workers: int | None = None,
+                          progress=None) -> Path:
+    """Write a phantom dataset in the exact RSNA (``kind='rsna'``) or SIIM (``'siim'``) layout.
+
+    Returns the dataset root. Files are written atomically; the label CSV is written last, so an
+    interrupted build is detected (no CSV) and redone.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    plan = _plan(kind, n_images, seed, positive_fraction)
+    jobs = [(kind, root, item) for item in plan]
+    workers = workers or min(2, os.cpu_count() or 1)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = []
+            for result in pool.map(_write_one, jobs, chunksize=4):
+                results.append(result)
+                if progress:
+                    progress(1)
+    else:
+        results = []
+        for job in jobs:
+            results.append(_write_one(job))
+            if progress:
+                progress(1)
+    splits = make_splits({r["image_id"]: r["label"] for r in results}, seed=seed, fractions=SPLIT_FRACTIONS)
+    write_splits(root / "splits.csv", splits)
+    if kind == "rsna":
+        _write_rows(root / "stage_2_detailed_class_info.csv", ["patientId", "class"],
+                    [[r["image_id"], r["category"]] for r in results])
+        rows = []
+        for r in results:
+            if r["boxes"]:
+                rows += [[r["image_id"], x, y, w, h, 1] for x, y, w, h in r["boxes"]]
+            else:
+                rows.append([r["image_id"], "", "", "", "", 0])
+        _write_rows(root / "stage_2_train_labels.csv", ["patientId", "x", "y", "width", "height", "Target"], rows)
+    else:
+        rows = []
+        for r in results:
+            rows += [[r["image_id"], f" {rle}"] for rle in r["rles"]] or [[r["image_id"], " -1"]]
+        _write_rows(root / "train-rle.csv", ["ImageId", " EncodedPixels"], rows)
+    return root
+
+
+def _write_rows(path: Path, header: list[str], rows: list[list]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)

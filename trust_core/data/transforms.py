@@ -1,0 +1,41 @@
+"""Resizing and model-input preprocessing shared by datasets, the app and the CLI."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+
+def _shape(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+
+
+def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize a float image to (H, W): area averaging when shrinking, bilinear when enlarging."""
+    height, width = _shape(size)
+    if image.shape == (height, width):
+        return image.astype(np.float32, copy=False)
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image.astype(np.float32), (width, height), interpolation=interpolation)
+
+
+def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize a binary mask: a target pixel is in when at least half of its area is (area averaging)."""
+    height, width = _shape(size)
+    if mask.shape == (height, width):
+        return mask.astype(bool, copy=False)
+    return resize_image(mask.astype(np.float32), (height, width)) >= 0.5
+
+
+def to_model_input(image: np.ndarray) -> torch.Tensor:
+    """Grayscale [0, 1] image (H, W) → tensor (3, H, W) in [-1, 1], the paper's ``x/255*2-1``."""
+    if image.ndim != 2:
+        raise ValueError(f"a 2-D grayscale image is expected, got shape {image.shape}")
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)) * 2.0 - 1.0
+    return tensor.unsqueeze(0).expand(3, -1, -1).contiguous()
+
+
+def from_model_input(tensor: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`to_model_input` (first channel) → float32 (H, W) in [0, 1]."""
+    return ((tensor.detach().float().cpu()[0] + 1.0) / 2.0).clamp(0, 1).numpy()

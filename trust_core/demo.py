@@ -1,0 +1,114 @@
+"""The embedded demo workspace: phantom RSNA/SIIM datasets and trained demo classifiers.
+
+``trust demo`` builds, under one workspace folder (default ``cache/demo``)::
+
+    rsna/stage_2_train_labels.csv, rsna/stage_2_train_images/*.dcm, rsna/splits.csv, …
+    siim/train-rle.csv, siim/dicom-images-train/<study>/<series>/<ImageId>.dcm, siim/splits.csv
+    models/<dataset>_<arch>_s<seed>.pt and models/index.json
+
+per dataset: two replicates of one architecture (repeatability) and one of another
+(reproducibility). Every step is skipped when its output already exists (idempotent).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .data.datasets import RSNADataset, SIIMDataset
+from .data.phantom import build_phantom_dataset
+from .models.train import TrainConfig, load_arrays, train_classifier
+
+DEFAULT_WORKSPACE = Path("cache/demo")
+DATASETS = {"rsna": (RSNADataset, "stage_2_train_labels.csv"), "siim": (SIIMDataset, "train-rle.csv")}
+MIN_TEST_AUC = 0.85
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    arch: str
+    seed: int
+    role: str
+
+
+DEMO_MODELS = (
+    DemoModel("densenet_tiny", 0, "replicate A"),
+    DemoModel("densenet_tiny", 1, "replicate B"),
+    DemoModel("resnet_tiny", 0, "other architecture"),
+)
+
+
+def workspace_path(workspace: str | Path | None = None) -> Path:
+    return Path(workspace or os.environ.get("TRUST_WORKSPACE") or DEFAULT_WORKSPACE)
+
+
+def read_index(workspace: str | Path | None = None) -> list[dict]:
+    """The demo's model index (empty when the demo has not been built)."""
+    path = workspace_path(workspace) / "models" / "index.json"
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text())["models"]
+
+
+def _write_index(path: Path, models: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"models": models}, indent=2))
+    os.replace(tmp, path)
+
+
+def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed: int = 0,
+               epochs: int = 40, log: Callable[[str], None] = print) -> list[dict]:
+    """Build (or complete) the demo workspace; return the model index."""
+    from tqdm import tqdm
+
+    root = workspace_path(workspace)
+    models_dir = root / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    index = {entry["file"]: entry for entry in read_index(root)}
+    for kind, (dataset_class, label_file) in DATASETS.items():
+        data_root = root / kind
+        if not (data_root / label_file).is_file():
+            started = time.perf_counter()
+            with tqdm(total=n_images, desc=f"phantom {kind.upper()} images", unit="img") as bar:
+                build_phantom_dataset(data_root, kind, n_images=n_images, seed=seed,
+                                      progress=bar.update)
+            log(f"{kind}: wrote {n_images} DICOMs in {time.perf_counter() - started:.0f} s")
+        dataset = dataset_class(data_root)
+        arrays_by_size: dict[int, dict] = {}
+        for spec in DEMO_MODELS:
+            name = f"{kind}_{spec.arch}_s{spec.seed}.pt"
+            if name in index and (models_dir / name).is_file():
+                continue
+            from .models.registry import get_architecture
+            size = get_architecture(spec.arch).input_size
+            if size not in arrays_by_size:
+                ids = dataset.ids()
+                arrays_by_size[size] = dict(zip(ids, load_arrays(dataset, size, ids)))
+            with tqdm(total=epochs, desc=f"train {kind} {spec.arch} seed {spec.seed}", unit="epoch") as bar:
+                def step(message, bar=bar):
+                    bar.set_postfix_str(message.split(": ", 1)[1])
+                    bar.update(1)
+                result = train_classifier(dataset, TrainConfig(arch=spec.arch, seed=spec.seed,
+                                                               epochs=epochs, patience=10),
+                                          models_dir / name, arrays=arrays_by_size[size], progress=step)
+            verdict = "ok" if (result.test_auc or 0) >= MIN_TEST_AUC else f"BELOW {MIN_TEST_AUC}"
+            log(f"{name}: test AUC {result.test_auc:.3f} ({verdict}), val AUC {result.val_auc:.3f}, "
+                f"{result.epochs_run} epochs, {result.seconds:.0f} s")
+            index[name] = {"file": name, "arch": spec.arch, "dataset": kind, "seed": spec.seed,
+                           "role": spec.role, "input_size": size, "val_auc": result.val_auc,
+                           "test_auc": result.test_auc, "dataset_fingerprint": dataset.fingerprint}
+            _write_index(models_dir / "index.json", sorted(index.values(), key=lambda e: e["file"]))
+    return sorted(index.values(), key=lambda e: e["file"])
+
+
+def describe_workspace(workspace: str | Path | None = None) -> dict:
+    """Datasets (counts, skips) and models (AUCs) of a workspace, for the app's overview."""
+    root = workspace_path(workspace)
+    datasets = {}
+    for kind, (dataset_class, label_file) in DATASETS.items():
+        if (root / kind / label_file).is_file():
+            datasets[kind] = dataset_class(root / kind).summary()
+    return {"workspace": str(root), "datasets": datasets, "models": read_index(root)}

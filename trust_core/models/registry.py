@@ -1,0 +1,192 @@
+"""Architecture registry: how to build each classifier and what the trust protocol needs to know.
+
+Each :class:`Architecture` records the input size, the preprocessing, the Grad-CAM target layer and the
+**ordered block list of cascading randomization** (top-down, in forward order, only modules used at
+inference; protocol.md section 4). Models are torchvision classes built with ``weights=None`` (no
+pretrained weights can be obtained here), with one change where the trust protocol needs it: DenseNet's
+functional final ``F.relu`` becomes a module (``final_relu``) so that Grad-CAM can target the final
+feature map and hooks can see it. Guided Backprop guides functional ReLUs too (see
+``trust_core.saliency``), so InceptionV3's ``F.relu`` calls need no change.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import models as tvm
+
+from ..errors import ConfigError
+
+
+class DenseNet(tvm.DenseNet):
+    """torchvision DenseNet whose final ReLU is a module (same parameters and state_dict keys)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.final_relu = nn.ReLU(inplace=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.final_relu(self.features(x))  # (B, C, h, w): the Grad-CAM feature map
+        out = F.adaptive_avg_pool2d(features, (1, 1))
+        return self.classifier(torch.flatten(out, 1))
+
+
+def _densenet121(num_classes: int) -> nn.Module:
+    return DenseNet(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64,
+                    num_classes=num_classes)
+
+
+def _densenet_tiny(num_classes: int) -> nn.Module:
+    return DenseNet(growth_rate=12, block_config=(2, 2, 2, 2), num_init_features=24, bn_size=2,
+                    num_classes=num_classes)
+
+
+def _inception_v3(num_classes: int) -> nn.Module:
+    # aux_logits=False: the auxiliary head is unused at inference (and so never randomized);
+    # transform_input=False: preprocessing is the protocol's x/255*2-1, done once, outside the model.
+    return tvm.inception_v3(weights=None, num_classes=num_classes, aux_logits=False,
+                            transform_input=False, init_weights=True)
+
+
+class ResNet(tvm.ResNet):
+    """torchvision ResNet with configurable stage widths (torchvision fixes them at 64…512)."""
+
+    def __init__(self, block, layers, *, widths=(64, 128, 256, 512), num_classes: int = 1000):
+        super().__init__(block, layers, num_classes=num_classes)
+        if tuple(widths) == (64, 128, 256, 512):
+            return
+        self.inplanes = widths[0]
+        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.layer1 = self._make_layer(block, widths[0], layers[0])
+        for i, width in enumerate(widths[1:], start=2):
+            setattr(self, f"layer{i}", self._make_layer(block, width, layers[i - 1], stride=2))
+        self.fc = nn.Linear(widths[3] * block.expansion, num_classes)
+        for module in self.modules():  # torchvision's initialization, for the rebuilt layers
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.constant_(module.weight, 1)
+                nn.init.constant_(module.bias, 0)
+
+
+def _resnet_tiny(num_classes: int) -> nn.Module:
+    return ResNet(tvm.resnet.BasicBlock, [1, 1, 1, 1], widths=(16, 32, 64, 128), num_classes=num_classes)
+
+
+def _resnet18(num_classes: int) -> nn.Module:
+    return tvm.resnet18(weights=None, num_classes=num_classes)
+
+
+def _densenet_blocks(n_blocks: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    blocks: list[tuple[str, tuple[str, ...]]] = [("classifier", ("classifier",)),
+                                                 (f"denseblock{n_blocks}",
+                                                  ("features.norm5", f"features.denseblock{n_blocks}"))]
+    for i in range(n_blocks - 1, 0, -1):
+        blocks.append((f"transition{i}", (f"features.transition{i}",)))
+        blocks.append((f"denseblock{i}", (f"features.denseblock{i}",)))
+    blocks.append(("stem", ("features.norm0", "features.conv0")))
+    return tuple(blocks)
+
+
+_RESNET_BLOCKS = (("fc", ("fc",)), ("layer4", ("layer4",)), ("layer3", ("layer3",)),
+                  ("layer2", ("layer2",)), ("layer1", ("layer1",)), ("stem", ("bn1", "conv1")))
+
+_INCEPTION_BLOCKS = (("logits", ("fc",)),) + tuple(
+    (name, (name,)) for name in ("Mixed_7c", "Mixed_7b", "Mixed_7a", "Mixed_6e", "Mixed_6d", "Mixed_6c",
+                                 "Mixed_6b", "Mixed_6a", "Mixed_5d", "Mixed_5c"))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the trust protocol needs to know about one architecture.
+
+    Attributes
+    ----------
+    name : registry key.
+    builder : ``num_classes -> nn.Module`` (random weights).
+    input_size : side of the square input.
+    gradcam_layer : dotted module path of the last convolutional feature map.
+    blocks : cascading-randomization states after the original, top-down in forward order; each is
+        (state name, module paths re-initialized at that state).
+    preprocessing : human-readable description, recorded with every result.
+    demo : small enough for interactive CPU use.
+    """
+
+    name: str
+    label: str
+    builder: Callable[[int], nn.Module]
+    input_size: int
+    gradcam_layer: str
+    blocks: tuple[tuple[str, tuple[str, ...]], ...]
+    preprocessing: str = "grayscale [0,1] → 3 channels, x*2-1 ∈ [-1, 1] (the paper's x/255*2-1)"
+    demo: bool = False
+    paper: bool = False
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
+    Architecture("inception_v3", "InceptionV3 (paper)", _inception_v3, 320, "Mixed_7c", _INCEPTION_BLOCKS,
+                 paper=True, notes="The paper's main architecture; 12 cascade states."),
+    Architecture("densenet121", "DenseNet121 (paper)", _densenet121, 320, "final_relu",
+                 _densenet_blocks(4), paper=True,
+                 notes="Reproducibility architecture of the paper; final ReLU as a module."),
+    Architecture("resnet18", "ResNet18", _resnet18, 320, "layer4", _RESNET_BLOCKS),
+    Architecture("densenet_tiny", "Tiny DenseNet (demo)", _densenet_tiny, 128, "final_relu",
+                 _densenet_blocks(4), demo=True,
+                 notes="torchvision DenseNet, growth 12, blocks (2,2,2,2): for CPU demos."),
+    Architecture("resnet_tiny", "Tiny ResNet (demo)", _resnet_tiny, 128, "layer4", _RESNET_BLOCKS,
+                 demo=True, notes="torchvision ResNet, BasicBlock × (1,1,1,1), widths 16–128: for CPU demos."),
+)}
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ConfigError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}") from None
+
+
+def build(arch: str, num_classes: int = 2) -> nn.Module:
+    """Build a classifier of a registered architecture with random (``weights=None``) weights."""
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    spec = get_architecture(arch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = spec.builder(num_classes)
+    model.trust_arch = spec.name  # lets saliency and randomization find the registry entry
+    return model.eval()
+
+
+def get_module(model: nn.Module, path: str) -> nn.Module:
+    """Submodule by dotted path, with a clear error."""
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        raise ConfigError(f"the model has no module {path!r}") from None
+
+
+def forward_order(model: nn.Module, input_size: int, paths: list[str]) -> list[str]:
+    """The given module paths sorted by when they first run in a forward pass (unused ones dropped)."""
+    order: list[str] = []
+    handles = []
+    for path in paths:
+        module = get_module(model, path)
+        handles.append(module.register_forward_pre_hook(
+            lambda _m, _i, p=path: order.append(p) if p not in order else None))
+    try:
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            model(torch.zeros(1, 3, input_size, input_size))
+            model.train(was_training)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order
