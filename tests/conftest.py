@@ -33,3 +33,36 @@ def rsna(phantom_root):
 def siim(phantom_root):
     from trust_core.data import SIIMDataset
     return SIIMDataset(phantom_root / "siim", image_size=64)
+
+
+class TinyNet(torch.nn.Module):
+    """A small CNN whose ReLUs are modules (captum can guide them); ``functional=True`` uses F.relu."""
+
+    def __init__(self, functional: bool = False, n_classes: int = 3):
+        super().__init__()
+        self.functional = functional
+        self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.relu1 = torch.nn.ReLU()
+        self.conv2 = torch.nn.Conv2d(6, 8, 3, padding=1, stride=2)
+        self.relu2 = torch.nn.ReLU()
+        self.features = torch.nn.Identity()  # Grad-CAM target: the last feature map
+        self.fc = torch.nn.Linear(8, n_classes)
+
+    def forward(self, x):
+        relu = torch.nn.functional.relu
+        x = relu(self.conv1(x)) if self.functional else self.relu1(self.conv1(x))
+        x = relu(self.conv2(x)) if self.functional else self.relu2(self.conv2(x))
+        x = self.features(x)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return TinyNet().eval()
+
+
+@pytest.fixture
+def tiny_images():
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(3, 3, 32, 32, generator=generator) * 2 - 1

@@ -146,7 +146,8 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
             best = (val_auc, epoch, copy.deepcopy(model.state_dict()))
         if progress:
             progress(f"epoch {epoch}: loss {loss.item():.3f}, val AUC {val_auc:.3f} (best {best[0]:.3f})")
-        if epoch - best[1] >= config.patience:
+        warmed_up = epoch > 0.3 * config.epochs  # one-cycle LR: no early stop during the warm-up
+        if warmed_up and epoch - best[1] >= config.patience:
             break
     model.load_state_dict(best[2])
     test_auc = (_auc(y["test"].numpy(), predict_proba(model, x["test"], device))

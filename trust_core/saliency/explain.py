@@ -1,0 +1,322 @@
+"""``explain``: the eight saliency maps of a batch of images, batched, shared, cached."""
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import numpy as np
+import torch
+
+from ..cache.store import Store, digest_array, make_key, model_fingerprint
+from ..errors import SaliencyError
+from .engine import PathSet, frozen_eval, run_paths
+from .postprocess import normalize_maps
+from .registry import METHODS, PRESETS, method_params, resolve_methods, resolve_params
+from .xrai import SegmentParams, segment_masks, xrai_rank
+
+CODE_VERSION = "saliency-1"
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class SaliencyMaps(dict):
+    """``method → float32 (N, H, W)`` maps in [0, 1] (NaN where a map could not be normalized).
+
+    Attributes
+    ----------
+    flags : method → per-image reason (None when the map is valid).
+    raw : method → raw attributions ((N, 3, H, W), or (N, H, W) for Grad-CAM/XRAI/Guided Grad-CAM) for
+        the images computed in this call (cached maps carry no raw attributions).
+    params : every resolved parameter, including the preset name.
+    method_params : method → the parameters its maps depend on.
+    targets : (N,) explained class per image.
+    passes : forward+backward passes this call ran.
+    from_cache : method → per-image bool.
+    """
+
+    def __init__(self, maps, *, flags, raw, params, method_params, targets, passes, from_cache, precision):
+        super().__init__(maps)
+        self.flags = flags
+        self.raw = raw
+        self.params = params
+        self.method_params = method_params
+        self.targets = targets
+        self.passes = passes
+        self.from_cache = from_cache
+        self.precision = precision
+
+    @property
+    def preset(self) -> str:
+        return self.params["preset"]
+
+    @property
+    def preset_label(self) -> str:
+        return PRESETS[self.preset].label
+
+
+def _resolve_layer(model: torch.nn.Module, params: dict) -> torch.nn.Module:
+    from ..models.registry import ARCHITECTURES
+
+    path = params["gradcam_layer"]
+    if path is None:
+        arch = ARCHITECTURES.get(getattr(model, "trust_arch", ""))
+        if arch is None:
+            raise SaliencyError("Grad-CAM needs a target layer and this model is not from the registry: "
+                                "pass gradcam_layer='dotted.module.path'")
+        path = arch.gradcam_layer
+    try:
+        layer = model.get_submodule(path)
+    except AttributeError:
+        raise SaliencyError(f"the model has no layer {path!r} for Grad-CAM; pass gradcam_layer= with one "
+                            f"of its convolutional blocks") from None
+    return layer
+
+
+def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
+    from ..models.registry import ARCHITECTURES
+
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise SaliencyError(f"images must be a tensor (N, 3, H, W), got {type(images).__name__}")
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise SaliencyError(f"images must have shape (N, 3, H, W) (grayscale replicated to 3 channels, "
+                            f"in [-1, 1]); got {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise SaliencyError("no image given")
+    if not torch.isfinite(images).all():
+        raise SaliencyError("the images contain NaN or infinite values")
+    arch = ARCHITECTURES.get(getattr(model, "trust_arch", ""))
+    size = getattr(model, "trust_meta", {}).get("input_size") or (arch.input_size if arch else None)
+    if size is not None and tuple(images.shape[2:]) != (size, size):
+        raise SaliencyError(f"this {arch.name if arch else ''} model expects {size}×{size} inputs, got "
+                            f"{images.shape[2]}×{images.shape[3]}")
+    return images.float()
+
+
+def _noise(image: torch.Tensor, n_samples: int, spread: float, seed: int) -> torch.Tensor:
+    """SmoothGrad noise for one image (S, C, H, W): σ = spread × (max − min), seeded by image content.
+
+    Seeding by content (not by batch position) makes maps independent of how images are batched and
+    lets SmoothGrad and Smooth IG share the same draws whenever they run together or apart.
+    """
+    digest = hashlib.sha256(f"{seed}:{digest_array(image)}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    stdev = spread * float(image.max() - image.min())
+    return torch.randn((n_samples, *image.shape), generator=generator) * stdev
+
+
+def default_batch_size(device: torch.device, image_shape) -> int:
+    pixels = int(np.prod(image_shape[-2:]))
+    budget = 64 if device.type == "cuda" else 16
+    return max(1, min(budget, budget * (320 * 320) // pixels))
+
+
+def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
+            batch_size: int, precision: str) -> tuple[dict, dict, dict, torch.Tensor, int]:
+    """Compute maps for all images of ``x`` (already on ``device``); no cache."""
+    n, shape = x.shape[0], x.shape[1:]
+    need = set(methods)
+    for m in methods:
+        need |= set(METHODS[m].depends_on)
+    layer = _resolve_layer(model, params) if need & {"gradcam", "guided_gradcam"} else None
+
+    bank = [x]
+    paths = PathSet()
+    plain: dict[int, int] = {}
+    if need & {"grad", "ig", "xrai", "gradcam"}:
+        plain = {i: paths.add(end_index=i, image=i, alphas=[1.0], plain=True) for i in range(n)}
+
+    def integration(steps: int, i: int, end_index: int, start: float, share: bool):
+        alphas = torch.linspace(0, 1, steps, dtype=torch.float64)
+        shared = share and i in plain and alphas[-1] == 1.0
+        return paths.add(end_index=end_index, image=i, start=start,
+                         alphas=alphas[:-1] if shared else alphas), shared
+
+    ig_paths = {}
+    if "ig" in need:
+        ig_paths = {i: integration(params["ig_steps"], i, i, params["ig_baseline"], True) for i in range(n)}
+    noisy_rows: dict[int, list[int]] = {}
+    if need & {"smoothgrad", "smooth_ig"}:
+        offset = n
+        for i in range(n):
+            noise = _noise(x[i].cpu(), params["n_samples"], params["noise_spread"], params["seed"])
+            bank.append(x[i][None] + noise.to(device))
+            noisy_rows[i] = list(range(offset, offset + params["n_samples"]))
+            offset += params["n_samples"]
+    sig_paths = {}
+    if "smooth_ig" in need:
+        sig_paths = {i: [integration(params["smooth_ig_steps"], i, row, params["ig_baseline"], False)[0]
+                         for row in noisy_rows[i]] for i in range(n)}
+    sg_paths = {}
+    if "smoothgrad" in need:
+        for i in range(n):
+            if sig_paths and float(paths.alphas[sig_paths[i][0]][-1]) == 1.0:
+                sg_paths[i] = sig_paths[i]  # α = 1 of each Smooth IG path is a SmoothGrad sample
+            else:
+                sg_paths[i] = [paths.add(end_index=row, image=i, alphas=[1.0]) for row in noisy_rows[i]]
+    xrai_paths = {}
+    if "xrai" in need:
+        for i in range(n):
+            if params["xrai_baselines"] == "image_min_max":
+                baselines = (float(x[i].min()), float(x[i].max()))
+            else:
+                baselines = (-1.0, 1.0)
+            xrai_paths[i] = [(b, *integration(params["xrai_steps"], i, i, b, True)) for b in baselines]
+    gbp_paths = {}
+    if "gbp" in need:
+        gbp_paths = {i: paths.add(end_index=i, image=i, alphas=[1.0], guided=True) for i in range(n)}
+
+    targets = None
+    if params["target"] != "predicted":
+        targets = torch.full((n,), int(params["target"]), dtype=torch.long)
+    elif not plain:
+        with torch.no_grad():
+            targets = model(x).float().argmax(1)
+    bank_tensor = torch.cat(bank)
+    out = run_paths(model, bank_tensor, paths, n_images=n, targets=targets, device=device,
+                    batch_size=batch_size, precision=precision, gradcam_layer=layer)
+    del bank, bank_tensor
+
+    raw: dict[str, torch.Tensor] = {}
+    if "grad" in need:
+        raw["grad"] = torch.stack([out.endpoints[plain[i]] for i in range(n)])
+    if "ig" in need:
+        raw["ig"] = torch.stack([
+            (x[i] - params["ig_baseline"]) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
+            / params["ig_steps"] for i, (p, shared) in ig_paths.items()])
+    if "smooth_ig" in need:
+        maps = []
+        for i in range(n):
+            noisy = x[i][None] + (_noise(x[i].cpu(), params["n_samples"], params["noise_spread"],
+                                         params["seed"]).to(device))
+            ig = (noisy - params["ig_baseline"]) * out.sums[sig_paths[i]] / params["smooth_ig_steps"]
+            maps.append((ig * ig if params["magnitude"] else ig).mean(0))
+        raw["smooth_ig"] = torch.stack(maps)
+    if "smoothgrad" in need:
+        grads = [out.endpoints[sg_paths[i]] for i in range(n)]
+        raw["smoothgrad"] = torch.stack([(g * g if params["magnitude"] else g).mean(0) for g in grads])
+    if "gbp" in need:
+        raw["gbp"] = torch.stack([out.endpoints[gbp_paths[i]] for i in range(n)])
+    if "gradcam" in need:
+        raw["gradcam"] = out.cams
+    if "xrai" in need:
+        seg_params = SegmentParams(scales=params["xrai_scales"], sigma=params["xrai_sigma"],
+                                   min_size=params["xrai_min_size"], resize=params["xrai_resize"],
+                                   dilation_radius=params["xrai_dilation_radius"])
+        maps = []
+        for i in range(n):
+            attrs = [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
+                     / params["xrai_steps"] for b, p, shared in xrai_paths[i]]
+            attr = torch.stack(attrs).mean(0).max(dim=0).values  # mean over baselines, channel max
+            masks = segment_masks(x[i].permute(1, 2, 0).cpu().numpy(), seg_params, device=device)
+            maps.append(xrai_rank(attr, masks, algorithm=params["xrai_algorithm"],
+                                  area_threshold=params["xrai_area_threshold"],
+                                  min_pixel_diff=params["xrai_min_pixel_diff"]).float())
+        raw["xrai"] = torch.stack(maps)
+
+    result_maps, flags = {}, {}
+    for key in sorted(need, key=list(METHODS).index):
+        if key == "guided_gradcam":
+            continue
+        result_maps[key], flags[key] = normalize_maps(raw[key], params["percentile"])
+    if "guided_gradcam" in need:
+        product = result_maps["gbp"] * result_maps["gradcam"]  # NaN propagates from either factor
+        raw["guided_gradcam"] = product
+        result_maps["guided_gradcam"], flags["guided_gradcam"] = normalize_maps(
+            torch.nan_to_num(product, nan=0.0), params["percentile"])
+        for i in range(n):
+            upstream = flags["gbp"][i] or flags["gradcam"][i]
+            if upstream:
+                flags["guided_gradcam"][i] = f"from its factors: {upstream}"
+                result_maps["guided_gradcam"][i] = float("nan")
+    return result_maps, flags, raw, out.targets.cpu(), out.passes
+
+
+def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun2021", device=None, *,
+            batch_size: int | None = None, precision: str = "fp32", cache: Store | None = None,
+            **overrides) -> SaliencyMaps:
+    """Saliency maps of ``images`` for ``model``, exactly as protocol.md section 2 defines them.
+
+    Parameters
+    ----------
+    model : classifier returning logits (N, K). It is never modified (a copy is moved if ``device``
+        differs from the model's device).
+    images : (N, 3, H, W) or (3, H, W) model inputs in [-1, 1] (see ``trust_core.data.to_model_input``).
+    methods : method keys (default: all eight, see ``trust_core.METHODS``).
+    preset : 'arun2021' (the paper) or 'fast' (interactive; not the paper's values).
+    device : where to compute (default: the model's device).
+    batch_size : forward+backward passes per chunk (memory bound).
+    precision : 'fp32' (default, exact), 'bf16' or 'fp16' autocast (report fidelity before use).
+    cache : a :class:`~trust_core.cache.Store`; maps found there are not recomputed.
+    **overrides : any preset parameter (``n_samples=50``, ``target=1``, ``gradcam_layer='layer3'``…).
+
+    Returns
+    -------
+    SaliencyMaps (a dict ``method → (N, H, W)`` float32 array, plus provenance attributes).
+
+    Raises
+    ------
+    SaliencyError, ConfigError
+        Wrong image shape or values, unknown method/preset/parameter, missing Grad-CAM layer, target
+        class out of range, unsupported precision.
+    """
+    methods = resolve_methods(methods)
+    params = resolve_params(preset, **overrides)
+    if precision not in PRECISIONS:
+        raise SaliencyError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    model_device = next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device
+    if precision == "fp16" and device.type != "cuda":
+        raise SaliencyError("fp16 autocast is for CUDA devices; use bf16 on CPUs")
+    x = _check_images(model, images)
+    if device != model_device:
+        model = copy.deepcopy(model).to(device)
+    n = x.shape[0]
+    with frozen_eval(model):
+        with torch.no_grad():
+            n_classes = model(x[:1].to(device)).shape[1]
+        if params["target"] != "predicted" and params["target"] >= n_classes:
+            raise SaliencyError(f"target class {params['target']} is out of range: the model has "
+                                f"{n_classes} outputs")
+        if {"gradcam", "guided_gradcam"} & set(methods):
+            _resolve_layer(model, params)
+        per_method = {m: method_params(m, params) for m in methods}
+        keys: dict[tuple[str, int], str] = {}
+        found: dict[tuple[str, int], dict] = {}
+        if cache is not None:
+            fingerprint = model_fingerprint(model)
+            digests = [digest_array(x[i]) for i in range(n)]
+            for m in methods:
+                for i in range(n):
+                    keys[(m, i)] = make_key(kind="map", image=digests[i], model=fingerprint, method=m,
+                                            params=per_method[m], precision=precision, code=CODE_VERSION)
+            hits = cache.get_many(list(keys.values()))
+            found = {k: hits[key] for k, key in keys.items() if key in hits}
+        todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
+        missing = [m for m in methods if any((m, i) not in found for i in todo)]
+        maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
+        flags = {m: [None] * n for m in methods}
+        targets = np.full(n, -1, dtype=np.int64)
+        raw: dict[str, np.ndarray] = {}
+        passes = 0
+        for (m, i), entry in found.items():
+            maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
+        if todo:
+            sub = x[todo].to(device)
+            computed, sub_flags, sub_raw, sub_targets, passes = compute(
+                model, sub, missing, params, device=device,
+                batch_size=batch_size or default_batch_size(device, sub.shape), precision=precision)
+            for j, i in enumerate(todo):
+                targets[i] = int(sub_targets[j])
+                for m in missing:
+                    maps[m][i] = computed[m][j].cpu().numpy()
+                    flags[m][i] = sub_flags[m][j]
+                    if cache is not None and (m, i) not in found:
+                        cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
+                                                 "target": targets[i], "params": per_method[m]})
+            raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
+    from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
+    return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,
+                        targets=targets, passes=passes, from_cache=from_cache, precision=precision)

@@ -1,0 +1,42 @@
+"""Attributions → 2-D maps in [0, 1], the only thing metrics see (protocol.md section 2).
+
+3-channel attributions: sum of absolute values over channels; 2-D maps (Grad-CAM, XRAI): absolute value.
+Then clip at the ``percentile`` (lower bound = minimum), rescale to [0, 1] — PAIR's
+``VisualizeImageGrayscale`` — and min–max once more. A map that cannot be normalized (constant, or not
+finite) becomes NaN with a reason, never a silent zero.
+"""
+from __future__ import annotations
+
+import torch
+
+CONSTANT = "constant map: it cannot be normalized (e.g. a dead Grad-CAM whose weighted activations are all ≤ 0)"
+NON_FINITE = "non-finite attribution values (NaN or inf)"
+
+
+def normalize_maps(attributions: torch.Tensor, percentile: float = 99.0) -> tuple[torch.Tensor, list[str | None]]:
+    """(N, C, H, W) or (N, H, W) attributions → ((N, H, W) float32 maps in [0, 1], reasons per map)."""
+    a = attributions.float()
+    a = a.abs().sum(dim=1) if a.dim() == 4 else a.abs()  # (N, H, W)
+    flat = a.reshape(a.shape[0], -1)
+    finite = torch.isfinite(flat).all(dim=1)
+    safe = torch.where(torch.isfinite(flat), flat, torch.zeros_like(flat))
+    # np.percentile's default 'linear' rule; rows in chunks (torch.quantile caps its input at 2^24 values)
+    rows = max(1, (1 << 24) // max(1, safe.shape[1]))
+    vmax = torch.cat([torch.quantile(safe[i:i + rows].double(), percentile / 100.0, dim=1, keepdim=True)
+                      for i in range(0, safe.shape[0], rows)])
+    vmin = safe.double().min(dim=1, keepdim=True).values
+    span = vmax - vmin
+    maps = ((safe.double() - vmin) / torch.where(span > 0, span, torch.ones_like(span))).clamp(0, 1)
+    lo, hi = maps.min(dim=1, keepdim=True).values, maps.max(dim=1, keepdim=True).values
+    maps = (maps - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    reasons: list[str | None] = []
+    for i in range(a.shape[0]):
+        if not bool(finite[i]):
+            reasons.append(NON_FINITE)
+        elif not float(span[i]) > 0 or not float(hi[i] - lo[i]) > 0:
+            reasons.append(CONSTANT)
+        else:
+            reasons.append(None)
+    bad = torch.tensor([r is not None for r in reasons], device=maps.device)
+    maps[bad] = float("nan")
+    return maps.float().reshape(a.shape), reasons
