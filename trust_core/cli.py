@@ -38,6 +38,82 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _open_cache(args):
+    from .cache import Store
+
+    return None if args.no_cache else Store(args.cache)
+
+
+def _cmd_maps(args) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from .data.datasets import open_dataset
+    from .data.transforms import to_model_input
+    from .errors import ConfigError
+    from .models import load
+    from .saliency import explain, resolve_methods, resolve_params
+
+    methods = resolve_methods(args.methods)
+    overrides = _overrides(args.set)
+    params = resolve_params(args.preset, **overrides)
+    model = load(args.model, device=args.device or "cpu")
+    size = model.trust_meta.get("input_size") or 320
+    dataset = open_dataset(args.dataset, image_size=size)
+    ids = args.images or dataset.ids(split=args.split, label=1 if args.positives else None)
+    unknown = [i for i in ids if i not in dataset._all]
+    if unknown:
+        raise ConfigError(f"image id(s) not in the dataset: {unknown[:5]}")
+    if args.limit:
+        ids = ids[: args.limit]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = _open_cache(args)
+    (out / "params.json").write_text(json.dumps({
+        "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
+        "model": str(args.model), "model_meta": model.trust_meta, "dataset": args.dataset,
+        "precision": args.precision}, indent=2, default=str))
+    with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
+        for start in range(0, len(ids), args.group):
+            group = ids[start:start + args.group]
+            x = torch.stack([to_model_input(dataset.image(i, size)) for i in group])
+            result = explain(model, x, methods=methods, preset=args.preset, device=args.device,
+                             precision=args.precision, cache=store, batch_size=args.batch_size, **overrides)
+            for j, image_id in enumerate(group):
+                target = out / f"{image_id}.npz"
+                tmp = out / f".{image_id}.tmp.npz"
+                np.savez_compressed(tmp, **{m: result[m][j] for m in methods},
+                                    target=result.targets[j],
+                                    flags=json.dumps({m: result.flags[m][j] for m in methods}),
+                                    params=json.dumps(result.method_params, default=str))
+                tmp.replace(target)
+            bar.update(len(group))
+    print(f"wrote {len(ids)} map files to {out} (preset {args.preset})")
+    return 0
+
+
+def _overrides(pairs: list[str] | None) -> dict:
+    """``--set name=value`` pairs → typed overrides (JSON values, else strings)."""
+    import json
+
+    from .errors import ConfigError
+
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects name=value, got {pair!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trust", description="Saliency Trust Explorer: are the "
                                      "saliency maps of a chest X-ray classifier trustworthy?")
@@ -61,7 +137,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--size", type=int, default=None, help="input size (default: architecture's)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     train.set_defaults(func=_cmd_train)
+
+    maps = sub.add_parser("maps", help="compute saliency maps for dataset images (NPZ per image)")
+    maps.add_argument("--dataset", required=True, help="KIND:PATH")
+    maps.add_argument("--model", required=True, help="checkpoint")
+    maps.add_argument("--methods", nargs="*", default=None, help="method keys (default: all eight)")
+    maps.add_argument("--preset", default="arun2021", help="arun2021 (the paper) or fast")
+    maps.add_argument("--images", nargs="*", default=None, help="image ids (default: the split's)")
+    maps.add_argument("--split", default="test", help="split when no ids are given (default test)")
+    maps.add_argument("--positives", action="store_true", help="only positive images")
+    maps.add_argument("--limit", type=int, default=None)
+    maps.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
+    maps.add_argument("--out", required=True, help="output folder")
+    _add_compute_options(maps)
+    maps.set_defaults(func=_cmd_maps)
     return parser
+
+
+def _add_compute_options(parser) -> None:
+    parser.add_argument("--device", default=None, help="cpu, cuda … (default: cpu)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--batch-size", type=int, default=None, help="passes per chunk")
+    parser.add_argument("--group", type=int, default=4, help="images per explain call")
+    parser.add_argument("--cache", default=None, help="cache folder (default cache/store or $TRUST_CACHE)")
+    parser.add_argument("--no-cache", action="store_true")
 
 
 def main(argv: list[str] | None = None) -> int:

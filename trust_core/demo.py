@@ -91,8 +91,9 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
                 def step(message, bar=bar):
                     bar.set_postfix_str(message.split(": ", 1)[1])
                     bar.update(1)
+                # Full one-cycle schedule (no early stop); the best validation epoch is kept.
                 result = train_classifier(dataset, TrainConfig(arch=spec.arch, seed=spec.seed,
-                                                               epochs=epochs, patience=10),
+                                                               epochs=epochs, patience=epochs),
                                           models_dir / name, arrays=arrays_by_size[size], progress=step)
             verdict = "ok" if (result.test_auc or 0) >= MIN_TEST_AUC else f"BELOW {MIN_TEST_AUC}"
             log(f"{name}: test AUC {result.test_auc:.3f} ({verdict}), val AUC {result.val_auc:.3f}, "

@@ -231,9 +231,9 @@ def make_case(seed: int, kind: str, positive: bool, not_normal: bool = False) ->
             category = "Pneumothorax"
             rim, line = _pneumothorax(anatomy, rng)
             soft_rim = cv2.GaussianBlur(rim, (0, 0), 1.5)
-            air += rng.uniform(0.015, 0.05) * soft_rim
+            air += rng.uniform(0.025, 0.06) * soft_rim
             markings = 1.0 - soft_rim
-            extra += rng.uniform(0.02, 0.05) * line
+            extra += rng.uniform(0.03, 0.06) * line
             mask = cv2.resize(rim, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) > 0.5
     else:
         raise ValueError(f"unknown phantom kind {kind!r}")

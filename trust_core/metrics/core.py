@@ -1,0 +1,133 @@
+"""Trust metrics as pure functions (protocol.md section 3), single and batched, numpy or torch.
+
+* :func:`auprc` — area under the precision–recall curve of a saliency map against a binary mask, over
+  every distinct map value as a threshold, by the trapezoid rule: sklearn's
+  ``auc(*precision_recall_curve(mask, map)[1::-1])``. It is **not** average precision
+  (:func:`average_precision` is offered separately, labelled).
+* :func:`ssim` — scikit-image's ``structural_similarity`` with the 2020-era defaults the paper used:
+  7×7 uniform window, K1 = 0.01, K2 = 0.03, sample covariance, mean over the valid region, and
+  ``data_range = 2`` (``1`` is an option).
+
+The batched versions (:func:`auprc_batch`, :func:`ssim_batch`) run on torch tensors (GPU when given
+one) and equal the per-image references within 1e-6.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import MetricError
+
+SSIM_WINDOW = 7
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+PAPER_DATA_RANGE = 2.0
+
+
+def _as_batch(values, name: str, *, dtype=torch.float64) -> torch.Tensor:
+    tensor = values if isinstance(values, torch.Tensor) else torch.from_numpy(np.asarray(values))
+    tensor = tensor.to(dtype)
+    if tensor.dim() == 2:
+        tensor = tensor[None]
+    if tensor.dim() != 3:
+        raise MetricError(f"{name} must be 2-D (H, W) or a batch (N, H, W), got shape {tuple(tensor.shape)}")
+    return tensor
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
+    if a.shape != b.shape:
+        raise MetricError(f"{names[0]} and {names[1]} must have the same shape, got {tuple(a.shape)} and "
+                          f"{tuple(b.shape)}")
+    for tensor, name in zip((a, b), names):
+        if not torch.isfinite(tensor).all():
+            raise MetricError(f"{name} contains NaN or infinite values (a flagged map must be excluded, "
+                              f"not scored)")
+
+
+def _pr_points(maps: torch.Tensor, masks: torch.Tensor):
+    """Per-position recall and precision of the PR curve (constant within tied thresholds)."""
+    n, p = maps.shape[0], maps[0].numel()
+    scores = maps.reshape(n, p)
+    labels = masks.reshape(n, p).to(scores.dtype)
+    positives = labels.sum(1)
+    if bool((positives == 0).any()):
+        bad = int(torch.nonzero(positives == 0)[0])
+        raise MetricError(f"mask {bad} has no positive pixel: AUPRC is undefined for an empty mask")
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    sorted_scores = scores.gather(1, order)
+    tp = labels.gather(1, order).cumsum(1)
+    # Last position of each run of equal scores: where the next score differs, or the end.
+    is_last = torch.ones_like(sorted_scores, dtype=torch.bool)
+    is_last[:, :-1] = sorted_scores[:, :-1] != sorted_scores[:, 1:]
+    index = torch.arange(p, device=maps.device).expand(n, p)
+    sentinel = torch.full_like(index, p - 1)
+    last = torch.where(is_last, index, sentinel).flip(1).cummin(1).values.flip(1)
+    tp_at = tp.gather(1, last)
+    recall = tp_at / positives[:, None]
+    precision = tp_at / (last + 1).to(tp_at.dtype)
+    return recall, precision
+
+
+def auprc_batch(maps, masks) -> torch.Tensor:
+    """AUPRC of each map (N, H, W) against its binary mask (N, H, W); float64 tensor (N,)."""
+    maps_t, masks_t = _as_batch(maps, "saliency"), _as_batch(masks, "mask")
+    masks_t = masks_t.to(maps_t.device)
+    _check_pair(maps_t, masks_t, ("saliency", "mask"))
+    if not bool(((masks_t == 0) | (masks_t == 1)).all()):
+        raise MetricError("the mask must be binary (0/1 or bool)")
+    recall, precision = _pr_points(maps_t, masks_t)
+    ones = torch.ones_like(recall[:, :1])
+    r = torch.cat([torch.zeros_like(ones), recall], 1)  # the curve starts at (recall 0, precision 1)
+    pr = torch.cat([ones, precision], 1)
+    return ((r[:, 1:] - r[:, :-1]) * (pr[:, 1:] + pr[:, :-1]) / 2).sum(1)
+
+
+def average_precision_batch(maps, masks) -> torch.Tensor:
+    """Average precision Σ (R_k − R_{k−1}) P_k (sklearn's ``average_precision_score``); not AUPRC."""
+    maps_t = _as_batch(maps, "saliency")
+    masks_t = _as_batch(masks, "mask").to(maps_t.device)
+    _check_pair(maps_t, masks_t, ("saliency", "mask"))
+    recall, precision = _pr_points(maps_t, masks_t)
+    r = torch.cat([torch.zeros_like(recall[:, :1]), recall], 1)
+    return ((r[:, 1:] - r[:, :-1]) * precision).sum(1)
+
+
+def auprc(saliency, mask) -> float:
+    """AUPRC of one saliency map (H, W) against one binary mask (H, W).
+
+    Raises
+    ------
+    MetricError
+        Shapes differ, the mask is empty or not binary, or the map holds NaN/inf.
+    """
+    return float(auprc_batch(saliency, mask)[0])
+
+
+def average_precision(saliency, mask) -> float:
+    return float(average_precision_batch(saliency, mask)[0])
+
+
+def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
+    """Mean SSIM of each pair of 2-D maps (N, H, W), scikit-image defaults; float64 tensor (N,)."""
+    x, y = _as_batch(a, "first map"), _as_batch(b, "second map")
+    y = y.to(x.device)
+    _check_pair(x, y, ("first map", "second map"))
+    if not data_range > 0:
+        raise MetricError(f"data_range must be positive, got {data_range}")
+    if min(x.shape[1:]) < SSIM_WINDOW:
+        raise MetricError(f"maps must be at least {SSIM_WINDOW}×{SSIM_WINDOW} for SSIM, got {tuple(x.shape[1:])}")
+    x, y = x[:, None], y[:, None]
+    pool = lambda t: F.avg_pool2d(t, SSIM_WINDOW, stride=1)  # the valid region of a uniform filter
+    ux, uy = pool(x), pool(y)
+    uxx, uyy, uxy = pool(x * x), pool(y * y), pool(x * y)
+    n_window = SSIM_WINDOW ** 2
+    cov_norm = n_window / (n_window - 1)  # sample covariance
+    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def ssim(a, b, *, data_range: float = PAPER_DATA_RANGE) -> float:
+    """SSIM of two 2-D maps; ``data_range=2`` reproduces the paper (scikit-image < 0.19 on floats)."""
+    return float(ssim_batch(a, b, data_range=data_range)[0])

@@ -1,0 +1,93 @@
+"""Statistics a reviewer expects next to every mean: median, bootstrap CI, paired tests."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from ..errors import MetricError
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-method summary of per-image values (NaN values are excluded and counted)."""
+
+    mean: float
+    median: float
+    std: float
+    ci_low: float
+    ci_high: float
+    n: int
+    excluded: int
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def bootstrap_ci(values, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean (seeded)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    if values.size == 1:
+        return float(values[0]), float(values[0])
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def summarize(values, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Summary:
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    excluded = int(values.size - finite.size)
+    if finite.size == 0:
+        nan = float("nan")
+        return Summary(nan, nan, nan, nan, nan, 0, excluded)
+    low, high = bootstrap_ci(finite, confidence=confidence, n_boot=n_boot, seed=seed)
+    return Summary(float(finite.mean()), float(np.median(finite)),
+                   float(finite.std(ddof=1)) if finite.size > 1 else 0.0, low, high, int(finite.size), excluded)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    statistic: float
+    p_value: float
+    n: int
+    test: str
+    mean_difference: float
+
+
+def paired_test(a, b, *, test: str = "wilcoxon", alternative: str = "two-sided") -> PairedTest:
+    """Paired comparison of per-image values (images where either is NaN are dropped).
+
+    ``test``: 'wilcoxon' (signed-rank, default) or 't' (paired t-test).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise MetricError(f"paired values must have the same length, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.size < 2:
+        return PairedTest(float("nan"), float("nan"), int(a.size), test, float("nan"))
+    if test == "wilcoxon":
+        if np.allclose(a, b):
+            return PairedTest(0.0, 1.0, int(a.size), test, 0.0)
+        result = sps.wilcoxon(a, b, alternative=alternative)
+    elif test == "t":
+        result = sps.ttest_rel(a, b, alternative=alternative)
+    else:
+        raise MetricError(f"unknown paired test {test!r}; use 'wilcoxon' or 't'")
+    return PairedTest(float(result.statistic), float(result.pvalue), int(a.size), test, float((a - b).mean()))
+
+
+def one_sided_below(values, threshold: float) -> PairedTest:
+    """One-sample one-sided t-test that the mean is below ``threshold`` (Venkatesh et al. 2024)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return PairedTest(float("nan"), float("nan"), int(values.size), "t-one-sided", float("nan"))
+    result = sps.ttest_1samp(values, threshold, alternative="less")
+    return PairedTest(float(result.statistic), float(result.pvalue), int(values.size), "t-one-sided",
+                      float(values.mean() - threshold))

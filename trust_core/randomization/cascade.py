@@ -1,0 +1,111 @@
+"""Model-parameter randomization (Adebayo et al., NeurIPS 2018; protocol.md section 4).
+
+:func:`cascade` yields ``(state_name, model)`` pairs: state 0 is the original; in ``cascading`` mode each
+next state re-initializes one more block, top-down from the logits, in **forward order**, following the
+architecture's block list in the registry (modules unused at inference are never listed); in
+``independent`` mode each state re-initializes one block of the original only. Every yielded model is a
+fresh copy — the input model is never mutated — and carries ``trust_state`` (mode, init, blocks and the
+distinct seed of each), which is part of its cache fingerprint.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.registry import get_architecture, get_module
+
+MODES = ("cascading", "independent")
+INITS = ("reset", "truncated_normal")
+
+
+@dataclass(frozen=True)
+class State:
+    index: int
+    name: str
+    blocks: tuple[str, ...]  # state names re-initialized so far (cascading) or this one (independent)
+    seeds: tuple[int, ...]
+
+
+def block_seed(seed: int, index: int) -> int:
+    """A distinct, recorded seed per block (SeedSequence spawn, not seed + index)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint32)[0])
+
+
+def reinitialize(module: nn.Module, *, init: str = "reset", seed: int = 0) -> None:
+    """Re-initialize every parameterized submodule of ``module`` in place, under ``seed``.
+
+    ``reset``: each submodule's own ``reset_parameters()`` (BatchNorm running statistics included).
+    ``truncated_normal``: weights ~ N(0, 0.01²) truncated at ±2σ, biases 0, BatchNorm γ=1, β=0 and
+    running statistics reset (as Adebayo et al.'s TensorFlow code).
+    """
+    if init not in INITS:
+        raise ConfigError(f"unknown re-initialization {init!r}; choose one of {INITS}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for sub in module.modules():
+                if init == "reset":
+                    if hasattr(sub, "reset_parameters"):
+                        sub.reset_parameters()
+                    elif isinstance(sub, nn.modules.batchnorm._NormBase):
+                        sub.reset_running_stats()
+                    continue
+                if isinstance(sub, nn.modules.batchnorm._NormBase):
+                    sub.reset_parameters()
+                    continue
+                for name, param in sub.named_parameters(recurse=False):
+                    if name == "bias":
+                        param.zero_()
+                    else:
+                        nn.init.trunc_normal_(param, mean=0.0, std=0.01, a=-0.02, b=0.02)
+
+
+def states(arch: str, *, mode: str = "cascading", seed: int = 0) -> list[State]:
+    """The states a cascade visits, with their seeds (no model needed)."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown randomization mode {mode!r}; choose one of {MODES}")
+    blocks = get_architecture(arch).blocks
+    out = [State(0, "original", (), ())]
+    for k, (name, _paths) in enumerate(blocks, start=1):
+        if mode == "cascading":
+            out.append(State(k, name, tuple(b[0] for b in blocks[:k]),
+                             tuple(block_seed(seed, j) for j in range(1, k + 1))))
+        else:
+            out.append(State(k, name, (name,), (block_seed(seed, k),)))
+    return out
+
+
+def cascade(model: nn.Module, *, arch: str | None = None, mode: str = "cascading", init: str = "reset",
+            seed: int = 0, include_original: bool = True) -> Iterator[tuple[str, nn.Module]]:
+    """Yield ``(state_name, model_copy)`` for each randomization state (see module docstring)."""
+    arch = arch or getattr(model, "trust_arch", None)
+    if arch is None:
+        raise ConfigError("randomization needs the model's architecture (from the registry): pass arch=")
+    spec = get_architecture(arch)
+    if init not in INITS:
+        raise ConfigError(f"unknown re-initialization {init!r}; choose one of {INITS}")
+    plan = states(arch, mode=mode, seed=seed)
+    base_state = getattr(model, "trust_state", None)
+    working = copy.deepcopy(model)
+    for state in plan:
+        if state.index == 0:
+            if include_original:
+                yield state.name, _tagged(copy.deepcopy(model), state, mode, init, seed, base_state)
+            continue
+        target = working if mode == "cascading" else copy.deepcopy(model)
+        for path in spec.blocks[state.index - 1][1]:
+            reinitialize(get_module(target, path), init=init, seed=state.seeds[-1])
+        yield state.name, _tagged(copy.deepcopy(target), state, mode, init, seed, base_state)
+
+
+def _tagged(model: nn.Module, state: State, mode: str, init: str, seed: int, base_state) -> nn.Module:
+    model.trust_state = {"randomization": mode, "init": init, "seed": seed, "state": state.name,
+                         "index": state.index, "blocks": list(state.blocks), "block_seeds": list(state.seeds),
+                         "base": base_state}
+    return model.eval()
