@@ -7,15 +7,19 @@ import time
 
 from .errors import TrustError
 
+CRITERIA_CHOICES = ("utility", "randomization", "repeatability", "reproducibility")
+
 
 def _cmd_demo(args) -> int:
     from .demo import build_demo, workspace_path
 
     started = time.perf_counter()
-    models = build_demo(args.workspace, n_images=args.images, epochs=args.epochs)
+    models = build_demo(args.workspace, n_images=args.images, epochs=args.epochs, evaluate=not args.no_evaluate)
     print(f"demo workspace {workspace_path(args.workspace)} ready in {time.perf_counter() - started:.0f} s")
     for entry in models:
-        print(f"  {entry['file']:<32} {entry['role']:<20} test AUC {entry['test_auc']:.3f}")
+        score = (f"test AUC {entry['test_auc']:.3f}" if entry.get("test_auc") is not None
+                 else f"val Dice {entry.get('val_dice', float('nan')):.3f}")
+        print(f"  {entry['file']:<32} {entry['role']:<20} {score}")
     return 0
 
 
@@ -96,6 +100,74 @@ def _cmd_maps(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from .data.datasets import open_dataset
+    from .evaluate import EvalConfig, Evaluation, write_outputs
+    from .models import load
+
+    first = load(args.model[0])
+    dataset = open_dataset(args.dataset, image_size=first.trust_meta.get("input_size") or 320)
+    config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
+                        overrides=_overrides(args.set), criteria=tuple(args.criteria),
+                        utility_limit=args.limit, ssim_images=args.ssim_images if args.limit is None
+                        else min(args.ssim_images, args.limit), ssim_seed=args.ssim_seed,
+                        baseline_pairs=args.baseline_pairs, data_range=args.data_range,
+                        randomization_mode=args.randomization, randomization_init=args.init, ttest=args.ttest,
+                        precision=args.precision, device=args.device, batch_size=args.batch_size,
+                        group=args.group)
+    evaluation = Evaluation(dataset, args.model, config, localizers=args.localizer or (),
+                            localizer_maps=args.localizer_maps, cache=_open_cache(args))
+    units = evaluation.units()
+    executor = None
+    if args.engine == "ray":
+        from .evaluate.distributed import ray_executor
+        executor = ray_executor(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+    with tqdm(total=len(units), desc=f"evaluate ({args.preset})", unit="unit") as bar:
+        def progress(done, total, label):
+            bar.set_postfix_str(label)
+            bar.update(done - bar.n)
+        result = evaluation.run(progress=progress, executor=executor)
+    write_outputs(result, args.out)
+    _print_summary(result.summary)
+    print(f"{result.stats['units']} units, {result.stats['passes']} forward+backward passes, "
+          f"{result.stats['cached_images']}/{result.stats['image_maps']} image-states from the cache; "
+          f"outputs in {args.out}")
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    for criterion, block in summary["criteria"].items():
+        print(f"\n{criterion} ({block['metric']}, n={block['n_images']}): {block['rule']}")
+        for method, entry in block["methods"].items():
+            if entry is None:
+                print(f"  {method:<15} n/a")
+                continue
+            verdict = {True: "PASS", False: "FAIL", None: "n/a"}[entry.get("passed")]
+            base = entry.get("baseline_low", entry.get("baseline"))
+            base_text = f"{base:.3f}" if isinstance(base, float) else "n/a"
+            print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
+                  f"baseline {base_text}  {verdict}" + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
+
+
+def _cmd_train_localizer(args) -> int:
+    from tqdm import tqdm
+
+    from .data.datasets import open_dataset
+    from .models.localizer import train_localizer
+
+    dataset = open_dataset(args.dataset)
+    with tqdm(total=args.epochs, desc="train localizer", unit="epoch") as bar:
+        def step(message):
+            bar.set_postfix_str(message.split(": ", 1)[1])
+            bar.update(1)
+        meta = train_localizer(dataset, args.out, size=args.size, seed=args.seed, epochs=args.epochs,
+                               device=args.device, progress=step)
+    print(f"wrote {args.out}: val Dice {meta['val_dice']:.3f}")
+    return 0
+
+
 def _overrides(pairs: list[str] | None) -> dict:
     """``--set name=value`` pairs → typed overrides (JSON values, else strings)."""
     import json
@@ -123,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workspace", default=None, help="folder (default cache/demo or $TRUST_WORKSPACE)")
     demo.add_argument("--images", type=int, default=480, help="phantom images per dataset")
     demo.add_argument("--epochs", type=int, default=40, help="maximum training epochs per model")
+    demo.add_argument("--no-evaluate", action="store_true", help="skip the fast-preset evaluation")
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train a binary classifier on a dataset")
@@ -151,6 +224,41 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--out", required=True, help="output folder")
     _add_compute_options(maps)
     maps.set_defaults(func=_cmd_maps)
+
+    ev = sub.add_parser("evaluate", help="score the four trust criteria with their baselines")
+    ev.add_argument("--dataset", required=True, help="KIND:PATH")
+    ev.add_argument("--model", action="append", required=True,
+                    help="checkpoint; repeat: same architecture = replicates, other = reproducibility")
+    ev.add_argument("--methods", nargs="*", default=None)
+    ev.add_argument("--preset", default="arun2021")
+    ev.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
+    ev.add_argument("--criteria", nargs="*", default=list(CRITERIA_CHOICES), choices=CRITERIA_CHOICES)
+    ev.add_argument("--limit", type=int, default=None, help="at most N positive test images")
+    ev.add_argument("--ssim-images", type=int, default=100, help="images for the SSIM criteria (paper: 100)")
+    ev.add_argument("--ssim-seed", type=int, default=1, help="seed choosing them (paper: 1)")
+    ev.add_argument("--baseline-pairs", type=int, default=50)
+    ev.add_argument("--data-range", type=float, default=2.0, help="SSIM data range (paper: 2)")
+    ev.add_argument("--randomization", default="cascading", choices=["cascading", "independent"])
+    ev.add_argument("--init", default="reset", choices=["reset", "truncated_normal"])
+    ev.add_argument("--ttest", action="store_true", help="one-sided t-test for randomization")
+    ev.add_argument("--localizer", action="append", help="U-Net checkpoint(s) for the high baselines")
+    ev.add_argument("--localizer-maps", default=None, help="folder of <image_id>.npy/.png score maps")
+    ev.add_argument("--engine", default="local", choices=["local", "ray"])
+    ev.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    ev.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per CPU/GPU)")
+    ev.add_argument("--gpus-per-worker", type=float, default=0)
+    ev.add_argument("--out", required=True)
+    _add_compute_options(ev)
+    ev.set_defaults(func=_cmd_evaluate)
+
+    loc = sub.add_parser("train-localizer", help="train a U-Net on the dataset's boxes/masks (high baseline)")
+    loc.add_argument("--dataset", required=True)
+    loc.add_argument("--out", required=True)
+    loc.add_argument("--size", type=int, default=128)
+    loc.add_argument("--seed", type=int, default=0)
+    loc.add_argument("--epochs", type=int, default=20)
+    loc.add_argument("--device", default=None)
+    loc.set_defaults(func=_cmd_train_localizer)
     return parser
 
 

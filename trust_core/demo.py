@@ -20,6 +20,7 @@ from typing import Callable
 
 from .data.datasets import RSNADataset, SIIMDataset
 from .data.phantom import build_phantom_dataset
+from .models.registry import get_architecture
 from .models.train import TrainConfig, load_arrays, train_classifier
 
 DEFAULT_WORKSPACE = Path("cache/demo")
@@ -60,7 +61,7 @@ def _write_index(path: Path, models: list[dict]) -> None:
 
 
 def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed: int = 0,
-               epochs: int = 40, log: Callable[[str], None] = print) -> list[dict]:
+               epochs: int = 40, evaluate: bool = True, log: Callable[[str], None] = print) -> list[dict]:
     """Build (or complete) the demo workspace; return the model index."""
     from tqdm import tqdm
 
@@ -82,7 +83,6 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
             name = f"{kind}_{spec.arch}_s{spec.seed}.pt"
             if name in index and (models_dir / name).is_file():
                 continue
-            from .models.registry import get_architecture
             size = get_architecture(spec.arch).input_size
             if size not in arrays_by_size:
                 ids = dataset.ids()
@@ -102,7 +102,74 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
                            "role": spec.role, "input_size": size, "val_auc": result.val_auc,
                            "test_auc": result.test_auc, "dataset_fingerprint": dataset.fingerprint}
             _write_index(models_dir / "index.json", sorted(index.values(), key=lambda e: e["file"]))
+        _build_localizers(dataset, kind, models_dir, index, log)
+        _write_index(models_dir / "index.json", sorted(index.values(), key=lambda e: e["file"]))
+    if evaluate:
+        evaluate_demo(root, log=log)
     return sorted(index.values(), key=lambda e: e["file"])
+
+
+LOCALIZER_SEEDS = (0, 1)
+DEMO_EVAL = dict(preset="fast", utility_limit=16, ssim_images=5, group=8)
+
+
+def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) -> None:
+    from tqdm import tqdm
+
+    from .models.localizer import train_localizer
+
+    for seed in LOCALIZER_SEEDS:
+        name = f"{kind}_unet_s{seed}.pt"
+        if name in index and (models_dir / name).is_file():
+            continue
+        epochs = 12
+        with tqdm(total=epochs, desc=f"localizer {kind} seed {seed}", unit="epoch") as bar:
+            def step(message, bar=bar):
+                bar.set_postfix_str(message.split(": ", 1)[1])
+                bar.update(1)
+            meta = train_localizer(dataset, models_dir / name, size=128, seed=seed, epochs=epochs, progress=step)
+        log(f"{name}: val Dice {meta['val_dice']:.3f}")
+        index[name] = {"file": name, "arch": "unet", "dataset": kind, "seed": seed, "role": "localizer",
+                       "input_size": 128, "val_dice": meta["val_dice"], "val_auc": None, "test_auc": None,
+                       "dataset_fingerprint": dataset.fingerprint}
+
+
+def demo_models(workspace: str | Path | None, kind: str) -> tuple[list[Path], list[Path]]:
+    """Classifier checkpoints (replicate A first) and localizers of one demo dataset."""
+    root = workspace_path(workspace) / "models"
+    entries = [e for e in read_index(workspace) if e["dataset"] == kind]
+    order = {"replicate A": 0, "replicate B": 1, "other architecture": 2}
+    classifiers = [root / e["file"] for e in sorted(entries, key=lambda e: order.get(e["role"], 9))
+                   if e["role"] in order]
+    localizers = [root / e["file"] for e in entries if e["role"] == "localizer"]
+    return classifiers, localizers
+
+
+def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], None] = print) -> None:
+    """Score the demo datasets (preset 'fast', a small subset) into ``results/<dataset>/``."""
+    from tqdm import tqdm
+
+    from .cache.store import Store
+    from .evaluate import EvalConfig, Evaluation, write_outputs
+
+    root = workspace_path(workspace)
+    store = Store(root / "store")
+    for kind, (dataset_class, _label_file) in DATASETS.items():
+        out = root / "results" / kind
+        if (out / "summary.json").is_file():
+            continue
+        classifiers, localizers = demo_models(root, kind)
+        dataset = dataset_class(root / kind, image_size=128)
+        evaluation = Evaluation(dataset, classifiers, EvalConfig(**DEMO_EVAL), localizers=localizers, cache=store)
+        units = evaluation.units()
+        with tqdm(total=len(units), desc=f"evaluate {kind} (fast preset)", unit="unit") as bar:
+            def progress(done, total, label, bar=bar):
+                bar.set_postfix_str(label)
+                bar.update(done - bar.n)
+            result = evaluation.run(progress=progress)
+        write_outputs(result, out)
+        log(f"{kind}: evaluated {result.stats['image_maps']} image-states in {result.stats['seconds']:.0f} s "
+            f"→ {out}")
 
 
 def describe_workspace(workspace: str | Path | None = None) -> dict:
@@ -112,4 +179,9 @@ def describe_workspace(workspace: str | Path | None = None) -> dict:
     for kind, (dataset_class, label_file) in DATASETS.items():
         if (root / kind / label_file).is_file():
             datasets[kind] = dataset_class(root / kind).summary()
-    return {"workspace": str(root), "datasets": datasets, "models": read_index(root)}
+    results = {}
+    for kind in DATASETS:
+        path = root / "results" / kind / "summary.json"
+        if path.is_file():
+            results[kind] = json.loads(path.read_text())
+    return {"workspace": str(root), "datasets": datasets, "models": read_index(root), "results": results}

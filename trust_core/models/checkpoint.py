@@ -30,9 +30,9 @@ def save(model: nn.Module, path: str | Path, *, arch: str, meta: dict | None = N
     return path
 
 
-def _num_classes(model: nn.Module) -> int:
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-    return int(last.out_features)
+def _num_classes(model: nn.Module) -> int | None:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return int(linears[-1].out_features) if linears else None
 
 
 def _strip_prefixes(state: dict) -> dict:

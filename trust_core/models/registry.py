@@ -145,9 +145,22 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
 )}
 
 
+def _unet(num_classes: int) -> nn.Module:
+    from .localizer import UNet
+
+    return UNet()
+
+
+# Localization baselines (not classifiers: no Grad-CAM layer, no cascade).
+LOCALIZERS: dict[str, Architecture] = {
+    "unet": Architecture("unet", "U-Net localizer (baseline)", _unet, 128, "", (),
+                         notes="Compact U-Net trained on boxes/masks: the high localization baseline."),
+}
+
+
 def get_architecture(name: str) -> Architecture:
     try:
-        return ARCHITECTURES[name]
+        return ARCHITECTURES[name] if name in ARCHITECTURES else LOCALIZERS[name]
     except KeyError:
         raise ConfigError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}") from None
 

@@ -1,0 +1,158 @@
+"""The four criteria end to end on phantom data with tiny models (fast, low-sample parameters)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from trust_core.cache import Store
+from trust_core.evaluate import EvalConfig, Evaluation, evaluate, write_outputs
+from trust_core.models import TrainConfig, train_classifier
+from trust_core.models.localizer import train_localizer
+
+FAST = dict(n_samples=2, smooth_ig_steps=2, ig_steps=3, xrai_steps=3)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, rsna):
+    root = tmp_path_factory.mktemp("eval")
+    models = []
+    for arch, seed in (("densenet_tiny", 0), ("densenet_tiny", 1), ("resnet_tiny", 0)):
+        cfg = TrainConfig(arch=arch, seed=seed, epochs=1, batch_size=8, image_size=64)
+        models.append(train_classifier(rsna, cfg, root / f"{arch}_{seed}.pt").path)
+    localizers = [root / f"unet_{s}.pt" for s in (0, 1)]
+    for seed, path in zip((0, 1), localizers):
+        train_localizer(rsna, path, size=64, seed=seed, epochs=1)
+    return root, models, localizers
+
+
+def config(**kw):
+    return EvalConfig(preset="fast", overrides=FAST, ssim_images=4, baseline_pairs=3, group=3,
+                      methods=("grad", "gbp", "gradcam", "xrai"), **kw)
+
+
+def test_all_criteria_with_baselines(workspace, rsna, tmp_path):
+    root, models, localizers = workspace
+    result = evaluate(rsna, models, config(), localizers=localizers, cache=Store(tmp_path / "store"),
+                      out=tmp_path / "out")
+    s = result.summary["criteria"]
+    assert set(s) == {"utility", "randomization", "repeatability", "reproducibility"}
+    utility = s["utility"]
+    assert utility["n_images"] == len(rsna.ids(split="test", label=1))
+    for method in ("grad", "gbp", "gradcam", "xrai"):
+        entry = utility["methods"][method]
+        assert 0 <= entry["mean"] <= 1 and entry["ci_low"] <= entry["mean"] <= entry["ci_high"]
+        assert entry["baseline_low"] == pytest.approx(utility["baselines"]["average_mask"]["mean"])
+        assert entry["baseline_high"] == pytest.approx(utility["baselines"]["localizer"]["mean"])
+        assert entry["passed"] in (True, False)
+    randomization = s["randomization"]["methods"]["grad"]
+    assert len(randomization["curve"]) == 9 and randomization["final_state"] == "stem"
+    assert randomization["passed"] == (randomization["mean"] < randomization["baseline"])
+    assert s["repeatability"]["pairs"] == ["densenet_tiny#0 vs densenet_tiny#1"]
+    assert s["reproducibility"]["pairs"] == ["densenet_tiny#0 vs resnet_tiny#2"]
+    assert s["repeatability"]["baseline"] is not None
+    for name in ("utility.parquet", "utility.csv", "randomization.parquet", "randomization_baseline.csv",
+                 "repeatability.csv", "reproducibility.parquet", "localizer_agreement.csv", "summary.json",
+                 "config.json"):
+        assert (tmp_path / "out" / name).is_file(), name
+    table = pd.read_parquet(tmp_path / "out" / "randomization.parquet")
+    assert set(table.model) == {0, 1}  # both replicates of the main architecture are randomized
+    assert table.ssim.between(-1, 1).all()
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["params"]["preset"] == "fast" and "torch" in cfg["versions"] and len(cfg["models"]) == 3
+
+
+def test_average_mask_baseline_is_a_fixed_prior(workspace, rsna, tmp_path):
+    _, models, _ = workspace
+    result = evaluate(rsna, models[:1], config(criteria=("utility",)), cache=Store(tmp_path / "s"))
+    base = result.tables["utility_baselines"]
+    assert set(base.baseline) == {"average_mask"}  # no localizer given: no high baseline
+    assert result.summary["criteria"]["utility"]["methods"]["grad"]["baseline_high"] is None
+
+
+def test_resume_gives_identical_results_and_computes_nothing_twice(workspace, rsna, tmp_path):
+    root, models, localizers = workspace
+    store = Store(tmp_path / "store")
+    evaluation = Evaluation(rsna, models, config(), localizers=localizers, cache=store)
+    units = evaluation.units()
+    # "Interrupt" after half of the units: only those reached the cache.
+    from trust_core.evaluate import run_units_local
+    half = units[: len(units) // 2]
+    run_units_local(evaluation, half)
+    resumed = Evaluation(rsna, models, config(), localizers=localizers, cache=store).run()
+    assert resumed.stats["cached_images"] >= sum(len(u.image_ids) for u in half)
+    fresh = Evaluation(rsna, models, config(), localizers=localizers, cache=Store(tmp_path / "other")).run()
+    assert fresh.stats["cached_images"] == 0
+    for name, table in fresh.tables.items():
+        pd.testing.assert_frame_equal(table, resumed.tables[name], check_exact=False, rtol=1e-6)
+    again = Evaluation(rsna, models, config(), localizers=localizers, cache=store).run()
+    assert again.stats["passes"] == 0 and again.stats["cached_images"] == again.stats["image_maps"]
+
+
+def test_kill_9_then_resume(workspace, rsna, tmp_path):
+    """A real `kill -9` of `trust evaluate`; the rerun completes with the same summary as a clean run."""
+    root, models, localizers = workspace
+    args = [sys.executable, "-m", "trust_core.cli", "evaluate", "--dataset", f"rsna:{rsna.root}", "--preset", "fast",
+            "--methods", "grad", "gbp", "xrai", "--ssim-images", "4", "--baseline-pairs", "3", "--group", "2",
+            "--criteria", "utility", "randomization"] + sum([["--model", str(m)] for m in models[:1]], []) + \
+        [f"--set={k}={v}" for k, v in FAST.items()]
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    cache = tmp_path / "store"
+    proc = subprocess.Popen(args + ["--cache", str(cache), "--out", str(tmp_path / "a")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import time
+    deadline = time.time() + 120
+    while time.time() < deadline and not (cache / "cache.db").exists():
+        time.sleep(0.2)
+    while time.time() < deadline and len(Store(cache)) < 3:
+        time.sleep(0.2)
+    proc.kill()  # SIGKILL
+    proc.wait()
+    entries = len(Store(cache))
+    assert entries >= 3
+    done = subprocess.run(args + ["--cache", str(cache), "--out", str(tmp_path / "a")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    clean = subprocess.run(args + ["--no-cache", "--out", str(tmp_path / "b")], env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    a = json.loads((tmp_path / "a" / "summary.json").read_text())
+    b = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert a["stats"]["cached_images"] > 0
+    for criterion in ("utility", "randomization"):
+        for method, entry in a["criteria"][criterion]["methods"].items():
+            assert entry["mean"] == pytest.approx(b["criteria"][criterion]["methods"][method]["mean"], abs=1e-6)
+
+
+def test_adebayo_finding_gbp_survives_logit_randomization(rsna, tmp_path):
+    """After re-initializing only the logits, Guided Backprop maps stay far more similar to the original
+    than gradient maps do (Adebayo et al. 2018), on a trained model."""
+    from trust_core import explain
+    from trust_core.data import to_model_input
+    from trust_core.metrics import ssim_batch
+    from trust_core.randomization import cascade
+    cfg = TrainConfig(arch="densenet_tiny", seed=0, epochs=6, batch_size=8, image_size=64)
+    model_path = train_classifier(rsna, cfg, tmp_path / "trained.pt").path
+    from trust_core.models import load
+    model = load(model_path)
+    ids = rsna.ids(label=1)[:6]
+    x = torch.stack([to_model_input(rsna.image(i, 64)) for i in ids])
+    states = dict(list(cascade(model))[:2])
+    before = explain(states["original"], x, methods=["grad", "gbp"])
+    after = explain(states["classifier"], x, methods=["grad", "gbp"], target=0)
+    before_t = explain(states["original"], x, methods=["grad", "gbp"], target=0)
+    s = {m: ssim_batch(torch.from_numpy(before_t[m]), torch.from_numpy(after[m])).mean().item() for m in ("grad", "gbp")}
+    assert s["gbp"] > s["grad"] + 0.1, s
+    assert before is not None
+
+
+def test_bad_configuration(rsna, workspace):
+    _, models, _ = workspace
+    from trust_core.errors import ConfigError
+    with pytest.raises(ConfigError, match="unknown criteria"):
+        Evaluation(rsna, models, EvalConfig(criteria=("beauty",)))
+    with pytest.raises(ConfigError, match="at least one model"):
+        Evaluation(rsna, [], EvalConfig())

@@ -1,0 +1,149 @@
+"""Localization baselines: a compact U-Net trained on the dataset's boxes or masks.
+
+The paper's high baselines were a U-Net (SIIM) and a RetinaNet (RSNA): a model trained *to localize*
+shows what localization a map can reach (AUPRC) and how repeatable localization is when a model is
+retrained with another seed (SSIM). ``trust train-localizer`` trains this compact U-Net on any dataset
+so the demo has high baselines too; a folder of score maps the user brings works as well
+(:func:`load_score_maps`).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.datasets import RadiographDataset
+from ..errors import DatasetError
+from .checkpoint import save
+
+
+class UNet(nn.Module):
+    """Three-level U-Net (16-32-64-128 channels); input (N, 3, S, S) in [-1, 1], output logits (N, S, S)."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+        w = width
+        self.down1, self.down2, self.down3 = block(3, w), block(w, 2 * w), block(2 * w, 4 * w)
+        self.bottom = block(4 * w, 8 * w)
+        self.up3, self.up2, self.up1 = (nn.ConvTranspose2d(8 * w, 4 * w, 2, 2), nn.ConvTranspose2d(4 * w, 2 * w, 2, 2),
+                                        nn.ConvTranspose2d(2 * w, w, 2, 2))
+        self.dec3, self.dec2, self.dec1 = block(8 * w, 4 * w), block(4 * w, 2 * w), block(2 * w, w)
+        self.head = nn.Conv2d(w, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d1 = self.down1(x)
+        d2 = self.down2(F.max_pool2d(d1, 2))
+        d3 = self.down3(F.max_pool2d(d2, 2))
+        b = self.bottom(F.max_pool2d(d3, 2))
+        u3 = self.dec3(torch.cat([self.up3(b), d3], 1))
+        u2 = self.dec2(torch.cat([self.up2(u3), d2], 1))
+        u1 = self.dec1(torch.cat([self.up1(u2), d1], 1))
+        return self.head(u1)[:, 0]
+
+
+def _dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    probs = torch.sigmoid(logits)
+    inter = (probs * target).sum(dim=(1, 2))
+    return (1 - (2 * inter + 1) / (probs.sum(dim=(1, 2)) + target.sum(dim=(1, 2)) + 1)).mean()
+
+
+@torch.no_grad()
+def predict_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 32) -> np.ndarray:
+    """Score maps in [0, 1] (N, S, S) for model inputs (N, 3, S, S)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [torch.sigmoid(model(images[i:i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def train_localizer(dataset: RadiographDataset, out: str | Path, *, size: int = 128, seed: int = 0,
+                    epochs: int = 20, batch_size: int = 16, lr: float = 2e-3, device: str | None = None,
+                    progress=None) -> dict:
+    """Train the U-Net on the train split's masks (negatives included); keep the best validation Dice."""
+    from ..data.transforms import to_model_input
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ids = {s: dataset.ids(split=s) for s in ("train", "val")}
+    if not ids["train"] or not any(dataset.label(i) for i in ids["train"]):
+        raise DatasetError("the train split needs positive images with boxes or masks to train a localizer")
+    x = {s: torch.stack([to_model_input(dataset.image(i, size)) for i in v]) for s, v in ids.items() if v}
+    y = {s: torch.from_numpy(np.stack([dataset.mask(i, size) for i in v])).float() for s, v in ids.items() if v}
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = UNet().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    best = (-1.0, 0, None)
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(x["train"]), generator=generator)
+        for begin in range(0, len(order), batch_size):
+            idx = order[begin:begin + batch_size]
+            if len(idx) < 2:
+                continue
+            logits = model(x["train"][idx].to(device))
+            target = y["train"][idx].to(device)
+            loss = F.binary_cross_entropy_with_logits(logits, target) + _dice_loss(logits, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        probs = torch.from_numpy(predict_maps(model, x["val"]))
+        inter = (probs * y["val"]).sum()
+        dice = float(2 * inter / (probs.sum() + y["val"].sum() + 1e-6))
+        if dice > best[0]:
+            best = (dice, epoch, copy.deepcopy(model.state_dict()))
+        if progress:
+            progress(f"epoch {epoch}: loss {loss.item():.3f}, val Dice {dice:.3f} (best {best[0]:.3f})")
+    model.load_state_dict(best[2])
+    meta = {"arch": "unet", "task": "localizer", "seed": seed, "input_size": size, "val_dice": best[0],
+            "best_epoch": best[1], "dataset_kind": dataset.kind, "dataset_fingerprint": dataset.fingerprint,
+            "train_seconds": round(time.perf_counter() - started, 1)}
+    save(model.cpu(), out, arch="unet", meta=meta)
+    return meta
+
+
+def load_localizer(path: str | Path, device: str = "cpu") -> nn.Module:
+    """Load a U-Net localizer checkpoint (weights_only)."""
+    from .checkpoint import load
+
+    return load(path, arch="unet", device=device)
+
+
+def load_score_maps(folder: str | Path, image_ids: list[str], size: int) -> dict[str, np.ndarray]:
+    """User-supplied localization score maps: ``<image_id>.npy``/``.npz`` (first array) or ``.png``."""
+    from ..data.dicom import read_image
+    from ..data.transforms import resize_image
+
+    folder = Path(folder)
+    maps = {}
+    for image_id in image_ids:
+        for suffix in (".npy", ".npz", ".png"):
+            path = folder / f"{image_id}{suffix}"
+            if path.is_file():
+                break
+        else:
+            continue
+        try:
+            if suffix == ".npy":
+                array = np.load(path, allow_pickle=False)
+            elif suffix == ".npz":
+                with np.load(path, allow_pickle=False) as archive:
+                    array = archive[archive.files[0]]
+            else:
+                array = read_image(path)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"cannot read the score map ({exc})", path=path) from None
+        if array.ndim != 2 or not np.isfinite(array).all():
+            raise DatasetError(f"a score map must be a finite 2-D array, got shape {array.shape}", path=path)
+        maps[image_id] = resize_image(array.astype(np.float32), size)
+    return maps

@@ -1,0 +1,60 @@
+"""Pictures people would rather look at than read: overlays, contours, grids (numpy/matplotlib, no UI)."""
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+
+COLORMAPS = ("inferno", "jet", "viridis", "magma", "hot", "gray")
+
+
+def colorize(saliency: np.ndarray, cmap: str = "inferno") -> np.ndarray:
+    """A [0, 1] map → RGB uint8 (NaN → mid gray)."""
+    from matplotlib import colormaps
+
+    values = np.nan_to_num(saliency, nan=0.0).clip(0, 1)
+    rgb = (colormaps[cmap](values)[..., :3] * 255).astype(np.uint8)
+    rgb[np.isnan(saliency)] = 128
+    return rgb
+
+
+def overlay(image01: np.ndarray, saliency: np.ndarray | None, *, alpha: float = 0.5, cmap: str = "inferno",
+            threshold: float | None = None, top_percent: float | None = None, mask: np.ndarray | None = None,
+            boxes=None, size: int | None = None) -> np.ndarray:
+    """The X-ray (grayscale [0, 1]) with a saliency map blended over it and the ground truth outlined.
+
+    ``threshold`` hides map values below it; ``top_percent`` keeps only the top k % of pixels. The
+    ground truth is drawn as a cyan contour (mask) or rectangles (boxes, in the map's pixel frame).
+    """
+    size = size or (saliency.shape[0] if saliency is not None else image01.shape[0])
+    base = cv2.resize(image01.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    rgb = np.repeat((base.clip(0, 1) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    if saliency is not None:
+        sal = cv2.resize(saliency.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+        visible = np.isfinite(sal)
+        if threshold is not None:
+            visible &= sal >= threshold
+        if top_percent is not None and np.isfinite(sal).any():
+            visible &= sal >= np.nanpercentile(sal, 100 - top_percent)
+        colored = colorize(sal, cmap)
+        weight = (alpha * visible)[..., None]
+        rgb = (rgb * (1 - weight) + colored * weight).astype(np.uint8)
+    scale = size / (mask.shape[0] if mask is not None else size)
+    if mask is not None and mask.any():
+        m = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(rgb, contours, -1, (0, 255, 255), max(1, size // 256))
+    for box in boxes or ():
+        x0, y0 = int(box.x * scale), int(box.y * scale)
+        x1, y1 = int((box.x + box.width) * scale), int((box.y + box.height) * scale)
+        cv2.rectangle(rgb, (x0, y0), (x1, y1), (0, 255, 0), max(1, size // 256))
+    return rgb
+
+
+def to_png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,205 @@
+"""Per-image and cohort reports (HTML and PDF), de-identified by default. No UI code here.
+
+A per-image report holds the image with its ground truth, every map overlaid, the metrics table
+(AUPRC per method, flags), every method parameter, and the model and dataset provenance. Patient
+identifiers (name, id, birth date, accession number, institution, dates) appear only when
+``include_identifiers=True``; otherwise the image is named by a pseudonym derived from its id.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import html
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.dicom import read_dicom
+from ..errors import DicomError
+from ..metrics import auprc
+from ..saliency import METHODS, PRESETS
+from .render import overlay, to_png
+
+
+def pseudonym(image_id: str) -> str:
+    return "img-" + hashlib.sha256(image_id.encode()).hexdigest()[:10]
+
+
+@dataclass
+class ImageReport:
+    title: str
+    image: np.ndarray  # display image [0, 1]
+    mask: np.ndarray | None
+    boxes: list
+    maps: dict[str, np.ndarray]
+    metrics: list[dict]  # one row per method
+    params: dict
+    provenance: dict
+    identifiers: dict = field(default_factory=dict)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+    def panels(self) -> list[tuple[str, bytes]]:
+        """(caption, PNG) for the image with its ground truth, then each method's overlay."""
+        size = next(iter(self.maps.values())).shape[0] if self.maps else self.image.shape[0]
+        out = [("X-ray + ground truth", to_png(overlay(self.image, None, mask=self.mask, boxes=self.boxes,
+                                                          size=size)))]
+        for method, saliency in self.maps.items():
+            out.append((METHODS[method].label, to_png(overlay(self.image, saliency, mask=self.mask,
+                                                               boxes=self.boxes, size=size))))
+        return out
+
+
+def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, methods=None,
+                       preset: str = "fast", include_identifiers: bool = False, **overrides) -> ImageReport:
+    """Compute (or fetch from the cache) every map of one dataset image and assemble its report."""
+    dataset = workspace.dataset(kind)
+    result = workspace.maps(kind, [image_id], model_name, methods=methods, preset=preset, **overrides)
+    size = next(iter(result.values())).shape[1]
+    mask = dataset.mask(image_id, size)
+    rows = []
+    for method, maps in result.items():
+        value = None
+        if result.flags[method][0] is None and mask.any():
+            value = auprc(maps[0], mask)
+        rows.append({"method": METHODS[method].label, "key": method, "auprc": value,
+                     "flag": result.flags[method][0] or ""})
+    identifiers = {}
+    record = dataset.record(image_id)
+    if include_identifiers:
+        identifiers["image_id"] = image_id
+        try:
+            identifiers.update(read_dicom(record.path, include_identifiers=True).identifiers)
+        except DicomError:
+            pass
+    model = workspace.model(model_name)
+    provenance = {
+        "dataset": kind.upper(), "dataset_fingerprint": dataset.fingerprint, "label": dataset.label(image_id),
+        "split": dataset.splits[image_id], "model": model_name, "architecture": model.trust_arch,
+        "model_seed": model.trust_meta.get("seed"), "model_test_auc": model.trust_meta.get("test_auc"),
+        "explained_class": int(result.targets[0]), "preset": f"{preset} — {PRESETS[preset].label}",
+    }
+    title = image_id if include_identifiers else pseudonym(image_id)
+    return ImageReport(title=title, image=dataset.image(image_id, dataset.native_shape(image_id)[0] // 2),
+                       mask=dataset.native_mask(image_id)[::2, ::2], boxes=[], maps={m: v[0] for m, v in result.items()},
+                       metrics=rows, params={k: v for k, v in result.params.items()}, provenance=provenance,
+                       identifiers=identifiers)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def render_html(report: ImageReport) -> str:
+    """A self-contained HTML page (images embedded)."""
+    esc = lambda v: html.escape(_fmt(v))
+    panels = "".join(
+        f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{esc(caption)}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>" for caption, png in report.panels())
+    metrics = "".join(f"<tr><td>{esc(r['method'])}</td><td>{esc(r['auprc'])}</td><td>{esc(r['flag'])}</td></tr>"
+                      for r in report.metrics)
+    params = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in sorted(report.params.items()))
+    prov = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in report.provenance.items())
+    ids = ("<h2>Patient identifiers (included on request)</h2><table>" + "".join(
+        f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in report.identifiers.items()) + "</table>"
+           if report.identifiers else "<p><em>De-identified report: no patient identifiers.</em></p>")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Saliency report {esc(report.title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}figure{{display:inline-block;margin:4px;
+text-align:center}}img{{width:220px;image-rendering:pixelated}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:90%}}</style></head><body>
+<h1>Saliency report — {esc(report.title)}</h1><p>Created {esc(report.created)} by Saliency Trust Explorer.</p>
+{ids}<h2>Maps</h2>{panels}
+<h2>Metrics</h2><table><tr><th>method</th><th>AUPRC</th><th>flag</th></tr>{metrics}</table>
+<h2>Provenance</h2><table>{prov}</table><h2>Method parameters</h2><table>{params}</table>
+<p>Protocol: Arun et al., Radiology: AI 2021. Ground truth drawn in cyan.</p></body></html>"""
+
+
+def render_pdf(report: ImageReport) -> bytes:
+    """A PDF with the same content as the HTML report (fpdf2)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(True, margin=12)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 15)
+    pdf.cell(0, 9, _latin(f"Saliency report - {report.title}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=9)
+    pdf.cell(0, 5, _latin(f"Created {report.created} by Saliency Trust Explorer"), new_x="LMARGIN", new_y="NEXT")
+    if report.identifiers:
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.cell(0, 6, "Patient identifiers (included on request)", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", size=9)
+        for k, v in report.identifiers.items():
+            pdf.cell(0, 5, _latin(f"{k}: {_fmt(v)}"), new_x="LMARGIN", new_y="NEXT")
+    else:
+        pdf.cell(0, 5, "De-identified report: no patient identifiers.", new_x="LMARGIN", new_y="NEXT")
+    x0, y0, w = 10, pdf.get_y() + 2, 45
+    for k, (caption, png) in enumerate(report.panels()):
+        col, row = k % 4, k // 4
+        x, y = x0 + col * (w + 3), y0 + row * (w + 9)
+        pdf.image(io.BytesIO(png), x=x, y=y, w=w, h=w)
+        pdf.set_xy(x, y + w)
+        pdf.cell(w, 5, _latin(caption), align="C")
+    pdf.set_y(y0 + ((len(report.maps) + 1 + 3) // 4) * (w + 9) + 2)
+    _table(pdf, "Metrics", [("method", "AUPRC", "flag")] +
+           [(r["method"], _fmt(r["auprc"]), r["flag"][:60]) for r in report.metrics], (45, 25, 120))
+    _table(pdf, "Provenance", [(k, _fmt(v)) for k, v in report.provenance.items()], (50, 140))
+    _table(pdf, "Method parameters", [(k, _fmt(v)) for k, v in sorted(report.params.items())], (50, 140))
+    return bytes(pdf.output())
+
+
+def _latin(text: str) -> str:
+    return str(text).replace("—", "-").replace("–", "-").replace("×", "x").replace("≥", ">=").replace(
+        "≤", "<=").replace("σ", "sigma").replace("α", "alpha").replace("∂", "d").encode("latin-1", "replace").decode("latin-1")
+
+
+def _table(pdf, title: str, rows: list[tuple], widths: tuple) -> None:
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=8)
+    for row in rows:
+        for text, width in zip(row, widths):
+            pdf.cell(width, 5, _latin(text)[:90], border=1)
+        pdf.ln()
+
+
+def cohort_archive(workspace, kind: str) -> bytes:
+    """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard."""
+    folder = workspace.root / "results" / kind
+    if not (folder / "summary.json").is_file():
+        raise FileNotFoundError(f"no evaluation results for {kind} in {workspace.root}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".csv", ".parquet", ".json") and not path.name.startswith("."):
+                archive.write(path, f"{kind}/{path.name}")
+        archive.writestr(f"{kind}/scorecard.csv", scorecard_table(json.loads((folder / "summary.json").read_text()),
+                                                                  kind).to_csv(index=False))
+    return buffer.getvalue()
+
+
+def scorecard_table(summary: dict, kind: str):
+    """Method × criterion scorecard: our value, CI, baseline, pass/fail and the paper's value."""
+    import pandas as pd
+
+    from ..evaluate.paper import paper_value
+
+    rows = []
+    for criterion, block in summary["criteria"].items():
+        for method, entry in block["methods"].items():
+            if entry is None:
+                continue
+            baseline = entry.get("baseline_low", entry.get("baseline"))
+            rows.append({"criterion": criterion, "method": method, "label": METHODS[method].label,
+                         "metric": block["metric"], "value": entry["mean"], "ci_low": entry["ci_low"],
+                         "ci_high": entry["ci_high"], "n": entry["n"], "excluded": entry["excluded"],
+                         "baseline": baseline, "baseline_high": entry.get("baseline_high"),
+                         "passed": entry.get("passed"), "paper": paper_value(criterion, kind, method)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,117 @@
+"""A workspace — datasets, models, evaluation results and the map cache — as one object for UIs.
+
+The app, the reports and the CLI read through this (pages stay thin): every map comes from
+:func:`trust_core.explain` through the workspace's cache, so browsing after an evaluation is instant.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .cache.store import Store
+from .data.datasets import DATASETS as DATASET_CLASSES
+from .data.transforms import to_model_input
+from .demo import demo_models, read_index, workspace_path
+from .errors import ConfigError
+from .models.checkpoint import load
+from .randomization.cascade import cascade, states
+from .saliency import explain
+
+
+class Workspace:
+    """Read access to a workspace folder (the layout ``trust demo`` writes)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = workspace_path(root)
+        self.store = Store(self.root / "store")
+        self._datasets: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    # -- contents ------------------------------------------------------------------------------------
+    @property
+    def kinds(self) -> list[str]:
+        return [k for k in ("rsna", "siim") if (self.root / k).is_dir()]
+
+    def dataset(self, kind: str):
+        if kind not in self._datasets:
+            if kind not in DATASET_CLASSES:
+                raise ConfigError(f"unknown dataset kind {kind!r}")
+            self._datasets[kind] = DATASET_CLASSES[kind](self.root / kind, image_size=128)
+        return self._datasets[kind]
+
+    def index(self) -> list[dict]:
+        return read_index(self.root)
+
+    def classifiers(self, kind: str) -> list[str]:
+        return [p.name for p in demo_models(self.root, kind)[0]]
+
+    def localizers(self, kind: str) -> list[str]:
+        return [p.name for p in demo_models(self.root, kind)[1]]
+
+    def results(self, kind: str) -> dict | None:
+        path = self.root / "results" / kind / "summary.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def results_config(self, kind: str) -> dict | None:
+        path = self.root / "results" / kind / "config.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def table(self, kind: str, name: str) -> pd.DataFrame | None:
+        path = self.root / "results" / kind / f"{name}.parquet"
+        return pd.read_parquet(path) if path.is_file() else None
+
+    # -- models and maps -----------------------------------------------------------------------------
+    def model(self, name: str) -> torch.nn.Module:
+        return _load_cached(str(self.root / "models" / name))
+
+    def state_names(self, name: str) -> list[str]:
+        return [s.name for s in states(self.model(name).trust_arch)]
+
+    def state_model(self, name: str, state: str) -> torch.nn.Module:
+        """A randomized copy of a model (the shared model is never mutated)."""
+        if state == "original":
+            return self.model(name)
+        return _state_cached(str(self.root / "models" / name), state)
+
+    def input_size(self, name: str) -> int:
+        return int(self.model(name).trust_meta.get("input_size") or 128)
+
+    def maps(self, kind: str, image_ids: list[str], model_name: str, *, methods=None, preset: str = "fast",
+             state: str = "original", **overrides):
+        """Saliency maps (``SaliencyMaps``) of dataset images, through the workspace cache."""
+        model = self.state_model(model_name, state)
+        size = self.input_size(model_name)
+        dataset = self.dataset(kind)
+        x = torch.stack([to_model_input(dataset.image(i, size)) for i in image_ids])
+        with self._lock:  # one computation at a time per workspace (app sessions share it)
+            return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
+
+    def maps_for_image(self, image01: np.ndarray, model_name: str, *, methods=None, preset: str = "fast",
+                       **overrides):
+        """Maps of an arbitrary grayscale image in [0, 1] (an upload), resized to the model input."""
+        from .data.transforms import resize_image
+
+        size = self.input_size(model_name)
+        x = to_model_input(resize_image(image01, size))[None]
+        with self._lock:
+            return explain(self.model(model_name), x, methods=methods, preset=preset, cache=self.store,
+                           **overrides)
+
+
+@lru_cache(maxsize=16)
+def _load_cached(path: str) -> torch.nn.Module:
+    return load(path)
+
+
+@lru_cache(maxsize=64)
+def _state_cached(path: str, state: str) -> torch.nn.Module:
+    for name, model in cascade(_load_cached(path)):
+        if name == state:
+            return model
+    raise ConfigError(f"unknown randomization state {state!r}")
