@@ -20,7 +20,7 @@ from .data.transforms import to_model_input
 from .demo import demo_models, read_index, workspace_path
 from .errors import ConfigError
 from .models.checkpoint import load
-from .randomization.cascade import cascade, states
+from .randomization.cascade import cascade, model_seed, states
 from .saliency import explain
 
 
@@ -111,7 +111,8 @@ def _load_cached(path: str) -> torch.nn.Module:
 
 @lru_cache(maxsize=64)
 def _state_cached(path: str, state: str) -> torch.nn.Module:
-    for name, model in cascade(_load_cached(path)):
+    base = _load_cached(path)
+    for name, model in cascade(base, seed=model_seed(base)):
         if name == state:
             return model
     raise ConfigError(f"unknown randomization state {state!r}")

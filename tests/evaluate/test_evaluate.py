@@ -30,8 +30,8 @@ def workspace(tmp_path_factory, rsna):
 
 
 def config(**kw):
-    return EvalConfig(preset="fast", overrides=FAST, ssim_images=4, baseline_pairs=3, group=3,
-                      methods=("grad", "gbp", "gradcam", "xrai"), **kw)
+    kw.setdefault("methods", ("grad", "gbp", "gradcam", "xrai"))
+    return EvalConfig(preset="fast", overrides=FAST, ssim_images=4, baseline_pairs=3, group=3, **kw)
 
 
 def test_all_criteria_with_baselines(workspace, rsna, tmp_path):
@@ -60,7 +60,7 @@ def test_all_criteria_with_baselines(workspace, rsna, tmp_path):
         assert (tmp_path / "out" / name).is_file(), name
     table = pd.read_parquet(tmp_path / "out" / "randomization.parquet")
     assert set(table.model) == {0, 1}  # both replicates of the main architecture are randomized
-    assert table.ssim.between(-1, 1).all()
+    assert table.ssim.dropna().between(-1, 1).all() and table.ssim.notna().mean() > 0.5
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["params"]["preset"] == "fast" and "torch" in cfg["versions"] and len(cfg["models"]) == 3
 
@@ -76,19 +76,20 @@ def test_average_mask_baseline_is_a_fixed_prior(workspace, rsna, tmp_path):
 def test_resume_gives_identical_results_and_computes_nothing_twice(workspace, rsna, tmp_path):
     root, models, localizers = workspace
     store = Store(tmp_path / "store")
-    evaluation = Evaluation(rsna, models, config(), localizers=localizers, cache=store)
+    light = dict(methods=("grad", "gbp"), criteria=("utility", "randomization", "repeatability"))
+    evaluation = Evaluation(rsna, models[:2], config(**light), localizers=localizers, cache=store)
     units = evaluation.units()
     # "Interrupt" after half of the units: only those reached the cache.
     from trust_core.evaluate import run_units_local
     half = units[: len(units) // 2]
     run_units_local(evaluation, half)
-    resumed = Evaluation(rsna, models, config(), localizers=localizers, cache=store).run()
+    resumed = Evaluation(rsna, models[:2], config(**light), localizers=localizers, cache=store).run()
     assert resumed.stats["cached_images"] >= sum(len(u.image_ids) for u in half)
-    fresh = Evaluation(rsna, models, config(), localizers=localizers, cache=Store(tmp_path / "other")).run()
+    fresh = Evaluation(rsna, models[:2], config(**light), localizers=localizers, cache=Store(tmp_path / "other")).run()
     assert fresh.stats["cached_images"] == 0
     for name, table in fresh.tables.items():
         pd.testing.assert_frame_equal(table, resumed.tables[name], check_exact=False, rtol=1e-6)
-    again = Evaluation(rsna, models, config(), localizers=localizers, cache=store).run()
+    again = Evaluation(rsna, models[:2], config(**light), localizers=localizers, cache=store).run()
     assert again.stats["passes"] == 0 and again.stats["cached_images"] == again.stats["image_maps"]
 
 

@@ -37,7 +37,7 @@ from ..data.transforms import resize_image, to_model_input
 from ..errors import ConfigError
 from ..metrics import auprc_batch, one_sided_below, paired_test, ssim_batch, summarize
 from ..models.checkpoint import load
-from ..randomization.cascade import cascade
+from ..randomization.cascade import cascade, model_seed
 from ..saliency import explain, resolve_methods, resolve_params
 
 CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
@@ -156,7 +156,7 @@ class Evaluation:
         """Original and randomized copies of one model, by state name (lazily, in cascade order)."""
         model = self.models[model_index]
         return cascade(model, mode=self.config.randomization_mode, init=self.config.randomization_init,
-                       seed=self.config.randomization_seed)
+                       seed=model_seed(model, self.config.randomization_seed))
 
     def run_unit(self, unit: Unit, model: torch.nn.Module) -> dict:
         """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""

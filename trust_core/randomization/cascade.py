@@ -66,6 +66,12 @@ def reinitialize(module: nn.Module, *, init: str = "reset", seed: int = 0) -> No
                         nn.init.trunc_normal_(param, mean=0.0, std=0.01, a=-0.02, b=0.02)
 
 
+def model_seed(model: nn.Module, base_seed: int = 0) -> int:
+    """The cascade seed of a model: the base seed offset by the model's training seed, so replicates
+    (trained with different seeds) are randomized with different, reproducible seeds."""
+    return int(base_seed) + int(getattr(model, "trust_meta", {}).get("seed") or 0)
+
+
 def states(arch: str, *, mode: str = "cascading", seed: int = 0) -> list[State]:
     """The states a cascade visits, with their seeds (no model needed)."""
     if mode not in MODES:

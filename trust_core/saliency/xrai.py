@@ -9,6 +9,9 @@ covered pixels only (O(masks × pixels) in total instead of per iteration), on t
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -18,6 +21,9 @@ import torch.nn.functional as F
 from skimage import segmentation
 from skimage.morphology import disk
 from skimage.transform import resize
+
+
+_LABEL_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,30 @@ def felzenszwalb_labels(image_hwc: np.ndarray, params: SegmentParams) -> list[np
     return labels
 
 
+_LABEL_CACHE: "OrderedDict[tuple, list[np.ndarray]]" = OrderedDict()
+_LABEL_CACHE_SIZE = 256
+
+
+def cached_labels(image_hwc: np.ndarray, params: SegmentParams) -> list[np.ndarray]:
+    """:func:`felzenszwalb_labels`, memoized by image content: the segmentation depends on the image
+    only, so the states of a cascade and the models of an evaluation share it."""
+    key = (hashlib.sha256(np.ascontiguousarray(image_hwc).tobytes()).hexdigest(), image_hwc.shape, params)
+    with _LABEL_LOCK:
+        if key in _LABEL_CACHE:
+            _LABEL_CACHE.move_to_end(key)
+            return _LABEL_CACHE[key]
+    labels = felzenszwalb_labels(image_hwc, params)
+    with _LABEL_LOCK:
+        _LABEL_CACHE[key] = labels
+        while len(_LABEL_CACHE) > _LABEL_CACHE_SIZE:
+            _LABEL_CACHE.popitem(last=False)
+    return labels
+
+
 def segment_masks(image_hwc: np.ndarray, params: SegmentParams = SegmentParams(),
                   device: torch.device | str = "cpu") -> torch.Tensor:
     """All XRAI segments as a boolean matrix (n_masks, H, W), in PAIR's order, dilated."""
-    labels = felzenszwalb_labels(image_hwc, params)
+    labels = cached_labels(image_hwc, params)
     masks = []
     for seg in labels:
         seg_t = torch.as_tensor(seg, device=device)
