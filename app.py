@@ -4,16 +4,33 @@ from __future__ import annotations
 import streamlit as st
 
 from trust_core.demo import workspace_path
+from trust_core.saliency import PRESETS
+from ui.common import get_workspace, shared, shared_widget
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
+    st.Page("pages/scorecard.py", title="Scorecard", icon="📋", default=True, url_path="scorecard"),
+    st.Page("pages/explorer.py", title="Image explorer", icon="🔎", url_path="explorer"),
+    st.Page("pages/randomization.py", title="Randomization", icon="🎲", url_path="randomization"),
+    st.Page("pages/metrics.py", title="Metrics", icon="📊", url_path="metrics"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("pages/upload.py", title="Your own image", icon="📤", url_path="upload"),
+    st.Page("pages/report.py", title="Reports", icon="📄", url_path="reports"),
+    st.Page("pages/runs.py", title="Runs", icon="▶️", url_path="runs"),
 ]
 
 with st.sidebar:
-    st.markdown("### Saliency Trust Explorer")
-    st.session_state.setdefault("workspace", str(workspace_path()))
-    st.text_input("Workspace", key="workspace", help="Folder built by `trust demo` (datasets + models)")
+    st.markdown("### 🩻 Saliency Trust Explorer")
+    shared_widget(st.text_input, "Workspace", "workspace", str(workspace_path()),
+                  help="Folder built by `trust demo` (datasets, models, results)")
+    ws = get_workspace(shared("workspace"))
+    kinds = ws.kinds or ["rsna"]
+    shared_widget(st.selectbox, "Dataset", "dataset", kinds[0], options=kinds, format_func=str.upper)
+    models = ws.classifiers(shared("dataset"))
+    if models:
+        shared_widget(st.selectbox, "Model", "model", models[0], options=models)
+    shared_widget(st.selectbox, "Preset", "preset", "fast", options=list(PRESETS),
+                  format_func=lambda p: PRESETS[p].label)
 
 st.navigation(PAGES).run()

@@ -168,6 +168,31 @@ def _cmd_train_localizer(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .report import build_image_report, cohort_archive, render_html, render_pdf
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    out = Path(args.out)
+    if args.cohort:
+        out.write_bytes(cohort_archive(ws, args.dataset))
+        print(f"wrote cohort results of {args.dataset} to {out}")
+        return 0
+    if not args.image or not args.model:
+        from .errors import ConfigError
+        raise ConfigError("a per-image report needs --image and --model (or use --cohort)")
+    report = build_image_report(ws, args.dataset, args.image, args.model, preset=args.preset,
+                                include_identifiers=args.include_identifiers)
+    if out.suffix.lower() == ".html":
+        out.write_text(render_html(report))
+    else:
+        out.write_bytes(render_pdf(report))
+    print(f"wrote {out} (report {report.title}{', with identifiers' if report.identifiers else ', de-identified'})")
+    return 0
+
+
 def _overrides(pairs: list[str] | None) -> dict:
     """``--set name=value`` pairs → typed overrides (JSON values, else strings)."""
     import json
@@ -259,6 +284,17 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--epochs", type=int, default=20)
     loc.add_argument("--device", default=None)
     loc.set_defaults(func=_cmd_train_localizer)
+
+    rep = sub.add_parser("report", help="per-image report (HTML/PDF) or cohort results (ZIP)")
+    rep.add_argument("--workspace", default=None)
+    rep.add_argument("--dataset", default="rsna", help="dataset kind in the workspace")
+    rep.add_argument("--image", default=None, help="image id")
+    rep.add_argument("--model", default=None, help="model file name in the workspace")
+    rep.add_argument("--preset", default="fast")
+    rep.add_argument("--cohort", action="store_true", help="export the cohort results instead (ZIP)")
+    rep.add_argument("--include-identifiers", action="store_true", help="put patient identifiers in the report")
+    rep.add_argument("--out", required=True, help="file: .pdf, .html (per image) or .zip (cohort)")
+    rep.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -1,0 +1,102 @@
+"""Shared UI state: the workspace resource, sidebar choices, error display, image panels."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import streamlit as st
+
+from trust_core.errors import TrustError
+from trust_core.report import overlay
+from trust_core.saliency import METHODS, PRESETS
+from trust_core.workspace import Workspace
+
+
+@st.cache_resource(show_spinner=False)
+def get_workspace(root: str) -> Workspace:
+    """One workspace (models, cache) for all sessions; its models are never mutated."""
+    return Workspace(root)
+
+
+def shared(name: str, default=None):
+    """A choice shared by all pages (kept outside widget state, which Streamlit drops on page change)."""
+    return st.session_state.get(f"_{name}", default)
+
+
+def shared_widget(widget, label: str, name: str, default, **kwargs):
+    """Render ``widget`` bound to the shared choice ``name`` (see :func:`shared`)."""
+    store = f"_{name}"
+    st.session_state.setdefault(store, default)
+    options = kwargs.get("options")
+    if options is not None and st.session_state[store] not in options and len(options):
+        st.session_state[store] = options[0]
+    st.session_state[name] = st.session_state[store]
+
+    def remember():
+        st.session_state[store] = st.session_state[name]
+
+    return widget(label, key=name, on_change=remember, **kwargs)
+
+
+def workspace() -> Workspace:
+    from trust_core.demo import workspace_path
+    return get_workspace(shared("workspace") or str(workspace_path()))
+
+
+def kind() -> str:
+    return shared("dataset", "rsna")
+
+
+def model_name() -> str | None:
+    return shared("model")
+
+
+def preset() -> str:
+    return shared("preset", "fast")
+
+
+def image_picker(ids: list[str], dataset) -> str:
+    """The image selector every page shares (the current image follows you across pages)."""
+    current = shared("image_id")
+    options = sorted(set(ids) | ({current} if current in dataset._all else set()))
+    return shared_widget(st.selectbox, "Image", "image_id", options[0], options=options)
+
+
+def preset_note() -> None:
+    """Say which preset produced what is on screen, loudly when it is not the paper's."""
+    p = PRESETS[preset()]
+    if p.paper:
+        st.caption(f"Preset **{p.label}**: {p.description}")
+    else:
+        st.warning(f"Preset **{p.label}** — {p.description}", icon="⚠️")
+
+
+@contextlib.contextmanager
+def friendly_errors():
+    """Show project errors as a message a clinician can act on, never a traceback."""
+    try:
+        yield
+    except TrustError as exc:
+        st.error(f"{exc}")
+        st.stop()
+    except FileNotFoundError as exc:
+        st.error(f"Missing file: {exc}")
+        st.stop()
+
+
+def method_label(key: str) -> str:
+    return METHODS[key].label
+
+
+def panel(image01: np.ndarray, saliency: np.ndarray | None, *, mask=None, caption: str = "", **kwargs) -> None:
+    st.image(overlay(image01, saliency, mask=mask, **kwargs), caption=caption, width="stretch")
+
+
+def require_results():
+    """The current dataset's evaluation summary, or a pointer to the Runs page."""
+    results = workspace().results(kind())
+    if results is None:
+        st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page "
+                f"(or run `trust demo`).")
+        st.stop()
+    return results
