@@ -9,16 +9,17 @@ from ui.common import get_workspace, shared, shared_widget
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
 
-PAGES = [
-    st.Page("pages/scorecard.py", title="Scorecard", icon="📋", default=True, url_path="scorecard"),
-    st.Page("pages/explorer.py", title="Image explorer", icon="🔎", url_path="explorer"),
-    st.Page("pages/randomization.py", title="Randomization", icon="🎲", url_path="randomization"),
-    st.Page("pages/metrics.py", title="Metrics", icon="📊", url_path="metrics"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
-    st.Page("pages/upload.py", title="Your own image", icon="📤", url_path="upload"),
-    st.Page("pages/report.py", title="Reports", icon="📄", url_path="reports"),
-    st.Page("pages/runs.py", title="Runs", icon="▶️", url_path="runs"),
-]
+PAGE_FILES = {  # file → page; the registry that the navigation and the page sweep test both read
+    "scorecard.py": st.Page("pages/scorecard.py", title="Scorecard", icon="📋", default=True, url_path="scorecard"),
+    "explorer.py": st.Page("pages/explorer.py", title="Image explorer", icon="🔎", url_path="explorer"),
+    "randomization.py": st.Page("pages/randomization.py", title="Randomization", icon="🎲", url_path="randomization"),
+    "metrics.py": st.Page("pages/metrics.py", title="Metrics", icon="📊", url_path="metrics"),
+    "compare.py": st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    "upload.py": st.Page("pages/upload.py", title="Your own image", icon="📤", url_path="upload"),
+    "report.py": st.Page("pages/report.py", title="Reports", icon="📄", url_path="reports"),
+    "runs.py": st.Page("pages/runs.py", title="Runs", icon="▶️", url_path="runs"),
+}
+PAGES = list(PAGE_FILES.values())
 
 with st.sidebar:
     st.markdown("### 🩻 Saliency Trust Explorer")
@@ -33,4 +34,9 @@ with st.sidebar:
     shared_widget(st.selectbox, "Preset", "preset", "fast", options=list(PRESETS),
                   format_func=lambda p: PRESETS[p].label)
 
-st.navigation(PAGES).run()
+st.session_state["_frame"] = True
+navigation = st.navigation(PAGES)
+goto = st.session_state.pop("_goto", None)
+if goto in PAGE_FILES:  # a page asked for directly before the frame existed (see ui.common.ensure_frame)
+    st.switch_page(PAGE_FILES[goto])
+navigation.run()

@@ -5,7 +5,9 @@ import streamlit as st
 from trust_core.metrics import ssim
 from trust_core.report import colorize
 from trust_core.saliency import METHODS
-from ui.common import image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import ensure_frame, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+
+ensure_frame(__file__)
 
 st.title("Compare")
 preset_note()

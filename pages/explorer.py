@@ -8,7 +8,9 @@ from trust_core.errors import DicomError
 from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
 from trust_core.saliency import METHODS
-from ui.common import image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import ensure_frame, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+
+ensure_frame(__file__)
 
 st.title("Image explorer")
 preset_note()

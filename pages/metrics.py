@@ -4,7 +4,9 @@ import streamlit as st
 
 from trust_core.evaluate.paper import AUPRC, SSIM
 from trust_core.saliency import METHODS
-from ui.common import friendly_errors, kind, method_label, require_results, workspace
+from ui.common import ensure_frame, friendly_errors, kind, method_label, require_results, workspace
+
+ensure_frame(__file__)
 
 st.title("Metrics")
 results = require_results()

@@ -2,7 +2,9 @@
 import streamlit as st
 
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
-from ui.common import image_picker, friendly_errors, kind, model_name, preset, preset_note, workspace
+from ui.common import ensure_frame, image_picker, friendly_errors, kind, model_name, preset, preset_note, workspace
+
+ensure_frame(__file__)
 
 st.title("Reports")
 preset_note()

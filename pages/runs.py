@@ -4,7 +4,9 @@ import streamlit as st
 from trust_core.evaluate import CRITERIA, EvalConfig, Evaluation
 from trust_core.evaluate.jobs import JobManager
 from trust_core.saliency import METHODS, PRESETS
-from ui.common import friendly_errors, kind, method_label, workspace
+from ui.common import ensure_frame, friendly_errors, kind, method_label, workspace
+
+ensure_frame(__file__)
 
 
 @st.cache_resource

@@ -4,7 +4,9 @@ import streamlit as st
 
 from trust_core.evaluate.paper import SOURCE
 from trust_core.report import scorecard_table
-from ui.common import friendly_errors, kind, workspace
+from ui.common import ensure_frame, friendly_errors, kind, workspace
+
+ensure_frame(__file__)
 
 st.title("Can these saliency maps be trusted?")
 st.caption("Four trust criteria of Arun et al., Radiology: AI 2021 — localization utility, sensitivity to "

@@ -7,7 +7,9 @@ import streamlit as st
 from trust_core.data import load_radiograph
 from trust_core.errors import TrustError
 from trust_core.saliency import METHODS
-from ui.common import friendly_errors, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import ensure_frame, friendly_errors, method_label, model_name, panel, preset, preset_note, workspace
+
+ensure_frame(__file__)
 
 MAX_BYTES = 64 * 2**20
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -10,6 +11,14 @@ from trust_core.errors import TrustError
 from trust_core.report import overlay
 from trust_core.saliency import METHODS, PRESETS
 from trust_core.workspace import Workspace
+
+
+def ensure_frame(page_file: str) -> None:
+    """Pages run inside app.py's frame. A fresh server asked for /page directly may run the page file on
+    its own (Streamlit's legacy pages/ routing) — then go through app.py, which returns here."""
+    if not st.session_state.get("_frame"):
+        st.session_state["_goto"] = Path(page_file).name
+        st.switch_page("app.py")
 
 
 @st.cache_resource(show_spinner=False)

@@ -23,6 +23,7 @@ def test_app_registry_lists_every_page():
     import re
     text = (ROOT / "app.py").read_text()
     assert sorted(re.findall(r'st\.Page\("([^"]+)"', text)) == sorted(PAGES)
+    assert sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py")) == sorted(PAGES)
 
 
 @pytest.mark.parametrize("page", PAGES)
