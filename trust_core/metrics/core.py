@@ -26,7 +26,10 @@ PAPER_DATA_RANGE = 2.0
 
 def _as_batch(values, name: str, *, dtype=torch.float64) -> torch.Tensor:
     tensor = values if isinstance(values, torch.Tensor) else torch.from_numpy(np.asarray(values))
-    tensor = tensor.to(dtype)
+    if dtype is not None:
+        tensor = tensor.to(dtype)
+    elif not tensor.is_floating_point():
+        tensor = tensor.to(torch.float32 if tensor.dtype != torch.bool else torch.bool)
     if tensor.dim() == 2:
         tensor = tensor[None]
     if tensor.dim() != 3:
@@ -48,14 +51,15 @@ def _pr_points(maps: torch.Tensor, masks: torch.Tensor):
     """Per-position recall and precision of the PR curve (constant within tied thresholds)."""
     n, p = maps.shape[0], maps[0].numel()
     scores = maps.reshape(n, p)
-    labels = masks.reshape(n, p).to(scores.dtype)
-    positives = labels.sum(1)
+    labels = masks.reshape(n, p)
+    positives = labels.sum(1, dtype=torch.float64)
     if bool((positives == 0).any()):
         bad = int(torch.nonzero(positives == 0)[0])
         raise MetricError(f"mask {bad} has no positive pixel: AUPRC is undefined for an empty mask")
-    order = torch.argsort(scores, dim=1, descending=True, stable=True)
-    sorted_scores = scores.gather(1, order)
-    tp = labels.gather(1, order).cumsum(1)
+    # Order inside a run of tied scores is irrelevant (only each run's last position is used), so an
+    # unstable sort of the original-precision scores is enough.
+    sorted_scores, order = torch.sort(scores, dim=1, descending=True)
+    tp = labels.gather(1, order).to(torch.float64).cumsum(1)
     # Last position of each run of equal scores: where the next score differs, or the end.
     is_last = torch.ones_like(sorted_scores, dtype=torch.bool)
     is_last[:, :-1] = sorted_scores[:, :-1] != sorted_scores[:, 1:]
@@ -70,7 +74,7 @@ def _pr_points(maps: torch.Tensor, masks: torch.Tensor):
 
 def auprc_batch(maps, masks) -> torch.Tensor:
     """AUPRC of each map (N, H, W) against its binary mask (N, H, W); float64 tensor (N,)."""
-    maps_t, masks_t = _as_batch(maps, "saliency"), _as_batch(masks, "mask")
+    maps_t, masks_t = _as_batch(maps, "saliency", dtype=None), _as_batch(masks, "mask", dtype=None)
     masks_t = masks_t.to(maps_t.device)
     _check_pair(maps_t, masks_t, ("saliency", "mask"))
     if not bool(((masks_t == 0) | (masks_t == 1)).all()):
@@ -84,8 +88,8 @@ def auprc_batch(maps, masks) -> torch.Tensor:
 
 def average_precision_batch(maps, masks) -> torch.Tensor:
     """Average precision Σ (R_k − R_{k−1}) P_k (sklearn's ``average_precision_score``); not AUPRC."""
-    maps_t = _as_batch(maps, "saliency")
-    masks_t = _as_batch(masks, "mask").to(maps_t.device)
+    maps_t = _as_batch(maps, "saliency", dtype=None)
+    masks_t = _as_batch(masks, "mask", dtype=None).to(maps_t.device)
     _check_pair(maps_t, masks_t, ("saliency", "mask"))
     recall, precision = _pr_points(maps_t, masks_t)
     r = torch.cat([torch.zeros_like(recall[:, :1]), recall], 1)
@@ -107,6 +111,12 @@ def average_precision(saliency, mask) -> float:
     return float(average_precision_batch(saliency, mask)[0])
 
 
+def _box_mean(t: torch.Tensor, k: int = SSIM_WINDOW) -> torch.Tensor:
+    """Mean over every k×k window fully inside (N, H, W), from an integral image (float64, O(H·W))."""
+    c = F.pad(t, (1, 0, 1, 0)).cumsum(1).cumsum(2)
+    return (c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]) / (k * k)
+
+
 def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
     """Mean SSIM of each pair of 2-D maps (N, H, W), scikit-image defaults; float64 tensor (N,)."""
     x, y = _as_batch(a, "first map"), _as_batch(b, "second map")
@@ -116,8 +126,7 @@ def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
         raise MetricError(f"data_range must be positive, got {data_range}")
     if min(x.shape[1:]) < SSIM_WINDOW:
         raise MetricError(f"maps must be at least {SSIM_WINDOW}×{SSIM_WINDOW} for SSIM, got {tuple(x.shape[1:])}")
-    x, y = x[:, None], y[:, None]
-    pool = lambda t: F.avg_pool2d(t, SSIM_WINDOW, stride=1)  # the valid region of a uniform filter
+    pool = _box_mean  # the valid region of scikit-image's uniform filter
     ux, uy = pool(x), pool(y)
     uxx, uyy, uxy = pool(x * x), pool(y * y), pool(x * y)
     n_window = SSIM_WINDOW ** 2
@@ -125,7 +134,7 @@ def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
     vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3))
+    return s.mean(dim=(1, 2))
 
 
 def ssim(a, b, *, data_range: float = PAPER_DATA_RANGE) -> float:

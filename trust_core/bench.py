@@ -1,0 +1,176 @@
+"""Benchmarks that print ratios measured side by side in one run (absolute times here are noise).
+
+``trust bench saliency``: (a) our ``explain``, all eight methods, paper preset, fp32; (b) the reference
+pipeline earlier work used — PAIR ``saliency.core`` with a torch ``call_model_function`` for gradient,
+SmoothGrad, IG, Smooth IG and XRAI, captum for Guided Backprop and Grad-CAM — one method after another;
+(c) the floor: the forward+backward passes (a) needs × the best per-image time of a batched
+forward+backward measured now; (d) (a) in bf16 with its fidelity (SSIM per method against fp32).
+
+``trust bench metrics``: batched AUPRC/SSIM against per-image scikit-learn/scikit-image loops.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+
+def _timed(fn):
+    started = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - started
+
+
+def _pass_time(model, x, batch_sizes=(1, 4, 8, 16, 32), precision="fp32", repeats=2) -> float:
+    """Best seconds per image of a forward+backward w.r.t. the input (parameters frozen)."""
+    from .saliency.engine import _autocast, frozen_eval
+
+    best = float("inf")
+    with frozen_eval(model):
+        for batch in batch_sizes:
+            inputs = x.repeat(batch, 1, 1, 1)
+            for _ in range(repeats + 1):  # first is warm-up
+                xb = inputs.clone().requires_grad_(True)
+                started = time.perf_counter()
+                with _autocast(x.device, precision):
+                    out = model(xb)
+                torch.autograd.grad(out.float()[:, 0].sum(), xb)
+                elapsed = (time.perf_counter() - started) / batch
+            best = min(best, elapsed)
+    return best
+
+
+def reference_pipeline(model, x: torch.Tensor, target: int, gradcam_layer) -> dict[str, float]:
+    """Seconds per method of the PAIR + captum pipeline on one image (C, H, W)."""
+    import saliency.core as pair
+    from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam
+
+    def call(x_batch, call_model_args=None, expected_keys=None):
+        xb = torch.tensor(np.asarray(x_batch), dtype=torch.float32).permute(0, 3, 1, 2).requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(xb)[:, target].sum(), xb)
+        return {pair.INPUT_OUTPUT_GRADIENTS: grad.permute(0, 2, 3, 1).numpy()}
+
+    image = x.permute(1, 2, 0).numpy()
+    baseline = -np.ones_like(image)
+    times = {}
+    _, times["grad"] = _timed(lambda: pair.GradientSaliency().GetMask(image, call))
+    _, times["smoothgrad"] = _timed(lambda: pair.GradientSaliency().GetSmoothedMask(
+        image, call, stdev_spread=0.15, nsamples=25, magnitude=True))
+    _, times["ig"] = _timed(lambda: pair.IntegratedGradients().GetMask(image, call, x_baseline=baseline, x_steps=10,
+                                                                       batch_size=20))
+    _, times["smooth_ig"] = _timed(lambda: pair.IntegratedGradients().GetSmoothedMask(
+        image, call, stdev_spread=0.15, nsamples=25, magnitude=True, x_baseline=baseline, x_steps=10, batch_size=20))
+    _, times["xrai"] = _timed(lambda: pair.XRAI().GetMask(image, call, batch_size=20))
+    xb = x[None].clone()
+    _, times["gbp"] = _timed(lambda: GuidedBackprop(model).attribute(xb, target=target))
+    _, times["gradcam"] = _timed(lambda: LayerAttribution.interpolate(
+        LayerGradCam(model, gradcam_layer).attribute(xb, target=target, relu_attributions=True),
+        tuple(x.shape[1:]), interpolate_mode="bilinear"))
+    return times
+
+
+def xrai_post(image_hwc: np.ndarray, attr: np.ndarray) -> tuple[float, float]:
+    """Seconds of XRAI's post-IG work (segmentation + ranking): PAIR's, ours (no memoization)."""
+    from saliency.core import xrai as pair_xrai
+
+    from .saliency import xrai as ours
+
+    def reference():
+        segments = pair_xrai._get_segments_felzenszwalb(image_hwc)
+        return pair_xrai.XRAI._xrai(attr=attr, segs=segments, area_perc_th=1.0, min_pixel_diff=50)[0]
+
+    def mine():
+        ours._LABEL_CACHE.clear()
+        masks = ours.segment_masks(image_hwc, ours.SegmentParams())
+        return ours.xrai_rank(torch.from_numpy(attr), masks).numpy()
+
+    ref_map, ref_time = _timed(reference)
+    our_map, our_time = _timed(mine)
+    if not np.allclose(ref_map, our_map, rtol=1e-4, atol=1e-6):
+        raise AssertionError("XRAI maps differ from PAIR's in the benchmark")
+    return ref_time, our_time
+
+
+def bench_saliency(arch: str = "densenet121", size: int | None = None, device: str = "cpu",
+                   batch_size: int | None = None, skip_reference: bool = False, log=print) -> dict:
+    from .metrics import ssim_batch
+    from .models import build, get_architecture
+    from .saliency import explain
+    from .saliency.explain import _resolve_layer
+
+    torch.manual_seed(0)
+    spec = get_architecture(arch)
+    size = size or spec.input_size
+    model = build(arch).to(device)
+    model.trust_meta = {"input_size": size}
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size] / size
+    gray = np.clip(0.5 + 0.3 * np.sin(7 * xx) * np.cos(5 * yy) + 0.05 * rng.normal(size=(size, size)), 0, 1)
+    x = torch.from_numpy((gray * 2 - 1).astype(np.float32))[None].expand(3, -1, -1).contiguous().to(device)
+    explain(model, x[None], methods=["grad"])  # warm-up (allocator, kernels)
+    ours, t_ours = _timed(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size))
+    log(f"(a) ours, 8 methods, arun2021, fp32: {t_ours:.1f} s, {ours.passes} forward+backward passes")
+    per_pass = _pass_time(model, x[None])
+    floor = ours.passes * per_pass
+    log(f"(c) floor: {ours.passes} passes × {per_pass * 1000:.1f} ms = {floor:.1f} s")
+    result = {"arch": arch, "size": size, "device": device, "ours_s": t_ours, "passes": ours.passes,
+              "floor_s": floor, "efficiency": floor / t_ours}
+    if not skip_reference:
+        times = reference_pipeline(model, x.cpu() if device != "cpu" else x, int(ours.targets[0]),
+                                   _resolve_layer(model, ours.params))
+        t_ref = sum(times.values())
+        log("(b) reference (PAIR + captum): " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+            + f" → {t_ref:.1f} s")
+        result.update(reference_s=t_ref, reference_methods=times, speedup_vs_reference=t_ref / t_ours)
+    bf16_ok = device == "cuda" or torch.backends.mkldnn.is_available()
+    if bf16_ok:
+        low, t_low = _timed(lambda: explain(model, x[None], preset="arun2021", precision="bf16",
+                                            batch_size=batch_size))
+        fidelity = {}
+        for m in ours:
+            a, b = ours[m], low[m]
+            fidelity[m] = (float(ssim_batch(torch.from_numpy(a), torch.from_numpy(b), data_range=1.0)[0])
+                           if np.isfinite(a).all() and np.isfinite(b).all() else float("nan"))
+        log(f"(d) bf16: {t_low:.1f} s; SSIM to fp32 (data_range 1): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in fidelity.items()))
+        result.update(bf16_s=t_low, bf16_speedup=t_ours / t_low, bf16_ssim=fidelity,
+                      bf16_min_ssim=min(fidelity.values()))
+    attr = ours.raw["xrai"][0]  # any attribution map will do for the timing of the post-IG steps
+    ref_post, our_post = xrai_post(x.permute(1, 2, 0).cpu().numpy(), attr.astype(np.float32))
+    log(f"XRAI post-IG (segmentation + ranking): PAIR {ref_post:.2f} s, ours {our_post:.2f} s")
+    result.update(xrai_post_ref_s=ref_post, xrai_post_ours_s=our_post, xrai_post_speedup=ref_post / our_post)
+    log("RESULT " + " ".join(f"{k}={result[k]:.3f}" if isinstance(result.get(k), float) else f"{k}=n/a"
+                             for k in ("speedup_vs_reference", "efficiency", "bf16_speedup", "bf16_min_ssim",
+                                       "xrai_post_speedup")))
+    return result
+
+
+def bench_metrics(n: int = 64, size: int = 320, log=print) -> dict:
+    from skimage.metrics import structural_similarity
+    from sklearn.metrics import auc, precision_recall_curve
+
+    from .metrics import auprc_batch, ssim_batch
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((n, size, size)).astype(np.float32)
+    other = np.clip(maps + rng.normal(0, 0.1, maps.shape), 0, 1).astype(np.float32)
+    masks = rng.random((n, size, size)) > 0.9
+
+    def loop_auprc():
+        out = []
+        for m, k in zip(maps, masks):
+            p, r, _ = precision_recall_curve(k.ravel(), m.ravel())
+            out.append(auc(r, p))
+        return np.array(out)
+
+    ref_a, t_ref_a = _timed(loop_auprc)
+    our_a, t_our_a = _timed(lambda: auprc_batch(torch.from_numpy(maps), torch.from_numpy(masks)).numpy())
+    ref_s, t_ref_s = _timed(lambda: np.array([structural_similarity(a, b, data_range=2.0) for a, b in zip(maps, other)]))
+    our_s, t_our_s = _timed(lambda: ssim_batch(torch.from_numpy(maps), torch.from_numpy(other)).numpy())
+    result = {"auprc_speedup": t_ref_a / t_our_a, "auprc_max_diff": float(np.abs(ref_a - our_a).max()),
+              "ssim_speedup": t_ref_s / t_our_s, "ssim_max_diff": float(np.abs(ref_s - our_s).max())}
+    log(f"AUPRC: sklearn loop {t_ref_a:.2f} s, batched {t_our_a:.2f} s; SSIM: scikit-image loop {t_ref_s:.2f} s, "
+        f"batched {t_our_s:.2f} s ({n} maps of {size}²)")
+    log("RESULT " + " ".join(f"{k}={v:.3g}" for k, v in result.items()))
+    return result
