@@ -59,7 +59,9 @@ def test_explorer_choose_method_and_switch_image_fast(app_workspace, monkeypatch
     at.selectbox(key="image_id").select(images[-1]).run()
     elapsed_image = time.perf_counter() - started
     assert not at.exception
-    assert elapsed_method < 1.5 and elapsed_image < 1.5, (elapsed_method, elapsed_image)
+    print(f"explorer re-render, warm cache: method switch {elapsed_method * 1000:.0f} ms, image switch "
+          f"{elapsed_image * 1000:.0f} ms (AppTest, whole script)")
+    assert elapsed_method < 0.6 and elapsed_image < 0.6, (elapsed_method, elapsed_image)
 
 
 def test_randomization_scrubber(app_workspace, monkeypatch):
