@@ -17,6 +17,7 @@ rows), so that a report can say how many and which.
 """
 from __future__ import annotations
 
+import abc
 import csv
 import hashlib
 import io
@@ -116,7 +117,7 @@ def _number(row: dict, key: str, line: int, path: Path) -> float:
     return value
 
 
-class RadiographDataset:
+class RadiographDataset(abc.ABC):
     """Common machinery: records, splits, images and masks at any size, fingerprint.
 
     Parameters
@@ -152,8 +153,9 @@ class RadiographDataset:
         self._shape_cache: dict[str, tuple[int, int]] = {}
 
     # -- subclass hook -------------------------------------------------------------------------------
-    def _scan(self) -> list[Record]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _scan(self) -> list[Record]:
+        """Read the labels and find the images: the records, with skips counted in ``self.skipped``."""
 
     # -- splits --------------------------------------------------------------------------------------
     def _load_or_make_splits(self, records, seed, fractions) -> dict[str, str]:

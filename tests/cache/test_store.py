@@ -1,0 +1,98 @@
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from trust_core import explain
+from trust_core.cache import Store, digest_array, make_key, model_fingerprint
+import importlib
+explain_module = importlib.import_module("trust_core.saliency.explain")
+
+LIGHT = dict(n_samples=3, smooth_ig_steps=3, ig_steps=4, xrai_steps=4, gradcam_layer="features")
+
+
+def test_explain_uses_the_cache(tiny_model, tiny_images, tmp_path):
+    store = Store(tmp_path / "store")
+    first = explain(tiny_model, tiny_images, cache=store, **LIGHT)
+    assert first.passes > 0 and not any(any(v) for v in first.from_cache.values())
+    started = time.perf_counter()
+    second = explain(tiny_model, tiny_images, cache=store, **LIGHT)
+    elapsed = time.perf_counter() - started
+    assert second.passes == 0 and all(all(v) for v in second.from_cache.values())
+    for method in first:
+        np.testing.assert_array_equal(first[method], second[method])
+    np.testing.assert_array_equal(first.targets, second.targets)
+    assert elapsed < 0.5  # milliseconds for the lookups; the tiny model's forward dominates
+
+
+def test_partial_hits_compute_only_what_is_missing(tiny_model, tiny_images, tmp_path):
+    store = Store(tmp_path / "store")
+    explain(tiny_model, tiny_images[:2], methods=["grad"], cache=store)
+    mixed = explain(tiny_model, tiny_images, methods=["grad"], cache=store)
+    assert mixed.from_cache["grad"] == [True, True, False] and mixed.passes == 1
+
+
+def test_key_depends_on_weights_parameters_and_state(tiny_model, tiny_images, tmp_path):
+    store = Store(tmp_path / "store")
+    explain(tiny_model, tiny_images[:1], methods=["ig"], cache=store)
+    assert explain(tiny_model, tiny_images[:1], methods=["ig"], ig_steps=5, cache=store).passes > 0
+    fingerprint = model_fingerprint(tiny_model)
+    tiny_model.trust_state = {"state": "logits", "seeds": [1]}
+    assert model_fingerprint(tiny_model) != fingerprint
+    del tiny_model.trust_state
+    with torch.no_grad():
+        tiny_model.fc.bias.add_(1e-3)
+    assert model_fingerprint(tiny_model) != fingerprint
+    assert explain(tiny_model, tiny_images[:1], methods=["ig"], cache=store).passes > 0
+
+
+def test_interrupted_computation_leaves_no_entry(tiny_model, tiny_images, tmp_path, monkeypatch):
+    store = Store(tmp_path / "store")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explain_module, "normalize_maps", crash)
+    with pytest.raises(KeyboardInterrupt):
+        explain(tiny_model, tiny_images, methods=["grad", "ig"], cache=store)
+    assert len(store) == 0
+
+
+def _writer(directory, worker):
+    store = Store(directory)
+    for i in range(50):
+        store.set(make_key(i=i), np.full(100, i, dtype=np.float32))
+        value = store.get(make_key(i=(i + worker) % 50))
+        assert value is None or (value == value[0]).all()
+
+
+def test_shared_by_processes(tmp_path):
+    ctx = mp.get_context("spawn")
+    workers = [ctx.Process(target=_writer, args=(tmp_path / "store", w)) for w in range(3)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(60)
+        assert p.exitcode == 0
+    store = Store(tmp_path / "store")
+    assert len(store) == 50 and all((store.get(make_key(i=i)) == i).all() for i in range(50))
+
+
+def test_size_bounded(tmp_path):
+    store = Store(tmp_path / "store", size_limit=2_000_000)
+    for i in range(60):
+        store.set(make_key(i=i), np.zeros(100_000, dtype=np.float32))  # 400 kB each
+    assert store.volume() < 4_000_000 and len(store) < 60
+
+
+def test_location_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRUST_CACHE", str(tmp_path / "elsewhere"))
+    assert Store().directory == tmp_path / "elsewhere"
+
+
+def test_digest_is_content_based():
+    a = torch.arange(12.0).reshape(3, 4)
+    assert digest_array(a) == digest_array(a.clone()) == digest_array(a.numpy())
+    assert digest_array(a) != digest_array(a.T.contiguous())
