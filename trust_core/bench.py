@@ -174,3 +174,30 @@ def bench_metrics(n: int = 64, size: int = 320, log=print) -> dict:
         f"batched {t_our_s:.2f} s ({n} maps of {size}²)")
     log("RESULT " + " ".join(f"{k}={v:.3g}" for k, v in result.items()))
     return result
+
+
+def bench_engines(workspace=None, kind: str = "rsna", *, images: int = 8, log=print) -> dict:
+    """The same evaluation (demo models, fast preset, fresh caches) on the local engine and on Ray with
+    1 and 2 workers; ratios of wall times."""
+    import tempfile
+
+    from .cache.store import Store
+    from .demo import DATASETS, demo_models, workspace_path
+    from .evaluate import EvalConfig, Evaluation
+    from .evaluate.distributed import ray_executor
+
+    root = workspace_path(workspace)
+    classifiers, _ = demo_models(root, kind)
+    dataset = DATASETS[kind][0](root / kind, image_size=128)
+    config = EvalConfig(preset="fast", utility_limit=images, ssim_images=min(images, 5), group=2,
+                        criteria=("utility", "randomization"))
+    times = {}
+    for label, executor in (("local", None), ("ray1", ray_executor(workers=1)), ("ray2", ray_executor(workers=2))):
+        with tempfile.TemporaryDirectory() as tmp:
+            evaluation = Evaluation(dataset, classifiers[:1], config, cache=Store(tmp))
+            _, times[label] = _timed(lambda: evaluation.run(executor=executor))
+        log(f"{label}: {times[label]:.1f} s")
+    result = {"ray1_vs_local": times["local"] / times["ray1"], "ray2_vs_ray1": times["ray1"] / times["ray2"],
+              "ray2_vs_local": times["local"] / times["ray2"]}
+    log("RESULT " + " ".join(f"{k}={v:.2f}" for k, v in result.items()))
+    return result

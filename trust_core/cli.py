@@ -120,11 +120,16 @@ def _cmd_evaluate(args) -> int:
     evaluation = Evaluation(dataset, args.model, config, localizers=args.localizer or (),
                             localizer_maps=args.localizer_maps, cache=_open_cache(args))
     units = evaluation.units()
-    with tqdm(total=len(units), desc=f"evaluate ({args.preset})", unit="unit") as bar:
+    executor = None
+    if args.engine == "ray":
+        from .evaluate.distributed import ray_executor
+        executor = ray_executor(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                                threads_per_worker=args.threads_per_worker)
+    with tqdm(total=len(units), desc=f"evaluate ({args.preset}, {args.engine})", unit="unit") as bar:
         def progress(done, total, label):
             bar.set_postfix_str(label)
             bar.update(done - bar.n)
-        result = evaluation.run(progress=progress)
+        result = evaluation.run(progress=progress, executor=executor)
     write_outputs(result, args.out)
     _print_summary(result.summary)
     print(f"{result.stats['units']} units, {result.stats['passes']} forward+backward passes, "
@@ -194,6 +199,9 @@ def _cmd_bench(args) -> int:
 
     if args.what == "saliency":
         bench_saliency(args.arch, args.size, args.device, args.batch_size, skip_reference=args.skip_reference)
+    elif args.what == "engines":
+        from .bench import bench_engines
+        bench_engines(args.workspace, args.dataset, images=args.n)
     else:
         bench_metrics(args.n, args.size or 320)
     return 0
@@ -274,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ttest", action="store_true", help="one-sided t-test for randomization")
     ev.add_argument("--localizer", action="append", help="U-Net checkpoint(s) for the high baselines")
     ev.add_argument("--localizer-maps", default=None, help="folder of <image_id>.npy/.png score maps")
+    ev.add_argument("--engine", default="local", choices=["local", "ray"], help="where units run")
+    ev.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
+    ev.add_argument("--workers", type=int, default=None, help="Ray actors (default: one per CPU or GPU)")
+    ev.add_argument("--gpus-per-worker", type=float, default=0.0)
+    ev.add_argument("--threads-per-worker", type=int, default=1, help="torch threads (and CPUs) per actor")
     ev.add_argument("--out", required=True)
     _add_compute_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
@@ -299,12 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_cmd_report)
 
     bench = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
-    bench.add_argument("what", choices=["saliency", "metrics"])
+    bench.add_argument("what", choices=["saliency", "metrics", "engines"])
+    bench.add_argument("--workspace", default=None, help="engines: demo workspace")
+    bench.add_argument("--dataset", default="rsna", help="engines: dataset kind")
     bench.add_argument("--arch", default="densenet121")
     bench.add_argument("--size", type=int, default=None)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--batch-size", type=int, default=None)
-    bench.add_argument("--n", type=int, default=64, help="maps (metrics benchmark)")
+    bench.add_argument("--n", type=int, default=64, help="maps (metrics) or images (engines)")
     bench.add_argument("--skip-reference", action="store_true")
     bench.set_defaults(func=_cmd_bench)
     return parser

@@ -1,0 +1,90 @@
+"""The Ray engine: same per-image values as the local engine; a killed worker loses nothing."""
+import os
+import signal
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray", reason="the Ray extra is not installed (make test installs it)")
+
+from trust_core.cache import Store  # noqa: E402
+from trust_core.evaluate import EvalConfig, Evaluation  # noqa: E402
+from trust_core.evaluate.distributed import ray_executor  # noqa: E402
+from trust_core.models import TrainConfig, train_classifier  # noqa: E402
+
+FAST = dict(n_samples=2, smooth_ig_steps=2, ig_steps=3, xrai_steps=3)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, rsna):
+    root = tmp_path_factory.mktemp("ray_models")
+    return [train_classifier(rsna, TrainConfig(arch=a, seed=s, epochs=1, batch_size=8, image_size=64),
+                             root / f"{a}_{s}.pt").path
+            for a, s in (("densenet_tiny", 0), ("densenet_tiny", 1), ("resnet_tiny", 0))]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    yield
+    ray.shutdown()
+
+
+def config():
+    return EvalConfig(preset="fast", overrides=FAST, ssim_images=4, baseline_pairs=3, group=2,
+                      methods=("grad", "gbp", "gradcam"))
+
+
+def test_ray_engine_equals_local_engine(rsna, models, cluster, tmp_path):
+    local = Evaluation(rsna, models, config(), cache=Store(tmp_path / "local")).run()
+    distributed = Evaluation(rsna, models, config(), cache=Store(tmp_path / "ray")).run(
+        executor=ray_executor(workers=2))
+    assert distributed.stats["cached_images"] == 0
+    for name, table in local.tables.items():
+        pd.testing.assert_frame_equal(table, distributed.tables[name], check_exact=False, rtol=1e-6, atol=1e-9)
+    assert_close_tree(local.summary["criteria"], distributed.summary["criteria"])
+
+
+def assert_close_tree(a, b, path="summary"):
+    """Equal structure; floats equal to 1e-6 (workers run with another thread count: last-bit differences)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_close_tree(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close_tree(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-9, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def test_killed_worker_loses_only_its_unfinished_units(rsna, models, cluster, tmp_path):
+    store_dir = tmp_path / "store"
+    evaluation = Evaluation(rsna, models, config(), cache=Store(store_dir))
+    killed = {}
+
+    def kill_one_worker(actors):
+        def later():
+            # Wait until work has landed in the cache, then SIGKILL one actor's process mid-run.
+            pid = ray.get(actors[0].pid.remote())
+            deadline = time.time() + 60
+            while time.time() < deadline and len(Store(store_dir)) < 6:
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+            killed["pid"] = pid
+        threading.Thread(target=later, daemon=True).start()
+
+    result = evaluation.run(executor=ray_executor(workers=2, max_restarts=3, on_actors=kill_one_worker))
+    assert killed, "no worker was killed"
+    reference = Evaluation(rsna, models, config(), cache=Store(tmp_path / "clean")).run()
+    for name, table in reference.tables.items():
+        pd.testing.assert_frame_equal(table, result.tables[name], check_exact=False, rtol=1e-6, atol=1e-9)
+    # A rerun completes from the cache alone.
+    again = Evaluation(rsna, models, config(), cache=Store(store_dir)).run(executor=ray_executor(workers=2))
+    assert again.stats["passes"] == 0

@@ -1,0 +1,131 @@
+"""The Ray engine: the same work units as the local engine, run by Ray actors on any number of workers.
+
+Each actor rebuilds the evaluation once (dataset index, models), keeps every model state it has built,
+and runs the units it is given through the shared on-disk cache, so a unit finished by any worker is
+never computed again — neither by another worker nor by a rerun. Actors are restarted and their unfinished
+unit retried when a worker dies (``max_restarts``/``max_task_retries``); if the whole run is stopped,
+rerunning completes only what is missing. Results are identical to the local engine's (maps are
+deterministic and content-addressed). Ray is an optional extra: ``pip install -r requirements-ray.txt``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """What a worker needs to rebuild an :class:`~trust_core.evaluate.Evaluation` (all picklable)."""
+
+    dataset_class: type
+    dataset_root: str
+    dataset_kwargs: dict
+    model_paths: list
+    config: object
+    localizers: list
+    localizer_maps: str | None
+    cache_dir: str | None
+
+
+def spec_of(evaluation) -> EvaluationSpec:
+    dataset = evaluation.dataset
+    kwargs = {"image_size": dataset.image_size, "split_file": str(dataset.split_file)}
+    if getattr(dataset, "classes", None):
+        kwargs["classes"] = dataset.classes
+    return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_paths), evaluation.config,
+                          list(evaluation.localizer_paths), evaluation.localizer_maps and str(evaluation.localizer_maps),
+                          str(evaluation.cache.directory) if evaluation.cache is not None else None)
+
+
+class UnitWorker:
+    """A Ray actor body: one rebuilt evaluation, model states kept across units."""
+
+    def __init__(self, spec: EvaluationSpec, threads: int = 1):
+        import torch
+
+        from ..cache.store import Store
+        from .run import Evaluation
+
+        torch.set_num_threads(max(1, threads))
+        dataset = spec.dataset_class(spec.dataset_root, **spec.dataset_kwargs)
+        cache = Store(spec.cache_dir) if spec.cache_dir else None
+        self.evaluation = Evaluation(dataset, spec.model_paths, spec.config, localizers=spec.localizers,
+                                     localizer_maps=spec.localizer_maps, cache=cache)
+        self.states: dict[tuple[int, str], object] = {}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def _model(self, model_index: int, state: str):
+        key = (model_index, state)
+        if key not in self.states:
+            for name, model in self.evaluation._state_models(model_index):
+                self.states.setdefault((model_index, name), model)
+                if name == state:
+                    break
+        return self.states[key]
+
+    def run(self, unit) -> dict:
+        return self.evaluation.run_unit(unit, self._model(unit.model_index, unit.state))
+
+
+def ray_executor(*, address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0.0,
+                 threads_per_worker: int = 1, num_cpus: int | None = None, max_restarts: int = 2,
+                 on_actors=None):
+    """An ``executor`` for :meth:`Evaluation.run` that spreads units over Ray actors.
+
+    Parameters
+    ----------
+    address : a Ray cluster (``ray://head:10001`` or ``auto``); None starts a local one.
+    workers : number of actors (default: one per CPU, or one per GPU when ``gpus_per_worker`` > 0).
+    gpus_per_worker : GPUs reserved per actor (their maps are computed on ``cuda``).
+    on_actors : called with the actor handles once they exist (monitoring, tests).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the Ray engine needs Ray: pip install -r requirements-ray.txt") from None
+
+    def execute(evaluation, units, progress=None):
+        if gpus_per_worker and evaluation.config.device in (None, "cpu"):
+            raise ConfigError("--gpus-per-worker needs --device cuda")
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True)
+        try:
+            resources = ray.available_resources()
+            count = workers or max(1, int(resources.get("GPU", 0) / gpus_per_worker) if gpus_per_worker
+                                   else int(resources.get("CPU", 1) // max(1, threads_per_worker)))
+            actor = ray.remote(num_cpus=threads_per_worker, num_gpus=gpus_per_worker, max_restarts=max_restarts,
+                               max_task_retries=max_restarts)(UnitWorker)
+            spec = spec_of(evaluation)
+            actors = [actor.remote(spec, threads_per_worker) for _ in range(count)]
+            if on_actors is not None:
+                on_actors(actors)
+            # Units of one model state go to one actor (it builds the state once); states are dealt round robin.
+            groups: dict[tuple[int, str], list[int]] = {}
+            for k, unit in enumerate(units):
+                groups.setdefault((unit.model_index, unit.state), []).append(k)
+            pending = {}
+            for g, indices in enumerate(groups.values()):
+                for k in indices:
+                    pending[actors[g % count].run.remote(units[k])] = k
+            outputs: list[dict | None] = [None] * len(units)
+            done = 0
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    k = pending.pop(ref)
+                    outputs[k] = ray.get(ref)
+                    done += 1
+                    if progress:
+                        progress(done, len(units), f"{units[k].state} (ray, {count} workers)")
+            return outputs
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    return execute
