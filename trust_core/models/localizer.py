@@ -23,9 +23,9 @@ from .checkpoint import save
 
 
 class UNet(nn.Module):
-    """Three-level U-Net (8-16-32-64 channels); input (N, 3, S, S) in [-1, 1], output logits (N, S, S)."""
+    """Three-level U-Net (16-32-64-128 channels); input (N, 3, S, S) in [-1, 1], output logits (N, S, S)."""
 
-    def __init__(self, width: int = 8):
+    def __init__(self, width: int = 16):
         super().__init__()
 
         def block(cin, cout):
