@@ -39,7 +39,7 @@ for col, criterion in zip(cols, ("utility", "randomization", "repeatability", "r
 
 
 def cell(row) -> str:
-    verdict = {True: "✅", False: "❌"}.get(row.passed, "·")
+    verdict = {True: "PASS", False: "FAIL"}.get(row.passed, "n/a")
     return f"{verdict} {row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
 
 
