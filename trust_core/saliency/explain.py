@@ -177,9 +177,9 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         with torch.no_grad():
             targets = model(x).float().argmax(1)
     bank_tensor = torch.cat(bank)
+    del bank
     out = run_paths(model, bank_tensor, paths, n_images=n, targets=targets, device=device,
                     batch_size=batch_size, precision=precision, gradcam_layer=layer)
-    del bank, bank_tensor
 
     raw: dict[str, torch.Tensor] = {}
     if "grad" in need:
@@ -191,11 +191,11 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     if "smooth_ig" in need:
         maps = []
         for i in range(n):
-            noisy = x[i][None] + (_noise(x[i].cpu(), params["n_samples"], params["noise_spread"],
-                                         params["seed"]).to(device))
+            noisy = bank_tensor[noisy_rows[i]]  # the same noisy copies the paths ended at
             ig = (noisy - params["ig_baseline"]) * out.sums[sig_paths[i]] / params["smooth_ig_steps"]
             maps.append((ig * ig if params["magnitude"] else ig).mean(0))
         raw["smooth_ig"] = torch.stack(maps)
+    del bank_tensor
     if "smoothgrad" in need:
         grads = [out.endpoints[sg_paths[i]] for i in range(n)]
         raw["smoothgrad"] = torch.stack([(g * g if params["magnitude"] else g).mean(0) for g in grads])
