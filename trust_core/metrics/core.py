@@ -72,14 +72,19 @@ def _pr_points(maps: torch.Tensor, masks: torch.Tensor):
     return recall, precision
 
 
-def auprc_batch(maps, masks) -> torch.Tensor:
-    """AUPRC of each map (N, H, W) against its binary mask (N, H, W); float64 tensor (N,)."""
-    maps_t, masks_t = _as_batch(maps, "saliency", dtype=None), _as_batch(masks, "mask", dtype=None)
-    masks_t = masks_t.to(maps_t.device)
+def _pr_inputs(maps, masks) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated (N, H, W) maps and binary masks for the precision-recall metrics."""
+    maps_t = _as_batch(maps, "saliency", dtype=None)
+    masks_t = _as_batch(masks, "mask", dtype=None).to(maps_t.device)
     _check_pair(maps_t, masks_t, ("saliency", "mask"))
     if not bool(((masks_t == 0) | (masks_t == 1)).all()):
         raise MetricError("the mask must be binary (0/1 or bool)")
-    recall, precision = _pr_points(maps_t, masks_t)
+    return maps_t, masks_t
+
+
+def auprc_batch(maps, masks) -> torch.Tensor:
+    """AUPRC of each map (N, H, W) against its binary mask (N, H, W); float64 tensor (N,)."""
+    recall, precision = _pr_points(*_pr_inputs(maps, masks))
     ones = torch.ones_like(recall[:, :1])
     r = torch.cat([torch.zeros_like(ones), recall], 1)  # the curve starts at (recall 0, precision 1)
     pr = torch.cat([ones, precision], 1)
@@ -88,10 +93,7 @@ def auprc_batch(maps, masks) -> torch.Tensor:
 
 def average_precision_batch(maps, masks) -> torch.Tensor:
     """Average precision Σ (R_k − R_{k−1}) P_k (sklearn's ``average_precision_score``); not AUPRC."""
-    maps_t = _as_batch(maps, "saliency", dtype=None)
-    masks_t = _as_batch(masks, "mask", dtype=None).to(maps_t.device)
-    _check_pair(maps_t, masks_t, ("saliency", "mask"))
-    recall, precision = _pr_points(maps_t, masks_t)
+    recall, precision = _pr_points(*_pr_inputs(maps, masks))
     r = torch.cat([torch.zeros_like(recall[:, :1]), recall], 1)
     return ((r[:, 1:] - r[:, :-1]) * precision).sum(1)
 
