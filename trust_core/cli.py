@@ -60,6 +60,7 @@ def _cmd_maps(args) -> int:
     from .data.transforms import to_model_input
     from .errors import ConfigError
     from .models import load
+    from .io import atomic_path, atomic_write
     from .saliency import explain, resolve_methods, resolve_params
 
     methods = resolve_methods(args.methods)
@@ -77,7 +78,7 @@ def _cmd_maps(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = _open_cache(args)
-    (out / "params.json").write_text(json.dumps({
+    atomic_write(out / "params.json", json.dumps({
         "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
         "model": str(args.model), "model_meta": model.trust_meta, "dataset": args.dataset,
         "precision": args.precision}, indent=2, default=str))
@@ -88,13 +89,11 @@ def _cmd_maps(args) -> int:
             result = explain(model, x, methods=methods, preset=args.preset, device=args.device,
                              precision=args.precision, cache=store, batch_size=args.batch_size, **overrides)
             for j, image_id in enumerate(group):
-                target = out / f"{image_id}.npz"
-                tmp = out / f".{image_id}.tmp.npz"
-                np.savez_compressed(tmp, **{m: result[m][j] for m in methods},
-                                    target=result.targets[j],
-                                    flags=json.dumps({m: result.flags[m][j] for m in methods}),
-                                    params=json.dumps(result.method_params, default=str))
-                tmp.replace(target)
+                with atomic_path(out / f"{image_id}.npz") as tmp, open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, **{m: result[m][j] for m in methods},
+                                        target=result.targets[j],
+                                        flags=json.dumps({m: result.flags[m][j] for m in methods}),
+                                        params=json.dumps(result.method_params, default=str))
             bar.update(len(group))
     print(f"wrote {len(ids)} map files to {out} (preset {args.preset})")
     return 0
@@ -172,13 +171,14 @@ def _cmd_train_localizer(args) -> int:
 def _cmd_report(args) -> int:
     from pathlib import Path
 
+    from .io import atomic_write
     from .report import build_image_report, cohort_archive, render_html, render_pdf
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
     out = Path(args.out)
     if args.cohort:
-        out.write_bytes(cohort_archive(ws, args.dataset))
+        atomic_write(out, cohort_archive(ws, args.dataset))
         print(f"wrote cohort results of {args.dataset} to {out}")
         return 0
     if not args.image or not args.model:
@@ -187,9 +187,9 @@ def _cmd_report(args) -> int:
     report = build_image_report(ws, args.dataset, args.image, args.model, preset=args.preset,
                                 include_identifiers=args.include_identifiers)
     if out.suffix.lower() == ".html":
-        out.write_text(render_html(report))
+        atomic_write(out, render_html(report))
     else:
-        out.write_bytes(render_pdf(report))
+        atomic_write(out, render_pdf(report))
     print(f"wrote {out} (report {report.title}{', with identifiers' if report.identifiers else ', de-identified'})")
     return 0
 

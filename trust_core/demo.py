@@ -20,6 +20,7 @@ from typing import Callable
 
 from .data.datasets import RSNADataset, SIIMDataset
 from .data.phantom import build_phantom_dataset
+from .io import atomic_write
 from .models.registry import get_architecture
 from .models.train import TrainConfig, load_arrays, train_classifier
 
@@ -55,9 +56,7 @@ def read_index(workspace: str | Path | None = None) -> list[dict]:
 
 
 def _write_index(path: Path, models: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"models": models}, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"models": models}, indent=2))
 
 
 def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed: int = 0,

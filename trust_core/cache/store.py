@@ -5,12 +5,20 @@ randomization state), method, the method's parameters and the code version — n
 argument order. diskcache commits each value in one SQLite transaction after its file is fully written,
 so an interrupted computation leaves no entry and several processes can share one folder. The size is
 bounded (least-recently-stored entries are evicted).
+
+Several processes (app sessions, CLI runs, workers) asking for the same missing entry at once would
+each compute it. :meth:`Store.claim` prevents that: the first caller claims the key and computes, the
+others :meth:`Store.wait_for` its value. A claim names its holder (host and process id); a claim whose
+holder died (``kill -9``) is taken over at once on the same host, and expires after ``CLAIM_TTL``
+seconds otherwise, so a crash never blocks anyone for long.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +26,18 @@ import torch
 
 DEFAULT_DIR = Path("cache/store")
 DEFAULT_SIZE_LIMIT = 8 * 2**30
+CLAIM_TTL = 3600.0  # seconds before a claim held by a process on another host is presumed dead
+_HOST = socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def digest_array(array) -> str:
@@ -62,6 +82,8 @@ class Store:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._cache = diskcache.Cache(str(self.directory), size_limit=size_limit,
                                       eviction_policy="least-recently-stored", timeout=60)
+        # Claims live in their own small database, so that they never count or evict as entries.
+        self._claims = diskcache.Cache(str(self.directory / "claims"), timeout=60)
 
     def get(self, key: str, default=None):
         return self._cache.get(key, default=default)
@@ -81,6 +103,59 @@ class Store:
         """Store only if absent (atomic); True when this call stored it."""
         return self._cache.add(key, value)
 
+    # -- claims: one computation of a missing entry across processes ------------------------------
+    def claim(self, key: str) -> bool:
+        """Become the one caller computing ``key``; False when a live holder already has it."""
+        token = {"host": _HOST, "pid": os.getpid(), "time": time.time()}
+        for _ in range(3):
+            if self._claims.add(key, token, expire=CLAIM_TTL):
+                return True
+            holder = self._claims.get(key)
+            if holder is None:
+                continue  # released between add and get: try again
+            if holder.get("host") == _HOST and not _alive(int(holder.get("pid", -1))):
+                self._claims.delete(key)  # its holder was killed: take over
+                continue
+            return False
+        return False
+
+    def release(self, key: str) -> None:
+        """Give up a claim taken by :meth:`claim` (after storing the value, or on failure)."""
+        holder = self._claims.get(key)
+        if holder is not None and holder.get("host") == _HOST and holder.get("pid") == os.getpid():
+            self._claims.delete(key)
+
+    def wait_for(self, keys, *, poll: float = 0.05, timeout: float | None = None) -> dict[str, object]:
+        """Wait until each key has a value or nobody live holds its claim; return the values found."""
+        pending, found = set(keys), {}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pending:
+            for key in list(pending):
+                value = self._cache.get(key, default=None)
+                if value is not None:
+                    found[key] = value
+                    pending.discard(key)
+                    continue
+                holder = self._claims.get(key)
+                if holder is None or (holder.get("host") == _HOST and not _alive(int(holder.get("pid", -1)))):
+                    pending.discard(key)  # released without a value, or its holder died
+            if pending:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                time.sleep(poll)
+                poll = min(poll * 1.5, 1.0)
+        return found
+
+    def integrity(self) -> list[str]:
+        """Problems found by SQLite's and diskcache's consistency checks (empty when the store is sound)."""
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self._cache.check(fix=False)
+            self._claims.check(fix=False)
+        return [str(w.message) for w in caught]
+
     def __contains__(self, key: str) -> bool:
         return key in self._cache
 
@@ -95,6 +170,7 @@ class Store:
 
     def close(self) -> None:
         self._cache.close()
+        self._claims.close()
 
     def __enter__(self):
         return self

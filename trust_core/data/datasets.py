@@ -22,7 +22,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError, DicomError
+from ..io import atomic_write
 from .dicom import IMAGE_SUFFIXES, load_radiograph
 from .rle import rle_decode
 from .transforms import resize_image, resize_mask, to_model_input
@@ -320,13 +320,12 @@ def make_splits(labels: dict[str, int], *, seed: int = 0,
 def write_splits(path: Path, splits: dict[str, str]) -> None:
     """Write a split file atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image_id", "split"])
-        for image_id in sorted(splits):
-            writer.writerow([image_id, splits[image_id]])
-    os.replace(tmp, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["image_id", "split"])
+    for image_id in sorted(splits):
+        writer.writerow([image_id, splits[image_id]])
+    atomic_write(path, buffer.getvalue())
 
 
 def _index_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -436,7 +435,7 @@ class SIIMDataset(RadiographDataset):
                 raise DatasetError(f"line {line}: empty EncodedPixels (use -1 for no pneumothorax)",
                                    path=labels_path)
             tokens = rle.split()
-            if rle != "-1" and (len(tokens) % 2 or not all(t.isdigit() for t in tokens)):
+            if rle != "-1" and (len(tokens) % 2 or not all(t.isascii() and t.isdigit() for t in tokens)):
                 raise DatasetError(f"line {line}: malformed RLE for {image_id!r} (expected non-negative "
                                    f"integer offset/length pairs or -1)", path=labels_path)
             if rle in rles[image_id]:

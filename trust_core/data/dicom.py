@@ -120,7 +120,6 @@ def read_dicom(path: str | Path, *, include_identifiers: bool = False,
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     path = Path(path)
     if not path.is_file():
@@ -137,6 +136,21 @@ def read_dicom(path: str | Path, *, include_identifiers: bool = False,
     except Exception as exc:  # pydicom raises many types on malformed headers
         raise DicomError(f"the DICOM header cannot be parsed, the file is probably truncated or "
                          f"corrupt ({type(exc).__name__}: {exc})", path=path) from None
+
+    try:
+        return _decode(ds, path, include_identifiers=include_identifiers, window=window)
+    except DicomError:
+        raise
+    except MemoryError:
+        raise DicomError("the image is too large to decode in the available memory", path=path) from None
+    except Exception as exc:  # pydicom parses element values lazily: any access can meet a corrupt one
+        raise DicomError(f"the file has an invalid or corrupt DICOM element ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})", path=path) from None
+
+
+def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
+    """The checks and pixel pipeline of :func:`read_dicom` on a parsed dataset."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         if b"\xe0\x7f\x10\x00" in path.read_bytes():  # the (7FE0,0010) tag is there but unreadable

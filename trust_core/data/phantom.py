@@ -175,7 +175,6 @@ def _opacity(anatomy: _Anatomy, rng) -> tuple[np.ndarray, tuple[int, int, int, i
 
 def _pneumothorax(anatomy: _Anatomy, rng) -> tuple[np.ndarray, np.ndarray]:
     """Pneumothorax rim at BASE resolution (float in [0, 1]) and the collapsed-lung pleural line."""
-    n = BASE
     lung = anatomy.lungs[rng.integers(2)]
     hx, hy = 0.5 + lung["side"] * 0.07, lung["cy"] + 0.02  # collapse towards the hilum
     theta = np.arctan2(anatomy.v - hy, anatomy.u - hx)

@@ -6,11 +6,14 @@ that — and the second a run length. ``-1`` (or an empty string) is an image wi
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..errors import DatasetError
 
 EMPTY = "-1"
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def rle_decode(rle: str, height: int, width: int) -> np.ndarray:
@@ -26,11 +29,14 @@ def rle_decode(rle: str, height: int, width: int) -> np.ndarray:
     flat = np.zeros(height * width, dtype=bool)
     if text in ("", EMPTY):
         return flat.reshape(width, height).T
-    try:
-        values = np.array([int(tok) for tok in text.split()], dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in text.split() if not t.lstrip("-").isdigit())
-        raise DatasetError(f"RLE contains a non-integer value {bad!r}") from None
+    tokens = text.split()
+    bad = next((t for t in tokens if not _INTEGER.fullmatch(t)), None)
+    if bad is not None:  # ASCII digits only: int() would also take '٣' or '1_000'
+        raise DatasetError(f"RLE contains a non-integer value {bad[:40]!r}")
+    if any(len(t.lstrip("-")) > 15 for t in tokens):
+        raise DatasetError("RLE contains a value too large for any image "
+                           f"({next(t for t in tokens if len(t.lstrip('-')) > 15)[:40]}…)")
+    values = np.array([int(tok) for tok in tokens], dtype=np.int64)
     if values.size % 2:
         raise DatasetError(f"RLE has an odd number of values ({values.size}); expected offset/length pairs")
     offsets, lengths = values[0::2], values[1::2]
@@ -38,6 +44,9 @@ def rle_decode(rle: str, height: int, width: int) -> np.ndarray:
         raise DatasetError(f"RLE has a negative offset ({int(offsets[offsets < 0][0])})")
     if (lengths <= 0).any():
         raise DatasetError(f"RLE has a non-positive run length ({int(lengths[lengths <= 0][0])})")
+    if int(offsets.max(initial=0)) > flat.size or int(lengths.max(initial=0)) > flat.size:
+        raise DatasetError(f"RLE runs past the end of a {height}x{width} image (a value exceeds its "
+                           f"{flat.size} pixels)")
     ends_before = np.concatenate([[0], np.cumsum(offsets + lengths)[:-1]])
     starts = ends_before + offsets
     stops = starts + lengths

@@ -35,6 +35,7 @@ from ..cache.store import Store
 from ..data.datasets import RadiographDataset
 from ..data.transforms import resize_image, to_model_input
 from ..errors import ConfigError
+from ..io import atomic_path, atomic_write
 from ..metrics import auprc_batch, one_sided_below, paired_test, ssim_batch, summarize
 from ..models.checkpoint import load
 from ..randomization.cascade import cascade, model_seed
@@ -426,13 +427,10 @@ def write_outputs(result: EvalResult, out: str | Path) -> Path:
     for name, table in result.tables.items():
         for suffix, writer in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
                                (".csv", lambda t, p: t.to_csv(p, index=False))):
-            tmp = out / f".{name}{suffix}.tmp"
-            writer(table, tmp)
-            tmp.replace(out / f"{name}{suffix}")
+            with atomic_path(out / f"{name}{suffix}") as tmp:
+                writer(table, tmp)
     for name, payload in (("summary.json", {**result.summary, "stats": result.stats}), ("config.json", result.config)):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
-        tmp.replace(out / name)
+        atomic_write(out / name, json.dumps(payload, indent=2, default=_json_default))
     return out
 
 

@@ -1,7 +1,6 @@
 """Saving and safely loading classifier checkpoints (``weights_only=True`` always)."""
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..io import atomic_path
 from .registry import build, get_architecture
 
 FORMAT = "trust-checkpoint"
@@ -24,9 +24,8 @@ def save(model: nn.Module, path: str | Path, *, arch: str, meta: dict | None = N
     payload = {"format": FORMAT, "version": VERSION, "arch": arch, "num_classes": num_classes,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "meta": dict(meta or {})}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

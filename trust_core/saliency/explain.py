@@ -119,7 +119,7 @@ def default_batch_size(device: torch.device, image_shape, precision: str = "fp32
 def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
             batch_size: int, precision: str) -> tuple[dict, dict, dict, torch.Tensor, int]:
     """Compute maps for all images of ``x`` (already on ``device``); no cache."""
-    n, shape = x.shape[0], x.shape[1:]
+    n = x.shape[0]
     need = set(methods)
     for m in methods:
         need |= set(METHODS[m].depends_on)
@@ -297,6 +297,15 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
                                             params=per_method[m], precision=precision, code=CODE_VERSION)
             hits = cache.get_many(list(keys.values()))
             found = {k: hits[key] for k, key in keys.items() if key in hits}
+        claimed: list[str] = []
+        if cache is not None:
+            # Claim the missing entries; wait for those another process or session is computing.
+            absent = [k for k in keys if k not in found]
+            claimed = [keys[k] for k in absent if cache.claim(keys[k])]
+            others = [keys[k] for k in absent if keys[k] not in set(claimed)]
+            if others:
+                arrived = cache.wait_for(others)
+                found.update({k: arrived[key] for k, key in keys.items() if key in arrived})
         todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
         missing = [m for m in methods if any((m, i) not in found for i in todo)]
         maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
@@ -306,20 +315,24 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         passes = 0
         for (m, i), entry in found.items():
             maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
-        if todo:
-            sub = x[todo].to(device)
-            computed, sub_flags, sub_raw, sub_targets, passes = compute(
-                model, sub, missing, params, device=device,
-                batch_size=batch_size or default_batch_size(device, sub.shape, precision), precision=precision)
-            for j, i in enumerate(todo):
-                targets[i] = int(sub_targets[j])
-                for m in missing:
-                    maps[m][i] = computed[m][j].cpu().numpy()
-                    flags[m][i] = sub_flags[m][j]
-                    if cache is not None and (m, i) not in found:
-                        cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
-                                                 "target": targets[i], "params": per_method[m]})
-            raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
+        try:
+            if todo:
+                sub = x[todo].to(device)
+                computed, sub_flags, sub_raw, sub_targets, passes = compute(
+                    model, sub, missing, params, device=device,
+                    batch_size=batch_size or default_batch_size(device, sub.shape, precision), precision=precision)
+                for j, i in enumerate(todo):
+                    targets[i] = int(sub_targets[j])
+                    for m in missing:
+                        maps[m][i] = computed[m][j].cpu().numpy()
+                        flags[m][i] = sub_flags[m][j]
+                        if cache is not None and (m, i) not in found:
+                            cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
+                                                     "target": targets[i], "params": per_method[m]})
+                raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
+        finally:
+            for key in claimed:
+                cache.release(key)
     from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
     return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,
                         targets=targets, passes=passes, from_cache=from_cache, precision=precision)

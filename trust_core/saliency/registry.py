@@ -150,7 +150,7 @@ def _validate(p: dict) -> None:
     if not isinstance(p["xrai_min_pixel_diff"], int) or p["xrai_min_pixel_diff"] < 1:
         raise ConfigError(f"xrai_min_pixel_diff must be a positive integer, got {p['xrai_min_pixel_diff']!r}")
     if not isinstance(p["xrai_dilation_radius"], int) or p["xrai_dilation_radius"] < 0:
-        raise ConfigError(f"xrai_dilation_radius must be a non-negative integer")
+        raise ConfigError(f"xrai_dilation_radius must be a non-negative integer, got {p['xrai_dilation_radius']!r}")
     for name, low, high in (("noise_spread", 0.0, 10.0), ("percentile", 50.0, 100.0),
                             ("xrai_area_threshold", 0.0, 1.0), ("ig_baseline", -1e6, 1e6),
                             ("xrai_sigma", 0.0, 100.0)):

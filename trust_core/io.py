@@ -1,0 +1,82 @@
+"""Atomic file output: a reader sees the old file or the whole new one, never a half-written one.
+
+Every file the project writes for users (reports, tables, summaries, map files, checkpoints, split files)
+goes through :func:`atomic_path` / :func:`atomic_write`: the content is written to a hidden temporary
+file in the same folder, flushed to disk, then renamed over the target (``os.replace`` is atomic on
+POSIX filesystems). A process killed mid-write (even ``kill -9``) leaves at most a hidden
+``.NAME.<pid>.<random>.tmp`` file, which the next write of the same target removes.
+
+``TRUST_FAULT=<point>`` makes the process kill itself with SIGKILL at that named point (after part of
+the data is written), so tests can show what a crash at the worst moment leaves behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+from pathlib import Path
+
+
+def fault_point(name: str) -> None:
+    """Die here, at once and without clean-up, when ``TRUST_FAULT`` names this point (tests only)."""
+    if os.environ.get("TRUST_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(target: str | Path) -> int:
+    """Remove temporary files of ``target`` left by processes that no longer run; returns how many."""
+    target = Path(target)
+    removed = 0
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        parts = tmp.name[len(target.name) + 2:].split(".")
+        if parts and parts[0].isdigit() and not _alive(int(parts[0])):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path):
+    """Yield a temporary path next to ``target``; on success it replaces ``target`` in one step.
+
+    On an exception the temporary file is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        fault_point("before-replace")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    remove_stale_temps(target)
+
+
+def atomic_write(target: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``target`` atomically."""
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            half = len(payload) // 2
+            fh.write(payload[:half])
+            fh.flush()
+            fault_point("mid-write")
+            fh.write(payload[half:])
+    return Path(target)
