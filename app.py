@@ -5,7 +5,7 @@ import streamlit as st
 
 from trust_core.demo import workspace_path
 from trust_core.saliency import PRESETS
-from ui.common import get_workspace, shared, shared_widget
+from ui.common import access_gate, get_workspace, shared, shared_widget, workspace_root
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
 
@@ -21,11 +21,16 @@ PAGE_FILES = {  # file → page; the registry that the navigation and the page s
 }
 PAGES = list(PAGE_FILES.values())
 
+access_gate()
 with st.sidebar:
     st.markdown("### 🩻 Saliency Trust Explorer")
     shared_widget(st.text_input, "Workspace", "workspace", str(workspace_path()),
-                  help="Folder built by `trust demo` (datasets, models, results)")
-    ws = get_workspace(shared("workspace"))
+                  help="Folder built by `trust demo` (datasets, models, results); it must lie inside the "
+                       "folders this app may read (TRUST_ROOTS)")
+    root, refused = workspace_root()
+    if refused:
+        st.error(f"{refused} Showing {root} instead.")
+    ws = get_workspace(root)
     kinds = ws.kinds or ["rsna"]
     shared_widget(st.selectbox, "Dataset", "dataset", kinds[0], options=kinds, format_func=str.upper)
     models = ws.classifiers(shared("dataset"))

@@ -1,40 +1,32 @@
 """Your own image: upload a DICOM or PNG (or use the built-in real chest film) and see its maps."""
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from trust_core.data import load_radiograph
+from trust_core.data.dicom import UPLOAD_SUFFIXES, read_upload
 from trust_core.errors import TrustError
 from trust_core.saliency import METHODS
 from ui.common import ensure_frame, friendly_errors, method_label, model_name, panel, preset, preset_note, workspace
 
 ensure_frame(__file__)
 
-MAX_BYTES = 64 * 2**20
+MAX_BYTES = int(st.get_option("server.maxUploadSize")) * 2**20  # the server refuses more; we re-check
 
 st.title("Your own image")
 st.caption("DICOM (any transfer syntax pydicom decodes), PNG or JPEG. Nothing leaves this machine; patient "
            "identifiers are not shown.")
 preset_note()
 source = st.radio("Image", ["Upload a file", "Example: real chest film RG1_UNCR (pydicom-data)"], horizontal=True)
-path = None
-if source.startswith("Upload"):
-    upload = st.file_uploader("DICOM, PNG or JPEG", type=["dcm", "dicom", "png", "jpg", "jpeg"])
-    if upload is None:
-        st.stop()
-    if upload.size > MAX_BYTES:
-        st.error(f"{upload.name}: {upload.size / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit.")
-        st.stop()
-    folder = Path(tempfile.mkdtemp(prefix="trust-upload-"))
-    path = folder / Path(upload.name).name
-    path.write_bytes(upload.getvalue())
-else:
-    from pydicom.data import get_testdata_file
-    path = Path(get_testdata_file("RG1_UNCR.dcm"))
-
 try:
-    image = load_radiograph(path)
+    if source.startswith("Upload"):
+        upload = st.file_uploader("DICOM, PNG or JPEG", type=[s.lstrip(".") for s in UPLOAD_SUFFIXES])
+        if upload is None:
+            st.stop()
+        image = read_upload(upload.name, upload.getvalue(), max_bytes=MAX_BYTES)
+    else:
+        from pydicom.data import get_testdata_file
+        image = load_radiograph(Path(get_testdata_file("RG1_UNCR.dcm")))
 except TrustError as exc:
     st.error(f"This file cannot be used: {exc}")
     st.stop()

@@ -29,7 +29,7 @@ def _cmd_train(args) -> int:
     from .data.datasets import open_dataset
     from .models.train import TrainConfig, train_classifier
 
-    dataset = open_dataset(args.dataset)
+    dataset = _opened(open_dataset(args.dataset))
     config = TrainConfig(arch=args.arch, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, patience=args.patience, image_size=args.size, device=args.device)
     with tqdm(total=args.epochs, desc=f"train {args.arch}", unit="epoch") as bar:
@@ -40,6 +40,13 @@ def _cmd_train(args) -> int:
     print(f"wrote {result.path}: val AUC {result.val_auc:.3f}, test AUC "
           f"{result.test_auc if result.test_auc is None else round(result.test_auc, 3)}")
     return 0
+
+
+def _opened(dataset):
+    """Say what the dataset reader skipped and why (counted skips are never silent)."""
+    for reason, count in dataset.skipped.counts.items():
+        print(f"note: skipped {count} item(s) of {dataset.root}: {reason}", file=sys.stderr)
+    return dataset
 
 
 def _open_cache(args):
@@ -66,9 +73,9 @@ def _cmd_maps(args) -> int:
     methods = resolve_methods(args.methods)
     overrides = _overrides(args.set)
     params = resolve_params(args.preset, **overrides)
-    model = load(args.model, device=args.device or "cpu")
+    model = load(args.model, device=args.device or "cpu", num_classes=2)
     size = model.trust_meta.get("input_size") or 320
-    dataset = open_dataset(args.dataset, image_size=size)
+    dataset = _opened(open_dataset(args.dataset, image_size=size))
     ids = args.images or dataset.ids(split=args.split, label=1 if args.positives else None)
     unknown = [i for i in ids if i not in dataset._all]
     if unknown:
@@ -106,8 +113,8 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, Evaluation, write_outputs
     from .models import load
 
-    first = load(args.model[0])
-    dataset = open_dataset(args.dataset, image_size=first.trust_meta.get("input_size") or 320)
+    first = load(args.model[0], num_classes=2)
+    dataset = _opened(open_dataset(args.dataset, image_size=first.trust_meta.get("input_size") or 320))
     config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
                         overrides=_overrides(args.set), criteria=tuple(args.criteria),
                         utility_limit=args.limit, ssim_images=args.ssim_images if args.limit is None
@@ -151,13 +158,30 @@ def _print_summary(summary: dict) -> None:
                   f"baseline {base_text}  {verdict}" + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
 
 
+def _cmd_check(args) -> int:
+    from tqdm import tqdm
+
+    from .data.datasets import open_dataset
+
+    dataset = _opened(open_dataset(args.dataset))
+    ids = dataset.ids()
+    with tqdm(total=len(ids), desc="check", unit="img") as bar:
+        problems = dataset.validate(ids, progress=lambda _: bar.update(1))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    summary = dataset.summary()
+    print(f"{dataset.kind} dataset {dataset.root}: {summary['images']} labelled images, "
+          f"{len(problems)} with problems, {len(dataset.skipped)} items skipped")
+    return 2 if problems else 0
+
+
 def _cmd_train_localizer(args) -> int:
     from tqdm import tqdm
 
     from .data.datasets import open_dataset
     from .models.localizer import train_localizer
 
-    dataset = open_dataset(args.dataset)
+    dataset = _opened(open_dataset(args.dataset))
     with tqdm(total=args.epochs, desc="train localizer", unit="epoch") as bar:
         def step(message):
             bar.set_postfix_str(message.split(": ", 1)[1])
@@ -249,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--size", type=int, default=None, help="input size (default: architecture's)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     train.set_defaults(func=_cmd_train)
+
+    check = sub.add_parser("check", help="decode every image and ground truth of a dataset; list all problems")
+    check.add_argument("--dataset", required=True, help="KIND:PATH")
+    check.set_defaults(func=_cmd_check)
 
     maps = sub.add_parser("maps", help="compute saliency maps for dataset images (NPZ per image)")
     maps.add_argument("--dataset", required=True, help="KIND:PATH")

@@ -106,7 +106,7 @@ class Workspace:
 
 @lru_cache(maxsize=16)
 def _load_cached(path: str) -> torch.nn.Module:
-    return load(path)
+    return load(path, num_classes=2)  # the datasets are binary
 
 
 @lru_cache(maxsize=64)

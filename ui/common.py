@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from trust_core.access import AccessError, confine, configured_roots, serving_policy, user_allowed
 from trust_core.errors import TrustError
 from trust_core.report import overlay
 from trust_core.saliency import METHODS, PRESETS
@@ -47,9 +49,43 @@ def shared_widget(widget, label: str, name: str, default, **kwargs):
     return widget(label, key=name, on_change=remember, **kwargs)
 
 
-def workspace() -> Workspace:
+def access_gate() -> None:
+    """Refuse to serve beyond this machine without authentication; ask visitors to log in when set."""
+    try:
+        auth_configured = "auth" in st.secrets
+    except Exception:  # no secrets.toml at all
+        auth_configured = False
+    decision = serving_policy(st.get_option("server.address"), auth=os.environ.get("TRUST_AUTH"),
+                              auth_configured=auth_configured, allowed_users=os.environ.get("TRUST_ALLOWED_USERS"))
+    if not decision.allowed:
+        st.error(f"🔒 {decision.message}")
+        st.stop()
+    if decision.login_required:
+        if not st.user.is_logged_in:
+            st.info(decision.message)
+            st.button("Log in", on_click=st.login, type="primary")
+            st.stop()
+        if not user_allowed(decision, st.user.get("email")):
+            st.error("🔒 Your account is not on this app's list of users (TRUST_ALLOWED_USERS).")
+            st.button("Log out", on_click=st.logout)
+            st.stop()
+
+
+def workspace_root() -> tuple[str, str | None]:
+    """The workspace folder to use — the one chosen, if inside the configured roots — and why not."""
     from trust_core.demo import workspace_path
-    return get_workspace(shared("workspace") or str(workspace_path()))
+
+    default = workspace_path()
+    roots = configured_roots(default)
+    try:
+        return str(confine(shared("workspace") or default, roots)), None
+    except AccessError as exc:
+        fallback = default.resolve() if any(default.resolve().is_relative_to(r) for r in roots) else roots[0]
+        return str(fallback), str(exc)
+
+
+def workspace() -> Workspace:
+    return get_workspace(workspace_root()[0])
 
 
 def kind() -> str:

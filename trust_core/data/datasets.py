@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, DicomError
+from ..errors import DatasetError, DicomError, ImageError, TrustError
 from ..io import atomic_write
 from .dicom import IMAGE_SUFFIXES, load_radiograph
 from .rle import rle_decode
@@ -226,8 +226,12 @@ class RadiographDataset(abc.ABC):
             record = self.record(image_id)
             if record.path.suffix.lower() in IMAGE_SUFFIXES:
                 from PIL import Image
-                with Image.open(record.path) as img:
-                    self._shape_cache[image_id] = (img.height, img.width)
+                try:
+                    with Image.open(record.path) as img:
+                        self._shape_cache[image_id] = (img.height, img.width)
+                except Exception as exc:
+                    raise ImageError(f"not a readable image file ({type(exc).__name__}: {str(exc)[:200]})",
+                                     path=record.path) from None
             else:
                 import pydicom
                 try:
@@ -256,6 +260,11 @@ class RadiographDataset(abc.ABC):
         sx, sy = size / width, size / height
         return [Box(b.x * sx, b.y * sy, b.width * sx, b.height * sy) for b in record.boxes]
 
+    def _labels_path(self, record: Record) -> Path:
+        """The file that holds this record's ground truth (what to fix when it is wrong)."""
+        labels = getattr(self, "LABELS", None)
+        return self.root / labels if labels else self.root / "boxes.csv" if record.boxes else record.path
+
     def _render_mask(self, record: Record, height: int, width: int) -> np.ndarray:
         mask = np.zeros((height, width), dtype=bool)
         for box in record.boxes:
@@ -263,19 +272,35 @@ class RadiographDataset(abc.ABC):
             x1, y1 = int(round(box.x + box.width)), int(round(box.y + box.height))
             if x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0:
                 raise DatasetError(f"image {record.image_id!r}: box {box} lies entirely outside the "
-                                   f"{width}x{height} image", path=record.path)
+                                   f"{width}x{height} image", path=self._labels_path(record))
             mask[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)] = True
         for rle in record.rles:
             try:
                 mask |= rle_decode(rle, height, width)
             except DatasetError as exc:
-                raise DatasetError(f"image {record.image_id!r}: {exc.reason}", path=record.path) from None
+                raise DatasetError(f"image {record.image_id!r}: {exc.reason}", path=self._labels_path(record)) from None
         if record.mask_path is not None:
             mask_image = load_radiograph(record.mask_path)
             if mask_image.shape != (height, width):
                 mask_image = resize_image(mask_image, (height, width))
             mask |= mask_image > 0.5 if mask_image.max() > 0.5 else mask_image > 0
         return mask
+
+    def validate(self, ids=None, *, progress=None) -> list[TrustError]:
+        """Decode every image and render every ground truth; return the problems (nothing is changed).
+
+        A multi-hour evaluation stops at the first unreadable file; this finds them all beforehand.
+        """
+        problems: list[TrustError] = []
+        for image_id in (sorted(self._all) if ids is None else ids):
+            try:
+                self.native_image(image_id)
+                self.native_mask(image_id)
+            except TrustError as exc:
+                problems.append(exc)
+            if progress is not None:
+                progress(image_id)
+        return problems
 
     # -- summaries -----------------------------------------------------------------------------------
     def summary(self) -> dict:

@@ -156,8 +156,11 @@ def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
         if b"\xe0\x7f\x10\x00" in path.read_bytes():  # the (7FE0,0010) tag is there but unreadable
             raise DicomError("the pixel data element is cut short: the file is truncated or corrupt",
                              path=path)
-        raise DicomError("the DICOM file has no pixel data (it may be a report, a presentation "
-                         "state or a header-only file)", path=path)
+        if "Rows" in ds and "Columns" in ds and "BitsAllocated" in ds:
+            raise DicomError(f"the header describes a {ds.Rows}x{ds.Columns} image but the file has no pixel "
+                             f"data: it is truncated, or its pixels were removed", path=path)
+        raise DicomError("the DICOM file has no pixel data: it is truncated, or it is not an image (a "
+                         "report, a presentation state or a header-only file)", path=path)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -185,6 +188,18 @@ def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
 
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     syntax_name = getattr(syntax, "name", str(syntax))
+    if syntax is not None and (not syntax.is_transfer_syntax or syntax.is_compressed):
+        from pydicom.pixels import get_decoder
+
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError:
+            raise DicomError(f"the transfer syntax '{syntax_name}' is not one any installed decoder reads; "
+                             f"convert the file to an uncompressed, JPEG Lossless or JPEG 2000 syntax",
+                             path=path) from None
+        if not decoder.is_available:
+            raise DicomError(f"no decoder for the transfer syntax '{syntax_name}' is installed here; convert "
+                             f"the file to an uncompressed or JPEG 2000 syntax", path=path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -292,6 +307,8 @@ def read_image(path: str | Path) -> np.ndarray:
                 arr = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
     except ImageError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image dimensions exceed the supported maximum ({exc})", path=path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"not a readable image file ({type(exc).__name__}: {exc})", path=path) from None
     return np.clip(arr, 0.0, 1.0).astype(np.float32)
@@ -303,3 +320,32 @@ def load_radiograph(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return read_image(path)
     return read_dicom(path).pixels
+
+
+UPLOAD_SUFFIXES = (".dcm", ".dicom") + IMAGE_SUFFIXES
+
+
+def read_upload(name: str, data: bytes, *, max_bytes: int) -> np.ndarray:
+    """An uploaded file (its name and bytes) → float32 (H, W) in [0, 1], as :func:`load_radiograph`.
+
+    The bytes are decoded from a private temporary folder that is removed at once (nothing of a
+    patient's image stays on disk); only the base name's suffix is used, so a name like ``../../x``
+    cannot point anywhere. Raises :class:`ImageError`/:class:`DicomError` naming the upload.
+    """
+    import tempfile
+
+    base = Path(str(name)).name or "upload"
+    if len(data) > max_bytes:
+        raise ImageError(f"{len(data) / 2**20:.1f} MB is more than the {max_bytes / 2**20:.0f} MB upload limit",
+                         path=base)
+    suffix = Path(base).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise ImageError(f"unsupported file type {suffix or '(none)'!r}: upload a DICOM (.dcm), PNG or JPEG",
+                         path=base)
+    with tempfile.TemporaryDirectory(prefix="trust-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            return load_radiograph(path)
+        except (ImageError, DicomError) as exc:
+            raise type(exc)(exc.reason, path=base) from None

@@ -104,7 +104,7 @@ class Evaluation:
         self.params = resolve_params(config.preset, **config.overrides)
         self.dataset = dataset
         self.model_paths = [str(p) for p in model_paths]
-        self.models = [load(p) for p in model_paths]
+        self.models = [load(p, num_classes=2) for p in model_paths]  # the datasets are binary
         self.arches = [m.trust_arch for m in self.models]
         self.size = int(self.models[0].trust_meta.get("input_size") or 320)
         self.localizer_paths = [str(p) for p in localizers]

@@ -59,7 +59,7 @@ def read_checkpoint(path: str | Path) -> dict:
             "(loaded with weights_only=True). Re-save it from trusted code with "
             f"torch.save(model.state_dict(), path). Detail: {_unsupported(exc)}",
             path=path) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # torch.load fails in many ways on files that are not checkpoints
         raise CheckpointError(f"the checkpoint is corrupt or truncated and cannot be read "
                               f"({type(exc).__name__}: {str(exc)[:200]})", path=path) from None
     if not isinstance(payload, dict):
@@ -113,8 +113,10 @@ def load(path: str | Path, *, arch: str | None = None, num_classes: int | None =
     linear_weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
     saved_classes = int(linear_weights[-1].shape[0]) if linear_weights else None
     if num_classes is not None and saved_classes is not None and saved_classes != num_classes:
+        hint = (" (the datasets here are binary — 0 normal, 1 finding — so the classifier needs 2 "
+                "outputs)" if num_classes == 2 else "")
         raise CheckpointError(f"the checkpoint's classifier has {saved_classes} outputs, expected "
-                              f"{num_classes}", path=path)
+                              f"{num_classes}{hint}", path=path)
     model = build(spec.name, num_classes=saved_classes or num_classes or 2)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]

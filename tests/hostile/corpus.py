@@ -1,0 +1,371 @@
+"""The hostile-input corpus: files nobody checked, generated here (nothing is downloaded).
+
+Each :class:`Case` writes its input under a folder and says what the project must do with it:
+
+- ``error``: raise a project error (a ``TrustError``) whose message names the file and matches
+  ``match`` — the CLI prints it without a traceback and exits with status 2;
+- ``skip``: read the rest and count the bad item under the reason ``match`` (reported by the CLI);
+- ``ok``: read it correctly (the value checks are in ``check``).
+
+Categories: dicom, image (PNG/JPEG and uploads), csv (label files and RLE), checkpoint, config.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from ..helpers import write_dicom
+
+GOOD_IDS = ("a", "b", "c")
+
+
+@dataclass
+class Case:
+    id: str
+    category: str
+    build: Callable[[Path], dict]  # writes the input; returns what the runners need
+    expect: str  # error | skip | ok
+    match: str = ""  # regex in the error message, or the skip reason
+    names: bool = True  # the error message must name the file
+    check: Callable | None = None  # value check for ok cases
+    upload_only: bool = False  # an upload with no on-disk counterpart (size, suffix, name)
+    extra: dict = field(default_factory=dict)
+
+
+def _pixels(shape=(64, 64), dtype=np.uint16, high=4095, seed=0):
+    return np.random.default_rng(seed).integers(0, high, shape, dtype=dtype)
+
+
+def _dicom(name: str, **kwargs):
+    def build(folder: Path) -> dict:
+        pixels = kwargs.pop("pixels", None)
+        path = write_dicom(folder / name, _pixels() if pixels is None else pixels, **kwargs)
+        return {"file": path}
+    return build
+
+
+def _dicom_edit(name: str, edit: Callable, **write_kwargs):
+    """A valid file written, then its bytes or dataset edited."""
+    def build(folder: Path) -> dict:
+        path = write_dicom(folder / name, _pixels(), **write_kwargs)
+        edit(path)
+        return {"file": path}
+    return build
+
+
+def _truncate(fraction: float):
+    def edit(path: Path):
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * fraction)])
+    return edit
+
+
+def _dataset_edit(**changes):
+    """Change elements — to invalid values too (pydicom's own validation is switched off to write them)."""
+    def edit(path: Path):
+        import pydicom
+        from pydicom import config
+        saved = config.settings.reading_validation_mode, config.settings.writing_validation_mode
+        config.settings.reading_validation_mode = config.settings.writing_validation_mode = config.IGNORE
+        try:
+            ds = pydicom.dcmread(path)
+            for key, value in changes.items():
+                if value is None:
+                    delattr(ds, key)
+                else:
+                    setattr(ds, key, value)
+            ds.save_as(path)
+        finally:
+            config.settings.reading_validation_mode, config.settings.writing_validation_mode = saved
+    return edit
+
+
+def _patch(changes: dict, old: bytes, new: bytes):
+    """Write valid ``changes``, then replace their bytes with an invalid value pydicom would refuse to write."""
+    def edit(path: Path):
+        _dataset_edit(**changes)(path)
+        data = path.read_bytes()
+        assert data.count(old) == 1
+        path.write_bytes(data.replace(old, new))
+    return edit
+
+
+def _syntax(uid: str):
+    def edit(path: Path):
+        import pydicom
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = uid
+        ds.save_as(path, enforce_file_format=True)
+    return edit
+
+
+def _raw(name: str, data: bytes):
+    def build(folder: Path) -> dict:
+        path = folder / name
+        path.write_bytes(data)
+        return {"file": path}
+    return build
+
+
+def _copy_testdata(name: str, as_name: str):
+    def build(folder: Path) -> dict:
+        path = folder / as_name
+        path.write_bytes(Path(get_testdata_file(name)).read_bytes())
+        return {"file": path}
+    return build
+
+
+def _private_tags(folder: Path) -> dict:
+    import pydicom
+    path = write_dicom(folder / "private.dcm", _pixels())
+    ds = pydicom.dcmread(path)
+    block = ds.private_block(0x0011, "ACME Imaging", create=True)
+    block.add_new(0x01, "LO", "vendor value")
+    block.add_new(0x02, "OB", b"\x00\xff" * 50)
+    ds.add_new(0x00191010, "UN", b"\x01\x02\x03")  # private without a creator
+    ds.save_as(path)
+    return {"file": path}
+
+
+def _non_ascii(folder: Path) -> dict:
+    path = write_dicom(folder / "nonascii.dcm", _pixels(), SpecificCharacterSet="ISO_IR 192",
+                       PatientName="Müller^Jürgen=山田^太郎", InstitutionName="Hôpital Saint-Éloi")
+    return {"file": path}
+
+
+def _png(name: str, array: np.ndarray, mode: str | None = None):
+    def build(folder: Path) -> dict:
+        path = folder / name
+        Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
+        return {"file": path}
+    return build
+
+
+def _cmyk_jpeg(folder: Path) -> dict:
+    path = folder / "cmyk.jpg"
+    rgb = Image.fromarray(np.stack([_pixels(dtype=np.uint8, high=255, seed=s) for s in range(3)], -1))
+    rgb.convert("CMYK").save(path, format="JPEG")
+    return {"file": path}
+
+
+def _bomb_png(folder: Path) -> dict:
+    path = folder / "bomb.png"
+    Image.new("1", (20_000, 20_000)).save(path, optimize=True)  # tiny file, 400 Mpx claimed
+    return {"file": path}
+
+
+def _truncated_png(folder: Path) -> dict:
+    buffer = io.BytesIO()
+    Image.fromarray(_pixels(dtype=np.uint8, high=255)).save(buffer, format="PNG")
+    path = folder / "cut.png"
+    path.write_bytes(buffer.getvalue()[:200])
+    return {"file": path}
+
+
+# -- label files ---------------------------------------------------------------------------------------
+RSNA_HEADER = "patientId,x,y,width,height,Target\n"
+
+
+def _rsna(text: str | bytes, *, ids=GOOD_IDS):
+    def build(folder: Path) -> dict:
+        images = folder / "stage_2_train_images"
+        images.mkdir(parents=True, exist_ok=True)
+        for k, image_id in enumerate(ids):
+            write_dicom(images / f"{image_id}.dcm", _pixels(seed=k))
+        path = folder / "stage_2_train_labels.csv"
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        return {"file": path, "dataset": f"rsna:{folder}", "image": ids[0]}
+    return build
+
+
+SIIM_HEADER = "ImageId,EncodedPixels\n"
+
+
+def _siim(text: str | bytes, *, ids=GOOD_IDS):
+    def build(folder: Path) -> dict:
+        images = folder / "dicom-images-train" / "1.2.3" / "1.2.3.4"
+        images.mkdir(parents=True, exist_ok=True)
+        for k, image_id in enumerate(ids):
+            write_dicom(images / f"{image_id}.dcm", _pixels(seed=k))
+        path = folder / "train-rle.csv"
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        return {"file": path, "dataset": f"siim:{folder}", "image": ids[0]}
+    return build
+
+
+def _rsna_split_file(folder: Path) -> dict:
+    info = _rsna(RSNA_HEADER + "a,1,1,5,5,1\nb,,,,,0\nc,2,2,4,4,1\n")(folder)
+    (folder / "splits.csv").write_text("image_id,split\na,train\nb,holdout\nc,test\n")
+    return {**info, "file": folder / "splits.csv"}
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+def _checkpoint(mutate: Callable[[Path], None] | None = None, *, arch="resnet_tiny", num_classes=2,
+                name="model.pt", meta_arch=None):
+    def build(folder: Path) -> dict:
+        from trust_core.models import build as build_model, save
+        torch.manual_seed(0)
+        path = save(build_model(arch, num_classes=num_classes), folder / name, arch=arch,
+                    meta={"input_size": 32})
+        if mutate is not None:
+            mutate(path)
+        return {"file": path, "model": path}
+    return build
+
+
+class _Exploit:
+    """Unpickling this runs code: it creates the file ``marker``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _pickle_code(path: Path) -> None:
+    from trust_core.models import build as build_model
+    torch.save({"format": "trust", "state_dict": build_model("resnet_tiny").state_dict(),
+                "payload": _Exploit(path.with_name("PICKLE-CODE-RAN"))}, path)
+
+
+def _state_dict_of(arch: str):
+    def mutate(path: Path) -> None:
+        from trust_core.models import build as build_model
+        torch.save(build_model(arch).state_dict(), path)
+    return mutate
+
+
+def _text(path: Path) -> None:
+    path.write_text("this is a radiology report, not a model\n")
+
+
+# -- configuration ---------------------------------------------------------------------------------------
+def _config(*args: str):
+    def build(folder: Path) -> dict:
+        return {"args": list(args)}
+    return build
+
+
+def _check_inverted(image):
+    assert image.shape == (64, 64) and 0 <= image.min() and image.max() <= 1
+
+
+def _check_range(image):
+    assert image.ndim == 2 and image.dtype == np.float32 and np.isfinite(image).all()
+    assert 0.0 <= image.min() and image.max() <= 1.0 and image.max() > image.min()
+
+
+CASES: list[Case] = [
+    # -- DICOM ---------------------------------------------------------------------------------------
+    Case("dicom-zero-bytes", "dicom", _raw("zero.dcm", b""), "error", "empty"),
+    Case("dicom-text-renamed", "dicom", _raw("notes.dcm", b"Findings: no pneumothorax.\n" * 20), "error",
+         "not a DICOM file"),
+    Case("dicom-truncated-header", "dicom", _dicom_edit("cut_header.dcm", _truncate(0.05)), "error",
+         "truncated"),
+    Case("dicom-truncated-pixels", "dicom", _dicom_edit("cut_pixels.dcm", _truncate(0.6)), "error",
+         "truncated|corrupt"),
+    Case("dicom-no-pixel-data", "dicom", _dicom_edit("nopixels.dcm", _dataset_edit(PixelData=None)), "error",
+         "no pixel data"),
+    Case("dicom-bits-stored-zero", "dicom", _dicom_edit("bits0.dcm", _dataset_edit(BitsStored=0)), "error",
+         "bit depth"),
+    Case("dicom-bits-stored-too-many", "dicom", _dicom_edit("bits20.dcm", _dataset_edit(BitsStored=20)),
+         "error", "bit depth"),
+    Case("dicom-zero-rows", "dicom", _dicom_edit("rows0.dcm", _dataset_edit(Rows=0)), "error", "dimensions"),
+    Case("dicom-huge-dimensions", "dicom", _dicom_edit("huge.dcm", _dataset_edit(Rows=60000, Columns=60000)),
+         "error", "exceed the supported maximum"),
+    Case("dicom-multiframe", "dicom", _dicom("multi.dcm", pixels=_pixels((3, 64, 64)).reshape(192, 64),
+                                             NumberOfFrames=3, Rows=64, Columns=64), "error", "multi-frame"),
+    Case("dicom-rgb", "dicom", _dicom("rgb.dcm", pixels=_pixels((64, 64, 3), np.uint8, 255),
+                                      photometric="RGB"), "error", "colour image"),
+    Case("dicom-corrupt-number-of-frames", "dicom",  # what the fuzzer found in a pydicom test file
+         _dicom_edit("frames.dcm", _patch(dict(NumberOfFrames="1234567"), b"1234567 ", b"1A      ")), "error",
+         "invalid or corrupt"),
+    Case("dicom-private-syntax", "dicom", _dicom_edit("private_syntax.dcm", _syntax("1.2.826.0.1.3680043.99.1")),
+         "error", "transfer syntax"),
+    Case("dicom-jpeg-ls", "dicom", _copy_testdata("JPEGLSNearLossless_16.dcm", "jls.dcm"), "ok",
+         check=_check_range),
+    Case("dicom-rle-lossless", "dicom", _copy_testdata("MR_small_RLE.dcm", "rle.dcm"), "ok", check=_check_range),
+    Case("dicom-big-endian", "dicom", _copy_testdata("MR_small_bigendian.dcm", "big.dcm"), "ok",
+         check=_check_range),
+    Case("dicom-deflated", "dicom", _copy_testdata("image_dfl.dcm", "deflated.dcm"), "ok", check=_check_range),
+    Case("dicom-monochrome1", "dicom", _dicom("mono1.dcm", photometric="MONOCHROME1"), "ok",
+         check=_check_inverted),
+    Case("dicom-private-tags", "dicom", _private_tags, "ok", check=_check_range),
+    Case("dicom-non-ascii-names", "dicom", _non_ascii, "ok", check=_check_range),
+    Case("dicom-signed-rescale", "dicom", _dicom("signed.dcm", pixels=_pixels(dtype=np.int16, high=2000) - 1000,
+                                                 signed=True, RescaleSlope=2, RescaleIntercept=-1024), "ok",
+         check=_check_range),
+    # -- images and uploads ----------------------------------------------------------------------------
+    Case("png-zero-bytes", "image", _raw("empty.png", b""), "error", "empty"),
+    Case("png-renamed-text", "image", _raw("report.png", b"Impression: normal chest.\n" * 10), "error",
+         "not a readable image"),
+    Case("png-truncated", "image", _truncated_png, "error", "not a readable image"),
+    Case("png-decompression-bomb", "image", _bomb_png, "error", "exceed the supported maximum"),
+    Case("png-16-bit", "image", _png("deep.png", _pixels(dtype=np.uint16, high=65535)), "ok", check=_check_range),
+    Case("jpeg-cmyk", "image", _cmyk_jpeg, "ok", check=_check_range),
+    Case("upload-too-large", "image", _raw("big.dcm", b"\0" * 4096), "error", "upload limit",
+         upload_only=True, extra={"max_bytes": 1024}),
+    Case("upload-wrong-type", "image", _raw("run.exe", b"MZ\x90\x00"), "error", "unsupported file type",
+         upload_only=True),
+    Case("upload-path-in-name", "image", _png("deep2.png", _pixels(dtype=np.uint8, high=255)), "ok",
+         check=_check_range, upload_only=True, extra={"name": "../../../../etc/cron.d/x.png"}),
+    # -- label CSVs and RLE -------------------------------------------------------------------------------
+    Case("rsna-wrong-columns", "csv", _rsna("patient,x,y,w,h,label\na,1,1,5,5,1\n"), "error",
+         "lacks the column"),
+    Case("rsna-empty-file", "csv", _rsna(""), "error", "lacks the column"),
+    Case("rsna-bad-number", "csv", _rsna(RSNA_HEADER + "a,one,1,5,5,1\n"), "error", "must be a number"),
+    Case("rsna-nan-number", "csv", _rsna(RSNA_HEADER + "a,nan,1,5,5,1\n"), "error", "not finite"),
+    Case("rsna-negative-box", "csv", _rsna(RSNA_HEADER + "a,1,1,-5,5,1\n"), "error", "non-positive"),
+    Case("rsna-contradictory-target", "csv", _rsna(RSNA_HEADER + "a,1,1,5,5,1\na,,,,,0\n"), "error",
+         "Target 0 and Target 1"),
+    Case("rsna-not-utf8", "csv", _rsna((RSNA_HEADER + "a,1,1,5,5,1\n").encode() + b"\xe9\xff,,,,,0\n"), "error",
+         "not UTF-8"),
+    Case("rsna-box-outside-image", "csv", _rsna(RSNA_HEADER + "a,500,500,5,5,1\n"), "error",
+         "entirely outside"),
+    Case("rsna-bom-crlf", "csv", _rsna(b"\xef\xbb\xbf" + (RSNA_HEADER + "a,1,1,5,5,1\nb,,,,,0\n")
+                                      .replace("\n", "\r\n").encode()), "ok"),
+    Case("rsna-duplicate-rows", "csv", _rsna(RSNA_HEADER + "a,1,1,5,5,1\na,1,1,5,5,1\nb,,,,,0\n"), "skip",
+         "duplicate box rows"),
+    Case("rsna-label-without-image", "csv", _rsna(RSNA_HEADER + "a,1,1,5,5,1\nghost,,,,,0\n"), "skip",
+         "labels without an image file"),
+    Case("rsna-unknown-split", "csv", _rsna_split_file, "error", "unknown split"),
+    Case("siim-overlong-run", "csv", _siim(SIIM_HEADER + "a,10 5000\nb,-1\n"), "error", "runs past the end"),
+    Case("siim-odd-values", "csv", _siim(SIIM_HEADER + "a,10 5 7\nb,-1\n"), "error", "malformed RLE"),
+    Case("siim-huge-integer", "csv", _siim(SIIM_HEADER + "a,1 99999999999999999999999\nb,-1\n"), "error",
+         "too large|runs past"),
+    Case("siim-non-ascii-digits", "csv", _siim(SIIM_HEADER + "a,١ ٢\nb,-1\n"), "error", "malformed RLE"),
+    Case("siim-mask-and-empty", "csv", _siim(SIIM_HEADER + "a,1 2\na,-1\n"), "error", "both -1"),
+    Case("siim-duplicate-ids", "csv", _siim(SIIM_HEADER + "a,1 2\na,1 2\nb,-1\n"), "skip", "duplicate RLE rows"),
+    Case("siim-bom-crlf", "csv", _siim(b"\xef\xbb\xbf" + (SIIM_HEADER + "a,1 2 3 4\nb,-1\n")
+                                      .replace("\n", "\r\n").encode()), "ok"),
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    Case("checkpoint-other-architecture", "checkpoint", _checkpoint(_state_dict_of("densenet_tiny")), "error",
+         "pass arch=|architecture"),
+    Case("checkpoint-truncated", "checkpoint", _checkpoint(_truncate(0.4)), "error", "corrupt or truncated"),
+    Case("checkpoint-pickle-with-code", "checkpoint", _checkpoint(_pickle_code), "error",
+         "refused|not allowed|unsafe|weights_only|code"),
+    Case("checkpoint-three-classes", "checkpoint", _checkpoint(num_classes=3), "error", "3 outputs"),
+    Case("checkpoint-text-file", "checkpoint", _checkpoint(_text), "error", "corrupt"),
+    # -- configuration --------------------------------------------------------------------------------------
+    Case("config-unknown-method", "config", _config("--methods", "grad", "lime"), "error", "unknown saliency method",
+         names=False),
+    Case("config-unknown-preset", "config", _config("--preset", "arun2022"), "error", "unknown preset",
+         names=False),
+    Case("config-zero-samples", "config", _config("--set", "n_samples=0"), "error", "n_samples", names=False),
+    Case("config-negative-noise", "config", _config("--set", "noise_spread=-0.1"), "error", "noise_spread",
+         names=False),
+    Case("config-unknown-parameter", "config", _config("--set", "temperature=2"), "error", "unknown saliency parameter",
+         names=False),
+    Case("config-target-out-of-range", "config", _config("--set", "target=7"), "error", "out of range",
+         names=False),
+    Case("config-bad-dataset-spec", "config", _config("--dataset", "pacs:/nowhere"), "error", "KIND:PATH",
+         names=False),
+]
