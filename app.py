@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from trust_core.demo import workspace_path
+from trust_core.errors import TrustError
 from trust_core.saliency import PRESETS
 from ui.common import access_gate, get_workspace, shared, shared_widget, workspace_root
 
@@ -33,15 +34,22 @@ with st.sidebar:
     ws = get_workspace(root)
     kinds = ws.kinds or ["rsna"]
     shared_widget(st.selectbox, "Dataset", "dataset", kinds[0], options=kinds, format_func=str.upper)
-    models = ws.classifiers(shared("dataset"))
+    try:
+        models = ws.classifiers(shared("dataset"))
+    except TrustError as exc:
+        st.error(f"{exc}")
+        models = []
     if models:
         shared_widget(st.selectbox, "Model", "model", models[0], options=models)
     shared_widget(st.selectbox, "Preset", "preset", "fast", options=list(PRESETS),
                   format_func=lambda p: PRESETS[p].label)
 
-st.session_state["_frame"] = True
 navigation = st.navigation(PAGES)
 goto = st.session_state.pop("_goto", None)
 if goto in PAGE_FILES:  # a page asked for directly before the frame existed (see ui.common.ensure_frame)
     st.switch_page(PAGE_FILES[goto])
-navigation.run()
+st.session_state["_frame"] = True
+try:
+    navigation.run()
+except TrustError as exc:  # whatever page met a bad file: a message, never a traceback
+    st.error(f"{exc}")

@@ -5,48 +5,51 @@ import streamlit as st
 from trust_core.metrics import ssim
 from trust_core.report import colorize
 from trust_core.saliency import METHODS
-from ui.common import ensure_frame, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import run_page, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
 
-ensure_frame(__file__)
 
-st.title("Compare")
-preset_note()
-with friendly_errors():
-    ws = workspace()
-    dataset = ws.dataset(kind())
-    models = ws.classifiers(kind())
-ids = dataset.ids(split="test", label=1)
-image_id = image_picker(ids, dataset)
+def render() -> None:
+    st.title("Compare")
+    preset_note()
+    with friendly_errors():
+        ws = workspace()
+        dataset = ws.dataset(kind())
+        models = ws.classifiers(kind())
+    ids = dataset.ids(split="test", label=1)
+    image_id = image_picker(ids, dataset)
 
-sides = []
-for column, side, default_method in zip(st.columns(2), ("A", "B"), ("grad", "gradcam")):
-    with column:
-        st.markdown(f"#### {side}")
-        method = st.selectbox("Method", list(METHODS), index=list(METHODS).index(default_method),
-                              format_func=method_label, key=f"cmp_method_{side}")
-        model = st.selectbox("Model", models, index=models.index(model_name()) if model_name() in models else 0,
-                             key=f"cmp_model_{side}")
-        state = st.selectbox("Randomization state", ws.state_names(model), key=f"cmp_state_{side}")
-        sides.append((method, model, state))
+    sides = []
+    for column, side, default_method in zip(st.columns(2), ("A", "B"), ("grad", "gradcam")):
+        with column:
+            st.markdown(f"#### {side}")
+            method = st.selectbox("Method", list(METHODS), index=list(METHODS).index(default_method),
+                                  format_func=method_label, key=f"cmp_method_{side}")
+            model = st.selectbox("Model", models, index=models.index(model_name()) if model_name() in models else 0,
+                                 key=f"cmp_model_{side}")
+            state = st.selectbox("Randomization state", ws.state_names(model), key=f"cmp_state_{side}")
+            sides.append((method, model, state))
 
-with friendly_errors(), st.spinner("Computing maps (cached)…"):
-    maps = [ws.maps(kind(), [image_id], model, methods=[method], preset=preset(), state=state)
-            for method, model, state in sides]
-a, b = maps[0][sides[0][0]][0], maps[1][sides[1][0]][0]
-if b.shape != a.shape:
-    from trust_core.data import resize_image
-    b = resize_image(b, a.shape[0])
-mask = dataset.mask(image_id, a.shape[0])
-image = dataset.native_image(image_id)
-cols = st.columns(3)
-with cols[0]:
-    panel(image, a, mask=mask, caption=f"A: {method_label(sides[0][0])} · {sides[0][1]} · {sides[0][2]}")
-with cols[1]:
-    panel(image, b, mask=mask, caption=f"B: {method_label(sides[1][0])} · {sides[1][1]} · {sides[1][2]}")
-with cols[2]:
-    if np.isfinite(a).all() and np.isfinite(b).all():
-        st.image(colorize((a - b + 1) / 2, "coolwarm"), caption="A − B (blue: B higher, red: A higher)",
-                 width="stretch")
-        st.metric("SSIM(A, B)", f"{ssim(a, b):.3f}", help="scikit-image SSIM, 7×7 window, data_range 2 (paper)")
-    else:
-        st.warning("One of the maps is flagged (constant): no difference or SSIM.")
+    with friendly_errors(), st.spinner("Computing maps (cached)…"):
+        maps = [ws.maps(kind(), [image_id], model, methods=[method], preset=preset(), state=state)
+                for method, model, state in sides]
+    a, b = maps[0][sides[0][0]][0], maps[1][sides[1][0]][0]
+    if b.shape != a.shape:
+        from trust_core.data import resize_image
+        b = resize_image(b, a.shape[0])
+    mask = dataset.mask(image_id, a.shape[0])
+    image = dataset.native_image(image_id)
+    cols = st.columns(3)
+    with cols[0]:
+        panel(image, a, mask=mask, caption=f"A: {method_label(sides[0][0])} · {sides[0][1]} · {sides[0][2]}")
+    with cols[1]:
+        panel(image, b, mask=mask, caption=f"B: {method_label(sides[1][0])} · {sides[1][1]} · {sides[1][2]}")
+    with cols[2]:
+        if np.isfinite(a).all() and np.isfinite(b).all():
+            st.image(colorize((a - b + 1) / 2, "coolwarm"), caption="A − B (blue: B higher, red: A higher)",
+                     width="stretch")
+            st.metric("SSIM(A, B)", f"{ssim(a, b):.3f}", help="scikit-image SSIM, 7×7 window, data_range 2 (paper)")
+        else:
+            st.warning("One of the maps is flagged (constant): no difference or SSIM.")
+
+
+run_page(__file__, render)

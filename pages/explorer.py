@@ -1,6 +1,4 @@
 """Image explorer: a gallery sorted by worst cases; one image with any map over it; all eight maps."""
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from trust_core.data import read_dicom
@@ -8,83 +6,86 @@ from trust_core.errors import DicomError
 from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
 from trust_core.saliency import METHODS
-from ui.common import ensure_frame, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import run_page, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
 
-ensure_frame(__file__)
 
-st.title("Image explorer")
-preset_note()
-with friendly_errors():
-    ws = workspace()
-    dataset = ws.dataset(kind())
-    utility = ws.table(kind(), "utility")
-    randomization = ws.table(kind(), "randomization")
+def render() -> None:
+    st.title("Image explorer")
+    preset_note()
+    with friendly_errors():
+        ws = workspace()
+        dataset = ws.dataset(kind())
+        utility = ws.table(kind(), "utility")
+        randomization = ws.table(kind(), "randomization")
 
-if utility is not None and len(utility):
-    gallery = utility.pivot_table(index="image_id", columns="method", values="auprc")
-    gallery["mean AUPRC"] = gallery.mean(axis=1)
-    gallery["disagreement"] = gallery.drop(columns="mean AUPRC").std(axis=1)
-    if randomization is not None and len(randomization):
-        last = randomization[randomization.state_index == randomization.state_index.max()]
-        gallery["SSIM after randomization"] = last.groupby("image_id").ssim.mean()
-    order = st.radio("Sort", ["worst AUPRC first", "most disagreement first", "least SSIM drop first"],
-                     horizontal=True)
-    key, ascending = {"worst AUPRC first": ("mean AUPRC", True),
-                      "most disagreement first": ("disagreement", False),
-                      "least SSIM drop first": ("SSIM after randomization", False)}[order]
-    if key in gallery:
-        gallery = gallery.sort_values(key, ascending=ascending)
-    event = st.dataframe(gallery.round(3), on_select="rerun", selection_mode="single-row", key="gallery",
-                         width="stretch", height=220)
-    if event.selection.rows:
-        st.session_state["_image_id"] = gallery.index[event.selection.rows[0]]
-    ids = list(gallery.index)
-else:
-    ids = dataset.ids(split="test", label=1)
+    if utility is not None and len(utility):
+        gallery = utility.pivot_table(index="image_id", columns="method", values="auprc")
+        gallery["mean AUPRC"] = gallery.mean(axis=1)
+        gallery["disagreement"] = gallery.drop(columns="mean AUPRC").std(axis=1)
+        if randomization is not None and len(randomization):
+            last = randomization[randomization.state_index == randomization.state_index.max()]
+            gallery["SSIM after randomization"] = last.groupby("image_id").ssim.mean()
+        order = st.radio("Sort", ["worst AUPRC first", "most disagreement first", "least SSIM drop first"],
+                         horizontal=True)
+        key, ascending = {"worst AUPRC first": ("mean AUPRC", True),
+                          "most disagreement first": ("disagreement", False),
+                          "least SSIM drop first": ("SSIM after randomization", False)}[order]
+        if key in gallery:
+            gallery = gallery.sort_values(key, ascending=ascending)
+        event = st.dataframe(gallery.round(3), on_select="rerun", selection_mode="single-row", key="gallery",
+                             width="stretch", height=220)
+        if event.selection.rows:
+            st.session_state["_image_id"] = gallery.index[event.selection.rows[0]]
+        ids = list(gallery.index)
+    else:
+        ids = dataset.ids(split="test", label=1)
 
-if not ids:
-    st.info("No positive test image in this dataset.")
-    st.stop()
-image_id = image_picker(ids, dataset)
+    if not ids:
+        st.info("No positive test image in this dataset.")
+        st.stop()
+    image_id = image_picker(ids, dataset)
 
-left, right = st.columns([2, 1])
-with right:
-    method = st.selectbox("Method", list(METHODS), format_func=method_label, key="explorer_method")
-    opacity = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
-    cmap = st.selectbox("Colormap", COLORMAPS)
-    mode = st.radio("Show", ["all values", "above threshold", "top k %"], horizontal=True)
-    threshold = st.slider("Threshold", 0.0, 1.0, 0.5, 0.05) if mode == "above threshold" else None
-    top = st.slider("Top k %", 1, 50, 10) if mode == "top k %" else None
-    record = dataset.record(image_id)
-    display = None
-    if record.path.suffix.lower() == ".dcm":
-        try:
-            dicom = read_dicom(record.path)
-            lo, hi = dicom.value_range
-            center = st.slider("Window level", float(lo), float(hi), float((lo + hi) / 2))
-            width = st.slider("Window width", 1.0, float(hi - lo + 1), float(hi - lo + 1))
-            display = dicom.windowed(center, width)
-        except DicomError as exc:
-            st.error(str(exc))
+    left, right = st.columns([2, 1])
+    with right:
+        method = st.selectbox("Method", list(METHODS), format_func=method_label, key="explorer_method")
+        opacity = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
+        cmap = st.selectbox("Colormap", COLORMAPS)
+        mode = st.radio("Show", ["all values", "above threshold", "top k %"], horizontal=True)
+        threshold = st.slider("Threshold", 0.0, 1.0, 0.5, 0.05) if mode == "above threshold" else None
+        top = st.slider("Top k %", 1, 50, 10) if mode == "top k %" else None
+        record = dataset.record(image_id)
+        display = None
+        if record.path.suffix.lower() == ".dcm":
+            try:
+                dicom = read_dicom(record.path)
+                lo, hi = dicom.value_range
+                center = st.slider("Window level", float(lo), float(hi), float((lo + hi) / 2))
+                width = st.slider("Window width", 1.0, float(hi - lo + 1), float(hi - lo + 1))
+                display = dicom.windowed(center, width)
+            except DicomError as exc:
+                st.error(str(exc))
 
-with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
-    result = ws.maps(kind(), [image_id], model_name(), preset=preset())
-size = result[method].shape[1]
-mask = dataset.mask(image_id, size)
-image = display if display is not None else dataset.native_image(image_id)
-with left:
-    flag = result.flags[method][0]
-    if flag:
-        st.warning(f"{method_label(method)}: {flag}")
-    panel(image, result[method][0], mask=mask, alpha=opacity, cmap=cmap, threshold=threshold, top_percent=top,
-          caption=f"{method_label(method)} over the X-ray; ground truth in cyan (label {dataset.label(image_id)})",
-          size=512)
+    with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
+        result = ws.maps(kind(), [image_id], model_name(), preset=preset())
+    size = result[method].shape[1]
+    mask = dataset.mask(image_id, size)
+    image = display if display is not None else dataset.native_image(image_id)
+    with left:
+        flag = result.flags[method][0]
+        if flag:
+            st.warning(f"{method_label(method)}: {flag}")
+        panel(image, result[method][0], mask=mask, alpha=opacity, cmap=cmap, threshold=threshold, top_percent=top,
+              caption=f"{method_label(method)} over the X-ray; ground truth in cyan (label {dataset.label(image_id)})",
+              size=512)
 
-st.subheader("All eight methods")
-cols = st.columns(4)
-for k, key in enumerate(METHODS):
-    values = result[key][0]
-    score = auprc(values, mask) if mask.any() and result.flags[key][0] is None else None
-    with cols[k % 4]:
-        panel(image, values, mask=mask, alpha=opacity, cmap=cmap, threshold=threshold, top_percent=top,
-              caption=f"{method_label(key)} · AUPRC {score:.3f}" if score is not None else method_label(key))
+    st.subheader("All eight methods")
+    cols = st.columns(4)
+    for k, key in enumerate(METHODS):
+        values = result[key][0]
+        score = auprc(values, mask) if mask.any() and result.flags[key][0] is None else None
+        with cols[k % 4]:
+            panel(image, values, mask=mask, alpha=opacity, cmap=cmap, threshold=threshold, top_percent=top,
+                  caption=f"{method_label(key)} · AUPRC {score:.3f}" if score is not None else method_label(key))
+
+
+run_page(__file__, render)

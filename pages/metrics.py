@@ -4,60 +4,60 @@ import streamlit as st
 
 from trust_core.evaluate.paper import AUPRC, SSIM
 from trust_core.saliency import METHODS
-from ui.common import ensure_frame, friendly_errors, kind, method_label, require_results, workspace
-
-ensure_frame(__file__)
-
-st.title("Metrics")
-results = require_results()
-with friendly_errors():
-    ws = workspace()
-    utility = ws.table(kind(), "utility")
-    randomization = ws.table(kind(), "randomization")
-labels = [method_label(m) for m in METHODS]
+from ui.common import run_page, friendly_errors, kind, method_label, require_results, workspace
 
 
-def strip_box(table, value: str, title: str, key: str, *, baselines=(), paper=None):
-    figure = go.Figure()
-    for m in METHODS:
-        sub = table[table.method == m]
-        figure.add_trace(go.Box(y=sub[value], x=[method_label(m)] * len(sub), name=method_label(m), boxpoints="all",
-                                jitter=0.4, pointpos=0, customdata=sub.image_id, showlegend=False,
-                                hovertemplate="image %{customdata}<br>" + value + " %{y:.3f}<extra></extra>"))
-    for name, level, color in baselines:
-        if level is not None:
-            figure.add_hline(y=level, line_dash="dash", line_color=color, annotation_text=name)
-    if paper:
-        xs = [method_label(m) for m in METHODS if paper.get(m) is not None]
-        figure.add_trace(go.Scatter(x=xs, y=[paper[m] for m in METHODS if paper.get(m) is not None], mode="markers",
-                                    marker=dict(symbol="diamond", size=12, color="black"), name="paper"))
-    figure.update_layout(title=title, height=420, yaxis_title=value, margin=dict(t=40, b=10))
-    event = st.plotly_chart(figure, width="stretch", on_select="rerun", key=key, selection_mode="points")
-    points = event.selection.points if event and event.selection else []
-    if points and points[0].get("customdata"):
-        st.session_state["_image_id"] = points[0]["customdata"]
-        st.switch_page("pages/explorer.py")
+def render() -> None:
+    st.title("Metrics")
+    results = require_results()
+    with friendly_errors():
+        ws = workspace()
+        utility = ws.table(kind(), "utility")
+        randomization = ws.table(kind(), "randomization")
+    def strip_box(table, value: str, title: str, key: str, *, baselines=(), paper=None):
+        figure = go.Figure()
+        for m in METHODS:
+            sub = table[table.method == m]
+            figure.add_trace(go.Box(y=sub[value], x=[method_label(m)] * len(sub), name=method_label(m), boxpoints="all",
+                                    jitter=0.4, pointpos=0, customdata=sub.image_id, showlegend=False,
+                                    hovertemplate="image %{customdata}<br>" + value + " %{y:.3f}<extra></extra>"))
+        for name, level, color in baselines:
+            if level is not None:
+                figure.add_hline(y=level, line_dash="dash", line_color=color, annotation_text=name)
+        if paper:
+            xs = [method_label(m) for m in METHODS if paper.get(m) is not None]
+            figure.add_trace(go.Scatter(x=xs, y=[paper[m] for m in METHODS if paper.get(m) is not None], mode="markers",
+                                        marker=dict(symbol="diamond", size=12, color="black"), name="paper"))
+        figure.update_layout(title=title, height=420, yaxis_title=value, margin=dict(t=40, b=10))
+        event = st.plotly_chart(figure, width="stretch", on_select="rerun", key=key, selection_mode="points")
+        points = event.selection.points if event and event.selection else []
+        if points and points[0].get("customdata"):
+            st.session_state["_image_id"] = points[0]["customdata"]
+            st.switch_page("pages/explorer.py")
 
 
-if utility is not None:
-    block = results["criteria"]["utility"]
-    baselines = block["baselines"]
-    strip_box(utility, "auprc", f"Localization utility — AUPRC per image (n = {block['n_images']})", "auprc",
-              baselines=[("average mask (low)", baselines["average_mask"]["mean"], "orange"),
-                         ("localizer (high)", baselines.get("localizer", {}).get("mean"), "green")],
-              paper=AUPRC.get(kind()))
-if randomization is not None and len(randomization):
-    last = randomization[randomization.state_index == randomization.state_index.max()]
-    per_image = last.groupby(["method", "image_id"]).ssim.mean().reset_index()
-    strip_box(per_image, "ssim", "Randomization — SSIM(original, fully randomized) per image", "rand")
-    st.caption("A method passes when its SSIM falls below its random-pair baseline: "
-               + ", ".join(f"{method_label(m)} {e['baseline']:.2f}"
-                           for m, e in results["criteria"]["randomization"]["methods"].items()))
-for name in ("repeatability", "reproducibility"):
-    table = ws.table(kind(), name)
-    if table is not None and len(table):
-        baseline = results["criteria"][name].get("baseline")
-        strip_box(table, "ssim", f"{name.capitalize()} — SSIM per image", name,
-                  baselines=[("localizers", baseline["mean"] if baseline else None, "green")],
-                  paper=SSIM[name].get(kind()))
-st.caption("Click a point to open that image in the explorer.")
+    if utility is not None:
+        block = results["criteria"]["utility"]
+        baselines = block["baselines"]
+        strip_box(utility, "auprc", f"Localization utility — AUPRC per image (n = {block['n_images']})", "auprc",
+                  baselines=[("average mask (low)", baselines["average_mask"]["mean"], "orange"),
+                             ("localizer (high)", baselines.get("localizer", {}).get("mean"), "green")],
+                  paper=AUPRC.get(kind()))
+    if randomization is not None and len(randomization):
+        last = randomization[randomization.state_index == randomization.state_index.max()]
+        per_image = last.groupby(["method", "image_id"]).ssim.mean().reset_index()
+        strip_box(per_image, "ssim", "Randomization — SSIM(original, fully randomized) per image", "rand")
+        st.caption("A method passes when its SSIM falls below its random-pair baseline: "
+                   + ", ".join(f"{method_label(m)} {e['baseline']:.2f}"
+                               for m, e in results["criteria"]["randomization"]["methods"].items()))
+    for name in ("repeatability", "reproducibility"):
+        table = ws.table(kind(), name)
+        if table is not None and len(table):
+            baseline = results["criteria"][name].get("baseline")
+            strip_box(table, "ssim", f"{name.capitalize()} — SSIM per image", name,
+                      baselines=[("localizers", baseline["mean"] if baseline else None, "green")],
+                      paper=SSIM[name].get(kind()))
+    st.caption("Click a point to open that image in the explorer.")
+
+
+run_page(__file__, render)

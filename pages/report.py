@@ -2,38 +2,41 @@
 import streamlit as st
 
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
-from ui.common import ensure_frame, image_picker, friendly_errors, kind, model_name, preset, preset_note, workspace
+from ui.common import run_page, image_picker, friendly_errors, kind, model_name, preset, preset_note, workspace
 
-ensure_frame(__file__)
 
-st.title("Reports")
-preset_note()
-with friendly_errors():
-    ws = workspace()
-    dataset = ws.dataset(kind())
-ids = dataset.ids(split="test", label=1)
-image_id = image_picker(ids, dataset)
-identifiers = st.checkbox("Include patient identifiers (name, ID, birth date…)", value=False,
-                          help="Off by default: reports are de-identified and name the image by a pseudonym.")
-if st.button("Build report", type="primary"):
-    with friendly_errors(), st.spinner("Computing maps and rendering…"):
-        report = build_image_report(ws, kind(), image_id, model_name(), preset=preset(),
-                                    include_identifiers=identifiers)
-        st.session_state["report"] = (report.title, render_html(report), render_pdf(report))
-if "report" in st.session_state:
-    title, html_text, pdf_bytes = st.session_state["report"]
-    c1, c2 = st.columns(2)
-    c1.download_button("Download HTML", html_text, file_name=f"{title}.html", mime="text/html")
-    c2.download_button("Download PDF", pdf_bytes, file_name=f"{title}.pdf", mime="application/pdf")
-    st.caption(f"Report {title} ready ({len(pdf_bytes) // 1024} kB PDF).")
-
-st.divider()
-st.subheader("Cohort summary")
-if ws.results(kind()) is None:
-    st.info("Run an evaluation first (Runs page).")
-else:
+def render() -> None:
+    st.title("Reports")
+    preset_note()
     with friendly_errors():
-        st.download_button("Download cohort results (ZIP: CSV, Parquet, summary, scorecard)",
-                           cohort_archive(ws, kind()), file_name=f"{kind()}_results.zip", mime="application/zip")
-st.caption(f"Same exports on the command line: `trust report --workspace {ws.root} --dataset {kind()} "
-           f"--image IMAGE_ID --model {model_name()} --out report.pdf` and `trust report … --cohort` (see README).")
+        ws = workspace()
+        dataset = ws.dataset(kind())
+    ids = dataset.ids(split="test", label=1)
+    image_id = image_picker(ids, dataset)
+    identifiers = st.checkbox("Include patient identifiers (name, ID, birth date…)", value=False,
+                              help="Off by default: reports are de-identified and name the image by a pseudonym.")
+    if st.button("Build report", type="primary"):
+        with friendly_errors(), st.spinner("Computing maps and rendering…"):
+            report = build_image_report(ws, kind(), image_id, model_name(), preset=preset(),
+                                        include_identifiers=identifiers)
+            st.session_state["report"] = (report.title, render_html(report), render_pdf(report))
+    if "report" in st.session_state:
+        title, html_text, pdf_bytes = st.session_state["report"]
+        c1, c2 = st.columns(2)
+        c1.download_button("Download HTML", html_text, file_name=f"{title}.html", mime="text/html")
+        c2.download_button("Download PDF", pdf_bytes, file_name=f"{title}.pdf", mime="application/pdf")
+        st.caption(f"Report {title} ready ({len(pdf_bytes) // 1024} kB PDF).")
+
+    st.divider()
+    st.subheader("Cohort summary")
+    if ws.results(kind()) is None:
+        st.info("Run an evaluation first (Runs page).")
+    else:
+        with friendly_errors():
+            st.download_button("Download cohort results (ZIP: CSV, Parquet, summary, scorecard)",
+                               cohort_archive(ws, kind()), file_name=f"{kind()}_results.zip", mime="application/zip")
+    st.caption(f"Same exports on the command line: `trust report --workspace {ws.root} --dataset {kind()} "
+               f"--image IMAGE_ID --model {model_name()} --out report.pdf` and `trust report … --cohort` (see README).")
+
+
+run_page(__file__, render)

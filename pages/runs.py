@@ -4,56 +4,58 @@ import streamlit as st
 from trust_core.evaluate import CRITERIA, EvalConfig, Evaluation
 from trust_core.evaluate.jobs import JobManager
 from trust_core.saliency import METHODS, PRESETS
-from ui.common import ensure_frame, friendly_errors, kind, method_label, workspace
-
-ensure_frame(__file__)
+from ui.common import run_page, friendly_errors, kind, method_label, workspace
 
 
-@st.cache_resource
-def jobs() -> JobManager:
-    return JobManager()
+def render() -> None:
+    @st.cache_resource
+    def jobs() -> JobManager:
+        return JobManager()
 
 
-st.title("Runs")
-with friendly_errors():
-    ws = workspace()
-    classifiers = ws.classifiers(kind())
-    localizers = ws.localizers(kind())
-st.caption(f"Evaluate {kind().upper()} with the workspace's models: the first replicate is randomized, "
-           "replicates give repeatability, the other architecture reproducibility.")
-with st.form("run"):
-    models = st.multiselect("Models (first = main)", classifiers, default=classifiers)
-    preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label,
-                          index=list(PRESETS).index("fast"))
-    methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), format_func=method_label)
-    criteria = st.multiselect("Criteria", list(CRITERIA), default=list(CRITERIA))
-    c1, c2 = st.columns(2)
-    limit = c1.number_input("Utility images (max)", 1, 10_000, 16)
-    ssim_images = c2.number_input("Images for SSIM criteria", 2, 100, 5)
-    submitted = st.form_submit_button("Start evaluation", type="primary")
-if submitted:
-    if not models or not methods or not criteria:
-        st.error("Choose at least one model, one method and one criterion.")
-    else:
-        root = ws.root
-        config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
-                            utility_limit=int(limit), ssim_images=int(ssim_images), group=8)
-        build = lambda: Evaluation(ws.dataset(kind()), [root / "models" / m for m in models], config,
-                                   localizers=[root / "models" / m for m in localizers], cache=ws.store)
-        job = jobs().start(f"{kind().upper()} · {preset} · {len(models)} models", root / "results" / kind(), build)
-        st.success(f"Started job {job.id}: it keeps running if you change page.")
+    st.title("Runs")
+    with friendly_errors():
+        ws = workspace()
+        classifiers = ws.classifiers(kind())
+        localizers = ws.localizers(kind())
+    st.caption(f"Evaluate {kind().upper()} with the workspace's models: the first replicate is randomized, "
+               "replicates give repeatability, the other architecture reproducibility.")
+    with st.form("run"):
+        models = st.multiselect("Models (first = main)", classifiers, default=classifiers)
+        preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label,
+                              index=list(PRESETS).index("fast"))
+        methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), format_func=method_label)
+        criteria = st.multiselect("Criteria", list(CRITERIA), default=list(CRITERIA))
+        c1, c2 = st.columns(2)
+        limit = c1.number_input("Utility images (max)", 1, 10_000, 16)
+        ssim_images = c2.number_input("Images for SSIM criteria", 2, 100, 5)
+        submitted = st.form_submit_button("Start evaluation", type="primary")
+    if submitted:
+        if not models or not methods or not criteria:
+            st.error("Choose at least one model, one method and one criterion.")
+        else:
+            root = ws.root
+            config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
+                                utility_limit=int(limit), ssim_images=int(ssim_images), group=8)
+            build = lambda: Evaluation(ws.dataset(kind()), [root / "models" / m for m in models], config,
+                                       localizers=[root / "models" / m for m in localizers], cache=ws.store)
+            job = jobs().start(f"{kind().upper()} · {preset} · {len(models)} models", root / "results" / kind(), build)
+            st.success(f"Started job {job.id}: it keeps running if you change page.")
 
 
-@st.fragment(run_every=2.0)
-def job_list():
-    listed = jobs().list()
-    if not listed:
-        st.caption("No job started in this app session yet.")
-    for job in listed:
-        st.markdown(f"**{job.label}** — {job.status}")
-        st.progress(job.fraction, text=f"{job.done}/{job.total} units · {job.message}"[:200])
-        if job.status == "failed":
-            st.error(job.message)
+    @st.fragment(run_every=2.0)
+    def job_list():
+        listed = jobs().list()
+        if not listed:
+            st.caption("No job started in this app session yet.")
+        for job in listed:
+            st.markdown(f"**{job.label}** — {job.status}")
+            st.progress(job.fraction, text=f"{job.done}/{job.total} units · {job.message}"[:200])
+            if job.status == "failed":
+                st.error(job.message)
 
 
-job_list()
+    job_list()
+
+
+run_page(__file__, render)

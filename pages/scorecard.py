@@ -4,73 +4,76 @@ import streamlit as st
 
 from trust_core.evaluate.paper import SOURCE
 from trust_core.report import scorecard_table
-from ui.common import ensure_frame, friendly_errors, kind, workspace
-
-ensure_frame(__file__)
-
-st.title("Can these saliency maps be trusted?")
-st.caption("Four trust criteria of Arun et al., Radiology: AI 2021 — localization utility, sensitivity to "
-           "model randomization, repeatability, reproducibility — each against its baseline.")
-with friendly_errors():
-    ws = workspace()
-    results = ws.results(kind())
-    config = ws.results_config(kind())
-
-if results is None:
-    st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page, or run "
-            "`trust demo`.")
-    st.stop()
-
-preset = results["preset"]
-if not results.get("preset_is_paper"):
-    st.warning(f"These results use the **{preset}** preset, not the paper's (arun2021): fewer noise samples "
-               "and integration steps. Rerun with arun2021 for numbers comparable to the paper.", icon="⚠️")
-models = ", ".join(f"{m['arch']} (seed {m['meta'].get('seed')})" for m in config["models"]) if config else "?"
-st.markdown(f"**Dataset** {kind().upper()} · **models** {models} · **preset** {preset} · "
-            f"{results['stats']['image_maps']} image-states")
-
-table = scorecard_table(results, kind())
-cols = st.columns(4)
-for col, criterion in zip(cols, ("utility", "randomization", "repeatability", "reproducibility")):
-    sub = table[table.criterion == criterion]
-    passed = int((sub.passed == True).sum())  # noqa: E712 (None means not applicable)
-    col.metric(criterion.capitalize(), f"{passed}/{len(sub)} pass" if len(sub) else "n/a",
-               help=results["criteria"].get(criterion, {}).get("rule", ""))
+from ui.common import run_page, friendly_errors, kind, workspace
 
 
-def cell(row) -> str:
-    verdict = {True: "PASS", False: "FAIL"}.get(row.passed, "n/a")
-    return f"{verdict} {row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
+def render() -> None:
+    st.title("Can these saliency maps be trusted?")
+    st.caption("Four trust criteria of Arun et al., Radiology: AI 2021 — localization utility, sensitivity to "
+               "model randomization, repeatability, reproducibility — each against its baseline.")
+    with friendly_errors():
+        ws = workspace()
+        results = ws.results(kind())
+        config = ws.results_config(kind())
 
+    if results is None:
+        st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page, or run "
+                "`trust demo`.")
+        st.stop()
 
-if len(table):
-    table["ours"] = table.apply(cell, axis=1)
-    table["paper_text"] = table.paper.map(lambda v: "—" if v is None or (isinstance(v, float) and pd.isna(v))
-                                          else (f"{v:.3f}" if isinstance(v, float) else str(v)))
-    table["baseline_text"] = table.apply(
-        lambda r: "—" if pd.isna(r.baseline) else f"{r.baseline:.3f}" + (
-            f" / {r.baseline_high:.3f}" if r.baseline_high is not None and not pd.isna(r.baseline_high) else ""),
-        axis=1)
-    for criterion in ("utility", "randomization", "repeatability", "reproducibility"):
+    preset = results["preset"]
+    if not results.get("preset_is_paper"):
+        st.warning(f"These results use the **{preset}** preset, not the paper's (arun2021): fewer noise samples "
+                   "and integration steps. Rerun with arun2021 for numbers comparable to the paper.", icon="⚠️")
+    models = ", ".join(f"{m['arch']} (seed {m['meta'].get('seed')})" for m in config["models"]) if config else "?"
+    st.markdown(f"**Dataset** {kind().upper()} · **models** {models} · **preset** {preset} · "
+                f"{results['stats']['image_maps']} image-states")
+
+    table = scorecard_table(results, kind())
+    cols = st.columns(4)
+    for col, criterion in zip(cols, ("utility", "randomization", "repeatability", "reproducibility")):
         sub = table[table.criterion == criterion]
-        if not len(sub):
-            continue
-        block = results["criteria"][criterion]
-        st.subheader(f"{criterion.capitalize()} — {block['metric']} (n = {block['n_images']})")
-        st.caption(block["rule"])
-        view = sub[["label", "ours", "baseline_text", "paper_text", "n", "excluded"]].rename(columns={
-            "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)" if criterion ==
-            "utility" else "baseline", "paper_text": "paper", "excluded": "flagged"})
-        st.dataframe(view, hide_index=True, width="stretch")
-    st.caption(f"Paper values: {SOURCE}. Randomization in the paper is reported as pass/fail.")
+        passed = int((sub.passed == True).sum())  # noqa: E712 (None means not applicable)
+        col.metric(criterion.capitalize(), f"{passed}/{len(sub)} pass" if len(sub) else "n/a",
+                   help=results["criteria"].get(criterion, {}).get("rule", ""))
 
-with st.expander("Datasets and models in this workspace"):
-    for entry in ws.index():
-        if entry["dataset"] == kind():
-            score = (f"test AUC {entry['test_auc']:.3f}" if entry.get("test_auc") is not None
-                     else f"val Dice {entry.get('val_dice', 0):.3f}")
-            st.markdown(f"- `{entry['file']}` — {entry['arch']}, seed {entry['seed']}, {entry['role']}, {score}")
-    summary = ws.dataset(kind()).summary()
-    st.json(summary["per_split"])
-    if summary["skipped"]:
-        st.caption("Skipped while reading: " + ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()))
+
+    def cell(row) -> str:
+        verdict = {True: "PASS", False: "FAIL"}.get(row.passed, "n/a")
+        return f"{verdict} {row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
+
+
+    if len(table):
+        table["ours"] = table.apply(cell, axis=1)
+        table["paper_text"] = table.paper.map(lambda v: "—" if v is None or (isinstance(v, float) and pd.isna(v))
+                                              else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+        table["baseline_text"] = table.apply(
+            lambda r: "—" if pd.isna(r.baseline) else f"{r.baseline:.3f}" + (
+                f" / {r.baseline_high:.3f}" if r.baseline_high is not None and not pd.isna(r.baseline_high) else ""),
+            axis=1)
+        for criterion in ("utility", "randomization", "repeatability", "reproducibility"):
+            sub = table[table.criterion == criterion]
+            if not len(sub):
+                continue
+            block = results["criteria"][criterion]
+            st.subheader(f"{criterion.capitalize()} — {block['metric']} (n = {block['n_images']})")
+            st.caption(block["rule"])
+            view = sub[["label", "ours", "baseline_text", "paper_text", "n", "excluded"]].rename(columns={
+                "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)" if criterion ==
+                "utility" else "baseline", "paper_text": "paper", "excluded": "flagged"})
+            st.dataframe(view, hide_index=True, width="stretch")
+        st.caption(f"Paper values: {SOURCE}. Randomization in the paper is reported as pass/fail.")
+
+    with st.expander("Datasets and models in this workspace"):
+        for entry in ws.index():
+            if entry["dataset"] == kind():
+                score = (f"test AUC {entry['test_auc']:.3f}" if entry.get("test_auc") is not None
+                         else f"val Dice {entry.get('val_dice', 0):.3f}")
+                st.markdown(f"- `{entry['file']}` — {entry['arch']}, seed {entry['seed']}, {entry['role']}, {score}")
+        summary = ws.dataset(kind()).summary()
+        st.json(summary["per_split"])
+        if summary["skipped"]:
+            st.caption("Skipped while reading: " + ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()))
+
+
+run_page(__file__, render)

@@ -7,42 +7,46 @@ from trust_core.data import load_radiograph
 from trust_core.data.dicom import UPLOAD_SUFFIXES, read_upload
 from trust_core.errors import TrustError
 from trust_core.saliency import METHODS
-from ui.common import ensure_frame, friendly_errors, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import run_page, friendly_errors, method_label, model_name, panel, preset, preset_note, workspace
 
-ensure_frame(__file__)
 
-MAX_BYTES = int(st.get_option("server.maxUploadSize")) * 2**20  # the server refuses more; we re-check
+def render() -> None:
+    MAX_BYTES = int(st.get_option("server.maxUploadSize")) * 2**20  # the server refuses more; we re-check
 
-st.title("Your own image")
-st.caption("DICOM (any transfer syntax pydicom decodes), PNG or JPEG. Nothing leaves this machine; patient "
-           "identifiers are not shown.")
-preset_note()
-source = st.radio("Image", ["Upload a file", "Example: real chest film RG1_UNCR (pydicom-data)"], horizontal=True)
-try:
-    if source.startswith("Upload"):
-        upload = st.file_uploader("DICOM, PNG or JPEG", type=[s.lstrip(".") for s in UPLOAD_SUFFIXES])
-        if upload is None:
-            st.stop()
-        image = read_upload(upload.name, upload.getvalue(), max_bytes=MAX_BYTES)
-    else:
-        from pydicom.data import get_testdata_file
-        image = load_radiograph(Path(get_testdata_file("RG1_UNCR.dcm")))
-except TrustError as exc:
-    st.error(f"This file cannot be used: {exc}")
-    st.stop()
+    st.title("Your own image")
+    st.caption("DICOM (any transfer syntax pydicom decodes), PNG or JPEG. Nothing leaves this machine; patient "
+               "identifiers are not shown.")
+    preset_note()
+    source = st.radio("Image", ["Upload a file", "Example: real chest film RG1_UNCR (pydicom-data)"], horizontal=True)
+    try:
+        if source.startswith("Upload"):
+            # Any type is accepted here so that a wrong file gets our explanation, not a bare refusal.
+            upload = st.file_uploader(f"DICOM, PNG or JPEG ({', '.join(UPLOAD_SUFFIXES)})")
+            if upload is None:
+                st.stop()
+            image = read_upload(upload.name, upload.getvalue(), max_bytes=MAX_BYTES)
+        else:
+            from pydicom.data import get_testdata_file
+            image = load_radiograph(Path(get_testdata_file("RG1_UNCR.dcm")))
+    except TrustError as exc:
+        st.error(f"This file cannot be used: {exc}")
+        st.stop()
 
-methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), format_func=method_label)
-st.caption(f"Model: **{model_name()}** (choose another in the sidebar)")
-if not methods:
-    st.stop()
-with friendly_errors(), st.spinner("Computing maps (cached for this image)…"):
-    result = workspace().maps_for_image(image, model_name(), methods=methods, preset=preset())
-st.success(f"Explained class {int(result.targets[0])}; "
-           + ("from the cache" if all(all(v) for v in result.from_cache.values())
-              else f"{result.passes} forward+backward passes"))
-cols = st.columns(4)
-with cols[0]:
-    panel(image, None, caption="Input", size=result[methods[0]].shape[1] * 2)
-for k, m in enumerate(methods, start=1):
-    with cols[k % 4]:
-        panel(image, result[m][0], caption=method_label(m) + (f" — {result.flags[m][0]}" if result.flags[m][0] else ""))
+    methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), format_func=method_label)
+    st.caption(f"Model: **{model_name()}** (choose another in the sidebar)")
+    if not methods:
+        st.stop()
+    with friendly_errors(), st.spinner("Computing maps (cached for this image)…"):
+        result = workspace().maps_for_image(image, model_name(), methods=methods, preset=preset())
+    st.success(f"Explained class {int(result.targets[0])}; "
+               + ("from the cache" if all(all(v) for v in result.from_cache.values())
+                  else f"{result.passes} forward+backward passes"))
+    cols = st.columns(4)
+    with cols[0]:
+        panel(image, None, caption="Input", size=result[methods[0]].shape[1] * 2)
+    for k, m in enumerate(methods, start=1):
+        with cols[k % 4]:
+            panel(image, result[m][0], caption=method_label(m) + (f" — {result.flags[m][0]}" if result.flags[m][0] else ""))
+
+
+run_page(__file__, render)

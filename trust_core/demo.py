@@ -20,6 +20,7 @@ from typing import Callable
 
 from .data.datasets import RSNADataset, SIIMDataset
 from .data.phantom import build_phantom_dataset
+from .errors import ConfigError
 from .io import atomic_write
 from .models.registry import get_architecture
 from .models.train import TrainConfig, load_arrays, train_classifier
@@ -52,7 +53,14 @@ def read_index(workspace: str | Path | None = None) -> list[dict]:
     path = workspace_path(workspace) / "models" / "index.json"
     if not path.is_file():
         return []
-    return json.loads(path.read_text())["models"]
+    try:
+        models = json.loads(path.read_text())["models"]
+        if not isinstance(models, list) or not all({"file", "dataset", "role"} <= set(m) for m in models):
+            raise ValueError("each model entry needs file, dataset and role")
+        return models
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"the model index is unreadable ({type(exc).__name__}: {str(exc)[:200]}); rerun "
+                          f"`trust demo` or fix the file", path=path) from None
 
 
 def _write_index(path: Path, models: list[dict]) -> None:

@@ -23,6 +23,16 @@ def ensure_frame(page_file: str) -> None:
         st.switch_page("app.py")
 
 
+def run_page(page_file: str, body) -> None:
+    """Every page: inside the app's frame, and with one error boundary — a project error (a bad file,
+    a bad checkpoint, a folder refused) is shown as a message a clinician can act on, never a traceback."""
+    ensure_frame(page_file)
+    try:
+        body()
+    except TrustError as exc:
+        st.error(f"{exc}")
+
+
 @st.cache_resource(show_spinner=False)
 def get_workspace(root: str) -> Workspace:
     """One workspace (models, cache) for all sessions; its models are never mutated."""
@@ -61,7 +71,7 @@ def access_gate() -> None:
         st.error(f"🔒 {decision.message}")
         st.stop()
     if decision.login_required:
-        if not st.user.is_logged_in:
+        if not st.user.get("is_logged_in", False):
             st.info(decision.message)
             st.button("Log in", on_click=st.login, type="primary")
             st.stop()
@@ -92,8 +102,14 @@ def kind() -> str:
     return shared("dataset", "rsna")
 
 
-def model_name() -> str | None:
-    return shared("model")
+def model_name() -> str:
+    """The classifier chosen in the sidebar; without one the page says what to do and stops."""
+    name = shared("model")
+    if not name:
+        st.info(f"No classifier for {kind().upper()} in this workspace: run `trust demo`, or train one with "
+                f"`trust train` into its models/ folder.")
+        st.stop()
+    return name
 
 
 def preset() -> str:
