@@ -34,7 +34,9 @@ def render() -> None:
     else:
         with friendly_errors():
             st.download_button("Download cohort results (ZIP: CSV, Parquet, summary, scorecard)",
-                               cohort_archive(ws, kind()), file_name=f"{kind()}_results.zip", mime="application/zip")
+                               cohort_archive(ws, kind(), include_identifiers=identifiers),
+                               file_name=f"{kind()}_results.zip", mime="application/zip",
+                               help="Image ids are replaced by pseudonyms unless identifiers are included above.")
     st.caption(f"Same exports on the command line: `trust report --workspace {ws.root} --dataset {kind()} "
                f"--image IMAGE_ID --model {model_name()} --out report.pdf` and `trust report … --cohort` (see README).")
 

@@ -202,7 +202,7 @@ def _cmd_report(args) -> int:
     ws = Workspace(args.workspace)
     out = Path(args.out)
     if args.cohort:
-        atomic_write(out, cohort_archive(ws, args.dataset))
+        atomic_write(out, cohort_archive(ws, args.dataset, include_identifiers=args.include_identifiers))
         print(f"wrote cohort results of {args.dataset} to {out}")
         return 0
     if not args.image or not args.model:

@@ -170,19 +170,54 @@ def _table(pdf, title: str, rows: list[tuple], widths: tuple) -> None:
         pdf.ln()
 
 
-def cohort_archive(workspace, kind: str) -> bytes:
-    """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard."""
+def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -> bytes:
+    """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard.
+
+    Image ids (the dataset's file keys, which in some datasets are patient or accession numbers) are
+    replaced by their pseudonyms everywhere in the archive unless ``include_identifiers``.
+    """
+    import pandas as pd
+
     folder = workspace.root / "results" / kind
     if not (folder / "summary.json").is_file():
         raise FileNotFoundError(f"no evaluation results for {kind} in {workspace.root}")
+    tables = {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet")) if not p.name.startswith(".")}
+    ids = set()
+    for table in tables.values():
+        if "image_id" in table:
+            ids |= set(table["image_id"].astype(str))
+    if not include_identifiers:
+        for table in tables.values():
+            if "image_id" in table:
+                table["image_id"] = table["image_id"].astype(str).map(pseudonym)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.iterdir()):
-            if path.suffix in (".csv", ".parquet", ".json") and not path.name.startswith("."):
-                archive.write(path, f"{kind}/{path.name}")
+        for name, table in tables.items():
+            archive.writestr(f"{kind}/{name}.csv", table.to_csv(index=False))
+            parquet = io.BytesIO()
+            table.to_parquet(parquet, index=False)
+            archive.writestr(f"{kind}/{name}.parquet", parquet.getvalue())
+        for path in sorted(folder.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            payload = json.loads(path.read_text())
+            if not include_identifiers:
+                payload = _replace_ids(payload, ids)
+            archive.writestr(f"{kind}/{path.name}", json.dumps(payload, indent=2))
         archive.writestr(f"{kind}/scorecard.csv", scorecard_table(json.loads((folder / "summary.json").read_text()),
                                                                   kind).to_csv(index=False))
     return buffer.getvalue()
+
+
+def _replace_ids(value, ids: set[str]):
+    """A JSON value with every string that is an image id replaced by its pseudonym."""
+    if isinstance(value, dict):
+        return {(pseudonym(k) if k in ids else k): _replace_ids(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_ids(v, ids) for v in value]
+    if isinstance(value, str) and value in ids:
+        return pseudonym(value)
+    return value
 
 
 def scorecard_table(summary: dict, kind: str):
