@@ -89,6 +89,7 @@ def _cmd_maps(args) -> int:
         "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
         "model": str(args.model), "model_meta": model.trust_meta, "dataset": args.dataset,
         "precision": args.precision}, indent=2, default=str))
+    computed = from_cache = 0
     with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
         for start in range(0, len(ids), args.group):
             group = ids[start:start + args.group]
@@ -101,8 +102,12 @@ def _cmd_maps(args) -> int:
                                         target=result.targets[j],
                                         flags=json.dumps({m: result.flags[m][j] for m in methods}),
                                         params=json.dumps(result.method_params, default=str))
+            cached = sum(sum(flags) for flags in result.from_cache.values())
+            computed += len(group) * len(methods) - cached
+            from_cache += cached
             bar.update(len(group))
-    print(f"wrote {len(ids)} map files to {out} (preset {args.preset})")
+    print(f"wrote {len(ids)} map files to {out} (preset {args.preset}): {computed} maps computed, "
+          f"{from_cache} from the cache")
     return 0
 
 

@@ -421,16 +421,22 @@ def run_units_local(evaluation: Evaluation, units: list[Unit], progress=None) ->
 
 
 def write_outputs(result: EvalResult, out: str | Path) -> Path:
-    """Per-image tables (Parquet + CSV), ``summary.json``, ``config.json``; each file written atomically."""
+    """Per-image tables (Parquet + CSV), ``config.json``, then ``summary.json``; each file atomic.
+
+    ``summary.json`` is the commit mark of the set: it is removed first and written last, so a run killed
+    while writing leaves no summary (readers see no results) rather than a summary beside other tables.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)
     for name, table in result.tables.items():
         for suffix, writer in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
                                (".csv", lambda t, p: t.to_csv(p, index=False))):
             with atomic_path(out / f"{name}{suffix}") as tmp:
                 writer(table, tmp)
-    for name, payload in (("summary.json", {**result.summary, "stats": result.stats}), ("config.json", result.config)):
-        atomic_write(out / name, json.dumps(payload, indent=2, default=_json_default))
+    atomic_write(out / "config.json", json.dumps(result.config, indent=2, default=_json_default))
+    atomic_write(out / "summary.json", json.dumps({**result.summary, "stats": result.stats}, indent=2,
+                                                  default=_json_default))
     return out
 
 
