@@ -37,45 +37,51 @@ import numpy as np
 from trust_core.cache import Store
 store = Store(sys.argv[1])
 for k in range(int(sys.argv[2])):
-    data = np.random.default_rng(k).standard_normal(250_000).astype(np.float32)  # 1 MB, a file value
+    data = np.random.default_rng(k).standard_normal(50_000).astype(np.float32)  # 200 kB: stored as a file
     store.add(f"entry-{k}", {"data": data, "sha": hashlib.sha256(data.tobytes()).hexdigest()})
 print("done")
 """
+N_ENTRIES = 300
+
+
+def _expected(k: int) -> str:
+    data = np.random.default_rng(k).standard_normal(50_000).astype(np.float32)
+    return hashlib.sha256(data.tobytes()).hexdigest()
 
 
 def _entries(path: Path) -> dict[str, str]:
     with Store(path) as store:
         assert store.integrity() == []
         out = {}
-        for k in range(40):
+        for k in range(N_ENTRIES):
             value = store.get(f"entry-{k}")
             if value is not None:
-                assert hashlib.sha256(value["data"].tobytes()).hexdigest() == value["sha"], k
+                assert hashlib.sha256(value["data"].tobytes()).hexdigest() == value["sha"] == _expected(k), k
                 out[f"entry-{k}"] = value["sha"]
         return out
 
 
 def test_kill_9_during_cache_writes(tmp_path):
-    store, n = tmp_path / "store", 40
+    """SIGKILL the writer while it streams entries, four times, at growing fill levels and random delays."""
+    store = tmp_path / "store"
     rng = random.Random(7)
-    kills = 0
-    for _ in range(4):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(n)], env=ENV,
+    for threshold in (20, 80, 140, 200):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(N_ENTRIES)], env=ENV,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(1.5, 3.5))  # import, then mid-stream of 1 MB writes
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if (store / "cache.db").exists() and len(Store(store)) >= threshold:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.03))
+        assert proc.poll() is None, "the writer finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
         proc.wait()
-        _entries(store)  # consistent, and every entry present is whole
-    assert kills >= 2
-    done = subprocess.run([sys.executable, "-c", WRITER, str(store), str(n)], env=ENV, capture_output=True,
-                          text=True, timeout=300)
+        assert threshold <= len(_entries(store)) < N_ENTRIES  # consistent; every entry present is whole
+    done = subprocess.run([sys.executable, "-c", WRITER, str(store), str(N_ENTRIES)], env=ENV,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    clean = tmp_path / "clean"
-    subprocess.run([sys.executable, "-c", WRITER, str(clean), str(n)], env=ENV, check=True, timeout=300,
-                   capture_output=True)
-    assert _entries(store) == _entries(clean) and len(_entries(store)) == n
+    assert _entries(store) == {f"entry-{k}": _expected(k) for k in range(N_ENTRIES)}
 
 
 def _trust(*args, fault: str | None = None, timeout=600):
