@@ -24,7 +24,8 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -40,7 +41,7 @@ def remove_stale_temps(target: str | Path) -> int:
     removed = 0
     for tmp in target.parent.glob(f".{target.name}.*.tmp"):
         parts = tmp.name[len(target.name) + 2:].split(".")
-        if parts and parts[0].isdigit() and not _alive(int(parts[0])):
+        if parts and parts[0].isdigit() and not process_alive(int(parts[0])):
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed += 1

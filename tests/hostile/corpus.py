@@ -173,31 +173,23 @@ def _truncated_png(folder: Path) -> dict:
 RSNA_HEADER = "patientId,x,y,width,height,Target\n"
 
 
-def _rsna(text: str | bytes, *, ids=GOOD_IDS):
-    def build(folder: Path) -> dict:
-        images = folder / "stage_2_train_images"
-        images.mkdir(parents=True, exist_ok=True)
-        for k, image_id in enumerate(ids):
-            write_dicom(images / f"{image_id}.dcm", _pixels(seed=k))
-        path = folder / "stage_2_train_labels.csv"
-        path.write_bytes(text.encode() if isinstance(text, str) else text)
-        return {"file": path, "dataset": f"rsna:{folder}", "image": ids[0]}
-    return build
+def _labelled(kind: str, images: str, labels: str):
+    """A builder of a dataset in ``kind``'s layout: three good DICOMs and the label file ``text``."""
+    def with_text(text: str | bytes, *, ids=GOOD_IDS):
+        def build(folder: Path) -> dict:
+            (folder / images).mkdir(parents=True, exist_ok=True)
+            for k, image_id in enumerate(ids):
+                write_dicom(folder / images / f"{image_id}.dcm", _pixels(seed=k))
+            path = folder / labels
+            path.write_bytes(text.encode() if isinstance(text, str) else text)
+            return {"file": path, "dataset": f"{kind}:{folder}", "image": ids[0]}
+        return build
+    return with_text
 
 
 SIIM_HEADER = "ImageId,EncodedPixels\n"
-
-
-def _siim(text: str | bytes, *, ids=GOOD_IDS):
-    def build(folder: Path) -> dict:
-        images = folder / "dicom-images-train" / "1.2.3" / "1.2.3.4"
-        images.mkdir(parents=True, exist_ok=True)
-        for k, image_id in enumerate(ids):
-            write_dicom(images / f"{image_id}.dcm", _pixels(seed=k))
-        path = folder / "train-rle.csv"
-        path.write_bytes(text.encode() if isinstance(text, str) else text)
-        return {"file": path, "dataset": f"siim:{folder}", "image": ids[0]}
-    return build
+_rsna = _labelled("rsna", "stage_2_train_images", "stage_2_train_labels.csv")
+_siim = _labelled("siim", "dicom-images-train/1.2.3/1.2.3.4", "train-rle.csv")
 
 
 def _rsna_split_file(folder: Path) -> dict:

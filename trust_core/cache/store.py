@@ -24,20 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io import process_alive as _alive
+
 DEFAULT_DIR = Path("cache/store")
 DEFAULT_SIZE_LIMIT = 8 * 2**30
 CLAIM_TTL = 3600.0  # seconds before a claim held by a process on another host is presumed dead
 _HOST = socket.gethostname()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def digest_array(array) -> str:
