@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -44,14 +45,21 @@ def felzenszwalb_labels(image_hwc: np.ndarray, params: SegmentParams) -> list[np
     if params.resize:
         im = resize(im, (params.resize, params.resize), order=3, mode="constant", preserve_range=True,
                     anti_aliasing=True)
-    labels = []
-    for scale in params.scales:
+
+    def one_scale(scale):
         seg = segmentation.felzenszwalb(im, scale=scale, sigma=params.sigma, min_size=params.min_size)
         if params.resize:
             seg = resize(seg, original_shape, order=0, preserve_range=True, mode="constant",
                          anti_aliasing=False).astype(int)
-        labels.append(seg)
-    return labels
+        return seg
+
+    # The scales are independent and scikit-image's segmentation releases the GIL for most of its work:
+    # threads run them side by side (same labels, in scale order).
+    workers = min(len(params.scales), max(1, torch.get_num_threads()))
+    if workers == 1:
+        return [one_scale(scale) for scale in params.scales]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one_scale, params.scales))
 
 
 _LABEL_CACHE: "OrderedDict[tuple, list[np.ndarray]]" = OrderedDict()
