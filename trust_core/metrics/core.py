@@ -114,29 +114,38 @@ def average_precision(saliency, mask) -> float:
 
 
 def _box_mean(t: torch.Tensor, k: int = SSIM_WINDOW) -> torch.Tensor:
-    """Mean over every k×k window fully inside (N, H, W), from an integral image (float64, O(H·W))."""
-    c = F.pad(t, (1, 0, 1, 0)).cumsum(1).cumsum(2)
-    return (c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]) / (k * k)
+    """Mean over every k×k window fully inside (..., H, W): separable running sums (float64, O(H·W))."""
+    c = F.pad(t, (1, 0)).cumsum(-1)
+    t = c[..., k:] - c[..., :-k]
+    c = F.pad(t, (0, 0, 1, 0)).cumsum(-2)
+    return (c[..., k:, :] - c[..., :-k, :]) / (k * k)
+
+
+SSIM_CHUNK = 8  # images per pass: five float64 planes each stay in cache-friendly sizes
 
 
 def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
     """Mean SSIM of each pair of 2-D maps (N, H, W), scikit-image defaults; float64 tensor (N,)."""
-    x, y = _as_batch(a, "first map"), _as_batch(b, "second map")
+    x, y = _as_batch(a, "first map", dtype=None), _as_batch(b, "second map", dtype=None)  # float64 per chunk
     y = y.to(x.device)
     _check_pair(x, y, ("first map", "second map"))
     if not data_range > 0:
         raise MetricError(f"data_range must be positive, got {data_range}")
     if min(x.shape[1:]) < SSIM_WINDOW:
         raise MetricError(f"maps must be at least {SSIM_WINDOW}×{SSIM_WINDOW} for SSIM, got {tuple(x.shape[1:])}")
-    pool = _box_mean  # the valid region of scikit-image's uniform filter
-    ux, uy = pool(x), pool(y)
-    uxx, uyy, uxy = pool(x * x), pool(y * y), pool(x * y)
     n_window = SSIM_WINDOW ** 2
     cov_norm = n_window / (n_window - 1)  # sample covariance
-    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2))
+    out = []
+    for start in range(0, x.shape[0], SSIM_CHUNK):
+        xs = x[start:start + SSIM_CHUNK].to(torch.float64)
+        ys = y[start:start + SSIM_CHUNK].to(torch.float64)
+        # One pass of the (valid-region) uniform filter over the five planes at once.
+        ux, uy, uxx, uyy, uxy = _box_mean(torch.stack([xs, ys, xs * xs, ys * ys, xs * ys], 1)).unbind(1)
+        vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
+        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        out.append(s.mean(dim=(1, 2)))
+    return torch.cat(out)
 
 
 def ssim(a, b, *, data_range: float = PAPER_DATA_RANGE) -> float:
