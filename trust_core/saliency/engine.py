@@ -83,6 +83,7 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
               targets: torch.Tensor | None, device: torch.device, batch_size: int,
               precision: str = "fp32", gradcam_layer: torch.nn.Module | None = None) -> EngineOutput:
     """Run every (path, α) point in chunks; see the module docstring."""
+    channels_last = bool(getattr(model, "trust_channels_last", False))
     n_paths = len(paths.image)
     shape = bank.shape[1:]
     sums = torch.zeros((n_paths, *shape), dtype=torch.float32, device=device)
@@ -114,7 +115,10 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                 pp = point_path[chunk].to(device)
                 alpha = point_alpha[chunk].to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)
                 start = starts[pp].view(-1, 1, 1, 1)
-                x = (start + alpha * (bank[end_rows[pp]] - start)).requires_grad_(True)  # (B, C, H, W)
+                x = start + alpha * (bank[end_rows[pp]] - start)  # (B, C, H, W)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x.requires_grad_(True)
                 capture = group_index == 0 and gradcam_layer is not None
                 captured.clear()
                 mode = guided_relus() if group_index == 2 else contextlib.nullcontext()

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
+import threading
+import weakref
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -105,6 +109,41 @@ def _noise(image: torch.Tensor, n_samples: int, spread: float, seed: int) -> tor
     generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
     stdev = spread * float(image.max() - image.min())
     return torch.randn((n_samples, *image.shape), generator=generator) * stdev
+
+
+_LAYOUTS: "OrderedDict[int, tuple]" = OrderedDict()  # id(model) → (weakref, state signature, copy)
+_LAYOUTS_KEPT = 8
+_LAYOUTS_LOCK = threading.Lock()
+
+
+def _state_signature(model: torch.nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is replaced or modified in place."""
+    return tuple((id(t), t._version) for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def compute_model(model: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
+    """The module the passes run on: a channels-last copy of a convolutional model on CPUs (oneDNN is
+    faster with it: DenseNet121 at 320 measured 1.25x in fp32 and 2.9x in bf16 against contiguous fp32)
+    and on GPUs with reduced precision; the model itself otherwise. The copy is made once per model
+    state (kept for the last few models) and the caller's model is never modified."""
+    convolutional = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    if not convolutional or (device.type == "cuda" and precision == "fp32"):
+        return model
+    signature = _state_signature(model)
+    with _LAYOUTS_LOCK:
+        entry = _LAYOUTS.get(id(model))
+        if entry is not None and entry[0]() is model and entry[1] == signature:
+            _LAYOUTS.move_to_end(id(model))
+            return entry[2]
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    fast.trust_channels_last = True
+    with _LAYOUTS_LOCK:
+        _LAYOUTS[id(model)] = (weakref.ref(model), signature, fast)
+        while len(_LAYOUTS) > _LAYOUTS_KEPT:
+            _LAYOUTS.popitem(last=False)
+    return fast
 
 
 def default_batch_size(device: torch.device, image_shape, precision: str = "fp32") -> int:
@@ -319,7 +358,7 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
             if todo:
                 sub = x[todo].to(device)
                 computed, sub_flags, sub_raw, sub_targets, passes = compute(
-                    model, sub, missing, params, device=device,
+                    compute_model(model, device, precision), sub, missing, params, device=device,
                     batch_size=batch_size or default_batch_size(device, sub.shape, precision), precision=precision)
                 for j, i in enumerate(todo):
                     targets[i] = int(sub_targets[j])

@@ -1,0 +1,34 @@
+"""The engine's compute layout: a channels-last copy on CPUs, same maps, the caller's model untouched."""
+import numpy as np
+import torch
+
+from trust_core import explain
+from trust_core.saliency.explain import compute_model
+
+
+def test_channels_last_copy_is_cached_and_never_touches_the_model(tiny_model, tiny_images):
+    strides = {n: p.stride() for n, p in tiny_model.named_parameters()}
+    fast = compute_model(tiny_model, torch.device("cpu"), "fp32")
+    assert fast is not tiny_model and fast.trust_channels_last
+    assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert {n: p.stride() for n, p in tiny_model.named_parameters()} == strides
+    assert compute_model(tiny_model, torch.device("cpu"), "fp32") is fast  # reused
+    with torch.no_grad():
+        tiny_model.fc.bias.add_(1.0)  # an in-place change makes a fresh copy
+    again = compute_model(tiny_model, torch.device("cpu"), "fp32")
+    assert again is not fast and torch.equal(again.fc.bias, tiny_model.fc.bias)
+
+
+def test_maps_equal_those_of_the_contiguous_model(tiny_model, tiny_images):
+    from trust_core.saliency.explain import compute
+
+    from trust_core.saliency import resolve_params
+
+    light = dict(n_samples=3, ig_steps=4, smooth_ig_steps=2, xrai_steps=3, gradcam_layer="features")
+    params = resolve_params("fast", **light)
+    methods = ["grad", "smoothgrad", "ig", "gbp", "gradcam"]
+    plain = compute(tiny_model.eval(), tiny_images, methods, params, device=torch.device("cpu"), batch_size=8,
+                    precision="fp32")[0]
+    ours = explain(tiny_model, tiny_images, methods=methods, preset="fast", **light)
+    for m in methods:
+        np.testing.assert_allclose(ours[m], plain[m].numpy(), atol=1e-5)
