@@ -70,8 +70,11 @@ def _texts(name: str, data: bytes):
                 yield name, zlib.decompress(stream).decode("latin-1")
             except zlib.error:
                 pass
-    yield name, data.decode("utf-8", "replace")
-    yield name, data.decode("latin-1")
+    text = data.decode("utf-8", "replace")
+    # Embedded pictures are pixels, not text (base64 spells any short string by chance); the words stay.
+    yield name, re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", text)
+    if lower.endswith((".db", ".val", ".pkl")) or "." not in Path(name).name:
+        yield name, data.decode("latin-1")
 
 
 def _leaks(pieces, needles=NEEDLES) -> list[tuple[str, str]]:
