@@ -122,6 +122,19 @@ def _copy_testdata(name: str, as_name: str):
     return build
 
 
+def _corrupt_jpeg2000(offset: int, length: int, name: str):
+    """A JPEG 2000 radiograph with ``length`` bytes of its codestream overwritten from ``offset`` (a
+    fuzzed J2K made python-gdcm abort the whole process; the decoders we ship raise or decode)."""
+    def build(folder: Path) -> dict:
+        data = bytearray(Path(get_testdata_file("RG1_J2KR.dcm")).read_bytes())
+        start = data.index(b"\xff\x4f\xff\x51")  # SOC + SIZ: the codestream
+        data[start + offset:start + offset + length] = (bytes(range(256)) * (length // 256 + 1))[:length]
+        path = folder / name
+        path.write_bytes(bytes(data))
+        return {"file": path}
+    return build
+
+
 def _private_tags(folder: Path) -> dict:
     import pydicom
     path = write_dicom(folder / "private.dcm", _pixels())
@@ -282,6 +295,10 @@ CASES: list[Case] = [
          "invalid or corrupt"),
     Case("dicom-private-syntax", "dicom", _dicom_edit("private_syntax.dcm", _syntax("1.2.826.0.1.3680043.99.1")),
          "error", "transfer syntax"),
+    Case("dicom-jpeg2000-bad-header", "dicom", _corrupt_jpeg2000(4, 40, "j2k_header.dcm"), "error",
+         "cannot be decoded"),
+    Case("dicom-jpeg2000-damaged-blocks", "dicom", _corrupt_jpeg2000(400, 2000, "j2k_blocks.dcm"), "ok",
+         check=_check_range),  # decoders tolerate damaged code blocks: garbage pixels, but no crash
     Case("dicom-jpeg-ls", "dicom", _copy_testdata("JPEGLSNearLossless_16.dcm", "jls.dcm"), "ok",
          check=_check_range),
     Case("dicom-rle-lossless", "dicom", _copy_testdata("MR_small_RLE.dcm", "rle.dcm"), "ok", check=_check_range),
