@@ -195,7 +195,7 @@ def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
             decoder = get_decoder(syntax)
         except NotImplementedError:
             raise DicomError(f"the transfer syntax '{syntax_name}' is not one any installed decoder reads; "
-                             f"convert the file to an uncompressed, JPEG Lossless or JPEG 2000 syntax",
+                             f"convert the file to an uncompressed or JPEG 2000 syntax",
                              path=path) from None
         if not decoder.is_available:
             raise DicomError(f"no decoder for the transfer syntax '{syntax_name}' is installed here; convert "
