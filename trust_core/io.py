@@ -4,7 +4,7 @@ Every file the project writes for users (reports, tables, summaries, map files, 
 goes through :func:`atomic_path` / :func:`atomic_write`: the content is written to a hidden temporary
 file in the same folder, flushed to disk, then renamed over the target (``os.replace`` is atomic on
 POSIX filesystems). A process killed mid-write (even ``kill -9``) leaves at most a hidden
-``.NAME.<pid>.<random>.tmp`` file, which the next write of the same target removes.
+``.NAME.<pid>.<random>.tmp`` file, which the next process writing into that folder removes.
 
 ``TRUST_FAULT=<point>`` makes the process kill itself with SIGKILL at that named point (after part of
 the data is written), so tests can show what a crash at the worst moment leaves behind.
@@ -35,13 +35,15 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(target: str | Path) -> int:
-    """Remove temporary files of ``target`` left by processes that no longer run; returns how many."""
-    target = Path(target)
+_SWEPT: set[Path] = set()  # folders this process has already cleared of dead processes' temporaries
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Remove the temporary files in ``folder`` left by processes that no longer run; returns how many."""
     removed = 0
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        parts = tmp.name[len(target.name) + 2:].split(".")
-        if parts and parts[0].isdigit() and not process_alive(int(parts[0])):
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name.split(".")  # '', NAME…, pid, random, 'tmp'
+        if len(parts) >= 5 and parts[-3].isdigit() and not process_alive(int(parts[-3])):
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed += 1
@@ -67,7 +69,9 @@ def atomic_path(target: str | Path):
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    remove_stale_temps(target)
+    if target.parent not in _SWEPT:  # once per folder and process: writes stay O(1) in large folders
+        remove_stale_temps(target.parent)
+        _SWEPT.add(target.parent)
 
 
 def atomic_write(target: str | Path, data: bytes | str) -> Path:

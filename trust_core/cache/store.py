@@ -32,6 +32,11 @@ CLAIM_TTL = 3600.0  # seconds before a claim held by a process on another host i
 _HOST = socket.gethostname()
 
 
+def _holder_died(holder: dict) -> bool:
+    """A claim's holder is known dead: a process of this host that no longer runs."""
+    return holder.get("host") == _HOST and not _alive(int(holder.get("pid", -1)))
+
+
 def digest_array(array) -> str:
     """SHA-256 of an array's dtype, shape and bytes (float32 for tensors)."""
     if isinstance(array, torch.Tensor):
@@ -105,7 +110,7 @@ class Store:
             holder = self._claims.get(key)
             if holder is None:
                 continue  # released between add and get: try again
-            if holder.get("host") == _HOST and not _alive(int(holder.get("pid", -1))):
+            if _holder_died(holder):
                 self._claims.delete(key)  # its holder was killed: take over
                 continue
             return False
@@ -129,7 +134,7 @@ class Store:
                     pending.discard(key)
                     continue
                 holder = self._claims.get(key)
-                if holder is None or (holder.get("host") == _HOST and not _alive(int(holder.get("pid", -1)))):
+                if holder is None or _holder_died(holder):
                     pending.discard(key)  # released without a value, or its holder died
             if pending:
                 if deadline is not None and time.monotonic() > deadline:

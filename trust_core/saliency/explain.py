@@ -123,8 +123,8 @@ def _state_signature(model: torch.nn.Module) -> tuple:
 
 def compute_model(model: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
     """The module the passes run on: a channels-last copy of a convolutional model on CPUs (oneDNN is
-    faster with it: DenseNet121 at 320 measured 1.25x in fp32 and 2.9x in bf16 against contiguous fp32)
-    and on GPUs with reduced precision; the model itself otherwise. The copy is made once per model
+    faster with it: DenseNet121 at 320, batch 8, measured 239 vs 263 ms per image in fp32 and 103 vs
+    177 ms in bf16) and on GPUs with reduced precision; the model itself otherwise. The copy is made once per model
     state (kept for the last few models) and the caller's model is never modified."""
     convolutional = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     if not convolutional or (device.type == "cuda" and precision == "fp32"):
@@ -327,6 +327,7 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         per_method = {m: method_params(m, params) for m in methods}
         keys: dict[tuple[str, int], str] = {}
         found: dict[tuple[str, int], dict] = {}
+        claimed: list[str] = []
         if cache is not None:
             fingerprint = model_fingerprint(model)
             digests = [digest_array(x[i]) for i in range(n)]
@@ -336,12 +337,10 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
                                             params=per_method[m], precision=precision, code=CODE_VERSION)
             hits = cache.get_many(list(keys.values()))
             found = {k: hits[key] for k, key in keys.items() if key in hits}
-        claimed: list[str] = []
-        if cache is not None:
             # Claim the missing entries; wait for those another process or session is computing.
-            absent = [k for k in keys if k not in found]
-            claimed = [keys[k] for k in absent if cache.claim(keys[k])]
-            others = [keys[k] for k in absent if keys[k] not in set(claimed)]
+            absent = [keys[k] for k in keys if k not in found]
+            claimed = [key for key in absent if cache.claim(key)]
+            others = sorted(set(absent) - set(claimed))
             if others:
                 arrived = cache.wait_for(others)
                 found.update({k: arrived[key] for k, key in keys.items() if key in arrived})
