@@ -27,10 +27,8 @@ def run_page(page_file: str, body) -> None:
     """Every page: inside the app's frame, and with one error boundary — a project error (a bad file,
     a bad checkpoint, a folder refused) is shown as a message a clinician can act on, never a traceback."""
     ensure_frame(page_file)
-    try:
+    with friendly_errors():
         body()
-    except TrustError as exc:
-        st.error(f"{exc}")
 
 
 @st.cache_resource(show_spinner=False)
