@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
-# One short script for a lent GPU: CUDA path checks, then the saliency benchmark on CUDA.
-set -euo pipefail
+# The CUDA path in one short run, for a session that is lent a GPU: the CUDA tests (CPU as reference),
+# then the saliency and metrics benchmarks on the GPU. Everything is logged to $OUT/gpu_check.log
+# (or /tmp/gpu_check.log).
+#
+# The lent machine has python3 with torch, torchvision, scikit-image, scikit-learn, OpenCV and pytest,
+# no network. What it lacks travels as wheels in .whl/ (ignored by git), made here with:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl captum==0.9.0 saliency==0.2.1 diskcache==5.6.3 pydicom==3.0.2
+set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-$PY - <<'PY'
-import torch
-from trust_core import explain
-from trust_core.models import build
-assert torch.cuda.is_available(), "no CUDA device"
-print("device:", torch.cuda.get_device_name(0))
-torch.manual_seed(0)
-cpu = build("densenet_tiny"); gpu = build("densenet_tiny").cuda(); gpu.load_state_dict(cpu.state_dict())
-x = torch.rand(2, 3, 128, 128) * 2 - 1
-a = explain(cpu, x, preset="fast"); b = explain(gpu, x.cuda(), preset="fast")
-import numpy as np
-for m in a:
-    print(m, "max |cpu-gpu| =", float(np.nanmax(np.abs(a[m] - b[m]))))
-PY
-$PY -m trust_core.cli bench saliency --arch densenet121 --size 320 --device cuda
+PY=${PY:-python3}
+LOG=${OUT:-/tmp}/gpu_check.log
+: >"$LOG"
+status=0
+step() { echo "== $* ($(date +%T))" | tee -a "$LOG"; }
+
+if ! $PY -c "import captum, saliency, diskcache" 2>/dev/null; then
+  [ -d .whl ] || { echo "captum/saliency/diskcache missing and no .whl/ folder" | tee -a "$LOG"; exit 3; }
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+
+step "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$LOG"
+$PY -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| CUDA',
+torch.version.cuda, '|', torch.cuda.get_device_name(0), '| CPU threads', torch.get_num_threads())" 2>&1 | tee -a "$LOG"
+
+step "bench saliency (DenseNet121 at 320, CUDA)"
+timeout 240 $PY -m trust_core.cli bench saliency --arch densenet121 --size 320 --device cuda 2>&1 \
+  | grep -v -e UserWarning -e "warnings.warn" -e "gradient_mask = " | tee -a "$LOG" || status=1
+
+step "CUDA tests"
+timeout 180 $PY -m pytest -q -s -p no:cacheprovider tests/saliency/test_cuda.py 2>&1 | tee -a "$LOG" || status=1
+
+step "bench metrics (64 maps of 320², CUDA)"
+timeout 90 $PY -m trust_core.cli bench metrics --device cuda 2>&1 | tee -a "$LOG" || status=1
+
+step "done, status $status"
+exit $status

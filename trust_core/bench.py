@@ -10,54 +10,90 @@ forward+backward measured now; (d) (a) in bf16 with its fidelity (SSIM per metho
 """
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
 import torch
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _timed(fn):
+    _sync()
     started = time.perf_counter()
     out = fn()
+    _sync()
     return out, time.perf_counter() - started
 
 
-def _pass_time(model, x, batch_sizes=(1, 4, 8, 16, 32), precision="fp32", repeats=2) -> float:
+def _best_of(fn, repeats: int, before=None):
+    """(output, best seconds) of ``repeats`` runs; ``before`` runs untimed ahead of each."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        if before is not None:
+            before()
+        out, elapsed = _timed(fn)
+        best = min(best, elapsed)
+    return out, best
+
+
+def _pass_time(model, x, batch_sizes=None, precision="fp32", repeats=2, log=None) -> float:
     """Best seconds per image of a forward+backward w.r.t. the input (parameters frozen), over batch
-    sizes and over both memory layouts (contiguous, and channels-last as the engine uses on CPUs)."""
-    from .saliency.engine import _autocast, frozen_eval
+    sizes and over both memory layouts (contiguous, and channels-last as the engine uses on CPUs and
+    for GPU tensor-core precisions)."""
+    from .saliency.engine import autocast, fp32_mode, frozen_eval
     from .saliency.explain import compute_model
 
+    if batch_sizes is None:
+        batch_sizes = (1, 8, 32, 64, 128) if x.device.type == "cuda" else (1, 4, 8, 16, 32)
     best = float("inf")
     fast = compute_model(model, x.device, precision)
+    if fast is model:  # the engine keeps this model's layout (CUDA fp32): the floor tries channels-last too
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
     for candidate, layout in ((model, torch.contiguous_format), (fast, torch.channels_last)):
-        with frozen_eval(candidate):
+        per_batch = {}
+        with frozen_eval(candidate), fp32_mode(x.device, precision):
             for batch in batch_sizes:
                 inputs = x.repeat(batch, 1, 1, 1).contiguous(memory_format=layout)
-                for _ in range(repeats + 1):  # first is warm-up
+                elapsed = float("inf")
+                for attempt in range(repeats + 1):  # first is warm-up
                     xb = inputs.clone(memory_format=layout).requires_grad_(True)
+                    _sync()
                     started = time.perf_counter()
-                    with _autocast(x.device, precision):
+                    with autocast(x.device, precision):
                         out = candidate(xb)
                     torch.autograd.grad(out.float()[:, 0].sum(), xb)
-                    elapsed = (time.perf_counter() - started) / batch
+                    _sync()
+                    if attempt:
+                        elapsed = min(elapsed, (time.perf_counter() - started) / batch)
+                per_batch[batch] = elapsed
                 best = min(best, elapsed)
-        if fast is model:
-            break
+        if log is not None:
+            name = "contiguous" if layout is torch.contiguous_format else "channels-last"
+            log(f"    per-image pass, {precision}, {name}: "
+                + ", ".join(f"batch {b} {t * 1000:.2f} ms" for b, t in per_batch.items()))
     return best
 
 
 def reference_pipeline(model, x: torch.Tensor, target: int, gradcam_layer) -> dict[str, float]:
-    """Seconds per method of the PAIR + captum pipeline on one image (C, H, W)."""
+    """Seconds per method of the PAIR + captum pipeline on one image (C, H, W), on the model's device
+    (PAIR passes NumPy batches: each call moves them to the device and the gradients back)."""
     import saliency.core as pair
     from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam
 
-    def call(x_batch, call_model_args=None, expected_keys=None):
-        xb = torch.tensor(np.asarray(x_batch), dtype=torch.float32).permute(0, 3, 1, 2).requires_grad_(True)
-        (grad,) = torch.autograd.grad(model(xb)[:, target].sum(), xb)
-        return {pair.INPUT_OUTPUT_GRADIENTS: grad.permute(0, 2, 3, 1).numpy()}
+    device = next(model.parameters()).device
 
-    image = x.permute(1, 2, 0).numpy()
+    def call(x_batch, call_model_args=None, expected_keys=None):
+        xb = torch.as_tensor(np.asarray(x_batch), dtype=torch.float32, device=device)
+        xb = xb.permute(0, 3, 1, 2).requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(xb)[:, target].sum(), xb)
+        return {pair.INPUT_OUTPUT_GRADIENTS: grad.permute(0, 2, 3, 1).cpu().numpy()}
+
+    image = x.permute(1, 2, 0).cpu().numpy()
     baseline = -np.ones_like(image)
     times = {}
     _, times["grad"] = _timed(lambda: pair.GradientSaliency().GetMask(image, call))
@@ -68,7 +104,7 @@ def reference_pipeline(model, x: torch.Tensor, target: int, gradcam_layer) -> di
     _, times["smooth_ig"] = _timed(lambda: pair.IntegratedGradients().GetSmoothedMask(
         image, call, stdev_spread=0.15, nsamples=25, magnitude=True, x_baseline=baseline, x_steps=10, batch_size=20))
     _, times["xrai"] = _timed(lambda: pair.XRAI().GetMask(image, call, batch_size=20))
-    xb = x[None].clone()
+    xb = x[None].clone().to(device)
     _, times["gbp"] = _timed(lambda: GuidedBackprop(model).attribute(xb, target=target))
     _, times["gradcam"] = _timed(lambda: LayerAttribution.interpolate(
         LayerGradCam(model, gradcam_layer).attribute(xb, target=target, relu_attributions=True),
@@ -76,8 +112,9 @@ def reference_pipeline(model, x: torch.Tensor, target: int, gradcam_layer) -> di
     return times
 
 
-def xrai_post(image_hwc: np.ndarray, attr: np.ndarray) -> tuple[float, float]:
-    """Seconds of XRAI's post-IG work (segmentation + ranking): PAIR's, ours (no memoization); best of 3."""
+def xrai_post(image_hwc: np.ndarray, attr: np.ndarray, device: str = "cpu") -> tuple[float, float]:
+    """Seconds of XRAI's post-IG work (segmentation + ranking): PAIR's, ours (no memoization, masks and
+    ranking on ``device``); best of 3."""
     from saliency.core import xrai as pair_xrai
 
     from .saliency import xrai as ours
@@ -88,8 +125,8 @@ def xrai_post(image_hwc: np.ndarray, attr: np.ndarray) -> tuple[float, float]:
 
     def mine():
         ours._LABEL_CACHE.clear()
-        masks = ours.segment_masks(image_hwc, ours.SegmentParams())
-        return ours.xrai_rank(torch.from_numpy(attr), masks).numpy()
+        masks = ours.segment_masks(image_hwc, ours.SegmentParams(), device=device)
+        return ours.xrai_rank(torch.from_numpy(attr).to(device), masks).cpu().numpy()
 
     # Best of three for each, alternating (a single timing of ~0.5 s swings ±20% on a shared machine).
     ref_time = our_time = float("inf")
@@ -105,12 +142,18 @@ def xrai_post(image_hwc: np.ndarray, attr: np.ndarray) -> tuple[float, float]:
 
 def bench_saliency(arch: str = "densenet121", size: int | None = None, device: str = "cpu",
                    batch_size: int | None = None, skip_reference: bool = False, log=print) -> dict:
+    """See the module docstring. On CUDA every side is timed best of 2 (the first run includes the
+    device's warm-up), the reference runs on the GPU too, and tf32 is measured besides bf16."""
     from .metrics import ssim_batch
     from .models import build, get_architecture
     from .saliency import explain
+    from .saliency.engine import fp32_mode
     from .saliency.explain import _resolve_layer
+    from .saliency.xrai import _LABEL_CACHE
 
     torch.manual_seed(0)
+    cuda = torch.device(device).type == "cuda"
+    repeats = 2 if cuda else 1
     spec = get_architecture(arch)
     size = size or spec.input_size
     model = build(arch).to(device)
@@ -119,45 +162,65 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     yy, xx = np.mgrid[:size, :size] / size
     gray = np.clip(0.5 + 0.3 * np.sin(7 * xx) * np.cos(5 * yy) + 0.05 * rng.normal(size=(size, size)), 0, 1)
     x = torch.from_numpy((gray * 2 - 1).astype(np.float32))[None].expand(3, -1, -1).contiguous().to(device)
+    if cuda:
+        log(f"device: {torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}")
     explain(model, x[None], methods=["grad"])  # warm-up (allocator, kernels)
-    ours, t_ours = _timed(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size))
-    log(f"(a) ours, 8 methods, arun2021, fp32: {t_ours:.1f} s, {ours.passes} forward+backward passes")
-    per_pass = _pass_time(model, x[None])
+
+    def run(precision):  # XRAI's segmentation memo is cleared: every run segments afresh
+        return _best_of(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size,
+                                        precision=precision), repeats, before=_LABEL_CACHE.clear)
+
+    ours, t_ours = run("fp32")
+    log(f"(a) ours, 8 methods, arun2021, fp32: {t_ours:.2f} s, {ours.passes} forward+backward passes")
+    if cuda:
+        log(f"    peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    per_pass = _pass_time(model, x[None], log=log)
     floor = ours.passes * per_pass
-    log(f"(c) floor: {ours.passes} passes × {per_pass * 1000:.1f} ms = {floor:.1f} s")
+    log(f"(c) floor: {ours.passes} passes × {per_pass * 1000:.2f} ms = {floor:.2f} s")
     result = {"arch": arch, "size": size, "device": device, "ours_s": t_ours, "passes": ours.passes,
               "floor_s": floor, "efficiency": floor / t_ours}
     if not skip_reference:
-        times = reference_pipeline(model, x.cpu() if device != "cpu" else x, int(ours.targets[0]),
-                                   _resolve_layer(model, ours.params))
-        t_ref = sum(times.values())
-        log("(b) reference (PAIR + captum): " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
-            + f" → {t_ref:.1f} s")
-        result.update(reference_s=t_ref, reference_methods=times, speedup_vs_reference=t_ref / t_ours)
-    bf16_ok = device == "cuda" or torch.backends.mkldnn.is_available()
-    if bf16_ok:
-        low, t_low = _timed(lambda: explain(model, x[None], preset="arun2021", precision="bf16",
-                                            batch_size=batch_size))
+        layer = _resolve_layer(model, ours.params)
+        best = None
+        with fp32_mode(torch.device(device), "fp32"):  # like for like: IEEE fp32 on GPUs too
+            for _ in range(repeats):
+                times = reference_pipeline(model, x, int(ours.targets[0]), layer)
+                if best is None or sum(times.values()) < sum(best.values()):
+                    best = times
+        t_ref = sum(best.values())
+        log("(b) reference (PAIR + captum): " + ", ".join(f"{k} {v:.2f} s" for k, v in best.items())
+            + f" → {t_ref:.2f} s")
+        result.update(reference_s=t_ref, reference_methods=best, speedup_vs_reference=t_ref / t_ours)
+    low_precisions = (["tf32", "bf16"] if cuda else
+                      ["bf16"] if torch.backends.mkldnn.is_available() else [])
+    for precision in low_precisions:
+        low, t_low = run(precision)
         fidelity = {}
         for m in ours:
             a, b = ours[m], low[m]
             fidelity[m] = (float(ssim_batch(torch.from_numpy(a), torch.from_numpy(b), data_range=1.0)[0])
                            if np.isfinite(a).all() and np.isfinite(b).all() else float("nan"))
-        log(f"(d) bf16: {t_low:.1f} s; SSIM to fp32 (data_range 1): "
+        log(f"(d) {precision}: {t_low:.2f} s; SSIM to fp32 (data_range 1): "
             + ", ".join(f"{k} {v:.3f}" for k, v in fidelity.items()))
-        result.update(bf16_s=t_low, bf16_speedup=t_ours / t_low, bf16_ssim=fidelity,
-                      bf16_min_ssim=min(fidelity.values()))
-    attr = ours.raw["xrai"][0]  # any attribution map will do for the timing of the post-IG steps
-    ref_post, our_post = xrai_post(x.permute(1, 2, 0).cpu().numpy(), attr.astype(np.float32))
-    log(f"XRAI post-IG (segmentation + ranking): PAIR {ref_post:.2f} s, ours {our_post:.2f} s")
+        result.update({f"{precision}_s": t_low, f"{precision}_speedup": t_ours / t_low,
+                       f"{precision}_ssim": fidelity, f"{precision}_min_ssim": min(fidelity.values())})
+    # XRAI ranks a 2-D attribution: IG's, channel maximum, as XRAI itself does (not the piecewise-constant
+    # XRAI output, whose tied segments PAIR's float32 and our float64 gains can order differently).
+    attr = ours.raw["ig"][0].max(0)
+    ref_post, our_post = xrai_post(x.permute(1, 2, 0).cpu().numpy(), attr.astype(np.float32), device)
+    log(f"XRAI post-IG (segmentation + ranking): PAIR {ref_post:.3f} s, ours {our_post:.3f} s")
     result.update(xrai_post_ref_s=ref_post, xrai_post_ours_s=our_post, xrai_post_speedup=ref_post / our_post)
+    keys = ["speedup_vs_reference", "efficiency", "bf16_speedup", "bf16_min_ssim", "xrai_post_speedup"]
+    if cuda:
+        keys[4:4] = ["tf32_speedup", "tf32_min_ssim"]
     log("RESULT " + " ".join(f"{k}={result[k]:.3f}" if isinstance(result.get(k), float) else f"{k}=n/a"
-                             for k in ("speedup_vs_reference", "efficiency", "bf16_speedup", "bf16_min_ssim",
-                                       "xrai_post_speedup")))
+                             for k in keys))
     return result
 
 
-def bench_metrics(n: int = 64, size: int = 320, log=print) -> dict:
+def bench_metrics(n: int = 64, size: int = 320, device: str = "cpu", log=print) -> dict:
+    """Batched AUPRC/SSIM on ``device`` (host→device copies of the maps and the copy back included)
+    against scikit-learn/scikit-image per-image loops."""
     from skimage.metrics import structural_similarity
     from sklearn.metrics import auc, precision_recall_curve
 
@@ -175,14 +238,21 @@ def bench_metrics(n: int = 64, size: int = 320, log=print) -> dict:
             out.append(auc(r, p))
         return np.array(out)
 
+    def batched_auprc():
+        return auprc_batch(torch.from_numpy(maps).to(device), torch.from_numpy(masks).to(device)).cpu().numpy()
+
+    def batched_ssim():
+        return ssim_batch(torch.from_numpy(maps).to(device), torch.from_numpy(other).to(device)).cpu().numpy()
+
+    repeats = 2 if torch.device(device).type == "cuda" else 1  # the first GPU call warms up
     ref_a, t_ref_a = _timed(loop_auprc)
-    our_a, t_our_a = _timed(lambda: auprc_batch(torch.from_numpy(maps), torch.from_numpy(masks)).numpy())
+    our_a, t_our_a = _best_of(batched_auprc, repeats)
     ref_s, t_ref_s = _timed(lambda: np.array([structural_similarity(a, b, data_range=2.0) for a, b in zip(maps, other)]))
-    our_s, t_our_s = _timed(lambda: ssim_batch(torch.from_numpy(maps), torch.from_numpy(other)).numpy())
+    our_s, t_our_s = _best_of(batched_ssim, repeats)
     result = {"auprc_speedup": t_ref_a / t_our_a, "auprc_max_diff": float(np.abs(ref_a - our_a).max()),
               "ssim_speedup": t_ref_s / t_our_s, "ssim_max_diff": float(np.abs(ref_s - our_s).max())}
-    log(f"AUPRC: sklearn loop {t_ref_a:.2f} s, batched {t_our_a:.2f} s; SSIM: scikit-image loop {t_ref_s:.2f} s, "
-        f"batched {t_our_s:.2f} s ({n} maps of {size}²)")
+    log(f"AUPRC: sklearn loop {t_ref_a:.3f} s, batched on {device} {t_our_a:.3f} s; SSIM: scikit-image loop "
+        f"{t_ref_s:.3f} s, batched on {device} {t_our_s:.3f} s ({n} maps of {size}²)")
     log("RESULT " + " ".join(f"{k}={v:.3g}" for k, v in result.items()))
     return result
 

@@ -232,7 +232,7 @@ def _cmd_bench(args) -> int:
         from .bench import bench_engines
         bench_engines(args.workspace, args.dataset, images=args.n)
     else:
-        bench_metrics(args.n, args.size or 320)
+        bench_metrics(args.n, args.size or 320, args.device)
     return 0
 
 
@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_compute_options(parser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda … (default: cpu)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
+                        help="fp32 (exact, default); tf32/fp16 on CUDA, bf16 on CUDA or AMX CPUs")
     parser.add_argument("--batch-size", type=int, default=None, help="passes per chunk")
     parser.add_argument("--group", type=int, default=4, help="images per explain call")
     parser.add_argument("--cache", default=None, help="cache folder (default cache/store or $TRUST_CACHE)")

@@ -144,6 +144,8 @@ def test_target_out_of_range(tiny_model, tiny_images):
     (dict(xrai_algorithm="greedy"), "xrai_algorithm must be one of"),
     (dict(percentile=120), "percentile"),
     (dict(precision="fp8"), "precision must be one of"),
+    (dict(precision="tf32"), "tf32 is for CUDA devices"),
+    (dict(precision="fp16"), "fp16 is for CUDA devices"),
 ])
 def test_bad_configuration(tiny_model, tiny_images, kwargs, message):
     with pytest.raises((ConfigError, SaliencyError), match=message):

@@ -121,7 +121,8 @@ def _box_mean(t: torch.Tensor, k: int = SSIM_WINDOW) -> torch.Tensor:
     return (c[..., k:, :] - c[..., :-k, :]) / (k * k)
 
 
-SSIM_CHUNK = 8  # images per pass: five float64 planes each stay in cache-friendly sizes
+SSIM_CHUNK = 8  # images per pass on CPUs: five float64 planes each stay in cache-friendly sizes
+SSIM_CHUNK_CUDA = 128  # GPUs want wide passes (128 × 5 float64 planes of 320² = 0.5 GB)
 
 
 def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
@@ -137,9 +138,10 @@ def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
     cov_norm = n_window / (n_window - 1)  # sample covariance
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     out = []
-    for start in range(0, x.shape[0], SSIM_CHUNK):
-        xs = x[start:start + SSIM_CHUNK].to(torch.float64)
-        ys = y[start:start + SSIM_CHUNK].to(torch.float64)
+    chunk = SSIM_CHUNK_CUDA if x.device.type == "cuda" else SSIM_CHUNK
+    for start in range(0, x.shape[0], chunk):
+        xs = x[start:start + chunk].to(torch.float64)
+        ys = y[start:start + chunk].to(torch.float64)
         # One pass of the (valid-region) uniform filter over the five planes at once.
         ux, uy, uxx, uyy, uxy = _box_mean(torch.stack([xs, ys, xs * xs, ys * ys, xs * ys], 1)).unbind(1)
         vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)

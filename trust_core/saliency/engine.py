@@ -72,8 +72,44 @@ def frozen_eval(model: torch.nn.Module):
         model.train(was_training)
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
+@contextlib.contextmanager
+def _fp32_matmuls(mode: str):
+    """CUDA's float32 convolutions and matrix products as ``'ieee'`` (true fp32) or ``'tf32'`` for the
+    duration; the previous settings are restored. PyTorch runs cuDNN convolutions in TF32 by default,
+    which is not fp32: the ``fp32`` precision of this engine means IEEE fp32 on GPUs too. The settings
+    are process-wide (a concurrent CUDA computation in another thread sees them meanwhile)."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):  # PyTorch >= 2.9
+        handles = [cudnn.conv, cudnn.rnn, matmul]
+        saved = [h.fp32_precision for h in handles]
+        try:
+            for h in handles:
+                h.fp32_precision = mode
+            yield
+        finally:
+            for h, value in zip(handles, saved):
+                h.fp32_precision = value
+    else:  # older PyTorch: the legacy flags
+        saved = (cudnn.allow_tf32, matmul.allow_tf32)
+        try:
+            cudnn.allow_tf32 = matmul.allow_tf32 = mode == "tf32"
+            yield
+        finally:
+            cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def fp32_mode(device: torch.device, precision: str):
+    """Around forward *and* backward passes: ``fp32`` is IEEE fp32 on GPUs too (the exact default),
+    ``tf32`` lets CUDA tensor cores run float32 convolutions and products; a no-op on CPUs and for
+    autocast precisions."""
+    if device.type != "cuda" or precision not in ("fp32", "tf32"):
+        return contextlib.nullcontext()
+    return _fp32_matmuls("ieee" if precision == "fp32" else "tf32")
+
+
+def autocast(device: torch.device, precision: str):
+    """Around forward passes only: bf16/fp16 autocast (backward follows the forward's dtypes)."""
+    if precision in ("fp32", "tf32"):
         return contextlib.nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return torch.autocast(device.type, dtype=dtype)
@@ -108,49 +144,50 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
         hook = gradcam_layer.register_forward_hook(lambda _m, _i, out: captured.__setitem__("acts", out))
     passes = 0
     try:
-        for group_index, selector in enumerate(groups):
-            points = torch.nonzero(selector).squeeze(1)
-            for begin in range(0, len(points), batch_size):
-                chunk = points[begin:begin + batch_size]
-                pp = point_path[chunk].to(device)
-                alpha = point_alpha[chunk].to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)
-                start = starts[pp].view(-1, 1, 1, 1)
-                x = start + alpha * (bank[end_rows[pp]] - start)  # (B, C, H, W)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                x.requires_grad_(True)
-                capture = group_index == 0 and gradcam_layer is not None
-                captured.clear()
-                mode = guided_relus() if group_index == 2 else contextlib.nullcontext()
-                with torch.enable_grad(), mode, _autocast(device, precision):
-                    logits = model(x)
-                logits = logits.float()
-                images = images_of_path[pp]
-                if group_index == 0:
-                    if resolved is None:
-                        resolved = torch.full((n_images,), -1, dtype=torch.long, device=device)
-                    if logits_out is None:
-                        logits_out = torch.zeros((n_images, logits.shape[1]), device=device)
-                    logits_out[images] = logits.detach()
-                    unresolved = resolved[images] < 0
-                    if bool(unresolved.any()):
-                        resolved[images[unresolved]] = logits.detach()[unresolved].argmax(1)
-                chosen = logits.gather(1, resolved[images].view(-1, 1)).sum()
-                wrt = [x, captured["acts"]] if capture else [x]
-                grads = torch.autograd.grad(chosen, wrt)
-                passes += len(chunk)
-                g = grads[0].float()
-                sums.index_add_(0, pp, g)
-                at_one = alpha.view(-1) == 1.0
-                endpoints[pp[at_one]] = g[at_one]
-                if capture:
-                    acts, acts_grad = captured["acts"].float(), grads[1].float()  # (B, c, h, w)
-                    weights = acts_grad.mean(dim=(2, 3), keepdim=True)
-                    cam = F.relu((weights * acts).sum(dim=1, keepdim=True))
-                    cam = F.interpolate(cam, size=shape[1:], mode="bilinear", align_corners=False)
-                    if cams is None:
-                        cams = torch.zeros((n_images, *shape[1:]), device=device)
-                    cams[images] = cam[:, 0].detach()
+        with fp32_mode(device, precision):
+            for group_index, selector in enumerate(groups):
+                points = torch.nonzero(selector).squeeze(1)
+                for begin in range(0, len(points), batch_size):
+                    chunk = points[begin:begin + batch_size]
+                    pp = point_path[chunk].to(device)
+                    alpha = point_alpha[chunk].to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)
+                    start = starts[pp].view(-1, 1, 1, 1)
+                    x = start + alpha * (bank[end_rows[pp]] - start)  # (B, C, H, W)
+                    if channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    x.requires_grad_(True)
+                    capture = group_index == 0 and gradcam_layer is not None
+                    captured.clear()
+                    mode = guided_relus() if group_index == 2 else contextlib.nullcontext()
+                    with torch.enable_grad(), mode, autocast(device, precision):
+                        logits = model(x)
+                    logits = logits.float()
+                    images = images_of_path[pp]
+                    if group_index == 0:
+                        if resolved is None:
+                            resolved = torch.full((n_images,), -1, dtype=torch.long, device=device)
+                        if logits_out is None:
+                            logits_out = torch.zeros((n_images, logits.shape[1]), device=device)
+                        logits_out[images] = logits.detach()
+                        unresolved = resolved[images] < 0
+                        if bool(unresolved.any()):
+                            resolved[images[unresolved]] = logits.detach()[unresolved].argmax(1)
+                    chosen = logits.gather(1, resolved[images].view(-1, 1)).sum()
+                    wrt = [x, captured["acts"]] if capture else [x]
+                    grads = torch.autograd.grad(chosen, wrt)
+                    passes += len(chunk)
+                    g = grads[0].float()
+                    sums.index_add_(0, pp, g)
+                    at_one = alpha.view(-1) == 1.0
+                    endpoints[pp[at_one]] = g[at_one]
+                    if capture:
+                        acts, acts_grad = captured["acts"].float(), grads[1].float()  # (B, c, h, w)
+                        weights = acts_grad.mean(dim=(2, 3), keepdim=True)
+                        cam = F.relu((weights * acts).sum(dim=1, keepdim=True))
+                        cam = F.interpolate(cam, size=shape[1:], mode="bilinear", align_corners=False)
+                        if cams is None:
+                            cams = torch.zeros((n_images, *shape[1:]), device=device)
+                        cams[images] = cam[:, 0].detach()
     finally:
         if hook is not None:
             hook.remove()

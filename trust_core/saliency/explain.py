@@ -7,6 +7,7 @@ import itertools
 import threading
 import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -16,10 +17,10 @@ from ..errors import SaliencyError
 from .engine import PathSet, frozen_eval, run_paths
 from .postprocess import normalize_maps
 from .registry import METHODS, PRESETS, method_params, resolve_methods, resolve_params
-from .xrai import SegmentParams, segment_masks, xrai_rank
+from .xrai import SegmentParams, cached_labels, segment_masks, xrai_rank
 
 CODE_VERSION = "saliency-1"
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 class SaliencyMaps(dict):
@@ -124,8 +125,9 @@ def _state_signature(model: torch.nn.Module) -> tuple:
 def compute_model(model: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
     """The module the passes run on: a channels-last copy of a convolutional model on CPUs (oneDNN is
     faster with it: DenseNet121 at 320, batch 8, measured 239 vs 263 ms per image in fp32 and 103 vs
-    177 ms in bf16) and on GPUs with reduced precision; the model itself otherwise. The copy is made once per model
-    state (kept for the last few models) and the caller's model is never modified."""
+    177 ms in bf16) and on GPUs with the tensor-core precisions (tf32, bf16, fp16); the model itself
+    otherwise. The copy is made once per model state (kept for the last few models) and the caller's
+    model is never modified."""
     convolutional = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     if not convolutional or (device.type == "cuda" and precision == "fp32"):
         return model
@@ -210,6 +212,17 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     if "gbp" in need:
         gbp_paths = {i: paths.add(end_index=i, image=i, alphas=[1.0], guided=True) for i in range(n)}
 
+    seg_params = SegmentParams(scales=params["xrai_scales"], sigma=params["xrai_sigma"],
+                               min_size=params["xrai_min_size"], resize=params["xrai_resize"],
+                               dilation_radius=params["xrai_dilation_radius"])
+    segmenting = {}
+    if "xrai" in need and device.type == "cuda":
+        # The segmentation depends on the image alone and runs on the CPU: on a GPU it overlaps the passes.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="xrai-segments")
+        segmenting = {i: pool.submit(cached_labels, x[i].permute(1, 2, 0).cpu().numpy(), seg_params)
+                      for i in range(n)}
+        pool.shutdown(wait=False)
+
     targets = None
     if params["target"] != "predicted":
         targets = torch.full((n,), int(params["target"]), dtype=torch.long)
@@ -244,15 +257,13 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     if "gradcam" in need:
         raw["gradcam"] = out.cams
     if "xrai" in need:
-        seg_params = SegmentParams(scales=params["xrai_scales"], sigma=params["xrai_sigma"],
-                                   min_size=params["xrai_min_size"], resize=params["xrai_resize"],
-                                   dilation_radius=params["xrai_dilation_radius"])
         maps = []
         for i in range(n):
             attrs = [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
                      / params["xrai_steps"] for b, p, shared in xrai_paths[i]]
             attr = torch.stack(attrs).mean(0).max(dim=0).values  # mean over baselines, channel max
-            masks = segment_masks(x[i].permute(1, 2, 0).cpu().numpy(), seg_params, device=device)
+            masks = segment_masks(x[i].permute(1, 2, 0).cpu().numpy(), seg_params, device=device,
+                                  labels=segmenting[i].result() if segmenting else None)
             maps.append(xrai_rank(attr, masks, algorithm=params["xrai_algorithm"],
                                   area_threshold=params["xrai_area_threshold"],
                                   min_pixel_diff=params["xrai_min_pixel_diff"]).float())
@@ -290,7 +301,9 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
     preset : 'arun2021' (the paper) or 'fast' (interactive; not the paper's values).
     device : where to compute (default: the model's device).
     batch_size : forward+backward passes per chunk (memory bound).
-    precision : 'fp32' (default, exact), 'bf16' or 'fp16' autocast (report fidelity before use).
+    precision : 'fp32' (default, exact: IEEE fp32 on GPUs too, where PyTorch would otherwise run
+        convolutions in TF32), 'tf32' (CUDA tensor cores for float32), 'bf16' or 'fp16' autocast.
+        Reduced precisions change the maps slightly: ``trust bench saliency`` reports their SSIM to fp32.
     cache : a :class:`~trust_core.cache.Store`; maps found there are not recomputed.
     **overrides : any preset parameter (``n_samples=50``, ``target=1``, ``gradcam_layer='layer3'``…).
 
@@ -310,8 +323,8 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         raise SaliencyError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     model_device = next(model.parameters()).device
     device = torch.device(device) if device is not None else model_device
-    if precision == "fp16" and device.type != "cuda":
-        raise SaliencyError("fp16 autocast is for CUDA devices; use bf16 on CPUs")
+    if precision in ("fp16", "tf32") and device.type != "cuda":
+        raise SaliencyError(f"{precision} is for CUDA devices; use bf16 on CPUs (or fp32, the exact default)")
     x = _check_images(model, images)
     if device != model_device:
         model = copy.deepcopy(model).to(device)

@@ -83,9 +83,11 @@ def cached_labels(image_hwc: np.ndarray, params: SegmentParams) -> list[np.ndarr
 
 
 def segment_masks(image_hwc: np.ndarray, params: SegmentParams = SegmentParams(),
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """All XRAI segments as a boolean matrix (n_masks, H, W), in PAIR's order, dilated."""
-    labels = cached_labels(image_hwc, params)
+                  device: torch.device | str = "cpu", labels: list[np.ndarray] | None = None) -> torch.Tensor:
+    """All XRAI segments as a boolean matrix (n_masks, H, W), in PAIR's order, dilated. ``labels``:
+    the image's :func:`cached_labels` when already computed."""
+    if labels is None:
+        labels = cached_labels(image_hwc, params)
     masks = []
     for seg in labels:
         seg_t = torch.as_tensor(seg, device=device)
