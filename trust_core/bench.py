@@ -174,7 +174,19 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     log(f"(a) ours, 8 methods, arun2021, fp32: {t_ours:.2f} s, {ours.passes} forward+backward passes")
     if cuda:
         log(f"    peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    if cuda:  # where the host time of one run goes (the profiler's own overhead included)
+        from torch.profiler import ProfilerActivity, profile
+
+        _LABEL_CACHE.clear()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            _, t_profiled = _timed(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size))
+        sections = sorted((e for e in prof.key_averages() if e.key.startswith("saliency.")), key=lambda e: e.key)
+        log(f"    profiled run {t_profiled:.2f} s: " + ", ".join(f"{e.key} {e.cpu_time_total / 1e3:.0f} ms"
+                                                         for e in sections))
     per_pass = _pass_time(model, x[None], log=log)
+    if cuda:  # the layouts at the tensor-core precisions, for the record
+        for precision in ("tf32", "bf16"):
+            _pass_time(model, x[None], batch_sizes=(64, 128), precision=precision, log=log)
     floor = ours.passes * per_pass
     log(f"(c) floor: {ours.passes} passes × {per_pass * 1000:.2f} ms = {floor:.2f} s")
     result = {"arch": arch, "size": size, "device": device, "ours_s": t_ours, "passes": ours.passes,

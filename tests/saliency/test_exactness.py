@@ -163,3 +163,14 @@ def test_postprocessing_equals_pair_visualize_grayscale(seed):
     for i in range(2):
         np.testing.assert_allclose(ours[i].numpy(), pair_map(hwc(attr[i])), rtol=1e-5, atol=1e-6)
     assert flags == [None, None]
+
+
+def test_shared_chunks_change_no_map(tiny_model, tiny_images):
+    """All eight methods in shared chunks (plain, guided and noisy rows side by side, targets fixed
+    inside the first chunk) give each method's attributions computed alone in small chunks."""
+    kwargs = dict(gradcam_layer="features", n_samples=3, smooth_ig_steps=4, ig_steps=5, xrai_steps=5)
+    together = explain(tiny_model, tiny_images, batch_size=64, **kwargs)
+    for method in together:
+        alone = explain(tiny_model, tiny_images, methods=[method], batch_size=3, **kwargs)
+        np.testing.assert_array_equal(alone.targets, together.targets)
+        np.testing.assert_allclose(alone.raw[method], together.raw[method], rtol=RTOL, atol=ATOL, err_msg=method)

@@ -3,11 +3,17 @@
 Work is described as *paths*: an end point (an image or a noisy copy), a constant start (a baseline
 value) and the α values at which the gradient of the target logit is needed
 (x(α) = start + α·(end − start)). Every (path, α) point of every method and every image is flattened onto
-the batch axis and run in chunks of ``batch_size`` forward+backward passes; per path the engine returns
-the sum of gradients over its α values and, where asked, the gradient at α = 1 on its own (so SmoothGrad
-reads its samples off Smooth IG's paths, and IG and XRAI reuse the plain gradient as their α = 1 step).
-The plain points run first: they fix the predicted-class targets and, in the same backward pass, give
-Grad-CAM its layer activations and gradients. Guided Backprop points run under guided ReLUs.
+the batch axis and run in balanced chunks of at most ``batch_size`` forward+backward passes; per path the
+engine returns the sum of gradients over its α values and, where asked, the gradient at α = 1 on its own
+(so SmoothGrad reads its samples off Smooth IG's paths, and IG and XRAI reuse the plain gradient as their
+α = 1 step).
+
+Order of the points: the plain ones (each clean image at α = 1) first — their logits fix the
+predicted-class targets before any other row of their chunk is differentiated, and the same backward
+pass gives Grad-CAM its layer activations and gradients — then the Guided Backprop ones, which share
+the chunk under ReLUs guided for their rows only (the forward is the same), then the points on clean
+images, and last those on noisy copies, whose noise may still be drawn meanwhile (``bank_extra``).
+No chunk is a lone small pass, and the host waits for the device only where a result is needed.
 """
 from __future__ import annotations
 
@@ -54,6 +60,7 @@ class EngineOutput:
     cams: torch.Tensor | None  # (N, H, W) Grad-CAM (after ReLU and upsampling), if a layer was given
     logits: torch.Tensor | None  # (N, K) logits of the clean images (when plain points ran)
     passes: int
+    bank: torch.Tensor  # the end rows, ``bank_extra`` included
 
 
 @contextlib.contextmanager
@@ -115,10 +122,21 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _chunks(n_points: int, batch_size: int) -> list[tuple[int, int]]:
+    """``[begin, end)`` ranges of at most ``batch_size``, as equal as possible (no small last chunk)."""
+    if n_points == 0:
+        return []
+    count = -(-n_points // batch_size)
+    bounds = [round(i * n_points / count) for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_images: int,
               targets: torch.Tensor | None, device: torch.device, batch_size: int,
-              precision: str = "fp32", gradcam_layer: torch.nn.Module | None = None) -> EngineOutput:
-    """Run every (path, α) point in chunks; see the module docstring."""
+              precision: str = "fp32", gradcam_layer: torch.nn.Module | None = None,
+              bank_extra=None) -> EngineOutput:
+    """Run every (path, α) point in chunks; see the module docstring. ``bank_extra``: a future of more
+    end rows (the noisy copies), appended to ``bank`` when a chunk first needs them."""
     channels_last = bool(getattr(model, "trust_channels_last", False))
     n_paths = len(paths.image)
     shape = bank.shape[1:]
@@ -130,13 +148,19 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
 
     point_path = torch.cat([torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(paths.alphas)])
     point_alpha = torch.cat(paths.alphas)
-    guided = torch.tensor(paths.guided)[point_path]
-    plain = torch.tensor(paths.plain)[point_path] & (point_alpha == 1.0)
-    # Group order: plain points (fix targets, Grad-CAM), other gradients, guided gradients.
-    groups = [plain, ~plain & ~guided, guided]
+    end_rows_cpu = torch.tensor(paths.end_index, dtype=torch.long)
+    is_guided = torch.tensor(paths.guided)[point_path]
+    is_plain = torch.tensor(paths.plain)[point_path] & (point_alpha == 1.0)
+    on_extra = end_rows_cpu[point_path] >= bank.shape[0]
+    rank = torch.where(is_plain, 0, torch.where(is_guided, 1, torch.where(on_extra, 3, 2)))
+    order = torch.sort(rank, stable=True).indices
+    if resolved is None and not bool(is_plain.any()):
+        raise ValueError("run_paths needs explicit targets when no plain point is given")
     starts = torch.tensor(paths.start, dtype=torch.float32, device=device)
-    end_rows = torch.tensor(paths.end_index, dtype=torch.long, device=device)
+    end_rows = end_rows_cpu.to(device)
     images_of_path = torch.tensor(paths.image, dtype=torch.long, device=device)
+    if resolved is None:
+        resolved = torch.full((n_images,), -1, dtype=torch.long, device=device)
 
     captured: dict[str, torch.Tensor] = {}
     hook = None
@@ -145,51 +169,57 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     passes = 0
     try:
         with fp32_mode(device, precision):
-            for group_index, selector in enumerate(groups):
-                points = torch.nonzero(selector).squeeze(1)
-                for begin in range(0, len(points), batch_size):
-                    chunk = points[begin:begin + batch_size]
-                    pp = point_path[chunk].to(device)
-                    alpha = point_alpha[chunk].to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)
-                    start = starts[pp].view(-1, 1, 1, 1)
-                    x = start + alpha * (bank[end_rows[pp]] - start)  # (B, C, H, W)
-                    if channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    x.requires_grad_(True)
-                    capture = group_index == 0 and gradcam_layer is not None
-                    captured.clear()
-                    mode = guided_relus() if group_index == 2 else contextlib.nullcontext()
-                    with torch.enable_grad(), mode, autocast(device, precision):
-                        logits = model(x)
-                    logits = logits.float()
-                    images = images_of_path[pp]
-                    if group_index == 0:
-                        if resolved is None:
-                            resolved = torch.full((n_images,), -1, dtype=torch.long, device=device)
-                        if logits_out is None:
-                            logits_out = torch.zeros((n_images, logits.shape[1]), device=device)
-                        logits_out[images] = logits.detach()
-                        unresolved = resolved[images] < 0
-                        if bool(unresolved.any()):
-                            resolved[images[unresolved]] = logits.detach()[unresolved].argmax(1)
-                    chosen = logits.gather(1, resolved[images].view(-1, 1)).sum()
-                    wrt = [x, captured["acts"]] if capture else [x]
-                    grads = torch.autograd.grad(chosen, wrt)
-                    passes += len(chunk)
-                    g = grads[0].float()
-                    sums.index_add_(0, pp, g)
-                    at_one = alpha.view(-1) == 1.0
-                    endpoints[pp[at_one]] = g[at_one]
-                    if capture:
-                        acts, acts_grad = captured["acts"].float(), grads[1].float()  # (B, c, h, w)
-                        weights = acts_grad.mean(dim=(2, 3), keepdim=True)
-                        cam = F.relu((weights * acts).sum(dim=1, keepdim=True))
-                        cam = F.interpolate(cam, size=shape[1:], mode="bilinear", align_corners=False)
-                        if cams is None:
-                            cams = torch.zeros((n_images, *shape[1:]), device=device)
-                        cams[images] = cam[:, 0].detach()
+            for begin, end in _chunks(len(order), batch_size):
+                chunk = order[begin:end]
+                if bank_extra is not None and bool(on_extra[chunk].any()):
+                    bank = torch.cat([bank, bank_extra.result().to(device)])
+                    bank_extra = None
+                plain_rows = is_plain[chunk]
+                guided_rows = is_guided[chunk]
+                at_one = torch.nonzero(point_alpha[chunk] == 1.0).squeeze(1).to(device)
+                plain_at = torch.nonzero(plain_rows).squeeze(1).to(device)
+                has_plain, has_guided = bool(plain_rows.any()), bool(guided_rows.any())
+                pp = point_path[chunk].to(device)
+                alpha = point_alpha[chunk].to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)
+                start = starts[pp].view(-1, 1, 1, 1)
+                x = start + alpha * (bank[end_rows[pp]] - start)  # (B, C, H, W)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x.requires_grad_(True)
+                capture = has_plain and gradcam_layer is not None
+                captured.clear()
+                mode = guided_relus(guided_rows.to(device)) if has_guided else contextlib.nullcontext()
+                with torch.enable_grad(), mode, autocast(device, precision):
+                    logits = model(x)
+                logits = logits.float()
+                images = images_of_path[pp]
+                if has_plain:  # targets of the images whose clean point is in this chunk
+                    plain_images = images[plain_at]
+                    plain_logits = logits.detach()[plain_at]
+                    if logits_out is None:
+                        logits_out = torch.zeros((n_images, logits.shape[1]), device=device)
+                    logits_out[plain_images] = plain_logits
+                    current = resolved[plain_images]
+                    resolved[plain_images] = torch.where(current < 0, plain_logits.argmax(1), current)
+                chosen = logits.gather(1, resolved[images].clamp(min=0).view(-1, 1)).sum()
+                wrt = [x, captured["acts"]] if capture else [x]
+                grads = torch.autograd.grad(chosen, wrt)
+                passes += len(chunk)
+                g = grads[0].float()
+                sums.index_add_(0, pp, g)
+                endpoints[pp[at_one]] = g[at_one]
+                if capture:  # Grad-CAM of the plain rows
+                    acts, acts_grad = captured["acts"][plain_at].float(), grads[1][plain_at].float()
+                    weights = acts_grad.mean(dim=(2, 3), keepdim=True)
+                    cam = F.relu((weights * acts).sum(dim=1, keepdim=True))
+                    cam = F.interpolate(cam, size=shape[1:], mode="bilinear", align_corners=False)
+                    if cams is None:
+                        cams = torch.zeros((n_images, *shape[1:]), device=device)
+                    cams[plain_images] = cam[:, 0].detach()
     finally:
         if hook is not None:
             hook.remove()
+    if bank_extra is not None:  # no point ended on them
+        bank = torch.cat([bank, bank_extra.result().to(device)])
     return EngineOutput(sums=sums, endpoints=endpoints, targets=resolved, cams=cams, logits=logits_out,
-                        passes=passes)
+                        passes=passes, bank=bank)

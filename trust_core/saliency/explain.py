@@ -7,14 +7,15 @@ import itertools
 import threading
 import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from ..cache.store import Store, digest_array, make_key, model_fingerprint
 from ..errors import SaliencyError
-from .engine import PathSet, frozen_eval, run_paths
+from .engine import PathSet, autocast, fp32_mode, frozen_eval, run_paths
 from .postprocess import normalize_maps
 from .registry import METHODS, PRESETS, method_params, resolve_methods, resolve_params
 from .xrai import SegmentParams, cached_labels, segment_masks, xrai_rank
@@ -149,12 +150,41 @@ def compute_model(model: torch.nn.Module, device: torch.device, precision: str) 
 
 
 def default_batch_size(device: torch.device, image_shape, precision: str = "fp32") -> int:
-    # Measured on this project's 2-core AMX CPU, DenseNet121 at 320 in the channels-last layout the
-    # engine uses: fp32 costs about the same per image at any batch (226 ms at 4, 239 at 8, 310 at 2);
-    # bf16 is best at 8 (103 ms; 114 at 16, 132 at 32). GPUs want large batches.
+    """Passes per chunk. CPUs (measured on this project's 2-core AMX CPU, DenseNet121 at 320, in the
+    channels-last layout the engine uses): fp32 costs about the same per image at any batch (226 ms at
+    4, 239 at 8, 310 at 2), bf16 is best at 8 (103 ms; 114 at 16, 132 at 32). GPUs want large batches
+    (H100, fp32: 1.62 ms per image at 64, 1.53 at 128, 1.84 at 32) within their memory: DenseNet121 at
+    320 peaked at 16.2 GiB for 64 images, so 0.375 GiB per image (1.5 × that) is budgeted within 60 %
+    of the free memory, 16 to 128."""
     pixels = int(np.prod(image_shape[-2:]))
-    budget = 64 if device.type == "cuda" else (8 if precision != "fp32" else 4)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        budget = int(min(128, max(16, 0.6 * free / (0.375 * 2**30))))
+    else:
+        budget = 8 if precision != "fp32" else 4
     return max(1, min(4 * budget, budget * (320 * 320) // pixels))
+
+
+def _run(pool: ThreadPoolExecutor | None, fn) -> Future:
+    """``fn`` in ``pool`` (beside the GPU passes), or at once when there is no pool."""
+    if pool is not None:
+        return pool.submit(fn)
+    done: Future = Future()
+    done.set_result(fn())
+    return done
+
+
+def _xrai_map(image: torch.Tensor, attrs: list[torch.Tensor], segmenting: Future | None, params: dict,
+              seg_params: SegmentParams) -> torch.Tensor:
+    """XRAI of one image from its IG attributions (one per baseline), on the image's device."""
+    attr = torch.stack(attrs).mean(0).max(dim=0).values  # mean over baselines, channel max
+    with record_function("saliency.xrai.segments"):
+        labels = segmenting.result() if segmenting is not None else None
+        masks = segment_masks(image.permute(1, 2, 0).cpu().numpy(), seg_params, device=image.device,
+                              labels=labels)
+    with record_function("saliency.xrai.rank"):
+        return xrai_rank(attr, masks, algorithm=params["xrai_algorithm"], area_threshold=params["xrai_area_threshold"],
+                         min_pixel_diff=params["xrai_min_pixel_diff"]).float()
 
 
 def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
@@ -166,7 +196,6 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         need |= set(METHODS[m].depends_on)
     layer = _resolve_layer(model, params) if need & {"gradcam", "guided_gradcam"} else None
 
-    bank = [x]
     paths = PathSet()
     plain: dict[int, int] = {}
     if need & {"grad", "ig", "xrai", "gradcam"}:
@@ -181,14 +210,20 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     ig_paths = {}
     if "ig" in need:
         ig_paths = {i: integration(params["ig_steps"], i, i, params["ig_baseline"], True) for i in range(n)}
+    # CPU work that depends on the images alone runs beside the passes on a GPU: the noisy copies
+    # (drawn on the CPU, so that the maps do not depend on the device) and XRAI's segmentation.
+    pool = ThreadPoolExecutor(2, thread_name_prefix="saliency-cpu") if device.type == "cuda" else None
     noisy_rows: dict[int, list[int]] = {}
+    noisy = None
     if need & {"smoothgrad", "smooth_ig"}:
-        offset = n
         for i in range(n):
-            noise = _noise(x[i].cpu(), params["n_samples"], params["noise_spread"], params["seed"])
-            bank.append(x[i][None] + noise.to(device))
-            noisy_rows[i] = list(range(offset, offset + params["n_samples"]))
-            offset += params["n_samples"]
+            noisy_rows[i] = list(range(n + i * params["n_samples"], n + (i + 1) * params["n_samples"]))
+        clean = x.cpu()
+
+        def noisy_copies():
+            return torch.cat([clean[i][None] + _noise(clean[i], params["n_samples"], params["noise_spread"],
+                                                       params["seed"]) for i in range(n)])
+        noisy = _run(pool, noisy_copies)
     sig_paths = {}
     if "smooth_ig" in need:
         sig_paths = {i: [integration(params["smooth_ig_steps"], i, row, params["ig_baseline"], False)[0]
@@ -216,23 +251,22 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
                                min_size=params["xrai_min_size"], resize=params["xrai_resize"],
                                dilation_radius=params["xrai_dilation_radius"])
     segmenting = {}
-    if "xrai" in need and device.type == "cuda":
-        # The segmentation depends on the image alone and runs on the CPU: on a GPU it overlaps the passes.
-        pool = ThreadPoolExecutor(1, thread_name_prefix="xrai-segments")
+    if "xrai" in need and pool is not None:
         segmenting = {i: pool.submit(cached_labels, x[i].permute(1, 2, 0).cpu().numpy(), seg_params)
                       for i in range(n)}
+    if pool is not None:
         pool.shutdown(wait=False)
 
     targets = None
     if params["target"] != "predicted":
         targets = torch.full((n,), int(params["target"]), dtype=torch.long)
     elif not plain:
-        with torch.no_grad():
+        with torch.no_grad(), fp32_mode(device, precision), autocast(device, precision):
             targets = model(x).float().argmax(1)
-    bank_tensor = torch.cat(bank)
-    del bank
-    out = run_paths(model, bank_tensor, paths, n_images=n, targets=targets, device=device,
-                    batch_size=batch_size, precision=precision, gradcam_layer=layer)
+    with record_function("saliency.passes"):
+        out = run_paths(model, x, paths, n_images=n, targets=targets, device=device, batch_size=batch_size,
+                        precision=precision, gradcam_layer=layer, bank_extra=noisy)
+    bank_tensor = out.bank
 
     raw: dict[str, torch.Tensor] = {}
     if "grad" in need:
@@ -257,18 +291,19 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     if "gradcam" in need:
         raw["gradcam"] = out.cams
     if "xrai" in need:
-        maps = []
-        for i in range(n):
-            attrs = [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
-                     / params["xrai_steps"] for b, p, shared in xrai_paths[i]]
-            attr = torch.stack(attrs).mean(0).max(dim=0).values  # mean over baselines, channel max
-            masks = segment_masks(x[i].permute(1, 2, 0).cpu().numpy(), seg_params, device=device,
-                                  labels=segmenting[i].result() if segmenting else None)
-            maps.append(xrai_rank(attr, masks, algorithm=params["xrai_algorithm"],
-                                  area_threshold=params["xrai_area_threshold"],
-                                  min_pixel_diff=params["xrai_min_pixel_diff"]).float())
-        raw["xrai"] = torch.stack(maps)
+        raw["xrai"] = torch.stack([
+            _xrai_map(x[i], [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
+                             / params["xrai_steps"] for b, p, shared in xrai_paths[i]],
+                      segmenting[i] if segmenting else None, params, seg_params)
+            for i in range(n)])
 
+    with record_function("saliency.normalize"):
+        result_maps, flags = _normalized(raw, need, params, n)
+    return result_maps, flags, raw, out.targets.cpu(), out.passes
+
+
+def _normalized(raw: dict, need: set, params: dict, n: int) -> tuple[dict, dict]:
+    """Post-processed maps and their flags; Guided Grad-CAM from its normalized factors."""
     result_maps, flags = {}, {}
     for key in sorted(need, key=list(METHODS).index):
         if key == "guided_gradcam":
@@ -284,7 +319,7 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
             if upstream:
                 flags["guided_gradcam"][i] = f"from its factors: {upstream}"
                 result_maps["guided_gradcam"][i] = float("nan")
-    return result_maps, flags, raw, out.targets.cpu(), out.passes
+    return result_maps, flags
 
 
 def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun2021", device=None, *,
@@ -330,11 +365,12 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         model = copy.deepcopy(model).to(device)
     n = x.shape[0]
     with frozen_eval(model):
-        with torch.no_grad():
-            n_classes = model(x[:1].to(device)).shape[1]
-        if params["target"] != "predicted" and params["target"] >= n_classes:
-            raise SaliencyError(f"target class {params['target']} is out of range: the model has "
-                                f"{n_classes} outputs")
+        if params["target"] != "predicted":
+            with torch.no_grad():
+                n_classes = model(x[:1].to(device)).shape[1]
+            if params["target"] >= n_classes:
+                raise SaliencyError(f"target class {params['target']} is out of range: the model has "
+                                    f"{n_classes} outputs")
         if {"gradcam", "guided_gradcam"} & set(methods):
             _resolve_layer(model, params)
         per_method = {m: method_params(m, params) for m in methods}

@@ -15,24 +15,40 @@ from torch.overrides import TorchFunctionMode
 
 class GuidedReLU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, rows=None):
         out = x.clamp(min=0)
-        ctx.save_for_backward(out)
+        ctx.save_for_backward(out, rows)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
-        (out,) = ctx.saved_tensors
-        return grad_output.clamp(min=0) * (out > 0).to(grad_output.dtype)
+        out, rows = ctx.saved_tensors
+        guided = grad_output.clamp(min=0)
+        if rows is not None:  # guide only these batch rows: the others get ReLU's plain backward
+            guided = torch.where(rows.view(-1, *([1] * (grad_output.dim() - 1))), guided, grad_output)
+        return guided * (out > 0).to(grad_output.dtype), None
 
 
 _RELUS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_}
 
 
 class guided_relus(TorchFunctionMode):
-    """Context manager: inside it, every ReLU of the forward pass is a guided ReLU."""
+    """Context manager: inside it, every ReLU of the forward pass is a guided ReLU.
+
+    ``rows`` (bool, one per batch row) guides only those rows; the forward is the same either way, so
+    Guided Backprop can share a batch with plain gradients (every ReLU input must then lead with the
+    batch axis, as in every CNN of the registry).
+    """
+
+    def __init__(self, rows: torch.Tensor | None = None):
+        super().__init__()
+        self.rows = rows
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in _RELUS:
-            return GuidedReLU.apply(args[0])
+            x = args[0]
+            if self.rows is not None and (x.dim() == 0 or x.shape[0] != self.rows.shape[0]):
+                raise RuntimeError(f"guided ReLU on a tensor of shape {tuple(x.shape)} in a batch of "
+                                   f"{self.rows.shape[0]} rows: its first axis is not the batch")
+            return GuidedReLU.apply(x, self.rows)
         return func(*args, **(kwargs or {}))
