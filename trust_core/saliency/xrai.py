@@ -141,23 +141,25 @@ def xrai_rank(attr: torch.Tensor, masks: torch.Tensor, *, algorithm: str = "full
     if algorithm == "full":
         counts = flat_masks.sum(1)  # uncovered pixels per mask
         sums = flat_masks.to(torch.float64) @ values  # attribution over uncovered pixels
-        alive = torch.ones(masks.shape[0], dtype=torch.bool, device=device)
-        area = 0.0
-        while area <= area_threshold:
-            alive &= counts >= min_pixel_diff
-            if not bool(alive.any()):
+        alive = counts >= min_pixel_diff
+        dead = torch.tensor(float("-inf"), dtype=torch.float64, device=device)
+        n_covered = 0
+        # One host-device synchronization per step (the size of the newly covered set); a mask is alive
+        # only while it adds at least min_pixel_diff pixels, so an empty set means none is left.
+        while n_covered / n_pixels <= area_threshold:
+            gains = torch.where(alive, sums / counts.clamp(min=1), dead)
+            best = torch.argmax(gains)  # first maximum, as PAIR's strict '>' scan
+            new = torch.nonzero(flat_masks[best] & ~covered & alive[best]).squeeze(1)
+            if new.numel() == 0:
                 break
-            gains = torch.where(alive, sums / counts.clamp(min=1), torch.tensor(float("-inf"), device=device,
-                                                                              dtype=torch.float64))
-            best = int(torch.argmax(gains))  # first maximum, as PAIR's strict '>' scan
-            new = torch.nonzero(flat_masks[best] & ~covered).squeeze(1)
             output[new] = gains[best]
             covered[new] = True
+            n_covered += new.numel()
             touched = flat_masks[:, new]
             counts -= touched.sum(1)
             sums -= touched.to(torch.float64) @ values[new]
+            alive &= counts >= min_pixel_diff
             alive[best] = False
-            area = float(covered.sum()) / n_pixels
     elif algorithm == "fast":
         full_counts = flat_masks.sum(1)
         full_gains = torch.where(full_counts > 0,
