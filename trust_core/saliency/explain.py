@@ -408,13 +408,16 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         try:
             if todo:
                 sub = x[todo].to(device)
-                computed, sub_flags, sub_raw, sub_targets, passes = compute(
-                    compute_model(model, device, precision), sub, missing, params, device=device,
-                    batch_size=batch_size or default_batch_size(device, sub.shape, precision), precision=precision)
+                with record_function("saliency.compute"):
+                    computed, sub_flags, sub_raw, sub_targets, passes = compute(
+                        compute_model(model, device, precision), sub, missing, params, device=device,
+                        batch_size=batch_size or default_batch_size(device, sub.shape, precision),
+                        precision=precision)
+                computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
                 for j, i in enumerate(todo):
                     targets[i] = int(sub_targets[j])
                     for m in missing:
-                        maps[m][i] = computed[m][j].cpu().numpy()
+                        maps[m][i] = computed[m][j]
                         flags[m][i] = sub_flags[m][j]
                         if cache is not None and (m, i) not in found:
                             cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],

@@ -146,20 +146,22 @@ def xrai_rank(attr: torch.Tensor, masks: torch.Tensor, *, algorithm: str = "full
         n_covered = 0
         # One host-device synchronization per step (the size of the newly covered set); a mask is alive
         # only while it adds at least min_pixel_diff pixels, so an empty set means none is left.
+        # (The best mask stays a device tensor: indexing with a 0-dim tensor would synchronize.)
         while n_covered / n_pixels <= area_threshold:
             gains = torch.where(alive, sums / counts.clamp(min=1), dead)
-            best = torch.argmax(gains)  # first maximum, as PAIR's strict '>' scan
-            new = torch.nonzero(flat_masks[best] & ~covered & alive[best]).squeeze(1)
+            best = torch.argmax(gains).view(1)  # first maximum, as PAIR's strict '>' scan
+            row = flat_masks.index_select(0, best)[0] & ~covered & alive.index_select(0, best)
+            new = torch.nonzero(row).squeeze(1)
             if new.numel() == 0:
                 break
-            output[new] = gains[best]
+            output[new] = gains.index_select(0, best)
             covered[new] = True
             n_covered += new.numel()
             touched = flat_masks[:, new]
             counts -= touched.sum(1)
             sums -= touched.to(torch.float64) @ values[new]
             alive &= counts >= min_pixel_diff
-            alive[best] = False
+            alive.index_fill_(0, best, False)
     elif algorithm == "fast":
         full_counts = flat_masks.sum(1)
         full_gains = torch.where(full_counts > 0,
