@@ -28,8 +28,10 @@ $PY -c "import sys, torch; print('python', sys.version.split()[0], '| torch', to
 torch.version.cuda, '|', torch.cuda.get_device_name(0), '| CPU threads', torch.get_num_threads())" 2>&1 | tee -a "$LOG"
 
 step "bench saliency (DenseNet121 at 320, CUDA)"
-timeout 240 $PY -m trust_core.cli bench saliency --arch densenet121 --size 320 --device cuda 2>&1 \
-  | grep -v -e UserWarning -e "warnings.warn" -e "gradient_mask = " | tee -a "$LOG" || status=1
+TRUST_BENCH_TRACE=${OUT:-/tmp}/explain_trace.json \
+  timeout 240 $PY -m trust_core.cli bench saliency --arch densenet121 --size 320 --device cuda 2>&1 \
+  | grep -v -e UserWarning -e "warnings.warn" -e "gradient_mask = " -e "_warn_once(" | tee -a "$LOG" || status=1
+gzip -f "${OUT:-/tmp}/explain_trace.json" 2>/dev/null
 
 step "CUDA tests"
 timeout 180 $PY -m pytest -q -s -p no:cacheprovider tests/saliency/test_cuda.py 2>&1 | tee -a "$LOG" || status=1

@@ -11,6 +11,7 @@ forward+backward measured now; (d) (a) in bf16 with its fidelity (SSIM per metho
 from __future__ import annotations
 
 import copy
+import os
 import time
 
 import numpy as np
@@ -177,12 +178,16 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     if cuda:  # where the host time of one run goes (the profiler's own overhead included)
         from torch.profiler import ProfilerActivity, profile
 
+        trace = os.environ.get("TRUST_BENCH_TRACE")  # a path: the run's CPU+CUDA timeline (Chrome trace)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trace else [])
         _LABEL_CACHE.clear()
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with profile(activities=activities) as prof:
             _, t_profiled = _timed(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size))
         sections = sorted((e for e in prof.key_averages() if e.key.startswith("saliency.")), key=lambda e: e.key)
         log(f"    profiled run {t_profiled:.2f} s: " + ", ".join(f"{e.key} {e.cpu_time_total / 1e3:.0f} ms"
                                                          for e in sections))
+        if trace:
+            prof.export_chrome_trace(trace)
     per_pass = _pass_time(model, x[None], log=log)
     if cuda:  # the layouts at the tensor-core precisions, for the record
         for precision in ("tf32", "bf16"):

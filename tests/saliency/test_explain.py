@@ -1,4 +1,5 @@
-"""The engine's compute layout: a channels-last copy on CPUs, same maps, the caller's model untouched."""
+"""The engine's compute layout (a channels-last copy on CPUs, same maps, the caller's model untouched)
+and its batch (halved when the device runs out of memory)."""
 import numpy as np
 import torch
 
@@ -32,3 +33,31 @@ def test_maps_equal_those_of_the_contiguous_model(tiny_model, tiny_images):
     ours = explain(tiny_model, tiny_images, methods=methods, preset="fast", **light)
     for m in methods:
         np.testing.assert_allclose(ours[m], plain[m].numpy(), atol=1e-5)
+
+
+def test_out_of_memory_halves_the_default_batch_or_says_what_to_do(tiny_model, tiny_images, monkeypatch):
+    import importlib
+
+    import pytest
+
+    from trust_core.errors import SaliencyError
+    module = importlib.import_module("trust_core.saliency.explain")
+
+    real, sizes = module.compute, []
+
+    def short_of_memory(*args, batch_size, **kwargs):
+        sizes.append(batch_size)
+        if batch_size > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(module, "compute", short_of_memory)
+    expected = explain(tiny_model, tiny_images, methods=["grad", "gradcam"], gradcam_layer="features", batch_size=2)
+    sizes.clear()
+    with pytest.warns(RuntimeWarning, match="retrying with 2 passes per chunk"):
+        result = explain(tiny_model, tiny_images, methods=["grad", "gradcam"], gradcam_layer="features")
+    assert sizes == [16, 8, 4, 2]  # the CPU default for 32² images, halved until it fits
+    for method in expected:
+        np.testing.assert_allclose(result[method], expected[method], rtol=1e-5, atol=1e-6)
+    with pytest.raises(SaliencyError, match="smaller batch_size"):
+        explain(tiny_model, tiny_images, methods=["grad"], batch_size=8)

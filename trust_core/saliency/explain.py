@@ -5,6 +5,7 @@ import copy
 import hashlib
 import itertools
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -325,6 +326,24 @@ def _normalized(raw: dict, need: set, params: dict, n: int) -> tuple[dict, dict]
     return result_maps, flags
 
 
+def _compute_within_memory(model, x, methods, params, *, device, batch_size, precision):
+    """:func:`compute`; on running out of device memory with the default batch, again with half of it
+    (down to 1). With a batch the caller chose, a clear error instead."""
+    size = batch_size or default_batch_size(device, x.shape, precision)
+    while True:
+        try:
+            return compute(model, x, methods, params, device=device, batch_size=size, precision=precision)
+        except torch.OutOfMemoryError:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if batch_size is not None or size == 1:
+                raise SaliencyError(f"out of {device.type.upper()} memory with {size} passes per chunk: pass a "
+                                    f"smaller batch_size (--batch-size), or free the device") from None
+            size //= 2
+            warnings.warn(f"out of {device.type.upper()} memory: retrying with {size} passes per chunk",
+                          RuntimeWarning, stacklevel=3)
+
+
 def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun2021", device=None, *,
             batch_size: int | None = None, precision: str = "fp32", cache: Store | None = None,
             **overrides) -> SaliencyMaps:
@@ -409,10 +428,9 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
             if todo:
                 sub = x[todo].to(device)
                 with record_function("saliency.compute"):
-                    computed, sub_flags, sub_raw, sub_targets, passes = compute(
+                    computed, sub_flags, sub_raw, sub_targets, passes = _compute_within_memory(
                         compute_model(model, device, precision), sub, missing, params, device=device,
-                        batch_size=batch_size or default_batch_size(device, sub.shape, precision),
-                        precision=precision)
+                        batch_size=batch_size, precision=precision)
                 computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
                 for j, i in enumerate(todo):
                     targets[i] = int(sub_targets[j])
