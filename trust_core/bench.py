@@ -44,8 +44,7 @@ def _best_of(fn, repeats: int, before=None):
 
 def _pass_time(model, x, batch_sizes=None, precision="fp32", repeats=2, log=None) -> float:
     """Best seconds per image of a forward+backward w.r.t. the input (parameters frozen), over batch
-    sizes and over both memory layouts (contiguous, and channels-last as the engine uses on CPUs and
-    for GPU tensor-core precisions)."""
+    sizes and over both memory layouts (contiguous, and channels-last as the engine uses on CPUs)."""
     from .saliency.engine import autocast, fp32_mode, frozen_eval
     from .saliency.explain import compute_model
 
@@ -53,7 +52,7 @@ def _pass_time(model, x, batch_sizes=None, precision="fp32", repeats=2, log=None
         batch_sizes = (1, 8, 32, 64, 128) if x.device.type == "cuda" else (1, 4, 8, 16, 32)
     best = float("inf")
     fast = compute_model(model, x.device, precision)
-    if fast is model:  # the engine keeps this model's layout (CUDA fp32): the floor tries channels-last too
+    if fast is model:  # the engine keeps this model's layout (GPUs): the floor tries channels-last too
         fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
     for candidate, layout in ((model, torch.contiguous_format), (fast, torch.channels_last)):
         per_batch = {}
@@ -183,7 +182,8 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
         _LABEL_CACHE.clear()
         with profile(activities=activities) as prof:
             _, t_profiled = _timed(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size))
-        sections = sorted((e for e in prof.key_averages() if e.key.startswith("saliency.")), key=lambda e: e.key)
+        sections = sorted((e for e in prof.key_averages() if e.key.startswith("saliency.") and e.cpu_time_total > 0),
+                          key=lambda e: e.key)  # (the CUDA activity adds empty device-side rows)
         log(f"    profiled run {t_profiled:.2f} s: " + ", ".join(f"{e.key} {e.cpu_time_total / 1e3:.0f} ms"
                                                          for e in sections))
         if trace:

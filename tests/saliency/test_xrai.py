@@ -60,3 +60,21 @@ def test_xrai_end_to_end_equals_pair(tiny_model):
     reference = pair.XRAI().GetMask(hwc(x[0]), pair_call(tiny_model, int(result.targets[0])), batch_size=8,
                                     extra_parameters=params)
     np.testing.assert_allclose(result.raw["xrai"][0], reference, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 5, 8])
+def test_row_decomposed_dilation_equals_scikit_image(radius):
+    """The GPU path's dilation (max-pools per footprint row), run here on CPU tensors."""
+    from scipy import ndimage
+    from skimage.morphology import disk
+
+    from trust_core.saliency.xrai import dilate, dilate_by_rows
+
+    rng = np.random.default_rng(radius)
+    masks = rng.random((6, 37, 29)) > 0.97
+    masks[0] = False
+    masks[1, 0, 0] = masks[1, -1, -1] = True  # corners: nothing may wrap or leak past an edge
+    footprint = disk(radius)
+    expected = np.stack([ndimage.binary_dilation(m, structure=footprint) for m in masks])
+    np.testing.assert_array_equal(dilate_by_rows(torch.from_numpy(masks), footprint).numpy(), expected)
+    np.testing.assert_array_equal(dilate(torch.from_numpy(masks), radius).numpy(), expected)  # the CPU path

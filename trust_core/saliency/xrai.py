@@ -103,9 +103,7 @@ def dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """Binary dilation of each mask by ``skimage.morphology.disk(radius)`` (zero outside the image)."""
     footprint = disk(radius).astype(np.uint8)
     if masks.device.type == "cuda":
-        kernel = torch.as_tensor(footprint, dtype=torch.float16, device=masks.device)[None, None]
-        out = F.conv2d(masks[:, None].to(torch.float16), kernel, padding=radius)
-        return out[:, 0] > 0.5
+        return dilate_by_rows(masks, footprint)
     # CPU: OpenCV per mask, restricted to the mask's bounding box grown by the radius.
     array = masks.numpy().astype(np.uint8)
     out = np.zeros_like(array)
@@ -119,6 +117,39 @@ def dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
         out[i, r0:r1, c0:c1] = cv2.dilate(mask[r0:r1, c0:c1], footprint, borderType=cv2.BORDER_CONSTANT,
                                           borderValue=0)
     return torch.from_numpy(out.astype(bool))
+
+
+def dilate_by_rows(masks: torch.Tensor, footprint: np.ndarray) -> torch.Tensor:
+    """Binary dilation (zero outside) of each mask (n, H, W) by a symmetric footprint whose rows are
+    centred runs (a disk): per distinct run width one horizontal max-pool, then one shifted maximum per
+    footprint row. Exact, and about 20 cheap passes over the masks, where a 1-channel 11×11 convolution
+    (the previous GPU path) took 52 ms for 142 masks of 320² on an H100."""
+    radius = footprint.shape[0] // 2
+    dtype = torch.float16 if masks.device.type == "cuda" else torch.float32
+    x = masks[:, None].to(dtype)  # (n, 1, H, W): 0/1 are exact in either dtype
+    height = x.shape[2]
+    out = torch.zeros_like(x)
+    pooled: dict[int, torch.Tensor] = {}
+    for row_index, row in enumerate(np.asarray(footprint, dtype=bool)):
+        columns = np.flatnonzero(row)
+        if columns.size == 0:
+            continue
+        half = int(columns[-1]) - radius
+        if int(columns[0]) != radius - half or columns.size != 2 * half + 1:
+            raise ValueError("footprint rows must be centred runs (a disk)")
+        if half not in pooled:
+            pooled[half] = F.max_pool2d(x, (1, 2 * half + 1), stride=1, padding=(0, half)) if half else x
+        shift = row_index - radius  # out(y) takes the pooled row y + shift
+        source = pooled[half]
+        if shift >= height or -shift >= height:
+            continue
+        if shift > 0:
+            out[:, :, :height - shift] = torch.maximum(out[:, :, :height - shift], source[:, :, shift:])
+        elif shift < 0:
+            out[:, :, -shift:] = torch.maximum(out[:, :, -shift:], source[:, :, :height + shift])
+        else:
+            out = torch.maximum(out, source)
+    return out[:, 0] > 0.5
 
 
 def xrai_rank(attr: torch.Tensor, masks: torch.Tensor, *, algorithm: str = "full",
