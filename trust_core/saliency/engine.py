@@ -85,24 +85,15 @@ def _fp32_matmuls(mode: str):
     duration; the previous settings are restored. PyTorch runs cuDNN convolutions in TF32 by default,
     which is not fp32: the ``fp32`` precision of this engine means IEEE fp32 on GPUs too. The settings
     are process-wide (a concurrent CUDA computation in another thread sees them meanwhile)."""
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):  # PyTorch >= 2.9
-        handles = [cudnn.conv, cudnn.rnn, matmul]
-        saved = [h.fp32_precision for h in handles]
-        try:
-            for h in handles:
-                h.fp32_precision = mode
-            yield
-        finally:
-            for h, value in zip(handles, saved):
-                h.fp32_precision = value
-    else:  # older PyTorch: the legacy flags
-        saved = (cudnn.allow_tf32, matmul.allow_tf32)
-        try:
-            cudnn.allow_tf32 = matmul.allow_tf32 = mode == "tf32"
-            yield
-        finally:
-            cudnn.allow_tf32, matmul.allow_tf32 = saved
+    handles = [torch.backends.cudnn.conv, torch.backends.cudnn.rnn, torch.backends.cuda.matmul]
+    saved = [h.fp32_precision for h in handles]
+    try:
+        for h in handles:
+            h.fp32_precision = mode
+        yield
+    finally:
+        for h, value in zip(handles, saved):
+            h.fp32_precision = value
 
 
 def fp32_mode(device: torch.device, precision: str):

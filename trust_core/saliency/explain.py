@@ -9,6 +9,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
@@ -178,14 +179,14 @@ def _run(pool: ThreadPoolExecutor | None, fn) -> Future:
     return done
 
 
-def _xrai_map(image: torch.Tensor, attrs: list[torch.Tensor], segmenting: Future | None, params: dict,
+def _xrai_map(image: torch.Tensor, attrs: list[torch.Tensor], labels: Future, params: dict,
               seg_params: SegmentParams) -> torch.Tensor:
-    """XRAI of one image from its IG attributions (one per baseline), on the image's device."""
+    """XRAI of one image from its IG attributions (one per baseline) and its segmentation, on the
+    image's device."""
     attr = torch.stack(attrs).mean(0).max(dim=0).values  # mean over baselines, channel max
     with record_function("saliency.xrai.segments"):
-        labels = segmenting.result() if segmenting is not None else None
         masks = segment_masks(image.permute(1, 2, 0).cpu().numpy(), seg_params, device=image.device,
-                              labels=labels)
+                              labels=labels.result())
     with record_function("saliency.xrai.rank"):
         return xrai_rank(attr, masks, algorithm=params["xrai_algorithm"], area_threshold=params["xrai_area_threshold"],
                          min_pixel_diff=params["xrai_min_pixel_diff"]).float()
@@ -255,8 +256,8 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
                                min_size=params["xrai_min_size"], resize=params["xrai_resize"],
                                dilation_radius=params["xrai_dilation_radius"])
     segmenting = {}
-    if "xrai" in need and pool is not None:
-        segmenting = {i: pool.submit(cached_labels, x[i].permute(1, 2, 0).cpu().numpy(), seg_params)
+    if "xrai" in need:
+        segmenting = {i: _run(pool, partial(cached_labels, x[i].permute(1, 2, 0).cpu().numpy(), seg_params))
                       for i in range(n)}
     if pool is not None:
         pool.shutdown(wait=False)
@@ -298,7 +299,7 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         raw["xrai"] = torch.stack([
             _xrai_map(x[i], [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
                              / params["xrai_steps"] for b, p, shared in xrai_paths[i]],
-                      segmenting[i] if segmenting else None, params, seg_params)
+                      segmenting[i], params, seg_params)
             for i in range(n)])
 
     with record_function("saliency.normalize"):
