@@ -5,15 +5,12 @@ import streamlit as st
 from trust_core.metrics import ssim
 from trust_core.report import colorize
 from trust_core.saliency import METHODS
-from ui.common import run_page, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, method_label, model_name, panel, preset
 
 
 def render() -> None:
-    st.title("Compare")
-    preset_note()
+    ws, dataset = dataset_page("Compare")
     with friendly_errors():
-        ws = workspace()
-        dataset = ws.dataset(kind())
         models = ws.classifiers(kind())
     ids = dataset.ids(split="test", label=1)
     image_id = image_picker(ids, dataset)

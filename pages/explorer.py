@@ -6,15 +6,12 @@ from trust_core.errors import DicomError
 from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
 from trust_core.saliency import METHODS
-from ui.common import run_page, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, method_label, model_name, panel, preset
 
 
 def render() -> None:
-    st.title("Image explorer")
-    preset_note()
+    ws, dataset = dataset_page("Image explorer")
     with friendly_errors():
-        ws = workspace()
-        dataset = ws.dataset(kind())
         utility = ws.table(kind(), "utility")
         randomization = ws.table(kind(), "randomization")
 

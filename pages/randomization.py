@@ -4,17 +4,15 @@ import streamlit as st
 
 from trust_core.metrics import ssim
 from trust_core.saliency import METHODS
-from ui.common import run_page, image_picker, friendly_errors, kind, method_label, model_name, panel, preset, preset_note, workspace
+from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, method_label, model_name, panel, preset
 
 
 def render() -> None:
-    st.title("Cascading randomization")
-    st.caption("State 0 is the trained model; each next state re-initializes one more block, from the logits "
-               "down (forward order). A trustworthy map should change as the model is destroyed.")
-    preset_note()
+    ws, dataset = dataset_page(
+        "Cascading randomization",
+        "State 0 is the trained model; each next state re-initializes one more block, from the logits down "
+        "(forward order). A trustworthy map should change as the model is destroyed.")
     with friendly_errors():
-        ws = workspace()
-        dataset = ws.dataset(kind())
         states = ws.state_names(model_name())
         results = ws.results(kind())
 

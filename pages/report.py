@@ -2,15 +2,11 @@
 import streamlit as st
 
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
-from ui.common import run_page, image_picker, friendly_errors, kind, model_name, preset, preset_note, workspace
+from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, model_name, preset
 
 
 def render() -> None:
-    st.title("Reports")
-    preset_note()
-    with friendly_errors():
-        ws = workspace()
-        dataset = ws.dataset(kind())
+    ws, dataset = dataset_page("Reports")
     ids = dataset.ids(split="test", label=1)
     image_id = image_picker(ids, dataset)
     identifiers = st.checkbox("Include patient identifiers (name, ID, birth date…)", value=False,

@@ -143,6 +143,18 @@ def friendly_errors():
         st.stop()
 
 
+def dataset_page(title: str, caption: str | None = None):
+    """The opening of a page about one dataset's images: title, caption, the preset note, then the
+    workspace and the sidebar's dataset (a clear message and a stop if they cannot be opened)."""
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    preset_note()
+    with friendly_errors():
+        ws = workspace()
+        return ws, ws.dataset(kind())
+
+
 def method_label(key: str) -> str:
     return METHODS[key].label
 
