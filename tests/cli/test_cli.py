@@ -27,3 +27,14 @@ def test_errors_are_messages_not_tracebacks(rsna, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: bad.pt:") and "Traceback" not in err
     assert main(["evaluate", "--dataset", "nowhere", "--model", str(tmp_path / "bad.pt"), "--out", "x"]) == 2
+
+
+def test_precision_choices_are_the_engines():
+    """The CLI spells the choices out (it imports torch only when a command runs); they must stay the
+    engine's."""
+    from trust_core.cli import build_parser
+    from trust_core.saliency import PRECISIONS
+
+    maps = build_parser()._subparsers._group_actions[0].choices["maps"]
+    (precision,) = [a for a in maps._actions if a.dest == "precision"]
+    assert tuple(precision.choices) == PRECISIONS
