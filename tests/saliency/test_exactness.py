@@ -7,6 +7,7 @@ from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam
 from saliency.core import base as pair_base
 
 from trust_core import explain
+from trust_core.cache.store import model_fingerprint
 from trust_core.saliency.explain import _noise
 from trust_core.saliency.postprocess import normalize_maps
 
@@ -35,9 +36,9 @@ def pair_map(attr_hwc):
 
 @pytest.fixture
 def same_noise(monkeypatch):
-    """Make PAIR draw our noise samples (we seed by image content)."""
-    def install(image, n_samples, spread, seed=0):
-        draws = iter(_noise(image, n_samples, spread, seed).numpy())
+    """Make PAIR draw our noise samples (we seed by image content and model state)."""
+    def install(image, n_samples, spread, model, seed=0):
+        draws = iter(_noise(image, n_samples, spread, seed, model_fingerprint(model)).numpy())
         expected = spread * float(image.max() - image.min())
 
         def normal(loc, scale, size):
@@ -68,7 +69,7 @@ def test_ig_equals_pair_riemann_both_ends(tiny_model, tiny_images):
 def test_smoothgrad_equals_pair_with_same_noise(tiny_model, tiny_images, same_noise):
     result = explain(tiny_model, tiny_images[:2], methods=["smoothgrad"], n_samples=6)
     for i, x in enumerate(tiny_images[:2]):
-        same_noise(x, 6, 0.15)
+        same_noise(x, 6, 0.15, tiny_model)
         reference = pair.GradientSaliency().GetSmoothedMask(
             hwc(x), pair_call(tiny_model, int(result.targets[i])), stdev_spread=0.15, nsamples=6, magnitude=True)
         np.testing.assert_allclose(hwc(result.raw["smoothgrad"][i]), reference, rtol=1e-3, atol=1e-8)
@@ -82,7 +83,7 @@ def test_smooth_ig_equals_pair_and_shares_noise_with_smoothgrad(tiny_model, tiny
     # shared: Smooth IG's α = 1 steps are SmoothGrad's samples, so no extra passes
     assert both.passes == 2 * 5 * 4 and alone.passes == 2 * 5
     for i, x in enumerate(tiny_images[:2]):
-        same_noise(x, 5, 0.15)
+        same_noise(x, 5, 0.15, tiny_model)
         reference = pair.IntegratedGradients().GetSmoothedMask(
             hwc(x), pair_call(tiny_model, int(both.targets[i])), stdev_spread=0.15, nsamples=5, magnitude=True,
             x_baseline=-np.ones((32, 32, 3), np.float32), x_steps=4, batch_size=4)
@@ -120,12 +121,66 @@ def test_gbp_guides_torchvision_densenet_functional_final_relu():
     np.testing.assert_allclose(ours.raw["gbp"], reference.detach().numpy(), rtol=RTOL, atol=1e-7)
 
 
-def test_gradcam_equals_captum_relu_bilinear(tiny_model, tiny_images):
-    result = explain(tiny_model, tiny_images, methods=["gradcam"], gradcam_layer="features")
-    cam = LayerGradCam(tiny_model, tiny_model.features).attribute(
-        tiny_images.clone(), target=torch.as_tensor(result.targets), relu_attributions=True)
-    reference = LayerAttribution.interpolate(cam, (32, 32), interpolate_mode="bilinear")[:, 0]
-    np.testing.assert_allclose(result.raw["gradcam"], reference.detach().numpy(), rtol=RTOL, atol=1e-7)
+def captum_cam(model, layer, x, targets):
+    return LayerGradCam(model, layer).attribute(x.clone(), target=torch.as_tensor(targets), relu_attributions=True)
+
+
+def tf1_legacy_resize(cam, size):
+    """Oracle for TF1 ``resize_bilinear`` without half-pixel centres: scipy's linear interpolation at
+    source coordinates ``i × in / out`` (edge pixels repeated)."""
+    from scipy import ndimage
+    h, w = cam.shape
+    ys = np.arange(size[0]) * (h / size[0])
+    xs = np.arange(size[1]) * (w / size[1])
+    grid = np.meshgrid(ys, xs, indexing="ij")
+    return ndimage.map_coordinates(cam.astype(np.float64), grid, order=1, mode="nearest")
+
+
+def test_tf1_legacy_resize_hand_computed():
+    from trust_core.saliency.engine import tf1_resize_bilinear
+    cam = torch.tensor([[0.0, 1.0], [2.0, 3.0]])[None, None]
+    expected = [[0, 0.5, 1, 1], [1, 1.5, 2, 2], [2, 2.5, 3, 3], [2, 2.5, 3, 3]]
+    np.testing.assert_allclose(tf1_resize_bilinear(cam, (4, 4))[0, 0].numpy(), expected)
+
+
+def test_tf1_legacy_shifts_an_8x8_map_20_px_at_320():
+    """A single hot cell of an 8×8 map: under the legacy rule its centre of mass sits at 40 × cell
+    (source = destination × 8/320), under half-pixel-centred bilinear at 40 × (cell + ½) − ½: 19.5 px
+    nearer the top-left corner."""
+    from trust_core.saliency.engine import upsample_cam
+    cam = torch.zeros(1, 1, 8, 8)
+    cam[0, 0, 3, 4] = 1.0
+
+    def centre(rule):
+        up = upsample_cam(cam, (320, 320), rule)[0, 0].double()
+        yy, xx = torch.meshgrid(torch.arange(320.), torch.arange(320.), indexing="ij")
+        return float((up * yy).sum() / up.sum()), float((up * xx).sum() / up.sum())
+    (ly, lx), (by, bx) = centre("tf1_legacy"), centre("bilinear")
+    assert by == pytest.approx(3.5 * 40 - 0.5, abs=1e-3) and bx == pytest.approx(4.5 * 40 - 0.5, abs=1e-3)
+    assert (ly, lx) == (pytest.approx(120, abs=1e-3), pytest.approx(160, abs=1e-3))
+    assert by - ly == pytest.approx(19.5, abs=1e-3) and bx - lx == pytest.approx(19.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("rule", ["tf1_legacy", "bilinear", "bicubic", "nearest"])
+def test_gradcam_equals_captum_under_each_interpolation(tiny_model, tiny_images, rule):
+    result = explain(tiny_model, tiny_images, methods=["gradcam"], gradcam_layer="features",
+                     gradcam_interpolation=rule)
+    assert result.params["gradcam_interpolation"] == rule
+    assert result.method_params["gradcam"]["gradcam_interpolation"] == rule
+    cam = captum_cam(tiny_model, tiny_model.features, tiny_images, result.targets)
+    if rule == "tf1_legacy":
+        reference = np.stack([tf1_legacy_resize(c[0].detach().numpy(), (32, 32)) for c in cam])
+    else:
+        reference = LayerAttribution.interpolate(cam, (32, 32), interpolate_mode=rule)[:, 0].detach().numpy()
+        if rule == "bicubic":
+            reference = np.clip(reference, 0, None)  # a ReLU map: bicubic overshoot below 0 is clipped
+    np.testing.assert_allclose(result.raw["gradcam"], reference, rtol=RTOL, atol=1e-6)
+
+
+def test_gradcam_interpolation_changes_the_map(tiny_model, tiny_images):
+    maps = {rule: explain(tiny_model, tiny_images, methods=["gradcam"], gradcam_layer="features",
+                          gradcam_interpolation=rule)["gradcam"] for rule in ("tf1_legacy", "bilinear")}
+    assert np.abs(maps["tf1_legacy"] - maps["bilinear"]).max() > 0.05
 
 
 def test_gradcam_on_registry_model_uses_its_layer():
@@ -133,17 +188,37 @@ def test_gradcam_on_registry_model_uses_its_layer():
     torch.manual_seed(0)
     model = build("resnet_tiny")
     x = torch.rand(1, 3, 128, 128) * 2 - 1
-    result = explain(model, x, methods=["gradcam"])
-    cam = LayerGradCam(model, model.layer4).attribute(x.clone(), target=int(result.targets[0]),
-                                                      relu_attributions=True)
+    result = explain(model, x, methods=["gradcam"], gradcam_interpolation="bilinear")
+    cam = captum_cam(model, model.layer4, x, result.targets)
     reference = LayerAttribution.interpolate(cam, (128, 128), interpolate_mode="bilinear")[:, 0]
     np.testing.assert_allclose(result.raw["gradcam"], reference.detach().numpy(), rtol=RTOL, atol=1e-7)
 
 
-def test_guided_gradcam_is_product_of_normalized_maps(tiny_model, tiny_images):
+@pytest.mark.parametrize("rule", ["tf1_legacy", "bilinear"])
+def test_guided_gradcam_equals_captum_factors_min_max(tiny_model, tiny_images, rule):
+    """The authors' Guided Grad-CAM (create_maps_rsna.py): PAIR's grayscale visualization of Guided
+    Backprop × that of Grad-CAM, then min–max only. Oracle: captum's GuidedBackprop and LayerGradCam,
+    PAIR's VisualizeImageGrayscale, numpy."""
+    r = explain(tiny_model, tiny_images, methods=["guided_gradcam"], gradcam_layer="features",
+                gradcam_interpolation=rule)
+    gbp = GuidedBackprop(tiny_model).attribute(tiny_images.clone(), target=torch.as_tensor(r.targets)).detach()
+    cam = captum_cam(tiny_model, tiny_model.features, tiny_images, r.targets)
+    if rule == "tf1_legacy":
+        cams = np.stack([tf1_legacy_resize(c[0].detach().numpy(), (32, 32)) for c in cam])
+    else:
+        cams = LayerAttribution.interpolate(cam, (32, 32), interpolate_mode="bilinear")[:, 0].detach().numpy()
+    for i in range(len(tiny_images)):
+        product = pair_map(hwc(gbp[i])) * pair_map(cams[i][..., None])
+        expected = (product - product.min()) / (product.max() - product.min())
+        np.testing.assert_allclose(r["guided_gradcam"][i], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_guided_gradcam_has_no_second_percentile_clip(tiny_model, tiny_images):
+    """Clipping the product at its 99th percentile again (the old rule) gives another map."""
     r = explain(tiny_model, tiny_images, methods=["gbp", "gradcam", "guided_gradcam"], gradcam_layer="features")
-    expected, _ = normalize_maps(torch.from_numpy(r["gbp"] * r["gradcam"]))
-    np.testing.assert_allclose(r["guided_gradcam"], expected.numpy(), rtol=1e-5, atol=1e-6)
+    clipped, _ = normalize_maps(torch.from_numpy(r["gbp"] * r["gradcam"]))
+    assert np.abs(clipped.numpy() - r["guided_gradcam"]).max() > 0.01
+    assert all((m == 1.0).sum() >= 1 and m.min() == 0.0 for m in r["guided_gradcam"])
 
 
 def test_ig_completeness(tiny_model, tiny_images):

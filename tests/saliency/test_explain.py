@@ -28,8 +28,9 @@ def test_maps_equal_those_of_the_contiguous_model(tiny_model, tiny_images):
     light = dict(n_samples=3, ig_steps=4, smooth_ig_steps=2, xrai_steps=3, gradcam_layer="features")
     params = resolve_params("fast", **light)
     methods = ["grad", "smoothgrad", "ig", "gbp", "gradcam"]
+    from trust_core.cache.store import model_fingerprint
     plain = compute(tiny_model.eval(), tiny_images, methods, params, device=torch.device("cpu"), batch_size=8,
-                    precision="fp32")[0]
+                    precision="fp32", model_key=model_fingerprint(tiny_model))[0]
     ours = explain(tiny_model, tiny_images, methods=methods, preset="fast", **light)
     for m in methods:
         np.testing.assert_allclose(ours[m], plain[m].numpy(), atol=1e-5)
@@ -61,3 +62,26 @@ def test_out_of_memory_halves_the_default_batch_or_says_what_to_do(tiny_model, t
         np.testing.assert_allclose(result[method], expected[method], rtol=1e-5, atol=1e-6)
     with pytest.raises(SaliencyError, match="smaller batch_size"):
         explain(tiny_model, tiny_images, methods=["grad"], batch_size=8)
+
+
+def test_noise_is_drawn_per_model_state(tiny_model, tiny_images):
+    """Two model states get independent SmoothGrad draws (the paper drew fresh noise per map); the
+    same state gets the same draws again; ``noise_per_model=False`` shares one draw per image."""
+    import copy
+
+    from trust_core.cache.store import model_fingerprint
+    from trust_core.saliency.explain import _noise
+    other = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        other.fc.bias.add_(1e-3)  # another state whose gradients barely differ
+    a, b = model_fingerprint(tiny_model), model_fingerprint(other)
+    assert a != b
+    image = tiny_images[0]
+    first, again, second = _noise(image, 4, 0.15, 0, a), _noise(image, 4, 0.15, 0, a), _noise(image, 4, 0.15, 0, b)
+    assert torch.equal(first, again)
+    assert abs(float(torch.corrcoef(torch.stack([first.flatten(), second.flatten()]))[0, 1])) < 0.05
+    kw = dict(methods=["smoothgrad"], n_samples=4)
+    own = [explain(m, tiny_images[:1], **kw)["smoothgrad"][0] for m in (tiny_model, other)]
+    shared = [explain(m, tiny_images[:1], noise_per_model=False, **kw)["smoothgrad"][0] for m in (tiny_model, other)]
+    assert np.abs(shared[0] - shared[1]).max() < 0.05 < np.abs(own[0] - own[1]).max()
+    np.testing.assert_array_equal(own[0], explain(tiny_model, tiny_images[:1], **kw)["smoothgrad"][0])

@@ -78,3 +78,30 @@ def test_row_decomposed_dilation_equals_scikit_image(radius):
     expected = np.stack([ndimage.binary_dilation(m, structure=footprint) for m in masks])
     np.testing.assert_array_equal(dilate_by_rows(torch.from_numpy(masks), footprint).numpy(), expected)
     np.testing.assert_array_equal(dilate(torch.from_numpy(masks), radius).numpy(), expected)  # the CPU path
+
+
+def test_xrai_post_processing_options_equal_pair_output():
+    """'abs' is PAIR's grayscale visualization of XRAI's output (what the paper's preset uses);
+    'minmax' is plain min–max of it, so the least important (negative-density) segments stay at 0.
+    The negative share is counted on PAIR's own output. The model (logit 0 = Σ x) and the ramp image
+    make the left half's attributions negative."""
+    from .test_exactness import pair_map
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].weight[0] = 1.0
+        model[1].bias.copy_(torch.tensor([100.0, 0.0]))
+    ramp = torch.linspace(-1, 1, 32).view(1, 1, 32).expand(3, 32, 32)
+    x = (ramp + 0.05 * torch.sin(torch.arange(32.0)).view(1, 32, 1))[None].contiguous()
+    maps = {rule: explain(model, x, methods=["xrai"], xrai_steps=8, xrai_postprocess=rule)
+            for rule in ("abs", "minmax")}
+    params = pair.XRAIParameters(steps=8, algorithm="full")
+    reference = pair.XRAI().GetMask(hwc(x[0]), pair_call(model, 0), batch_size=8, extra_parameters=params)
+    assert 0.2 < (reference < 0).mean() < 0.8  # the case where the two rules part
+    np.testing.assert_allclose(maps["abs"]["xrai"][0], pair_map(reference[..., None]), rtol=1e-4, atol=1e-5)
+    expected = (reference - reference.min()) / (reference.max() - reference.min())
+    np.testing.assert_allclose(maps["minmax"]["xrai"][0], expected, rtol=1e-4, atol=1e-5)
+    most_negative = reference == reference.min()
+    assert maps["minmax"]["xrai"][0][most_negative].max() == 0.0 and maps["abs"]["xrai"][0][most_negative].min() > 0.5
+    for result in maps.values():
+        assert result.stats["xrai"][0]["negative_fraction"] == pytest.approx(float((reference < 0).mean()), abs=1e-6)

@@ -113,6 +113,44 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def tf1_resize_bilinear(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """TF1 ``tf.image.resize_bilinear(align_corners=False)`` without half-pixel centres, (N, C, h, w) →
+    (N, C, H, W): the source of output pixel ``i`` is ``i × h / H`` (floor and the next pixel, clamped
+    at the last one), so the content moves toward the top-left by half an input pixel compared with
+    half-pixel-centred bilinear (20 px when an 8×8 map becomes 320×320)."""
+    h, w = images.shape[-2:]
+    out_h, out_w = size
+
+    def weights(n_in: int, n_out: int):
+        src = torch.arange(n_out, dtype=torch.float32, device=images.device) * (n_in / n_out)
+        low = src.floor().long().clamp(max=n_in - 1)
+        return low, (low + 1).clamp(max=n_in - 1), (src - low.float())
+
+    y0, y1, wy = weights(h, out_h)
+    x0, x1, wx = weights(w, out_w)
+    wy, wx = wy.view(-1, 1), wx.view(1, -1)
+    top = images[..., y0, :]
+    bottom = images[..., y1, :]
+    rows = top + (bottom - top) * wy
+    left, right = rows[..., x0], rows[..., x1]
+    return left + (right - left) * wx
+
+
+def upsample_cam(cam: torch.Tensor, size: tuple[int, int], rule: str) -> torch.Tensor:
+    """Grad-CAM (N, 1, h, w) upsampled to ``size`` by one of the registry's ``gradcam_interpolation``
+    rules: 'tf1_legacy' (see :func:`tf1_resize_bilinear`), 'bilinear' (half-pixel centres), 'bicubic'
+    (half-pixel centres; its overshoot below 0 is clipped, the map being a ReLU) or 'nearest'."""
+    if rule == "tf1_legacy":
+        return tf1_resize_bilinear(cam, size)
+    if rule == "bilinear":
+        return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+    if rule == "bicubic":
+        return F.interpolate(cam, size=size, mode="bicubic", align_corners=False).clamp(min=0)
+    if rule == "nearest":
+        return F.interpolate(cam, size=size, mode="nearest")
+    raise ValueError(f"unknown Grad-CAM interpolation {rule!r}")
+
+
 def _chunks(n_points: int, batch_size: int) -> list[tuple[int, int]]:
     """``[begin, end)`` ranges of at most ``batch_size``, as equal as possible (no small last chunk)."""
     if n_points == 0:
@@ -125,7 +163,7 @@ def _chunks(n_points: int, batch_size: int) -> list[tuple[int, int]]:
 def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_images: int,
               targets: torch.Tensor | None, device: torch.device, batch_size: int,
               precision: str = "fp32", gradcam_layer: torch.nn.Module | None = None,
-              bank_extra=None) -> EngineOutput:
+              gradcam_interpolation: str = "bilinear", bank_extra=None) -> EngineOutput:
     """Run every (path, α) point in chunks; see the module docstring. ``bank_extra``: a future of more
     end rows (the noisy copies), appended to ``bank`` when a chunk first needs them."""
     channels_last = bool(getattr(model, "trust_channels_last", False))
@@ -203,7 +241,7 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                     acts, acts_grad = captured["acts"][plain_at].float(), grads[1][plain_at].float()
                     weights = acts_grad.mean(dim=(2, 3), keepdim=True)
                     cam = F.relu((weights * acts).sum(dim=1, keepdim=True))
-                    cam = F.interpolate(cam, size=shape[1:], mode="bilinear", align_corners=False)
+                    cam = upsample_cam(cam, tuple(shape[1:]), gradcam_interpolation)
                     if cams is None:
                         cams = torch.zeros((n_images, *shape[1:]), device=device)
                     cams[plain_images] = cam[:, 0].detach()

@@ -18,11 +18,11 @@ from torch.profiler import record_function
 from ..cache.store import Store, digest_array, make_key, model_fingerprint
 from ..errors import SaliencyError
 from .engine import PathSet, autocast, fp32_mode, frozen_eval, run_paths
-from .postprocess import normalize_maps
+from .postprocess import minmax_maps, normalize_maps
 from .registry import METHODS, PRESETS, method_params, resolve_methods, resolve_params
 from .xrai import SegmentParams, cached_labels, segment_masks, xrai_rank
 
-CODE_VERSION = "saliency-1"
+CODE_VERSION = "saliency-2"  # 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
@@ -37,13 +37,17 @@ class SaliencyMaps(dict):
     params : every resolved parameter, including the preset name.
     method_params : method → the parameters its maps depend on.
     targets : (N,) explained class per image.
+    stats : method → per-image dict of diagnostics (XRAI: ``negative_fraction``, the share of pixels
+        whose gain density is negative before post-processing).
     passes : forward+backward passes this call ran.
     from_cache : method → per-image bool.
     """
 
-    def __init__(self, maps, *, flags, raw, params, method_params, targets, passes, from_cache, precision):
+    def __init__(self, maps, *, flags, raw, params, method_params, targets, passes, from_cache, precision,
+                 stats=None):
         super().__init__(maps)
         self.flags = flags
+        self.stats = stats or {}
         self.raw = raw
         self.params = params
         self.method_params = method_params
@@ -103,13 +107,17 @@ def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
     return images.float()
 
 
-def _noise(image: torch.Tensor, n_samples: int, spread: float, seed: int) -> torch.Tensor:
-    """SmoothGrad noise for one image (S, C, H, W): σ = spread × (max − min), seeded by image content.
+def _noise(image: torch.Tensor, n_samples: int, spread: float, seed: int, model_key: str = "") -> torch.Tensor:
+    """SmoothGrad noise for one image (S, C, H, W): σ = spread × (max − min), seeded by the image's
+    content and ``model_key`` (the model state's fingerprint when ``noise_per_model``).
 
     Seeding by content (not by batch position) makes maps independent of how images are batched and
-    lets SmoothGrad and Smooth IG share the same draws whenever they run together or apart.
+    lets SmoothGrad and Smooth IG share the same draws whenever they run together or apart; the model
+    key gives every model state (original, randomized, replicate, other architecture) its own draws,
+    as the paper's fresh ``np.random.normal`` calls did, while staying reproducible.
     """
-    digest = hashlib.sha256(f"{seed}:{digest_array(image)}".encode()).digest()
+    text = f"{seed}:{digest_array(image)}" + (f":{model_key}" if model_key else "")
+    digest = hashlib.sha256(text.encode()).digest()
     generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
     stdev = spread * float(image.max() - image.min())
     return torch.randn((n_samples, *image.shape), generator=generator) * stdev
@@ -193,8 +201,9 @@ def _xrai_map(image: torch.Tensor, attrs: list[torch.Tensor], labels: Future, pa
 
 
 def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
-            batch_size: int, precision: str) -> tuple[dict, dict, dict, torch.Tensor, int]:
-    """Compute maps for all images of ``x`` (already on ``device``); no cache."""
+            batch_size: int, precision: str, model_key: str = "") -> tuple[dict, dict, dict, torch.Tensor, int, dict]:
+    """Compute maps for all images of ``x`` (already on ``device``); no cache. ``model_key`` seeds the
+    noise with the model state (see :func:`_noise`)."""
     n = x.shape[0]
     need = set(methods)
     for m in methods:
@@ -226,8 +235,9 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         clean = x.cpu()
 
         def noisy_copies():
+            key = model_key if params["noise_per_model"] else ""
             return torch.cat([clean[i][None] + _noise(clean[i], params["n_samples"], params["noise_spread"],
-                                                       params["seed"]) for i in range(n)])
+                                                       params["seed"], key) for i in range(n)])
         noisy = _run(pool, noisy_copies)
     sig_paths = {}
     if "smooth_ig" in need:
@@ -270,7 +280,8 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
             targets = model(x).float().argmax(1)
     with record_function("saliency.passes"):
         out = run_paths(model, x, paths, n_images=n, targets=targets, device=device, batch_size=batch_size,
-                        precision=precision, gradcam_layer=layer, bank_extra=noisy)
+                        precision=precision, gradcam_layer=layer,
+                        gradcam_interpolation=params["gradcam_interpolation"], bank_extra=noisy)
     bank_tensor = out.bank
 
     raw: dict[str, torch.Tensor] = {}
@@ -304,21 +315,30 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
 
     with record_function("saliency.normalize"):
         result_maps, flags = _normalized(raw, need, params, n)
-    return result_maps, flags, raw, out.targets.cpu(), out.passes
+    stats = {}
+    if "xrai" in need:
+        negative = (raw["xrai"] < 0).flatten(1).float().mean(1).cpu().tolist()
+        stats["xrai"] = [{"negative_fraction": float(f)} for f in negative]
+    return result_maps, flags, raw, out.targets.cpu(), out.passes, stats
 
 
 def _normalized(raw: dict, need: set, params: dict, n: int) -> tuple[dict, dict]:
-    """Post-processed maps and their flags; Guided Grad-CAM from its normalized factors."""
+    """Post-processed maps and their flags. Guided Grad-CAM: the product of the normalized Guided
+    Backprop and Grad-CAM maps, min–max only (the authors' scripts: no second percentile clip). XRAI:
+    PAIR's grayscale visualization (abs, clip, rescale) or, with ``xrai_postprocess='minmax'``, plain
+    min–max of the gain density."""
     result_maps, flags = {}, {}
     for key in sorted(need, key=list(METHODS).index):
         if key == "guided_gradcam":
             continue
-        result_maps[key], flags[key] = normalize_maps(raw[key], params["percentile"])
+        if key == "xrai" and params["xrai_postprocess"] == "minmax":
+            result_maps[key], flags[key] = minmax_maps(raw[key])
+        else:
+            result_maps[key], flags[key] = normalize_maps(raw[key], params["percentile"])
     if "guided_gradcam" in need:
         product = result_maps["gbp"] * result_maps["gradcam"]  # NaN propagates from either factor
         raw["guided_gradcam"] = product
-        result_maps["guided_gradcam"], flags["guided_gradcam"] = normalize_maps(
-            torch.nan_to_num(product, nan=0.0), params["percentile"])
+        result_maps["guided_gradcam"], flags["guided_gradcam"] = minmax_maps(torch.nan_to_num(product, nan=0.0))
         for i in range(n):
             upstream = flags["gbp"][i] or flags["gradcam"][i]
             if upstream:
@@ -327,13 +347,14 @@ def _normalized(raw: dict, need: set, params: dict, n: int) -> tuple[dict, dict]
     return result_maps, flags
 
 
-def _compute_within_memory(model, x, methods, params, *, device, batch_size, precision):
+def _compute_within_memory(model, x, methods, params, *, device, batch_size, precision, model_key=""):
     """:func:`compute`; on running out of device memory with the default batch, again with half of it
     (down to 1). With a batch the caller chose, a clear error instead."""
     size = batch_size or default_batch_size(device, x.shape, precision)
     while True:
         try:
-            return compute(model, x, methods, params, device=device, batch_size=size, precision=precision)
+            return compute(model, x, methods, params, device=device, batch_size=size, precision=precision,
+                           model_key=model_key)
         except torch.OutOfMemoryError:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -400,8 +421,9 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         keys: dict[tuple[str, int], str] = {}
         found: dict[tuple[str, int], dict] = {}
         claimed: list[str] = []
+        noisy = any(METHODS[m].uses_noise for m in methods) and params["noise_per_model"]
+        fingerprint = model_fingerprint(model) if cache is not None or noisy else ""
         if cache is not None:
-            fingerprint = model_fingerprint(model)
             digests = [digest_array(x[i]) for i in range(n)]
             for m in methods:
                 for i in range(n):
@@ -421,30 +443,37 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
         flags = {m: [None] * n for m in methods}
         targets = np.full(n, -1, dtype=np.int64)
+        stats: dict[str, list] = {m: [None] * n for m in methods if m == "xrai"}
         raw: dict[str, np.ndarray] = {}
         passes = 0
         for (m, i), entry in found.items():
             maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
+            if m in stats:
+                stats[m][i] = entry.get("stats")
         try:
             if todo:
                 sub = x[todo].to(device)
                 with record_function("saliency.compute"):
-                    computed, sub_flags, sub_raw, sub_targets, passes = _compute_within_memory(
+                    computed, sub_flags, sub_raw, sub_targets, passes, sub_stats = _compute_within_memory(
                         compute_model(model, device, precision), sub, missing, params, device=device,
-                        batch_size=batch_size, precision=precision)
+                        batch_size=batch_size, precision=precision, model_key=fingerprint)
                 computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
                 for j, i in enumerate(todo):
                     targets[i] = int(sub_targets[j])
                     for m in missing:
                         maps[m][i] = computed[m][j]
                         flags[m][i] = sub_flags[m][j]
+                        if m in stats:
+                            stats[m][i] = sub_stats[m][j]
                         if cache is not None and (m, i) not in found:
                             cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
-                                                     "target": targets[i], "params": per_method[m]})
+                                                     "target": targets[i], "params": per_method[m],
+                                                     "stats": stats[m][i] if m in stats else None})
                 raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
         finally:
             for key in claimed:
                 cache.release(key)
     from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
     return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,
-                        targets=targets, passes=passes, from_cache=from_cache, precision=precision)
+                        targets=targets, passes=passes, from_cache=from_cache, precision=precision,
+                        stats=stats)

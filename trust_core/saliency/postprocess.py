@@ -2,8 +2,10 @@
 
 3-channel attributions: sum of absolute values over channels; 2-D maps (Grad-CAM, XRAI): absolute value.
 Then clip at the ``percentile`` (lower bound = minimum), rescale to [0, 1] — PAIR's
-``VisualizeImageGrayscale`` — and min–max once more. A map that cannot be normalized (constant, or not
-finite) becomes NaN with a reason, never a silent zero.
+``VisualizeImageGrayscale`` — and min–max once more (:func:`normalize_maps`). Guided Grad-CAM's product
+of two normalized maps, and XRAI under ``xrai_postprocess='minmax'``, get min–max only
+(:func:`minmax_maps`). A map that cannot be normalized (constant, or not finite) becomes NaN with a
+reason, never a silent zero.
 """
 from __future__ import annotations
 
@@ -40,3 +42,19 @@ def normalize_maps(attributions: torch.Tensor, percentile: float = 99.0) -> tupl
     bad = torch.tensor([r is not None for r in reasons], device=maps.device)
     maps[bad] = float("nan")
     return maps.float().reshape(a.shape), reasons
+
+
+def minmax_maps(maps: torch.Tensor) -> tuple[torch.Tensor, list[str | None]]:
+    """(N, H, W) maps → ((N, H, W) float32 maps rescaled to [0, 1] by their own min and max, reasons):
+    no absolute value and no percentile clip (the authors' Guided Grad-CAM: ``create_maps_rsna.py``
+    min–maxes the product of the normalized Guided Backprop and Grad-CAM maps)."""
+    a = maps.double().reshape(maps.shape[0], -1)
+    finite = torch.isfinite(a).all(dim=1)
+    safe = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
+    lo, hi = safe.min(dim=1, keepdim=True).values, safe.max(dim=1, keepdim=True).values
+    out = (safe - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    reasons = [NON_FINITE if not bool(finite[i]) else CONSTANT if not float(hi[i] - lo[i]) > 0 else None
+               for i in range(a.shape[0])]
+    bad = torch.tensor([r is not None for r in reasons], device=out.device)
+    out[bad] = float("nan")
+    return out.float().reshape(maps.shape), reasons

@@ -32,32 +32,43 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     Method("grad", "Gradient", "Simonyan et al., ICLR workshop 2014",
            "∂ logit / ∂ input", (), passes="1 (shared with IG's α = 1 step)"),
     Method("smoothgrad", "SmoothGrad", "Smilkov et al., arXiv:1706.03825, 2017",
-           "mean of squared gradients over noisy copies", ("n_samples", "noise_spread", "magnitude"),
+           "mean of squared gradients over noisy copies",
+           ("n_samples", "noise_spread", "magnitude", "noise_per_model"),
            uses_noise=True, passes="n_samples (free when Smooth IG runs with the same noise)"),
     Method("ig", "Integrated Gradients", "Sundararajan et al., ICML 2017",
            "Riemann sum over α = linspace(0, 1, steps), both ends, from a constant baseline",
            ("ig_steps", "ig_baseline"), passes="ig_steps − 1"),
     Method("smooth_ig", "Smooth IG", "Smilkov et al. 2017 over Sundararajan et al. 2017",
            "SmoothGrad of Integrated Gradients (mean of squared IG maps)",
-           ("n_samples", "noise_spread", "magnitude", "smooth_ig_steps", "ig_baseline"), uses_noise=True,
+           ("n_samples", "noise_spread", "magnitude", "noise_per_model", "smooth_ig_steps", "ig_baseline"),
+           uses_noise=True,
            passes="n_samples × smooth_ig_steps"),
     Method("gbp", "Guided Backprop", "Springenberg et al., ICLR workshop 2015",
            "every ReLU passes gradient only where gradient and activation are positive", (),
            passes="1"),
     Method("gradcam", "Grad-CAM", "Selvaraju et al., ICCV 2017",
-           "ReLU(Σ_c mean(∂y/∂A_c) A_c) at the last conv block, bilinear upsampling",
+           "ReLU(Σ_c mean(∂y/∂A_c) A_c) at the last conv block, upsampled to the input size "
+           "(gradcam_interpolation)",
            ("gradcam_layer", "gradcam_interpolation"), needs_layer=True, passes="0 (shared with grad)"),
     Method("guided_gradcam", "Guided Grad-CAM", "Selvaraju et al., ICCV 2017",
-           "normalized Guided Backprop map × normalized Grad-CAM map", ("gradcam_layer",),
+           "normalized Guided Backprop map × normalized Grad-CAM map, then min–max only",
+           ("gradcam_layer", "gradcam_interpolation"),
            needs_layer=True, passes="0 (reuses gbp and gradcam)", depends_on=("gbp", "gradcam")),
     Method("xrai", "XRAI", "Kapishnikov et al., ICCV 2019",
            "IG (black and white baselines) ranked over Felzenszwalb segments, gain density",
            ("xrai_steps", "xrai_baselines", "xrai_algorithm", "xrai_area_threshold",
             "xrai_min_pixel_diff", "xrai_scales", "xrai_sigma", "xrai_min_size", "xrai_dilation_radius",
-            "xrai_resize"), passes="2 × (xrai_steps − 1)"),
+            "xrai_resize", "xrai_postprocess"), passes="2 × (xrai_steps − 1)"),
 )}
 
 COMMON = ("target", "percentile", "seed")
+
+# Grad-CAM upsampling rules. 'tf1_legacy' is TF1's ``tf.image.resize_bilinear`` (align_corners=False,
+# no half-pixel centres: source = destination × in/out), which PAIR's GradCam used until October 2020;
+# 'bilinear' is half-pixel-centred bilinear (PyTorch ``align_corners=False``, TF2 ``tf.image.resize``,
+# captum's ``LayerAttribution.interpolate``). README "Fidelity" gives the evidence for the default.
+GRADCAM_INTERPOLATIONS = ("tf1_legacy", "bilinear", "bicubic", "nearest")
+GRADCAM_DEFAULT_INTERPOLATION = "tf1_legacy"
 
 _ARUN2021 = {
     "target": "predicted",  # pre-softmax logit of the predicted class
@@ -65,12 +76,15 @@ _ARUN2021 = {
     "seed": 0,
     "n_samples": 25,
     "noise_spread": 0.15,  # σ = spread × (max − min) of the preprocessed input
+    # Noise drawn per image *and* model state (the paper drew fresh noise for every map); False: one
+    # draw per image shared by every model (biases randomization and repeatability toward similarity).
+    "noise_per_model": True,
     "magnitude": True,  # mean of squared gradients
     "ig_steps": 10,
     "ig_baseline": -1.0,  # black in [-1, 1]
     "smooth_ig_steps": 10,  # IG steps inside Smooth IG
     "gradcam_layer": None,  # the architecture's registry entry
-    "gradcam_interpolation": "bilinear",
+    "gradcam_interpolation": GRADCAM_DEFAULT_INTERPOLATION,
     "xrai_steps": 100,
     "xrai_baselines": "image_min_max",  # PAIR's default: black and white of the image itself
     "xrai_algorithm": "full",
@@ -81,6 +95,9 @@ _ARUN2021 = {
     "xrai_min_size": 150,
     "xrai_dilation_radius": 5,
     "xrai_resize": 224,
+    # 'abs': PAIR's VisualizeImageGrayscale as the paper's scripts ran it (abs makes negative-density
+    # segments salient); 'minmax': plain min–max of the gain density (least important = 0).
+    "xrai_postprocess": "abs",
 }
 
 
@@ -103,7 +120,8 @@ PRESETS: dict[str, Preset] = {
                    {**_ARUN2021, "n_samples": 8, "smooth_ig_steps": 5, "xrai_steps": 20}),
 }
 _CHOICES = {
-    "gradcam_interpolation": ("bilinear", "bicubic", "nearest"),
+    "gradcam_interpolation": GRADCAM_INTERPOLATIONS,
+    "xrai_postprocess": ("abs", "minmax"),
     "xrai_baselines": ("image_min_max", "black_white"),
     "xrai_algorithm": ("full", "fast"),
 }
@@ -164,6 +182,8 @@ def _validate(p: dict) -> None:
         raise ConfigError(f"target must be 'predicted' or a class index, got {p['target']!r}")
     if not all(isinstance(s, (int, float)) and s > 0 for s in p["xrai_scales"]) or not p["xrai_scales"]:
         raise ConfigError(f"xrai_scales must be positive numbers, got {p['xrai_scales']!r}")
+    if not isinstance(p["noise_per_model"], bool):
+        raise ConfigError(f"noise_per_model must be true or false, got {p['noise_per_model']!r}")
     if not isinstance(p["seed"], int):
         raise ConfigError(f"seed must be an integer, got {p['seed']!r}")
 
