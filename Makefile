@@ -7,12 +7,14 @@ WORKSPACE ?= cache/demo
 
 .PHONY: run test demo app browser clean
 
-$(STAMP): requirements.txt requirements-ray.txt pyproject.toml
+$(STAMP): requirements.txt requirements-ray.txt requirements-zoo.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	# The Ray engine is an optional extra; the test suite exercises it, so the dev venv has it.
 	$(BIN)/pip install --quiet -r requirements-ray.txt
+	# The model-zoo extra (torchxrayvision: also the real label files the tests parse).
+	$(BIN)/pip install --quiet -r requirements-zoo.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -28,7 +28,12 @@ def copy_dataset(src, dst):
 # -- RSNA --------------------------------------------------------------------------------------------
 
 def test_rsna_layout_and_samples(rsna, phantom_root):
-    assert len(rsna) == 24 and rsna.skipped.counts == {}
+    not_normal = sum(r.category == "No Lung Opacity / Not Normal" for r in RSNADataset(
+        phantom_root / "rsna", classes="all")._all.values())
+    assert not_normal > 0  # the phantom has all three classes; the paper's default drops one
+    assert len(rsna) == 24 - not_normal
+    assert rsna.skipped.counts == {"class not in ['Normal', 'Lung Opacity']": not_normal}
+    assert rsna.summary()["classes"] == ["Normal", "Lung Opacity"] and rsna.summary()["mask_rule"] == "paper"
     sample = rsna[0]
     assert isinstance(sample.image, torch.Tensor) and sample.image.shape == (3, 64, 64)
     assert -1.0 <= sample.image.min() and sample.image.max() <= 1.0
@@ -40,24 +45,48 @@ def test_rsna_layout_and_samples(rsna, phantom_root):
     assert not any(rsna.mask(i, 64).any() for i in rsna.ids(label=0))
 
 
-def test_rsna_mask_is_union_of_boxes_at_native_size(rsna):
+def test_rsna_mask_is_union_of_boxes_at_native_size(phantom_root):
+    rsna = RSNADataset(phantom_root / "rsna", mask_rule="coverage")
     image_id = max(rsna.ids(label=1), key=lambda i: len(rsna.record(i).boxes))
     mask = rsna.native_mask(image_id)
     expected = np.zeros((1024, 1024), bool)
     for b in rsna.record(image_id).boxes:
         expected[int(b.y):int(b.y + b.height), int(b.x):int(b.x + b.width)] = True
     np.testing.assert_array_equal(mask, expected)
-    # at another size: a pixel is in when at least half of it is
+    # at another size, the coverage rule: a pixel is in when at least half of it is
     small = rsna.mask(image_id, 256)
     np.testing.assert_array_equal(small, expected.reshape(256, 4, 256, 4).mean(axis=(1, 3)) >= 0.5)
 
 
+def test_rsna_mask_by_the_papers_rule(rsna):
+    """The authors' downsamp_coord2 (create_maps_rsna.py) and inclusive fill (utility_fig_rsna.py),
+    restated from their scripts."""
+    def downsamp_coord2(coord):
+        coord_new = coord / 1023
+        return int(320 * coord_new)
+
+    for image_id in rsna.ids(label=1):
+        expected = np.zeros((320, 320))
+        for b in rsna.record(image_id).boxes:
+            x_min, x_max = downsamp_coord2(int(b.x)), downsamp_coord2(int(b.x + b.width))
+            y_min, y_max = downsamp_coord2(int(b.y)), downsamp_coord2(int(b.y + b.height))
+            expected[y_min:(y_max + 1), x_min:(x_max + 1)] = 1
+        np.testing.assert_array_equal(rsna.mask(image_id, 320), expected.astype(bool))
+
+
 def test_rsna_class_filter(phantom_root):
-    everything = RSNADataset(phantom_root / "rsna")
+    everything = RSNADataset(phantom_root / "rsna", classes="all")
     paper = RSNADataset(phantom_root / "rsna", classes=("Normal", "Lung Opacity"))
     dropped = paper.skipped.counts.get("class not in ['Normal', 'Lung Opacity']", 0)
-    assert len(paper._all) + dropped == len(everything._all)
-    assert {r.category for r in paper._all.values()} <= {"Normal", "Lung Opacity"}
+    assert dropped > 0 and len(paper._all) + dropped == len(everything._all)
+    assert {r.category for r in paper._all.values()} == {"Normal", "Lung Opacity"}
+    assert RSNADataset(phantom_root / "rsna").classes == ("Normal", "Lung Opacity")  # the default
+    assert paper.splits == everything.splits  # a filter never moves an image to another split
+    assert paper.fingerprint != everything.fingerprint
+    only = RSNADataset(phantom_root / "rsna", classes=("Lung Opacity",))
+    assert set(only._all) == set(everything.ids(label=1))
+    with pytest.raises(DatasetError, match="unknown RSNA class"):
+        RSNADataset(phantom_root / "rsna", classes=("Pneumonia",))
 
 
 def test_rsna_split_is_written_and_stable(phantom_root, tmp_path):
@@ -139,7 +168,7 @@ def test_rsna_counted_skips(phantom_root, tmp_path):
     write_rows(root / "stage_2_train_labels.csv", rows)
     orphan = next((root / "stage_2_train_images").glob("*.dcm"))
     shutil.copy(orphan, root / "stage_2_train_images" / "unlabelled.dcm")  # image without label
-    dataset = RSNADataset(root)
+    dataset = RSNADataset(root, classes="all")
     assert dataset.skipped.counts == {"labels without an image file": 1, "duplicate box rows": 1,
                                       "image files without labels": 1}
     assert dataset.skipped.reasons["image files without labels"] == ["unlabelled"]

@@ -31,8 +31,9 @@ import numpy as np
 from ..errors import DatasetError, DicomError, ImageError, TrustError
 from ..io import atomic_write
 from .dicom import IMAGE_SUFFIXES, load_radiograph
+from .groundtruth import DEFAULT_MASK_RULE, MASK_RULES, rasterize
 from .rle import rle_decode
-from .transforms import resize_image, resize_mask, to_model_input
+from .transforms import resize_image, to_model_input
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
@@ -127,18 +128,24 @@ class RadiographDataset(abc.ABC):
     split : restrict iteration to one split ('train', 'val', 'test') or None for all.
     split_file : CSV ``image_id,split``; when missing, a stratified split is made with ``seed`` and
         ``fractions`` and written there (default ``<root>/splits.csv``).
+    mask_rule : how ground truth becomes a mask at the model size: 'paper' (the authors' scripts:
+        truncated, inclusively filled boxes; resized masks binarized with ``!= 0``) or 'coverage'
+        (a pixel is in when half its area is lesion); see :mod:`trust_core.data.groundtruth`.
     """
 
     kind = "base"
 
     def __init__(self, root: str | Path, *, image_size: int = 320, split: str | None = None,
                  split_file: str | Path | None = None, seed: int = 0,
-                 fractions: tuple[float, float, float] = DEFAULT_FRACTIONS):
+                 fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, mask_rule: str = DEFAULT_MASK_RULE):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"dataset folder not found: {self.root}")
         if split is not None and split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; choose one of {SPLITS}")
+        if mask_rule not in MASK_RULES:
+            raise DatasetError(f"unknown mask rule {mask_rule!r}; choose one of {MASK_RULES}")
+        self.mask_rule = mask_rule
         self.image_size = int(image_size)
         self.skipped = Skip()
         records = self._scan()
@@ -146,8 +153,18 @@ class RadiographDataset(abc.ABC):
             raise DatasetError(f"no labelled images found in {self.root} "
                                f"(skipped: {self.skipped.counts or 'none'})")
         self.split_file = Path(split_file) if split_file else self.root / SPLIT_FILE
+        # Splits cover every labelled image, so that an image's split never depends on a filter.
         self.splits = self._load_or_make_splits(records, seed, fractions)
-        self._all = {r.image_id: r for r in records if r.image_id in self.splits}
+        kept = []
+        for r in records:
+            reason = self._excluded(r)
+            if reason:
+                self.skipped.add(reason, r.image_id)
+            else:
+                kept.append(r)
+        if not kept:
+            raise DatasetError(f"no image of {self.root} is left after the selection {self.selection}")
+        self._all = {r.image_id: r for r in kept if r.image_id in self.splits}
         self.split = split
         self.records = [r for r in self._all.values() if split is None or self.splits[r.image_id] == split]
         self._shape_cache: dict[str, tuple[int, int]] = {}
@@ -156,6 +173,10 @@ class RadiographDataset(abc.ABC):
     @abc.abstractmethod
     def _scan(self) -> list[Record]:
         """Read the labels and find the images: the records, with skips counted in ``self.skipped``."""
+
+    def _excluded(self, record: Record) -> str | None:
+        """Why a labelled image is left out by the dataset's selection (None: kept)."""
+        return None
 
     # -- splits --------------------------------------------------------------------------------------
     def _load_or_make_splits(self, records, seed, fractions) -> dict[str, str]:
@@ -243,13 +264,20 @@ class RadiographDataset(abc.ABC):
 
     def native_mask(self, image_id: str) -> np.ndarray:
         """Ground-truth mask at the image's native resolution (bool)."""
-        record = self.record(image_id)
-        height, width = self.native_shape(image_id)
-        return self._render_mask(record, height, width)
+        boxes, other = self._native_parts(image_id)
+        return boxes | other
 
     def mask(self, image_id: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
-        """Ground-truth mask resized to ``size`` (a pixel is in if ≥ half its area is lesion)."""
-        return resize_mask(self.native_mask(image_id), size or self.image_size)
+        """Ground-truth mask at ``size`` by the dataset's ``mask_rule``."""
+        record = self.record(image_id)
+        boxes, other = self._native_parts(image_id)
+        return rasterize(boxes=record.boxes, native_box_mask=boxes, other_mask=other, native=boxes.shape,
+                         size=size or self.image_size, rule=self.mask_rule)
+
+    def _native_parts(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+        record = self.record(image_id)
+        height, width = self.native_shape(image_id)
+        return self._render_boxes(record, height, width), self._render_mask(record, height, width)
 
     def boxes(self, image_id: str, size: int | None = None) -> list[Box]:
         """Boxes of an image, scaled to a (size, size) image when size is given."""
@@ -265,7 +293,8 @@ class RadiographDataset(abc.ABC):
         labels = getattr(self, "LABELS", None)
         return self.root / labels if labels else self.root / "boxes.csv" if record.boxes else record.path
 
-    def _render_mask(self, record: Record, height: int, width: int) -> np.ndarray:
+    def _render_boxes(self, record: Record, height: int, width: int) -> np.ndarray:
+        """The record's boxes filled at native resolution (validated: none may lie outside)."""
         mask = np.zeros((height, width), dtype=bool)
         for box in record.boxes:
             x0, y0 = int(round(box.x)), int(round(box.y))
@@ -274,6 +303,11 @@ class RadiographDataset(abc.ABC):
                 raise DatasetError(f"image {record.image_id!r}: box {box} lies entirely outside the "
                                    f"{width}x{height} image", path=self._labels_path(record))
             mask[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)] = True
+        return mask
+
+    def _render_mask(self, record: Record, height: int, width: int) -> np.ndarray:
+        """The record's RLE rows and mask file at native resolution."""
+        mask = np.zeros((height, width), dtype=bool)
         for rle in record.rles:
             try:
                 mask |= rle_decode(rle, height, width)
@@ -310,13 +344,21 @@ class RadiographDataset(abc.ABC):
             "kind": self.kind, "root": str(self.root), "images": len(self._all),
             "per_split": {s: {"positive": counts[(s, 1)], "negative": counts[(s, 0)]} for s in SPLITS},
             "skipped": self.skipped.counts,
+            "mask_rule": self.mask_rule,
+            **self.selection,
             "fingerprint": self.fingerprint,
         }
+
+    @property
+    def selection(self) -> dict:
+        """Which images the dataset keeps beyond its files (RSNA: its classes), for results."""
+        return {}
 
     @property
     def fingerprint(self) -> str:
         """Digest of ids, labels, annotations and splits: changes whenever the ground truth does."""
         digest = hashlib.sha256(self.kind.encode())
+        digest.update(json.dumps([self.mask_rule, self.selection], sort_keys=True).encode())
         for image_id in sorted(self._all):
             r = self._all[image_id]
             digest.update(json.dumps([image_id, r.label, self.splits[image_id],
@@ -370,7 +412,9 @@ class RSNADataset(RadiographDataset):
     Parameters
     ----------
     classes : keep only images whose detailed class (``stage_2_detailed_class_info.csv``) is one of
-        these; the paper used ``("Normal", "Lung Opacity")``. None keeps every image.
+        these. ``"paper"`` (default): the paper's ``("Normal", "Lung Opacity")`` — the "No Lung Opacity /
+        Not Normal" patients are neither positives nor clean negatives — when the class file exists,
+        every image otherwise (said in :attr:`selection`). ``None`` or ``"all"`` keeps every image.
     """
 
     kind = "rsna"
@@ -378,10 +422,39 @@ class RSNADataset(RadiographDataset):
     CLASS_INFO = "stage_2_detailed_class_info.csv"
     IMAGES = "stage_2_train_images"
     COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
+    CLASSES = ("Normal", "Lung Opacity", "No Lung Opacity / Not Normal")
+    PAPER_CLASSES = ("Normal", "Lung Opacity")
 
-    def __init__(self, root, *, classes: tuple[str, ...] | None = None, **kwargs):
-        self.classes = tuple(classes) if classes else None
+    def __init__(self, root, *, classes: tuple[str, ...] | str | None = "paper", **kwargs):
+        self._classes_asked = classes
+        if classes == "paper":
+            has_info = (Path(root) / self.CLASS_INFO).is_file()
+            self.classes = self.PAPER_CLASSES if has_info else None
+        elif classes in (None, "all"):
+            self.classes = None
+        else:
+            classes = tuple(classes)
+            unknown = [c for c in classes if c not in self.CLASSES]
+            if unknown or not classes:
+                raise DatasetError(f"unknown RSNA class(es) {unknown or 'none given'}; the classes of "
+                                   f"{self.CLASS_INFO} are {list(self.CLASSES)}", path=Path(root))
+            self.classes = classes
         super().__init__(root, **kwargs)
+
+    def _excluded(self, record: Record) -> str | None:
+        if self.classes and record.category not in self.classes:
+            return f"class not in {list(self.classes)}"
+        return None
+
+    @property
+    def selection(self) -> dict:
+        if self.classes is not None:
+            note = "the paper's choice" if self.classes == self.PAPER_CLASSES else "chosen"
+        elif self._classes_asked == "paper":
+            note = f"all: no {self.CLASS_INFO} to filter by (the paper kept Normal and Lung Opacity only)"
+        else:
+            note = "all (the paper kept Normal and Lung Opacity only)"
+        return {"classes": list(self.classes) if self.classes else None, "classes_note": note}
 
     def _scan(self) -> list[Record]:
         labels_path = self.root / self.LABELS
@@ -431,9 +504,6 @@ class RSNADataset(RadiographDataset):
                 self.skipped.add("labels without an image file", pid)
                 continue
             category = categories.get(pid, "")
-            if self.classes and category not in self.classes:
-                self.skipped.add(f"class not in {list(self.classes)}", pid)
-                continue
             records.append(Record(pid, files[pid], targets[pid], tuple(boxes.get(pid, ())), category=category))
         for pid in sorted(files.keys() - targets.keys()):
             self.skipped.add("image files without labels", pid)
@@ -556,10 +626,28 @@ class FolderDataset(RadiographDataset):
 DATASETS = {"rsna": RSNADataset, "siim": SIIMDataset, "folder": FolderDataset}
 
 
-def open_dataset(spec: str, **kwargs) -> RadiographDataset:
-    """Open ``KIND:PATH`` (e.g. ``rsna:cache/demo/rsna``)."""
+def parse_classes(text: str | None):
+    """``--classes`` text → the ``classes`` argument of :class:`RSNADataset`: ``paper`` (default),
+    ``all``, or comma-separated class names."""
+    if text is None or text.strip() in ("", "paper"):
+        return "paper"
+    if text.strip() == "all":
+        return None
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def open_dataset(spec: str, *, classes: str | tuple | None = "paper", **kwargs) -> RadiographDataset:
+    """Open ``KIND:PATH`` (e.g. ``rsna:cache/demo/rsna``). ``classes`` (text as on the command line, or
+    the :class:`RSNADataset` argument) applies to RSNA only; other kinds refuse a class filter."""
     kind, sep, path = spec.partition(":")
     if not sep or kind not in DATASETS:
         raise DatasetError(f"dataset must be given as KIND:PATH with KIND one of {sorted(DATASETS)}, "
                            f"got {spec!r}")
+    if isinstance(classes, str) or classes is None:
+        classes = parse_classes(classes) if classes is not None else "paper"
+    if kind == "rsna":
+        kwargs["classes"] = classes
+    elif classes != "paper":
+        raise DatasetError(f"--classes filters RSNA's detailed classes; a {kind} dataset has none "
+                           f"(drop the option)", path=Path(path))
     return DATASETS[kind](path, **kwargs)
