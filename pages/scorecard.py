@@ -3,8 +3,11 @@ import pandas as pd
 import streamlit as st
 
 from trust_core.evaluate.paper import SOURCE
-from trust_core.report import scorecard_table
+from trust_core.report import provenance_line, scorecard_table
 from ui.common import run_page, friendly_errors, kind, workspace
+
+
+VERDICT_ICONS = {"pass": "🟢", "fail": "🔴", "inconclusive": "🟡"}
 
 
 def render() -> None:
@@ -28,39 +31,43 @@ def render() -> None:
     models = ", ".join(f"{m['arch']} (seed {m['meta'].get('seed')})" for m in config["models"]) if config else "?"
     st.markdown(f"**Dataset** {kind().upper()} · **models** {models} · **preset** {preset} · "
                 f"{results['stats']['image_maps']} image-states")
+    st.caption(provenance_line(results))
 
     table = scorecard_table(results, kind())
     cols = st.columns(4)
     for col, criterion in zip(cols, ("utility", "randomization", "repeatability", "reproducibility")):
         sub = table[table.criterion == criterion]
-        passed = int((sub.passed == True).sum())  # noqa: E712 (None means not applicable)
-        col.metric(criterion.capitalize(), f"{passed}/{len(sub)} pass" if len(sub) else "n/a",
+        counts = sub.verdict.value_counts() if len(sub) else {}
+        col.metric(criterion.capitalize(), f"{counts.get('pass', 0)}/{len(sub)} pass" if len(sub) else "n/a",
                    help=results["criteria"].get(criterion, {}).get("rule", ""))
-
+        if len(sub):
+            col.caption(f"{counts.get('fail', 0)} fail · {counts.get('inconclusive', 0)} inconclusive")
 
     def cell(row) -> str:
-        verdict = {True: "PASS", False: "FAIL"}.get(row.passed, "n/a")
-        return f"{verdict} {row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
-
+        return f"{VERDICT_ICONS.get(row.verdict, '')} {row.verdict} · {row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
 
     if len(table):
         table["ours"] = table.apply(cell, axis=1)
         table["paper_text"] = table.paper.map(lambda v: "—" if v is None or (isinstance(v, float) and pd.isna(v))
                                               else (f"{v:.3f}" if isinstance(v, float) else str(v)))
         table["baseline_text"] = table.apply(
-            lambda r: "—" if pd.isna(r.baseline) else f"{r.baseline:.3f}" + (
+            lambda r: "—" if r.baseline is None or pd.isna(r.baseline) else f"{r.baseline:.3f}" + (
                 f" / {r.baseline_high:.3f}" if r.baseline_high is not None and not pd.isna(r.baseline_high) else ""),
             axis=1)
+        table["difference_text"] = table.difference_ci.map(
+            lambda ci: "—" if ci is None or any(pd.isna(v) for v in ci) else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
         for criterion in ("utility", "randomization", "repeatability", "reproducibility"):
             sub = table[table.criterion == criterion]
             if not len(sub):
                 continue
             block = results["criteria"][criterion]
             st.subheader(f"{criterion.capitalize()} — {block['metric']} (n = {block['n_images']})")
-            st.caption(block["rule"])
-            view = sub[["label", "ours", "baseline_text", "paper_text", "n", "excluded"]].rename(columns={
-                "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)" if criterion ==
-                "utility" else "baseline", "paper_text": "paper", "excluded": "flagged"})
+            st.caption(f"Verdict: {block['rule']}. Paper rule: {block.get('paper_rule', '—')}.")
+            view = sub[["label", "ours", "baseline_text", "difference_text", "paper_rule", "paper_text", "n",
+                        "excluded"]].rename(columns={
+                "label": "method", "ours": "verdict · ours [95% CI]", "baseline_text": "baseline (low / high)"
+                if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
+                "paper_rule": "paper rule", "paper_text": "paper", "excluded": "flagged"})
             st.dataframe(view, hide_index=True, width="stretch")
         st.caption(f"Paper values: {SOURCE}. Randomization in the paper is reported as pass/fail.")
 

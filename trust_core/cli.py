@@ -26,10 +26,9 @@ def _cmd_demo(args) -> int:
 def _cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .data.datasets import open_dataset
     from .models.train import TrainConfig, train_classifier
 
-    dataset = _opened(open_dataset(args.dataset))
+    dataset = _open_dataset(args)
     config = TrainConfig(arch=args.arch, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, patience=args.patience, image_size=args.size, device=args.device)
     with tqdm(total=args.epochs, desc=f"train {args.arch}", unit="epoch") as bar:
@@ -40,6 +39,14 @@ def _cmd_train(args) -> int:
     print(f"wrote {result.path}: val AUC {result.val_auc:.3f}, test AUC "
           f"{result.test_auc if result.test_auc is None else round(result.test_auc, 3)}")
     return 0
+
+
+def _open_dataset(args, **kwargs):
+    """The ``--dataset`` of a command with its ``--classes`` and ``--mask-rule``, skips said."""
+    from .data.datasets import open_dataset
+
+
+    return _opened(open_dataset(args.dataset, classes=args.classes, mask_rule=args.mask_rule, **kwargs))
 
 
 def _opened(dataset):
@@ -63,7 +70,6 @@ def _cmd_maps(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .data.datasets import open_dataset
     from .data.transforms import to_model_input
     from .errors import ConfigError
     from .models import load
@@ -75,7 +81,7 @@ def _cmd_maps(args) -> int:
     params = resolve_params(args.preset, **overrides)
     model = load(args.model, device=args.device or "cpu", num_classes=2)
     size = model.trust_meta.get("input_size") or 320
-    dataset = _opened(open_dataset(args.dataset, image_size=size))
+    dataset = _open_dataset(args, image_size=size)
     ids = args.images or dataset.ids(split=args.split, label=1 if args.positives else None)
     unknown = [i for i in ids if i not in dataset._all]
     if unknown:
@@ -88,6 +94,7 @@ def _cmd_maps(args) -> int:
     atomic_write(out / "params.json", json.dumps({
         "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
         "model": str(args.model), "model_meta": model.trust_meta, "dataset": args.dataset,
+        "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection},
         "precision": args.precision}, indent=2, default=str))
     computed = from_cache = 0
     with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
@@ -114,12 +121,11 @@ def _cmd_maps(args) -> int:
 def _cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from .data.datasets import open_dataset
     from .evaluate import EvalConfig, Evaluation, write_outputs
     from .models import load
 
     first = load(args.model[0], num_classes=2)
-    dataset = _opened(open_dataset(args.dataset, image_size=first.trust_meta.get("input_size") or 320))
+    dataset = _open_dataset(args, image_size=first.trust_meta.get("input_size") or 320)
     config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
                         overrides=_overrides(args.set), criteria=tuple(args.criteria),
                         utility_limit=args.limit, ssim_images=args.ssim_images if args.limit is None
@@ -129,7 +135,7 @@ def _cmd_evaluate(args) -> int:
                         precision=args.precision, device=args.device, batch_size=args.batch_size,
                         group=args.group)
     evaluation = Evaluation(dataset, args.model, config, localizers=args.localizer or (),
-                            localizer_maps=args.localizer_maps, cache=_open_cache(args))
+                            localizer_maps=args.localizer_maps or (), cache=_open_cache(args))
     units = evaluation.units()
     executor = None
     if args.engine == "ray":
@@ -156,19 +162,18 @@ def _print_summary(summary: dict) -> None:
             if entry is None:
                 print(f"  {method:<15} n/a")
                 continue
-            verdict = {True: "PASS", False: "FAIL", None: "n/a"}[entry.get("passed")]
             base = entry.get("baseline_low", entry.get("baseline"))
             base_text = f"{base:.3f}" if isinstance(base, float) else "n/a"
             print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
-                  f"baseline {base_text}  {verdict}" + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
+                  f"baseline {base_text}  {entry['verdict'].upper()} (paper rule: {entry.get('paper_rule') or 'n/a'})"
+                  + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
 
 
 def _cmd_check(args) -> int:
     from tqdm import tqdm
 
-    from .data.datasets import open_dataset
 
-    dataset = _opened(open_dataset(args.dataset))
+    dataset = _open_dataset(args)
     ids = dataset.ids()
     with tqdm(total=len(ids), desc="check", unit="img") as bar:
         problems = dataset.validate(ids, progress=lambda _: bar.update(1))
@@ -183,10 +188,9 @@ def _cmd_check(args) -> int:
 def _cmd_train_localizer(args) -> int:
     from tqdm import tqdm
 
-    from .data.datasets import open_dataset
     from .models.localizer import train_localizer
 
-    dataset = _opened(open_dataset(args.dataset))
+    dataset = _open_dataset(args)
     with tqdm(total=args.epochs, desc="train localizer", unit="epoch") as bar:
         def step(message):
             bar.set_postfix_str(message.split(": ", 1)[1])
@@ -268,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a binary classifier on a dataset")
     train.add_argument("--dataset", required=True, help="KIND:PATH, KIND in rsna, siim, folder")
+    _add_dataset_options(train)
     train.add_argument("--arch", required=True, help="architecture from the registry")
     train.add_argument("--out", required=True, help="checkpoint file to write")
     train.add_argument("--seed", type=int, default=0)
@@ -281,10 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="decode every image and ground truth of a dataset; list all problems")
     check.add_argument("--dataset", required=True, help="KIND:PATH")
+    _add_dataset_options(check)
     check.set_defaults(func=_cmd_check)
 
     maps = sub.add_parser("maps", help="compute saliency maps for dataset images (NPZ per image)")
     maps.add_argument("--dataset", required=True, help="KIND:PATH")
+    _add_dataset_options(maps)
     maps.add_argument("--model", required=True, help="checkpoint")
     maps.add_argument("--methods", nargs="*", default=None, help="method keys (default: all eight)")
     maps.add_argument("--preset", default="arun2021", help="arun2021 (the paper) or fast")
@@ -299,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score the four trust criteria with their baselines")
     ev.add_argument("--dataset", required=True, help="KIND:PATH")
+    _add_dataset_options(ev)
     ev.add_argument("--model", action="append", required=True,
                     help="checkpoint; repeat: same architecture = replicates, other = reproducibility")
     ev.add_argument("--methods", nargs="*", default=None)
@@ -314,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--init", default="reset", choices=["reset", "truncated_normal"])
     ev.add_argument("--ttest", action="store_true", help="one-sided t-test for randomization")
     ev.add_argument("--localizer", action="append", help="U-Net checkpoint(s) for the high baselines")
-    ev.add_argument("--localizer-maps", default=None, help="folder of <image_id>.npy/.png score maps")
+    ev.add_argument("--localizer-maps", action="append", default=None,
+                    help="folder of <image_id>.npy/.png score maps; repeat for a second localizer (the "
+                         "repeatability baseline)")
     ev.add_argument("--engine", default="local", choices=["local", "ray"], help="where units run")
     ev.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     ev.add_argument("--workers", type=int, default=None, help="Ray actors (default: one per CPU or GPU)")
@@ -326,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     loc = sub.add_parser("train-localizer", help="train a U-Net on the dataset's boxes/masks (high baseline)")
     loc.add_argument("--dataset", required=True)
+    _add_dataset_options(loc)
     loc.add_argument("--out", required=True)
     loc.add_argument("--size", type=int, default=128)
     loc.add_argument("--seed", type=int, default=0)
@@ -356,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-reference", action="store_true")
     bench.set_defaults(func=_cmd_bench)
     return parser
+
+
+def _add_dataset_options(parser) -> None:
+    from .data.groundtruth import DEFAULT_MASK_RULE, MASK_RULES
+
+    parser.add_argument("--classes", default="paper", metavar="paper|all|NAME[,NAME…]",
+                        help="RSNA detailed classes to keep: 'paper' (default: Normal and Lung Opacity, as the "
+                             "paper), 'all', or comma-separated names")
+    parser.add_argument("--mask-rule", default=DEFAULT_MASK_RULE, choices=MASK_RULES,
+                        help="ground truth at the model size: 'paper' (truncated, inclusively filled boxes; "
+                             "resized masks != 0; the default) or 'coverage' (half a pixel's area)")
 
 
 def _add_compute_options(parser) -> None:

@@ -42,27 +42,53 @@ def test_all_criteria_with_baselines(workspace, rsna, tmp_path):
     assert set(s) == {"utility", "randomization", "repeatability", "reproducibility"}
     utility = s["utility"]
     assert utility["n_images"] == len(rsna.ids(split="test", label=1))
+    table = result.tables["utility"]
+    base = result.tables["utility_baselines"].pivot(index="image_id", columns="baseline", values="auprc")
     for method in ("grad", "gbp", "gradcam", "xrai"):
         entry = utility["methods"][method]
-        assert 0 <= entry["mean"] <= 1 and entry["ci_low"] <= entry["mean"] <= entry["ci_high"]
-        assert entry["baseline_low"] == pytest.approx(utility["baselines"]["average_mask"]["mean"])
-        assert entry["baseline_high"] == pytest.approx(utility["baselines"]["localizer"]["mean"])
-        assert entry["passed"] in (True, False)
+        values = table[table.method == method].set_index("image_id").auprc
+        paired = values.notna()
+        # every figure restated from the per-image tables, over the same images on both sides
+        assert entry["mean"] == pytest.approx(values[paired].mean())
+        assert entry["baseline_low"] == pytest.approx(base.average_mask[values.index[paired]].mean())
+        assert entry["baseline_high"] == pytest.approx(base.localizer[values.index[paired]].mean())
+        difference = (values - base.average_mask[values.index])[paired]
+        low, high = entry["difference_ci"]
+        assert low <= difference.mean() <= high and entry["difference"] == pytest.approx(difference.mean())
+        expected = "pass" if low > 0 else "fail" if high < 0 else "inconclusive"
+        assert entry["verdict"] == expected
+        assert entry["paper_rule"] == ("pass" if entry["mean"] > entry["baseline_low"] else "fail")
+        assert entry["p_vs_low"] <= entry["p_vs_low_holm"] <= 1 and entry["p_vs_high_holm"] >= entry["p_vs_high"]
+    xrai_rows = table[table.method == "xrai"]
+    assert xrai_rows.xrai_negative_fraction.between(0, 1).all()
+    assert table[table.method == "grad"].xrai_negative_fraction.isna().all()
+    # utility of every model and state: replicates, the other architecture, the randomized states
+    by_model = pd.DataFrame(utility["by_model"])
+    assert {"densenet_tiny#0", "densenet_tiny#1", "resnet_tiny#2"} <= set(by_model.model)
+    assert {"original", "classifier", "stem"} <= set(by_model[by_model.model == "densenet_tiny#0"].state)
     randomization = s["randomization"]["methods"]["grad"]
     assert len(randomization["curve"]) == 9 and randomization["final_state"] == "stem"
-    assert randomization["passed"] == (randomization["mean"] < randomization["baseline"])
+    low, high = randomization["difference_ci"]
+    assert randomization["verdict"] == ("pass" if high < 0 else "fail" if low > 0 else "inconclusive")
     assert s["repeatability"]["pairs"] == ["densenet_tiny#0 vs densenet_tiny#1"]
     assert s["reproducibility"]["pairs"] == ["densenet_tiny#0 vs resnet_tiny#2"]
-    assert s["repeatability"]["baseline"] is not None
+    agreement = result.tables["localizer_agreement"]
+    assert s["repeatability"]["baseline"]["mean"] == pytest.approx(agreement.ssim.mean())
+    assert s["repeatability"]["baseline_pair"] == "localizer unet_0.pt vs localizer unet_1.pt"
     for name in ("utility.parquet", "utility.csv", "randomization.parquet", "randomization_baseline.csv",
                  "repeatability.csv", "reproducibility.parquet", "localizer_agreement.csv", "summary.json",
-                 "config.json"):
+                 "config.json", "utility_by_model.parquet"):
         assert (tmp_path / "out" / name).is_file(), name
     table = pd.read_parquet(tmp_path / "out" / "randomization.parquet")
     assert set(table.model) == {0, 1}  # both replicates of the main architecture are randomized
     assert table.ssim.dropna().between(-1, 1).all() and table.ssim.notna().mean() > 0.5
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["params"]["preset"] == "fast" and "torch" in cfg["versions"] and len(cfg["models"]) == 3
+    assert cfg["dataset"]["classes"] == ["Normal", "Lung Opacity"] and cfg["dataset"]["mask_rule"] == "paper"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for criterion in s:
+        for entry in summary["criteria"][criterion]["methods"].values():
+            assert entry["verdict"] in ("pass", "fail", "inconclusive")
 
 
 def test_average_mask_baseline_is_a_fixed_prior(workspace, rsna, tmp_path):

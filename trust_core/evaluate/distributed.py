@@ -25,17 +25,18 @@ class EvaluationSpec:
     model_paths: list
     config: object
     localizers: list
-    localizer_maps: str | None
+    localizer_maps: list
     cache_dir: str | None
 
 
 def spec_of(evaluation) -> EvaluationSpec:
     dataset = evaluation.dataset
-    kwargs = {"image_size": dataset.image_size, "split_file": str(dataset.split_file)}
-    if getattr(dataset, "classes", None):
+    kwargs = {"image_size": dataset.image_size, "split_file": str(dataset.split_file),
+              "mask_rule": dataset.mask_rule}
+    if hasattr(dataset, "classes"):  # RSNA: None (all) must travel too, not fall back to the default
         kwargs["classes"] = dataset.classes
     return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_paths), evaluation.config,
-                          list(evaluation.localizer_paths), evaluation.localizer_maps and str(evaluation.localizer_maps),
+                          list(evaluation.localizer_paths), list(evaluation.localizer_maps),
                           str(evaluation.cache.directory) if evaluation.cache is not None else None)
 
 

@@ -8,15 +8,22 @@ content-addressed). Metrics are cheap and recomputed from the maps.
 Criteria and their baselines:
 
 * **utility** — per-image AUPRC on the positive test images; low baseline: the average ground-truth mask
-  of train+val scored the same way; high baseline: a localizer's score maps (U-Net or user maps).
-  Pass: mean AUPRC above the low baseline's and significantly so (paired Wilcoxon, p < 0.005).
-* **randomization** — SSIM(map of the original, map after cascading randomization) per state and image,
-  for every replicate of the main architecture; baseline: mean SSIM between original maps of two
-  different images (``baseline_pairs`` random partners per image). Pass: SSIM at the fully randomized
-  state below the baseline (optionally the one-sided t-test of Venkatesh et al. 2024).
+  of train+val scored the same way; high baseline: a localizer's score maps (U-Net or user maps,
+  min–max normalized like saliency maps). Also for every replicate, the other architectures and each
+  randomized state (the paper's "untrained" rows). Paired Wilcoxon tests against both baselines,
+  Holm-corrected across the methods.
+* **randomization** — SSIM(map of the original, map after randomization) per state and image, for every
+  replicate of the main architecture; baseline: per replicate, mean SSIM between its original maps of
+  two different images (``baseline_pairs`` random partners per image), averaged over the same
+  replicates as the states. Cascading mode decides on the fully randomized state; independent mode on
+  every block (each must change the maps).
 * **repeatability / reproducibility** — per-image SSIM between maps of two replicates of one
   architecture / of two architectures; high baseline: SSIM between two localizers trained with different
-  seeds. Pass: mean SSIM at least the baseline's.
+  seeds.
+
+Every verdict is **pass / fail / inconclusive** from the 95 % bootstrap CI of the paired per-image
+difference to the baseline over the same images (flagged maps drop the image on both sides); the
+paper's point rule (means only) is kept beside it as ``paper_rule``.
 """
 from __future__ import annotations
 
@@ -36,13 +43,14 @@ from ..data.datasets import RadiographDataset
 from ..data.transforms import resize_image, to_model_input
 from ..errors import ConfigError
 from ..io import atomic_path, atomic_write
-from ..metrics import auprc_batch, one_sided_below, paired_test, ssim_batch, summarize
+from ..metrics import (PAPER_DATA_RANGE, auprc_batch, compare_paired, holm, one_sided_below, paired_test,
+                       ssim_batch, summarize)
 from ..models.checkpoint import load
 from ..randomization.cascade import cascade, model_seed
-from ..saliency import explain, resolve_methods, resolve_params
+from ..saliency import PRESETS, explain, resolve_methods, resolve_params
+from ..saliency.postprocess import minmax_maps
 
 CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
-P_THRESHOLD = 0.005
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class EvalConfig:
     ssim_images: int = 100
     ssim_seed: int = 1
     baseline_pairs: int = 50
-    data_range: float = 2.0
+    data_range: float = PAPER_DATA_RANGE
     randomization_mode: str = "cascading"
     randomization_init: str = "reset"
     randomization_seed: int = 0
@@ -92,7 +100,7 @@ class Evaluation:
     """A planned evaluation: models, image sets, units; run it with :meth:`run`."""
 
     def __init__(self, dataset: RadiographDataset, model_paths: list[str | Path], config: EvalConfig = EvalConfig(),
-                 *, localizers: list[str | Path] = (), localizer_maps: str | Path | None = None,
+                 *, localizers: list[str | Path] = (), localizer_maps=(),
                  cache: Store | None = None):
         if not model_paths:
             raise ConfigError("at least one model checkpoint is needed")
@@ -108,7 +116,9 @@ class Evaluation:
         self.arches = [m.trust_arch for m in self.models]
         self.size = int(self.models[0].trust_meta.get("input_size") or 320)
         self.localizer_paths = [str(p) for p in localizers]
-        self.localizer_maps = localizer_maps
+        if isinstance(localizer_maps, (str, Path)):
+            localizer_maps = [localizer_maps]
+        self.localizer_maps = [str(p) for p in (localizer_maps or ())]
         self.cache = cache
         positives = dataset.ids(split=config.utility_split, label=1)
         if not positives:
@@ -130,6 +140,8 @@ class Evaluation:
                            | set(self.ssim_ids if criteria - {"utility"} else []))
         plan.append((0, "original", 0, first_ids))
         needs_original = set()
+        if "utility" in criteria:  # utility of every replicate and of the other architectures
+            needs_original |= set(range(len(self.models)))
         if "randomization" in criteria:
             needs_original |= set(self.replicates)
         if "repeatability" in criteria:
@@ -137,7 +149,9 @@ class Evaluation:
         if "reproducibility" in criteria:
             needs_original |= set(self.others)
         for i in sorted(needs_original - {0}):
-            plan.append((i, "original", 0, self.ssim_ids))
+            ids = set(self.ssim_ids if criteria - {"utility"} else [])
+            ids |= set(self.utility_ids if "utility" in criteria else [])
+            plan.append((i, "original", 0, sorted(ids)))
         if "randomization" in criteria:
             from ..randomization.cascade import states
             for i in self.replicates:
@@ -178,6 +192,7 @@ class Evaluation:
         cached = sum(all(result.from_cache[m][j] for m in self.methods) for j in range(len(unit.image_ids)))
         return {"maps": maps, "flags": {i: {m: result.flags[m][j] for m in self.methods}
                                         for j, i in enumerate(unit.image_ids)},
+                "stats": {i: {m: result.stats[m][j] for m in result.stats} for j, i in enumerate(unit.image_ids)},
                 "targets": {i: int(result.targets[j]) for j, i in enumerate(unit.image_ids)},
                 "passes": result.passes, "cached_images": cached}
 
@@ -193,86 +208,181 @@ class Evaluation:
     def _score(self, units: list[Unit], outputs: list[dict], seconds: float) -> EvalResult:
         maps: dict[tuple[int, str], dict[str, dict[str, np.ndarray]]] = {}
         flags: dict[tuple[int, str], dict] = {}
+        stats: dict[tuple[int, str], dict] = {}
         state_index: dict[str, int] = {}
         for unit, out in zip(units, outputs):
             maps.setdefault((unit.model_index, unit.state), {}).update(out["maps"])
             flags.setdefault((unit.model_index, unit.state), {}).update(out["flags"])
+            stats.setdefault((unit.model_index, unit.state), {}).update(out.get("stats", {}))
             state_index[unit.state] = unit.state_index
         criteria = set(self.config.criteria)
         tables: dict[str, pd.DataFrame] = {}
         summary: dict = {"criteria": {}, "methods": self.methods, "preset": self.config.preset,
-                         "preset_is_paper": self.config.preset == "arun2021"}
-        original = maps[(0, "original")]
+                         "preset_is_paper": PRESETS[self.config.preset].paper,
+                         "dataset": {"kind": self.dataset.kind, "mask_rule": self.dataset.mask_rule,
+                                     **self.dataset.selection},
+                         "verdict_rule": "pass / fail when the 95 % bootstrap CI of the paired per-image "
+                                         "difference (method − baseline, same images) lies wholly on the "
+                                         "passing / failing side of 0; inconclusive when it straddles 0",
+                         "parameters": {k: self.params[k] for k in ("gradcam_interpolation", "xrai_postprocess",
+                                                                    "noise_per_model", "xrai_baselines")},
+                         "data_range": self.config.data_range}
+        localizer = self._localizer_baselines(criteria)
         if "utility" in criteria:
-            tables.update(self._utility(original, flags[(0, "original")], summary))
+            tables.update(self._utility(maps, flags, stats, state_index, localizer, summary))
         if "randomization" in criteria:
             tables.update(self._randomization(maps, state_index, summary))
         for name, pairs in (("repeatability", [(0, i) for i in self.replicates[1:]]),
                             ("reproducibility", [(0, i) for i in self.others])):
             if name in criteria:
-                tables.update(self._agreement(name, pairs, maps, summary))
-        if criteria & {"repeatability", "reproducibility"}:
-            tables.update(self._localizer_agreement(summary))
-        stats = {"units": len(units), "passes": int(sum(o["passes"] for o in outputs)),
-                 "cached_images": int(sum(o["cached_images"] for o in outputs)),
-                 "image_maps": int(sum(len(u.image_ids) for u in units)), "seconds": round(seconds, 1)}
-        return EvalResult(tables=tables, summary=summary, config=self.describe(), stats=stats)
+                tables.update(self._agreement(name, pairs, maps, localizer, summary))
+        if localizer["agreement"] is not None:
+            tables["localizer_agreement"] = pd.DataFrame({"image_id": self.ssim_ids, "ssim": localizer["agreement"]})
+        elif criteria & {"repeatability", "reproducibility"}:
+            tables["localizer_agreement"] = pd.DataFrame(columns=["image_id", "ssim"])
+        stats_out = {"units": len(units), "passes": int(sum(o["passes"] for o in outputs)),
+                     "cached_images": int(sum(o["cached_images"] for o in outputs)),
+                     "image_maps": int(sum(len(u.image_ids) for u in units)), "seconds": round(seconds, 1)}
+        return EvalResult(tables=tables, summary=summary, config=self.describe(), stats=stats_out)
 
-    def _utility(self, original, flags, summary) -> dict[str, pd.DataFrame]:
+    # -- localizer baselines -----------------------------------------------------------------------
+    def _localizer_sources(self) -> list[tuple[str, str, str]]:
+        """(kind, name, path) of every localizer: score-map folders first, then checkpoints."""
+        return ([("maps", f"score maps {Path(p).name}", p) for p in self.localizer_maps]
+                + [("checkpoint", f"localizer {Path(p).name}", p) for p in self.localizer_paths])
+
+    def _source_maps(self, source: tuple[str, str, str], ids: list[str]) -> np.ndarray:
+        """Score maps (N, S, S) of one localizer, min–max normalized per map like saliency maps (NaN
+        where a map is constant), at the classifiers' input size."""
+        from ..models.localizer import load_localizer, load_score_maps, predict_maps
+
+        kind, _name, path = source
+        if kind == "maps":
+            found = load_score_maps(path, ids, self.size)
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise ConfigError(f"{len(missing)} image(s) have no localizer score map in {path} "
+                                  f"(e.g. {missing[:3]})")
+            raw = np.stack([found[i] for i in ids])
+        else:
+            model = load_localizer(path)
+            size = int(model.trust_meta.get("input_size") or self.size)
+            raw = predict_maps(model, torch.stack([self._input(i, size) for i in ids]))
+            raw = np.stack([resize_image(m, self.size) for m in raw])
+        normalized, _reasons = minmax_maps(torch.from_numpy(raw.astype(np.float32)))
+        return normalized.numpy()
+
+    def _localizer_baselines(self, criteria: set) -> dict:
+        """The high baselines: the first localizer's maps for utility; the SSIM between two localizers
+        of the same kind (two score-map folders, else two checkpoints: retrained with another seed) for
+        repeatability and reproducibility."""
+        sources = self._localizer_sources()
+        out = {"utility_source": None, "utility_maps": None, "agreement": None, "agreement_pair": None}
+        if "utility" in criteria and sources:
+            out["utility_source"] = sources[0][1]
+            out["utility_maps"] = self._source_maps(sources[0], self.utility_ids)
+        if criteria & {"repeatability", "reproducibility"}:
+            for kind in ("maps", "checkpoint"):
+                same = [s for s in sources if s[0] == kind]
+                if len(same) >= 2:
+                    a, b = (self._source_maps(s, self.ssim_ids) for s in same[:2])
+                    out["agreement"] = self._ssim(a, b)
+                    out["agreement_pair"] = f"{same[0][1]} vs {same[1][1]}"
+                    break
+        return out
+
+    # -- criteria ----------------------------------------------------------------------------------
+    def _model_label(self, model_index: int) -> str:
+        return f"{self.arches[model_index]}#{model_index}"
+
+    def _utility(self, maps, flags, stats, state_index, localizer, summary) -> dict[str, pd.DataFrame]:
         ids = self.utility_ids
         masks = np.stack([self.dataset.mask(i, self.size) for i in ids])
+        original, original_flags = maps[(0, "original")], flags[(0, "original")]
+        per_method = {m: self._auprc(np.stack([original[i][m] for i in ids]), masks) for m in self.methods}
         rows = []
-        per_method = {}
-        for m in self.methods:
-            stack = np.stack([original[i][m] for i in ids])
-            finite = np.isfinite(stack).all(axis=(1, 2))
-            values = np.full(len(ids), np.nan)
-            if finite.any():
-                values[finite] = auprc_batch(torch.from_numpy(stack[finite]), torch.from_numpy(masks[finite])).numpy()
-            per_method[m] = values
-            rows += [{"image_id": i, "method": m, "auprc": v, "flag": flags[i][m]} for i, v in zip(ids, values)]
+        for m, values in per_method.items():
+            negative = [((stats.get((0, "original"), {}).get(i) or {}).get(m) or {}).get("negative_fraction")
+                        for i in ids]
+            rows += [{"image_id": i, "method": m, "auprc": v, "flag": original_flags[i][m],
+                      "xrai_negative_fraction": np.nan if f is None else f}
+                     for i, v, f in zip(ids, values, negative)]
         baselines = {"average_mask": self._average_mask_auprc(masks)}
-        high = self._localizer_maps(ids)
-        if high is not None:
-            baselines["localizer"] = auprc_batch(torch.from_numpy(high), torch.from_numpy(masks)).numpy()
+        if localizer["utility_maps"] is not None:
+            baselines["localizer"] = self._auprc(localizer["utility_maps"], masks)
         base_rows = [{"image_id": i, "baseline": b, "auprc": float(v)} for b, vals in baselines.items()
                      for i, v in zip(ids, vals)]
-        low_mean = float(np.mean(baselines["average_mask"]))
+        low, high = baselines["average_mask"], baselines.get("localizer")
+        p_low = {m: paired_test(v, low, alternative="greater").p_value for m, v in per_method.items()}
+        p_high = ({m: paired_test(v, high, alternative="two-sided").p_value for m, v in per_method.items()}
+                  if high is not None else {})
+        p_low_holm = dict(zip(p_low, holm(list(p_low.values()))))
+        p_high_holm = dict(zip(p_high, holm(list(p_high.values())))) if p_high else {}
         entries = {}
         for m, values in per_method.items():
             s = summarize(values, seed=self.config.bootstrap_seed)
-            test = paired_test(values, baselines["average_mask"], alternative="greater")
-            entries[m] = {**s.as_dict(), "baseline_low": low_mean,
-                          "baseline_high": float(np.mean(baselines["localizer"])) if "localizer" in baselines else None,
-                          "p_vs_low": test.p_value,
-                          "passed": bool(s.mean > low_mean and test.p_value < P_THRESHOLD) if s.n else None}
+            vs_low = compare_paired(values, low, better="greater", seed=self.config.bootstrap_seed)
+            entry = {**s.as_dict(), "baseline_low": vs_low.baseline,
+                     "baseline_high": compare_paired(values, high, better="greater").baseline
+                     if high is not None else None,
+                     "difference": vs_low.difference, "difference_ci": [vs_low.ci_low, vs_low.ci_high],
+                     "p_vs_low": p_low[m], "p_vs_low_holm": p_low_holm[m],
+                     "p_vs_high": p_high.get(m), "p_vs_high_holm": p_high_holm.get(m),
+                     "verdict": vs_low.verdict,
+                     "paper_rule": _point_rule(s.n and vs_low.mean > vs_low.baseline)}
+            if m == "xrai":
+                fractions = np.array([r["xrai_negative_fraction"] for r in rows if r["method"] == "xrai"], float)
+                entry["negative_fraction_mean"] = float(np.nanmean(fractions)) if np.isfinite(fractions).any() \
+                    else None
+            entries[m] = entry
+        by_model, model_rows = self._utility_by_model(maps, state_index)
         summary["criteria"]["utility"] = {
-            "metric": "AUPRC", "n_images": len(ids), "methods": entries,
+            "metric": "AUPRC", "n_images": len(ids), "methods": entries, "by_model": by_model,
             "baselines": {b: summarize(v, seed=self.config.bootstrap_seed).as_dict() for b, v in baselines.items()},
-            "rule": f"pass: mean AUPRC > the average-mask baseline and paired Wilcoxon p < {P_THRESHOLD}"}
-        return {"utility": pd.DataFrame(rows), "utility_baselines": pd.DataFrame(base_rows)}
+            "high_baseline_source": localizer["utility_source"],
+            "rule": "pass: the 95 % CI of the paired AUPRC difference to the average-mask baseline lies above 0 "
+                    "(fail: below 0; else inconclusive). Paired Wilcoxon p against the low (one-sided) and "
+                    "high (two-sided) baselines, Holm-corrected across methods, are reported beside.",
+            "paper_rule": "mean AUPRC > the average-mask baseline's mean"}
+        return {"utility": pd.DataFrame(rows), "utility_baselines": pd.DataFrame(base_rows),
+                "utility_by_model": model_rows}
+
+    def _auprc(self, stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(stack).all(axis=(1, 2))
+        values = np.full(len(stack), np.nan)
+        if finite.any():
+            values[finite] = auprc_batch(torch.from_numpy(stack[finite]), torch.from_numpy(masks[finite])).numpy()
+        return values
+
+    def _utility_by_model(self, maps, state_index) -> tuple[list[dict], pd.DataFrame]:
+        """AUPRC of every model state that has maps of positive images: each replicate and the other
+        architecture (on the utility images) and each randomized state (on the SSIM images) — the
+        paper's trained and "untrained" rows (Fig. 2)."""
+        positives = set(self.utility_ids) | set(self.ssim_ids)
+        rows, entries = [], []
+        for (model_index, state), state_maps in sorted(maps.items(), key=lambda kv: (kv[0][0], state_index.get(kv[0][1], 0))):
+            ids = sorted(i for i in state_maps if i in positives)
+            if state == "original":
+                ids = [i for i in ids if i in set(self.utility_ids)] or ids
+            if not ids:
+                continue
+            masks = np.stack([self.dataset.mask(i, self.size) for i in ids])
+            for m in self.methods:
+                values = self._auprc(np.stack([state_maps[i][m] for i in ids]), masks)
+                rows += [{"model": model_index, "arch": self.arches[model_index], "state": state,
+                          "state_index": state_index.get(state, 0), "image_id": i, "method": m, "auprc": v}
+                         for i, v in zip(ids, values)]
+                s = summarize(values, seed=self.config.bootstrap_seed)
+                entries.append({"model": self._model_label(model_index), "state": state,
+                                "state_index": state_index.get(state, 0), "method": m, "mean": s.mean,
+                                "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "excluded": s.excluded})
+        return entries, pd.DataFrame(rows, columns=["model", "arch", "state", "state_index", "image_id", "method",
+                                                    "auprc"])
 
     def _average_mask_auprc(self, masks: np.ndarray) -> np.ndarray:
         prior_ids = self.dataset.ids(split="train") + self.dataset.ids(split="val")
         prior = np.mean([self.dataset.mask(i, self.size) for i in prior_ids], axis=0).astype(np.float32)
         return auprc_batch(torch.from_numpy(np.repeat(prior[None], len(masks), 0)), torch.from_numpy(masks)).numpy()
-
-    def _localizer_maps(self, ids, which: int = 0) -> np.ndarray | None:
-        from ..models.localizer import load_localizer, load_score_maps, predict_maps
-
-        if self.localizer_maps is not None and which == 0:
-            found = load_score_maps(self.localizer_maps, ids, self.size)
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise ConfigError(f"{len(missing)} image(s) have no localizer score map in "
-                                  f"{self.localizer_maps} (e.g. {missing[:3]})")
-            return np.stack([found[i] for i in ids])
-        if len(self.localizer_paths) <= which:
-            return None
-        model = load_localizer(self.localizer_paths[which])
-        size = int(model.trust_meta.get("input_size") or self.size)
-        maps = predict_maps(model, torch.stack([self._input(i, size) for i in ids]))
-        return np.stack([resize_image(m, self.size) for m in maps])
 
     def _ssim(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-image SSIM of stacks (N, H, W); NaN where either map is flagged."""
@@ -283,9 +393,23 @@ class Evaluation:
                                  data_range=self.config.data_range).numpy()
         return out
 
+    def _partners(self) -> list[np.ndarray]:
+        """Random partners of each SSIM image for the random-pair baseline (``baseline_pairs`` other
+        images, seeded), the same for every method and replicate."""
+        rng = np.random.default_rng(self.config.ssim_seed)
+        n = len(self.ssim_ids)
+        out = []
+        for k in range(n):
+            others = np.delete(np.arange(n), k)
+            out.append(rng.choice(others, size=min(self.config.baseline_pairs, others.size), replace=False)
+                       if others.size else others)
+        return out
+
     def _randomization(self, maps, state_index, summary) -> dict[str, pd.DataFrame]:
         ids = self.ssim_ids
-        rows = []
+        independent = self.config.randomization_mode == "independent"
+        rows, base_rows = [], []
+        partners = self._partners()
         for model_index in self.replicates:
             reference = maps[(model_index, "original")]
             for (mi, state), state_maps in maps.items():
@@ -295,47 +419,71 @@ class Evaluation:
                     values = self._ssim(np.stack([reference[i][m] for i in ids]), np.stack([state_maps[i][m] for i in ids]))
                     rows += [{"model": model_index, "state": state, "state_index": state_index[state], "image_id": i,
                               "method": m, "ssim": v} for i, v in zip(ids, values)]
-        table = pd.DataFrame(rows)
-        # Random-pair baseline: original maps of two different images.
-        rng = np.random.default_rng(self.config.ssim_seed)
-        base_rows = []
-        original = maps[(0, "original")]
-        for m in self.methods:
-            stack = np.stack([original[i][m] for i in ids])
-            for k, image_id in enumerate(ids):
-                others = np.delete(np.arange(len(ids)), k)
-                if others.size == 0:
-                    continue
-                partners = rng.choice(others, size=min(self.config.baseline_pairs, others.size), replace=False)
-                values = self._ssim(np.repeat(stack[k][None], len(partners), 0), stack[partners])
-                base_rows.append({"image_id": image_id, "method": m, "ssim": float(np.nanmean(values))
-                                  if np.isfinite(values).any() else np.nan, "pairs": int(len(partners))})
-        baseline = pd.DataFrame(base_rows)
+            # Random-pair baseline of this replicate: its own original maps of two different images.
+            for m in self.methods:
+                stack = np.stack([reference[i][m] for i in ids])
+                for k, image_id in enumerate(ids):
+                    if not partners[k].size:
+                        continue
+                    values = self._ssim(np.repeat(stack[k][None], len(partners[k]), 0), stack[partners[k]])
+                    base_rows.append({"model": model_index, "image_id": image_id, "method": m,
+                                      "ssim": float(np.nanmean(values)) if np.isfinite(values).any() else np.nan,
+                                      "pairs": int(np.isfinite(values).sum())})
+        table = pd.DataFrame(rows, columns=["model", "state", "state_index", "image_id", "method", "ssim"])
+        baseline = pd.DataFrame(base_rows, columns=["model", "image_id", "method", "ssim", "pairs"])
         last = max(state_index.values()) if state_index else 0
         entries = {}
         for m in self.methods:
             sub = table[table.method == m]
+            # per image: the mean over the replicates, for the states and the baseline alike
+            base = baseline[baseline.method == m].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
             curve = (sub.groupby(["state_index", "state"]).ssim.agg(["mean", "std", "count"]).reset_index()
                      .sort_values("state_index"))
             per_replicate = sub.groupby(["state_index", "model"]).ssim.mean().unstack()
-            final = sub[sub.state_index == last].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
-            base_value = float(baseline[baseline.method == m].ssim.mean()) if len(baseline) else float("nan")
+            per_state = {name: sub[sub.state == name].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
+                         for name in curve.state}
+            comparisons = {name: compare_paired(v, base, better="less", seed=self.config.bootstrap_seed)
+                           for name, v in per_state.items()}
+            if independent and comparisons:
+                decisive = max(comparisons, key=lambda n: (comparisons[n].mean if comparisons[n].n else -np.inf))
+                verdicts = [c.verdict for c in comparisons.values()]
+                verdict = "fail" if "fail" in verdicts else "pass" if all(v == "pass" for v in verdicts) \
+                    else "inconclusive"
+                paper_rule = _point_rule(all(c.n and c.mean < c.baseline for c in comparisons.values()))
+            else:
+                decisive = curve.state.iloc[-1] if len(curve) else None
+                verdict = comparisons[decisive].verdict if decisive else "inconclusive"
+                c = comparisons.get(decisive)
+                paper_rule = _point_rule(bool(c and c.n and c.mean < c.baseline))
+            final = per_state.get(decisive, np.full(len(ids), np.nan))
+            c = comparisons.get(decisive)
             s = summarize(final, seed=self.config.bootstrap_seed)
-            entry = {**s.as_dict(), "baseline": base_value, "final_state": curve.state.iloc[-1] if len(curve) else None,
-                     "passed": bool(s.mean < base_value) if s.n and np.isfinite(base_value) else None,
+            entry = {**s.as_dict(), "baseline": c.baseline if c else float("nan"),
+                     "difference": c.difference if c else float("nan"),
+                     "difference_ci": [c.ci_low, c.ci_high] if c else [float("nan")] * 2,
+                     "final_state": decisive, "verdict": verdict, "paper_rule": paper_rule,
+                     "states": {name: comp.as_dict() for name, comp in comparisons.items()},
                      "curve": [{"state": r.state, "state_index": int(r.state_index), "mean": float(r["mean"]),
                                 "std": float(per_replicate.loc[r.state_index].std()) if per_replicate.shape[1] > 1
                                 else float(r["std"]), "n": int(r["count"])} for _, r in curve.iterrows()]}
             if self.config.ttest:
-                entry["ttest_p"] = one_sided_below(final, base_value).p_value
+                entry["ttest_p"] = one_sided_below(final, float(np.nanmean(base))).p_value
             entries[m] = entry
+        rule = ("independent: every block randomized alone must bring the maps below the random-pair baseline "
+                "(pass: each block's 95 % CI of SSIM − baseline below 0; fail: any block's above 0); the "
+                "headline is the least sensitive block" if independent else
+                "cascading: pass when the 95 % CI of SSIM(original, fully randomized) − random-pair baseline "
+                "lies below 0 (fail: above 0; else inconclusive)")
         summary["criteria"]["randomization"] = {
             "metric": "SSIM", "n_images": len(ids), "replicates": len(self.replicates),
             "mode": self.config.randomization_mode, "init": self.config.randomization_init, "methods": entries,
-            "rule": "pass: mean SSIM at the fully randomized state < the random-pair baseline"}
+            "baseline": f"mean SSIM between original maps of two different images ({self.config.baseline_pairs} "
+                        f"partners per image), per replicate, averaged over the same replicates as the states",
+            "rule": rule, "paper_rule": "mean SSIM at the fully randomized state < the random-pair baseline's mean"
+            + (" (for every block)" if independent else ""), "last_state_index": last}
         return {"randomization": table, "randomization_baseline": baseline}
 
-    def _agreement(self, name, pairs, maps, summary) -> dict[str, pd.DataFrame]:
+    def _agreement(self, name, pairs, maps, localizer, summary) -> dict[str, pd.DataFrame]:
         ids = self.ssim_ids
         rows = []
         for a, b in pairs:
@@ -345,35 +493,31 @@ class Evaluation:
                 rows += [{"criterion": name, "pair": f"{a}-{b}", "image_id": i, "method": m, "ssim": v}
                          for i, v in zip(ids, values)]
         table = pd.DataFrame(rows, columns=["criterion", "pair", "image_id", "method", "ssim"])
+        base = localizer["agreement"]
         entries = {}
         for m in self.methods:
+            if not pairs:
+                entries[m] = None
+                continue
             values = table[table.method == m].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
-            entries[m] = summarize(values, seed=self.config.bootstrap_seed).as_dict() if pairs else None
+            s = summarize(values, seed=self.config.bootstrap_seed)
+            entry = {**s.as_dict(), "baseline": None, "verdict": "inconclusive", "paper_rule": None,
+                     "reason": "no localizer baseline (give two localizers)"}
+            if base is not None:
+                c = compare_paired(values, base, better="greater", seed=self.config.bootstrap_seed)
+                entry.update(baseline=c.baseline, difference=c.difference, difference_ci=[c.ci_low, c.ci_high],
+                             verdict=c.verdict, paper_rule=_point_rule(c.n and c.mean >= c.baseline), reason=None)
+            entries[m] = entry
         summary["criteria"][name] = {
-            "metric": "SSIM", "n_images": len(ids), "pairs": [f"{self.arches[a]}#{a} vs {self.arches[b]}#{b}"
+            "metric": "SSIM", "n_images": len(ids), "pairs": [f"{self._model_label(a)} vs {self._model_label(b)}"
                                                               for a, b in pairs],
             "methods": entries, "available": bool(pairs),
-            "rule": "pass: mean SSIM ≥ the SSIM between two localizers trained with different seeds"}
+            "baseline": summarize(base, seed=self.config.bootstrap_seed).as_dict() if base is not None else None,
+            "baseline_pair": localizer["agreement_pair"],
+            "rule": "pass: the 95 % CI of the paired SSIM difference to the SSIM between two localizers trained "
+                    "with different seeds lies above 0 (fail: below 0; else inconclusive)",
+            "paper_rule": "mean SSIM ≥ the two localizers' mean SSIM"}
         return {name: table}
-
-    def _localizer_agreement(self, summary) -> dict[str, pd.DataFrame]:
-        first, second = self._localizer_maps(self.ssim_ids, 0), self._localizer_maps(self.ssim_ids, 1)
-        baseline = None
-        rows = []
-        if first is not None and second is not None:
-            values = self._ssim(first, second)
-            rows = [{"image_id": i, "ssim": v} for i, v in zip(self.ssim_ids, values)]
-            baseline = summarize(values, seed=self.config.bootstrap_seed).as_dict()
-        for name in ("repeatability", "reproducibility"):
-            block = summary["criteria"].get(name)
-            if block is None:
-                continue
-            block["baseline"] = baseline
-            for m, entry in block["methods"].items():
-                if entry is not None:
-                    entry["baseline"] = baseline["mean"] if baseline else None
-                    entry["passed"] = bool(entry["mean"] >= baseline["mean"]) if baseline and entry["n"] else None
-        return {"localizer_agreement": pd.DataFrame(rows, columns=["image_id", "ssim"])}
 
     def describe(self) -> dict:
         import captum
@@ -385,15 +529,21 @@ class Evaluation:
 
         return {"config": asdict(self.config), "methods": self.methods, "params": self.params,
                 "dataset": {"kind": self.dataset.kind, "root": str(self.dataset.root),
-                            "fingerprint": self.dataset.fingerprint, "skipped": self.dataset.skipped.counts},
+                            "fingerprint": self.dataset.fingerprint, "skipped": self.dataset.skipped.counts,
+                            "mask_rule": self.dataset.mask_rule, **self.dataset.selection},
                 "models": [{"path": p, "arch": a, "meta": m.trust_meta}
                            for p, a, m in zip(self.model_paths, self.arches, self.models)],
-                "localizers": self.localizer_paths, "localizer_maps": str(self.localizer_maps or ""),
+                "localizers": self.localizer_paths, "localizer_maps": self.localizer_maps,
                 "image_size": self.size, "utility_images": len(self.utility_ids), "ssim_images": len(self.ssim_ids),
                 "versions": {"trust_core": __version__, "saliency_code": CODE_VERSION, "torch": str(torch.__version__),
                              "captum": captum.__version__, "scikit-image": skimage.__version__,
                              "scikit-learn": sklearn.__version__, "numpy": np.__version__,
                              "python": platform.python_version()}}
+
+
+def _point_rule(passed) -> str:
+    """The paper's point-estimate rule, kept beside the verdict: 'pass' or 'fail'."""
+    return "pass" if passed else "fail"
 
 
 def run_units_local(evaluation: Evaluation, units: list[Unit], progress=None) -> list[dict]:
@@ -449,7 +599,7 @@ def _json_default(value):
 
 
 def evaluate(dataset: RadiographDataset, model_paths, config: EvalConfig = EvalConfig(), *,
-             localizers=(), localizer_maps=None, cache: Store | None = None, out=None, progress=None) -> EvalResult:
+             localizers=(), localizer_maps=(), cache: Store | None = None, out=None, progress=None) -> EvalResult:
     """Plan, run (local engine) and score an evaluation; write outputs to ``out`` when given."""
     evaluation = Evaluation(dataset, model_paths, config, localizers=localizers, localizer_maps=localizer_maps,
                             cache=cache)

@@ -91,3 +91,63 @@ def one_sided_below(values, threshold: float) -> PairedTest:
     result = sps.ttest_1samp(values, threshold, alternative="less")
     return PairedTest(float(result.statistic), float(result.pvalue), int(values.size), "t-one-sided",
                       float(values.mean() - threshold))
+
+
+VERDICTS = ("pass", "fail", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per-image values against a per-image baseline over the *same* images (pairs where either side is
+    NaN are dropped on both sides): the mean difference, its bootstrap CI and the verdict it decides.
+
+    ``better='greater'``: pass when the whole 95 % CI of (value − baseline) lies above 0, fail when it
+    lies below, inconclusive when it straddles 0; ``'less'`` mirrors it."""
+
+    mean: float  # of the values, over the paired images
+    baseline: float  # of the baseline, over the same images
+    difference: float
+    ci_low: float  # of the difference
+    ci_high: float
+    n: int
+    verdict: str
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def compare_paired(values, baseline, *, better: str, confidence: float = 0.95, n_boot: int = 2000,
+                   seed: int = 0) -> Comparison:
+    values, baseline = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if values.shape != baseline.shape:
+        raise MetricError(f"paired values must have the same length, got {values.shape} and {baseline.shape}")
+    if better not in ("greater", "less"):
+        raise MetricError(f"better must be 'greater' or 'less', got {better!r}")
+    keep = np.isfinite(values) & np.isfinite(baseline)
+    a, b = values[keep], baseline[keep]
+    if a.size == 0:
+        nan = float("nan")
+        return Comparison(nan, nan, nan, nan, nan, 0, "inconclusive")
+    difference = a - b
+    low, high = bootstrap_ci(difference, confidence=confidence, n_boot=n_boot, seed=seed)
+    above, below = low > 0, high < 0
+    if a.size < 2:
+        verdict = "inconclusive"  # one image decides nothing
+    elif better == "greater":
+        verdict = "pass" if above else "fail" if below else "inconclusive"
+    else:
+        verdict = "pass" if below else "fail" if above else "inconclusive"
+    return Comparison(float(a.mean()), float(b.mean()), float(difference.mean()), low, high, int(a.size), verdict)
+
+
+def holm(p_values) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaN stays NaN."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    running = 0.0
+    for rank, index in enumerate(finite[np.argsort(p[finite], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        out[index] = running
+    return out.tolist()

@@ -220,8 +220,31 @@ def _replace_ids(value, ids: set[str]):
     return value
 
 
+def provenance_line(summary: dict) -> str:
+    """What decides the numbers beside the method: dataset selection, ground-truth rule and the
+    fidelity parameters (one line for the scorecard, reports and exports)."""
+    dataset = summary.get("dataset", {})
+    params = summary.get("parameters", {})
+    parts = []
+    if dataset.get("classes") is not None or dataset.get("classes_note"):
+        classes = ", ".join(dataset["classes"]) if dataset.get("classes") else "all"
+        parts.append(f"classes: {classes} ({dataset.get('classes_note', '')})")
+    if dataset.get("mask_rule"):
+        parts.append(f"ground truth: {dataset['mask_rule']} rule")
+    if params.get("gradcam_interpolation"):
+        parts.append(f"Grad-CAM upsampling: {params['gradcam_interpolation']}")
+    if params.get("xrai_postprocess"):
+        parts.append(f"XRAI post-processing: {params['xrai_postprocess']}")
+    if "noise_per_model" in params:
+        parts.append("noise drawn per model state" if params["noise_per_model"] else "noise shared by all models")
+    if summary.get("data_range") is not None:
+        parts.append(f"SSIM data range {summary['data_range']:g}")
+    return " · ".join(parts)
+
+
 def scorecard_table(summary: dict, kind: str):
-    """Method × criterion scorecard: our value, CI, baseline, pass/fail and the paper's value."""
+    """Method × criterion scorecard: our value, CI, baseline, verdict (pass / fail / inconclusive), the
+    paper's point rule and the paper's value."""
     import pandas as pd
 
     from ..evaluate.paper import paper_value
@@ -236,5 +259,6 @@ def scorecard_table(summary: dict, kind: str):
                          "metric": block["metric"], "value": entry["mean"], "ci_low": entry["ci_low"],
                          "ci_high": entry["ci_high"], "n": entry["n"], "excluded": entry["excluded"],
                          "baseline": baseline, "baseline_high": entry.get("baseline_high"),
-                         "passed": entry.get("passed"), "paper": paper_value(criterion, kind, method)})
+                         "verdict": entry.get("verdict"), "paper_rule": entry.get("paper_rule"),
+                         "difference_ci": entry.get("difference_ci"), "paper": paper_value(criterion, kind, method)})
     return pd.DataFrame(rows)
