@@ -208,8 +208,17 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
         log("(b) reference (PAIR + captum): " + ", ".join(f"{k} {v:.2f} s" for k, v in best.items())
             + f" → {t_ref:.2f} s")
         result.update(reference_s=t_ref, reference_methods=best, speedup_vs_reference=t_ref / t_ours)
-    low_precisions = (["tf32", "bf16"] if cuda else
-                      ["bf16"] if torch.backends.mkldnn.is_available() else [])
+    from .hardware import cpu_bf16_native, cpu_description
+    capability = "CUDA " + torch.cuda.get_device_name(device) if cuda else cpu_description()
+    result["hardware"] = capability
+    if cuda:
+        low_precisions = ["tf32", "bf16"]
+    elif cpu_bf16_native():
+        low_precisions = ["bf16"]
+    else:
+        low_precisions = []
+        log(f"(d) bf16 not measured on this CPU: {capability}; the engine refuses it here (measured 13× slower "
+            f"than fp32 on an AVX2-only AMD EPYC)")
     for precision in low_precisions:
         low, t_low = run(precision)
         fidelity = {}
@@ -217,7 +226,7 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
             a, b = ours[m], low[m]
             fidelity[m] = (float(ssim_batch(torch.from_numpy(a), torch.from_numpy(b), data_range=1.0)[0])
                            if np.isfinite(a).all() and np.isfinite(b).all() else float("nan"))
-        log(f"(d) {precision}: {t_low:.2f} s; SSIM to fp32 (data_range 1): "
+        log(f"(d) {precision} on {capability}: {t_low:.2f} s ({t_ours / t_low:.2f}× fp32); SSIM to fp32 (data_range 1): "
             + ", ".join(f"{k} {v:.3f}" for k, v in fidelity.items()))
         result.update({f"{precision}_s": t_low, f"{precision}_speedup": t_ours / t_low,
                        f"{precision}_ssim": fidelity, f"{precision}_min_ssim": min(fidelity.values())})
@@ -243,6 +252,7 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
             torch.backends.cudnn.benchmark = False
         log(f"(e) fp32 with cudnn.benchmark on (not the default): ours {t_tuned:.2f} s, best pass "
             f"{tuned_pass * 1000:.2f} ms")
+    log(f"hardware: {capability}")
     keys = ["speedup_vs_reference", "efficiency", "bf16_speedup", "bf16_min_ssim", "xrai_post_speedup"]
     if cuda:
         keys[4:4] = ["tf32_speedup", "tf32_min_ssim"]

@@ -183,3 +183,83 @@ def test_bad_configuration(rsna, workspace):
         Evaluation(rsna, models, EvalConfig(criteria=("beauty",)))
     with pytest.raises(ConfigError, match="at least one model"):
         Evaluation(rsna, [], EvalConfig())
+
+
+def test_random_pair_baseline_uses_the_same_replicates_as_the_states(workspace, rsna, tmp_path):
+    """The per-image baseline is the mean over replicates of each replicate's own original-map pairs;
+    SSIM restated with scikit-image's structural_similarity (data_range 2, the paper's)."""
+    from skimage.metrics import structural_similarity
+
+    from trust_core import explain
+    from trust_core.data import to_model_input
+    from trust_core.models import load
+    _, models, _ = workspace
+    store = Store(tmp_path / "s")
+    cfg = config(methods=("grad",), criteria=("randomization",))
+    evaluation = Evaluation(rsna, models[:2], cfg, cache=store)
+    result = evaluation.run()
+    ids, partners = evaluation.ssim_ids, evaluation._partners()
+    x = torch.stack([to_model_input(rsna.image(i, 64)) for i in ids])
+    per_replicate = []
+    for path in models[:2]:
+        maps = explain(load(path), x, methods=["grad"], preset="fast", cache=store, **FAST)["grad"]
+        per_replicate.append([np.mean([structural_similarity(maps[k], maps[j], data_range=2.0)
+                                       for j in partners[k]]) for k in range(len(ids))])
+    expected = np.mean(per_replicate, axis=0)
+    table = result.tables["randomization_baseline"]
+    assert set(table.model) == {0, 1}
+    got = table.groupby("image_id").ssim.mean().reindex(ids).to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    entry = result.summary["criteria"]["randomization"]["methods"]["grad"]
+    assert entry["baseline"] == pytest.approx(expected.mean(), abs=1e-6)
+
+
+def test_independent_mode_verdict_means_every_block(workspace, rsna, tmp_path):
+    _, models, _ = workspace
+    result = evaluate(rsna, models[:1], config(methods=("grad", "gbp"), criteria=("randomization",),
+                                               randomization_mode="independent"), cache=Store(tmp_path / "s"))
+    block = result.summary["criteria"]["randomization"]
+    assert block["mode"] == "independent" and "every block" in block["rule"]
+    for method, entry in block["methods"].items():
+        states = entry["states"]
+        assert len(states) == 9  # one per block of densenet_tiny (curve of 9 states), each randomized alone
+        verdicts = {s["verdict"] for s in states.values()}
+        expected = "fail" if "fail" in verdicts else "pass" if verdicts == {"pass"} else "inconclusive"
+        assert entry["verdict"] == expected
+        # the headline is the least sensitive block, not the last one in the list
+        assert entry["final_state"] == max(states, key=lambda s: states[s]["mean"])
+        assert entry["mean"] == pytest.approx(states[entry["final_state"]]["mean"])
+    cascading = evaluate(rsna, models[:1], config(methods=("grad",), criteria=("randomization",)),
+                         cache=Store(tmp_path / "s"))
+    assert cascading.summary["criteria"]["randomization"]["methods"]["grad"]["final_state"] == "stem"
+
+
+def test_localizer_maps_are_normalized_and_paired_by_kind(workspace, rsna, tmp_path):
+    """User score maps that are an affine transform of the localizers' own maps score exactly like
+    them (min–max normalization), and two map folders pair with each other, not with a checkpoint."""
+    from trust_core.data import to_model_input
+    from trust_core.models.localizer import load_localizer, predict_maps
+    _, models, localizers = workspace
+    ids = sorted(set(rsna.ids(split="test", label=1)))
+    folders = []
+    for k, path in enumerate(localizers):
+        model = load_localizer(path)
+        maps = predict_maps(model, torch.stack([to_model_input(rsna.image(i, 64)) for i in ids]))
+        folder = tmp_path / f"maps{k}"
+        folder.mkdir()
+        for i, m in zip(ids, maps):
+            np.save(folder / f"{i}.npy", 7.0 * m + 3.0)
+        folders.append(folder)
+    cfg = config(methods=("grad",), criteria=("utility", "repeatability"))
+    store = Store(tmp_path / "s")
+    by_checkpoints = evaluate(rsna, models[:2], cfg, localizers=localizers, cache=store)
+    by_maps = evaluate(rsna, models[:2], cfg, localizer_maps=folders, localizers=localizers[:1], cache=store)
+    mixed = evaluate(rsna, models[:2], cfg, localizer_maps=folders[:1], localizers=localizers, cache=store)
+    u = [r.summary["criteria"]["utility"]["baselines"]["localizer"]["mean"] for r in (by_checkpoints, by_maps, mixed)]
+    assert u[0] == pytest.approx(u[1], abs=1e-6) and u[0] == pytest.approx(u[2], abs=1e-6)
+    assert by_maps.summary["criteria"]["utility"]["high_baseline_source"] == "score maps maps0"
+    r = [x.summary["criteria"]["repeatability"] for x in (by_checkpoints, by_maps, mixed)]
+    assert r[1]["baseline_pair"] == "score maps maps0 vs score maps maps1"
+    assert r[2]["baseline_pair"] == "localizer unet_0.pt vs localizer unet_1.pt"  # not maps0 vs unet_1
+    assert r[0]["baseline"]["mean"] == pytest.approx(r[1]["baseline"]["mean"], abs=1e-5)
+    assert r[2]["baseline"]["mean"] == pytest.approx(r[0]["baseline"]["mean"], abs=1e-9)

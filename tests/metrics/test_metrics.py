@@ -105,3 +105,26 @@ def test_statistics():
 def test_invalid_inputs(call, message):
     with pytest.raises(MetricError, match=message):
         call()
+
+
+def test_holm_hand_computed():
+    from trust_core.metrics import holm
+    # sorted 0.005, 0.01, 0.03, 0.04 → ×4, ×3, ×2, ×1 with running maximum
+    assert holm([0.01, 0.04, 0.03, float("nan"), 0.005])[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.01, 0.04, 0.03, float("nan"), 0.005])[4] == pytest.approx(0.02)
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+@pytest.mark.parametrize("shift, better, verdict", [(0.3, "greater", "pass"), (-0.3, "greater", "fail"),
+                                                    (0.0, "greater", "inconclusive"), (-0.3, "less", "pass"),
+                                                    (0.3, "less", "fail")])
+def test_paired_comparison_decides_from_the_ci(shift, better, verdict):
+    from trust_core.metrics import compare_paired
+    rng = np.random.default_rng(0)
+    baseline = rng.random(40)
+    noise = rng.normal(0, 0.05, 40)
+    values = baseline + shift + noise - (noise.mean() if shift == 0 else 0)
+    values[3] = np.nan  # a flagged map: the image leaves both sides
+    c = compare_paired(values, baseline, better=better)
+    assert c.n == 39 and c.baseline == pytest.approx(np.delete(baseline, 3).mean())
+    assert c.verdict == verdict and c.ci_low <= c.difference <= c.ci_high

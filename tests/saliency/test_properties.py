@@ -93,12 +93,26 @@ def test_dead_map_is_flagged_not_zeroed(tiny_images):
         assert all("constant" in flag for flag in result.flags[method])
 
 
-def test_bf16_on_cpu_is_close_to_fp32(tiny_model, tiny_images):
+def test_bf16_on_cpu_is_close_to_fp32(tiny_model, tiny_images, monkeypatch):
+    import trust_core.hardware
+    monkeypatch.setattr(trust_core.hardware, "cpu_bf16_native", lambda: True)  # the maths, on any CPU
     fp32 = explain(tiny_model, tiny_images, methods=["grad", "gradcam"], gradcam_layer="features")
     bf16 = explain(tiny_model, tiny_images, methods=["grad", "gradcam"], gradcam_layer="features",
                    precision="bf16")
     for m in ("grad", "gradcam"):
         assert np.corrcoef(fp32[m].ravel(), bf16[m].ravel())[0, 1] > 0.9
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bf16(tiny_model, tiny_images, monkeypatch):
+    import trust_core.hardware as hw
+    monkeypatch.setattr(hw, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(hw, "cpu_capability", lambda: "AVX2")
+    assert not hw.cpu_bf16_native() and hw.cpu_precisions() == ("fp32",)
+    with pytest.raises(SaliencyError, match="bf16 is refused on this CPU .AVX2.*13× slower"):
+        explain(tiny_model, tiny_images, methods=["grad"], precision="bf16")
+    monkeypatch.setattr(hw, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert hw.cpu_bf16_native() and hw.cpu_precisions() == ("fp32", "bf16")
+    assert hw.precision_problem("bf16", torch.device("cuda")) is None  # GPUs are not this rule's business
 
 
 # -- bad inputs --------------------------------------------------------------------------------------

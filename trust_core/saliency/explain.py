@@ -17,6 +17,7 @@ from torch.profiler import record_function
 
 from ..cache.store import Store, digest_array, make_key, model_fingerprint
 from ..errors import SaliencyError
+from ..hardware import precision_problem
 from .engine import PathSet, autocast, fp32_mode, frozen_eval, run_paths
 from .postprocess import minmax_maps, normalize_maps
 from .registry import METHODS, PRESETS, method_params, resolve_methods, resolve_params
@@ -403,7 +404,10 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
     model_device = next(model.parameters()).device
     device = torch.device(device) if device is not None else model_device
     if precision in ("fp16", "tf32") and device.type != "cuda":
-        raise SaliencyError(f"{precision} is for CUDA devices; use bf16 on CPUs (or fp32, the exact default)")
+        raise SaliencyError(f"{precision} is for CUDA devices; use fp32 (the exact default) on CPUs")
+    problem = precision_problem(precision, device)
+    if problem:
+        raise SaliencyError(problem)
     x = _check_images(model, images)
     if device != model_device:
         model = copy.deepcopy(model).to(device)
