@@ -1,7 +1,11 @@
 """Runs: start an evaluation from the app; it keeps running if you leave, and results appear when done."""
 import streamlit as st
 
+from trust_core.data import RSNADataset
+from trust_core.data.groundtruth import MASK_RULES
 from trust_core.evaluate import CRITERIA, EvalConfig, Evaluation
+from trust_core.randomization.cascade import MODES
+from trust_core.saliency.registry import GRADCAM_DEFAULT_INTERPOLATION, GRADCAM_INTERPOLATIONS
 from trust_core.evaluate.jobs import JobManager
 from trust_core.saliency import METHODS, PRESETS
 from ui.common import run_page, friendly_errors, kind, method_label, workspace
@@ -29,6 +33,19 @@ def render() -> None:
         c1, c2 = st.columns(2)
         limit = c1.number_input("Utility images (max)", 1, 10_000, 16)
         ssim_images = c2.number_input("Images for SSIM criteria", 2, 100, 5)
+        c3, c4 = st.columns(2)
+        classes = None
+        if kind() == "rsna":
+            classes = c3.multiselect("RSNA classes", list(RSNADataset.CLASSES), default=list(RSNADataset.PAPER_CLASSES),
+                                     help="The paper kept Normal and Lung Opacity patients only; 'No Lung Opacity / "
+                                          "Not Normal' patients are neither lesions nor clean negatives.")
+        mask_rule = c4.selectbox("Ground truth at the model size", list(MASK_RULES),
+                                 format_func=lambda r: {"paper": "paper (truncated, inclusive boxes; mask != 0)",
+                                                        "coverage": "coverage (half a pixel's area) — not the paper's"}[r])
+        c5, c6 = st.columns(2)
+        upsampling = c5.selectbox("Grad-CAM upsampling", list(GRADCAM_INTERPOLATIONS),
+                                  format_func=lambda r: r + (" (paper: TF1 resize_bilinear)" if r == GRADCAM_DEFAULT_INTERPOLATION else ""))
+        mode = c6.selectbox("Randomization", list(MODES))
         submitted = st.form_submit_button("Start evaluation", type="primary")
     if submitted:
         if not models or not methods or not criteria:
@@ -36,8 +53,10 @@ def render() -> None:
         else:
             root = ws.root
             config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
-                                utility_limit=int(limit), ssim_images=int(ssim_images), group=8)
-            build = lambda: Evaluation(ws.dataset(kind()), [root / "models" / m for m in models], config,
+                                utility_limit=int(limit), ssim_images=int(ssim_images), group=8,
+                                overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode)
+            dataset = ws.dataset(kind(), classes=tuple(classes) if classes else "paper", mask_rule=mask_rule)
+            build = lambda: Evaluation(dataset, [root / "models" / m for m in models], config,
                                        localizers=[root / "models" / m for m in localizers], cache=ws.store)
             job = jobs().start(f"{kind().upper()} · {preset} · {len(models)} models", root / "results" / kind(), build)
             st.success(f"Started job {job.id}: it keeps running if you change page.")

@@ -16,6 +16,7 @@ import torch
 
 from .cache.store import Store
 from .data.datasets import DATASETS as DATASET_CLASSES
+from .data.groundtruth import DEFAULT_MASK_RULE
 from .data.transforms import to_model_input
 from .demo import demo_models, read_index, workspace_path
 from .errors import ConfigError
@@ -38,12 +39,24 @@ class Workspace:
     def kinds(self) -> list[str]:
         return [k for k in ("rsna", "siim") if (self.root / k).is_dir()]
 
-    def dataset(self, kind: str):
-        if kind not in self._datasets:
-            if kind not in DATASET_CLASSES:
-                raise ConfigError(f"unknown dataset kind {kind!r}")
-            self._datasets[kind] = DATASET_CLASSES[kind](self.root / kind, image_size=128)
-        return self._datasets[kind]
+    def dataset(self, kind: str, *, classes=None, mask_rule: str | None = None):
+        """A dataset of the workspace. Without options, the selection its results were computed with
+        (RSNA classes, ground-truth rule; the paper's defaults when there are no results), so that the
+        pages show the images the scorecard counted."""
+        if kind not in DATASET_CLASSES:
+            raise ConfigError(f"unknown dataset kind {kind!r}")
+        if classes is None and mask_rule is None:
+            recorded = (self.results_config(kind) or {}).get("dataset", {})
+            mask_rule = recorded.get("mask_rule")
+            if kind == "rsna" and "classes" in recorded:
+                classes = tuple(recorded["classes"]) if recorded["classes"] else "all"
+        options = {"mask_rule": mask_rule or DEFAULT_MASK_RULE}
+        if kind == "rsna":
+            options["classes"] = None if classes == "all" else classes or "paper"
+        key = (kind, json.dumps(options, sort_keys=True, default=list))
+        if key not in self._datasets:
+            self._datasets[key] = DATASET_CLASSES[kind](self.root / kind, image_size=128, **options)
+        return self._datasets[key]
 
     def index(self) -> list[dict]:
         return read_index(self.root)
