@@ -2,9 +2,10 @@
 import pandas as pd
 import streamlit as st
 
+from trust_core.evaluate import EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
 from trust_core.report import provenance_line, scorecard_table
-from ui.common import run_page, friendly_errors, kind, workspace
+from ui.common import fast_distance_text, friendly_errors, kind, run_page, workspace
 
 
 VERDICT_ICONS = {"pass": "🟢", "fail": "🔴", "inconclusive": "🟡"}
@@ -24,10 +25,15 @@ def render() -> None:
                 "`trust demo`.")
         st.stop()
 
+    if results.get("code_version") != EVAL_CODE_VERSION:
+        st.warning(f"These results were scored by older evaluation code ({results.get('code_version', 'evaluate-1')}; "
+                   f"now {EVAL_CODE_VERSION}: verdicts from paired CIs, the paper's ground-truth rule and RSNA "
+                   "classes). Rerun the evaluation on the **Runs** page (or `trust demo`).", icon="⚠️")
     preset = results["preset"]
     if not results.get("preset_is_paper"):
         st.warning(f"These results use the **{preset}** preset, not the paper's (arun2021): fewer noise samples "
-                   "and integration steps. Rerun with arun2021 for numbers comparable to the paper.", icon="⚠️")
+                   "and integration steps. Rerun with arun2021 for numbers comparable to the paper. "
+                   + fast_distance_text(ws.root), icon="⚠️")
     models = ", ".join(f"{m['arch']} (seed {m['meta'].get('seed')})" for m in config["models"]) if config else "?"
     st.markdown(f"**Dataset** {kind().upper()} · **models** {models} · **preset** {preset} · "
                 f"{results['stats']['image_maps']} image-states")

@@ -113,14 +113,18 @@ def _format_table(per_dataset: dict, per_method: dict, methods: list[str]) -> li
 
 
 def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ssim_images: int = 4,
-                  baseline_pairs: int = 3, device=None, log: Callable[[str], None] = print) -> dict:
+                  baseline_pairs: int = 3, device=None, log: Callable[[str], None] = print,
+                  criteria: tuple[str, ...] | None = None) -> dict:
     """Compare the ``fast`` preset with the paper's on the demo workspace (maps and verdicts); write and
-    return the figures (see the module docstring)."""
+    return the figures (see the module docstring).
+
+    ``criteria`` limits the evaluations behind the verdict agreement (default: all four; randomization,
+    with its cascade of model states, is most of the cost)."""
     from .cache.store import Store
     from .data.transforms import to_model_input
     from .demo import DATASETS, demo_models, workspace_path
     from .errors import ConfigError
-    from .evaluate import EvalConfig, Evaluation
+    from .evaluate import CRITERIA, EvalConfig, Evaluation
     from .io import atomic_write
     from .models import load
     from .saliency import METHODS
@@ -129,6 +133,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     root = workspace_path(workspace)
     store = Store(root / "store")
     methods = list(METHODS)
+    criteria = tuple(criteria) if criteria else CRITERIA
     per_dataset: dict[str, dict] = {}
     for kind in kinds:
         if kind not in DATASETS:
@@ -161,7 +166,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
         for preset in (FAST, PAPER_PRESET):
             eval_started = time.perf_counter()
             config = EvalConfig(preset=preset, utility_limit=images, ssim_images=ssim_images,
-                                baseline_pairs=baseline_pairs, group=8, device=device)
+                                baseline_pairs=baseline_pairs, group=8, device=device, criteria=criteria)
             summaries[preset] = Evaluation(dataset, classifiers, config, localizers=localizers,
                                            cache=store).run().summary
             log(f"{kind}: evaluation with preset {preset!r} in {time.perf_counter() - eval_started:.0f} s")
@@ -178,7 +183,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     total = sum(d["verdicts"]["total"] for d in per_dataset.values())
     verdict_agreement = agree / total if total else None
     result = {"per_dataset": per_dataset, "per_method_ssim": per_method, "fast_min_ssim": fast_min_ssim,
-              "verdict_agreement": verdict_agreement, "images": images,
+              "verdict_agreement": verdict_agreement, "images": images, "criteria": list(criteria),
               "seconds": round(time.perf_counter() - started, 1)}
 
     out = root / RESULT_FILE

@@ -232,11 +232,14 @@ def _cmd_bench(args) -> int:
 
     if args.what == "saliency":
         bench_saliency(args.arch, args.size, args.device, args.batch_size, skip_reference=args.skip_reference)
+    elif args.what == "presets":
+        from .bench_presets import bench_presets
+        bench_presets(args.workspace, images=args.n or 6, device=None if args.device == "cpu" else args.device)
     elif args.what == "engines":
         from .bench import bench_engines
-        bench_engines(args.workspace, args.dataset, images=args.n)
+        bench_engines(args.workspace, args.dataset, images=args.n or 64)
     else:
-        bench_metrics(args.n, args.size or 320, args.device)
+        bench_metrics(args.n or 64, args.size or 320, args.device)
     return 0
 
 
@@ -356,14 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_cmd_report)
 
     bench = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
-    bench.add_argument("what", choices=["saliency", "metrics", "engines"])
-    bench.add_argument("--workspace", default=None, help="engines: demo workspace")
+    bench.add_argument("what", choices=["saliency", "metrics", "engines", "presets"])
+    bench.add_argument("--workspace", default=None, help="engines, presets: demo workspace")
     bench.add_argument("--dataset", default="rsna", help="engines: dataset kind")
     bench.add_argument("--arch", default="densenet121")
     bench.add_argument("--size", type=int, default=None)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--batch-size", type=int, default=None)
-    bench.add_argument("--n", type=int, default=64, help="maps (metrics) or images (engines)")
+    bench.add_argument("--n", type=int, default=None,
+                       help="maps (metrics, default 64), images (engines, default 64; presets, default 6)")
     bench.add_argument("--skip-reference", action="store_true")
     bench.set_defaults(func=_cmd_bench)
     return parser

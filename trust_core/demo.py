@@ -166,7 +166,7 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
     store = Store(root / "store")
     for kind, (dataset_class, _label_file) in DATASETS.items():
         out = root / "results" / kind
-        if (out / "summary.json").is_file():
+        if _current_results(out / "summary.json"):
             continue
         classifiers, localizers = demo_models(root, kind)
         dataset = dataset_class(root / kind, image_size=128)
@@ -180,6 +180,16 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
         write_outputs(result, out)
         log(f"{kind}: evaluated {result.stats['image_maps']} image-states in {result.stats['seconds']:.0f} s "
             f"→ {out}")
+
+
+def _current_results(path: Path) -> bool:
+    """Results exist and were scored by the current evaluation code (older ones are recomputed)."""
+    from .evaluate.run import EVAL_CODE_VERSION
+
+    try:
+        return json.loads(path.read_text()).get("code_version") == EVAL_CODE_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def describe_workspace(workspace: str | Path | None = None) -> dict:

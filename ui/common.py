@@ -121,13 +121,28 @@ def image_picker(ids: list[str], dataset) -> str:
     return shared_widget(st.selectbox, "Image", "image_id", options[0], options=options)
 
 
-def preset_note() -> None:
-    """Say which preset produced what is on screen, loudly when it is not the paper's."""
-    p = PRESETS[preset()]
+def preset_note(name: str | None = None) -> None:
+    """Say which preset produced what is on screen, loudly when it is not the paper's, with how far
+    ``fast`` was measured from the paper's preset on this workspace (``trust bench presets``)."""
+    p = PRESETS[name or preset()]
     if p.paper:
         st.caption(f"Preset **{p.label}**: {p.description}")
     else:
-        st.warning(f"Preset **{p.label}** — {p.description}", icon="⚠️")
+        st.warning(f"Preset **{p.label}** — {p.description} {fast_distance_text(workspace_root()[0])}", icon="⚠️")
+
+
+def fast_distance_text(root) -> str:
+    """One sentence on the measured distance of ``fast`` from ``arun2021`` (or how to measure it)."""
+    from trust_core.bench_presets import read_preset_fidelity
+
+    figures = read_preset_fidelity(root)
+    if not figures or figures.get("fast_min_ssim") is None:
+        return "Its distance from the paper's preset is not measured here yet: run `trust bench presets`."
+    per_method = figures.get("per_method_ssim") or {}
+    worst = min(per_method, key=lambda m: per_method[m] if per_method[m] is not None else 2.0) if per_method else None
+    label = METHODS[worst].label if worst in METHODS else worst
+    return (f"Measured on this workspace: its maps' SSIM to the paper preset's is {figures['fast_min_ssim']:.2f} at "
+            f"worst ({label}), and {100 * figures['verdict_agreement']:.0f} % of verdicts agree.")
 
 
 @contextlib.contextmanager

@@ -377,4 +377,10 @@ CASES: list[Case] = [
          names=False),
     Case("config-bad-dataset-spec", "config", _config("--dataset", "pacs:/nowhere"), "error", "KIND:PATH",
          names=False),
+    Case("config-unknown-rsna-class", "config", _config("--classes", "Pneumonia,Normal"), "error",
+         "unknown RSNA class.*Pneumonia.*No Lung Opacity / Not Normal", names=False),
+    Case("config-unknown-gradcam-upsampling", "config", _config("--set", "gradcam_interpolation=lanczos"), "error",
+         "gradcam_interpolation must be one of", names=False),
+    Case("config-unknown-xrai-postprocess", "config", _config("--set", "xrai_postprocess=sqrt"), "error",
+         "xrai_postprocess must be one of", names=False),
 ]

@@ -1,6 +1,6 @@
 """The four trust criteria over datasets, with baselines, split into cacheable work units."""
-from .run import (CRITERIA, EvalConfig, EvalResult, Evaluation, Unit, evaluate, run_units_local,
+from .run import (CRITERIA, EVAL_CODE_VERSION, EvalConfig, EvalResult, Evaluation, Unit, evaluate, run_units_local,
                   write_outputs)
 
-__all__ = ["CRITERIA", "EvalConfig", "EvalResult", "Evaluation", "Unit", "evaluate", "run_units_local",
+__all__ = ["CRITERIA", "EVAL_CODE_VERSION", "EvalConfig", "EvalResult", "Evaluation", "Unit", "evaluate", "run_units_local",
            "write_outputs"]

@@ -51,6 +51,9 @@ from ..saliency import PRESETS, explain, resolve_methods, resolve_params
 from ..saliency.postprocess import minmax_maps
 
 CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
+# 2: verdicts from paired CIs, random-pair baseline per replicate, localizer normalization and pairing,
+# utility of every model state, paper ground-truth rule and RSNA classes (results of 1 are not reused)
+EVAL_CODE_VERSION = "evaluate-2"
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,7 @@ class Evaluation:
         criteria = set(self.config.criteria)
         tables: dict[str, pd.DataFrame] = {}
         summary: dict = {"criteria": {}, "methods": self.methods, "preset": self.config.preset,
+                         "code_version": EVAL_CODE_VERSION,
                          "preset_is_paper": PRESETS[self.config.preset].paper,
                          "dataset": {"kind": self.dataset.kind, "mask_rule": self.dataset.mask_rule,
                                      **self.dataset.selection},
@@ -535,7 +539,7 @@ class Evaluation:
                            for p, a, m in zip(self.model_paths, self.arches, self.models)],
                 "localizers": self.localizer_paths, "localizer_maps": self.localizer_maps,
                 "image_size": self.size, "utility_images": len(self.utility_ids), "ssim_images": len(self.ssim_ids),
-                "versions": {"trust_core": __version__, "saliency_code": CODE_VERSION, "torch": str(torch.__version__),
+                "versions": {"trust_core": __version__, "saliency_code": CODE_VERSION, "evaluation_code": EVAL_CODE_VERSION, "torch": str(torch.__version__),
                              "captum": captum.__version__, "scikit-image": skimage.__version__,
                              "scikit-learn": sklearn.__version__, "numpy": np.__version__,
                              "python": platform.python_version()}}

@@ -81,7 +81,20 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
         "split": dataset.splits[image_id], "model": model_name, "architecture": model.trust_arch,
         "model_seed": model.trust_meta.get("seed"), "model_test_auc": model.trust_meta.get("test_auc"),
         "explained_class": int(result.targets[0]), "preset": f"{preset} — {PRESETS[preset].label}",
+        "ground_truth": f"{dataset.mask_rule} rule" + (f"; RSNA classes {', '.join(dataset.classes)}"
+                                                        if getattr(dataset, "classes", None) else ""),
+        "gradcam_upsampling": result.params["gradcam_interpolation"],
+        "xrai_postprocess": result.params["xrai_postprocess"],
     }
+    if not PRESETS[preset].paper:
+        from ..bench_presets import read_preset_fidelity
+
+        figures = read_preset_fidelity(workspace.root)
+        provenance["preset_distance"] = (
+            f"not the paper's preset; SSIM of its maps to arun2021's ≥ {figures['fast_min_ssim']:.2f} per method, "
+            f"{100 * figures['verdict_agreement']:.0f} % of verdicts agree (trust bench presets)"
+            if figures and figures.get("fast_min_ssim") is not None
+            else "not the paper's preset; its distance from arun2021 is not measured here (trust bench presets)")
     title = image_id if include_identifiers else pseudonym(image_id)
     return ImageReport(title=title, image=dataset.image(image_id, dataset.native_shape(image_id)[0] // 2),
                        mask=dataset.native_mask(image_id)[::2, ::2], boxes=[], maps={m: v[0] for m, v in result.items()},
