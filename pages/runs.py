@@ -50,12 +50,14 @@ def render() -> None:
     if submitted:
         if not models or not methods or not criteria:
             st.error("Choose at least one model, one method and one criterion.")
+        elif kind() == "rsna" and not classes:
+            st.error("Choose at least one RSNA class (the paper: Normal and Lung Opacity).")
         else:
             root = ws.root
             config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
                                 utility_limit=int(limit), ssim_images=int(ssim_images), group=8,
                                 overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode)
-            dataset = ws.dataset(kind(), classes=tuple(classes) if classes else "paper", mask_rule=mask_rule)
+            dataset = ws.dataset(kind(), classes=tuple(classes) if classes else None, mask_rule=mask_rule)
             build = lambda: Evaluation(dataset, [root / "models" / m for m in models], config,
                                        localizers=[root / "models" / m for m in localizers], cache=ws.store)
             job = jobs().start(f"{kind().upper()} · {preset} · {len(models)} models", root / "results" / kind(), build)

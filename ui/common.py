@@ -136,7 +136,7 @@ def fast_distance_text(root) -> str:
     from trust_core.bench_presets import read_preset_fidelity
 
     figures = read_preset_fidelity(root)
-    if not figures or figures.get("fast_min_ssim") is None:
+    if not figures or figures.get("fast_min_ssim") is None or figures.get("verdict_agreement") is None:
         return "Its distance from the paper's preset is not measured here yet: run `trust bench presets`."
     per_method = figures.get("per_method_ssim") or {}
     worst = min(per_method, key=lambda m: per_method[m] if per_method[m] is not None else 2.0) if per_method else None

@@ -7,7 +7,7 @@ from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam
 from saliency.core import base as pair_base
 
 from trust_core import explain
-from trust_core.cache.store import model_fingerprint
+from trust_core.cache.store import weights_digest
 from trust_core.saliency.explain import _noise
 from trust_core.saliency.postprocess import normalize_maps
 
@@ -38,7 +38,7 @@ def pair_map(attr_hwc):
 def same_noise(monkeypatch):
     """Make PAIR draw our noise samples (we seed by image content and model state)."""
     def install(image, n_samples, spread, model, seed=0):
-        draws = iter(_noise(image, n_samples, spread, seed, model_fingerprint(model)).numpy())
+        draws = iter(_noise(image, n_samples, spread, seed, weights_digest(model)).numpy())
         expected = spread * float(image.max() - image.min())
 
         def normal(loc, scale, size):

@@ -28,9 +28,9 @@ def test_maps_equal_those_of_the_contiguous_model(tiny_model, tiny_images):
     light = dict(n_samples=3, ig_steps=4, smooth_ig_steps=2, xrai_steps=3, gradcam_layer="features")
     params = resolve_params("fast", **light)
     methods = ["grad", "smoothgrad", "ig", "gbp", "gradcam"]
-    from trust_core.cache.store import model_fingerprint
+    from trust_core.cache.store import weights_digest
     plain = compute(tiny_model.eval(), tiny_images, methods, params, device=torch.device("cpu"), batch_size=8,
-                    precision="fp32", model_key=model_fingerprint(tiny_model))[0]
+                    precision="fp32", model_key=weights_digest(tiny_model))[0]
     ours = explain(tiny_model, tiny_images, methods=methods, preset="fast", **light)
     for m in methods:
         np.testing.assert_allclose(ours[m], plain[m].numpy(), atol=1e-5)
@@ -69,12 +69,12 @@ def test_noise_is_drawn_per_model_state(tiny_model, tiny_images):
     same state gets the same draws again; ``noise_per_model=False`` shares one draw per image."""
     import copy
 
-    from trust_core.cache.store import model_fingerprint
+    from trust_core.cache.store import weights_digest
     from trust_core.saliency.explain import _noise
     other = copy.deepcopy(tiny_model)
     with torch.no_grad():
         other.fc.bias.add_(1e-3)  # another state whose gradients barely differ
-    a, b = model_fingerprint(tiny_model), model_fingerprint(other)
+    a, b = weights_digest(tiny_model), weights_digest(other)
     assert a != b
     image = tiny_images[0]
     first, again, second = _noise(image, 4, 0.15, 0, a), _noise(image, 4, 0.15, 0, a), _noise(image, 4, 0.15, 0, b)
@@ -85,3 +85,20 @@ def test_noise_is_drawn_per_model_state(tiny_model, tiny_images):
     shared = [explain(m, tiny_images[:1], noise_per_model=False, **kw)["smoothgrad"][0] for m in (tiny_model, other)]
     assert np.abs(shared[0] - shared[1]).max() < 0.05 < np.abs(own[0] - own[1]).max()
     np.testing.assert_array_equal(own[0], explain(tiny_model, tiny_images[:1], **kw)["smoothgrad"][0])
+
+
+def test_noise_follows_the_weights_not_the_randomization_run_that_tagged_them():
+    """The original state of a cascading and of an independent run, with other seeds, and the plain
+    model: equal weights, so equal SmoothGrad maps (their cache fingerprints still differ)."""
+    from trust_core.cache.store import model_fingerprint
+    from trust_core.models import build
+    from trust_core.randomization import cascade
+    torch.manual_seed(0)
+    model = build("resnet_tiny").eval()
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    originals = [model] + [next(iter(cascade(model, mode=mode, seed=seed)))[1]
+                           for mode, seed in (("cascading", 0), ("independent", 5))]
+    assert len({model_fingerprint(m) for m in originals}) == 3
+    maps = [explain(m, x, methods=["smoothgrad"], n_samples=3)["smoothgrad"] for m in originals]
+    np.testing.assert_array_equal(maps[0], maps[1])
+    np.testing.assert_array_equal(maps[0], maps[2])

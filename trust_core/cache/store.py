@@ -47,14 +47,23 @@ def digest_array(array) -> str:
     return h.hexdigest()
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of architecture name, weights and buffers, and randomization state."""
+def weights_digest(model: torch.nn.Module) -> str:
+    """Hash of architecture name, weights and buffers only: two copies with equal weights share it,
+    whatever randomization run tagged them (the seed of per-model SmoothGrad noise)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(str(getattr(model, "trust_arch", type(model).__name__)).encode())
-    h.update(json.dumps(getattr(model, "trust_state", None), sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def model_fingerprint(model: torch.nn.Module, weights: str | None = None) -> str:
+    """Hash of the weights (see :func:`weights_digest`, passed when already computed) and the
+    randomization state: the model part of every cache key."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update((weights or weights_digest(model)).encode())
+    h.update(json.dumps(getattr(model, "trust_state", None), sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 

@@ -332,8 +332,8 @@ class Evaluation:
                      "difference": vs_low.difference, "difference_ci": [vs_low.ci_low, vs_low.ci_high],
                      "p_vs_low": p_low[m], "p_vs_low_holm": p_low_holm[m],
                      "p_vs_high": p_high.get(m), "p_vs_high_holm": p_high_holm.get(m),
-                     "verdict": vs_low.verdict,
-                     "paper_rule": _point_rule(s.n and vs_low.mean > vs_low.baseline)}
+                     "n_paired": vs_low.n, "verdict": vs_low.verdict,
+                     "paper_rule": _point_rule(vs_low.mean > vs_low.baseline, vs_low.n)}
             if m == "xrai":
                 fractions = np.array([r["xrai_negative_fraction"] for r in rows if r["method"] == "xrai"], float)
                 entry["negative_fraction_mean"] = float(np.nanmean(fractions)) if np.isfinite(fractions).any() \
@@ -439,33 +439,40 @@ class Evaluation:
         entries = {}
         for m in self.methods:
             sub = table[table.method == m]
-            # per image: the mean over the replicates, for the states and the baseline alike
-            base = baseline[baseline.method == m].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
             curve = (sub.groupby(["state_index", "state"]).ssim.agg(["mean", "std", "count"]).reset_index()
                      .sort_values("state_index"))
             per_replicate = sub.groupby(["state_index", "model"]).ssim.mean().unstack()
-            per_state = {name: sub[sub.state == name].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
-                         for name in curve.state}
-            comparisons = {name: compare_paired(v, base, better="less", seed=self.config.bootstrap_seed)
-                           for name, v in per_state.items()}
+            # per image: the mean over the replicates where both the state's SSIM and that replicate's
+            # random-pair baseline exist, so both sides average the same replicates
+            base_m = baseline[baseline.method == m][["model", "image_id", "ssim"]].rename(columns={"ssim": "base"})
+            comparisons, per_state = {}, {}
+            for name in curve.state:
+                paired = sub[sub.state == name].merge(base_m, on=["model", "image_id"]).dropna(subset=["ssim", "base"])
+                means = paired.groupby("image_id")[["ssim", "base"]].mean().reindex(ids)
+                per_state[name] = means.ssim.to_numpy()
+                comparisons[name] = compare_paired(means.ssim.to_numpy(), means.base.to_numpy(), better="less",
+                                                   seed=self.config.bootstrap_seed)
+            base = baseline[baseline.method == m].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
             if independent and comparisons:
                 decisive = max(comparisons, key=lambda n: (comparisons[n].mean if comparisons[n].n else -np.inf))
                 verdicts = [c.verdict for c in comparisons.values()]
                 verdict = "fail" if "fail" in verdicts else "pass" if all(v == "pass" for v in verdicts) \
                     else "inconclusive"
-                paper_rule = _point_rule(all(c.n and c.mean < c.baseline for c in comparisons.values()))
+                paper_rule = _point_rule(all(c.n and c.mean < c.baseline for c in comparisons.values()),
+                                         min(c.n for c in comparisons.values()))
             else:
                 decisive = curve.state.iloc[-1] if len(curve) else None
                 verdict = comparisons[decisive].verdict if decisive else "inconclusive"
                 c = comparisons.get(decisive)
-                paper_rule = _point_rule(bool(c and c.n and c.mean < c.baseline))
+                paper_rule = _point_rule(bool(c and c.mean < c.baseline), c.n if c else 0)
             final = per_state.get(decisive, np.full(len(ids), np.nan))
             c = comparisons.get(decisive)
             s = summarize(final, seed=self.config.bootstrap_seed)
             entry = {**s.as_dict(), "baseline": c.baseline if c else float("nan"),
                      "difference": c.difference if c else float("nan"),
                      "difference_ci": [c.ci_low, c.ci_high] if c else [float("nan")] * 2,
-                     "final_state": decisive, "verdict": verdict, "paper_rule": paper_rule,
+                     "n_paired": c.n if c else 0, "final_state": decisive, "verdict": verdict,
+                     "paper_rule": paper_rule,
                      "states": {name: comp.as_dict() for name, comp in comparisons.items()},
                      "curve": [{"state": r.state, "state_index": int(r.state_index), "mean": float(r["mean"]),
                                 "std": float(per_replicate.loc[r.state_index].std()) if per_replicate.shape[1] > 1
@@ -510,7 +517,8 @@ class Evaluation:
             if base is not None:
                 c = compare_paired(values, base, better="greater", seed=self.config.bootstrap_seed)
                 entry.update(baseline=c.baseline, difference=c.difference, difference_ci=[c.ci_low, c.ci_high],
-                             verdict=c.verdict, paper_rule=_point_rule(c.n and c.mean >= c.baseline), reason=None)
+                             n_paired=c.n, verdict=c.verdict, paper_rule=_point_rule(c.mean >= c.baseline, c.n),
+                             reason=None)
             entries[m] = entry
         summary["criteria"][name] = {
             "metric": "SSIM", "n_images": len(ids), "pairs": [f"{self._model_label(a)} vs {self._model_label(b)}"
@@ -545,8 +553,10 @@ class Evaluation:
                              "python": platform.python_version()}}
 
 
-def _point_rule(passed) -> str:
-    """The paper's point-estimate rule, kept beside the verdict: 'pass' or 'fail'."""
+def _point_rule(passed, n: int = 1) -> str | None:
+    """The paper's point-estimate rule, kept beside the verdict: 'pass', 'fail', or None without data."""
+    if not n:
+        return None
     return "pass" if passed else "fail"
 
 

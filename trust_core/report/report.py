@@ -93,7 +93,7 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
         provenance["preset_distance"] = (
             f"not the paper's preset; SSIM of its maps to arun2021's ≥ {figures['fast_min_ssim']:.2f} per method, "
             f"{100 * figures['verdict_agreement']:.0f} % of verdicts agree (trust bench presets)"
-            if figures and figures.get("fast_min_ssim") is not None
+            if figures and figures.get("fast_min_ssim") is not None and figures.get("verdict_agreement") is not None
             else "not the paper's preset; its distance from arun2021 is not measured here (trust bench presets)")
     title = image_id if include_identifiers else pseudonym(image_id)
     return ImageReport(title=title, image=dataset.image(image_id, dataset.native_shape(image_id)[0] // 2),

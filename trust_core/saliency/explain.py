@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from ..cache.store import Store, digest_array, make_key, model_fingerprint
+from ..cache.store import Store, digest_array, make_key, model_fingerprint, weights_digest
 from ..errors import SaliencyError
 from ..hardware import precision_problem
 from .engine import PathSet, autocast, fp32_mode, frozen_eval, run_paths
@@ -110,7 +110,7 @@ def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
 
 def _noise(image: torch.Tensor, n_samples: int, spread: float, seed: int, model_key: str = "") -> torch.Tensor:
     """SmoothGrad noise for one image (S, C, H, W): σ = spread × (max − min), seeded by the image's
-    content and ``model_key`` (the model state's fingerprint when ``noise_per_model``).
+    content and ``model_key`` (the digest of the model's weights when ``noise_per_model``).
 
     Seeding by content (not by batch position) makes maps independent of how images are batched and
     lets SmoothGrad and Smooth IG share the same draws whenever they run together or apart; the model
@@ -426,7 +426,8 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         found: dict[tuple[str, int], dict] = {}
         claimed: list[str] = []
         noisy = any(METHODS[m].uses_noise for m in methods) and params["noise_per_model"]
-        fingerprint = model_fingerprint(model) if cache is not None or noisy else ""
+        weights = weights_digest(model) if cache is not None or noisy else ""
+        fingerprint = model_fingerprint(model, weights) if cache is not None else ""
         if cache is not None:
             digests = [digest_array(x[i]) for i in range(n)]
             for m in methods:
@@ -460,7 +461,7 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
                 with record_function("saliency.compute"):
                     computed, sub_flags, sub_raw, sub_targets, passes, sub_stats = _compute_within_memory(
                         compute_model(model, device, precision), sub, missing, params, device=device,
-                        batch_size=batch_size, precision=precision, model_key=fingerprint)
+                        batch_size=batch_size, precision=precision, model_key=weights)
                 computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
                 for j, i in enumerate(todo):
                     targets[i] = int(sub_targets[j])
