@@ -72,8 +72,10 @@ def test_compare_verdicts_counts_and_skips_missing():
                          "repeatability": {"methods": {"grad": None}}}}
     paper = {"criteria": {"utility": {"methods": {"grad": {"verdict": "pass"}, "ig": {"verdict": "inconclusive"}}},
                           "repeatability": {"methods": {"grad": {"verdict": "pass"}}}}}
-    assert compare_verdicts(fast, paper) == {"agree": 1, "total": 2,
+    assert compare_verdicts(fast, paper) == {"agree": 1, "total": 2, "both_inconclusive": 0,
                                              "disagreements": [["utility", "ig", "fail", "inconclusive"]]}
+    fast["criteria"]["utility"]["methods"]["ig"]["verdict"] = "inconclusive"
+    assert compare_verdicts(fast, paper)["both_inconclusive"] == 1  # agreement on nothing decided, counted apart
 
 
 def test_read_preset_fidelity_missing_or_unreadable(tmp_path):

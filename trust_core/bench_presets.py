@@ -62,7 +62,7 @@ def method_ssim(maps_a, maps_b, methods=None, *, data_range: float = 2.0) -> dic
 def compare_verdicts(fast_summary: dict, paper_summary: dict) -> dict:
     """Agreement of the verdicts of two evaluation summaries, over every criterion × method present (and
     not None) in both: ``{"agree", "total", "disagreements": [[criterion, method, fast, paper], …]}``."""
-    agree, total, disagreements = 0, 0, []
+    agree, total, disagreements, undecided = 0, 0, [], 0
     fast_criteria = fast_summary.get("criteria", {})
     paper_criteria = paper_summary.get("criteria", {})
     for criterion, fast_entry in fast_criteria.items():
@@ -79,11 +79,12 @@ def compare_verdicts(fast_summary: dict, paper_summary: dict) -> dict:
             if a is None or b is None:
                 continue
             total += 1
+            undecided += a == b == "inconclusive"
             if a == b:
                 agree += 1
             else:
                 disagreements.append([criterion, method, a, b])
-    return {"agree": agree, "total": total, "disagreements": disagreements}
+    return {"agree": agree, "total": total, "disagreements": disagreements, "both_inconclusive": undecided}
 
 
 def _preset_maps(model, x: torch.Tensor, methods: list[str], *, device, cache) -> dict[str, dict]:
@@ -101,7 +102,8 @@ def _format_table(per_dataset: dict, per_method: dict, methods: list[str]) -> li
     kinds = list(per_dataset)
     width = max([len("method")] + [len(m) for m in methods])
     header = f"{'method':<{width}}  " + "  ".join(f"{k:>7}" for k in kinds) + f"  {'mean':>7}"
-    lines = [f"SSIM of 'fast' vs 'arun2021' maps (1 = identical)", header, "-" * len(header)]
+    lines = ["SSIM of 'fast' vs 'arun2021' maps (1 = identical; data_range 2, the paper's)", header,
+             "-" * len(header)]
 
     def cell(value):
         return f"{value:7.3f}" if value is not None and math.isfinite(value) else f"{'n/a':>7}"
@@ -182,8 +184,12 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     agree = sum(d["verdicts"]["agree"] for d in per_dataset.values())
     total = sum(d["verdicts"]["total"] for d in per_dataset.values())
     verdict_agreement = agree / total if total else None
+    undecided = sum(d["verdicts"].get("both_inconclusive", 0) for d in per_dataset.values())
+    decisive = total - undecided
     result = {"per_dataset": per_dataset, "per_method_ssim": per_method, "fast_min_ssim": fast_min_ssim,
-              "verdict_agreement": verdict_agreement, "images": images, "criteria": list(criteria),
+              "verdict_agreement": verdict_agreement, "both_inconclusive": undecided,
+              "decisive_agreement": (agree - undecided) / decisive if decisive else None,
+              "ssim_data_range": 2.0, "images": images, "criteria": list(criteria),
               "seconds": round(time.perf_counter() - started, 1)}
 
     out = root / RESULT_FILE
@@ -194,7 +200,8 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
         log(line)
     for kind, entry in per_dataset.items():
         v = entry["verdicts"]
-        log(f"{kind}: verdicts agree {v['agree']}/{v['total']}")
+        log(f"{kind}: verdicts agree {v['agree']}/{v['total']} ({v.get('both_inconclusive', 0)} of them "
+            f"inconclusive under both presets)")
         for criterion, method, fast_verdict, paper_verdict in v["disagreements"]:
             log(f"  {criterion:<16} {method:<15} fast={fast_verdict:<13} arun2021={paper_verdict}")
     log(f"written to {out} ({result['seconds']:.0f} s)")
