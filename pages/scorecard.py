@@ -8,7 +8,14 @@ from trust_core.report import provenance_line, scorecard_table
 from ui.common import fast_distance_text, friendly_errors, kind, run_page, workspace
 
 
-VERDICT_ICONS = {"pass": "🟢", "fail": "🔴", "inconclusive": "🟡"}
+VERDICT_COLOURS = {"pass": ("#d3f0d8", "#14532d"), "fail": ("#fbd5d5", "#7f1d1d"),
+                   "inconclusive": ("#fdf0c4", "#713f12")}
+
+
+def verdict_style(verdict) -> str:
+    """A coloured chip for a verdict cell: green pass, red fail, amber inconclusive."""
+    background, text = VERDICT_COLOURS.get(verdict, ("#eeeeee", "#333333"))
+    return f"background-color: {background}; color: {text}; font-weight: 600"
 
 
 def render() -> None:
@@ -50,7 +57,7 @@ def render() -> None:
             col.caption(f"{counts.get('fail', 0)} fail · {counts.get('inconclusive', 0)} inconclusive")
 
     def cell(row) -> str:
-        return f"{VERDICT_ICONS.get(row.verdict, '')} {row.verdict} · {row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
+        return f"{row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
 
     if len(table):
         table["ours"] = table.apply(cell, axis=1)
@@ -68,13 +75,13 @@ def render() -> None:
                 continue
             block = results["criteria"][criterion]
             st.subheader(f"{criterion.capitalize()} — {block['metric']} (n = {block['n_images']})")
-            st.caption(f"Verdict: {block['rule']}. Paper rule: {block.get('paper_rule', '—')}.")
-            view = sub[["label", "ours", "baseline_text", "difference_text", "paper_rule", "paper_text", "n",
-                        "excluded"]].rename(columns={
-                "label": "method", "ours": "verdict · ours [95% CI]", "baseline_text": "baseline (low / high)"
+            st.caption(f"Verdict — {block['rule'].rstrip('.')}. Paper rule — {block.get('paper_rule', '—')}.")
+            view = sub[["label", "verdict", "ours", "baseline_text", "difference_text", "paper_rule", "paper_text",
+                        "n", "excluded"]].rename(columns={
+                "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)"
                 if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
                 "paper_rule": "paper rule", "paper_text": "paper", "excluded": "flagged"})
-            st.dataframe(view, hide_index=True, width="stretch")
+            st.dataframe(view.style.map(verdict_style, subset=["verdict"]), hide_index=True, width="stretch")
         st.caption(f"Paper values: {SOURCE}. Randomization in the paper is reported as pass/fail.")
 
     with st.expander("Datasets and models in this workspace"):
