@@ -83,3 +83,17 @@ def test_read_preset_fidelity_missing_or_unreadable(tmp_path):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "preset_fidelity.json").write_text("{not json")
     assert read_preset_fidelity(tmp_path) is None
+
+
+def test_the_apps_sentence_reads_the_figures_and_survives_missing_ones(tmp_path):
+    from ui.common import fast_distance_text
+    assert "not measured" in fast_distance_text(tmp_path)
+    (tmp_path / "results").mkdir()
+    path = tmp_path / "results" / "preset_fidelity.json"
+    path.write_text(json.dumps({"fast_min_ssim": 0.862, "verdict_agreement": None,
+                                "per_method_ssim": {"smoothgrad": 0.862}}))
+    assert "not measured" in fast_distance_text(tmp_path)
+    path.write_text(json.dumps({"fast_min_ssim": 0.862, "verdict_agreement": 0.75,
+                                "per_method_ssim": {"smoothgrad": 0.862, "grad": 1.0}}))
+    text = fast_distance_text(tmp_path)
+    assert "0.86 at worst (SmoothGrad)" in text and "75 % of verdicts agree" in text

@@ -185,4 +185,6 @@ def require_results():
         st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page "
                 f"(or run `trust demo`).")
         st.stop()
+    if results.get("preset") in PRESETS and not PRESETS[results["preset"]].paper:
+        preset_note(results["preset"])  # what produced these results, with fast's measured distance
     return results
