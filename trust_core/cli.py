@@ -386,8 +386,11 @@ def _add_dataset_options(parser) -> None:
 
 def _add_compute_options(parser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda … (default: cpu)")
+    from .hardware import cpu_description, cpu_precisions
+
     parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
-                        help="fp32 (exact, default); tf32/fp16 on CUDA, bf16 on CUDA or AMX CPUs")
+                        help=f"fp32 (exact, default); tf32/fp16 on CUDA; bf16 on CUDA or CPUs with native bf16 "
+                             f"(this CPU, {cpu_description()}: {', '.join(cpu_precisions())})")
     parser.add_argument("--batch-size", type=int, default=None, help="passes per chunk")
     parser.add_argument("--group", type=int, default=4, help="images per explain call")
     parser.add_argument("--cache", default=None, help="cache folder (default cache/store or $TRUST_CACHE)")
