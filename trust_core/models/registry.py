@@ -20,6 +20,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from ..errors import ConfigError
+from .unet import UNet
 
 
 class DenseNet(tvm.DenseNet):
@@ -146,8 +147,6 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
 
 
 def _unet(num_classes: int) -> nn.Module:
-    from .localizer import UNet
-
     return UNet()
 
 
