@@ -261,15 +261,47 @@ def _overrides(pairs: list[str] | None) -> dict:
     return out
 
 
+def _number(kind, low, *, strict: bool):
+    """An argparse type: ``kind`` (int/float) ≥ ``low`` (> when ``strict``), or a clear refusal."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if value != value or value in (float("inf"), float("-inf")) or (value <= low if strict else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '≥'} {low}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_positive_int = _number(int, 0, strict=True)
+_positive_float = _number(float, 0.0, strict=True)
+_non_negative_float = _number(float, 0.0, strict=False)
+
+
+def _at_least(low: int):
+    return _number(int, low, strict=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as ``error: …`` (exit 2), like every other refusal."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trust", description="Saliency Trust Explorer: are the "
+    parser = _Parser(prog="trust", description="Saliency Trust Explorer: are the "
                                      "saliency maps of a chest X-ray classifier trustworthy?")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="build the embedded demo workspace (phantom data + models)")
     demo.add_argument("--workspace", default=None, help="folder (default cache/demo or $TRUST_WORKSPACE)")
-    demo.add_argument("--images", type=int, default=480, help="phantom images per dataset")
-    demo.add_argument("--epochs", type=int, default=40, help="maximum training epochs per model")
+    demo.add_argument("--images", type=_at_least(8), default=480, help="phantom images per dataset")
+    demo.add_argument("--epochs", type=_positive_int, default=40, help="maximum training epochs per model")
     demo.add_argument("--no-evaluate", action="store_true", help="skip the fast-preset evaluation")
     demo.set_defaults(func=_cmd_demo)
 
@@ -279,11 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--arch", required=True, help="architecture from the registry")
     train.add_argument("--out", required=True, help="checkpoint file to write")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--patience", type=int, default=5)
-    train.add_argument("--size", type=int, default=None, help="input size (default: architecture's)")
+    train.add_argument("--epochs", type=_positive_int, default=30)
+    train.add_argument("--batch-size", type=_at_least(2), default=32)
+    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--patience", type=_positive_int, default=5)
+    train.add_argument("--size", type=_at_least(32), default=None, help="input size (default: architecture's)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     train.set_defaults(func=_cmd_train)
 
@@ -301,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--images", nargs="*", default=None, help="image ids (default: the split's)")
     maps.add_argument("--split", default="test", help="split when no ids are given (default test)")
     maps.add_argument("--positives", action="store_true", help="only positive images")
-    maps.add_argument("--limit", type=int, default=None)
+    maps.add_argument("--limit", type=_positive_int, default=None)
     maps.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
     maps.add_argument("--out", required=True, help="output folder")
     _add_compute_options(maps)
@@ -316,11 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--preset", default="arun2021")
     ev.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
     ev.add_argument("--criteria", nargs="*", default=list(CRITERIA_CHOICES), choices=CRITERIA_CHOICES)
-    ev.add_argument("--limit", type=int, default=None, help="at most N positive test images")
-    ev.add_argument("--ssim-images", type=int, default=100, help="images for the SSIM criteria (paper: 100)")
+    ev.add_argument("--limit", type=_positive_int, default=None, help="at most N positive test images")
+    ev.add_argument("--ssim-images", type=_at_least(2), default=100, help="images for the SSIM criteria (paper: 100)")
     ev.add_argument("--ssim-seed", type=int, default=1, help="seed choosing them (paper: 1)")
-    ev.add_argument("--baseline-pairs", type=int, default=50)
-    ev.add_argument("--data-range", type=float, default=2.0, help="SSIM data range (paper: 2)")
+    ev.add_argument("--baseline-pairs", type=_positive_int, default=50)
+    ev.add_argument("--data-range", type=_positive_float, default=2.0, help="SSIM data range (paper: 2)")
     ev.add_argument("--randomization", default="cascading", choices=["cascading", "independent"])
     ev.add_argument("--init", default="reset", choices=["reset", "truncated_normal"])
     ev.add_argument("--ttest", action="store_true", help="one-sided t-test for randomization")
@@ -330,9 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "repeatability baseline)")
     ev.add_argument("--engine", default="local", choices=["local", "ray"], help="where units run")
     ev.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
-    ev.add_argument("--workers", type=int, default=None, help="Ray actors (default: one per CPU or GPU)")
-    ev.add_argument("--gpus-per-worker", type=float, default=0.0)
-    ev.add_argument("--threads-per-worker", type=int, default=1, help="torch threads (and CPUs) per actor")
+    ev.add_argument("--workers", type=_positive_int, default=None, help="Ray actors (default: one per CPU or GPU)")
+    ev.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0)
+    ev.add_argument("--threads-per-worker", type=_positive_int, default=1, help="torch threads (and CPUs) per actor")
     ev.add_argument("--out", required=True)
     _add_compute_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
@@ -341,9 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--dataset", required=True)
     _add_dataset_options(loc)
     loc.add_argument("--out", required=True)
-    loc.add_argument("--size", type=int, default=128)
+    loc.add_argument("--size", type=_at_least(32), default=128)
     loc.add_argument("--seed", type=int, default=0)
-    loc.add_argument("--epochs", type=int, default=20)
+    loc.add_argument("--epochs", type=_positive_int, default=20)
     loc.add_argument("--device", default=None)
     loc.set_defaults(func=_cmd_train_localizer)
 
@@ -363,10 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workspace", default=None, help="engines, presets: demo workspace")
     bench.add_argument("--dataset", default="rsna", help="engines: dataset kind")
     bench.add_argument("--arch", default="densenet121")
-    bench.add_argument("--size", type=int, default=None)
+    bench.add_argument("--size", type=_at_least(32), default=None)
     bench.add_argument("--device", default="cpu")
-    bench.add_argument("--batch-size", type=int, default=None)
-    bench.add_argument("--n", type=int, default=None,
+    bench.add_argument("--batch-size", type=_positive_int, default=None)
+    bench.add_argument("--n", type=_positive_int, default=None,
                        help="maps (metrics, default 64), images (engines, default 64; presets, default 6)")
     bench.add_argument("--skip-reference", action="store_true")
     bench.set_defaults(func=_cmd_bench)
@@ -391,15 +423,18 @@ def _add_compute_options(parser) -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
                         help=f"fp32 (exact, default); tf32/fp16 on CUDA; bf16 on CUDA or CPUs with native bf16 "
                              f"(this CPU, {cpu_description()}: {', '.join(cpu_precisions())})")
-    parser.add_argument("--batch-size", type=int, default=None, help="passes per chunk")
-    parser.add_argument("--group", type=int, default=4, help="images per explain call")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="passes per chunk")
+    parser.add_argument("--group", type=_positive_int, default=4, help="images per explain call")
     parser.add_argument("--cache", default=None, help="cache folder (default cache/store or $TRUST_CACHE)")
     parser.add_argument("--no-cache", action="store_true")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a refused argument (already said)
+        return int(exc.code or 0)
     try:
         return args.func(args)
     except TrustError as exc:
