@@ -194,18 +194,3 @@ def _current_results(path: Path) -> bool:
         return json.loads(path.read_text()).get("code_version") == EVAL_CODE_VERSION
     except (OSError, ValueError):
         return False
-
-
-def describe_workspace(workspace: str | Path | None = None) -> dict:
-    """Datasets (counts, skips) and models (AUCs) of a workspace, for the app's overview."""
-    root = workspace_path(workspace)
-    datasets = {}
-    for kind, (dataset_class, label_file) in DATASETS.items():
-        if (root / kind / label_file).is_file():
-            datasets[kind] = dataset_class(root / kind).summary()
-    results = {}
-    for kind in DATASETS:
-        path = root / "results" / kind / "summary.json"
-        if path.is_file():
-            results[kind] = json.loads(path.read_text())
-    return {"workspace": str(root), "datasets": datasets, "models": read_index(root), "results": results}

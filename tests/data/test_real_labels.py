@@ -2,7 +2,6 @@
 from the installed package, never copied here), rasterized by the paper's rule and checked against
 the authors' own code and independent references (Kaggle's RLE decoder, scikit-image's resize)."""
 import gzip
-import io
 import zipfile
 from pathlib import Path
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trust_core.cache import Store
-from trust_core.evaluate import EvalConfig, Evaluation, evaluate, write_outputs
+from trust_core.evaluate import EvalConfig, Evaluation, evaluate
 from trust_core.models import TrainConfig, train_classifier
 from trust_core.models.localizer import train_localizer
 

@@ -3,11 +3,11 @@ from .datasets import (DATASETS, Box, FolderDataset, RadiographDataset, Record, 
                        SIIMDataset, make_splits, open_dataset)
 from .dicom import DicomImage, load_radiograph, read_dicom, read_image
 from .rle import rle_decode, rle_encode
-from .transforms import from_model_input, resize_image, resize_mask, to_model_input
+from .transforms import resize_image, resize_mask, to_model_input
 
 __all__ = [
     "DATASETS", "Box", "DicomImage", "FolderDataset", "RSNADataset", "RadiographDataset", "Record",
-    "SIIMDataset", "Sample", "from_model_input", "load_radiograph", "make_splits", "open_dataset",
+    "SIIMDataset", "Sample", "load_radiograph", "make_splits", "open_dataset",
     "read_dicom", "read_image", "resize_image", "resize_mask", "rle_decode", "rle_encode",
     "to_model_input",
 ]

@@ -34,8 +34,3 @@ def to_model_input(image: np.ndarray) -> torch.Tensor:
         raise ValueError(f"a 2-D grayscale image is expected, got shape {image.shape}")
     tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)) * 2.0 - 1.0
     return tensor.unsqueeze(0).expand(3, -1, -1).contiguous()
-
-
-def from_model_input(tensor: torch.Tensor) -> np.ndarray:
-    """Inverse of :func:`to_model_input` (first channel) → float32 (H, W) in [0, 1]."""
-    return ((tensor.detach().float().cpu()[0] + 1.0) / 2.0).clamp(0, 1).numpy()

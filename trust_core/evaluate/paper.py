@@ -13,7 +13,6 @@ AUPRC = {
     "rsna": {"grad": 0.339, "smoothgrad": 0.169, "ig": 0.320, "smooth_ig": 0.160, "gradcam": 0.41, "xrai": 0.519,
              "gbp": 0.173, "guided_gradcam": 0.31, "average_mask": 0.465, "localizer": 0.596},
 }
-LOCALIZER_NAME = {"siim": "U-Net", "rsna": "RetinaNet"}
 
 SSIM = {
     "repeatability": {

@@ -11,7 +11,7 @@ feature map and hooks can see it. Guided Backprop guides functional ReLUs too (s
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -128,7 +128,6 @@ class Architecture:
     demo: bool = False
     paper: bool = False
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (

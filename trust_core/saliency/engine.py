@@ -58,7 +58,6 @@ class EngineOutput:
     endpoints: torch.Tensor  # (P, C, H, W): ∂y/∂x at α = 1 (zeros where the path has no α = 1)
     targets: torch.Tensor  # (N,) class explained per image
     cams: torch.Tensor | None  # (N, H, W) Grad-CAM (after ReLU and upsampling), if a layer was given
-    logits: torch.Tensor | None  # (N, K) logits of the clean images (when plain points ran)
     passes: int
     bank: torch.Tensor  # the end rows, ``bank_extra`` included
 
@@ -173,7 +172,6 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     endpoints = torch.zeros_like(sums)
     resolved = targets.clone().to(device) if targets is not None else None
     cams = None
-    logits_out = None
 
     point_path = torch.cat([torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(paths.alphas)])
     point_alpha = torch.cat(paths.alphas)
@@ -225,9 +223,6 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                 if has_plain:  # targets of the images whose clean point is in this chunk
                     plain_images = images[plain_at]
                     plain_logits = logits.detach()[plain_at]
-                    if logits_out is None:
-                        logits_out = torch.zeros((n_images, logits.shape[1]), device=device)
-                    logits_out[plain_images] = plain_logits
                     current = resolved[plain_images]
                     resolved[plain_images] = torch.where(current < 0, plain_logits.argmax(1), current)
                 chosen = logits.gather(1, resolved[images].clamp(min=0).view(-1, 1)).sum()
@@ -250,5 +245,5 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
             hook.remove()
     if bank_extra is not None:  # no point ended on them
         bank = torch.cat([bank, bank_extra.result().to(device)])
-    return EngineOutput(sums=sums, endpoints=endpoints, targets=resolved, cams=cams, logits=logits_out,
+    return EngineOutput(sums=sums, endpoints=endpoints, targets=resolved, cams=cams,
                         passes=passes, bank=bank)
