@@ -7,20 +7,12 @@ from trust_core.demo import workspace_path
 from trust_core.errors import TrustError
 from trust_core.saliency import PRESETS
 from ui.common import access_gate, get_workspace, shared, shared_widget, workspace_root
+from ui.pages import PAGES as PAGE_SPECS
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
 
-PAGE_FILES = {  # file → page; the registry that the navigation and the page sweep test both read
-    "scorecard.py": st.Page("pages/scorecard.py", title="Scorecard", icon="📋", default=True, url_path="scorecard"),
-    "explorer.py": st.Page("pages/explorer.py", title="Image explorer", icon="🔎", url_path="explorer"),
-    "randomization.py": st.Page("pages/randomization.py", title="Randomization", icon="🎲", url_path="randomization"),
-    "metrics.py": st.Page("pages/metrics.py", title="Metrics", icon="📊", url_path="metrics"),
-    "compare.py": st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
-    "upload.py": st.Page("pages/upload.py", title="Your own image", icon="📤", url_path="upload"),
-    "report.py": st.Page("pages/report.py", title="Reports", icon="📄", url_path="reports"),
-    "runs.py": st.Page("pages/runs.py", title="Runs", icon="▶️", url_path="runs"),
-}
-PAGES = list(PAGE_FILES.values())
+PAGE_FILES = {spec.file: st.Page(spec.path, title=spec.title, icon=spec.icon, default=spec.default,
+                                 url_path=spec.url_path) for spec in PAGE_SPECS}  # file name → page
 
 access_gate()
 with st.sidebar:
@@ -44,7 +36,7 @@ with st.sidebar:
     shared_widget(st.selectbox, "Preset", "preset", "fast", options=list(PRESETS),
                   format_func=lambda p: PRESETS[p].label)
 
-navigation = st.navigation(PAGES)
+navigation = st.navigation(list(PAGE_FILES.values()))
 goto = st.session_state.pop("_goto", None)
 if goto in PAGE_FILES:  # a page asked for directly before the frame existed (see ui.common.ensure_frame)
     st.switch_page(PAGE_FILES[goto])

@@ -11,11 +11,13 @@ from trust_core.saliency import METHODS, PRESETS
 from ui.common import run_page, friendly_errors, kind, method_label, workspace
 
 
-def render() -> None:
-    @st.cache_resource
-    def jobs() -> JobManager:
-        return JobManager()
+@st.cache_resource
+def jobs() -> JobManager:
+    """The job manager of this server process (every session's runs)."""
+    return JobManager()
 
+
+def render() -> None:
 
     st.title("Runs")
     with friendly_errors():

@@ -1,0 +1,30 @@
+"""The app's page registry: one owner for the navigation (app.py) and the page sweeps of the tests."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str  # relative to the repository root
+    title: str
+    icon: str
+    url_path: str
+    default: bool = False
+
+    @property
+    def file(self) -> str:
+        return Path(self.path).name
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/scorecard.py", "Scorecard", "📋", "scorecard", default=True),
+    PageSpec("pages/explorer.py", "Image explorer", "🔎", "explorer"),
+    PageSpec("pages/randomization.py", "Randomization", "🎲", "randomization"),
+    PageSpec("pages/metrics.py", "Metrics", "📊", "metrics"),
+    PageSpec("pages/compare.py", "Compare", "⚖️", "compare"),
+    PageSpec("pages/upload.py", "Your own image", "📤", "upload"),
+    PageSpec("pages/report.py", "Reports", "📄", "reports"),
+    PageSpec("pages/runs.py", "Runs", "▶️", "runs"),
+)
