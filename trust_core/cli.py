@@ -83,7 +83,7 @@ def _cmd_maps(args) -> int:
     size = model.trust_meta.get("input_size") or 320
     dataset = _open_dataset(args, image_size=size)
     ids = args.images or dataset.ids(split=args.split, label=1 if args.positives else None)
-    unknown = [i for i in ids if i not in dataset._all]
+    unknown = [i for i in ids if i not in dataset]
     if unknown:
         raise ConfigError(f"image id(s) not in the dataset: {unknown[:5]}")
     if args.limit:

@@ -117,7 +117,7 @@ def preset() -> str:
 def image_picker(ids: list[str], dataset) -> str:
     """The image selector every page shares (the current image follows you across pages)."""
     current = shared("image_id")
-    options = sorted(set(ids) | ({current} if current in dataset._all else set()))
+    options = sorted(set(ids) | ({current} if current in dataset else set()))
     return shared_widget(st.selectbox, "Image", "image_id", options[0], options=options)
 
 

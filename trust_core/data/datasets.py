@@ -178,6 +178,35 @@ class RadiographDataset(abc.ABC):
         """Why a labelled image is left out by the dataset's selection (None: kept)."""
         return None
 
+    def _add_box(self, boxes: dict, image_id: str, row: dict, line: int, path: Path) -> None:
+        """One ``x, y, width, height`` row of a box file into ``boxes[image_id]`` (validated; an exact
+        duplicate is a counted skip)."""
+        box = Box(*(_number(row, c, line, path) for c in ("x", "y", "width", "height")))
+        if box.width <= 0 or box.height <= 0:
+            raise DatasetError(f"line {line}: box of {image_id!r} has a non-positive size "
+                               f"({box.width} x {box.height})", path=path)
+        if box in boxes[image_id]:
+            self.skipped.add("duplicate box rows", image_id)
+            return
+        boxes[image_id].append(box)
+
+    def _join(self, labelled, files: dict[str, Path]) -> list[str]:
+        """The labelled ids that have an image file, sorted; labels without a file and files without
+        labels are counted skips."""
+        ids = []
+        for image_id in sorted(labelled):
+            if image_id in files:
+                ids.append(image_id)
+            else:
+                self.skipped.add("labels without an image file", image_id)
+        for image_id in sorted(files.keys() - set(labelled)):
+            self.skipped.add("image files without labels", image_id)
+        return ids
+
+    def __contains__(self, image_id: str) -> bool:
+        """Whether ``image_id`` is one of this dataset's images (after its selection)."""
+        return image_id in self._all
+
     # -- splits --------------------------------------------------------------------------------------
     def _load_or_make_splits(self, records, seed, fractions) -> dict[str, str]:
         ids = {r.image_id for r in records}
@@ -478,14 +507,7 @@ class RSNADataset(RadiographDataset):
                     raise DatasetError(f"line {line}: a Target 0 row must have empty box columns",
                                        path=labels_path)
                 continue
-            box = Box(*(_number(row, c, line, labels_path) for c in ("x", "y", "width", "height")))
-            if box.width <= 0 or box.height <= 0:
-                raise DatasetError(f"line {line}: box of patient {pid!r} has a non-positive size "
-                                   f"({box.width} x {box.height})", path=labels_path)
-            if box in boxes[pid]:
-                self.skipped.add("duplicate box rows", pid)
-                continue
-            boxes[pid].append(box)
+            self._add_box(boxes, pid, row, line, labels_path)
         categories: dict[str, str] = {}
         info_path = self.root / self.CLASS_INFO
         if info_path.is_file():
@@ -498,16 +520,8 @@ class RSNADataset(RadiographDataset):
         if not image_dir.is_dir():
             raise DatasetError(f"image folder {self.IMAGES}/ not found", path=self.root)
         files = _index_files(image_dir, (".dcm",))
-        records = []
-        for pid in sorted(targets):
-            if pid not in files:
-                self.skipped.add("labels without an image file", pid)
-                continue
-            category = categories.get(pid, "")
-            records.append(Record(pid, files[pid], targets[pid], tuple(boxes.get(pid, ())), category=category))
-        for pid in sorted(files.keys() - targets.keys()):
-            self.skipped.add("image files without labels", pid)
-        return records
+        return [Record(pid, files[pid], targets[pid], tuple(boxes.get(pid, ())), category=categories.get(pid, ""))
+                for pid in self._join(targets, files)]
 
 
 class SIIMDataset(RadiographDataset):
@@ -551,14 +565,9 @@ class SIIMDataset(RadiographDataset):
                     raise DatasetError(f"image id {stem!r} appears twice: {files[stem]} and {path}")
                 files[stem] = path
         records = []
-        for image_id in sorted(rles):
-            if image_id not in files:
-                self.skipped.add("labels without an image file", image_id)
-                continue
+        for image_id in self._join(rles, files):
             masks = tuple(r for r in rles[image_id] if r != "-1")
             records.append(Record(image_id, files[image_id], int(bool(masks)), rles=masks))
-        for image_id in sorted(files.keys() - rles.keys()):
-            self.skipped.add("image files without labels", image_id)
         return records
 
 
@@ -582,14 +591,7 @@ class FolderDataset(RadiographDataset):
         if boxes_path.is_file():
             for line, row in enumerate(read_csv(boxes_path, ("image_id", "x", "y", "width", "height"),
                                                 what="box file"), start=2):
-                box = Box(*(_number(row, c, line, boxes_path) for c in ("x", "y", "width", "height")))
-                if box.width <= 0 or box.height <= 0:
-                    raise DatasetError(f"line {line}: box of {row['image_id']!r} has a non-positive size",
-                                       path=boxes_path)
-                if box in boxes[row["image_id"]]:
-                    self.skipped.add("duplicate box rows", row["image_id"])
-                    continue
-                boxes[row["image_id"]].append(box)
+                self._add_box(boxes, row["image_id"], row, line, boxes_path)
         mask_dir = self.root / "masks"
         masks = _index_files(mask_dir, IMAGE_SUFFIXES) if mask_dir.is_dir() else {}
         labels_path = self.root / "labels.csv"
@@ -609,15 +611,8 @@ class FolderDataset(RadiographDataset):
                 raise DatasetError("folder dataset needs labels.csv, boxes.csv or masks/", path=self.root)
             labels = {i: int(i in boxes or (i in masks and load_radiograph(masks[i]).max() > 0))
                       for i in files}
-        records = []
-        for image_id in sorted(labels):
-            if image_id not in files:
-                self.skipped.add("labels without an image file", image_id)
-                continue
-            records.append(Record(image_id, files[image_id], labels[image_id],
-                                  tuple(boxes.get(image_id, ())), mask_path=masks.get(image_id)))
-        for image_id in sorted(files.keys() - labels.keys()):
-            self.skipped.add("image files without labels", image_id)
+        records = [Record(image_id, files[image_id], labels[image_id], tuple(boxes.get(image_id, ())),
+                          mask_path=masks.get(image_id)) for image_id in self._join(labels, files)]
         for image_id in sorted((boxes.keys() | masks.keys()) - files.keys()):
             self.skipped.add("annotations without an image file", image_id)
         return records
