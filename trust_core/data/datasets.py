@@ -185,10 +185,14 @@ class RadiographDataset(abc.ABC):
         if box.width <= 0 or box.height <= 0:
             raise DatasetError(f"line {line}: box of {image_id!r} has a non-positive size "
                                f"({box.width} x {box.height})", path=path)
-        if box in boxes[image_id]:
-            self.skipped.add("duplicate box rows", image_id)
-            return
-        boxes[image_id].append(box)
+        self._add_unique(boxes, image_id, box, "duplicate box rows")
+
+    def _add_unique(self, items: dict, image_id: str, value, reason: str) -> None:
+        """``value`` into ``items[image_id]``, or a counted skip when that row was there already."""
+        if value in items[image_id]:
+            self.skipped.add(reason, image_id)
+        else:
+            items[image_id].append(value)
 
     def _join(self, labelled, files: dict[str, Path]) -> list[str]:
         """The labelled ids that have an image file, sorted; labels without a file and files without
@@ -547,10 +551,7 @@ class SIIMDataset(RadiographDataset):
             if rle != "-1" and (len(tokens) % 2 or not all(t.isascii() and t.isdigit() for t in tokens)):
                 raise DatasetError(f"line {line}: malformed RLE for {image_id!r} (expected non-negative "
                                    f"integer offset/length pairs or -1)", path=labels_path)
-            if rle in rles[image_id]:
-                self.skipped.add("duplicate RLE rows", image_id)
-                continue
-            rles[image_id].append(rle)
+            self._add_unique(rles, image_id, rle, "duplicate RLE rows")
         for image_id, items in rles.items():
             if "-1" in items and len(items) > 1:
                 raise DatasetError(f"image {image_id!r} has both -1 (no pneumothorax) and a mask",
