@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from trust_core.demo import workspace_path
+from trust_core.layout import workspace_path
 from trust_core.errors import TrustError
 from trust_core.saliency import PRESETS
 from ui.common import access_gate, get_workspace, shared, shared_widget, workspace_root

@@ -27,10 +27,11 @@ import numpy as np
 
 
 def evaluate(kind, root, methods, criteria, store, images, ssim_images, localizers=(), **overrides):
-    from trust_core.demo import DATASETS, demo_models
+    from trust_core.demo import DATASETS
+    from trust_core.layout import workspace_models
     from trust_core.evaluate import EvalConfig, Evaluation
 
-    classifiers, demo_localizers = demo_models(root, kind)
+    classifiers, demo_localizers = workspace_models(root, kind)
     dataset = DATASETS[kind][0](root / kind, image_size=128)
     config = EvalConfig(methods=tuple(methods), preset="fast", criteria=tuple(criteria), overrides=overrides,
                         utility_limit=images, ssim_images=ssim_images, group=8)
@@ -40,7 +41,8 @@ def evaluate(kind, root, methods, criteria, store, images, ssim_images, localize
 
 def main() -> None:
     from trust_core.cache import Store
-    from trust_core.demo import DATASETS, demo_models, workspace_path
+    from trust_core.demo import DATASETS
+    from trust_core.layout import workspace_models, workspace_path
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", default=None)
@@ -95,7 +97,7 @@ def main() -> None:
         if not args.skip_localizer:
             from trust_core.models.localizer import train_localizer
             dataset = DATASETS[kind][0](root / kind, image_size=128)
-            _classifiers, small = demo_models(root, kind)
+            _classifiers, small = workspace_models(root, kind)
             large = []
             for seed in (0, 1):
                 path = root / "bench" / f"{kind}_unet128_s{seed}.pt"

@@ -55,14 +55,13 @@ def render() -> None:
         elif kind() == "rsna" and not classes:
             st.error("Choose at least one RSNA class (the paper: Normal and Lung Opacity).")
         else:
-            root = ws.root
             config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
                                 utility_limit=int(limit), ssim_images=int(ssim_images), group=8,
                                 overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode)
             dataset = ws.dataset(kind(), classes=tuple(classes) if classes else None, mask_rule=mask_rule)
-            build = lambda: Evaluation(dataset, [root / "models" / m for m in models], config,
-                                       localizers=[root / "models" / m for m in localizers], cache=ws.store)
-            job = jobs().start(f"{kind().upper()} · {preset} · {len(models)} models", root / "results" / kind(), build)
+            build = lambda: Evaluation(dataset, [ws.layout.model(m) for m in models], config,
+                                       localizers=[ws.layout.model(m) for m in localizers], cache=ws.store)
+            job = jobs().start(f"{kind().upper()} · {preset} · {len(models)} models", ws.layout.results(kind()), build)
             st.success(f"Started job {job.id}: it keeps running if you change page.")
 
 

@@ -306,12 +306,13 @@ def bench_engines(workspace=None, kind: str = "rsna", *, images: int = 8, log=pr
     import tempfile
 
     from .cache.store import Store
-    from .demo import DATASETS, demo_models, workspace_path
+    from .demo import DATASETS
+    from .layout import workspace_models, workspace_path
     from .evaluate import EvalConfig, Evaluation
     from .evaluate.distributed import ray_executor
 
     root = workspace_path(workspace)
-    classifiers, _ = demo_models(root, kind)
+    classifiers, _ = workspace_models(root, kind)
     dataset = DATASETS[kind][0](root / kind, image_size=128)
     config = EvalConfig(preset="fast", utility_limit=images, ssim_images=min(images, 5), group=2,
                         criteria=("utility", "randomization"))

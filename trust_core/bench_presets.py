@@ -17,14 +17,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 FAST, PAPER_PRESET = "fast", "arun2021"
-RESULT_FILE = Path("results") / "preset_fidelity.json"
 
 
 def _finite_or_none(value):
@@ -124,7 +122,8 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     with its cascade of model states, is most of the cost)."""
     from .cache.store import Store
     from .data.transforms import to_model_input
-    from .demo import DATASETS, demo_models, workspace_path
+    from .demo import DATASETS
+    from .layout import Layout, workspace_models, workspace_path
     from .errors import ConfigError
     from .evaluate import CRITERIA, EvalConfig, Evaluation
     from .io import atomic_write
@@ -133,7 +132,8 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
 
     started = time.perf_counter()
     root = workspace_path(workspace)
-    store = Store(root / "store")
+    layout = Layout(root)
+    store = Store(layout.store)
     methods = list(METHODS)
     criteria = tuple(criteria) if criteria else CRITERIA
     per_dataset: dict[str, dict] = {}
@@ -141,14 +141,14 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
         if kind not in DATASETS:
             raise ConfigError(f"unknown dataset kind {kind!r}; known: {list(DATASETS)}")
         dataset_class, label_file = DATASETS[kind]
-        if not (root / kind / label_file).is_file():
+        if not (layout.dataset(kind) / label_file).is_file():
             log(f"{kind}: not in the workspace {root}, skipped")
             continue
-        classifiers, localizers = demo_models(root, kind)
+        classifiers, localizers = workspace_models(root, kind)
         if not classifiers:
             log(f"{kind}: no classifier in the model index, skipped")
             continue
-        dataset = dataset_class(root / kind, image_size=128)
+        dataset = dataset_class(layout.dataset(kind), image_size=128)
         ids = dataset.ids(split="test", label=1)[:images]
         if not ids:
             log(f"{kind}: no positive test image, skipped")
@@ -192,7 +192,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
               "ssim_data_range": 2.0, "images": images, "criteria": list(criteria),
               "seconds": round(time.perf_counter() - started, 1)}
 
-    out = root / RESULT_FILE
+    out = layout.preset_fidelity
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps(result, indent=2, allow_nan=False))
 
@@ -215,9 +215,9 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
 
 def read_preset_fidelity(workspace=None) -> dict | None:
     """The figures :func:`bench_presets` wrote for ``workspace`` (None when missing or unreadable)."""
-    from .demo import workspace_path
+    from .layout import Layout
 
-    path = workspace_path(workspace) / RESULT_FILE
+    path = Layout.of(workspace).preset_fidelity
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):

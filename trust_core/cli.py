@@ -11,7 +11,8 @@ CRITERIA_CHOICES = ("utility", "randomization", "repeatability", "reproducibilit
 
 
 def _cmd_demo(args) -> int:
-    from .demo import build_demo, workspace_path
+    from .demo import build_demo
+    from .layout import workspace_path
 
     started = time.perf_counter()
     models = build_demo(args.workspace, n_images=args.images, epochs=args.epochs, evaluate=not args.no_evaluate)

@@ -12,7 +12,6 @@ per dataset: two replicates of one architecture (repeatability) and one of anoth
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,10 @@ from typing import Callable
 
 from .data.datasets import RSNADataset, SIIMDataset
 from .data.phantom import build_phantom_dataset
-from .errors import ConfigError
-from .io import atomic_write
+from .layout import Layout, read_index, workspace_models, write_index
 from .models.registry import get_architecture
 from .models.train import TrainConfig, load_arrays, train_classifier
 
-DEFAULT_WORKSPACE = Path("cache/demo")
 DATASETS = {"rsna": (RSNADataset, "stage_2_train_labels.csv"), "siim": (SIIMDataset, "train-rle.csv")}
 MIN_TEST_AUC = 0.85
 
@@ -44,40 +41,17 @@ DEMO_MODELS = (
 )
 
 
-def workspace_path(workspace: str | Path | None = None) -> Path:
-    return Path(workspace or os.environ.get("TRUST_WORKSPACE") or DEFAULT_WORKSPACE)
-
-
-def read_index(workspace: str | Path | None = None) -> list[dict]:
-    """The demo's model index (empty when the demo has not been built)."""
-    path = workspace_path(workspace) / "models" / "index.json"
-    if not path.is_file():
-        return []
-    try:
-        models = json.loads(path.read_text())["models"]
-        if not isinstance(models, list) or not all({"file", "dataset", "role"} <= set(m) for m in models):
-            raise ValueError("each model entry needs file, dataset and role")
-        return models
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"the model index is unreadable ({type(exc).__name__}: {str(exc)[:200]}); rerun "
-                          f"`trust demo` or fix the file", path=path) from None
-
-
-def _write_index(path: Path, models: list[dict]) -> None:
-    atomic_write(path, json.dumps({"models": models}, indent=2))
-
-
 def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed: int = 0,
                epochs: int = 40, evaluate: bool = True, log: Callable[[str], None] = print) -> list[dict]:
     """Build (or complete) the demo workspace; return the model index."""
     from tqdm import tqdm
 
-    root = workspace_path(workspace)
-    models_dir = root / "models"
+    layout = Layout.of(workspace)
+    models_dir = layout.models
     models_dir.mkdir(parents=True, exist_ok=True)
-    index = {entry["file"]: entry for entry in read_index(root)}
+    index = {entry["file"]: entry for entry in read_index(layout.root)}
     for kind, (dataset_class, label_file) in DATASETS.items():
-        data_root = root / kind
+        data_root = layout.dataset(kind)
         if not (data_root / label_file).is_file():
             started = time.perf_counter()
             with tqdm(total=n_images, desc=f"phantom {kind.upper()} images", unit="img") as bar:
@@ -108,11 +82,11 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
             index[name] = {"file": name, "arch": spec.arch, "dataset": kind, "seed": spec.seed,
                            "role": spec.role, "input_size": size, "val_auc": result.val_auc,
                            "test_auc": result.test_auc, "dataset_fingerprint": dataset.fingerprint}
-            _write_index(models_dir / "index.json", sorted(index.values(), key=lambda e: e["file"]))
+            write_index(layout.root, list(index.values()))
         _build_localizers(dataset, kind, models_dir, index, log)
-        _write_index(models_dir / "index.json", sorted(index.values(), key=lambda e: e["file"]))
+        write_index(layout.root, list(index.values()))
     if evaluate:
-        evaluate_demo(root, log=log)
+        evaluate_demo(layout.root, log=log)
     return sorted(index.values(), key=lambda e: e["file"])
 
 
@@ -148,17 +122,6 @@ def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) ->
                        "dataset_fingerprint": dataset.fingerprint}
 
 
-def demo_models(workspace: str | Path | None, kind: str) -> tuple[list[Path], list[Path]]:
-    """Classifier checkpoints (replicate A first) and localizers of one demo dataset."""
-    root = workspace_path(workspace) / "models"
-    entries = [e for e in read_index(workspace) if e["dataset"] == kind]
-    order = {"replicate A": 0, "replicate B": 1, "other architecture": 2}
-    classifiers = [root / e["file"] for e in sorted(entries, key=lambda e: order.get(e["role"], 9))
-                   if e["role"] in order]
-    localizers = [root / e["file"] for e in entries if e["role"] == "localizer"]
-    return classifiers, localizers
-
-
 def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], None] = print) -> None:
     """Score the demo datasets (preset 'fast', a small subset) into ``results/<dataset>/``."""
     from tqdm import tqdm
@@ -166,14 +129,14 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
     from .cache.store import Store
     from .evaluate import EvalConfig, Evaluation, write_outputs
 
-    root = workspace_path(workspace)
-    store = Store(root / "store")
+    layout = Layout.of(workspace)
+    store = Store(layout.store)
     for kind, (dataset_class, _label_file) in DATASETS.items():
-        out = root / "results" / kind
+        out = layout.results(kind)
         if _current_results(out / "summary.json"):
             continue
-        classifiers, localizers = demo_models(root, kind)
-        dataset = dataset_class(root / kind, image_size=128)
+        classifiers, localizers = workspace_models(layout.root, kind)
+        dataset = dataset_class(layout.dataset(kind), image_size=128)
         evaluation = Evaluation(dataset, classifiers, EvalConfig(**DEMO_EVAL), localizers=localizers, cache=store)
         units = evaluation.units()
         with tqdm(total=len(units), desc=f"evaluate {kind} (fast preset)", unit="unit") as bar:

@@ -18,10 +18,10 @@ from .cache.store import Store
 from .data.datasets import DATASETS as DATASET_CLASSES
 from .data.groundtruth import DEFAULT_MASK_RULE
 from .data.transforms import to_model_input
-from .demo import demo_models, read_index, workspace_path
+from .layout import Layout, read_index, workspace_models, workspace_path
 from .errors import ConfigError
 from .models.checkpoint import load
-from .randomization.cascade import cascade, model_seed, states
+from .randomization.cascade import StateModels, model_seed, states
 from .saliency import explain
 
 
@@ -30,14 +30,15 @@ class Workspace:
 
     def __init__(self, root: str | Path | None = None):
         self.root = workspace_path(root)
-        self.store = Store(self.root / "store")
+        self.layout = Layout(self.root)
+        self.store = Store(self.layout.store)
         self._datasets: dict[str, object] = {}
         self._lock = threading.Lock()
 
     # -- contents ------------------------------------------------------------------------------------
     @property
     def kinds(self) -> list[str]:
-        return [k for k in ("rsna", "siim") if (self.root / k).is_dir()]
+        return [k for k in ("rsna", "siim") if self.layout.dataset(k).is_dir()]
 
     def dataset(self, kind: str, *, classes=None, mask_rule: str | None = None):
         """A dataset of the workspace. Without options, the selection its results were computed with
@@ -55,33 +56,33 @@ class Workspace:
             options["classes"] = None if classes == "all" else classes or "paper"
         key = (kind, json.dumps(options, sort_keys=True, default=list))
         if key not in self._datasets:
-            self._datasets[key] = DATASET_CLASSES[kind](self.root / kind, image_size=128, **options)
+            self._datasets[key] = DATASET_CLASSES[kind](self.layout.dataset(kind), image_size=128, **options)
         return self._datasets[key]
 
     def index(self) -> list[dict]:
         return read_index(self.root)
 
     def classifiers(self, kind: str) -> list[str]:
-        return [p.name for p in demo_models(self.root, kind)[0]]
+        return [p.name for p in workspace_models(self.root, kind)[0]]
 
     def localizers(self, kind: str) -> list[str]:
-        return [p.name for p in demo_models(self.root, kind)[1]]
+        return [p.name for p in workspace_models(self.root, kind)[1]]
 
     def results(self, kind: str) -> dict | None:
-        path = self.root / "results" / kind / "summary.json"
+        path = self.layout.results(kind) / "summary.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
     def results_config(self, kind: str) -> dict | None:
-        path = self.root / "results" / kind / "config.json"
+        path = self.layout.results(kind) / "config.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
     def table(self, kind: str, name: str) -> pd.DataFrame | None:
-        path = self.root / "results" / kind / f"{name}.parquet"
+        path = self.layout.results(kind) / f"{name}.parquet"
         return pd.read_parquet(path) if path.is_file() else None
 
     # -- models and maps -----------------------------------------------------------------------------
     def model(self, name: str) -> torch.nn.Module:
-        return _load_cached(str(self.root / "models" / name))
+        return _load_cached(str(self.layout.model(name)))
 
     def state_names(self, name: str) -> list[str]:
         return [s.name for s in states(self.model(name).trust_arch)]
@@ -90,7 +91,7 @@ class Workspace:
         """A randomized copy of a model (the shared model is never mutated)."""
         if state == "original":
             return self.model(name)
-        return _state_cached(str(self.root / "models" / name), state)
+        return _states(str(self.layout.model(name))).get(state)
 
     def input_size(self, name: str) -> int:
         return int(self.model(name).trust_meta.get("input_size") or 128)
@@ -122,10 +123,7 @@ def _load_cached(path: str) -> torch.nn.Module:
     return load(path, num_classes=2)  # the datasets are binary
 
 
-@lru_cache(maxsize=64)
-def _state_cached(path: str, state: str) -> torch.nn.Module:
+@lru_cache(maxsize=8)
+def _states(path: str) -> StateModels:
     base = _load_cached(path)
-    for name, model in cascade(base, seed=model_seed(base)):
-        if name == state:
-            return model
-    raise ConfigError(f"unknown randomization state {state!r}")
+    return StateModels(base, seed=model_seed(base))

@@ -81,7 +81,7 @@ def access_gate() -> None:
 
 def workspace_root() -> tuple[str, str | None]:
     """The workspace folder to use — the one chosen, if inside the configured roots — and why not."""
-    from trust_core.demo import workspace_path
+    from trust_core.layout import workspace_path
 
     default = workspace_path()
     roots = configured_roots(default)

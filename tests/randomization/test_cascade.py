@@ -109,3 +109,20 @@ def test_bad_options(model):
         list(cascade(model, init="zeros"))
     with pytest.raises(ConfigError, match="architecture"):
         list(cascade(torch.nn.Linear(2, 2)))
+
+
+def test_state_models_build_each_state_once_in_cascade_order(model):
+    from trust_core.cache import model_fingerprint
+    from trust_core.errors import ConfigError
+    from trust_core.randomization import StateModels
+    kept = StateModels(model)
+    third = kept.get(kept.names[2])
+    assert kept.get(kept.names[2]) is third  # kept, not rebuilt
+    listed = list(kept)
+    assert [name for name, _ in listed] == kept.names and listed[2][1] is third
+    fresh = [model_fingerprint(m) for _, m in cascade(model)]
+    assert [model_fingerprint(m) for _, m in listed] == fresh  # the same states as the plain cascade
+    streamed = [model_fingerprint(m) for _, m in StateModels(model, keep=False)]
+    assert streamed == fresh
+    with pytest.raises(ConfigError, match="unknown randomization state 'logits'"):
+        kept.get("logits")

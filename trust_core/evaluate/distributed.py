@@ -54,19 +54,15 @@ class UnitWorker:
         cache = Store(spec.cache_dir) if spec.cache_dir else None
         self.evaluation = Evaluation(dataset, spec.model_paths, spec.config, localizers=spec.localizers,
                                      localizer_maps=spec.localizer_maps, cache=cache)
-        self.states: dict[tuple[int, str], object] = {}
+        self.states: dict[int, object] = {}  # model index → its StateModels
 
     def pid(self) -> int:
         return os.getpid()
 
     def _model(self, model_index: int, state: str):
-        key = (model_index, state)
-        if key not in self.states:
-            for name, model in self.evaluation._state_models(model_index):
-                self.states.setdefault((model_index, name), model)
-                if name == state:
-                    break
-        return self.states[key]
+        if model_index not in self.states:
+            self.states[model_index] = self.evaluation.state_models(model_index)
+        return self.states[model_index].get(state)
 
     def run(self, unit) -> dict:
         return self.evaluation.run_unit(unit, self._model(unit.model_index, unit.state))

@@ -46,7 +46,7 @@ from ..io import atomic_path, atomic_write
 from ..metrics import (PAPER_DATA_RANGE, auprc_batch, compare_paired, holm, one_sided_below, paired_test,
                        ssim_batch, summarize)
 from ..models.checkpoint import load
-from ..randomization.cascade import cascade, model_seed
+from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, resolve_methods, resolve_params
 from ..saliency.postprocess import minmax_maps
 
@@ -170,11 +170,11 @@ class Evaluation:
             self._images[key] = to_model_input(self.dataset.image(image_id, size))
         return self._images[key]
 
-    def _state_models(self, model_index: int):
+    def state_models(self, model_index: int, *, keep: bool = True) -> StateModels:
         """Original and randomized copies of one model, by state name (lazily, in cascade order)."""
         model = self.models[model_index]
-        return cascade(model, mode=self.config.randomization_mode, init=self.config.randomization_init,
-                       seed=model_seed(model, self.config.randomization_seed))
+        return StateModels(model, mode=self.config.randomization_mode, init=self.config.randomization_init,
+                           seed=model_seed(model, self.config.randomization_seed), keep=keep)
 
     def run_unit(self, unit: Unit, model: torch.nn.Module) -> dict:
         """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""
@@ -569,7 +569,7 @@ def run_units_local(evaluation: Evaluation, units: list[Unit], progress=None) ->
     done = 0
     for model_index, indices in by_model.items():
         wanted = {units[k].state for k in indices}
-        for state_name, model in evaluation._state_models(model_index):
+        for state_name, model in evaluation.state_models(model_index, keep=False):
             if state_name not in wanted:
                 continue
             for k in indices:

@@ -115,3 +115,41 @@ def _tagged(model: nn.Module, state: State, mode: str, init: str, seed: int, bas
                          "index": state.index, "blocks": list(state.blocks), "block_seeds": list(state.seeds),
                          "base": base_state}
     return model.eval()
+
+
+class StateModels:
+    """The randomization states of one model, built lazily in cascade order: the one place that answers
+    "this model at state X" (the local engine, Ray workers and the app's workspace all use it).
+
+    ``get(state)`` builds the states up to ``state`` once and keeps them; iterating yields every state in
+    order, kept only when ``keep`` (the local engine iterates with ``keep=False``: one state in memory;
+    such an instance is for one iteration)."""
+
+    def __init__(self, model: nn.Module, *, mode: str = "cascading", init: str = "reset", seed: int = 0,
+                 keep: bool = True):
+        arch = getattr(model, "trust_arch", None)
+        if arch is None:
+            raise ConfigError("randomization needs the model's architecture (from the registry)")
+        self.names = [s.name for s in states(arch, mode=mode)]
+        self._states = cascade(model, mode=mode, init=init, seed=seed)
+        self._built: dict[str, nn.Module] = {}
+        self._keep = keep
+
+    def _next(self) -> tuple[str, nn.Module]:
+        name, model = next(self._states)
+        if self._keep:
+            self._built[name] = model
+        return name, model
+
+    def get(self, state: str) -> nn.Module:
+        if state not in self.names:
+            raise ConfigError(f"unknown randomization state {state!r}; this model's states are {self.names}")
+        while state not in self._built:
+            name, model = self._next()
+            if name == state:
+                return model
+        return self._built[state]
+
+    def __iter__(self) -> Iterator[tuple[str, nn.Module]]:
+        for name in self.names:
+            yield name, self._built[name] if name in self._built else self._next()[1]

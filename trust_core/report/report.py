@@ -191,7 +191,7 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
     """
     import pandas as pd
 
-    folder = workspace.root / "results" / kind
+    folder = workspace.layout.results(kind)
     if not (folder / "summary.json").is_file():
         raise FileNotFoundError(f"no evaluation results for {kind} in {workspace.root}")
     tables = {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet")) if not p.name.startswith(".")}

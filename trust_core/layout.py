@@ -1,0 +1,100 @@
+"""Where things live in a workspace — the one owner of its folder layout and its model index.
+
+::
+
+    <root>/<kind>/                 datasets in their native layouts (rsna/, siim/, …)
+    <root>/models/index.json       the model index: file, arch, dataset, seed, role, scores
+    <root>/models/<file>.pt        classifiers and localizers
+    <root>/results/<kind>/         evaluation tables, config.json, summary.json
+    <root>/results/preset_fidelity.json   fast vs the paper's preset (trust bench presets)
+    <root>/store/                  the map cache
+    <root>/bench/                  benchmark outputs
+
+The root is the folder given, else ``$TRUST_WORKSPACE``, else ``cache/demo``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .io import atomic_write
+
+DEFAULT_WORKSPACE = Path("cache/demo")
+ROLE_ORDER = {"replicate A": 0, "replicate B": 1, "other architecture": 2}  # classifiers, main first
+
+
+def workspace_path(workspace: str | Path | None = None) -> Path:
+    return Path(workspace or os.environ.get("TRUST_WORKSPACE") or DEFAULT_WORKSPACE)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths of one workspace."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, workspace: str | Path | None = None) -> "Layout":
+        return cls(workspace_path(workspace))
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def index(self) -> Path:
+        return self.models / "index.json"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def bench(self) -> Path:
+        return self.root / "bench"
+
+    @property
+    def preset_fidelity(self) -> Path:
+        return self.root / "results" / "preset_fidelity.json"
+
+    def dataset(self, kind: str) -> Path:
+        return self.root / kind
+
+    def results(self, kind: str) -> Path:
+        return self.root / "results" / kind
+
+    def model(self, name: str) -> Path:
+        return self.models / name
+
+
+def read_index(workspace: str | Path | None = None) -> list[dict]:
+    """The workspace's model index (empty when there is none yet)."""
+    path = Layout.of(workspace).index
+    if not path.is_file():
+        return []
+    try:
+        models = json.loads(path.read_text())["models"]
+        if not isinstance(models, list) or not all({"file", "dataset", "role"} <= set(m) for m in models):
+            raise ValueError("each model entry needs file, dataset and role")
+        return models
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"the model index is unreadable ({type(exc).__name__}: {str(exc)[:200]}); rerun "
+                          f"`trust demo` or fix the file", path=path) from None
+
+
+def write_index(workspace: str | Path | None, models: list[dict]) -> None:
+    atomic_write(Layout.of(workspace).index, json.dumps({"models": sorted(models, key=lambda e: e["file"])},
+                                                        indent=2))
+
+
+def workspace_models(workspace: str | Path | None, kind: str) -> tuple[list[Path], list[Path]]:
+    """Classifier checkpoints of one dataset (replicate A first) and its localizers."""
+    layout = Layout.of(workspace)
+    entries = [e for e in read_index(workspace) if e["dataset"] == kind]
+    classifiers = [layout.model(e["file"]) for e in sorted(entries, key=lambda e: ROLE_ORDER.get(e["role"], 9))
+                   if e["role"] in ROLE_ORDER]
+    localizers = [layout.model(e["file"]) for e in entries if e["role"] == "localizer"]
+    return classifiers, localizers
