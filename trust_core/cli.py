@@ -6,8 +6,11 @@ import sys
 import time
 
 from .errors import TrustError
-
-CRITERIA_CHOICES = ("utility", "randomization", "repeatability", "reproducibility")
+from .evaluate.criteria import CRITERIA
+from .models.registry import ARCHITECTURES
+from .randomization.cascade import INITS, MODES
+from .saliency.explain import PRECISIONS
+from .saliency.registry import METHODS, PRESETS
 
 
 def _cmd_demo(args) -> int:
@@ -309,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a binary classifier on a dataset")
     train.add_argument("--dataset", required=True, help="KIND:PATH, KIND in rsna, siim, folder")
     _add_dataset_options(train)
-    train.add_argument("--arch", required=True, help="architecture from the registry")
+    train.add_argument("--arch", required=True, choices=list(ARCHITECTURES), help="architecture from the registry")
     train.add_argument("--out", required=True, help="checkpoint file to write")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epochs", type=_positive_int, default=30)
@@ -329,8 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--dataset", required=True, help="KIND:PATH")
     _add_dataset_options(maps)
     maps.add_argument("--model", required=True, help="checkpoint")
-    maps.add_argument("--methods", nargs="*", default=None, help="method keys (default: all eight)")
-    maps.add_argument("--preset", default="arun2021", help="arun2021 (the paper) or fast")
+    _add_method_options(maps)
     maps.add_argument("--images", nargs="*", default=None, help="image ids (default: the split's)")
     maps.add_argument("--split", default="test", help="split when no ids are given (default test)")
     maps.add_argument("--positives", action="store_true", help="only positive images")
@@ -345,17 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(ev)
     ev.add_argument("--model", action="append", required=True,
                     help="checkpoint; repeat: same architecture = replicates, other = reproducibility")
-    ev.add_argument("--methods", nargs="*", default=None)
-    ev.add_argument("--preset", default="arun2021")
+    _add_method_options(ev)
     ev.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
-    ev.add_argument("--criteria", nargs="*", default=list(CRITERIA_CHOICES), choices=CRITERIA_CHOICES)
+    ev.add_argument("--criteria", nargs="*", default=list(CRITERIA), choices=CRITERIA)
     ev.add_argument("--limit", type=_positive_int, default=None, help="at most N positive test images")
     ev.add_argument("--ssim-images", type=_at_least(2), default=100, help="images for the SSIM criteria (paper: 100)")
     ev.add_argument("--ssim-seed", type=int, default=1, help="seed choosing them (paper: 1)")
     ev.add_argument("--baseline-pairs", type=_positive_int, default=50)
     ev.add_argument("--data-range", type=_positive_float, default=2.0, help="SSIM data range (paper: 2)")
-    ev.add_argument("--randomization", default="cascading", choices=["cascading", "independent"])
-    ev.add_argument("--init", default="reset", choices=["reset", "truncated_normal"])
+    ev.add_argument("--randomization", default=MODES[0], choices=MODES)
+    ev.add_argument("--init", default=INITS[0], choices=INITS)
     ev.add_argument("--ttest", action="store_true", help="one-sided t-test for randomization")
     ev.add_argument("--localizer", action="append", help="U-Net checkpoint(s) for the high baselines")
     ev.add_argument("--localizer-maps", action="append", default=None,
@@ -385,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dataset", default="rsna", help="dataset kind in the workspace")
     rep.add_argument("--image", default=None, help="image id")
     rep.add_argument("--model", default=None, help="model file name in the workspace")
-    rep.add_argument("--preset", default="fast")
+    rep.add_argument("--preset", default="fast", choices=list(PRESETS))
     rep.add_argument("--cohort", action="store_true", help="export the cohort results instead (ZIP)")
     rep.add_argument("--include-identifiers", action="store_true", help="put patient identifiers in the report")
     rep.add_argument("--out", required=True, help="file: .pdf, .html (per image) or .zip (cohort)")
@@ -395,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["saliency", "metrics", "engines", "presets"])
     bench.add_argument("--workspace", default=None, help="engines, presets: demo workspace")
     bench.add_argument("--dataset", default="rsna", help="engines: dataset kind")
-    bench.add_argument("--arch", default="densenet121")
+    bench.add_argument("--arch", default="densenet121", choices=list(ARCHITECTURES))
     bench.add_argument("--size", type=_at_least(32), default=None)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--batch-size", type=_positive_int, default=None)
@@ -404,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-reference", action="store_true")
     bench.set_defaults(func=_cmd_bench)
     return parser
+
+
+def _add_method_options(parser) -> None:
+    parser.add_argument("--methods", nargs="*", default=None, choices=list(METHODS), metavar="METHOD",
+                        help=f"method keys (default: all): {', '.join(METHODS)}")
+    parser.add_argument("--preset", default="arun2021", choices=list(PRESETS),
+                        help="; ".join(f"{p.name}: {p.label}" for p in PRESETS.values()))
 
 
 def _add_dataset_options(parser) -> None:
@@ -421,7 +429,7 @@ def _add_compute_options(parser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda … (default: cpu)")
     from .hardware import cpu_description, cpu_precisions
 
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help=f"fp32 (exact, default); tf32/fp16 on CUDA; bf16 on CUDA or CPUs with native bf16 "
                              f"(this CPU, {cpu_description()}: {', '.join(cpu_precisions())})")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="passes per chunk")

@@ -29,12 +29,26 @@ def test_errors_are_messages_not_tracebacks(rsna, tmp_path, capsys):
     assert main(["evaluate", "--dataset", "nowhere", "--model", str(tmp_path / "bad.pt"), "--out", "x"]) == 2
 
 
-def test_precision_choices_are_the_engines():
-    """The CLI spells the choices out (it imports torch only when a command runs); they must stay the
-    engine's."""
-    from trust_core.cli import build_parser
-    from trust_core.saliency import PRECISIONS
+def test_every_choice_list_is_a_registry():
+    """The CLI's choices come from the registries (a method, preset, criterion, architecture, mode or
+    precision added there is offered at once), and `trust --help` does not load the training code."""
+    import subprocess
+    import sys
 
-    maps = build_parser()._subparsers._group_actions[0].choices["maps"]
-    (precision,) = [a for a in maps._actions if a.dest == "precision"]
-    assert tuple(precision.choices) == PRECISIONS
+    from trust_core.cli import build_parser
+    from trust_core.evaluate import CRITERIA
+    from trust_core.models import ARCHITECTURES
+    from trust_core.randomization import INITS, MODES
+    from trust_core.saliency import METHODS, PRECISIONS, PRESETS
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    expected = {("maps", "methods"): list(METHODS), ("maps", "preset"): list(PRESETS), ("maps", "precision"): PRECISIONS,
+                ("evaluate", "criteria"): CRITERIA, ("evaluate", "randomization"): MODES, ("evaluate", "init"): INITS,
+                ("train", "arch"): list(ARCHITECTURES), ("report", "preset"): list(PRESETS)}
+    for (command, dest), choices in expected.items():
+        (action,) = [a for a in commands[command]._actions if a.dest == dest]
+        assert list(action.choices) == list(choices), (command, dest)
+    loaded = subprocess.run([sys.executable, "-c", "import sys, trust_core.cli; trust_core.cli.build_parser(); "
+                             "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'pandas', 'torchvision'))))"],
+                            capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded

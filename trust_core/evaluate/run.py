@@ -49,8 +49,7 @@ from ..models.checkpoint import load
 from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, resolve_methods, resolve_params
 from ..saliency.postprocess import minmax_maps
-
-CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
+from .criteria import CRITERIA  # one owner of the names
 # 2: verdicts from paired CIs, random-pair baseline per replicate, localizer normalization and pairing,
 # utility of every model state, paper ground-truth rule and RSNA classes (results of 1 are not reused)
 EVAL_CODE_VERSION = "evaluate-2"
