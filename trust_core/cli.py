@@ -28,17 +28,14 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from tqdm import tqdm
+    from .progress import epoch_bar
 
     from .models.train import TrainConfig, train_classifier
 
     dataset = _open_dataset(args)
     config = TrainConfig(arch=args.arch, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, patience=args.patience, image_size=args.size, device=args.device)
-    with tqdm(total=args.epochs, desc=f"train {args.arch}", unit="epoch") as bar:
-        def step(message):
-            bar.set_postfix_str(message.split(": ", 1)[1])
-            bar.update(1)
+    with epoch_bar(args.epochs, f"train {args.arch}") as step:
         result = train_classifier(dataset, config, args.out, progress=step)
     print(f"wrote {result.path}: val AUC {result.val_auc:.3f}, test AUC "
           f"{result.test_auc if result.test_auc is None else round(result.test_auc, 3)}")
@@ -123,9 +120,8 @@ def _cmd_maps(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from tqdm import tqdm
-
     from .evaluate import EvalConfig, Evaluation, write_outputs
+    from .progress import unit_bar
     from .models import load
 
     first = load(args.model[0], num_classes=2)
@@ -146,10 +142,7 @@ def _cmd_evaluate(args) -> int:
         from .evaluate.distributed import ray_executor
         executor = ray_executor(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                                 threads_per_worker=args.threads_per_worker)
-    with tqdm(total=len(units), desc=f"evaluate ({args.preset}, {args.engine})", unit="unit") as bar:
-        def progress(done, total, label):
-            bar.set_postfix_str(label)
-            bar.update(done - bar.n)
+    with unit_bar(len(units), f"evaluate ({args.preset}, {args.engine})") as progress:
         result = evaluation.run(progress=progress, executor=executor)
     write_outputs(result, args.out)
     _print_summary(result.summary)
@@ -190,15 +183,12 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_train_localizer(args) -> int:
-    from tqdm import tqdm
+    from .progress import epoch_bar
 
     from .models.localizer import train_localizer
 
     dataset = _open_dataset(args)
-    with tqdm(total=args.epochs, desc="train localizer", unit="epoch") as bar:
-        def step(message):
-            bar.set_postfix_str(message.split(": ", 1)[1])
-            bar.update(1)
+    with epoch_bar(args.epochs, "train localizer") as step:
         meta = train_localizer(dataset, args.out, size=args.size, seed=args.seed, epochs=args.epochs,
                                device=args.device, progress=step)
     print(f"wrote {args.out}: val Dice {meta['val_dice']:.3f}")

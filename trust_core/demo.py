@@ -22,6 +22,7 @@ from .data.phantom import build_phantom_dataset
 from .layout import Layout, read_index, workspace_models, write_index
 from .models.registry import get_architecture
 from .models.train import TrainConfig, load_arrays, train_classifier
+from .progress import epoch_bar, unit_bar
 
 DATASETS = {"rsna": (RSNADataset, "stage_2_train_labels.csv"), "siim": (SIIMDataset, "train-rle.csv")}
 MIN_TEST_AUC = 0.85
@@ -68,10 +69,7 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
             if size not in arrays_by_size:
                 ids = dataset.ids()
                 arrays_by_size[size] = dict(zip(ids, load_arrays(dataset, size, ids)))
-            with tqdm(total=epochs, desc=f"train {kind} {spec.arch} seed {spec.seed}", unit="epoch") as bar:
-                def step(message, bar=bar):
-                    bar.set_postfix_str(message.split(": ", 1)[1])
-                    bar.update(1)
+            with epoch_bar(epochs, f"train {kind} {spec.arch} seed {spec.seed}") as step:
                 # Full one-cycle schedule (no early stop); the best validation epoch is kept.
                 result = train_classifier(dataset, TrainConfig(arch=spec.arch, seed=spec.seed,
                                                                epochs=epochs, patience=epochs),
@@ -101,8 +99,6 @@ DEMO_EVAL = dict(preset="fast", utility_limit=16, ssim_images=5, group=8)
 
 
 def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) -> None:
-    from tqdm import tqdm
-
     from .models.localizer import train_localizer
 
     for seed in LOCALIZER_SEEDS:
@@ -110,10 +106,7 @@ def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) ->
         if name in index and (models_dir / name).is_file():
             continue
         epochs = 12
-        with tqdm(total=epochs, desc=f"localizer {kind} seed {seed}", unit="epoch") as bar:
-            def step(message, bar=bar):
-                bar.set_postfix_str(message.split(": ", 1)[1])
-                bar.update(1)
+        with epoch_bar(epochs, f"localizer {kind} seed {seed}") as step:
             meta = train_localizer(dataset, models_dir / name, size=LOCALIZER_SIZES[kind], seed=seed,
                                    epochs=epochs, progress=step)
         log(f"{name}: val Dice {meta['val_dice']:.3f}")
@@ -124,8 +117,6 @@ def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) ->
 
 def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], None] = print) -> None:
     """Score the demo datasets (preset 'fast', a small subset) into ``results/<dataset>/``."""
-    from tqdm import tqdm
-
     from .cache.store import Store
     from .evaluate import EvalConfig, Evaluation, write_outputs
 
@@ -139,10 +130,7 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
         dataset = dataset_class(layout.dataset(kind), image_size=128)
         evaluation = Evaluation(dataset, classifiers, EvalConfig(**DEMO_EVAL), localizers=localizers, cache=store)
         units = evaluation.units()
-        with tqdm(total=len(units), desc=f"evaluate {kind} (fast preset)", unit="unit") as bar:
-            def progress(done, total, label, bar=bar):
-                bar.set_postfix_str(label)
-                bar.update(done - bar.n)
+        with unit_bar(len(units), f"evaluate {kind} (fast preset)") as progress:
             result = evaluation.run(progress=progress)
         write_outputs(result, out)
         log(f"{kind}: evaluated {result.stats['image_maps']} image-states in {result.stats['seconds']:.0f} s "

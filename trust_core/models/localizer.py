@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data.datasets import RadiographDataset
 from ..errors import DatasetError
+from ..progress import EpochEvent
 from .checkpoint import save
 from .unet import UNet
 
@@ -75,7 +76,7 @@ def train_localizer(dataset: RadiographDataset, out: str | Path, *, size: int = 
         if dice > best[0]:
             best = (dice, epoch, copy.deepcopy(model.state_dict()))
         if progress:
-            progress(f"epoch {epoch}: loss {loss.item():.3f}, val Dice {dice:.3f} (best {best[0]:.3f})")
+            progress(EpochEvent(epoch, loss.item(), "Dice", dice, best[0]))
     model.load_state_dict(best[2])
     meta = {"arch": "unet", "task": "localizer", "seed": seed, "input_size": size, "val_dice": best[0],
             "best_epoch": best[1], "dataset_kind": dataset.kind, "dataset_fingerprint": dataset.fingerprint,

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from ..progress import EpochEvent
 from ..data.datasets import RadiographDataset
 from ..errors import ConfigError, DatasetError
 from .checkpoint import save
@@ -81,7 +82,7 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str | Path, *,
                      arrays: dict[str, torch.Tensor] | None = None,
-                     progress: Callable[[str], None] | None = None) -> TrainResult:
+                     progress: Callable[[EpochEvent], None] | None = None) -> TrainResult:
     """Train a binary classifier of ``config.arch`` on the dataset's train split.
 
     Early stopping keeps the weights of the best validation AUC; the test AUC is measured once at the
@@ -145,7 +146,7 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
         if val_auc > best[0]:
             best = (val_auc, epoch, copy.deepcopy(model.state_dict()))
         if progress:
-            progress(f"epoch {epoch}: loss {loss.item():.3f}, val AUC {val_auc:.3f} (best {best[0]:.3f})")
+            progress(EpochEvent(epoch, loss.item(), "AUC", val_auc, best[0]))
         warmed_up = epoch > 0.3 * config.epochs  # one-cycle LR: no early stop during the warm-up
         if warmed_up and epoch - best[1] >= config.patience:
             break
