@@ -96,3 +96,21 @@ def test_digest_is_content_based():
     a = torch.arange(12.0).reshape(3, 4)
     assert digest_array(a) == digest_array(a.clone()) == digest_array(a.numpy())
     assert digest_array(a) != digest_array(a.T.contiguous())
+
+
+def test_computing_claims_waits_and_releases_even_on_error(tmp_path):
+    import threading
+
+    store = Store(tmp_path / "s")
+    with pytest.raises(RuntimeError):
+        with store.computing(["a", "b"]) as arrived:
+            assert arrived == {}
+            assert not store.claim("a")  # held by this block
+            raise RuntimeError("the computation failed")
+    assert store.claim("a") and store.claim("b")  # released on the way out
+    store.release("b")
+    # "a" is being computed elsewhere: the block waits for it and receives it; "b" is claimed here
+    threading.Timer(0.2, lambda: (store.set("a", 1), store.release("a"))).start()
+    with store.computing(["a", "b"]) as arrived:
+        assert arrived == {"a": 1} and not store.claim("b")
+    assert store.claim("b")

@@ -14,6 +14,7 @@ seconds otherwise, so a crash never blocks anyone for long.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -130,6 +131,20 @@ class Store:
         holder = self._claims.get(key)
         if holder is not None and holder.get("host") == _HOST and holder.get("pid") == os.getpid():
             self._claims.delete(key)
+
+    @contextlib.contextmanager
+    def computing(self, keys):
+        """Claim each of ``keys`` that no other process or session is computing, wait for the ones that
+        are, and yield what arrived meanwhile (key → value); the claims are released on exit, whatever
+        happens — compute and :meth:`set` the claimed keys inside the block."""
+        keys = list(keys)
+        claimed = [key for key in keys if self.claim(key)]
+        try:
+            others = sorted(set(keys) - set(claimed))
+            yield self.wait_for(others) if others else {}
+        finally:
+            for key in claimed:
+                self.release(key)
 
     def wait_for(self, keys, *, poll: float = 0.05, timeout: float | None = None) -> dict[str, object]:
         """Wait until each key has a value or nobody live holds its claim; return the values found."""

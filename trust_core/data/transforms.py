@@ -32,5 +32,10 @@ def to_model_input(image: np.ndarray) -> torch.Tensor:
     """Grayscale [0, 1] image (H, W) → tensor (3, H, W) in [-1, 1], the paper's ``x/255*2-1``."""
     if image.ndim != 2:
         raise ValueError(f"a 2-D grayscale image is expected, got shape {image.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)) * 2.0 - 1.0
-    return tensor.unsqueeze(0).expand(3, -1, -1).contiguous()
+    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    return to_model_batch(tensor[None, None])[0].contiguous()
+
+
+def to_model_batch(batch01: torch.Tensor) -> torch.Tensor:
+    """Grayscale [0, 1] batch (N, 1, H, W) → (N, 3, H, W) in [-1, 1] (the channel replicated, not copied)."""
+    return (batch01 * 2.0 - 1.0).expand(-1, 3, -1, -1)

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from ..progress import EpochEvent
 from ..data.datasets import RadiographDataset
+from ..data.transforms import to_model_batch
 from ..errors import ConfigError, DatasetError
+from ..progress import EpochEvent
 from .checkpoint import save
 from .registry import build, get_architecture
 
@@ -49,10 +50,6 @@ def load_arrays(dataset: RadiographDataset, size: int, ids: list[str]) -> torch.
     return torch.from_numpy(np.stack([dataset.image(i, size) for i in ids]))[:, None]
 
 
-def _to_input(batch01: torch.Tensor) -> torch.Tensor:
-    return (batch01 * 2 - 1).expand(-1, 3, -1, -1)
-
-
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Small shifts and exposure changes (no flips: the heart's side is anatomy)."""
     n = batch.shape[0]
@@ -69,7 +66,7 @@ def predict_proba(model, images01: torch.Tensor, device, batch_size: int = 64) -
     model.eval()
     out = []
     for start in range(0, len(images01), batch_size):
-        logits = model(_to_input(images01[start:start + batch_size].to(device)))
+        logits = model(to_model_batch(images01[start:start + batch_size].to(device)))
         out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
     return torch.cat(out).numpy()
 
@@ -136,7 +133,7 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
             if config.augment:
                 batch = _augment(batch, generator)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = F.cross_entropy(model(_to_input(batch.to(device))), y["train"][idx].to(device))
+                loss = F.cross_entropy(model(to_model_batch(batch.to(device))), y["train"][idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -1,6 +1,7 @@
 """``explain``: the eight saliency maps of a batch of images, batched, shared, cached."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -411,7 +412,6 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
     x = _check_images(model, images)
     if device != model_device:
         model = copy.deepcopy(model).to(device)
-    n = x.shape[0]
     with frozen_eval(model):
         if params["target"] != "predicted":
             with torch.no_grad():
@@ -422,62 +422,67 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun202
         if {"gradcam", "guided_gradcam"} & set(methods):
             _resolve_layer(model, params)
         per_method = {m: method_params(m, params) for m in methods}
-        keys: dict[tuple[str, int], str] = {}
-        found: dict[tuple[str, int], dict] = {}
-        claimed: list[str] = []
         noisy = any(METHODS[m].uses_noise for m in methods) and params["noise_per_model"]
         weights = weights_digest(model) if cache is not None or noisy else ""
-        fingerprint = model_fingerprint(model, weights) if cache is not None else ""
+        keys: dict[tuple[str, int], str] = {}
+        found: dict[tuple[str, int], dict] = {}
         if cache is not None:
-            digests = [digest_array(x[i]) for i in range(n)]
-            for m in methods:
-                for i in range(n):
-                    keys[(m, i)] = make_key(kind="map", image=digests[i], model=fingerprint, method=m,
-                                            params=per_method[m], precision=precision, code=CODE_VERSION)
+            keys = _map_keys(x, model_fingerprint(model, weights), per_method, precision)
             hits = cache.get_many(list(keys.values()))
             found = {k: hits[key] for k, key in keys.items() if key in hits}
-            # Claim the missing entries; wait for those another process or session is computing.
-            absent = [keys[k] for k in keys if k not in found]
-            claimed = [key for key in absent if cache.claim(key)]
-            others = sorted(set(absent) - set(claimed))
-            if others:
-                arrived = cache.wait_for(others)
-                found.update({k: arrived[key] for k, key in keys.items() if key in arrived})
-        todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
-        missing = [m for m in methods if any((m, i) not in found for i in todo)]
-        maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
-        flags = {m: [None] * n for m in methods}
-        targets = np.full(n, -1, dtype=np.int64)
-        stats: dict[str, list] = {m: [None] * n for m in methods if m == "xrai"}
-        raw: dict[str, np.ndarray] = {}
-        passes = 0
-        for (m, i), entry in found.items():
-            maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
-            if m in stats:
-                stats[m][i] = entry.get("stats")
-        try:
-            if todo:
-                sub = x[todo].to(device)
-                with record_function("saliency.compute"):
-                    computed, sub_flags, sub_raw, sub_targets, passes, sub_stats = _compute_within_memory(
-                        compute_model(model, device, precision), sub, missing, params, device=device,
-                        batch_size=batch_size, precision=precision, model_key=weights)
-                computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
-                for j, i in enumerate(todo):
-                    targets[i] = int(sub_targets[j])
-                    for m in missing:
-                        maps[m][i] = computed[m][j]
-                        flags[m][i] = sub_flags[m][j]
-                        if m in stats:
-                            stats[m][i] = sub_stats[m][j]
-                        if cache is not None and (m, i) not in found:
-                            cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
-                                                     "target": targets[i], "params": per_method[m],
-                                                     "stats": stats[m][i] if m in stats else None})
-                raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
-        finally:
-            for key in claimed:
-                cache.release(key)
+        absent = [keys[k] for k in keys if k not in found]
+        # Claim the missing entries (released however this ends); wait for those another process or
+        # session is computing.
+        with cache.computing(absent) if cache is not None else contextlib.nullcontext({}) as arrived:
+            found.update({k: arrived[key] for k, key in keys.items() if key in arrived})
+            return _fill(model, x, methods, params, per_method, found, keys, cache, device=device,
+                         batch_size=batch_size, precision=precision, weights=weights)
+
+
+def _map_keys(x: torch.Tensor, fingerprint: str, per_method: dict, precision: str) -> dict[tuple[str, int], str]:
+    """The cache key of every (method, image): image content, model state, method parameters, precision
+    and code version."""
+    digests = [digest_array(x[i]) for i in range(x.shape[0])]
+    return {(m, i): make_key(kind="map", image=digests[i], model=fingerprint, method=m, params=per_method[m],
+                             precision=precision, code=CODE_VERSION)
+            for m in per_method for i in range(x.shape[0])}
+
+
+def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, batch_size, precision,
+          weights) -> SaliencyMaps:
+    """The maps of every image: those ``found`` in the cache, the rest computed (and stored)."""
+    n = x.shape[0]
+    todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
+    missing = [m for m in methods if any((m, i) not in found for i in todo)]
+    maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
+    flags = {m: [None] * n for m in methods}
+    targets = np.full(n, -1, dtype=np.int64)
+    stats: dict[str, list] = {m: [None] * n for m in methods if m == "xrai"}
+    raw: dict[str, np.ndarray] = {}
+    passes = 0
+    for (m, i), entry in found.items():
+        maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
+        if m in stats:
+            stats[m][i] = entry.get("stats")
+    if todo:
+        sub = x[todo].to(device)
+        with record_function("saliency.compute"):
+            computed, sub_flags, sub_raw, sub_targets, passes, sub_stats = _compute_within_memory(
+                compute_model(model, device, precision), sub, missing, params, device=device,
+                batch_size=batch_size, precision=precision, model_key=weights)
+        computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
+        for j, i in enumerate(todo):
+            targets[i] = int(sub_targets[j])
+            for m in missing:
+                maps[m][i] = computed[m][j]
+                flags[m][i] = sub_flags[m][j]
+                if m in stats:
+                    stats[m][i] = sub_stats[m][j]
+                if cache is not None and (m, i) not in found:
+                    cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
+                                             "target": targets[i], "params": per_method[m],
+                                             "stats": stats[m][i] if m in stats else None})
+        raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
     from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
     return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,
                         targets=targets, passes=passes, from_cache=from_cache, precision=precision,
