@@ -1,4 +1,5 @@
-"""Data layer: DICOM/image reading, RSNA/SIIM/folder datasets, RLE, phantom generator."""
+"""Data layer: DICOM/image reading, RSNA/SIIM/folder datasets, ground truth at the model size
+(:mod:`.groundtruth`: the paper's rule and the coverage rule), RLE, phantom generator."""
 from .datasets import (DATASETS, Box, FolderDataset, RadiographDataset, Record, RSNADataset, Sample,
                        SIIMDataset, make_splits, open_dataset)
 from .dicom import DicomImage, load_radiograph, read_dicom, read_image

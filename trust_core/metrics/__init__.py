@@ -1,4 +1,5 @@
-"""Trust metrics: AUPRC, SSIM (single and batched), statistics."""
+"""Trust metrics: AUPRC, SSIM (single and batched), statistics (bootstrap CIs, paired verdicts
+pass / fail / inconclusive, Holm correction)."""
 from .core import (PAPER_DATA_RANGE, auprc, auprc_batch, average_precision, average_precision_batch, ssim,
                    ssim_batch)
 from .stats import (VERDICTS, Comparison, PairedTest, Summary, bootstrap_ci, compare_paired, holm, one_sided_below,
