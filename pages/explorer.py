@@ -6,29 +6,17 @@ from trust_core.errors import DicomError
 from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
 from trust_core.saliency import METHODS
+from trust_core.workspace import GALLERY_ORDERS
 from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, method_label, model_name, panel, preset
 
 
 def render() -> None:
     ws, dataset = dataset_page("Image explorer")
+    order = st.radio("Sort", list(GALLERY_ORDERS), horizontal=True)
     with friendly_errors():
-        utility = ws.table(kind(), "utility")
-        randomization = ws.table(kind(), "randomization")
+        gallery = ws.gallery(kind(), order)
 
-    if utility is not None and len(utility):
-        gallery = utility.pivot_table(index="image_id", columns="method", values="auprc")
-        gallery["mean AUPRC"] = gallery.mean(axis=1)
-        gallery["disagreement"] = gallery.drop(columns="mean AUPRC").std(axis=1)
-        if randomization is not None and len(randomization):
-            last = randomization[randomization.state_index == randomization.state_index.max()]
-            gallery["SSIM after randomization"] = last.groupby("image_id").ssim.mean()
-        order = st.radio("Sort", ["worst AUPRC first", "most disagreement first", "least SSIM drop first"],
-                         horizontal=True)
-        key, ascending = {"worst AUPRC first": ("mean AUPRC", True),
-                          "most disagreement first": ("disagreement", False),
-                          "least SSIM drop first": ("SSIM after randomization", False)}[order]
-        if key in gallery:
-            gallery = gallery.sort_values(key, ascending=ascending)
+    if gallery is not None:
         event = st.dataframe(gallery.round(3), on_select="rerun", selection_mode="single-row", key="gallery",
                              width="stretch", height=220)
         if event.selection.rows:

@@ -25,6 +25,10 @@ from .randomization.cascade import StateModels, model_seed, states
 from .saliency import explain
 
 
+GALLERY_ORDERS = {"worst AUPRC first": ("mean AUPRC", True), "most disagreement first": ("disagreement", False),
+                  "least SSIM drop first": ("SSIM after randomization", False)}  # order → (column, ascending)
+
+
 class Workspace:
     """Read access to a workspace folder (the layout ``trust demo`` writes)."""
 
@@ -79,6 +83,24 @@ class Workspace:
     def table(self, kind: str, name: str) -> pd.DataFrame | None:
         path = self.layout.results(kind) / f"{name}.parquet"
         return pd.read_parquet(path) if path.is_file() else None
+
+    def gallery(self, kind: str, order: str = "worst AUPRC first") -> pd.DataFrame | None:
+        """Per image of the evaluation: AUPRC per method, their mean and spread (method disagreement) and
+        the SSIM at the last randomization state, sorted by one of :data:`GALLERY_ORDERS`; None without
+        utility results."""
+        if order not in GALLERY_ORDERS:
+            raise ConfigError(f"unknown gallery order {order!r}; choose one of {list(GALLERY_ORDERS)}")
+        utility, randomization = self.table(kind, "utility"), self.table(kind, "randomization")
+        if utility is None or not len(utility):
+            return None
+        gallery = utility.pivot_table(index="image_id", columns="method", values="auprc")
+        gallery["mean AUPRC"] = gallery.mean(axis=1)
+        gallery["disagreement"] = gallery.drop(columns="mean AUPRC").std(axis=1)
+        if randomization is not None and len(randomization):
+            last = randomization[randomization.state_index == randomization.state_index.max()]
+            gallery["SSIM after randomization"] = last.groupby("image_id").ssim.mean()
+        key, ascending = GALLERY_ORDERS[order]
+        return gallery.sort_values(key, ascending=ascending) if key in gallery else gallery
 
     # -- models and maps -----------------------------------------------------------------------------
     def model(self, name: str) -> torch.nn.Module:
