@@ -6,7 +6,8 @@ import streamlit as st
 from trust_core.layout import workspace_path
 from trust_core.errors import TrustError
 from trust_core.saliency import PRESETS
-from ui.common import access_gate, get_workspace, shared, shared_widget, workspace_root
+from ui.access import access_gate
+from ui.state import get_workspace, shared, shared_widget, workspace_root
 from ui.pages import PAGES as PAGE_SPECS
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
@@ -38,7 +39,7 @@ with st.sidebar:
 
 navigation = st.navigation(list(PAGE_FILES.values()))
 goto = st.session_state.pop("_goto", None)
-if goto in PAGE_FILES:  # a page asked for directly before the frame existed (see ui.common.ensure_frame)
+if goto in PAGE_FILES:  # a page asked for directly before the frame existed (see ui.frame.ensure_frame)
     st.switch_page(PAGE_FILES[goto])
 st.session_state["_frame"] = True
 try:

@@ -5,7 +5,9 @@ import streamlit as st
 from trust_core.metrics import ssim
 from trust_core.report import colorize
 from trust_core.saliency import METHODS
-from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, method_label, model_name, panel, preset
+from ui.frame import dataset_page, friendly_errors, run_page
+from ui.state import kind, model_name, preset
+from ui.widgets import image_picker, method_label, panel
 
 
 def render() -> None:

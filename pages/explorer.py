@@ -7,7 +7,9 @@ from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
 from trust_core.saliency import METHODS
 from trust_core.workspace import GALLERY_ORDERS
-from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, method_label, model_name, panel, preset
+from ui.frame import dataset_page, friendly_errors, run_page
+from ui.state import kind, model_name, preset
+from ui.widgets import image_picker, method_label, panel
 
 
 def render() -> None:

@@ -4,7 +4,9 @@ import streamlit as st
 
 from trust_core.evaluate.paper import AUPRC, SSIM
 from trust_core.saliency import METHODS
-from ui.common import run_page, friendly_errors, kind, method_label, require_results, workspace
+from ui.frame import friendly_errors, require_results, run_page
+from ui.state import kind, workspace
+from ui.widgets import method_label
 
 
 def render() -> None:

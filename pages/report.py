@@ -2,7 +2,9 @@
 import streamlit as st
 
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
-from ui.common import run_page, dataset_page, friendly_errors, image_picker, kind, model_name, preset
+from ui.frame import dataset_page, friendly_errors, run_page
+from ui.state import kind, model_name, preset
+from ui.widgets import image_picker
 
 
 def render() -> None:

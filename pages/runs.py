@@ -8,7 +8,9 @@ from trust_core.randomization.cascade import MODES
 from trust_core.saliency.registry import GRADCAM_DEFAULT_INTERPOLATION, GRADCAM_INTERPOLATIONS
 from trust_core.evaluate.jobs import JobManager
 from trust_core.saliency import METHODS, PRESETS
-from ui.common import run_page, friendly_errors, kind, method_label, workspace
+from ui.frame import friendly_errors, run_page
+from ui.state import kind, workspace
+from ui.widgets import method_label
 
 
 @st.cache_resource

@@ -5,7 +5,8 @@ import streamlit as st
 from trust_core.evaluate import EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
 from trust_core.report import provenance_line, scorecard_table
-from ui.common import fast_distance_text, friendly_errors, kind, run_page, workspace
+from ui.frame import fast_distance_text, friendly_errors, run_page
+from ui.state import kind, workspace
 
 
 VERDICT_COLOURS = {"pass": ("#d3f0d8", "#14532d"), "fail": ("#fbd5d5", "#7f1d1d"),

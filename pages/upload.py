@@ -7,7 +7,9 @@ from trust_core.data import load_radiograph
 from trust_core.data.dicom import UPLOAD_SUFFIXES, read_upload
 from trust_core.errors import TrustError
 from trust_core.saliency import METHODS
-from ui.common import run_page, friendly_errors, method_label, model_name, panel, preset, preset_note, workspace
+from ui.frame import friendly_errors, preset_note, run_page
+from ui.state import model_name, preset, workspace
+from ui.widgets import method_label, panel
 
 
 def render() -> None:

@@ -86,7 +86,7 @@ def test_read_preset_fidelity_missing_or_unreadable(tmp_path):
 
 
 def test_the_apps_sentence_reads_the_figures_and_survives_missing_ones(tmp_path):
-    from ui.common import fast_distance_text
+    from ui.frame import fast_distance_text
     assert "not measured" in fast_distance_text(tmp_path)
     (tmp_path / "results").mkdir()
     path = tmp_path / "results" / "preset_fidelity.json"
