@@ -148,10 +148,42 @@ def read_dicom(path: str | Path, *, include_identifiers: bool = False,
                          f"{str(exc)[:200]})", path=path) from None
 
 
-def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
-    """The checks and pixel pipeline of :func:`read_dicom` on a parsed dataset."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+@dataclass(frozen=True)
+class _Geometry:
+    """What the header says about the pixels (checked)."""
 
+    rows: int
+    cols: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+
+
+def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
+    """The checks and pixel pipeline of :func:`read_dicom` on a parsed dataset: header, decoding, display."""
+    from pydicom.pixels import apply_modality_lut
+
+    geometry = _check_header(ds, path)
+    stored, syntax_name = _decode_pixels(ds, path, geometry)
+    stored = _mask_bits(stored, geometry.bits_stored, geometry.signed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        modality = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+    if not np.isfinite(modality).all():
+        raise DicomError("pixel values are not finite after the modality LUT", path=path)
+    pixels, applied_window = _display(ds, stored, modality, geometry, window, path)
+    metadata = {k: _plain(ds.get(k)) for k in SAFE_KEYWORDS if k in ds}
+    metadata["TransferSyntax"] = syntax_name
+    identifiers = ({k: _plain(ds.get(k)) for k in IDENTIFYING_KEYWORDS if k in ds}
+                   if include_identifiers else {})
+    return DicomImage(pixels=np.ascontiguousarray(pixels, dtype=np.float32),
+                      modality_values=modality.astype(np.float32), window=applied_window,
+                      inverted=geometry.photometric == "MONOCHROME1", metadata=metadata, identifiers=identifiers,
+                      path=str(path))
+
+
+def _check_header(ds, path: Path) -> _Geometry:
+    """Refuse what is not one grayscale radiograph with sane dimensions and bit depth."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         if b"\xe0\x7f\x10\x00" in path.read_bytes():  # the (7FE0,0010) tag is there but unreadable
             raise DicomError("the pixel data element is cut short: the file is truncated or corrupt",
@@ -185,7 +217,11 @@ def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
     if not 1 <= bits_stored <= bits_allocated or bits_allocated not in (1, 8, 16, 32):
         raise DicomError(f"invalid bit depth: BitsStored={bits_stored}, BitsAllocated="
                          f"{bits_allocated} (BitsStored must be between 1 and BitsAllocated)", path=path)
+    return _Geometry(rows, cols, bits_stored, signed, photometric)
 
+
+def _decode_pixels(ds, path: Path, geometry: _Geometry) -> tuple[np.ndarray, str]:
+    """The stored pixel array (a decoder for the transfer syntax must be installed) and the syntax name."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     syntax_name = getattr(syntax, "name", str(syntax))
     if syntax is not None and (not syntax.is_transfer_syntax or syntax.is_compressed):
@@ -210,53 +246,45 @@ def _decode(ds, path: Path, *, include_identifiers: bool, window) -> DicomImage:
     except Exception as exc:
         raise DicomError(f"the pixel data cannot be decoded ({type(exc).__name__}: {exc}); the file is "
                          f"probably truncated or corrupt", path=path) from None
-    if stored.ndim != 2 or stored.shape != (rows, cols):
-        raise DicomError(f"decoded pixel array has shape {stored.shape}, expected ({rows}, {cols})",
-                         path=path)
+    if stored.ndim != 2 or stored.shape != (geometry.rows, geometry.cols):
+        raise DicomError(f"decoded pixel array has shape {stored.shape}, expected ({geometry.rows}, "
+                         f"{geometry.cols})", path=path)
+    return stored, syntax_name
 
-    stored = _mask_bits(stored, bits_stored, signed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        modality = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-    if not np.isfinite(modality).all():
-        raise DicomError("pixel values are not finite after the modality LUT", path=path)
-    inverted = photometric == "MONOCHROME1"
 
-    applied_window: tuple[float, float] | None = None
+def _display(ds, stored: np.ndarray, modality: np.ndarray, geometry: _Geometry, window,
+             path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Display values in [0, 1] and the window applied: the one asked for, else the VOI LUT, else the
+    header's window, else the full range the stored bits can represent; MONOCHROME1 inverted."""
+    from pydicom.pixels import apply_voi_lut
+
+    inverted = geometry.photometric == "MONOCHROME1"
     if window is not None:
-        applied_window = (float(window[0]), float(window[1]))
-        if not applied_window[1] > 0:
-            raise DicomError(f"window width must be positive, got {applied_window[1]}", path=path)
-        pixels = _apply_window(modality, *applied_window, inverted)
-    elif "VOILUTSequence" in ds:
+        applied = (float(window[0]), float(window[1]))
+        if not applied[1] > 0:
+            raise DicomError(f"window width must be positive, got {applied[1]}", path=path)
+        return _apply_window(modality, *applied, inverted), applied
+    if "VOILUTSequence" in ds:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             voi = np.asarray(apply_voi_lut(stored if "ModalityLUTSequence" in ds else modality, ds),
                              dtype=np.float64)
         lo, hi = float(voi.min()), float(voi.max())
         pixels = ((voi - lo) / (hi - lo) if hi > lo else np.zeros_like(voi)).astype(np.float32)
-        pixels = 1.0 - pixels if inverted else pixels
+        return (1.0 - pixels if inverted else pixels), None
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    if center is not None and width is not None and width > 0:
+        applied = (center, width)
     else:
-        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
-        if center is not None and width is not None and width > 0:
-            applied_window = (center, width)
-        else:
-            # No VOI: the full range the stored bits can represent, through the modality LUT.
-            lo_stored = -(1 << (bits_stored - 1)) if signed else 0
-            hi_stored = (1 << (bits_stored - 1)) - 1 if signed else (1 << bits_stored) - 1
-            slope = float(ds.get("RescaleSlope", 1) or 1)
-            intercept = float(ds.get("RescaleIntercept", 0) or 0)
-            ends = sorted((lo_stored * slope + intercept, hi_stored * slope + intercept))
-            applied_window = ((ends[0] + ends[1] + 1) / 2, ends[1] - ends[0] + 1)
-        pixels = _apply_window(modality, *applied_window, inverted)
-
-    metadata = {k: _plain(ds.get(k)) for k in SAFE_KEYWORDS if k in ds}
-    metadata["TransferSyntax"] = syntax_name
-    identifiers = ({k: _plain(ds.get(k)) for k in IDENTIFYING_KEYWORDS if k in ds}
-                   if include_identifiers else {})
-    return DicomImage(pixels=np.ascontiguousarray(pixels, dtype=np.float32),
-                      modality_values=modality.astype(np.float32), window=applied_window,
-                      inverted=inverted, metadata=metadata, identifiers=identifiers, path=str(path))
+        # No VOI: the full range the stored bits can represent, through the modality LUT.
+        bits, signed = geometry.bits_stored, geometry.signed
+        lo_stored = -(1 << (bits - 1)) if signed else 0
+        hi_stored = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        ends = sorted((lo_stored * slope + intercept, hi_stored * slope + intercept))
+        applied = ((ends[0] + ends[1] + 1) / 2, ends[1] - ends[0] + 1)
+    return _apply_window(modality, *applied, inverted), applied
 
 
 def _plain(value):
