@@ -71,3 +71,21 @@ def test_cohort_archive_and_cli(app_workspace, tmp_path):
     assert "rsna/summary.json" in names and "rsna/utility.parquet" in names and "rsna/scorecard.csv" in names
     assert main(["report", "--workspace", str(app_workspace), "--dataset", "rsna", "--out",
                  str(tmp_path / "x.pdf")]) == 2  # missing --image: a clear error, exit code 2
+
+
+def test_overlapping_boxes_are_drawn_apart():
+    """Two overlapping boxes: each rectangle is drawn, so the edges inside the other box show (a mask
+    contour would draw their union's outline only)."""
+    import numpy as np
+
+    from trust_core.data.datasets import Box
+    from trust_core.report import overlay
+    mask = np.zeros((100, 100), bool)
+    mask[10:50, 10:50] = mask[30:70, 30:70] = True
+    boxes = [Box(10, 10, 40, 40), Box(30, 30, 40, 40)]
+    rgb = overlay(np.zeros((100, 100), np.float32), None, mask=mask, boxes=boxes, size=100)
+    green = (rgb[..., 1] == 255) & (rgb[..., 0] == 0) & (rgb[..., 2] == 0)
+    assert green[40, 30] and green[30, 40]  # box 2's top-left corner edges, inside box 1
+    assert green[50, 45] and green[45, 50]  # box 1's bottom and right edges, inside box 2
+    union = overlay(np.zeros((100, 100), np.float32), None, mask=mask, size=100)
+    assert not ((union[..., 1] == 255) & (union[..., 2] == 255))[40, 30]  # the union outline misses it

@@ -25,7 +25,8 @@ def overlay(image01: np.ndarray, saliency: np.ndarray | None, *, alpha: float = 
     """The X-ray (grayscale [0, 1]) with a saliency map blended over it and the ground truth outlined.
 
     ``threshold`` hides map values below it; ``top_percent`` keeps only the top k % of pixels. The
-    ground truth is drawn as a cyan contour (mask) or rectangles (boxes, in the map's pixel frame).
+    ground truth is drawn as a cyan contour (mask) or, when ``boxes`` are given, as one rectangle per box
+    (in the mask's pixel frame), so that overlapping boxes stay apart.
     """
     size = size or (saliency.shape[0] if saliency is not None else image01.shape[0])
     base = cv2.resize(image01.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
@@ -41,7 +42,7 @@ def overlay(image01: np.ndarray, saliency: np.ndarray | None, *, alpha: float = 
         weight = (alpha * visible)[..., None]
         rgb = (rgb * (1 - weight) + colored * weight).astype(np.uint8)
     scale = size / (mask.shape[0] if mask is not None else size)
-    if mask is not None and mask.any():
+    if mask is not None and mask.any() and not boxes:
         m = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(rgb, contours, -1, (0, 255, 255), max(1, size // 256))

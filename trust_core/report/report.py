@@ -97,7 +97,8 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
             else "not the paper's preset; its distance from arun2021 is not measured here (trust bench presets)")
     title = image_id if include_identifiers else pseudonym(image_id)
     return ImageReport(title=title, image=dataset.image(image_id, dataset.native_shape(image_id)[0] // 2),
-                       mask=dataset.native_mask(image_id)[::2, ::2], boxes=[], maps={m: v[0] for m, v in result.items()},
+                       mask=dataset.native_mask(image_id)[::2, ::2],
+                       boxes=dataset.boxes(image_id, dataset.native_shape(image_id)[0] // 2), maps={m: v[0] for m, v in result.items()},
                        metrics=rows, params={k: v for k, v in result.params.items()}, provenance=provenance,
                        identifiers=identifiers)
 
