@@ -147,6 +147,7 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     from .metrics import ssim_batch
     from .models import build, get_architecture
     from .saliency import explain
+    from .models.info import tag
     from .saliency.engine import fp32_mode
     from .saliency.explain import _resolve_layer
     from .saliency.xrai import _LABEL_CACHE
@@ -157,7 +158,7 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     spec = get_architecture(arch)
     size = size or spec.input_size
     model = build(arch).to(device)
-    model.trust_meta = {"input_size": size}
+    tag(model, input_size=size, meta={"input_size": size})
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size] / size
     gray = np.clip(0.5 + 0.3 * np.sin(7 * xx) * np.cos(5 * yy) + 0.05 * rng.normal(size=(size, size)), 0, 1)

@@ -128,6 +128,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     from .evaluate import CRITERIA, EvalConfig, Evaluation
     from .io import atomic_write
     from .models import load
+    from .models.info import info_of
     from .saliency import METHODS
 
     started = time.perf_counter()
@@ -157,7 +158,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
         # 1. map agreement of the main model (replicate A)
         kind_started = time.perf_counter()
         model = load(classifiers[0], num_classes=2)
-        size = int(model.trust_meta["input_size"])
+        size = info_of(model).size
         x = torch.stack([to_model_input(dataset.image(i, size)) for i in ids])
         maps = _preset_maps(model, x, methods, device=device, cache=store)
         ssim = method_ssim(maps[FAST], maps[PAPER_PRESET], methods)

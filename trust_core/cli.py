@@ -74,6 +74,7 @@ def _cmd_maps(args) -> int:
     from .data.transforms import to_model_input
     from .errors import ConfigError
     from .models import load
+    from .models.info import info_of
     from .io import atomic_path, atomic_write
     from .saliency import explain, resolve_methods, resolve_params
 
@@ -81,7 +82,7 @@ def _cmd_maps(args) -> int:
     overrides = _overrides(args.set)
     params = resolve_params(args.preset, **overrides)
     model = load(args.model, device=args.device or "cpu", num_classes=2)
-    size = model.trust_meta.get("input_size") or 320
+    size = info_of(model).size
     dataset = _open_dataset(args, image_size=size)
     ids = args.images or dataset.ids(split=args.split, label=1 if args.positives else None)
     unknown = [i for i in ids if i not in dataset]
@@ -94,7 +95,7 @@ def _cmd_maps(args) -> int:
     store = _open_cache(args)
     atomic_write(out / "params.json", json.dumps({
         "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
-        "model": str(args.model), "model_meta": model.trust_meta, "dataset": args.dataset,
+        "model": str(args.model), "model_meta": info_of(model).meta, "dataset": args.dataset,
         "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection},
         "precision": args.precision}, indent=2, default=str))
     computed = from_cache = 0
@@ -123,9 +124,10 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, Evaluation, write_outputs
     from .progress import unit_bar
     from .models import load
+    from .models.info import info_of
 
     first = load(args.model[0], num_classes=2)
-    dataset = _open_dataset(args, image_size=first.trust_meta.get("input_size") or 320)
+    dataset = _open_dataset(args, image_size=info_of(first).size)
     config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
                         overrides=_overrides(args.set), criteria=tuple(args.criteria),
                         utility_limit=args.limit, ssim_images=args.ssim_images if args.limit is None

@@ -21,6 +21,7 @@ from .data.transforms import to_model_input
 from .layout import Layout, read_index, workspace_models, workspace_path
 from .errors import ConfigError
 from .models.checkpoint import load
+from .models.info import info_of
 from .randomization.cascade import StateModels, model_seed, states
 from .saliency import explain
 
@@ -107,7 +108,7 @@ class Workspace:
         return _load_cached(str(self.layout.model(name)))
 
     def state_names(self, name: str) -> list[str]:
-        return [s.name for s in states(self.model(name).trust_arch)]
+        return [s.name for s in states(info_of(self.model(name)).arch)]
 
     def state_model(self, name: str, state: str) -> torch.nn.Module:
         """A randomized copy of a model (the shared model is never mutated)."""
@@ -116,7 +117,7 @@ class Workspace:
         return _states(str(self.layout.model(name))).get(state)
 
     def input_size(self, name: str) -> int:
-        return int(self.model(name).trust_meta.get("input_size") or 128)
+        return info_of(self.model(name)).size
 
     def maps(self, kind: str, image_ids: list[str], model_name: str, *, methods=None, preset: str = "fast",
              state: str = "original", **overrides):

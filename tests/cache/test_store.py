@@ -39,9 +39,11 @@ def test_key_depends_on_weights_parameters_and_state(tiny_model, tiny_images, tm
     explain(tiny_model, tiny_images[:1], methods=["ig"], cache=store)
     assert explain(tiny_model, tiny_images[:1], methods=["ig"], ig_steps=5, cache=store).passes > 0
     fingerprint = model_fingerprint(tiny_model)
-    tiny_model.trust_state = {"state": "logits", "seeds": [1]}
+    from trust_core.models.info import ModelInfo, tag
+    tag(tiny_model, state={"state": "logits", "seeds": [1]})
     assert model_fingerprint(tiny_model) != fingerprint
-    del tiny_model.trust_state
+    tiny_model.trust_info = ModelInfo()
+    assert model_fingerprint(tiny_model) == fingerprint
     with torch.no_grad():
         tiny_model.fc.bias.add_(1e-3)
     assert model_fingerprint(tiny_model) != fingerprint

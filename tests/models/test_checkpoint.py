@@ -17,7 +17,10 @@ def saved(tmp_path):
 def test_round_trip(saved):
     model, path = saved
     loaded = load(path)
-    assert loaded.trust_arch == "resnet_tiny" and loaded.trust_meta["val_auc"] == 0.9
+    from trust_core.models.info import info_of
+    info = info_of(loaded)
+    assert info.arch == "resnet_tiny" and info.meta["val_auc"] == 0.9 and info.path == str(path)
+    assert info.state is None and not info.channels_last
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(loaded(x), model(x))
 

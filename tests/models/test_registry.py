@@ -4,6 +4,7 @@ from torchvision import models as tvm
 
 from trust_core.errors import ConfigError
 from trust_core.models import ARCHITECTURES, build, forward_order, get_module
+from trust_core.models.info import info_of
 
 SMALL = [name for name, spec in ARCHITECTURES.items() if spec.demo]
 ALL = list(ARCHITECTURES)
@@ -13,7 +14,8 @@ ALL = list(ARCHITECTURES)
 def test_registry_entry_is_consistent(name):
     spec = ARCHITECTURES[name]
     model = build(name)
-    assert not model.training and model.trust_arch == name
+    assert not model.training and info_of(model).arch == name
+    assert info_of(model).input_size == ARCHITECTURES[name].input_size
     get_module(model, spec.gradcam_layer)
     paths = [p for _, group in spec.blocks for p in group]
     for path in paths:

@@ -4,6 +4,7 @@ import torch
 from trust_core.cache import model_fingerprint
 from trust_core.errors import ConfigError
 from trust_core.models import ARCHITECTURES, build, forward_order
+from trust_core.models.info import info_of
 from trust_core.randomization import cascade, states
 
 
@@ -35,7 +36,7 @@ def test_never_mutates_input_and_yields_fresh_copies(model):
     assert all(m is not model for m in models) and len({id(m) for m in models}) == len(models)
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])
-    assert not hasattr(model, "trust_state")
+    assert info_of(model).state is None
 
 
 def test_cascading_changes_exactly_the_named_blocks(model):
@@ -64,8 +65,8 @@ def test_state_order_is_top_down_forward_order(model):
 
 
 def test_reproducible_with_distinct_recorded_seeds(model):
-    a = [(n, snapshot(m), m.trust_state) for n, m in cascade(model, seed=5)]
-    b = [(n, snapshot(m), m.trust_state) for n, m in cascade(model, seed=5)]
+    a = [(n, snapshot(m), info_of(m).state) for n, m in cascade(model, seed=5)]
+    b = [(n, snapshot(m), info_of(m).state) for n, m in cascade(model, seed=5)]
     for (na, sa, ta), (nb, sb, tb) in zip(a, b):
         assert na == nb and ta == tb and all(torch.equal(sa[k], sb[k]) for k in sa)
     seeds = a[-1][2]["block_seeds"]

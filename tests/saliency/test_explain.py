@@ -10,7 +10,8 @@ from trust_core.saliency.explain import compute_model
 def test_channels_last_copy_is_cached_and_never_touches_the_model(tiny_model, tiny_images):
     strides = {n: p.stride() for n, p in tiny_model.named_parameters()}
     fast = compute_model(tiny_model, torch.device("cpu"), "fp32")
-    assert fast is not tiny_model and fast.trust_channels_last
+    from trust_core.models.info import info_of
+    assert fast is not tiny_model and info_of(fast).channels_last and not info_of(tiny_model).channels_last
     assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert {n: p.stride() for n, p in tiny_model.named_parameters()} == strides
     assert compute_model(tiny_model, torch.device("cpu"), "fp32") is fast  # reused

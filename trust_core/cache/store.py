@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..io import process_alive as _alive
+from ..models.info import info_of
 
 DEFAULT_DIR = Path("cache/store")
 DEFAULT_SIZE_LIMIT = 8 * 2**30
@@ -52,7 +53,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     """Hash of architecture name, weights and buffers only: two copies with equal weights share it,
     whatever randomization run tagged them (the seed of per-model SmoothGrad noise)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(str(getattr(model, "trust_arch", type(model).__name__)).encode())
+    h.update(str(info_of(model).arch or type(model).__name__).encode())
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -64,7 +65,7 @@ def model_fingerprint(model: torch.nn.Module, weights: str | None = None) -> str
     randomization state: the model part of every cache key."""
     h = hashlib.blake2b(digest_size=16)
     h.update((weights or weights_digest(model)).encode())
-    h.update(json.dumps(getattr(model, "trust_state", None), sort_keys=True, default=str).encode())
+    h.update(json.dumps(info_of(model).state, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 

@@ -46,6 +46,7 @@ from ..io import atomic_path, atomic_write
 from ..metrics import (PAPER_DATA_RANGE, auprc_batch, compare_paired, holm, one_sided_below, paired_test,
                        ssim_batch, summarize)
 from ..models.checkpoint import load
+from ..models.info import info_of
 from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, resolve_methods, resolve_params
 from ..saliency.postprocess import minmax_maps
@@ -115,8 +116,8 @@ class Evaluation:
         self.dataset = dataset
         self.model_paths = [str(p) for p in model_paths]
         self.models = [load(p, num_classes=2) for p in model_paths]  # the datasets are binary
-        self.arches = [m.trust_arch for m in self.models]
-        self.size = int(self.models[0].trust_meta.get("input_size") or 320)
+        self.arches = [info_of(m).arch for m in self.models]
+        self.size = info_of(self.models[0]).size
         self.localizer_paths = [str(p) for p in localizers]
         if isinstance(localizer_maps, (str, Path)):
             localizer_maps = [localizer_maps]
@@ -177,7 +178,7 @@ class Evaluation:
 
     def run_unit(self, unit: Unit, model: torch.nn.Module) -> dict:
         """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""
-        size = int(model.trust_meta.get("input_size") or self.size) if hasattr(model, "trust_meta") else self.size
+        size = info_of(model).input_size or self.size
         x = torch.stack([self._input(i, size) for i in unit.image_ids])
         result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
                          precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
@@ -269,7 +270,7 @@ class Evaluation:
             raw = np.stack([found[i] for i in ids])
         else:
             model = load_localizer(path)
-            size = int(model.trust_meta.get("input_size") or self.size)
+            size = info_of(model).input_size or self.size
             raw = predict_maps(model, torch.stack([self._input(i, size) for i in ids]))
             raw = np.stack([resize_image(m, self.size) for m in raw])
         normalized, _reasons = minmax_maps(torch.from_numpy(raw.astype(np.float32)))
@@ -542,7 +543,7 @@ class Evaluation:
                 "dataset": {"kind": self.dataset.kind, "root": str(self.dataset.root),
                             "fingerprint": self.dataset.fingerprint, "skipped": self.dataset.skipped.counts,
                             "mask_rule": self.dataset.mask_rule, **self.dataset.selection},
-                "models": [{"path": p, "arch": a, "meta": m.trust_meta}
+                "models": [{"path": p, "arch": a, "meta": info_of(m).meta}
                            for p, a, m in zip(self.model_paths, self.arches, self.models)],
                 "localizers": self.localizer_paths, "localizer_maps": self.localizer_maps,
                 "image_size": self.size, "utility_images": len(self.utility_ids), "ssim_images": len(self.ssim_ids),

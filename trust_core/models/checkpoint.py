@@ -9,6 +9,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io import atomic_path
+from .info import tag
 from .registry import build, get_architecture
 
 FORMAT = "trust-checkpoint"
@@ -85,7 +86,7 @@ def load(path: str | Path, *, arch: str | None = None, num_classes: int | None =
 
     Returns
     -------
-    nn.Module in eval mode, with ``trust_arch`` and ``trust_meta`` (dict) attributes.
+    nn.Module in eval mode, described by its :class:`~trust_core.models.info.ModelInfo` (``info_of``).
 
     Raises
     ------
@@ -128,6 +129,5 @@ def load(path: str | Path, *, arch: str | None = None, num_classes: int | None =
             f"missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(mismatched)} of another shape "
             f"(e.g. {mismatched[:2]}). Was it trained with another architecture?", path=path)
     model.load_state_dict(state)
-    model.trust_meta = meta
-    model.trust_path = str(path)
+    tag(model, meta=meta, path=str(path), input_size=meta.get("input_size") or spec.input_size)
     return model.to(device).eval()

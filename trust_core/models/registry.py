@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .info import tag
 from .unet import UNet
 
 
@@ -123,8 +124,7 @@ def build(arch: str, num_classes: int = 2) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = spec.builder(num_classes)
-    model.trust_arch = spec.name  # lets saliency and randomization find the registry entry
-    return model.eval()
+    return tag(model, arch=spec.name, input_size=spec.input_size).eval()
 
 
 def get_module(model: nn.Module, path: str) -> nn.Module:

@@ -4,7 +4,7 @@
 next state re-initializes one more block, top-down from the logits, in **forward order**, following the
 architecture's block list in the registry (modules unused at inference are never listed); in
 ``independent`` mode each state re-initializes one block of the original only. Every yielded model is a
-fresh copy — the input model is never mutated — and carries ``trust_state`` (mode, init, blocks and the
+fresh copy — the input model is never mutated — whose :class:`ModelInfo` carries its ``state`` (mode, init, blocks and the
 distinct seed of each), which is part of its cache fingerprint.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.info import info_of, tag
 from ..models.registry import get_architecture, get_module
 
 MODES = ("cascading", "independent")
@@ -69,7 +70,7 @@ def reinitialize(module: nn.Module, *, init: str = "reset", seed: int = 0) -> No
 def model_seed(model: nn.Module, base_seed: int = 0) -> int:
     """The cascade seed of a model: the base seed offset by the model's training seed, so replicates
     (trained with different seeds) are randomized with different, reproducible seeds."""
-    return int(base_seed) + int(getattr(model, "trust_meta", {}).get("seed") or 0)
+    return int(base_seed) + info_of(model).seed
 
 
 def states(arch: str, *, mode: str = "cascading", seed: int = 0) -> list[State]:
@@ -90,14 +91,14 @@ def states(arch: str, *, mode: str = "cascading", seed: int = 0) -> list[State]:
 def cascade(model: nn.Module, *, arch: str | None = None, mode: str = "cascading", init: str = "reset",
             seed: int = 0, include_original: bool = True) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(state_name, model_copy)`` for each randomization state (see module docstring)."""
-    arch = arch or getattr(model, "trust_arch", None)
+    arch = arch or info_of(model).arch
     if arch is None:
         raise ConfigError("randomization needs the model's architecture (from the registry): pass arch=")
     spec = get_architecture(arch)
     if init not in INITS:
         raise ConfigError(f"unknown re-initialization {init!r}; choose one of {INITS}")
     plan = states(arch, mode=mode, seed=seed)
-    base_state = getattr(model, "trust_state", None)
+    base_state = info_of(model).state
     working = copy.deepcopy(model)
     for state in plan:
         if state.index == 0:
@@ -111,10 +112,9 @@ def cascade(model: nn.Module, *, arch: str | None = None, mode: str = "cascading
 
 
 def _tagged(model: nn.Module, state: State, mode: str, init: str, seed: int, base_state) -> nn.Module:
-    model.trust_state = {"randomization": mode, "init": init, "seed": seed, "state": state.name,
-                         "index": state.index, "blocks": list(state.blocks), "block_seeds": list(state.seeds),
-                         "base": base_state}
-    return model.eval()
+    return tag(model, state={"randomization": mode, "init": init, "seed": seed, "state": state.name,
+                             "index": state.index, "blocks": list(state.blocks), "block_seeds": list(state.seeds),
+                             "base": base_state}).eval()
 
 
 class StateModels:
@@ -127,7 +127,7 @@ class StateModels:
 
     def __init__(self, model: nn.Module, *, mode: str = "cascading", init: str = "reset", seed: int = 0,
                  keep: bool = True):
-        arch = getattr(model, "trust_arch", None)
+        arch = info_of(model).arch
         if arch is None:
             raise ConfigError("randomization needs the model's architecture (from the registry)")
         self.names = [s.name for s in states(arch, mode=mode)]

@@ -21,6 +21,7 @@ import numpy as np
 from ..data.dicom import read_dicom
 from ..errors import DicomError
 from ..metrics import auprc
+from ..models.info import info_of
 from ..saliency import METHODS, PRESETS
 from .render import overlay, to_png
 
@@ -78,8 +79,8 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
     model = workspace.model(model_name)
     provenance = {
         "dataset": kind.upper(), "dataset_fingerprint": dataset.fingerprint, "label": dataset.label(image_id),
-        "split": dataset.splits[image_id], "model": model_name, "architecture": model.trust_arch,
-        "model_seed": model.trust_meta.get("seed"), "model_test_auc": model.trust_meta.get("test_auc"),
+        "split": dataset.splits[image_id], "model": model_name, "architecture": info_of(model).arch,
+        "model_seed": info_of(model).meta.get("seed"), "model_test_auc": info_of(model).meta.get("test_auc"),
         "explained_class": int(result.targets[0]), "preset": f"{preset} — {PRESETS[preset].label}",
         "ground_truth": f"{dataset.mask_rule} rule" + (f"; RSNA classes {', '.join(dataset.classes)}"
                                                         if getattr(dataset, "classes", None) else ""),

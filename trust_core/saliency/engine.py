@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..models.info import info_of
 from .guided import guided_relus
 
 
@@ -165,7 +166,7 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
               gradcam_interpolation: str = "bilinear", bank_extra=None) -> EngineOutput:
     """Run every (path, α) point in chunks; see the module docstring. ``bank_extra``: a future of more
     end rows (the noisy copies), appended to ``bank`` when a chunk first needs them."""
-    channels_last = bool(getattr(model, "trust_channels_last", False))
+    channels_last = info_of(model).channels_last
     n_paths = len(paths.image)
     shape = bank.shape[1:]
     sums = torch.zeros((n_paths, *shape), dtype=torch.float32, device=device)

@@ -19,6 +19,7 @@ from torch.profiler import record_function
 from ..cache.store import Store, digest_array, make_key, model_fingerprint, weights_digest
 from ..errors import SaliencyError
 from ..hardware import precision_problem
+from ..models.info import info_of, tag
 from .engine import PathSet, autocast, fp32_mode, frozen_eval, run_paths
 from .postprocess import minmax_maps, normalize_maps
 from .registry import METHODS, PRESETS, method_params, resolve_methods, resolve_params
@@ -72,7 +73,7 @@ def _resolve_layer(model: torch.nn.Module, params: dict) -> torch.nn.Module:
 
     path = params["gradcam_layer"]
     if path is None:
-        arch = ARCHITECTURES.get(getattr(model, "trust_arch", ""))
+        arch = ARCHITECTURES.get(info_of(model).arch or "")
         if arch is None:
             raise SaliencyError("Grad-CAM needs a target layer and this model is not from the registry: "
                                 "pass gradcam_layer='dotted.module.path'")
@@ -86,8 +87,6 @@ def _resolve_layer(model: torch.nn.Module, params: dict) -> torch.nn.Module:
 
 
 def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
-    from ..models.registry import ARCHITECTURES
-
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
@@ -101,10 +100,10 @@ def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
         raise SaliencyError("no image given")
     if not torch.isfinite(images).all():
         raise SaliencyError("the images contain NaN or infinite values")
-    arch = ARCHITECTURES.get(getattr(model, "trust_arch", ""))
-    size = getattr(model, "trust_meta", {}).get("input_size") or (arch.input_size if arch else None)
+    info = info_of(model)
+    size = info.input_size
     if size is not None and tuple(images.shape[2:]) != (size, size):
-        raise SaliencyError(f"this {arch.name if arch else ''} model expects {size}×{size} inputs, got "
+        raise SaliencyError(f"this {info.arch or ''} model expects {size}×{size} inputs, got "
                             f"{images.shape[2]}×{images.shape[3]}")
     return images.float()
 
@@ -154,7 +153,7 @@ def compute_model(model: torch.nn.Module, device: torch.device, precision: str) 
     fast = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
     for p in fast.parameters():
         p.requires_grad_(False)
-    fast.trust_channels_last = True
+    tag(fast, channels_last=True)
     with _LAYOUTS_LOCK:
         _LAYOUTS[id(model)] = (weakref.ref(model), signature, fast)
         while len(_LAYOUTS) > _LAYOUTS_KEPT:

@@ -1,0 +1,46 @@
+"""What the tool knows about a model, in one frozen object: ``model.trust_info`` (see :func:`info_of`).
+
+It replaces loose attributes on ``nn.Module``. The registry sets the architecture and its input size
+when it builds a model, a checkpoint adds its metadata and path, a randomization run its state, and the
+saliency engine marks its channels-last compute copies. Each step makes a new object
+(:func:`tag`); none is ever changed in place.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from torch import nn
+
+DEFAULT_INPUT_SIZE = 320  # the paper's, for a model that does not say its own
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    arch: str | None = None  # registry name (None: not from the registry)
+    input_size: int | None = None  # side of the square input; the checkpoint's word wins over the registry's
+    meta: dict = field(default_factory=dict)  # checkpoint metadata: seed, scores, dataset… (read-only)
+    path: str | None = None  # the checkpoint it was loaded from
+    state: dict | None = None  # randomization state (None: the model as trained)
+    channels_last: bool = False  # a compute copy in the channels-last layout
+
+    @property
+    def size(self) -> int:
+        """The input size, or the paper's 320 for a model that does not say."""
+        return int(self.input_size or DEFAULT_INPUT_SIZE)
+
+    @property
+    def seed(self) -> int:
+        """The training seed (0 when unknown): replicates are randomized with different seeds."""
+        return int(self.meta.get("seed") or 0)
+
+
+def info_of(model: nn.Module) -> ModelInfo:
+    """The model's :class:`ModelInfo` (an empty one for a model the tool did not build or load)."""
+    return getattr(model, "trust_info", None) or ModelInfo()
+
+
+def tag(model: nn.Module, **changes) -> nn.Module:
+    """Give ``model`` a new :class:`ModelInfo` with ``changes``; returns the model."""
+    model.trust_info = dataclasses.replace(info_of(model), **changes)
+    return model
