@@ -8,7 +8,6 @@ so the demo has high baselines too; a folder of score maps the user brings works
 """
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from torch import nn
 
 from ..data.datasets import RadiographDataset
 from ..errors import DatasetError
-from ..progress import EpochEvent
 from .checkpoint import save
+from .train import fit
 from .unet import UNet
 
 
@@ -55,29 +54,18 @@ def train_localizer(dataset: RadiographDataset, out: str | Path, *, size: int = 
     generator = torch.Generator().manual_seed(seed)
     model = UNet().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    best = (-1.0, 0, None)
     started = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(x["train"]), generator=generator)
-        for begin in range(0, len(order), batch_size):
-            idx = order[begin:begin + batch_size]
-            if len(idx) < 2:
-                continue
-            logits = model(x["train"][idx].to(device))
-            target = y["train"][idx].to(device)
-            loss = F.binary_cross_entropy_with_logits(logits, target) + _dice_loss(logits, target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        probs = torch.from_numpy(predict_maps(model, x["val"]))
-        inter = (probs * y["val"]).sum()
-        dice = float(2 * inter / (probs.sum() + y["val"].sum() + 1e-6))
-        if dice > best[0]:
-            best = (dice, epoch, copy.deepcopy(model.state_dict()))
-        if progress:
-            progress(EpochEvent(epoch, loss.item(), "Dice", dice, best[0]))
-    model.load_state_dict(best[2])
+
+    def loss(m, batch, target):
+        logits = m(batch)
+        return F.binary_cross_entropy_with_logits(logits, target) + _dice_loss(logits, target)
+
+    def validate(m) -> float:
+        probs = torch.from_numpy(predict_maps(m, x["val"]))
+        return float(2 * (probs * y["val"]).sum() / (probs.sum() + y["val"].sum() + 1e-6))
+
+    best = fit(model, x["train"], y["train"], loss=loss, optimizer=optimizer, generator=generator, device=device,
+               epochs=epochs, batch_size=batch_size, validate=validate, metric="Dice", progress=progress)
     meta = {"arch": "unet", "task": "localizer", "seed": seed, "input_size": size, "val_dice": best[0],
             "best_epoch": best[1], "dataset_kind": dataset.kind, "dataset_fingerprint": dataset.fingerprint,
             "train_seconds": round(time.perf_counter() - started, 1)}

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from sklearn.metrics import roc_auc_score
 
 from ..data.datasets import RadiographDataset
@@ -77,6 +78,48 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: Callable, optimizer, generator: torch.Generator,
+        device: torch.device, epochs: int, batch_size: int, validate: Callable[[nn.Module], float], metric: str,
+        augment: Callable | None = None, after_step: Callable | None = None, amp: bool = False,
+        stop: Callable[[int, int], bool] | None = None,
+        progress: Callable[[EpochEvent], None] | None = None) -> tuple[float, int, int]:
+    """The training loop the classifiers and the localizers share: seeded shuffles, batches of at least
+    two (BatchNorm), optional augmentation and mixed precision, one validation per epoch, the weights of
+    the best validation score kept. Returns (best score, its epoch, epochs run); ``model`` ends with the
+    best weights."""
+    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
+    best = (-1.0, 0, None)
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        for begin in range(0, len(order), batch_size):
+            idx = order[begin:begin + batch_size]
+            if len(idx) < 2:
+                continue  # BatchNorm needs more than one sample
+            batch = x[idx]
+            if augment is not None:
+                batch = augment(batch)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                value = loss(model, batch.to(device), y[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(value).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if after_step is not None:
+                after_step()
+        score = validate(model)
+        if score > best[0]:
+            best = (score, epoch, copy.deepcopy(model.state_dict()))
+        if progress:
+            progress(EpochEvent(epoch, value.item(), metric, score, best[0]))
+        if stop is not None and stop(epoch, best[1]):
+            break
+    model.load_state_dict(best[2])
+    return best[0], best[1], epoch
+
+
 def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str | Path, *,
                      arrays: dict[str, torch.Tensor] | None = None,
                      progress: Callable[[EpochEvent], None] | None = None) -> TrainResult:
@@ -115,39 +158,17 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, epochs=config.epochs,
         steps_per_epoch=max(1, -(-len(x["train"]) // config.batch_size)))
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
     start = time.perf_counter()
-    best = (-1.0, 0, None)
-    epoch = 0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = torch.randperm(len(x["train"]), generator=generator)
-        for begin in range(0, len(order), config.batch_size):
-            idx = order[begin:begin + config.batch_size]
-            if len(idx) < 2:
-                continue  # BatchNorm needs more than one sample
-            batch = x["train"][idx]
-            if config.augment:
-                batch = _augment(batch, generator)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = F.cross_entropy(model(to_model_batch(batch.to(device))), y["train"][idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-        val_auc = _auc(y["val"].numpy(), predict_proba(model, x["val"], device))
-        if val_auc > best[0]:
-            best = (val_auc, epoch, copy.deepcopy(model.state_dict()))
-        if progress:
-            progress(EpochEvent(epoch, loss.item(), "AUC", val_auc, best[0]))
-        warmed_up = epoch > 0.3 * config.epochs  # one-cycle LR: no early stop during the warm-up
-        if warmed_up and epoch - best[1] >= config.patience:
-            break
-    model.load_state_dict(best[2])
+    best_auc, best_epoch, epoch = fit(
+        model, x["train"], y["train"], optimizer=optimizer, generator=generator, device=device,
+        epochs=config.epochs, batch_size=config.batch_size, metric="AUC", amp=device.type == "cuda",
+        loss=lambda m, batch, target: F.cross_entropy(m(to_model_batch(batch)), target),
+        augment=(lambda batch: _augment(batch, generator)) if config.augment else None,
+        after_step=schedule.step, progress=progress,
+        validate=lambda m: _auc(y["val"].numpy(), predict_proba(m, x["val"], device)),
+        # one-cycle LR: no early stop during the warm-up
+        stop=lambda e, best_e: e > 0.3 * config.epochs and e - best_e >= config.patience)
+    best = (best_auc, best_epoch)
     test_auc = (_auc(y["test"].numpy(), predict_proba(model, x["test"], device))
                 if "test" in x else None)
     seconds = time.perf_counter() - start
