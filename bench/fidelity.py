@@ -28,11 +28,11 @@ import numpy as np
 
 def evaluate(kind, root, methods, criteria, store, images, ssim_images, localizers=(), **overrides):
     from trust_core.demo import DATASETS
-    from trust_core.layout import workspace_models
+    from trust_core.layout import Layout, workspace_models
     from trust_core.evaluate import EvalConfig, Evaluation
 
     classifiers, demo_localizers = workspace_models(root, kind)
-    dataset = DATASETS[kind][0](root / kind, image_size=128)
+    dataset = DATASETS[kind][0](Layout(root).dataset(kind), image_size=128)
     config = EvalConfig(methods=tuple(methods), preset="fast", criteria=tuple(criteria), overrides=overrides,
                         utility_limit=images, ssim_images=ssim_images, group=8)
     return Evaluation(dataset, classifiers, config, localizers=list(localizers or demo_localizers),
@@ -42,7 +42,7 @@ def evaluate(kind, root, methods, criteria, store, images, ssim_images, localize
 def main() -> None:
     from trust_core.cache import Store
     from trust_core.demo import DATASETS
-    from trust_core.layout import workspace_models, workspace_path
+    from trust_core.layout import Layout, workspace_models, workspace_path
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", default=None)
@@ -51,12 +51,13 @@ def main() -> None:
     parser.add_argument("--skip-localizer", action="store_true")
     args = parser.parse_args()
     root = workspace_path(args.workspace)
-    store = Store(root / "store")
+    layout = Layout(root)
+    store = Store(layout.store)
     started = time.perf_counter()
     report: dict = {}
     drops, xrai_deltas, cam_deltas, loc_deltas = [], [], [], []
     for kind in DATASETS:
-        if not (root / kind).is_dir():
+        if not layout.dataset(kind).is_dir():
             continue
         out = report[kind] = {}
         run = lambda methods, criteria, **kw: evaluate(kind, root, methods, criteria, store, args.images,
@@ -96,11 +97,11 @@ def main() -> None:
         # (d) localizer resolution
         if not args.skip_localizer:
             from trust_core.models.localizer import train_localizer
-            dataset = DATASETS[kind][0](root / kind, image_size=128)
+            dataset = DATASETS[kind][0](layout.dataset(kind), image_size=128)
             _classifiers, small = workspace_models(root, kind)
             large = []
             for seed in (0, 1):
-                path = root / "bench" / f"{kind}_unet128_s{seed}.pt"
+                path = layout.bench / f"{kind}_unet128_s{seed}.pt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if not path.is_file():
                     train_localizer(dataset, path, size=128, seed=seed, epochs=12)
@@ -131,8 +132,8 @@ def main() -> None:
     report["guided_gradcam_old_rule_max_change"] = moved
     print(f"(e) Guided Grad-CAM, random-init ResNet18 at 320: the old second clip moved the map by up to {moved:.3f}")
     report["seconds"] = round(time.perf_counter() - started, 1)
-    (root / "bench").mkdir(parents=True, exist_ok=True)
-    (root / "bench" / "fidelity.json").write_text(json.dumps(report, indent=2))
+    layout.bench.mkdir(parents=True, exist_ok=True)
+    (layout.bench / "fidelity.json").write_text(json.dumps(report, indent=2))
     fmt = lambda v: f"{v:.3f}" if v is not None else "n/a"
     print(f"RESULT noise_ssim_drop={fmt(max(drops) if drops else None)} "
           f"xrai_minmax_auprc_delta={fmt(float(np.mean(xrai_deltas)) if xrai_deltas else None)} "

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from trust_core.evaluate import EVAL_CODE_VERSION
+from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
 from trust_core.report import provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
@@ -49,7 +49,7 @@ def render() -> None:
 
     table = scorecard_table(results, kind())
     cols = st.columns(4)
-    for col, criterion in zip(cols, ("utility", "randomization", "repeatability", "reproducibility")):
+    for col, criterion in zip(cols, CRITERIA):
         sub = table[table.criterion == criterion]
         counts = sub.verdict.value_counts() if len(sub) else {}
         col.metric(criterion.capitalize(), f"{counts.get('pass', 0)}/{len(sub)} pass" if len(sub) else "n/a",
@@ -70,7 +70,7 @@ def render() -> None:
             axis=1)
         table["difference_text"] = table.difference_ci.map(
             lambda ci: "—" if ci is None or any(pd.isna(v) for v in ci) else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
-        for criterion in ("utility", "randomization", "repeatability", "reproducibility"):
+        for criterion in CRITERIA:
             sub = table[table.criterion == criterion]
             if not len(sub):
                 continue

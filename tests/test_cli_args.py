@@ -20,7 +20,8 @@ BASE = {"maps": ["maps", "--dataset", "rsna:/nowhere", "--model", "m.pt", "--out
     ("train", "--epochs", "0", "must be > 0"), ("train", "--lr", "0", "must be > 0.0"),
     ("train", "--batch-size", "1", "must be ≥ 2"), ("train", "--size", "8", "must be ≥ 32"),
     ("train-localizer", "--epochs", "-5", "must be > 0"), ("demo", "--images", "3", "must be ≥ 8"),
-    ("bench", "--n", "0", "must be > 0"),
+    ("bench", "--n", "0", "must be > 0"), ("evaluate", "--ssim-seed", "-1", "must be ≥ 0"),
+    ("train", "--seed", "-3", "must be ≥ 0"), ("train-localizer", "--seed", "x", "expected an integer"),
 ])
 def test_numeric_flags_refuse_out_of_range_values(command, flag, value, message, capsys):
     assert main(BASE[command] + [flag, value]) == 2

@@ -149,6 +149,7 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     from .saliency import explain
     from .models.info import tag
     from .saliency.engine import fp32_mode
+    from .saliency.registry import PAPER_PRESET
     from .saliency.explain import _resolve_layer
     from .saliency.xrai import _LABEL_CACHE
 
@@ -168,7 +169,7 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     explain(model, x[None], methods=["grad"])  # warm-up (allocator, kernels)
 
     def run(precision):  # XRAI's segmentation memo is cleared: every run segments afresh
-        return _best_of(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size,
+        return _best_of(lambda: explain(model, x[None], preset=PAPER_PRESET, batch_size=batch_size,
                                         precision=precision), repeats, before=_LABEL_CACHE.clear)
 
     ours, t_ours = run("fp32")
@@ -182,7 +183,7 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trace else [])
         _LABEL_CACHE.clear()
         with profile(activities=activities) as prof:
-            _, t_profiled = _timed(lambda: explain(model, x[None], preset="arun2021", batch_size=batch_size))
+            _, t_profiled = _timed(lambda: explain(model, x[None], preset=PAPER_PRESET, batch_size=batch_size))
         sections = sorted((e for e in prof.key_averages() if e.key.startswith("saliency.") and e.cpu_time_total > 0),
                           key=lambda e: e.key)  # (the CUDA activity adds empty device-side rows)
         log(f"    profiled run {t_profiled:.2f} s: " + ", ".join(f"{e.key} {e.cpu_time_total / 1e3:.0f} ms"
@@ -308,13 +309,14 @@ def bench_engines(workspace=None, kind: str = "rsna", *, images: int = 8, log=pr
 
     from .cache.store import Store
     from .demo import DATASETS
-    from .layout import workspace_models, workspace_path
     from .evaluate import EvalConfig, Evaluation
     from .evaluate.distributed import ray_executor
 
-    root = workspace_path(workspace)
-    classifiers, _ = workspace_models(root, kind)
-    dataset = DATASETS[kind][0](root / kind, image_size=128)
+    from .layout import Layout, workspace_models
+
+    layout = Layout.of(workspace)
+    classifiers, _ = workspace_models(layout.root, kind)
+    dataset = DATASETS[kind][0](layout.dataset(kind), image_size=128)
     config = EvalConfig(preset="fast", utility_limit=images, ssim_images=min(images, 5), group=2,
                         criteria=("utility", "randomization"))
     times = {}

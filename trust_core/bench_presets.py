@@ -22,7 +22,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-FAST, PAPER_PRESET = "fast", "arun2021"
+from .metrics import PAPER_DATA_RANGE
+from .saliency.registry import PAPER_PRESET
+
+FAST = "fast"
 
 
 def _finite_or_none(value):
@@ -38,7 +41,7 @@ def _nanmean(values) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def method_ssim(maps_a, maps_b, methods=None, *, data_range: float = 2.0) -> dict[str, float]:
+def method_ssim(maps_a, maps_b, methods=None, *, data_range: float = PAPER_DATA_RANGE) -> dict[str, float]:
     """Per method, the mean SSIM between two sets of maps (``method → (N, H, W)`` arrays) over the images
     where both maps are finite; NaN for a method without such an image."""
     from .metrics import ssim_batch
@@ -190,7 +193,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     result = {"per_dataset": per_dataset, "per_method_ssim": per_method, "fast_min_ssim": fast_min_ssim,
               "verdict_agreement": verdict_agreement, "both_inconclusive": undecided,
               "decisive_agreement": (agree - undecided) / decisive if decisive else None,
-              "ssim_data_range": 2.0, "images": images, "criteria": list(criteria),
+              "ssim_data_range": PAPER_DATA_RANGE, "images": images, "criteria": list(criteria),
               "seconds": round(time.perf_counter() - started, 1)}
 
     out = layout.preset_fidelity

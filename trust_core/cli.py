@@ -10,7 +10,7 @@ from .evaluate.criteria import CRITERIA
 from .models.registry import ARCHITECTURES
 from .randomization.cascade import INITS, MODES
 from .saliency.explain import PRECISIONS
-from .saliency.registry import METHODS, PRESETS
+from .saliency.registry import METHODS, PAPER_PRESET, PRESETS
 
 
 def _cmd_demo(args) -> int:
@@ -122,9 +122,10 @@ def _cmd_maps(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, Evaluation, write_outputs
-    from .progress import unit_bar
+    from .metrics import PAPER_DATA_RANGE
     from .models import load
     from .models.info import info_of
+    from .progress import unit_bar
 
     first = load(args.model[0], num_classes=2)
     dataset = _open_dataset(args, image_size=info_of(first).size)
@@ -132,7 +133,8 @@ def _cmd_evaluate(args) -> int:
                         overrides=_overrides(args.set), criteria=tuple(args.criteria),
                         utility_limit=args.limit, ssim_images=args.ssim_images if args.limit is None
                         else min(args.ssim_images, args.limit), ssim_seed=args.ssim_seed,
-                        baseline_pairs=args.baseline_pairs, data_range=args.data_range,
+                        baseline_pairs=args.baseline_pairs,
+                        data_range=PAPER_DATA_RANGE if args.data_range is None else args.data_range,
                         randomization_mode=args.randomization, randomization_init=args.init, ttest=args.ttest,
                         precision=args.precision, device=args.device, batch_size=args.batch_size,
                         group=args.group)
@@ -306,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(train)
     train.add_argument("--arch", required=True, choices=list(ARCHITECTURES), help="architecture from the registry")
     train.add_argument("--out", required=True, help="checkpoint file to write")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_at_least(0), default=0)
     train.add_argument("--epochs", type=_positive_int, default=30)
     train.add_argument("--batch-size", type=_at_least(2), default=32)
     train.add_argument("--lr", type=_positive_float, default=1e-3)
@@ -344,9 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--criteria", nargs="*", default=list(CRITERIA), choices=CRITERIA)
     ev.add_argument("--limit", type=_positive_int, default=None, help="at most N positive test images")
     ev.add_argument("--ssim-images", type=_at_least(2), default=100, help="images for the SSIM criteria (paper: 100)")
-    ev.add_argument("--ssim-seed", type=int, default=1, help="seed choosing them (paper: 1)")
+    ev.add_argument("--ssim-seed", type=_at_least(0), default=1, help="seed choosing them (paper: 1)")
     ev.add_argument("--baseline-pairs", type=_positive_int, default=50)
-    ev.add_argument("--data-range", type=_positive_float, default=2.0, help="SSIM data range (paper: 2)")
+    ev.add_argument("--data-range", type=_positive_float, default=None,
+                    help="SSIM data range (default: the paper's, PAPER_DATA_RANGE = 2)")
     ev.add_argument("--randomization", default=MODES[0], choices=MODES)
     ev.add_argument("--init", default=INITS[0], choices=INITS)
     ev.add_argument("--ttest", action="store_true", help="one-sided t-test for randomization")
@@ -368,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(loc)
     loc.add_argument("--out", required=True)
     loc.add_argument("--size", type=_at_least(32), default=128)
-    loc.add_argument("--seed", type=int, default=0)
+    loc.add_argument("--seed", type=_at_least(0), default=0)
     loc.add_argument("--epochs", type=_positive_int, default=20)
     loc.add_argument("--device", default=None)
     loc.set_defaults(func=_cmd_train_localizer)
@@ -402,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_method_options(parser) -> None:
     parser.add_argument("--methods", nargs="*", default=None, choices=list(METHODS), metavar="METHOD",
                         help=f"method keys (default: all): {', '.join(METHODS)}")
-    parser.add_argument("--preset", default="arun2021", choices=list(PRESETS),
+    parser.add_argument("--preset", default=PAPER_PRESET, choices=list(PRESETS),
                         help="; ".join(f"{p.name}: {p.label}" for p in PRESETS.values()))
 
 

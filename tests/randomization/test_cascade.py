@@ -127,3 +127,27 @@ def test_state_models_build_each_state_once_in_cascade_order(model):
     assert streamed == fresh
     with pytest.raises(ConfigError, match="unknown randomization state 'logits'"):
         kept.get("logits")
+
+
+def test_state_models_serve_concurrent_sessions(model):
+    """App sessions share one StateModels: concurrent requests for unbuilt states get each state once."""
+    import threading
+
+    from trust_core.randomization import StateModels
+    shared = StateModels(model)
+    got, errors = {}, []
+
+    def ask(state):
+        try:
+            got.setdefault(state, []).append(shared.get(state))
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+    threads = [threading.Thread(target=ask, args=(shared.names[-1 - k % 3],)) for k in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert all(len({id(m) for m in models}) == 1 for models in got.values())  # built once, shared
+    with pytest.raises(ConfigError, match="keep=False"):
+        StateModels(model, keep=False).get("stem")

@@ -49,6 +49,7 @@ from ..models.checkpoint import load
 from ..models.info import info_of
 from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, resolve_methods, resolve_params
+from ..saliency.registry import PAPER_PRESET
 from ..saliency.postprocess import minmax_maps
 from .criteria import CRITERIA  # one owner of the names
 # 2: verdicts from paired CIs, random-pair baseline per replicate, localizer normalization and pairing,
@@ -61,7 +62,7 @@ class EvalConfig:
     """Everything an evaluation depends on; recorded in ``config.json``."""
 
     methods: tuple[str, ...] | None = None
-    preset: str = "arun2021"
+    preset: str = PAPER_PRESET
     overrides: dict = field(default_factory=dict)
     criteria: tuple[str, ...] = CRITERIA
     utility_split: str = "test"

@@ -10,6 +10,7 @@ distinct seed of each), which is part of its cache fingerprint.
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -134,6 +135,7 @@ class StateModels:
         self._states = cascade(model, mode=mode, init=init, seed=seed)
         self._built: dict[str, nn.Module] = {}
         self._keep = keep
+        self._lock = threading.Lock()  # app sessions share one instance: one builder at a time
 
     def _next(self) -> tuple[str, nn.Module]:
         name, model = next(self._states)
@@ -144,12 +146,15 @@ class StateModels:
     def get(self, state: str) -> nn.Module:
         if state not in self.names:
             raise ConfigError(f"unknown randomization state {state!r}; this model's states are {self.names}")
-        while state not in self._built:
-            name, model = self._next()
-            if name == state:
-                return model
-        return self._built[state]
+        if not self._keep:
+            raise ConfigError("StateModels(keep=False) is for one iteration; use keep=True to get states by name")
+        with self._lock:
+            while state not in self._built:
+                self._next()
+            return self._built[state]
 
     def __iter__(self) -> Iterator[tuple[str, nn.Module]]:
         for name in self.names:
-            yield name, self._built[name] if name in self._built else self._next()[1]
+            with self._lock:
+                model = self._built[name] if name in self._built else self._next()[1]
+            yield name, model

@@ -22,7 +22,7 @@ from ..hardware import precision_problem
 from ..models.info import info_of, tag
 from .engine import PathSet, autocast, fp32_mode, frozen_eval, run_paths
 from .postprocess import minmax_maps, normalize_maps
-from .registry import METHODS, PRESETS, method_params, resolve_methods, resolve_params
+from .registry import METHODS, PAPER_PRESET, PRESETS, method_params, resolve_methods, resolve_params
 from .xrai import SegmentParams, cached_labels, segment_masks, xrai_rank
 
 CODE_VERSION = "saliency-2"  # 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
@@ -367,7 +367,7 @@ def _compute_within_memory(model, x, methods, params, *, device, batch_size, pre
                           RuntimeWarning, stacklevel=3)
 
 
-def explain(model: torch.nn.Module, images, methods=None, preset: str = "arun2021", device=None, *,
+def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PRESET, device=None, *,
             batch_size: int | None = None, precision: str = "fp32", cache: Store | None = None,
             **overrides) -> SaliencyMaps:
     """Saliency maps of ``images`` for ``model``, exactly as protocol.md section 2 defines them.

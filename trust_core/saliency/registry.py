@@ -101,6 +101,9 @@ _ARUN2021 = {
 }
 
 
+PAPER_PRESET = "arun2021"  # the paper's preset: every default that means "as the paper" names it
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -111,7 +114,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "arun2021": Preset("arun2021", "Paper (Arun et al. 2021)",
+    PAPER_PRESET: Preset(PAPER_PRESET, "Paper (Arun et al. 2021)",
                        "Every parameter as in the paper: SmoothGrad 25 samples σ=0.15, IG 10 steps, "
                        "Smooth IG 25×10, XRAI 2×100 steps, 'full' ranking.", dict(_ARUN2021), paper=True),
     "fast": Preset("fast", "Fast (NOT the paper's preset)",
@@ -139,7 +142,7 @@ def resolve_methods(methods) -> list[str]:
     return [m for m in METHODS if m in methods]  # registry order, duplicates removed
 
 
-def resolve_params(preset: str = "arun2021", **overrides) -> dict:
+def resolve_params(preset: str = PAPER_PRESET, **overrides) -> dict:
     """The preset's parameters with overrides applied and validated.
 
     Raises :class:`ConfigError` for an unknown preset or parameter, or an invalid value.
