@@ -134,6 +134,7 @@ class Evaluation:
         self.replicates = [i for i, a in enumerate(self.arches) if a == self.arches[0]]
         self.others = [i for i, a in enumerate(self.arches) if a != self.arches[0]]
         self._images: dict[tuple[str, int], torch.Tensor] = {}
+        self._gt: dict[str, np.ndarray] = {}
 
     # -- planning ----------------------------------------------------------------------------------
     def units(self) -> list[Unit]:
@@ -302,7 +303,7 @@ class Evaluation:
 
     def _utility(self, maps, flags, stats, state_index, localizer, summary) -> dict[str, pd.DataFrame]:
         ids = self.utility_ids
-        masks = np.stack([self.dataset.mask(i, self.size) for i in ids])
+        masks = self._masks(ids)
         original, original_flags = maps[(0, "original")], flags[(0, "original")]
         per_method = {m: self._auprc(np.stack([original[i][m] for i in ids]), masks) for m in self.methods}
         rows = []
@@ -328,8 +329,7 @@ class Evaluation:
             s = summarize(values, seed=self.config.bootstrap_seed)
             vs_low = compare_paired(values, low, better="greater", seed=self.config.bootstrap_seed)
             entry = {**s.as_dict(), "baseline_low": vs_low.baseline,
-                     "baseline_high": compare_paired(values, high, better="greater").baseline
-                     if high is not None else None,
+                     "baseline_high": _paired_mean(high, values) if high is not None else None,
                      "difference": vs_low.difference, "difference_ci": [vs_low.ci_low, vs_low.ci_high],
                      "p_vs_low": p_low[m], "p_vs_low_holm": p_low_holm[m],
                      "p_vs_high": p_high.get(m), "p_vs_high_holm": p_high_holm.get(m),
@@ -371,7 +371,7 @@ class Evaluation:
                 ids = [i for i in ids if i in set(self.utility_ids)] or ids
             if not ids:
                 continue
-            masks = np.stack([self.dataset.mask(i, self.size) for i in ids])
+            masks = self._masks(ids)
             for m in self.methods:
                 values = self._auprc(np.stack([state_maps[i][m] for i in ids]), masks)
                 rows += [{"model": model_index, "arch": self.arches[model_index], "state": state,
@@ -384,9 +384,16 @@ class Evaluation:
         return entries, pd.DataFrame(rows, columns=["model", "arch", "state", "state_index", "image_id", "method",
                                                     "auprc"])
 
+    def _masks(self, ids: list[str]) -> np.ndarray:
+        """Ground-truth masks (N, S, S) at the classifiers' size, each read and rasterized once per run."""
+        for i in ids:
+            if i not in self._gt:
+                self._gt[i] = self.dataset.mask(i, self.size)
+        return np.stack([self._gt[i] for i in ids])
+
     def _average_mask_auprc(self, masks: np.ndarray) -> np.ndarray:
         prior_ids = self.dataset.ids(split="train") + self.dataset.ids(split="val")
-        prior = np.mean([self.dataset.mask(i, self.size) for i in prior_ids], axis=0).astype(np.float32)
+        prior = self._masks(prior_ids).mean(axis=0).astype(np.float32)
         return auprc_batch(torch.from_numpy(np.repeat(prior[None], len(masks), 0)), torch.from_numpy(masks)).numpy()
 
     def _ssim(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -453,7 +460,6 @@ class Evaluation:
                 per_state[name] = means.ssim.to_numpy()
                 comparisons[name] = compare_paired(means.ssim.to_numpy(), means.base.to_numpy(), better="less",
                                                    seed=self.config.bootstrap_seed)
-            base = baseline[baseline.method == m].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
             if independent and comparisons:
                 decisive = max(comparisons, key=lambda n: (comparisons[n].mean if comparisons[n].n else -np.inf))
                 verdicts = [c.verdict for c in comparisons.values()]
@@ -479,7 +485,7 @@ class Evaluation:
                                 "std": float(per_replicate.loc[r.state_index].std()) if per_replicate.shape[1] > 1
                                 else float(r["std"]), "n": int(r["count"])} for _, r in curve.iterrows()]}
             if self.config.ttest:
-                entry["ttest_p"] = one_sided_below(final, float(np.nanmean(base))).p_value
+                entry["ttest_p"] = one_sided_below(final, entry["baseline"]).p_value
             entries[m] = entry
         rule = ("independent: every block randomized alone must bring the maps below the random-pair baseline "
                 "(pass: each block's 95 % CI of SSIM − baseline below 0; fail: any block's above 0); the "
@@ -552,6 +558,12 @@ class Evaluation:
                              "captum": captum.__version__, "scikit-image": skimage.__version__,
                              "scikit-learn": sklearn.__version__, "numpy": np.__version__,
                              "python": platform.python_version()}}
+
+
+def _paired_mean(values: np.ndarray, partner: np.ndarray) -> float:
+    """Mean of ``values`` over the images where both arrays are finite (the same images as its partner's)."""
+    keep = np.isfinite(values) & np.isfinite(partner)
+    return float(values[keep].mean()) if keep.any() else float("nan")
 
 
 def _point_rule(passed, n: int = 1) -> str | None:
