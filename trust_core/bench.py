@@ -141,7 +141,8 @@ def xrai_post(image_hwc: np.ndarray, attr: np.ndarray, device: str = "cpu") -> t
 
 
 def bench_saliency(arch: str = "densenet121", size: int | None = None, device: str = "cpu",
-                   batch_size: int | None = None, skip_reference: bool = False, log=print) -> dict:
+                   batch_size: int | None = None, skip_reference: bool = False, log=print,
+                   model_spec=None) -> dict:
     """See the module docstring. On CUDA every side is timed best of 2 (the first run includes the
     device's warm-up), the reference runs on the GPU too, and tf32 is measured besides bf16."""
     from .metrics import ssim_batch
@@ -156,14 +157,25 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     torch.manual_seed(0)
     cuda = torch.device(device).type == "cuda"
     repeats = 2 if cuda else 1
-    spec = get_architecture(arch)
-    size = size or spec.input_size
-    model = build(arch).to(device)
-    tag(model, input_size=size, meta={"input_size": size})
+    if model_spec is not None:  # any model: a spec (.toml), a .pt2 program or a checkpoint
+        from .models import load
+        from .models.info import info_of
+
+        model = load(model_spec, num_classes=None).to(device)
+        arch, size = info_of(model).name, info_of(model).prep.size
+        log(f"model: {model_spec} ({arch}, {info_of(model).prep.label})")
+    else:
+        spec = get_architecture(arch)
+        size = size or spec.input_size
+        model = build(arch).to(device)
+        tag(model, input_size=size, meta={"input_size": size})
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size] / size
     gray = np.clip(0.5 + 0.3 * np.sin(7 * xx) * np.cos(5 * yy) + 0.05 * rng.normal(size=(size, size)), 0, 1)
-    x = torch.from_numpy((gray * 2 - 1).astype(np.float32))[None].expand(3, -1, -1).contiguous().to(device)
+    if model_spec is not None:
+        x = info_of(model).prep(gray.astype(np.float32)).to(device)
+    else:
+        x = torch.from_numpy((gray * 2 - 1).astype(np.float32))[None].expand(3, -1, -1).contiguous().to(device)
     if cuda:
         log(f"device: {torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}")
     explain(model, x[None], methods=["grad"])  # warm-up (allocator, kernels)

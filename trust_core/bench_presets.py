@@ -124,7 +124,6 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     ``criteria`` limits the evaluations behind the verdict agreement (default: all four; randomization,
     with its cascade of model states, is most of the cost)."""
     from .cache.store import Store
-    from .data.transforms import to_model_input
     from .demo import DATASETS
     from .layout import Layout, workspace_models, workspace_path
     from .errors import ConfigError
@@ -161,8 +160,8 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
         # 1. map agreement of the main model (replicate A)
         kind_started = time.perf_counter()
         model = load(classifiers[0], num_classes=2)
-        size = info_of(model).size
-        x = torch.stack([to_model_input(dataset.image(i, size)) for i in ids])
+        prep = info_of(model).prep
+        x = torch.stack([prep(dataset.image(i, prep.size)) for i in ids])
         maps = _preset_maps(model, x, methods, device=device, cache=store)
         ssim = method_ssim(maps[FAST], maps[PAPER_PRESET], methods)
         log(f"{kind}: maps of {len(ids)} image(s) with both presets in {time.perf_counter() - kind_started:.0f} s")

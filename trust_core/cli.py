@@ -32,10 +32,17 @@ def _cmd_train(args) -> int:
 
     from .models.train import TrainConfig, train_classifier
 
+    from .errors import ConfigError
+
+    if (args.arch is None) == (args.model is None and args.source is None):
+        raise ConfigError("trust train needs --arch NAME (the registry) or a model spec (--model SPEC.toml, or "
+                          "--source with the spec flags): one of them")
+    model = _model_sources(args, [args.model])[0] if args.model or args.source else None
     dataset = _open_dataset(args)
-    config = TrainConfig(arch=args.arch, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, patience=args.patience, image_size=args.size, device=args.device)
-    with epoch_bar(args.epochs, f"train {args.arch}") as step:
+    config = TrainConfig(arch=args.arch, model=model, seed=args.seed, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, patience=args.patience, image_size=args.size,
+                         device=args.device, init_weights=args.init_weights, recipe=args.recipe)
+    with epoch_bar(args.epochs, f"train {args.arch or args.model}") as step:
         result = train_classifier(dataset, config, args.out, progress=step)
     print(f"wrote {result.path}: val AUC {result.val_auc:.3f}, test AUC "
           f"{result.test_auc if result.test_auc is None else round(result.test_auc, 3)}")
@@ -71,7 +78,6 @@ def _cmd_maps(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .data.transforms import to_model_input
     from .errors import ConfigError
     from .models import load
     from .models.info import info_of
@@ -81,8 +87,10 @@ def _cmd_maps(args) -> int:
     methods = resolve_methods(args.methods)
     overrides = _overrides(args.set)
     params = resolve_params(args.preset, **overrides)
-    model = load(args.model, device=args.device or "cpu", num_classes=2)
-    size = info_of(model).size
+    (model_path,) = _model_sources(args, [args.model])
+    model = load(model_path, device=args.device or "cpu", num_classes=2)
+    prep = info_of(model).prep
+    size = prep.size
     dataset = _open_dataset(args, image_size=size)
     ids = args.images or dataset.ids(split=args.split, label=1 if args.positives else None)
     unknown = [i for i in ids if i not in dataset]
@@ -95,14 +103,15 @@ def _cmd_maps(args) -> int:
     store = _open_cache(args)
     atomic_write(out / "params.json", json.dumps({
         "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
-        "model": str(args.model), "model_meta": info_of(model).meta, "dataset": args.dataset,
+        "model": str(args.model), "model_spec": info_of(model).spec,
+        "model_meta": {k: v for k, v in info_of(model).meta.items() if k != "spec"}, "dataset": args.dataset,
         "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection},
         "precision": args.precision}, indent=2, default=str))
     computed = from_cache = 0
     with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
         for start in range(0, len(ids), args.group):
             group = ids[start:start + args.group]
-            x = torch.stack([to_model_input(dataset.image(i, size)) for i in group])
+            x = torch.stack([prep(dataset.image(i, size)) for i in group])
             result = explain(model, x, methods=methods, preset=args.preset, device=args.device,
                              precision=args.precision, cache=store, batch_size=args.batch_size, **overrides)
             for j, image_id in enumerate(group):
@@ -127,7 +136,8 @@ def _cmd_evaluate(args) -> int:
     from .models.info import info_of
     from .progress import unit_bar
 
-    first = load(args.model[0], num_classes=2)
+    model_paths = _model_sources(args, args.model)
+    first = load(model_paths[0], num_classes=2)
     dataset = _open_dataset(args, image_size=info_of(first).size)
     config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
                         overrides=_overrides(args.set), criteria=tuple(args.criteria),
@@ -138,7 +148,7 @@ def _cmd_evaluate(args) -> int:
                         randomization_mode=args.randomization, randomization_init=args.init, ttest=args.ttest,
                         precision=args.precision, device=args.device, batch_size=args.batch_size,
                         group=args.group)
-    evaluation = Evaluation(dataset, args.model, config, localizers=args.localizer or (),
+    evaluation = Evaluation(dataset, model_paths, config, localizers=args.localizer or (),
                             localizer_maps=args.localizer_maps or (), cache=_open_cache(args))
     units = evaluation.units()
     executor = None
@@ -186,6 +196,40 @@ def _cmd_check(args) -> int:
     return 2 if problems else 0
 
 
+def _cmd_inspect(args) -> int:
+    import json
+
+    from .models import load
+    from .models.spec import describe
+
+    (source,) = _model_sources(args, [args.model])
+    model = load(source, num_classes=None)
+    report = describe(model)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0 if report["sanity"]["ok"] else 2
+    prep, outputs, target = report["input"], report["outputs"], report["target"]
+    print(f"model      {args.model} ({report['source']})")
+    print(f"input      {prep['label']} (resize: {prep['resize']})")
+    classes = outputs["classes"]
+    shown = ", ".join(classes[:20]) + (", …" if classes and len(classes) > 20 else "") if classes else "unnamed"
+    print(f"outputs    {outputs['count']} × {outputs['activation']}: {shown}")
+    print(f"target     {target['rule']}" + (f": {target['index']} ({target['name']})" if target["index"] is not None else ""))
+    grid = report["gradcam"]["feature_map"]
+    print(f"Grad-CAM   {report['gradcam']['layer']} → feature map {'×'.join(map(str, grid)) if grid else 'n/a'} "
+          f"(channels × h × w)")
+    print(f"cascade    {len(report['cascade'])} states after the original, top-down:")
+    for k, state in enumerate(report["cascade"], start=1):
+        print(f"  {k:>2}. {state['state']:<40} {state['parameters']:>12,} parameters")
+    if report["not_randomized"]:
+        print(f"  not in any state (never randomized): {', '.join(report['not_randomized'][:8])}")
+    sanity = report["sanity"]
+    print(f"sanity     forward {'ok' if sanity['forward'] else 'NOT FINITE'}; input gradient of output "
+          f"{sanity['probe_target']} (L1 {sanity['input_gradient_l1']:.3g}) "
+          f"{'non-zero: ok' if sanity['ok'] else 'ZERO: maps would be blank'}")
+    return 0 if sanity["ok"] else 2
+
+
 def _cmd_train_localizer(args) -> int:
     from .progress import epoch_bar
 
@@ -229,7 +273,8 @@ def _cmd_bench(args) -> int:
     from .bench import bench_metrics, bench_saliency
 
     if args.what == "saliency":
-        bench_saliency(args.arch, args.size, args.device, args.batch_size, skip_reference=args.skip_reference)
+        bench_saliency(args.arch, args.size, args.device, args.batch_size, skip_reference=args.skip_reference,
+                       model_spec=_model_sources(args, [args.model])[0] if args.model else None)
     elif args.what == "presets":
         from .bench_presets import bench_presets
         bench_presets(args.workspace, images=args.n or 6, device=None if args.device == "cpu" else args.device)
@@ -306,7 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a binary classifier on a dataset")
     train.add_argument("--dataset", required=True, help="KIND:PATH, KIND in rsna, siim, folder")
     _add_dataset_options(train)
-    train.add_argument("--arch", required=True, choices=list(ARCHITECTURES), help="architecture from the registry")
+    train.add_argument("--arch", default=None, choices=list(ARCHITECTURES), help="architecture from the registry")
+    train.add_argument("--model", default=None, help="or any architecture: a model spec (.toml; its weights, if "
+                                                     "any, are ignored: see --init-weights)")
+    _add_spec_options(train)
+    train.add_argument("--init-weights", default=None, metavar="FILE",
+                       help="start from these weights (.pt/.pth/.safetensors, e.g. ImageNet's); tensors whose "
+                            "names and shapes fit are loaded, the rest (a 1000-class head) listed")
+    from .models.recipes import RECIPES
+    train.add_argument("--recipe", default="default", choices=list(RECIPES),
+                       help="; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
     train.add_argument("--out", required=True, help="checkpoint file to write")
     train.add_argument("--seed", type=_at_least(0), default=0)
     train.add_argument("--epochs", type=_positive_int, default=30)
@@ -325,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     maps = sub.add_parser("maps", help="compute saliency maps for dataset images (NPZ per image)")
     maps.add_argument("--dataset", required=True, help="KIND:PATH")
     _add_dataset_options(maps)
-    maps.add_argument("--model", required=True, help="checkpoint")
+    maps.add_argument("--model", required=True, help="checkpoint, model spec (.toml) or exported program (.pt2)")
+    _add_spec_options(maps)
     _add_method_options(maps)
     maps.add_argument("--images", nargs="*", default=None, help="image ids (default: the split's)")
     maps.add_argument("--split", default="test", help="split when no ids are given (default test)")
@@ -340,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", required=True, help="KIND:PATH")
     _add_dataset_options(ev)
     ev.add_argument("--model", action="append", required=True,
-                    help="checkpoint; repeat: same architecture = replicates, other = reproducibility")
+                    help="checkpoint, model spec (.toml) or .pt2; repeat: same architecture = replicates, "
+                         "other = reproducibility")
+    _add_spec_options(ev)
     _add_method_options(ev)
     ev.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
     ev.add_argument("--criteria", nargs="*", default=list(CRITERIA), choices=CRITERIA)
@@ -365,6 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True)
     _add_compute_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
+
+    ins = sub.add_parser("inspect", help="resolve a model (spec): input, outputs, Grad-CAM layer, cascade, "
+                                         "sanity check")
+    ins.add_argument("--model", required=True, help="checkpoint, model spec (.toml) or exported program (.pt2)")
+    _add_spec_options(ins)
+    ins.add_argument("--json", action="store_true", help="print the resolved description as JSON")
+    ins.set_defaults(func=_cmd_inspect)
 
     loc = sub.add_parser("train-localizer", help="train a U-Net on the dataset's boxes/masks (high baseline)")
     loc.add_argument("--dataset", required=True)
@@ -392,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workspace", default=None, help="engines, presets: demo workspace")
     bench.add_argument("--dataset", default="rsna", help="engines: dataset kind")
     bench.add_argument("--arch", default="densenet121", choices=list(ARCHITECTURES))
+    bench.add_argument("--model", default=None, help="saliency: any model instead of --arch (a .toml spec, a "
+                                                     ".pt2 program or a checkpoint; weights as they are)")
+    _add_spec_options(bench)
     bench.add_argument("--size", type=_at_least(32), default=None)
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--batch-size", type=_positive_int, default=None)
@@ -418,6 +485,108 @@ def _add_dataset_options(parser) -> None:
     parser.add_argument("--mask-rule", default=DEFAULT_MASK_RULE, choices=MASK_RULES,
                         help="ground truth at the model size: 'paper' (truncated, inclusively filled boxes; "
                              "resized masks != 0; the default) or 'coverage' (half a pixel's area)")
+
+
+SPEC_FLAGS = ("source", "num_classes", "kwarg", "input_size", "channels", "normalization", "activation",
+              "output_classes", "target", "gradcam_layer", "cascade_blocks")
+
+
+def _add_spec_options(parser) -> None:
+    """The model spec's fields as flags (README 'Bring your own model'): with --source, --model is the
+    weights file; with a .toml --model, the flags override its fields."""
+    from .models.preprocessing import NORMALIZATIONS
+    from .models.spec import ACTIVATIONS
+
+    group = parser.add_argument_group("model spec (any PyTorch classifier; or a .toml spec as --model)")
+    group.add_argument("--source", default=None, metavar="SOURCE",
+                       help="torchvision:NAME, timm:NAME, torchxrayvision:CLASS, monai:NAME, pkg.mod:callable, "
+                            "a .pt2 program or a registry name")
+    group.add_argument("--num-classes", type=_positive_int, default=None, help="the builder's num_classes")
+    group.add_argument("--kwarg", action="append", metavar="NAME=VALUE", help="another builder keyword argument")
+    group.add_argument("--input-size", type=_at_least(8), default=None, help="model input side in pixels")
+    group.add_argument("--channels", type=int, choices=(1, 3), default=None, help="input channels")
+    group.add_argument("--normalization", default=None, metavar="|".join(NORMALIZATIONS) + "|MEAN,…:STD,…",
+                       help="input value mapping")
+    group.add_argument("--activation", default=None, choices=ACTIVATIONS, help="the head's activation")
+    group.add_argument("--output-classes", default=None, metavar="NAME,NAME,…", help="output names, in order")
+    group.add_argument("--target", default=None, help="explained class: a name or an index "
+                                                     "(default: the predicted class for softmax heads)")
+    group.add_argument("--gradcam-layer", default=None, help="dotted module path (default: detected)")
+    group.add_argument("--cascade-blocks", default=None, metavar="PATH,PATH,…",
+                       help="cascade modules (default: detected top-level stages)")
+
+
+def _model_sources(args, models: list[str]) -> list:
+    """``--model`` values as ``load`` takes them: paths, or :class:`ModelSpec` objects when spec flags
+    are given (``--source`` makes each --model a weights file; a .toml is read and overridden)."""
+    from pathlib import Path
+
+    if not any(getattr(args, name, None) not in (None, []) for name in SPEC_FLAGS):
+        return list(models)
+    import tomllib
+
+    from .errors import ConfigError
+    from .models.spec import spec_from_dict
+
+    out = []
+    for model in models:
+        path = Path(model) if model is not None else None
+        if path is None:  # `trust train --source …`: no weights
+            data, base = {}, Path.cwd()
+        elif path.suffix.lower() == ".toml":
+            if not path.is_file():
+                raise ConfigError("model spec not found", path=path)
+            data, base = tomllib.loads(path.read_text(encoding="utf-8")), path.parent
+        elif args.source is None:
+            raise ConfigError(f"--model {model} is not a .toml spec: say its architecture with --source "
+                              f"(e.g. --source torchvision:densenet121)", path=path)
+        else:
+            data, base = ({"weights": str(path.resolve())} if path.suffix != ".pt2" else {}), Path.cwd()
+        if args.source:
+            data["source"] = args.source if not args.source.endswith(".pt2") else str(Path(args.source).resolve())
+        kwargs = dict(data.get("source_kwargs", {}))
+        kwargs.update(_overrides(args.kwarg))
+        if args.num_classes is not None:
+            kwargs["num_classes"] = args.num_classes
+        if kwargs:
+            data["source_kwargs"] = kwargs
+        prep = dict(data.get("preprocessing", {}))
+        if args.input_size is not None:
+            prep["size"] = args.input_size
+        if args.channels is not None:
+            prep["channels"] = args.channels
+        if args.normalization is not None:
+            prep["normalization"] = _normalization(args.normalization)
+        if prep:
+            data["preprocessing"] = prep
+        outputs = dict(data.get("outputs", {}))
+        if args.activation:
+            outputs["activation"] = args.activation
+        if args.output_classes:
+            outputs["classes"] = [c.strip() for c in args.output_classes.split(",") if c.strip()]
+        if outputs:
+            data["outputs"] = outputs
+        if args.target is not None:
+            data["target"] = int(args.target) if args.target.isdigit() else args.target
+        if args.gradcam_layer:
+            data["gradcam_layer"] = args.gradcam_layer
+        if args.cascade_blocks:
+            data["cascade"] = {"blocks": [b.strip() for b in args.cascade_blocks.split(",") if b.strip()]}
+        out.append(spec_from_dict(data, base=base))
+    return out
+
+
+def _normalization(text: str):
+    """``paper``/``imagenet``/``xrv`` or ``MEAN,…:STD,…`` (custom, in units of the [0, 1] film)."""
+    from .errors import ConfigError
+
+    if ":" not in text:
+        return text
+    mean, _, std = text.partition(":")
+    try:
+        return {"mean": [float(v) for v in mean.split(",")], "std": [float(v) for v in std.split(",")]}
+    except ValueError:
+        raise ConfigError(f"--normalization expects MEAN,…:STD,… numbers, got {text!r}") from None
 
 
 def _add_compute_options(parser) -> None:

@@ -17,7 +17,6 @@ import torch
 from .cache.store import Store
 from .data.datasets import DATASETS as DATASET_CLASSES
 from .data.groundtruth import DEFAULT_MASK_RULE
-from .data.transforms import to_model_input
 from .layout import Layout, read_index, workspace_models, workspace_path
 from .errors import ConfigError
 from .models.checkpoint import load
@@ -108,7 +107,7 @@ class Workspace:
         return _load_cached(str(self.layout.model(name)))
 
     def state_names(self, name: str) -> list[str]:
-        return [s.name for s in states(info_of(self.model(name)).arch)]
+        return [s.name for s in states(self.model(name))]
 
     def state_model(self, name: str, state: str) -> torch.nn.Module:
         """A randomized copy of a model (the shared model is never mutated)."""
@@ -123,9 +122,9 @@ class Workspace:
              state: str = "original", **overrides):
         """Saliency maps (``SaliencyMaps``) of dataset images, through the workspace cache."""
         model = self.state_model(model_name, state)
-        size = self.input_size(model_name)
+        prep = info_of(model).prep
         dataset = self.dataset(kind)
-        x = torch.stack([to_model_input(dataset.image(i, size)) for i in image_ids])
+        x = torch.stack([prep(dataset.image(i, prep.size)) for i in image_ids])
         with self._lock:  # one computation at a time per workspace (app sessions share it)
             return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
 
@@ -134,8 +133,8 @@ class Workspace:
         """Maps of an arbitrary grayscale image in [0, 1] (an upload), resized to the model input."""
         from .data.transforms import resize_image
 
-        size = self.input_size(model_name)
-        x = to_model_input(resize_image(image01, size))[None]
+        prep = info_of(self.model(model_name)).prep
+        x = prep(resize_image(image01, prep.size))[None]
         with self._lock:
             return explain(self.model(model_name), x, methods=methods, preset=preset, cache=self.store,
                            **overrides)

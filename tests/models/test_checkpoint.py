@@ -28,7 +28,7 @@ def test_round_trip(saved):
 def test_bare_state_dict_needs_arch(tmp_path):
     model = build("densenet_tiny")
     torch.save({"module." + k: v for k, v in model.state_dict().items()}, tmp_path / "bare.pt")
-    with pytest.raises(CheckpointError, match="pass arch="):
+    with pytest.raises(CheckpointError, match="model spec"):
         load(tmp_path / "bare.pt")
     loaded = load(tmp_path / "bare.pt", arch="densenet_tiny")  # DataParallel prefix stripped
     torch.testing.assert_close(loaded.state_dict()["classifier.weight"], model.state_dict()["classifier.weight"])

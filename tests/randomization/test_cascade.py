@@ -108,7 +108,7 @@ def test_bad_options(model):
         list(cascade(model, mode="random"))
     with pytest.raises(ConfigError, match="re-initialization"):
         list(cascade(model, init="zeros"))
-    with pytest.raises(ConfigError, match="architecture"):
+    with pytest.raises(ConfigError, match="cascade blocks"):
         list(cascade(torch.nn.Linear(2, 2)))
 
 

@@ -66,6 +66,9 @@ def model_fingerprint(model: torch.nn.Module, weights: str | None = None) -> str
     h = hashlib.blake2b(digest_size=16)
     h.update((weights or weights_digest(model)).encode())
     h.update(json.dumps(info_of(model).state, sort_keys=True, default=str).encode())
+    spec = info_of(model).spec
+    if spec:  # a spec'd model: its preprocessing, head, target and layer choices (registry models: none)
+        h.update(json.dumps(spec, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 

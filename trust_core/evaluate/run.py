@@ -40,7 +40,8 @@ import torch
 
 from ..cache.store import Store
 from ..data.datasets import RadiographDataset
-from ..data.transforms import resize_image, to_model_input
+from ..data.transforms import resize_image
+from ..models.preprocessing import paper_preprocessing
 from ..errors import ConfigError
 from ..io import atomic_path, atomic_write
 from ..metrics import (PAPER_DATA_RANGE, auprc_batch, compare_paired, holm, one_sided_below, paired_test,
@@ -117,7 +118,7 @@ class Evaluation:
         self.dataset = dataset
         self.model_paths = [str(p) for p in model_paths]
         self.models = [load(p, num_classes=2) for p in model_paths]  # the datasets are binary
-        self.arches = [info_of(m).arch for m in self.models]
+        self.arches = [info_of(m).name for m in self.models]
         self.size = info_of(self.models[0]).size
         self.localizer_paths = [str(p) for p in localizers]
         if isinstance(localizer_maps, (str, Path)):
@@ -160,16 +161,17 @@ class Evaluation:
         if "randomization" in criteria:
             from ..randomization.cascade import states
             for i in self.replicates:
-                for state in states(self.arches[i], mode=self.config.randomization_mode)[1:]:
+                for state in states(self.models[i], mode=self.config.randomization_mode)[1:]:
                     plan.append((i, state.name, state.index, self.ssim_ids))
         g = self.config.group
         return [Unit(i, name, k, tuple(ids[s:s + g])) for i, name, k, ids in plan for s in range(0, len(ids), g)]
 
     # -- execution ---------------------------------------------------------------------------------
-    def _input(self, image_id: str, size: int) -> torch.Tensor:
-        key = (image_id, size)
+    def _input(self, image_id: str, prep) -> torch.Tensor:
+        """The image in a model's input space (its size, channels and value mapping), kept per mapping."""
+        key = (image_id, prep)
         if key not in self._images:
-            self._images[key] = to_model_input(self.dataset.image(image_id, size))
+            self._images[key] = prep(self.dataset.image(image_id, prep.size))
         return self._images[key]
 
     def state_models(self, model_index: int, *, keep: bool = True) -> StateModels:
@@ -180,8 +182,8 @@ class Evaluation:
 
     def run_unit(self, unit: Unit, model: torch.nn.Module) -> dict:
         """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""
-        size = info_of(model).input_size or self.size
-        x = torch.stack([self._input(i, size) for i in unit.image_ids])
+        prep = info_of(model).prep
+        x = torch.stack([self._input(i, prep) for i in unit.image_ids])
         result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
                          precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
                          **self.config.overrides)
@@ -273,7 +275,7 @@ class Evaluation:
         else:
             model = load_localizer(path)
             size = info_of(model).input_size or self.size
-            raw = predict_maps(model, torch.stack([self._input(i, size) for i in ids]))
+            raw = predict_maps(model, torch.stack([self._input(i, paper_preprocessing(size)) for i in ids]))
             raw = np.stack([resize_image(m, self.size) for m in raw])
         normalized, _reasons = minmax_maps(torch.from_numpy(raw.astype(np.float32)))
         return normalized.numpy()
@@ -550,7 +552,8 @@ class Evaluation:
                 "dataset": {"kind": self.dataset.kind, "root": str(self.dataset.root),
                             "fingerprint": self.dataset.fingerprint, "skipped": self.dataset.skipped.counts,
                             "mask_rule": self.dataset.mask_rule, **self.dataset.selection},
-                "models": [{"path": p, "arch": a, "meta": info_of(m).meta}
+                "models": [{"path": p, "arch": a, "spec": info_of(m).spec,
+                            "meta": {k: v for k, v in info_of(m).meta.items() if k != "spec"}}
                            for p, a, m in zip(self.model_paths, self.arches, self.models)],
                 "localizers": self.localizer_paths, "localizer_maps": self.localizer_maps,
                 "image_size": self.size, "utility_images": len(self.utility_ids), "ssim_images": len(self.ssim_ids),

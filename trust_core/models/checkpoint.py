@@ -1,7 +1,6 @@
 """Saving and safely loading classifier checkpoints (``weights_only=True`` always)."""
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -9,21 +8,23 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io import atomic_path
-from .info import tag
+from .info import info_of, tag
 from .registry import build, get_architecture
-
-FORMAT = "trust-checkpoint"
-VERSION = 1
+from .weights import FORMAT, VERSION, _strip_prefixes, read_checkpoint  # noqa: F401 (re-exported)
 
 
-def save(model: nn.Module, path: str | Path, *, arch: str, meta: dict | None = None) -> Path:
-    """Write a checkpoint atomically: weights + architecture + JSON-able metadata."""
+def save(model: nn.Module, path: str | Path, *, arch: str | None, meta: dict | None = None,
+         spec: dict | None = None) -> Path:
+    """Write a checkpoint atomically: weights + architecture (a registry name, or the model ``spec`` of
+    a spec'd model, without its weights file) + JSON-able metadata."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     num_classes = _num_classes(model)
     payload = {"format": FORMAT, "version": VERSION, "arch": arch, "num_classes": num_classes,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "meta": dict(meta or {})}
+    if spec is not None:
+        payload["spec"] = {k: v for k, v in spec.items() if k not in ("weights", "target_index")}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -32,46 +33,6 @@ def save(model: nn.Module, path: str | Path, *, arch: str, meta: dict | None = N
 def _num_classes(model: nn.Module) -> int | None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return int(linears[-1].out_features) if linears else None
-
-
-def _strip_prefixes(state: dict) -> dict:
-    for prefix in ("module.", "model."):
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict, loaded with ``weights_only=True`` and with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("checkpoint file not found", path=path)
-    if path.stat().st_size == 0:
-        raise CheckpointError("the checkpoint file is empty (0 bytes)", path=path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not any(marker in str(exc) for marker in ("GLOBAL", "Unsupported global", "Unsupported class")):
-            raise CheckpointError(f"the checkpoint is corrupt or not a PyTorch file and cannot be read "
-                                  f"({str(exc).splitlines()[-1][:200]})", path=path) from None
-        raise CheckpointError(
-            "the checkpoint holds Python objects or code besides tensors, and is refused for safety "
-            "(loaded with weights_only=True). Re-save it from trusted code with "
-            f"torch.save(model.state_dict(), path). Detail: {_unsupported(exc)}",
-            path=path) from None
-    except Exception as exc:  # torch.load fails in many ways on files that are not checkpoints
-        raise CheckpointError(f"the checkpoint is corrupt or truncated and cannot be read "
-                              f"({type(exc).__name__}: {str(exc)[:200]})", path=path) from None
-    if not isinstance(payload, dict):
-        raise CheckpointError(f"expected a state_dict or a checkpoint dict, found {type(payload).__name__}",
-                              path=path)
-    return payload
-
-
-def _unsupported(exc: Exception) -> str:
-    """The line of torch's weights-only error that names the refused global."""
-    lines = [line.strip() for line in str(exc).splitlines() if "Unsupported" in line]
-    return (lines[0] if lines else str(exc).splitlines()[0])[:200]
 
 
 def load(path: str | Path, *, arch: str | None = None, num_classes: int | None = None,
@@ -94,7 +55,37 @@ def load(path: str | Path, *, arch: str | None = None, num_classes: int | None =
         Missing, empty, truncated or code-carrying files; a checkpoint of another architecture or
         with another number of classes.
     """
+    from .spec import ModelSpec
+
+    if isinstance(path, ModelSpec):  # a spec given as flags (the CLI) or built in Python
+        from .spec import load_spec
+        return load_spec(path, device=device)
+    suffix = Path(path).suffix.lower()
+    if suffix == ".toml":  # a model spec (any architecture; see trust_core.models.spec)
+        from .spec import load_spec
+        return load_spec(path, device=device)
+    if suffix == ".pt2":  # a torch.export program without a spec: the paper's preprocessing at its input size
+        from .spec import exported_spec, load_spec
+        return load_spec(exported_spec(path), device=device)
     payload = read_checkpoint(path)
+    if payload.get("format") == FORMAT and payload.get("spec"):  # trained by `trust train` from a spec
+        from .spec import load_spec, spec_from_dict
+        saved = {k: v for k, v in payload["spec"].items() if k in ("source", "source_kwargs", "target",
+                                                                   "gradcam_layer", "name")}
+        saved["preprocessing"] = {k: v for k, v in payload["spec"]["preprocessing"].items()
+                                  if k in ("size", "channels", "resize")}
+        prep = payload["spec"]["preprocessing"]
+        saved["preprocessing"]["normalization"] = (prep["normalization"] if prep["normalization"] != "custom"
+                                                   else {"mean": prep["mean"], "std": prep["std"]})
+        saved["outputs"] = {"activation": payload["spec"]["activation"]}
+        if payload["spec"].get("classes"):
+            saved["outputs"]["classes"] = payload["spec"]["classes"]
+        if payload["spec"].get("cascade"):
+            saved["cascade"] = {"blocks": payload["spec"]["cascade"]}
+        saved = {k: v for k, v in saved.items() if v is not None}
+        model = load_spec(spec_from_dict(saved, base=Path(path).parent), device=device,
+                          state=_strip_prefixes(payload["state_dict"]))
+        return tag(model, meta={**dict(payload.get("meta", {})), "spec": info_of(model).spec}, path=str(path))
     if payload.get("format") == FORMAT:
         saved_arch, state, meta = payload["arch"], payload["state_dict"], dict(payload.get("meta", {}))
         if arch is not None and arch != saved_arch:
@@ -104,8 +95,10 @@ def load(path: str | Path, *, arch: str | None = None, num_classes: int | None =
         state = payload.get("state_dict", payload)
         meta = {}
         if arch is None:
-            raise CheckpointError("a bare state_dict does not say its architecture: pass arch= "
-                                  "(one of the registry's names)", path=path)
+            raise CheckpointError("a bare state_dict does not say its architecture: write a model spec "
+                                  "(a .toml beside it: source = \"torchvision:densenet121\", weights = "
+                                  f"\"{Path(path).name}\"; README 'Bring your own model'), or pass --source "
+                                  "on the command line (arch= in Python)", path=path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError("the checkpoint's state_dict does not map names to tensors", path=path)
     state = _strip_prefixes(state)

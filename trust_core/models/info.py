@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from .preprocessing import Preprocessing
 
 DEFAULT_INPUT_SIZE = 320  # the paper's, for a model that does not say its own
 
@@ -23,11 +27,38 @@ class ModelInfo:
     path: str | None = None  # the checkpoint it was loaded from
     state: dict | None = None  # randomization state (None: the model as trained)
     channels_last: bool = False  # a compute copy in the channels-last layout
+    # What a saliency run needs to know, for any model (the registry fills them from its entry, a model
+    # spec from its TOML file or by detection; see trust_core.models.spec):
+    preprocessing: "Preprocessing | None" = None  # None: the paper's, at ``size``
+    activation: str = "softmax"  # the head: softmax | sigmoid | logits
+    classes: tuple[str, ...] | None = None  # output names, when known
+    target: int | None = None  # the explained output (None: the predicted class)
+    gradcam_layer: str | None = None  # dotted module path (ViTs: a token map, reshaped to its grid)
+    blocks: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # cascade states, top-down
+    spec: dict | None = None  # a spec'd model's resolved spec (part of its cache fingerprint)
 
     @property
     def size(self) -> int:
         """The input size, or the paper's 320 for a model that does not say."""
         return int(self.input_size or DEFAULT_INPUT_SIZE)
+
+    @property
+    def prep(self) -> "Preprocessing":
+        """The model's preprocessing (the paper's for a model that does not say)."""
+        from .preprocessing import paper_preprocessing
+
+        return self.preprocessing or paper_preprocessing(self.size)
+
+    @property
+    def name(self) -> str:
+        """The architecture or the spec's source, for messages and reports."""
+        return self.arch or (self.spec or {}).get("source") or "model"
+
+    def class_name(self, index: int) -> str:
+        """An output's name ('class 1' when the model does not name its outputs)."""
+        if self.classes and 0 <= index < len(self.classes):
+            return self.classes[index]
+        return f"class {index}"
 
     @property
     def seed(self) -> int:

@@ -124,7 +124,8 @@ def build(arch: str, num_classes: int = 2) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = spec.builder(num_classes)
-    return tag(model, arch=spec.name, input_size=spec.input_size).eval()
+    return tag(model, arch=spec.name, input_size=spec.input_size, gradcam_layer=spec.gradcam_layer or None,
+               blocks=spec.blocks or None).eval()
 
 
 def get_module(model: nn.Module, path: str) -> nn.Module:

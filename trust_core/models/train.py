@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,16 +15,20 @@ from torch import nn
 from sklearn.metrics import roc_auc_score
 
 from ..data.datasets import RadiographDataset
-from ..data.transforms import to_model_batch
-from ..errors import ConfigError, DatasetError
+from ..errors import CheckpointError, ConfigError, DatasetError
 from ..progress import EpochEvent
 from .checkpoint import save
+from .info import info_of
+from .recipes import PAPER_LR, RECIPES
 from .registry import build, get_architecture
+
+
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    arch: str
+    arch: str | None = None  # a registry name, or:
+    model: object = None  # a model spec (.toml path or ModelSpec): any architecture
     seed: int = 0
     epochs: int = 30
     batch_size: int = 32
@@ -34,6 +38,8 @@ class TrainConfig:
     image_size: int | None = None  # default: the architecture's input size
     augment: bool = True
     device: str | None = None
+    init_weights: str | None = None  # start from these weights (e.g. ImageNet's), matching keys only
+    recipe: str = "default"  # RECIPES
 
 
 @dataclass(frozen=True)
@@ -61,15 +67,69 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (batch * gain + bias).clamp(0, 1)
 
 
+def positive_score(model, logits: torch.Tensor) -> torch.Tensor:
+    """P(finding) from a binary classifier's logits: softmax[:, 1] for a 2-way softmax head (the
+    registry's), else the activation of the model's target output (sigmoid for sigmoid/logits heads)."""
+    info = info_of(model)
+    if info.activation == "softmax":
+        return torch.softmax(logits.float(), dim=1)[:, 1]
+    return torch.sigmoid(logits.float()[:, info.target or 0])
+
+
+def binary_loss(model, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The training loss on a binary dataset: cross-entropy for a 2-way softmax head, binary
+    cross-entropy on the target output for sigmoid/logits heads."""
+    info = info_of(model)
+    if info.activation == "softmax":
+        return F.cross_entropy(logits, target)
+    return F.binary_cross_entropy_with_logits(logits[:, info.target or 0].float(), target.float())
+
+
 @torch.no_grad()
 def predict_proba(model, images01: torch.Tensor, device, batch_size: int = 64) -> np.ndarray:
     """P(positive) for images (N, 1, S, S) in [0, 1]."""
     model.eval()
+    prep = info_of(model).prep
     out = []
     for start in range(0, len(images01), batch_size):
-        logits = model(to_model_batch(images01[start:start + batch_size].to(device)))
-        out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
+        logits = model(prep.batch(images01[start:start + batch_size].to(device)))
+        out.append(positive_score(model, logits).cpu())
     return torch.cat(out).numpy()
+
+
+def _trainable(config: TrainConfig) -> tuple[nn.Module, str | None]:
+    """The untrained model of a config (registry or spec), with its registry name (None for a spec)."""
+    if config.arch is not None:
+        spec = get_architecture(config.arch)
+        return build(spec.name, num_classes=2), spec.name
+    from .spec import load_spec
+
+    model_spec = config.model
+    model = load_spec(replace(model_spec, weights=None))  # the spec's weights are a result, not a start
+    info = info_of(model)
+    n_out = int(model(info.prep.batch(torch.zeros(1, 1, info.prep.size, info.prep.size))).shape[1])
+    if info.activation == "softmax" and n_out != 2:
+        raise ConfigError(f"a softmax head trained on a binary dataset needs 2 outputs, this one has {n_out}: "
+                          f"set num_classes = 2 in [source_kwargs], or use a sigmoid head with a target",
+                          path=model_spec.path)
+    return model, info.arch
+
+
+def init_from(model: nn.Module, path: str | Path) -> dict:
+    """Copy the tensors of a weights file (weights_only / safetensors) whose names and shapes fit; the
+    rest (typically a 1000-class ImageNet head) keeps its fresh initialization and is listed."""
+    from .spec import ModelSpec, _state_dict_of
+
+    state = _state_dict_of(ModelSpec(source="init", weights=Path(path)))
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(fitting) < len(own) / 2:
+        raise CheckpointError(f"only {len(fitting)} of the model's {len(own)} tensors are in these weights "
+                              f"with the right shape (e.g. missing {[k for k in own if k not in fitting][:4]}): "
+                              f"are they for this architecture?", path=path)
+    model.load_state_dict(fitting, strict=False)
+    return {"file": str(path), "loaded": len(fitting),
+            "fresh": [k for k in own if k not in fitting], "ignored": [k for k in state if k not in fitting]}
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -131,8 +191,20 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
 
     ``arrays`` may carry preloaded images keyed by image id at the right size (shared across models).
     """
-    spec = get_architecture(config.arch)
-    size = config.image_size or spec.input_size
+    if config.recipe not in RECIPES:
+        raise ConfigError(f"unknown training recipe {config.recipe!r}; choose one of {list(RECIPES)}")
+    if (config.arch is None) == (config.model is None):
+        raise ConfigError("train needs exactly one of arch (a registry name) and model (a model spec)")
+    if config.arch is not None:
+        size = config.image_size or get_architecture(config.arch).input_size
+    else:
+        from .spec import ModelSpec, read_spec
+        model_spec = config.model if isinstance(config.model, ModelSpec) else read_spec(config.model)
+        config = replace(config, model=model_spec)
+        if config.image_size and config.image_size != model_spec.preprocessing.size:
+            raise ConfigError(f"--size {config.image_size} contradicts the spec's preprocessing size "
+                              f"{model_spec.preprocessing.size}: change the spec")
+        size = model_spec.preprocessing.size
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     split_ids = {s: dataset.ids(split=s) for s in ("train", "val", "test")}
     for split in ("train", "val"):
@@ -153,18 +225,25 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = build(spec.name, num_classes=2).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, epochs=config.epochs,
-        steps_per_epoch=max(1, -(-len(x["train"]) // config.batch_size)))
+    model, arch = _trainable(config)  # built under the seed
+    init = init_from(model, config.init_weights) if config.init_weights else None
+    model = model.to(device)
+    prep = info_of(model).prep
+    if config.recipe == "paper":
+        optimizer = torch.optim.Adam(model.parameters(), lr=PAPER_LR)
+        schedule = None
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, epochs=config.epochs,
+            steps_per_epoch=max(1, -(-len(x["train"]) // config.batch_size)))
     start = time.perf_counter()
     best_auc, best_epoch, epoch = fit(
         model, x["train"], y["train"], optimizer=optimizer, generator=generator, device=device,
         epochs=config.epochs, batch_size=config.batch_size, metric="AUC", amp=device.type == "cuda",
-        loss=lambda m, batch, target: F.cross_entropy(m(to_model_batch(batch)), target),
-        augment=(lambda batch: _augment(batch, generator)) if config.augment else None,
-        after_step=schedule.step, progress=progress,
+        loss=lambda m, batch, target: binary_loss(m, m(prep.batch(batch)), target),
+        augment=(lambda batch: _augment(batch, generator)) if config.augment and config.recipe != "paper" else None,
+        after_step=schedule.step if schedule is not None else None, progress=progress,
         validate=lambda m: _auc(y["val"].numpy(), predict_proba(m, x["val"], device)),
         # one-cycle LR: no early stop during the warm-up
         stop=lambda e, best_e: e > 0.3 * config.epochs and e - best_e >= config.patience)
@@ -173,13 +252,16 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
                 if "test" in x else None)
     seconds = time.perf_counter() - start
     meta = {
-        "arch": spec.name, "seed": config.seed, "input_size": size, "preprocessing": spec.preprocessing,
+        "arch": arch, "seed": config.seed, "input_size": size,
+        "preprocessing": get_architecture(arch).preprocessing if arch else info_of(model).prep.label,
+        "recipe": {"name": config.recipe, "description": RECIPES[config.recipe]}, "init_weights": init,
         "dataset_kind": dataset.kind, "dataset_root": str(dataset.root),
         "dataset_fingerprint": dataset.fingerprint, "val_auc": best[0], "test_auc": test_auc,
         "best_epoch": best[1], "epochs_run": epoch, "train_seconds": round(seconds, 1),
-        "config": {k: v for k, v in asdict(config).items()},
+        "config": {**asdict(replace(config, model=None)),
+                   "model": str(config.model.path or config.model.source) if config.model is not None else None},
         "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
     }
-    path = save(model.cpu(), out, arch=spec.name, meta=meta)
+    path = save(model.cpu(), out, arch=arch, meta=meta, spec=info_of(model).spec if arch is None else None)
     return TrainResult(path=path, val_auc=best[0], test_auc=test_auc, epochs_run=epoch,
                        best_epoch=best[1], seconds=seconds)

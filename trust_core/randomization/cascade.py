@@ -57,6 +57,8 @@ def reinitialize(module: nn.Module, *, init: str = "reset", seed: int = 0) -> No
                         sub.reset_parameters()
                     elif isinstance(sub, nn.modules.batchnorm._NormBase):
                         sub.reset_running_stats()
+                    else:
+                        _default_reset(sub)
                     continue
                 if isinstance(sub, nn.modules.batchnorm._NormBase):
                     sub.reset_parameters()
@@ -68,17 +70,53 @@ def reinitialize(module: nn.Module, *, init: str = "reset", seed: int = 0) -> No
                         nn.init.trunc_normal_(param, mean=0.0, std=0.01, a=-0.02, b=0.02)
 
 
+def _default_reset(module: nn.Module) -> None:
+    """PyTorch's default initialization for a module without ``reset_parameters`` that holds parameters
+    directly (the modules of an exported ``.pt2`` program): weights of 2+ dims Kaiming-uniform with
+    a = √5 and biases U(±1/√fan_in) as ``nn.Linear``/``nn.Conv2d``; 1-D weights 1 and biases 0 as the
+    normalization layers; running statistics 0 and 1."""
+    params = dict(module.named_parameters(recurse=False))
+    weight = params.get("weight")
+    for name, param in params.items():
+        if param.dim() >= 2:
+            nn.init.kaiming_uniform_(param, a=5 ** 0.5)
+        elif name == "bias" and weight is not None and weight.dim() >= 2:
+            fan_in = weight[0].numel()
+            bound = 1 / fan_in ** 0.5 if fan_in > 0 else 0
+            nn.init.uniform_(param, -bound, bound)
+        elif name == "weight":
+            nn.init.ones_(param)
+        else:
+            nn.init.zeros_(param)
+    for name, buffer in module.named_buffers(recurse=False):
+        if name.endswith("running_mean") or name.endswith("num_batches_tracked"):
+            buffer.zero_()
+        elif name.endswith("running_var"):
+            buffer.fill_(1)
+
+
+def _blocks(source) -> tuple:
+    """The cascade blocks of a registry name or of a model (its registry entry or its spec)."""
+    if isinstance(source, str):
+        return get_architecture(source).blocks
+    blocks = info_of(source).blocks
+    if not blocks:
+        raise ConfigError("randomization needs the model's cascade blocks: load it from the registry or "
+                          "a model spec (trust_core.models.load), or list [cascade] blocks in its spec")
+    return blocks
+
+
 def model_seed(model: nn.Module, base_seed: int = 0) -> int:
     """The cascade seed of a model: the base seed offset by the model's training seed, so replicates
     (trained with different seeds) are randomized with different, reproducible seeds."""
     return int(base_seed) + info_of(model).seed
 
 
-def states(arch: str, *, mode: str = "cascading", seed: int = 0) -> list[State]:
-    """The states a cascade visits, with their seeds (no model needed)."""
+def states(source, *, mode: str = "cascading", seed: int = 0) -> list[State]:
+    """The states a cascade visits, with their seeds, for a registry name or a model."""
     if mode not in MODES:
         raise ConfigError(f"unknown randomization mode {mode!r}; choose one of {MODES}")
-    blocks = get_architecture(arch).blocks
+    blocks = _blocks(source)
     out = [State(0, "original", (), ())]
     for k, (name, _paths) in enumerate(blocks, start=1):
         if mode == "cascading":
@@ -92,13 +130,12 @@ def states(arch: str, *, mode: str = "cascading", seed: int = 0) -> list[State]:
 def cascade(model: nn.Module, *, arch: str | None = None, mode: str = "cascading", init: str = "reset",
             seed: int = 0, include_original: bool = True) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(state_name, model_copy)`` for each randomization state (see module docstring)."""
-    arch = arch or info_of(model).arch
-    if arch is None:
-        raise ConfigError("randomization needs the model's architecture (from the registry): pass arch=")
-    spec = get_architecture(arch)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"cascade needs a torch.nn.Module, got {type(model).__name__}")
+    blocks = get_architecture(arch).blocks if arch else _blocks(model)
     if init not in INITS:
         raise ConfigError(f"unknown re-initialization {init!r}; choose one of {INITS}")
-    plan = states(arch, mode=mode, seed=seed)
+    plan = states(arch or model, mode=mode, seed=seed)
     base_state = info_of(model).state
     working = copy.deepcopy(model)
     for state in plan:
@@ -107,7 +144,7 @@ def cascade(model: nn.Module, *, arch: str | None = None, mode: str = "cascading
                 yield state.name, _tagged(copy.deepcopy(model), state, mode, init, seed, base_state)
             continue
         target = working if mode == "cascading" else copy.deepcopy(model)
-        for path in spec.blocks[state.index - 1][1]:
+        for path in blocks[state.index - 1][1]:
             reinitialize(get_module(target, path), init=init, seed=state.seeds[-1])
         yield state.name, _tagged(copy.deepcopy(target), state, mode, init, seed, base_state)
 
@@ -128,10 +165,7 @@ class StateModels:
 
     def __init__(self, model: nn.Module, *, mode: str = "cascading", init: str = "reset", seed: int = 0,
                  keep: bool = True):
-        arch = info_of(model).arch
-        if arch is None:
-            raise ConfigError("randomization needs the model's architecture (from the registry)")
-        self.names = [s.name for s in states(arch, mode=mode)]
+        self.names = [s.name for s in states(model, mode=mode)]
         self._states = cascade(model, mode=mode, init=init, seed=seed)
         self._built: dict[str, nn.Module] = {}
         self._keep = keep

@@ -18,6 +18,7 @@ No chunk is a lone small pass, and the host waits for the device only where a re
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -32,16 +33,17 @@ class PathSet:
     """Paths to integrate, in insertion order."""
 
     end_index: list[int] = field(default_factory=list)  # row of the end bank
-    start: list[float] = field(default_factory=list)
+    start: list = field(default_factory=list)
     alphas: list[torch.Tensor] = field(default_factory=list)
     image: list[int] = field(default_factory=list)
     guided: list[bool] = field(default_factory=list)
     plain: list[bool] = field(default_factory=list)  # the clean image at α = 1: targets + Grad-CAM
 
-    def add(self, *, end_index: int, image: int, alphas, start: float = 0.0, guided: bool = False,
+    def add(self, *, end_index: int, image: int, alphas, start=0.0, guided: bool = False,
             plain: bool = False) -> int:
         self.end_index.append(end_index)
-        self.start.append(float(start))
+        # a float (the paper's scalar baselines) or a (C, 1, 1) tensor (a per-channel normalization's black)
+        self.start.append(start if isinstance(start, torch.Tensor) else float(start))
         self.alphas.append(torch.as_tensor(alphas, dtype=torch.float64).reshape(-1))
         self.image.append(image)
         self.guided.append(guided)
@@ -151,6 +153,22 @@ def upsample_cam(cam: torch.Tensor, size: tuple[int, int], rule: str) -> torch.T
     raise ValueError(f"unknown Grad-CAM interpolation {rule!r}")
 
 
+def token_grid(acts: torch.Tensor) -> torch.Tensor:
+    """A Grad-CAM feature map as (N, C, h, w): convolutional maps as they are; a vision transformer's
+    tokens (N, T, D) reshaped to their square grid after dropping the leading class/register tokens
+    (pytorch-grad-cam's ``reshape_transform`` for ViTs, with the grid side from T)."""
+    if acts.dim() == 4:
+        return acts
+    if acts.dim() == 3:
+        n, tokens, dim = acts.shape
+        side = math.isqrt(tokens)
+        prefix = tokens - side * side
+        if side > 1 and prefix <= 8:
+            return acts[:, prefix:].reshape(n, side, side, dim).permute(0, 3, 1, 2)
+    raise ValueError(f"the Grad-CAM layer's output {tuple(acts.shape)} is neither a feature map (N, C, h, w) "
+                     f"nor a square grid of tokens (N, T, D): choose another gradcam_layer")
+
+
 def _chunks(n_points: int, batch_size: int) -> list[tuple[int, int]]:
     """``[begin, end)`` ranges of at most ``batch_size``, as equal as possible (no small last chunk)."""
     if n_points == 0:
@@ -184,7 +202,11 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     order = torch.sort(rank, stable=True).indices
     if resolved is None and not bool(is_plain.any()):
         raise ValueError("run_paths needs explicit targets when no plain point is given")
-    starts = torch.tensor(paths.start, dtype=torch.float32, device=device)
+    if all(isinstance(s, float) for s in paths.start):
+        starts = torch.tensor(paths.start, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+    else:  # per-channel starts (P, C, 1, 1)
+        starts = torch.stack([torch.as_tensor(s, dtype=torch.float32).reshape(-1, 1, 1).expand(shape[0], 1, 1)
+                              for s in paths.start]).to(device)
     end_rows = end_rows_cpu.to(device)
     images_of_path = torch.tensor(paths.image, dtype=torch.long, device=device)
     if resolved is None:
@@ -193,7 +215,16 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     captured: dict[str, torch.Tensor] = {}
     hook = None
     if gradcam_layer is not None:
-        hook = gradcam_layer.register_forward_hook(lambda _m, _i, out: captured.__setitem__("acts", out))
+        def capture(_module, _inputs, out):
+            if isinstance(out, (tuple, list)):
+                captured["acts"] = out[0]
+                return None
+            # The layer's own output is kept and a copy flows on, so that an in-place op after the
+            # layer (torchvision DenseNet's F.relu(features, inplace=True)) cannot change the captured
+            # map or its gradient: Grad-CAM sees this layer's output whatever the model does next.
+            captured["acts"] = out
+            return out.clone()
+        hook = gradcam_layer.register_forward_hook(capture)
     passes = 0
     try:
         with fp32_mode(device, precision):
@@ -209,7 +240,7 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                 has_plain, has_guided = bool(plain_rows.any()), bool(guided_rows.any())
                 pp = point_path[chunk].to(device)
                 alpha = point_alpha[chunk].to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)
-                start = starts[pp].view(-1, 1, 1, 1)
+                start = starts[pp]
                 x = start + alpha * (bank[end_rows[pp]] - start)  # (B, C, H, W)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -234,7 +265,8 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                 sums.index_add_(0, pp, g)
                 endpoints[pp[at_one]] = g[at_one]
                 if capture:  # Grad-CAM of the plain rows
-                    acts, acts_grad = captured["acts"][plain_at].float(), grads[1][plain_at].float()
+                    acts = token_grid(captured["acts"][plain_at].float())
+                    acts_grad = token_grid(grads[1][plain_at].float())
                     weights = acts_grad.mean(dim=(2, 3), keepdim=True)
                     cam = F.relu((weights * acts).sum(dim=1, keepdim=True))
                     cam = upsample_cam(cam, tuple(shape[1:]), gradcam_interpolation)

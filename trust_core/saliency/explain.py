@@ -69,20 +69,16 @@ class SaliencyMaps(dict):
 
 
 def _resolve_layer(model: torch.nn.Module, params: dict) -> torch.nn.Module:
-    from ..models.registry import ARCHITECTURES
-
-    path = params["gradcam_layer"]
+    """The Grad-CAM layer: the ``gradcam_layer`` parameter, else the model's own (registry entry or spec)."""
+    path = params["gradcam_layer"] or info_of(model).gradcam_layer
     if path is None:
-        arch = ARCHITECTURES.get(info_of(model).arch or "")
-        if arch is None:
-            raise SaliencyError("Grad-CAM needs a target layer and this model is not from the registry: "
-                                "pass gradcam_layer='dotted.module.path'")
-        path = arch.gradcam_layer
+        raise SaliencyError("Grad-CAM needs a target layer and this model does not name one: pass "
+                            "gradcam_layer='dotted.module.path' (or gradcam_layer in its model spec)")
     try:
         layer = model.get_submodule(path)
     except AttributeError:
         raise SaliencyError(f"the model has no layer {path!r} for Grad-CAM; pass gradcam_layer= with one "
-                            f"of its convolutional blocks") from None
+                            f"of its convolutional blocks (`trust inspect --model ...` lists them)") from None
     return layer
 
 
@@ -93,14 +89,15 @@ def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
         raise SaliencyError(f"images must be a tensor (N, 3, H, W), got {type(images).__name__}")
     if images.dim() == 3:
         images = images[None]
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise SaliencyError(f"images must have shape (N, 3, H, W) (grayscale replicated to 3 channels, "
-                            f"in [-1, 1]); got {tuple(images.shape)}")
+    info = info_of(model)
+    channels = info.prep.channels
+    if images.dim() != 4 or images.shape[1] != channels:
+        raise SaliencyError(f"images must have shape (N, {channels}, H, W) ({info.prep.label}: see the model's "
+                            f"preprocessing); got {tuple(images.shape)}")
     if images.shape[0] == 0:
         raise SaliencyError("no image given")
     if not torch.isfinite(images).all():
         raise SaliencyError("the images contain NaN or infinite values")
-    info = info_of(model)
     size = info.input_size
     if size is not None and tuple(images.shape[2:]) != (size, size):
         raise SaliencyError(f"this {info.arch or ''} model expects {size}×{size} inputs, got "
@@ -222,9 +219,15 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         return paths.add(end_index=end_index, image=i, start=start,
                          alphas=alphas[:-1] if shared else alphas), shared
 
+    # Constant baselines in the model's input space: IG's is given on the paper's [-1, 1] scale (−1 black)
+    # and mapped through the model's preprocessing (the same float for the paper's; per channel for others).
+    prep = info_of(model).prep
+    ig_baseline = prep.from_paper_scale(params["ig_baseline"])
+    if isinstance(ig_baseline, torch.Tensor):
+        ig_baseline = ig_baseline.to(x.device)
     ig_paths = {}
     if "ig" in need:
-        ig_paths = {i: integration(params["ig_steps"], i, i, params["ig_baseline"], True) for i in range(n)}
+        ig_paths = {i: integration(params["ig_steps"], i, i, ig_baseline, True) for i in range(n)}
     # CPU work that depends on the images alone runs beside the passes on a GPU: the noisy copies
     # (drawn on the CPU, so that the maps do not depend on the device) and XRAI's segmentation.
     pool = ThreadPoolExecutor(2, thread_name_prefix="saliency-cpu") if device.type == "cuda" else None
@@ -242,7 +245,7 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         noisy = _run(pool, noisy_copies)
     sig_paths = {}
     if "smooth_ig" in need:
-        sig_paths = {i: [integration(params["smooth_ig_steps"], i, row, params["ig_baseline"], False)[0]
+        sig_paths = {i: [integration(params["smooth_ig_steps"], i, row, ig_baseline, False)[0]
                          for row in noisy_rows[i]] for i in range(n)}
     sg_paths = {}
     if "smoothgrad" in need:
@@ -256,8 +259,9 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         for i in range(n):
             if params["xrai_baselines"] == "image_min_max":
                 baselines = (float(x[i].min()), float(x[i].max()))
-            else:
-                baselines = (-1.0, 1.0)
+            else:  # black and white of the model's input space
+                baselines = tuple(v.to(x.device) if isinstance(v, torch.Tensor) else v
+                                  for v in (prep.value(0.0), prep.value(1.0)))
             xrai_paths[i] = [(b, *integration(params["xrai_steps"], i, i, b, True)) for b in baselines]
     gbp_paths = {}
     if "gbp" in need:
@@ -290,13 +294,13 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         raw["grad"] = torch.stack([out.endpoints[plain[i]] for i in range(n)])
     if "ig" in need:
         raw["ig"] = torch.stack([
-            (x[i] - params["ig_baseline"]) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
+            (x[i] - ig_baseline) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
             / params["ig_steps"] for i, (p, shared) in ig_paths.items()])
     if "smooth_ig" in need:
         maps = []
         for i in range(n):
             noisy = bank_tensor[noisy_rows[i]]  # the same noisy copies the paths ended at
-            ig = (noisy - params["ig_baseline"]) * out.sums[sig_paths[i]] / params["smooth_ig_steps"]
+            ig = (noisy - ig_baseline) * out.sums[sig_paths[i]] / params["smooth_ig_steps"]
             maps.append((ig * ig if params["magnitude"] else ig).mean(0))
         raw["smooth_ig"] = torch.stack(maps)
     del bank_tensor
@@ -398,6 +402,8 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
         class out of range, unsupported precision.
     """
     methods = resolve_methods(methods)
+    if info_of(model).target is not None and "target" not in overrides:  # a spec'd model's target class
+        overrides["target"] = info_of(model).target
     params = resolve_params(preset, **overrides)
     if precision not in PRECISIONS:
         raise SaliencyError(f"precision must be one of {PRECISIONS}, got {precision!r}")

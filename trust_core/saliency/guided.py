@@ -29,7 +29,9 @@ class GuidedReLU(torch.autograd.Function):
         return guided * (out > 0).to(grad_output.dtype), None
 
 
-_RELUS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_}
+# the functional and tensor forms, and the ATen operators an exported program (.pt2) calls
+_RELUS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_,
+          torch.ops.aten.relu.default, torch.ops.aten.relu_.default}
 
 
 class guided_relus(TorchFunctionMode):

@@ -1,0 +1,623 @@
+"""Model specs: any PyTorch chest X-ray classifier, described by a small TOML file beside its weights.
+
+.. code-block:: toml
+
+    source = "torchvision:densenet121"   # timm:NAME | torchxrayvision:CLASS | monai:NAME | pkg.mod:callable | model.pt2
+    weights = "chexnet14.pth"            # relative to this file; omitted for a .pt2 source
+    target = "Pneumonia"                 # a class name or an index; omitted: the predicted class (softmax heads)
+
+    [source_kwargs]                      # passed to the builder, e.g. num_classes = 14
+    num_classes = 14
+
+    [preprocessing]
+    size = 224
+    channels = 3
+    normalization = "imagenet"           # "paper" ([-1, 1]) | "imagenet" | "xrv" | {mean = [...], std = [...]}
+
+    [outputs]
+    activation = "sigmoid"               # softmax | sigmoid | logits
+    classes = ["Atelectasis", "Cardiomegaly", "..."]
+
+    # optional: gradcam_layer = "features.norm5"; [cascade] blocks = [...]
+
+Weights are read with ``torch.load(weights_only=True)`` or safetensors, never by unpickling code; common
+wrapper prefixes (``module.``, ``model.``) are stripped and keys that do not fit are listed. The Grad-CAM
+layer and the cascade blocks are detected with forward hooks unless the spec names them
+(:func:`detect_gradcam_layer`, :func:`detect_blocks`). The explained scalar is always the target's
+*logit* (pre-activation), as in the paper.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from .info import info_of, tag
+from .preprocessing import Preprocessing
+
+ACTIVATIONS = ("softmax", "sigmoid", "logits")
+SOURCE_KINDS = ("registry", "torchvision", "timm", "torchxrayvision", "monai", "callable", "pt2")
+_PACKAGES = {"timm": "timm", "torchxrayvision": "torchxrayvision", "monai": "monai"}
+_TOP_KEYS = {"source", "weights", "target", "source_kwargs", "preprocessing", "outputs", "gradcam_layer",
+             "cascade", "name"}
+_PREP_KEYS = {"size", "channels", "normalization", "resize"}
+_OUT_KEYS = {"activation", "classes"}
+_STRIPPED_PREFIXES = ("module.", "model.")
+
+
+def _err(message: str, path) -> ConfigError:
+    return ConfigError(message, path=path)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model spec (see the module docstring). ``path`` is the TOML file (None for flags)."""
+
+    source: str
+    weights: Path | None = None
+    source_kwargs: dict = field(default_factory=dict)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    activation: str = "softmax"
+    classes: tuple[str, ...] | None = None
+    target: str | int | None = None
+    gradcam_layer: str | None = None
+    cascade: tuple[str, ...] | None = None  # module paths; states top-down in reverse forward order
+    path: Path | None = None
+    name: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return source_kind(self.source)
+
+    def as_dict(self) -> dict:
+        """What the maps depend on besides the weights: part of the cache fingerprint and config.json."""
+        return {"source": self.source, "weights": self.weights.name if self.weights else None,
+                "source_kwargs": self.source_kwargs, "preprocessing": self.preprocessing.as_dict(),
+                "activation": self.activation, "classes": list(self.classes) if self.classes else None,
+                "target": self.target, "gradcam_layer": self.gradcam_layer,
+                "cascade": list(self.cascade) if self.cascade else None}
+
+
+def source_kind(source: str) -> str:
+    """Which builder a source names (see ``SOURCE_KINDS``)."""
+    from .registry import ARCHITECTURES
+
+    if source.endswith(".pt2"):
+        return "pt2"
+    if source in ARCHITECTURES:
+        return "registry"
+    prefix, _, rest = source.partition(":")
+    if prefix in ("torchvision", "timm", "torchxrayvision", "monai") and rest:
+        return prefix
+    if rest and all(part.isidentifier() for part in prefix.split(".")) and rest.isidentifier():
+        return "callable"
+    raise ConfigError(
+        f"unknown model source {source!r}: use a registry name ({', '.join(ARCHITECTURES)}), "
+        f"'torchvision:NAME', 'timm:NAME', 'torchxrayvision:CLASS', 'monai:NAME', 'package.module:callable' "
+        f"or a torch.export program 'model.pt2'")
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a TOML model spec; every error names the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("model spec not found", path=path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _err(f"not a valid TOML file ({exc}); see README 'Bring your own model' for the format", path) from None
+    return spec_from_dict(data, path=path)
+
+
+def spec_from_dict(data: dict, *, path: Path | None = None, base: Path | None = None) -> ModelSpec:
+    """A :class:`ModelSpec` from the TOML table (or the CLI's flags); relative paths are resolved
+    against the spec file's folder (or ``base``)."""
+    where = path
+    base = (path.parent if path is not None else base) or Path.cwd()
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise _err(f"unknown key(s) {sorted(unknown)}; a spec has {sorted(_TOP_KEYS)}", where)
+    source = data.get("source")
+    if not isinstance(source, str) or not source:
+        raise _err("the spec needs a source = \"...\" (e.g. \"torchvision:densenet121\")", where)
+    if source.endswith(".pt2"):
+        source = str((base / source).resolve()) if not Path(source).is_absolute() else source
+    try:
+        kind = source_kind(source)
+    except ConfigError as exc:
+        raise _err(exc.reason, where) from None
+    weights = data.get("weights")
+    if weights is not None:
+        if not isinstance(weights, str):
+            raise _err(f"weights must be a file name, got {weights!r}", where)
+        weights = Path(weights) if Path(weights).is_absolute() else (base / weights)
+        if weights.suffix not in (".pt", ".pth", ".safetensors", ".bin", ".ckpt"):
+            raise _err(f"weights {weights.name!r}: use a .pt, .pth or .safetensors file", where)
+    elif kind not in ("pt2",):
+        weights = None  # random initialization (tests, or `trust train` from scratch)
+    kwargs = data.get("source_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise _err("[source_kwargs] must be a table of keyword arguments", where)
+    prep_table = data.get("preprocessing", {})
+    if not isinstance(prep_table, dict) or set(prep_table) - _PREP_KEYS:
+        raise _err(f"[preprocessing] takes {sorted(_PREP_KEYS)}, got {prep_table!r}", where)
+    size = prep_table.get("size", 224 if kind not in ("registry",) else None)
+    if kind == "registry" and size is None:
+        from .registry import get_architecture
+        size = get_architecture(source).input_size
+    try:
+        default = "paper" if kind == "registry" else ("unit" if prep_table.get("channels") == 1 else "imagenet")
+        prep = Preprocessing.named(prep_table.get("normalization", default),
+                                   size=size, channels=prep_table.get("channels"),
+                                   resize=prep_table.get("resize", "stretch"))
+    except ConfigError as exc:
+        raise _err(exc.reason, where) from None
+    outputs = data.get("outputs", {})
+    if not isinstance(outputs, dict) or set(outputs) - _OUT_KEYS:
+        raise _err(f"[outputs] takes {sorted(_OUT_KEYS)}, got {outputs!r}", where)
+    activation = outputs.get("activation", "softmax")
+    if activation not in ACTIVATIONS:
+        raise _err(f"outputs.activation must be one of {ACTIVATIONS}, got {activation!r}", where)
+    classes = outputs.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
+                                or not classes):
+        raise _err(f"outputs.classes must be a list of names, got {classes!r}", where)
+    target = data.get("target")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (str, int))
+                               or (isinstance(target, int) and target < 0)):
+        raise _err(f"target must be a class name or a non-negative index, got {target!r}", where)
+    layer = data.get("gradcam_layer")
+    if layer is not None and (not isinstance(layer, str) or not layer):
+        raise _err(f"gradcam_layer must be a dotted module path, got {layer!r}", where)
+    cascade = data.get("cascade")
+    blocks = None
+    if cascade is not None:
+        blocks = cascade.get("blocks") if isinstance(cascade, dict) else None
+        if not isinstance(blocks, list) or not blocks or not all(isinstance(b, str) and b for b in blocks):
+            raise _err("[cascade] blocks must be a list of module paths, e.g. blocks = [\"layer1\", \"fc\"]", where)
+        blocks = tuple(blocks)
+    return ModelSpec(source=source, weights=weights, source_kwargs=dict(kwargs), preprocessing=prep,
+                     activation=activation, classes=tuple(classes) if classes else None, target=target,
+                     gradcam_layer=layer, cascade=blocks, path=path, name=data.get("name"))
+
+
+# -- building --------------------------------------------------------------------------------------
+
+def _import(package: str, where):
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise _err(f"this spec needs the {package!r} package: pip install '.[zoo]' (or pip install {package})",
+                   where) from None
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """The spec's architecture with random weights (no download: pretrained weights are refused)."""
+    where = spec.path or spec.source
+    kind, name = spec.kind, spec.source.partition(":")[2]
+    kwargs = dict(spec.source_kwargs)
+    for key in ("weights", "pretrained"):
+        if kwargs.get(key) not in (None, False):
+            raise _err(f"source_kwargs.{key} would download weights; give weights = \"file.pth\" instead", where)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if kind == "registry":
+                from .registry import build
+                model = build(spec.source, num_classes=int(kwargs.pop("num_classes", 2)))
+                if kwargs:
+                    raise _err(f"registry models take only num_classes, got {sorted(kwargs)}", where)
+                return model
+            if kind == "torchvision":
+                import torchvision
+                if name not in torchvision.models.list_models():
+                    raise _err(f"torchvision has no model {name!r}", where)
+                return torchvision.models.get_model(name, weights=None, **kwargs)
+            if kind == "timm":
+                timm = _import("timm", where)
+                if name not in timm.list_models():
+                    raise _err(f"timm has no model {name!r} (timm.list_models() lists them)", where)
+                return timm.create_model(name, pretrained=False, **kwargs)
+            if kind == "torchxrayvision":
+                xrv = _import("torchxrayvision", where)
+                builder = getattr(xrv.models, name, None)
+                if not isinstance(builder, type) or not issubclass(builder, nn.Module):
+                    raise _err(f"torchxrayvision.models has no model class {name!r}", where)
+                return builder(**{"weights": None, **kwargs})
+            if kind == "monai":
+                _import("monai", where)
+                nets = importlib.import_module("monai.networks.nets")
+                builder = getattr(nets, name, None)
+                if builder is None:
+                    raise _err(f"monai.networks.nets has no {name!r}", where)
+                return builder(**kwargs)
+            if kind == "callable":
+                module_name, _, attr = spec.source.partition(":")
+                try:
+                    module = importlib.import_module(module_name)
+                except ImportError as exc:
+                    raise _err(f"cannot import {module_name!r} ({exc}); is it on PYTHONPATH?", where) from None
+                builder = getattr(module, attr, None)
+                if not callable(builder):
+                    raise _err(f"{module_name!r} has no callable {attr!r}", where)
+                model = builder(**kwargs)
+                if not isinstance(model, nn.Module):
+                    raise _err(f"{spec.source} returned a {type(model).__name__}, not a torch.nn.Module", where)
+                return model
+            if kind == "pt2":
+                return _load_exported(Path(spec.source), where)
+    except ConfigError:
+        raise
+    except TypeError as exc:
+        raise _err(f"{spec.source} does not accept these source_kwargs ({exc})", where) from None
+    raise _err(f"unknown model source {spec.source!r}", where)
+
+
+def _load_exported(path: Path, where) -> nn.Module:
+    """A ``torch.export`` program as a module with its original hierarchy (hooks, Grad-CAM, cascade)."""
+    if not path.is_file():
+        raise CheckpointError("exported program (.pt2) not found", path=path)
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # torch.export.load fails in many ways on files that are not programs
+        raise CheckpointError(f"not a readable torch.export program ({type(exc).__name__}: {str(exc)[:200]}); "
+                              f"re-export it with torch.export.save(torch.export.export(model, (x,)), path)",
+                              path=path) from None
+    return torch.export.unflatten(program)
+
+
+def _state_dict_of(spec: ModelSpec) -> dict:
+    """The weights file's tensors, safely (weights_only / safetensors), wrapper prefixes stripped."""
+    from .weights import FORMAT, _strip_prefixes, read_checkpoint
+
+    path = spec.weights
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found (spec {spec.path.name if spec.path else ''})", path=path)
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise CheckpointError("reading .safetensors needs the safetensors package: pip install '.[zoo]'",
+                                  path=path) from None
+        try:
+            state = load_file(str(path))
+        except Exception as exc:
+            raise CheckpointError(f"not a readable safetensors file ({str(exc)[:200]})", path=path) from None
+    else:
+        payload = read_checkpoint(path)
+        state = payload["state_dict"] if payload.get("format") == FORMAT else payload.get("state_dict", payload)
+        for key in ("model", "model_state_dict", "net"):  # common training-script wrappers
+            if isinstance(state, dict) and isinstance(state.get(key), dict) and not isinstance(state.get(key), torch.Tensor):
+                state = state[key]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError("the weights file does not map parameter names to tensors; save it with "
+                              "torch.save(model.state_dict(), path)", path=path)
+    return _strip_prefixes(state)
+
+
+def _fit_weights(model: nn.Module, state: dict, spec: ModelSpec) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [(k, tuple(state[k].shape), tuple(expected[k].shape))
+                  for k in state if k in expected and state[k].shape != expected[k].shape]
+    if not (missing or unexpected or mismatched):
+        model.load_state_dict(state)
+        return
+    hints = []
+    first_conv = next((k for k, v in expected.items() if v.ndim == 4), None)
+    if first_conv and any(k == first_conv for k, *_ in mismatched):
+        saved = state[first_conv].shape[1]
+        hints.append(f"the weights take {saved}-channel input but the spec builds "
+                     f"{expected[first_conv].shape[1]} channels: set [preprocessing] channels = {saved} "
+                     f"(and the builder's in_chans/in_channels)")
+    heads = [(k, s, e) for k, s, e in mismatched if len(s) == 2 and len(e) == 2 and s[1] == e[1]]
+    if heads:
+        k, s, e = heads[-1]
+        hints.append(f"the weights have {s[0]} outputs but the spec builds {e[0]}: set num_classes = {s[0]} "
+                     f"in [source_kwargs] and list {s[0]} names in [outputs] classes")
+    raise CheckpointError(
+        f"these weights do not fit {spec.source}: {len(missing)} missing (e.g. {missing[:4]}), "
+        f"{len(unexpected)} unexpected (e.g. {unexpected[:4]}), {len(mismatched)} of another shape "
+        f"(e.g. {[f'{k}: {s} vs {e}' for k, s, e in mismatched[:3]]}). "
+        + (" ".join(hints) if hints else "Check source and source_kwargs against the training code."),
+        path=spec.weights)
+
+
+def _probe(model: nn.Module, prep: Preprocessing) -> torch.Tensor:
+    """A deterministic grey test film in the model's input space (1, C, S, S)."""
+    g = torch.Generator().manual_seed(0)
+    gray = 0.35 + 0.3 * torch.rand((1, 1, prep.size, prep.size), generator=g)
+    return prep.batch(gray)
+
+
+def _output_count(model: nn.Module, prep: Preprocessing, where) -> int:
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model(_probe(model, prep))
+    except Exception as exc:
+        raise _err(f"one forward pass on a {prep.channels}×{prep.size}×{prep.size} input failed "
+                   f"({type(exc).__name__}: {str(exc)[:300]}): check [preprocessing] size and channels", where) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise _err(f"the model returns {shape}, not logits (N, K): wrap it so that forward returns the logits",
+                   where)
+    return int(out.shape[1])
+
+
+def _resolve_target(spec: ModelSpec, classes: tuple[str, ...] | None, n_out: int, where) -> int | None:
+    target = spec.target
+    if target is None:
+        if spec.activation == "softmax" and n_out > 1:
+            return None  # the predicted class, as in the paper
+        if n_out == 1:
+            return 0
+        raise _err(f"a {spec.activation} head with {n_out} outputs needs target = \"<class name>\" or an index"
+                   + (f"; its classes: {list(classes)}" if classes else ""), where)
+    if isinstance(target, int):
+        if target >= n_out:
+            raise _err(f"target {target} is out of range: the model has {n_out} outputs", where)
+        return target
+    if not classes:
+        raise _err(f"target {target!r} is a name but the spec lists no [outputs] classes: add them or give an index",
+                   where)
+    if target not in classes:
+        raise _err(f"target {target!r} is not among the outputs; choose one of {list(classes)}", where)
+    return classes.index(target)
+
+
+def exported_spec(path: str | Path) -> ModelSpec:
+    """The spec of a bare ``.pt2`` program: the paper's preprocessing, size and channels read from the
+    program's input."""
+    path = Path(path).resolve()
+    module = _load_exported(path, path)
+    del module
+    program = torch.export.load(str(path))
+    inputs = [n for n in program.graph.nodes if n.op == "placeholder"
+              and n.name in {s.arg.name for s in program.graph_signature.input_specs
+                             if s.kind == torch.export.graph_signature.InputKind.USER_INPUT}]
+    shape = tuple(inputs[0].meta["val"].shape) if inputs and "val" in inputs[0].meta else ()
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise CheckpointError(f"the program's input has shape {shape}; write a spec (.toml) with its "
+                              f"[preprocessing]", path=path)
+    channels, size = int(shape[1]), int(shape[2])
+    return ModelSpec(source=str(path), preprocessing=Preprocessing.named("paper", size=size, channels=channels),
+                     path=None)
+
+
+def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu",
+              state: dict | None = None) -> nn.Module:
+    """Build, load and describe a spec'd model: the weights checked against the architecture, the outputs
+    against the spec, the Grad-CAM layer and the cascade blocks detected (or checked) with hooks.
+    ``state``: weights already read (a checkpoint written by ``trust train``)."""
+    if not isinstance(spec, ModelSpec):
+        spec = read_spec(spec)
+    where = spec.path or spec.source
+    model = build_model(spec)
+    if state is not None:
+        _fit_weights(model, state, spec)
+    elif spec.weights is not None:
+        _fit_weights(model, _state_dict_of(spec), spec)
+    model.eval()
+    prep = spec.preprocessing
+    n_out = _output_count(model, prep, where)
+    classes = spec.classes
+    if classes is None and spec.kind == "torchxrayvision":
+        classes = tuple(getattr(model, "pathologies", None) or _import("torchxrayvision", where).datasets.default_pathologies)
+        classes = classes if len(classes) == n_out else None
+    if classes is not None and len(classes) != n_out:
+        raise _err(f"the spec lists {len(classes)} classes but the model has {n_out} outputs: fix [outputs] "
+                   f"classes or num_classes", where)
+    if spec.activation == "softmax" and n_out == 1:
+        raise _err("a softmax head needs at least 2 outputs; this model has 1: set activation = \"sigmoid\"", where)
+    target = _resolve_target(spec, classes, n_out, where)
+    layer = spec.gradcam_layer or detect_gradcam_layer(model, prep)
+    check_gradcam_layer(model, prep, layer, where)
+    if spec.cascade:
+        for path in spec.cascade:
+            _submodule(model, path, where, "cascade block")
+        order = forward_order(model, prep, list(spec.cascade))
+        unused = [p for p in spec.cascade if p not in order]
+        if unused:
+            raise _err(f"cascade blocks {unused} never run in a forward pass: list modules the model uses", where)
+        blocks = tuple((p, (p,)) for p in reversed(order))
+    elif spec.kind == "registry":
+        blocks = info_of(model).blocks
+    else:
+        blocks = detect_blocks(model, prep)
+    arch = spec.source if spec.kind == "registry" else None
+    resolved = {**spec.as_dict(), "gradcam_layer": layer, "cascade": [b[0] for b in blocks][::-1],
+                "target_index": target, "classes": list(classes) if classes else None}
+    tag(model, arch=arch, input_size=prep.size, preprocessing=prep, activation=spec.activation,
+        classes=classes, target=target, gradcam_layer=layer, blocks=blocks, spec=resolved,
+        path=str(spec.path) if spec.path else None,
+        meta={"spec": resolved, "input_size": prep.size})
+    return model.to(device).eval()
+
+
+def _submodule(model: nn.Module, path: str, where, what: str) -> nn.Module:
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n][-8:]
+        raise _err(f"the model has no {what} {path!r} (its last modules: {names}; `trust inspect` lists them)",
+                   where) from None
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+def _record_outputs(model: nn.Module, prep: Preprocessing) -> list[tuple[str, tuple]]:
+    """(module path, output shape) in the order modules *finish* during one forward pass."""
+    done: list[tuple[str, tuple]] = []
+    handles = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(_m, _i, out, name=name):
+            out = out[0] if isinstance(out, (tuple, list)) and out else out
+            if isinstance(out, torch.Tensor):
+                done.append((name, tuple(out.shape)))
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model(_probe(model, prep))
+    finally:
+        for h in handles:
+            h.remove()
+    return done
+
+
+def detect_gradcam_layer(model: nn.Module, prep: Preprocessing) -> str:
+    """The last module whose output is a spatial feature map before global pooling.
+
+    Convolutional networks: the module that finishes last with an (N, C, h, w) output, h·w > 1. Vision
+    transformers (a ``blocks`` sequence of token blocks with ``norm1``): the last block's ``norm1``, the
+    token map whose patch tokens still reach the class token (pytorch-grad-cam's recipe), reshaped to
+    its grid by the engine."""
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks) and hasattr(blocks[-1], "norm1"):
+        return f"blocks.{len(blocks) - 1}.norm1"
+    spatial = [name for name, shape in _record_outputs(model, prep) if len(shape) == 4 and shape[2] * shape[3] > 1]
+    if not spatial:
+        raise ConfigError("no module of this model outputs a spatial feature map (N, C, h, w): name "
+                          "gradcam_layer in the spec")
+    return spatial[-1]
+
+
+def check_gradcam_layer(model: nn.Module, prep: Preprocessing, layer: str, where=None) -> tuple:
+    """The layer exists and gives a feature map (or a square token grid); returns its grid shape."""
+    from ..saliency.engine import token_grid
+
+    module = _submodule(model, layer, where, "Grad-CAM layer")
+    shapes: list = []
+    handle = module.register_forward_hook(
+        lambda _m, _i, out: shapes.append(out[0] if isinstance(out, (tuple, list)) else out))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model(_probe(model, prep))
+    finally:
+        handle.remove()
+    if not shapes:
+        raise _err(f"the Grad-CAM layer {layer!r} does not run in a forward pass: choose a module the model uses",
+                   where)
+    out = shapes[-1]
+    try:
+        grid = token_grid(out)
+    except ValueError:
+        raise _err(f"the Grad-CAM layer {layer!r} outputs {tuple(out.shape)}, not a spatial feature map "
+                   f"(N, C, h, w) or a square token grid: choose a convolutional block", where) from None
+    if grid.shape[2] * grid.shape[3] < 2 and out.dim() == 4:
+        raise _err(f"the Grad-CAM layer {layer!r} outputs a 1×1 map (after global pooling): choose the "
+                   f"block before the pooling", where)
+    return tuple(grid.shape[1:])
+
+
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _stages(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    return [(prefix + name, child) for name, child in module.named_children() if _has_params(child)]
+
+
+def detect_blocks(model: nn.Module, prep: Preprocessing) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Cascade states: the model's top-level stages that hold parameters, top-down in reverse forward
+    order (found with hooks; unused modules dropped). A model with fewer than 4 stages has its heaviest
+    stage opened (torchvision's DenseNet is ``features`` + ``classifier``: its dense blocks become the
+    stages), and a plain sequence of 4+ blocks holding most of the weights is opened too (a ViT's
+    ``blocks``, an EfficientNet's stages)."""
+    stages = _stages(model, "")
+    while len(stages) < 4:
+        openable = [(i, n, c) for i, (n, c) in enumerate(stages) if len(_stages(c, n + ".")) >= 2]
+        if not openable:
+            break
+        i, name, child = max(openable, key=lambda t: sum(p.numel() for p in t[2].parameters()))
+        stages[i:i + 1] = _stages(child, name + ".")
+    total = sum(p.numel() for p in model.parameters())
+    for i in range(len(stages) - 1, -1, -1):  # a plain sequence of many blocks holding most weights
+        name, child = stages[i]
+        inner = _stages(child, name + ".")
+        if (type(child) in (nn.Sequential, nn.ModuleList) and len(inner) >= 4
+                and sum(p.numel() for p in child.parameters()) > total / 2):
+            stages[i:i + 1] = inner
+    order = forward_order(model, prep, [n for n, _ in stages])
+    if not order:
+        raise ConfigError("no parameterized stage of this model runs in a forward pass: list [cascade] blocks")
+    return tuple((p, (p,)) for p in reversed(order))
+
+
+def forward_order(model: nn.Module, prep: Preprocessing, paths: list[str]) -> list[str]:
+    """The module paths sorted by when they first run in a forward pass (unused ones dropped)."""
+    order: list[str] = []
+    handles = [model.get_submodule(p).register_forward_pre_hook(
+        lambda _m, _i, p=p: order.append(p) if p not in order else None) for p in paths]
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            was_training = model.training
+            model.eval()
+            model(_probe(model, prep))
+            model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+# -- inspection ------------------------------------------------------------------------------------
+
+def describe(model: nn.Module) -> dict:
+    """What ``trust inspect`` prints: input, outputs, Grad-CAM layer and map, cascade states with parameter
+    counts, and a sanity check (one forward pass; a non-zero input gradient for the target)."""
+    info = info_of(model)
+    prep = info.prep
+    x = _probe(model, prep).requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logits = model(x)
+    target = info.target if info.target is not None else int(logits.detach().argmax(1)[0])
+    (grad,) = torch.autograd.grad(logits[0, target], x)
+    grad_norm = float(grad.abs().sum())
+    states = []
+    for name, paths in info.blocks or ():
+        count = sum(p.numel() for path in paths for p in model.get_submodule(path).parameters())
+        states.append({"state": name, "modules": list(paths), "parameters": int(count)})
+    covered = {id(p) for _, paths in info.blocks or () for path in paths
+               for p in model.get_submodule(path).parameters()}
+    outside = [n for n, p in model.named_parameters() if id(p) not in covered]
+    grid = check_gradcam_layer(model, prep, info.gradcam_layer) if info.gradcam_layer else None
+    with torch.no_grad():
+        activated = {"softmax": lambda v: torch.softmax(v, 1), "sigmoid": torch.sigmoid,
+                     "logits": lambda v: v}[info.activation](logits.detach().float())
+    return {
+        "source": info.name, "spec": info.spec, "input": {**prep.as_dict(), "label": prep.label},
+        "outputs": {"count": int(logits.shape[1]), "activation": info.activation,
+                    "classes": list(info.classes) if info.classes else None},
+        "target": {"index": info.target, "name": info.class_name(target) if info.target is not None else None,
+                   "rule": "the spec's target" if info.target is not None else "the predicted class"},
+        "gradcam": {"layer": info.gradcam_layer, "feature_map": list(grid) if grid else None},
+        "cascade": states, "not_randomized": outside,
+        "sanity": {"forward": bool(torch.isfinite(logits).all()), "probe_target": target,
+                   "probe_score": float(activated[0, target]), "input_gradient_l1": grad_norm,
+                   "ok": bool(torch.isfinite(logits).all()) and math.isfinite(grad_norm) and grad_norm > 0},
+    }
+
+
+def check_gradient(model: nn.Module, where=None) -> None:
+    """Refuse a model whose target logit has a zero or missing gradient with respect to its input."""
+    report = describe(model)
+    if not report["sanity"]["ok"]:
+        raise _err(f"the target's input gradient is {report['sanity']['input_gradient_l1']!r} (zero or missing): "
+                   f"saliency maps would be blank. Is the head detached, or does forward use torch.no_grad()?",
+                   where)
