@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-ray.txt requirements-zoo.txt pyproject.t
 	$(BIN)/pip install --quiet -r requirements.txt
 	# The Ray engine is an optional extra; the test suite exercises it, so the dev venv has it.
 	$(BIN)/pip install --quiet -r requirements-ray.txt
-	# The model-zoo extra (torchxrayvision: also the real label files the tests parse).
+	# The model-zoo extra (torchxrayvision, timm, MONAI, safetensors; also the real label files the tests parse).
 	$(BIN)/pip install --quiet -r requirements-zoo.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)

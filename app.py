@@ -7,6 +7,7 @@ from trust_core.layout import workspace_path
 from trust_core.errors import TrustError
 from trust_core.saliency import PRESETS
 from ui.access import access_gate
+from ui.byom import bring_your_own_model
 from ui.state import get_workspace, shared, shared_widget, workspace_root
 from ui.pages import PAGES as PAGE_SPECS
 
@@ -34,6 +35,7 @@ with st.sidebar:
         models = []
     if models:
         shared_widget(st.selectbox, "Model", "model", models[0], options=models)
+    bring_your_own_model(ws)
     shared_widget(st.selectbox, "Preset", "preset", "fast", options=list(PRESETS),
                   format_func=lambda p: PRESETS[p].label)
 

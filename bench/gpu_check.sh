@@ -33,6 +33,10 @@ TRUST_BENCH_TRACE=${OUT:-/tmp}/explain_trace.json \
   | grep -v -e UserWarning -e "warnings.warn" -e "gradient_mask = " -e "_warn_once(" | tee -a "$LOG" || status=1
 gzip -f "${OUT:-/tmp}/explain_trace.json" 2>/dev/null
 
+step "bench saliency: a torchvision DenseNet121 through a model spec (CUDA; compare with the registry's above)"
+timeout 150 $PY -m trust_core.cli bench saliency --model bench/specs/torchvision_densenet121.toml --device cuda \
+  --skip-reference 2>&1 | grep -v -e UserWarning -e "warnings.warn" -e "_warn_once(" | tee -a "$LOG" || status=1
+
 step "CUDA tests"
 timeout 180 $PY -m pytest -q -s -p no:cacheprovider tests/saliency/test_cuda.py 2>&1 | tee -a "$LOG" || status=1
 

@@ -67,7 +67,17 @@ class Workspace:
         return read_index(self.root)
 
     def classifiers(self, kind: str) -> list[str]:
-        return [p.name for p in workspace_models(self.root, kind)[0]]
+        """The dataset's classifiers of the model index, then the model specs (``models/*.toml``, any
+        architecture: README 'Bring your own model'), which serve every dataset."""
+        specs = sorted(p.name for p in self.layout.models.glob("*.toml")) if self.layout.models.is_dir() else []
+        return [p.name for p in workspace_models(self.root, kind)[0]] + specs
+
+    def add_model(self, name: str, table: dict, *, weights: bytes | None = None,
+                  weights_name: str | None = None) -> Path:
+        """Add a model spec (and its weights) to ``models/``, checked before anything is written."""
+        from .models.spec import add_model
+
+        return add_model(self.layout.models, name, table, weights=weights, weights_name=weights_name)
 
     def localizers(self, kind: str) -> list[str]:
         return [p.name for p in workspace_models(self.root, kind)[1]]

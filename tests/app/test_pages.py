@@ -88,3 +88,25 @@ def test_upload_builtin_example(app_workspace, monkeypatch):
     at.radio[0].set_value("Example: real chest film RG1_UNCR (pydicom-data)").run()
     assert not at.exception and not at.error
     assert any("Explained class" in s.value for s in at.success)
+
+
+def test_bring_your_own_model_joins_the_picker_and_the_pages_run_on_it(app_workspace, monkeypatch, tmp_path):
+    """A model added as a spec (what the sidebar's 'Bring your own model' form writes, after checking it)
+    is offered by the model picker for every dataset, and the pages run on it: a torchvision ResNet18 at
+    64 px with ImageNet statistics. (AppTest drops the sidebar on reruns under st.navigation, so the form
+    itself is exercised in the browser test and its core, Workspace.add_model, in test_spec.)"""
+    import shutil
+
+    from trust_core.workspace import Workspace
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(app_workspace, workspace, ignore=shutil.ignore_patterns("store"))
+    Workspace(workspace).add_model("mine", {"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 2},
+                                            "preprocessing": {"size": 64, "normalization": "imagenet"}})
+    at = start(workspace, monkeypatch)
+    assert at.selectbox(key="model").options[-1] == "mine.toml"
+    at.selectbox(key="model").select("mine.toml").run()
+    for page in ("pages/explorer.py", "pages/randomization.py"):
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]

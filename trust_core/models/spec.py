@@ -243,7 +243,9 @@ def build_model(spec: ModelSpec) -> nn.Module:
                 try:
                     module = importlib.import_module(module_name)
                 except ImportError as exc:
-                    raise _err(f"cannot import {module_name!r} ({exc}); is it on PYTHONPATH?", where) from None
+                    raise _err(f"unknown model source {spec.source!r}: {module_name!r} is neither a known zoo "
+                               f"(torchvision:NAME, timm:NAME, torchxrayvision:CLASS, monai:NAME) nor an importable "
+                               f"module ({exc}; is it on PYTHONPATH?)", where) from None
                 builder = getattr(module, attr, None)
                 if not callable(builder):
                     raise _err(f"{module_name!r} has no callable {attr!r}", where)
@@ -270,7 +272,13 @@ def _load_exported(path: Path, where) -> nn.Module:
         raise CheckpointError(f"not a readable torch.export program ({type(exc).__name__}: {str(exc)[:200]}); "
                               f"re-export it with torch.export.save(torch.export.export(model, (x,)), path)",
                               path=path) from None
-    return torch.export.unflatten(program)
+    module = torch.export.unflatten(program)
+    for sub in module.modules():  # the tracer's fake tensors in node metadata cannot be deep-copied, and the
+        graph = getattr(sub, "graph", None)  # interpreter does not need them (cascade copies the model)
+        if isinstance(graph, torch.fx.Graph):
+            for node in graph.nodes:
+                node.meta = {}
+    return module
 
 
 def _state_dict_of(spec: ModelSpec) -> dict:
@@ -434,12 +442,15 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     else:
         blocks = detect_blocks(model, prep)
     arch = spec.source if spec.kind == "registry" else None
+    if blocks is None:
+        raise _err("no cascade blocks: list [cascade] blocks", where)
     resolved = {**spec.as_dict(), "gradcam_layer": layer, "cascade": [b[0] for b in blocks][::-1],
                 "target_index": target, "classes": list(classes) if classes else None}
     tag(model, arch=arch, input_size=prep.size, preprocessing=prep, activation=spec.activation,
         classes=classes, target=target, gradcam_layer=layer, blocks=blocks, spec=resolved,
         path=str(spec.path) if spec.path else None,
         meta={"spec": resolved, "input_size": prep.size})
+    check_gradient(model, where)
     return model.to(device).eval()
 
 
@@ -587,8 +598,11 @@ def describe(model: nn.Module) -> dict:
         warnings.simplefilter("ignore")
         logits = model(x)
     target = info.target if info.target is not None else int(logits.detach().argmax(1)[0])
-    (grad,) = torch.autograd.grad(logits[0, target], x)
-    grad_norm = float(grad.abs().sum())
+    try:
+        (grad,) = torch.autograd.grad(logits[0, target], x, allow_unused=True)
+        grad_norm = float(grad.abs().sum()) if grad is not None else float("nan")
+    except RuntimeError:  # the output does not depend on the input through autograd (no_grad, detach)
+        grad_norm = float("nan")
     states = []
     for name, paths in info.blocks or ():
         count = sum(p.numel() for path in paths for p in model.get_submodule(path).parameters())
@@ -618,6 +632,70 @@ def check_gradient(model: nn.Module, where=None) -> None:
     """Refuse a model whose target logit has a zero or missing gradient with respect to its input."""
     report = describe(model)
     if not report["sanity"]["ok"]:
-        raise _err(f"the target's input gradient is {report['sanity']['input_gradient_l1']!r} (zero or missing): "
-                   f"saliency maps would be blank. Is the head detached, or does forward use torch.no_grad()?",
-                   where)
+        value = report["sanity"]["input_gradient_l1"]
+        state = "missing" if value != value else ("zero" if value == 0 else "not finite")
+        raise _err(f"the target's gradient with respect to the input is {state}: saliency maps would be blank. "
+                   f"Does forward detach the input or run under torch.no_grad(), or is the target output "
+                   f"constant? Fix the model's forward (or choose another target)", where)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+def to_toml(table: dict) -> str:
+    """A spec table as TOML (top-level values, then one level of sub-tables), readable by tomllib."""
+    import json
+
+    def value(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, dict):  # an inline table ({mean = [...], std = [...]})
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)  # strings (JSON escapes are TOML basic-string escapes), numbers
+
+    lines = [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict) and v is not None]
+    for k, v in table.items():
+        if isinstance(v, dict) and v:
+            lines += ["", f"[{k}]"] + [f"{kk} = {value(vv)}" for kk, vv in v.items() if vv is not None]
+    return "\n".join(lines) + "\n"
+
+
+_SAFE_NAME = __import__("re").compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+
+
+def add_model(folder: str | Path, name: str, table: dict, *, weights: bytes | None = None,
+              weights_name: str | None = None) -> Path:
+    """Add a model to a workspace's ``models/`` folder: ``<name>.toml`` (+ its weights file), written only
+    after the spec loads and passes its sanity check from a private staging folder, so that a bad spec
+    or bad weights leave nothing behind. Returns the spec's path."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = Path(folder)
+    if not _SAFE_NAME.match(name or ""):
+        raise ConfigError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (no spaces or slashes)")
+    target = folder / f"{name}.toml"
+    if target.exists():
+        raise ConfigError(f"a model named {name!r} exists already: choose another name", path=target)
+    table = {k: v for k, v in table.items() if v not in (None, {}, [], "")}
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".staging-") as staging:
+        staging = Path(staging)
+        if weights is not None:
+            suffix = Path(weights_name or "weights.pth").suffix.lower()
+            if suffix not in (".pt", ".pth", ".safetensors", ".bin", ".ckpt"):
+                raise ConfigError(f"weights {weights_name!r}: upload a .pt, .pth or .safetensors file")
+            stored = f"{name}{suffix}"
+            if (folder / stored).exists():
+                raise ConfigError(f"a weights file {stored!r} exists already: choose another name", path=folder)
+            (staging / stored).write_bytes(weights)
+            table["weights"] = stored
+        (staging / target.name).write_text(to_toml(table), encoding="utf-8")
+        load_spec(staging / target.name)  # raises with the reason; the staging folder is removed
+        if weights is not None:
+            os.replace(staging / table["weights"], folder / table["weights"])
+        os.replace(staging / target.name, target)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,447 @@
+"""Model specs: the field's zoos (torchvision, timm, torchxrayvision, MONAI, torch.export) through every
+method, the evaluation and the cascade; oracles for the new input spaces; bad specs; the registry path
+unchanged (bit-identical to the code before specs)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trust_core.cli import main
+from trust_core.errors import CheckpointError, ConfigError
+from trust_core.models import load
+from trust_core.models.info import info_of
+from trust_core.models.spec import add_model, describe, spec_from_dict, to_toml
+from trust_core.saliency import METHODS, explain
+
+pytest.importorskip("timm")
+pytest.importorskip("monai")
+pytest.importorskip("torchxrayvision")
+
+LIGHT = dict(n_samples=2, smooth_ig_steps=2, ig_steps=3, xrai_steps=3)
+LIGHT_FLAGS = [arg for k, v in LIGHT.items() for arg in ("--set", f"{k}={v}")]
+SIZE = 64
+_DENSE = ["features.norm5", "features.denseblock4", "features.transition3", "features.denseblock3",
+          "features.transition2", "features.denseblock2", "features.transition1", "features.denseblock1",
+          "features.norm0", "features.conv0"]
+XRV = ["Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis",
+       "Effusion", "Pneumonia", "Pleural_Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia", "Lung Lesion",
+       "Fracture", "Lung Opacity", "Enlarged Cardiomediastinum"]
+
+# name → (spec table, expected target index (None: predicted), Grad-CAM layer, cascade states top-down).
+# The expected layers and stages are read off each architecture's source by hand.
+ZOO = {
+    "xrv_pneumonia": ({"source": "torchxrayvision:DenseNet", "target": "Pneumonia",
+                       "preprocessing": {"size": SIZE, "normalization": "xrv"}, "outputs": {"activation": "sigmoid"}},
+                      XRV.index("Pneumonia"), "features", ["classifier"] + _DENSE),
+    "xrv_lung_opacity": ({"source": "torchxrayvision:DenseNet", "target": "Lung Opacity",
+                          "preprocessing": {"size": SIZE, "normalization": "xrv"},
+                          "outputs": {"activation": "sigmoid"}},
+                         XRV.index("Lung Opacity"), "features", ["classifier"] + _DENSE),
+    "timm_resnet50": ({"source": "timm:resnet50", "source_kwargs": {"num_classes": 2},
+                       "preprocessing": {"size": SIZE}},
+                      None, "layer4", ["fc", "layer4", "layer3", "layer2", "layer1", "bn1", "conv1"]),
+    "timm_efficientnet_b0": ({"source": "timm:efficientnet_b0", "source_kwargs": {"num_classes": 2},
+                              "preprocessing": {"size": SIZE}},
+                             None, "bn2", ["classifier", "bn2", "conv_head"] + [f"blocks.{i}" for i in range(6, -1, -1)]
+                             + ["bn1", "conv_stem"]),
+    "timm_convnext_tiny": ({"source": "timm:convnext_tiny", "source_kwargs": {"num_classes": 2},
+                            "preprocessing": {"size": SIZE}},
+                           None, "norm_pre", ["head", "stages.3", "stages.2", "stages.1", "stages.0", "stem"]),
+    "timm_vit_small": ({"source": "timm:vit_small_patch16_224", "source_kwargs": {"num_classes": 2, "img_size": SIZE},
+                        "preprocessing": {"size": SIZE}},
+                       None, "blocks.11.norm1", ["head", "norm"] + [f"blocks.{i}" for i in range(11, -1, -1)]
+                       + ["patch_embed"]),
+    "monai_densenet121_sigmoid": ({"source": "monai:DenseNet121",
+                                   "source_kwargs": {"spatial_dims": 2, "in_channels": 1, "out_channels": 1},
+                                   "preprocessing": {"size": SIZE, "channels": 1},
+                                   "outputs": {"activation": "sigmoid", "classes": ["Pneumothorax"]}},
+                                  0, "class_layers.relu", ["class_layers"] + _DENSE),
+    "torchvision_densenet121_14": ({"source": "torchvision:densenet121", "source_kwargs": {"num_classes": 14},
+                                    "preprocessing": {"size": SIZE, "normalization": "imagenet"},
+                                    "outputs": {"activation": "sigmoid", "classes": XRV[:14]},
+                                    "target": "Pneumonia"},
+                                   XRV.index("Pneumonia"), "features", ["classifier"] + _DENSE),
+}
+
+
+def _write_toml(path: Path, table: dict) -> Path:
+    path.write_text(to_toml(table))
+    return path
+
+
+def _films(dataset, n=2):
+    return [dataset.image(i, SIZE) for i in dataset.ids(label=1)[:n]]
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_model_runs_every_method_the_evaluation_and_its_cascade_in_forward_order(name, rsna, tmp_path):
+    table, target, layer, cascade = ZOO[name]
+    spec_path = _write_toml(tmp_path / f"{name}.toml", table)
+    torch.manual_seed(0)
+    model = load(spec_path)
+    info = info_of(model)
+    assert info.gradcam_layer == layer
+    assert [b[0] for b in info.blocks] == cascade
+    assert info.target == target
+    # the states run in forward order: pre-hooks see them in the reverse of the cascade's top-down order
+    seen = []
+    hooks = [model.get_submodule(b).register_forward_pre_hook(lambda *_, b=b: seen.append(b) if b not in seen else None)
+             for b in cascade]
+    with torch.no_grad():
+        model(info.prep.batch(torch.rand(1, 1, SIZE, SIZE)))
+    for h in hooks:
+        h.remove()
+    assert seen == cascade[::-1]
+
+    x = torch.stack([info.prep(f) for f in _films(rsna)])
+    assert x.shape == (2, info.prep.channels, SIZE, SIZE)
+    maps = explain(model, x, preset="fast", **LIGHT)
+    assert list(maps) == list(METHODS)
+    for method, values in maps.items():
+        assert values.shape == (2, SIZE, SIZE)
+        for i in range(2):  # a map in [0, 1], or NaN with its reason (a random model's constant Grad-CAM)
+            assert (np.isfinite(values[i]).all() and 0 <= values[i].min() and values[i].max() <= 1) or (
+                np.isnan(values[i]).all() and maps.flags[method][i]), (method, i)
+    if target is not None:
+        assert (maps.targets == target).all()
+
+    out = tmp_path / "results"
+    assert main(["evaluate", "--dataset", f"rsna:{rsna.root}", "--model", str(spec_path), "--preset", "fast",
+                 "--limit", "4", "--ssim-images", "2", "--baseline-pairs", "2", "--criteria", "utility",
+                 "randomization", "--no-cache", "--out", str(out), *LIGHT_FLAGS]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["criteria"]["utility"]["methods"]) == set(METHODS)
+    config = json.loads((out / "config.json").read_text())
+    spec = config["models"][0]["spec"]
+    assert spec["source"] == table["source"] and spec["gradcam_layer"] == layer and spec["cascade"] == cascade[::-1]
+    assert spec["target_index"] == target
+
+
+def test_a_chexnet_style_state_dict_with_a_dataparallel_prefix_loads_from_flags(rsna, tmp_path):
+    torch.manual_seed(1)
+    import torchvision
+
+    trained = torchvision.models.densenet121(weights=None, num_classes=14).eval()
+    torch.save({"state_dict": {"module." + k: v for k, v in trained.state_dict().items()}}, tmp_path / "chexnet.pth")
+    code = main(["maps", "--dataset", f"rsna:{rsna.root}", "--model", str(tmp_path / "chexnet.pth"),
+                 "--source", "torchvision:densenet121", "--num-classes", "14", "--input-size", str(SIZE),
+                 "--normalization", "imagenet", "--activation", "sigmoid", "--output-classes", ",".join(XRV[:14]),
+                 "--target", "Pneumonia", "--methods", "grad", "gradcam", "--limit", "2", "--no-cache",
+                 "--out", str(tmp_path / "maps")])
+    assert code == 0
+    files = sorted((tmp_path / "maps").glob("*.npz"))
+    assert len(files) == 2 and all(int(np.load(f)["target"]) == XRV.index("Pneumonia") for f in files)
+    params = json.loads((tmp_path / "maps" / "params.json").read_text())
+    assert params["model_spec"]["source"] == "torchvision:densenet121"
+    # the weights are those of the file (prefix and wrapper stripped)
+    spec = spec_from_dict({"source": "torchvision:densenet121", "weights": str(tmp_path / "chexnet.pth"),
+                           "source_kwargs": {"num_classes": 14}, "preprocessing": {"size": SIZE},
+                           "outputs": {"activation": "sigmoid"}, "target": 8})
+    torch.testing.assert_close(load(spec).state_dict()["classifier.weight"], trained.state_dict()["classifier.weight"])
+
+
+def test_safetensors_weights_equal_the_torch_file(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(2)
+    import timm
+
+    model = timm.create_model("resnet18", pretrained=False, num_classes=2).eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    spec = _write_toml(tmp_path / "m.toml", {"source": "timm:resnet18", "weights": "w.safetensors",
+                                            "source_kwargs": {"num_classes": 2}, "preprocessing": {"size": SIZE}})
+    loaded = load(spec)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+
+
+def test_preprocessing_maps_films_as_each_library_does():
+    import torchxrayvision as xrv
+
+    from trust_core.models.preprocessing import Preprocessing
+
+    film = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    xrv_prep = Preprocessing.named("xrv", size=16)
+    # torchxrayvision's own normalize of the 8-bit film (2 x / 255 − 1) · 1024
+    reference = xrv.datasets.normalize(film * 255, 255)
+    np.testing.assert_allclose(xrv_prep(film)[0].numpy(), reference, rtol=0, atol=1e-3)
+    assert float(xrv_prep.value(0.0)) == -1024 and float(xrv_prep.value(1.0)) == 1024
+    imagenet = Preprocessing.named("imagenet", size=16)
+    black = imagenet.value(0.0).flatten().tolist()
+    np.testing.assert_allclose(black, [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225], rtol=1e-6)
+    import torchvision.transforms.functional as TF
+
+    np.testing.assert_allclose(imagenet(film).numpy(), TF.normalize(torch.from_numpy(film)[None].expand(3, -1, -1),
+                                                                    [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]).numpy(),
+                               atol=1e-6)
+    paper = Preprocessing.named("paper", size=16)
+    from trust_core.data.transforms import to_model_input
+    assert torch.equal(paper(film), to_model_input(film)) and paper.value(0.0) == -1.0
+
+
+def test_imagenet_model_maps_match_captum_and_pair(rsna):
+    """In a per-channel input space: IG from the black film (per-channel baseline) equals PAIR's IG, Grad-CAM
+    captum's LayerGradCam, Guided Backprop captum's, gradient autograd's."""
+    import saliency.core as pair
+    from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam
+
+    torch.manual_seed(3)
+    model = load(spec_from_dict({"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 2},
+                                 "preprocessing": {"size": SIZE, "normalization": "imagenet"}}))
+    prep = info_of(model).prep
+    x = prep(_films(rsna, 1)[0])[None]
+    ours = explain(model, x, methods=["grad", "ig", "gbp", "gradcam"], preset="fast", ig_steps=10,
+                   gradcam_interpolation="bilinear")
+    target = int(ours.targets[0])
+    black = prep.value(0.0)  # (3, 1, 1)
+
+    def call(batch, call_model_args=None, expected_keys=None):
+        xb = torch.as_tensor(np.asarray(batch), dtype=torch.float32).permute(0, 3, 1, 2).requires_grad_(True)
+        (g,) = torch.autograd.grad(model(xb)[:, target].sum(), xb)
+        return {pair.INPUT_OUTPUT_GRADIENTS: g.permute(0, 2, 3, 1).numpy()}
+
+    image = x[0].permute(1, 2, 0).numpy()
+    baseline = black.expand(3, SIZE, SIZE).permute(1, 2, 0).numpy()
+    ig_ref = pair.IntegratedGradients().GetMask(image, call, x_baseline=baseline, x_steps=10, batch_size=10)
+    np.testing.assert_allclose(ours.raw["ig"][0], np.transpose(ig_ref, (2, 0, 1)), rtol=1e-4, atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(xg)[0, target], xg)
+    np.testing.assert_allclose(ours.raw["grad"][0], grad[0].numpy(), rtol=1e-5, atol=1e-7)
+    gbp = GuidedBackprop(model).attribute(x.clone(), target=target)
+    np.testing.assert_allclose(ours.raw["gbp"][0], gbp[0].detach().numpy(), rtol=1e-4, atol=1e-7)
+    cam = LayerAttribution.interpolate(LayerGradCam(model, model.layer4).attribute(x.clone(), target=target,
+                                                                                   relu_attributions=True),
+                                       (SIZE, SIZE), interpolate_mode="bilinear")
+    np.testing.assert_allclose(ours.raw["gradcam"][0], cam[0, 0].detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_vit_gradcam_equals_pytorch_grad_cam_reshape_recipe(rsna):
+    """Grad-CAM through the token-to-grid reshape: the class token dropped, the 4×4 patch grid, the last
+    block's norm1 (pytorch-grad-cam's ViT recipe), recomputed here by hand with autograd."""
+    torch.manual_seed(4)
+    model = load(spec_from_dict({"source": "timm:vit_small_patch16_224",
+                                 "source_kwargs": {"num_classes": 2, "img_size": SIZE}, "preprocessing": {"size": SIZE}}))
+    x = info_of(model).prep(_films(rsna, 1)[0])[None]
+    ours = explain(model, x, methods=["gradcam"], preset="fast", gradcam_interpolation="bilinear")
+    target = int(ours.targets[0])
+    store = {}
+    handle = model.blocks[-1].norm1.register_forward_hook(lambda _m, _i, out: store.__setitem__("a", out))
+    logits = model(x)
+    handle.remove()
+    (grad,) = torch.autograd.grad(logits[0, target], store["a"])
+    acts = store["a"][:, 1:].reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    grads = grad[:, 1:].reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    cam = torch.relu((grads.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True))
+    cam = torch.nn.functional.interpolate(cam, (SIZE, SIZE), mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(ours.raw["gradcam"][0], cam[0, 0].detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_an_exported_program_gives_the_eager_models_maps(rsna, tmp_path):
+    from trust_core.models import build
+    from trust_core.models.info import tag
+
+    torch.manual_seed(5)
+    eager = tag(build("densenet_tiny"), input_size=SIZE)
+    example = torch.zeros(2, 3, SIZE, SIZE)
+    program = torch.export.export(eager, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    torch.export.save(program, tmp_path / "demo.pt2")
+    exported = load(tmp_path / "demo.pt2")  # a bare program: the paper's preprocessing at its input size
+    info = info_of(exported)
+    assert info.prep.size == SIZE and info.prep.channels == 3 and info.gradcam_layer == "final_relu"
+    x = torch.stack([info.prep(f) for f in _films(rsna)])
+    a = explain(eager, x, preset="fast", noise_per_model=False, **LIGHT)
+    b = explain(exported, x, preset="fast", noise_per_model=False, **LIGHT)
+    for m in METHODS:
+        np.testing.assert_allclose(a[m], b[m], rtol=1e-4, atol=1e-5, equal_nan=True, err_msg=m)
+    assert (a.targets == b.targets).all() and a.passes == b.passes
+    # its cascade randomizes real weights (modules of a program have no reset_parameters)
+    from trust_core.randomization import cascade
+    (_, first), (_, second) = list(cascade(exported))[:2]
+    assert not torch.equal(dict(first.named_parameters())["classifier.weight"],
+                           dict(second.named_parameters())["classifier.weight"])
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--dataset", f"rsna:{rsna.root}", "--model", str(tmp_path / "demo.pt2"), "--preset",
+                 "fast", "--limit", "4", "--ssim-images", "2", "--baseline-pairs", "2", "--criteria", "utility",
+                 "randomization", "--no-cache", "--out", str(out), *LIGHT_FLAGS]) == 0
+
+
+def test_registry_maps_are_bit_identical_to_the_code_before_specs():
+    """tests/models/data/registry_maps.npz was written by golden_registry_maps.py with the code before model
+    specs (commit 7315dd2): the registry path gives the same maps and the same cache keys."""
+    from tests.models.golden_registry_maps import compute
+
+    golden = np.load(Path(__file__).parent / "data" / "registry_maps.npz")
+    same_cpu = str(golden["cpu"]) == torch.backends.cpu.get_cpu_capability()
+    for arch in ("densenet_tiny", "resnet_tiny"):
+        maps, keys = compute(arch, golden["films"])
+        assert keys == golden[f"{arch}/keys"].tolist()  # the cache keeps serving yesterday's maps
+        assert (maps.targets == golden[f"{arch}/targets"]).all()
+        for m in METHODS:
+            if same_cpu:  # bit for bit on the kind of CPU that wrote them
+                np.testing.assert_array_equal(maps[m], golden[f"{arch}/{m}"], err_msg=f"{arch} {m}")
+            else:  # another instruction set: other kernels, float rounding only
+                np.testing.assert_allclose(maps[m], golden[f"{arch}/{m}"], atol=1e-4, equal_nan=True)
+
+
+def test_inspect_prints_the_resolved_spec(tmp_path, capsys):
+    spec = _write_toml(tmp_path / "xrv.toml", ZOO["xrv_pneumonia"][0])
+    assert main(["inspect", "--model", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "1 channel, torchxrayvision's [-1024, 1024]" in out and "18 × sigmoid" in out
+    assert "target     the spec's target: 8 (Pneumonia)" in out
+    assert "Grad-CAM   features → feature map 1024×2×2" in out
+    assert "1. classifier" in out and "18,450 parameters" in out  # 1024 × 18 + 18
+    assert "non-zero: ok" in out
+    assert main(["inspect", "--model", str(spec), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cascade"][0] == {"state": "classifier", "modules": ["classifier"], "parameters": 18450}
+
+
+def test_train_any_spec_with_init_weights_and_the_paper_recipe(rsna, tmp_path):
+    import timm
+
+    torch.manual_seed(6)
+    start = timm.create_model("resnet18", pretrained=False, num_classes=1000)  # an "ImageNet" checkpoint
+    torch.save(start.state_dict(), tmp_path / "imagenet.pth")
+    spec = _write_toml(tmp_path / "r18.toml", {"source": "timm:resnet18", "source_kwargs": {"num_classes": 1},
+                                              "preprocessing": {"size": SIZE},
+                                              "outputs": {"activation": "sigmoid", "classes": ["Lung Opacity"]}})
+    out = tmp_path / "trained.pt"
+    assert main(["train", "--dataset", f"rsna:{rsna.root}", "--model", str(spec), "--init-weights",
+                 str(tmp_path / "imagenet.pth"), "--recipe", "paper", "--epochs", "1", "--batch-size", "8",
+                 "--out", str(out)]) == 0
+    model = load(out)  # the checkpoint carries its spec
+    info = info_of(model)
+    assert info.spec["source"] == "timm:resnet18" and info.activation == "sigmoid" and info.target == 0
+    assert info.meta["recipe"]["name"] == "paper" and "7e-5" in info.meta["recipe"]["description"]
+    assert info.meta["init_weights"]["fresh"] == ["fc.weight", "fc.bias"]  # the 1000-class head was not loaded
+    assert set(info.meta["init_weights"]["ignored"]) == {"fc.weight", "fc.bias"}
+    maps = explain(model, info.prep(rsna.image(rsna.ids(label=1)[0], SIZE))[None], methods=["grad"])
+    assert np.isfinite(maps["grad"]).all()
+
+
+# -- bad input: a clear error naming the file and the fix ---------------------------------------------
+
+def _bad(tmp_path, table, match, error=ConfigError):
+    spec = _write_toml(tmp_path / "bad.toml", table)
+    with pytest.raises(error, match=match) as info:
+        load(spec)
+    return str(info.value)
+
+
+def test_unknown_source(tmp_path):
+    message = _bad(tmp_path, {"source": "keras:InceptionV3"}, "unknown model source")
+    assert message.startswith("bad.toml:") and "timm:NAME" in message
+    _bad(tmp_path, {"source": "timm:no_such_net"}, "timm has no model")
+    _bad(tmp_path, {"source": "torchvision:resnet18", "preprocessing": {"size": SIZE}, "frobnicate": 1}, "unknown key")
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    message = _bad(tmp_path, {"source": "torchvision:densenet121", "weights": "r18.pth",
+                              "preprocessing": {"size": SIZE}}, "do not fit", CheckpointError)
+    assert "r18.pth" in message and "missing" in message and "unexpected" in message
+
+
+def test_a_target_that_is_not_an_output(tmp_path):
+    message = _bad(tmp_path, {"source": "torchxrayvision:DenseNet", "target": "Pneumonitis",
+                              "preprocessing": {"size": SIZE, "normalization": "xrv"},
+                              "outputs": {"activation": "sigmoid"}}, "not among the outputs")
+    assert "'Pneumonia'" in message
+    _bad(tmp_path, {"source": "torchvision:resnet18", "target": 5, "source_kwargs": {"num_classes": 2},
+                    "preprocessing": {"size": SIZE}}, "out of range")
+    _bad(tmp_path, {"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 14},
+                    "outputs": {"activation": "sigmoid"}, "preprocessing": {"size": SIZE}}, "needs target")
+
+
+def test_a_gradcam_layer_that_is_missing_or_not_spatial(tmp_path):
+    base = {"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 2}, "preprocessing": {"size": SIZE}}
+    _bad(tmp_path, {**base, "gradcam_layer": "layer9"}, "no Grad-CAM layer 'layer9'")
+    _bad(tmp_path, {**base, "gradcam_layer": "fc"}, "not a spatial feature map")
+    _bad(tmp_path, {**base, "gradcam_layer": "avgpool"}, "1×1 map")
+
+
+class Detached(torch.nn.Module):
+    """A model whose forward cuts the input from the graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x.detach()).mean((2, 3)))
+
+
+def detached(**_):
+    return Detached()
+
+
+def test_a_zero_or_missing_input_gradient(tmp_path):
+    _bad(tmp_path, {"source": "tests.models.test_spec:detached", "preprocessing": {"size": SIZE}}, "is missing")
+
+
+def test_a_pickled_whole_model_is_refused_with_the_resave_recipe(tmp_path):
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(weights=None), tmp_path / "whole.pth")
+    message = _bad(tmp_path, {"source": "torchvision:resnet18", "weights": "whole.pth",
+                              "preprocessing": {"size": SIZE}}, "refused for safety", CheckpointError)
+    assert "torch.save(model.state_dict(), path)" in message
+
+
+def test_a_spec_that_contradicts_its_weights(tmp_path):
+    import torchvision
+
+    one_channel = torchvision.models.resnet18(weights=None, num_classes=2)
+    one_channel.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    torch.save(one_channel.state_dict(), tmp_path / "gray.pth")
+    _bad(tmp_path, {"source": "torchvision:resnet18", "weights": "gray.pth", "source_kwargs": {"num_classes": 2},
+                    "preprocessing": {"size": SIZE}}, "1-channel input", CheckpointError)
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=14).state_dict(), tmp_path / "c14.pth")
+    _bad(tmp_path, {"source": "torchvision:resnet18", "weights": "c14.pth", "source_kwargs": {"num_classes": 2},
+                    "preprocessing": {"size": SIZE}}, "weights have 14 outputs", CheckpointError)
+    _bad(tmp_path, {"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 14},
+                    "outputs": {"activation": "sigmoid", "classes": ["a", "b"]}, "target": 0,
+                    "preprocessing": {"size": SIZE}}, "lists 2 classes but the model has 14 outputs")
+
+
+def test_describe_reports_parameters_outside_every_state():
+    model = load(spec_from_dict({"source": "timm:vit_small_patch16_224",
+                                 "source_kwargs": {"num_classes": 2, "img_size": SIZE}, "preprocessing": {"size": SIZE}}))
+    report = describe(model)
+    assert report["not_randomized"] == ["cls_token", "pos_embed"] and report["gradcam"]["feature_map"] == [384, 4, 4]
+
+
+def test_add_model_writes_nothing_unless_the_spec_loads(tmp_path):
+    import torchvision
+
+    models = tmp_path / "models"
+    table = {"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 2}, "preprocessing": {"size": SIZE}}
+    with pytest.raises(ConfigError, match="timm has no model"):
+        add_model(models, "bad", {**table, "source": "timm:no_such_net"})
+    good = torchvision.models.resnet18(weights=None, num_classes=2)
+    wrong = torchvision.models.resnet18(weights=None, num_classes=5)
+    import io
+
+    def saved(model):
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        return buffer.getvalue()
+
+    with pytest.raises(CheckpointError, match="weights have 5 outputs"):
+        add_model(models, "mine", table, weights=saved(wrong), weights_name="w.pth")
+    assert sorted(p.name for p in models.iterdir()) == []  # no spec, no weights, no staging folder left
+    path = add_model(models, "mine", table, weights=saved(good), weights_name="w.pth")
+    assert sorted(p.name for p in models.iterdir()) == ["mine.pth", "mine.toml"]
+    torch.testing.assert_close(load(path).state_dict()["fc.weight"], good.state_dict()["fc.weight"])
+    with pytest.raises(ConfigError, match="exists already"):
+        add_model(models, "mine", table)
+    with pytest.raises(ConfigError, match="letters, digits"):
+        add_model(models, "../evil", table)

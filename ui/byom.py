@@ -1,0 +1,79 @@
+"""Sidebar form: bring your own model (a model spec's fields + its weights), validated before anything is
+written (``trust_core.models.spec.add_model``)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from trust_core.errors import TrustError
+from trust_core.models.preprocessing import NORMALIZATIONS
+from trust_core.models.spec import ACTIVATIONS
+
+MAX_WEIGHTS_MB = 1024
+
+
+def bring_your_own_model(ws) -> None:
+    """An expander with the spec's fields; on success the new model is chosen in the picker."""
+    with st.expander("➕ Bring your own model"):
+        st.caption("Any PyTorch classifier: the spec's fields (README 'Bring your own model'). Weights are read "
+                   "with weights_only=True or safetensors; nothing is saved unless the model loads and passes "
+                   "its sanity check.")
+        with st.form("byom", clear_on_submit=False, border=False):
+            name = st.text_input("Name", key="byom_name", placeholder="chexnet14", help="file name in the workspace's models/")
+            source = st.text_input("Source", key="byom_source", placeholder="torchvision:densenet121",
+                                   help="torchvision:NAME, timm:NAME, torchxrayvision:CLASS, monai:NAME, "
+                                        "package.module:callable")
+            weights = st.file_uploader("Weights (.pt, .pth, .safetensors)", type=["pt", "pth", "safetensors"],
+                                       help=f"a state_dict; at most {MAX_WEIGHTS_MB} MB. Omit for random weights")
+            kwargs = st.text_input("Builder arguments", key="byom_kwargs", placeholder="num_classes=14",
+                                   help="comma-separated NAME=VALUE (JSON values)")
+            left, right = st.columns(2)
+            size = left.number_input("Input size", key="byom_size", min_value=8, max_value=4096, value=224, step=1)
+            channels = right.selectbox("Channels", (3, 1), key="byom_channels")
+            normalization = left.selectbox("Normalization", list(NORMALIZATIONS), key="byom_normalization",
+                                           index=list(NORMALIZATIONS).index("imagenet"),
+                                           format_func=lambda n: f"{n}: {NORMALIZATIONS[n][2]}")
+            activation = right.selectbox("Activation", ACTIVATIONS, key="byom_activation")
+            classes = st.text_input("Class names", key="byom_classes", placeholder="Atelectasis, Cardiomegaly, …",
+                                    help="comma-separated, in output order (optional)")
+            target = st.text_input("Target class", key="byom_target", placeholder="Pneumonia",
+                                   help="a class name or an index; empty: the predicted class (softmax heads)")
+            layer = st.text_input("Grad-CAM layer", key="byom_layer", placeholder="detected", help="dotted module path (optional)")
+            submitted = st.form_submit_button("Check and add")
+        if not submitted:
+            return
+        try:
+            table = {
+                "source": source.strip(),
+                "target": (int(target) if target.strip().isdigit() else target.strip()) or None,
+                "gradcam_layer": layer.strip() or None,
+                "source_kwargs": _kwargs(kwargs),
+                "preprocessing": {"size": int(size), "channels": int(channels), "normalization": normalization},
+                "outputs": {"activation": activation,
+                            "classes": [c.strip() for c in classes.split(",") if c.strip()] or None},
+            }
+            if weights is not None and weights.size > MAX_WEIGHTS_MB * 2**20:
+                raise TrustError(f"{weights.name}: larger than {MAX_WEIGHTS_MB} MB")
+            with st.spinner("Loading and checking the model…"):
+                path = ws.add_model(name.strip(), table, weights=weights.getvalue() if weights else None,
+                                    weights_name=weights.name if weights else None)
+        except TrustError as exc:
+            st.error(f"Not added: {exc}")
+            return
+        st.session_state["_model"] = path.name
+        st.success(f"Added {path.name}: chosen in the model picker.")
+        st.rerun()
+
+
+def _kwargs(text: str) -> dict:
+    import json
+
+    out = {}
+    for pair in [p.strip() for p in text.split(",") if p.strip()]:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise TrustError(f"builder argument {pair!r}: write NAME=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value.strip()
+    return out
