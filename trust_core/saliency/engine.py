@@ -205,8 +205,8 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     if all(isinstance(s, float) for s in paths.start):
         starts = torch.tensor(paths.start, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
     else:  # per-channel starts (P, C, 1, 1)
-        starts = torch.stack([torch.as_tensor(s, dtype=torch.float32).reshape(-1, 1, 1).expand(shape[0], 1, 1)
-                              for s in paths.start]).to(device)
+        starts = torch.stack([torch.as_tensor(s, dtype=torch.float32, device=device).reshape(-1, 1, 1)
+                              .expand(shape[0], 1, 1) for s in paths.start])
     end_rows = end_rows_cpu.to(device)
     images_of_path = torch.tensor(paths.image, dtype=torch.long, device=device)
     if resolved is None:
