@@ -13,6 +13,10 @@ MAX_WEIGHTS_MB = 1024
 
 def bring_your_own_model(ws) -> None:
     """An expander with the spec's fields; on success the new model is chosen in the picker."""
+    added = st.session_state.pop("_byom_added", None)
+    if added:
+        st.success(f"Added {added}: chosen in the model picker above (its pages compute maps in its own "
+                   f"input space).")
     with st.expander("➕ Bring your own model"):
         st.caption("Any PyTorch classifier: the spec's fields (README 'Bring your own model'). Weights are read "
                    "with weights_only=True or safetensors; nothing is saved unless the model loads and passes "
@@ -60,7 +64,7 @@ def bring_your_own_model(ws) -> None:
             st.error(f"Not added: {exc}")
             return
         st.session_state["_model"] = path.name
-        st.success(f"Added {path.name}: chosen in the model picker.")
+        st.session_state["_byom_added"] = path.name
         st.rerun()
 
 
@@ -68,7 +72,9 @@ def _kwargs(text: str) -> dict:
     import json
 
     out = {}
-    for pair in [p.strip() for p in text.split(",") if p.strip()]:
+    import re
+
+    for pair in [p.strip() for p in re.split(r",(?![^\[]*\])", text) if p.strip()]:  # commas outside [...]
         key, sep, value = pair.partition("=")
         if not sep or not key.strip().isidentifier():
             raise TrustError(f"builder argument {pair!r}: write NAME=VALUE")
