@@ -2,6 +2,7 @@
 import numpy as np
 import streamlit as st
 
+from trust_core.data.transforms import crop
 from trust_core.metrics import ssim
 from trust_core.report import colorize
 from trust_core.saliency import METHODS
@@ -35,8 +36,12 @@ def render() -> None:
     if b.shape != a.shape:
         from trust_core.data import resize_image
         b = resize_image(b, a.shape[0])
-    mask = dataset.mask(image_id, a.shape[0])
-    image = dataset.native_image(image_id)
+    framing = ws.framing(sides[0][1])  # the part of the film under A's maps
+    if ws.framing(sides[1][1]) != framing:
+        st.warning(f"{sides[1][1]} frames the film differently ({ws.framing(sides[1][1])}) from {sides[0][1]} "
+                   f"({framing}): B is shown on A's framing")
+    mask = dataset.mask(image_id, a.shape[0], framing)
+    image = crop(dataset.native_image(image_id), framing)
     cols = st.columns(3)
     with cols[0]:
         panel(image, a, mask=mask, caption=f"A: {method_label(sides[0][0])} · {sides[0][1]} · {sides[0][2]}")

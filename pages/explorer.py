@@ -2,6 +2,7 @@
 import streamlit as st
 
 from trust_core.data import read_dicom
+from trust_core.data.transforms import crop
 from trust_core.errors import DicomError
 from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
@@ -55,8 +56,9 @@ def render() -> None:
     with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
         result = ws.maps(kind(), [image_id], model_name(), preset=preset())
     size = result[method].shape[1]
-    mask = dataset.mask(image_id, size)
-    image = display if display is not None else dataset.native_image(image_id)
+    framing = ws.framing(model_name())  # the part of the film under the model's maps
+    mask = dataset.mask(image_id, size, framing)
+    image = crop(display if display is not None else dataset.native_image(image_id), framing)
     with left:
         flag = result.flags[method][0]
         if flag:

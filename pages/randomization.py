@@ -2,6 +2,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
+from trust_core.data.transforms import crop
 from trust_core.metrics import ssim
 from trust_core.saliency import METHODS
 from ui.frame import dataset_page, friendly_errors, run_page
@@ -39,8 +40,9 @@ def render() -> None:
             original = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset())
             current = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), state=states[index])
         size = next(iter(current.values())).shape[1]
-        mask = dataset.mask(image_id, size)
-        image = dataset.native_image(image_id)
+        framing = ws.framing(model_name())
+        mask = dataset.mask(image_id, size, framing)
+        image = crop(dataset.native_image(image_id), framing)
         cols = st.columns(max(1, len(methods)))
         values = {}
         for col, m in zip(cols, methods):

@@ -111,7 +111,7 @@ def _cmd_maps(args) -> int:
     with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
         for start in range(0, len(ids), args.group):
             group = ids[start:start + args.group]
-            x = torch.stack([prep(dataset.image(i, size)) for i in group])
+            x = torch.stack([prep(dataset.image(i, size, prep.resize)) for i in group])
             result = explain(model, x, methods=methods, preset=args.preset, device=args.device,
                              precision=args.precision, cache=store, batch_size=args.batch_size, **overrides)
             for j, image_id in enumerate(group):
@@ -487,7 +487,7 @@ def _add_dataset_options(parser) -> None:
                              "resized masks != 0; the default) or 'coverage' (half a pixel's area)")
 
 
-SPEC_FLAGS = ("source", "num_classes", "kwarg", "input_size", "channels", "normalization", "activation",
+SPEC_FLAGS = ("source", "num_classes", "kwarg", "input_size", "channels", "normalization", "resize", "activation",
               "output_classes", "target", "gradcam_layer", "cascade_blocks")
 
 
@@ -507,6 +507,8 @@ def _add_spec_options(parser) -> None:
     group.add_argument("--channels", type=int, choices=(1, 3), default=None, help="input channels")
     group.add_argument("--normalization", default=None, metavar="|".join(NORMALIZATIONS) + "|MEAN,…:STD,…",
                        help="input value mapping")
+    group.add_argument("--resize", default=None, choices=("stretch", "center_crop"),
+                       help="framing: the whole film (stretch, the paper's) or its central square")
     group.add_argument("--activation", default=None, choices=ACTIVATIONS, help="the head's activation")
     group.add_argument("--output-classes", default=None, metavar="NAME,NAME,…", help="output names, in order")
     group.add_argument("--target", default=None, help="explained class: a name or an index "
@@ -557,6 +559,8 @@ def _model_sources(args, models: list[str]) -> list:
             prep["channels"] = args.channels
         if args.normalization is not None:
             prep["normalization"] = _normalization(args.normalization)
+        if args.resize is not None:
+            prep["resize"] = args.resize
         if prep:
             data["preprocessing"] = prep
         outputs = dict(data.get("outputs", {}))

@@ -125,6 +125,11 @@ class Workspace:
             return self.model(name)
         return _states(str(self.layout.model(name))).get(state)
 
+    def framing(self, name: str) -> str:
+        """The model's resize rule ('stretch' or 'center_crop'): how pages frame the film and its ground
+        truth under its maps."""
+        return info_of(self.model(name)).prep.resize
+
     def input_size(self, name: str) -> int:
         return info_of(self.model(name)).size
 
@@ -134,17 +139,15 @@ class Workspace:
         model = self.state_model(model_name, state)
         prep = info_of(model).prep
         dataset = self.dataset(kind)
-        x = torch.stack([prep(dataset.image(i, prep.size)) for i in image_ids])
+        x = torch.stack([prep(dataset.image(i, prep.size, prep.resize)) for i in image_ids])
         with self._lock:  # one computation at a time per workspace (app sessions share it)
             return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
 
     def maps_for_image(self, image01: np.ndarray, model_name: str, *, methods=None, preset: str = "fast",
                        **overrides):
         """Maps of an arbitrary grayscale image in [0, 1] (an upload), resized to the model input."""
-        from .data.transforms import resize_image
-
         prep = info_of(self.model(model_name)).prep
-        x = prep(resize_image(image01, prep.size))[None]
+        x = prep(prep.film(image01))[None]
         with self._lock:
             return explain(self.model(model_name), x, methods=methods, preset=preset, cache=self.store,
                            **overrides)

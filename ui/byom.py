@@ -37,6 +37,8 @@ def bring_your_own_model(ws) -> None:
                                            index=list(NORMALIZATIONS).index("imagenet"),
                                            format_func=lambda n: f"{n}: {NORMALIZATIONS[n][2]}")
             activation = right.selectbox("Activation", ACTIVATIONS, key="byom_activation")
+            resize = left.selectbox("Framing", ("stretch", "center_crop"), key="byom_resize",
+                                    help="stretch: the whole film (the paper's); center_crop: its central square")
             classes = st.text_input("Class names", key="byom_classes", placeholder="Atelectasis, Cardiomegaly, …",
                                     help="comma-separated, in output order (optional)")
             target = st.text_input("Target class", key="byom_target", placeholder="Pneumonia",
@@ -51,7 +53,8 @@ def bring_your_own_model(ws) -> None:
                 "target": (int(target) if target.strip().isdigit() else target.strip()) or None,
                 "gradcam_layer": layer.strip() or None,
                 "source_kwargs": _kwargs(kwargs),
-                "preprocessing": {"size": int(size), "channels": int(channels), "normalization": normalization},
+                "preprocessing": {"size": int(size), "channels": int(channels), "normalization": normalization,
+                                  "resize": resize},
                 "outputs": {"activation": activation,
                             "classes": [c.strip() for c in classes.split(",") if c.strip()] or None},
             }

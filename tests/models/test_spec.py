@@ -445,3 +445,41 @@ def test_add_model_writes_nothing_unless_the_spec_loads(tmp_path):
         add_model(models, "mine", table)
     with pytest.raises(ConfigError, match="letters, digits"):
         add_model(models, "../evil", table)
+
+
+def test_center_crop_frames_films_and_ground_truth_alike(tmp_path):
+    """A 'center_crop' spec (torchxrayvision's XRCenterCrop) on a non-square film: the model sees the
+    central square, and the ground truth is cropped the same way (a box half outside the square is cut)."""
+    from PIL import Image
+
+    from trust_core.data import FolderDataset
+    from trust_core.data.transforms import resize_image
+    from trust_core.evaluate import EvalConfig, Evaluation
+
+    (tmp_path / "images").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray((rng.random((120, 200)) * 255).astype(np.uint8)).save(tmp_path / "images" / f"f{i}.png")
+    rows = "image_id,x,y,width,height\n" + "".join(f"f{i},20,30,60,40\n" for i in range(4))  # x 20–80 of 200
+    (tmp_path / "boxes.csv").write_text(rows)
+    (tmp_path / "labels.csv").write_text("image_id,label\n" + "".join(f"f{i},{int(i < 4)}\n" for i in range(8)))
+    dataset = FolderDataset(tmp_path, image_size=60)
+    # the central 120×120 square starts at x = 40: the box keeps x 40–80 (hand-computed)
+    native = dataset.native_image("f0")
+    np.testing.assert_array_equal(dataset.image("f0", 60, "center_crop"), resize_image(native[:, 40:160], 60))
+    cropped = dataset.mask("f0", 120, "center_crop")
+    expected = np.zeros((120, 120), bool)
+    expected[30:71, 0:41] = True  # the paper rule: inclusive fill of the truncated, shifted box
+    np.testing.assert_array_equal(cropped, expected)
+    assert dataset.boxes("f0", 120, "center_crop")[0].x == -20  # shifted into the square (clipped when drawn)
+
+    spec = spec_from_dict({"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 2},
+                           "preprocessing": {"size": 60, "resize": "center_crop"}})
+    model = load(spec)
+    assert info_of(model).prep.resize == "center_crop"
+    np.testing.assert_array_equal(info_of(model).prep.film(native), resize_image(native[:, 40:160], 60))
+    evaluation = Evaluation(dataset, [spec], EvalConfig(preset="fast", overrides=LIGHT, criteria=("utility",)))
+    assert evaluation.resize == "center_crop"
+    with pytest.raises(ConfigError, match="crop the film differently"):
+        Evaluation(dataset, [spec, spec_from_dict({"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 2},
+                                                   "preprocessing": {"size": 60}})], EvalConfig(preset="fast"))

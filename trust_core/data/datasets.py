@@ -33,7 +33,7 @@ from ..io import atomic_write
 from .dicom import IMAGE_SUFFIXES, load_radiograph
 from .groundtruth import DEFAULT_MASK_RULE, MASK_RULES, rasterize
 from .rle import rle_decode
-from .transforms import resize_image, to_model_input
+from .transforms import crop_window, frame, resize_image, to_model_input
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
@@ -271,9 +271,12 @@ class RadiographDataset(abc.ABC):
         self._shape_cache[image_id] = image.shape
         return image
 
-    def image(self, image_id: str, size: int | None = None) -> np.ndarray:
-        """Display image resized (area interpolation) to (size, size), float32 in [0, 1]."""
-        return resize_image(self.native_image(image_id), size or self.image_size)
+    def image(self, image_id: str, size: int | None = None, resize: str = "stretch") -> np.ndarray:
+        """Display image resized (area interpolation) to (size, size), float32 in [0, 1]; ``resize``
+        'center_crop' keeps the film's central square first (the mask follows the same rule)."""
+        if resize == "stretch":
+            return resize_image(self.native_image(image_id), size or self.image_size)
+        return frame(self.native_image(image_id), size or self.image_size, resize)
 
     def native_shape(self, image_id: str) -> tuple[int, int]:
         if image_id not in self._shape_cache:
@@ -300,10 +303,16 @@ class RadiographDataset(abc.ABC):
         boxes, other = self._native_parts(image_id)
         return boxes | other
 
-    def mask(self, image_id: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
-        """Ground-truth mask at ``size`` by the dataset's ``mask_rule``."""
+    def mask(self, image_id: str, size: int | tuple[int, int] | None = None, resize: str = "stretch") -> np.ndarray:
+        """Ground-truth mask at ``size`` by the dataset's ``mask_rule``, framed like :meth:`image`."""
         record = self.record(image_id)
         boxes, other = self._native_parts(image_id)
+        y0, x0, h, w = crop_window(boxes.shape, resize)
+        if (h, w) != boxes.shape:  # the kept part: boxes shifted into it, drawn masks cropped
+            shifted = [Box(b.x - x0, b.y - y0, b.width, b.height) for b in record.boxes]
+            return rasterize(boxes=shifted, native_box_mask=boxes[y0:y0 + h, x0:x0 + w],
+                             other_mask=other[y0:y0 + h, x0:x0 + w], native=(h, w),
+                             size=size or self.image_size, rule=self.mask_rule)
         return rasterize(boxes=record.boxes, native_box_mask=boxes, other_mask=other, native=boxes.shape,
                          size=size or self.image_size, rule=self.mask_rule)
 
@@ -312,14 +321,14 @@ class RadiographDataset(abc.ABC):
         height, width = self.native_shape(image_id)
         return self._render_boxes(record, height, width), self._render_mask(record, height, width)
 
-    def boxes(self, image_id: str, size: int | None = None) -> list[Box]:
-        """Boxes of an image, scaled to a (size, size) image when size is given."""
+    def boxes(self, image_id: str, size: int | None = None, resize: str = "stretch") -> list[Box]:
+        """Boxes of an image, scaled to a (size, size) image when size is given (framed like :meth:`image`)."""
         record = self.record(image_id)
-        if size is None:
+        if size is None and resize == "stretch":
             return list(record.boxes)
-        height, width = self.native_shape(image_id)
-        sx, sy = size / width, size / height
-        return [Box(b.x * sx, b.y * sy, b.width * sx, b.height * sy) for b in record.boxes]
+        y0, x0, height, width = crop_window(self.native_shape(image_id), resize)
+        sx, sy = (size / width, size / height) if size else (1.0, 1.0)
+        return [Box((b.x - x0) * sx, (b.y - y0) * sy, b.width * sx, b.height * sy) for b in record.boxes]
 
     def _labels_path(self, record: Record) -> Path:
         """The file that holds this record's ground truth (what to fix when it is wrong)."""

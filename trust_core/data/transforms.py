@@ -39,3 +39,29 @@ def to_model_input(image: np.ndarray) -> torch.Tensor:
 def to_model_batch(batch01: torch.Tensor) -> torch.Tensor:
     """Grayscale [0, 1] batch (N, 1, H, W) → (N, 3, H, W) in [-1, 1] (the channel replicated, not copied)."""
     return (batch01 * 2.0 - 1.0).expand(-1, 3, -1, -1)
+
+
+RESIZE_RULES = ("stretch", "center_crop")
+
+
+def crop_window(shape: tuple[int, int], rule: str) -> tuple[int, int, int, int]:
+    """``(y0, x0, height, width)`` of the part of a (H, W) film a resize rule keeps: all of it
+    (``stretch``, the paper's) or its central square (``center_crop``, torchxrayvision's XRCenterCrop)."""
+    height, width = int(shape[0]), int(shape[1])
+    if rule == "stretch":
+        return 0, 0, height, width
+    if rule == "center_crop":
+        side = min(height, width)
+        return (height - side) // 2, (width - side) // 2, side, side
+    raise ValueError(f"unknown resize rule {rule!r}; choose one of {RESIZE_RULES}")
+
+
+def crop(image: np.ndarray, rule: str = "stretch") -> np.ndarray:
+    """The part of a native film (or mask) a resize rule keeps, at native resolution."""
+    y0, x0, h, w = crop_window(image.shape, rule)
+    return image[y0:y0 + h, x0:x0 + w]
+
+
+def frame(image: np.ndarray, size: int | tuple[int, int], rule: str = "stretch") -> np.ndarray:
+    """A native film (or mask as float) cropped by ``rule`` and resized to ``size`` (see resize_image)."""
+    return resize_image(crop(image, rule), size)

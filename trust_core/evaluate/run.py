@@ -120,6 +120,12 @@ class Evaluation:
         self.models = [load(p, num_classes=2) for p in model_paths]  # the datasets are binary
         self.arches = [info_of(m).name for m in self.models]
         self.size = info_of(self.models[0]).size
+        # Ground truth is framed like the films under the maps: every model of a run shares the rule.
+        self.resize = info_of(self.models[0]).prep.resize
+        differing = [p for p, m in zip(model_paths, self.models) if info_of(m).prep.resize != self.resize]
+        if differing:
+            raise ConfigError(f"models {[str(p) for p in differing]} crop the film differently from the first "
+                              f"({self.resize!r}): evaluate models with one resize rule together")
         self.localizer_paths = [str(p) for p in localizers]
         if isinstance(localizer_maps, (str, Path)):
             localizer_maps = [localizer_maps]
@@ -171,7 +177,7 @@ class Evaluation:
         """The image in a model's input space (its size, channels and value mapping), kept per mapping."""
         key = (image_id, prep)
         if key not in self._images:
-            self._images[key] = prep(self.dataset.image(image_id, prep.size))
+            self._images[key] = prep(self.dataset.image(image_id, prep.size, prep.resize))
         return self._images[key]
 
     def state_models(self, model_index: int, *, keep: bool = True) -> StateModels:
@@ -390,7 +396,7 @@ class Evaluation:
         """Ground-truth masks (N, S, S) at the classifiers' size, each read and rasterized once per run."""
         for i in ids:
             if i not in self._gt:
-                self._gt[i] = self.dataset.mask(i, self.size)
+                self._gt[i] = self.dataset.mask(i, self.size, self.resize)
         return np.stack([self._gt[i] for i in ids])
 
     def _average_mask_auprc(self, masks: np.ndarray) -> np.ndarray:

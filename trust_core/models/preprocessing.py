@@ -16,9 +16,9 @@ name          mean / std (in units of g)                  model input
 custom        ``{mean = [...], std = [...]}``             your training statistics
 ============  ==========================================  ===========================================
 
-The resize rule is ``stretch``: the whole film resized to ``size × size`` (area averaging when
-shrinking), as the paper and every dataset reader here do; ground truth follows the same rule, so maps and
-masks stay aligned. Saliency maps are computed in this input space (gradients with respect to the tensor
+The resize rule is ``stretch`` (the whole film resized to ``size × size``, area averaging when
+shrinking, as the paper) or ``center_crop`` (the film's central square first, as torchxrayvision's
+``XRCenterCrop``); ground truth follows the same rule, so maps and masks stay aligned. Saliency maps are computed in this input space (gradients with respect to the tensor
 the model sees) and returned at ``size × size``.
 """
 from __future__ import annotations
@@ -36,7 +36,6 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...], str]] = {
     "xrv": ((0.5,), (1 / 2048,), "torchxrayvision's [-1024, 1024]"),
     "unit": ((0.0,), (1.0,), "[0, 1] (MONAI's ScaleIntensity habit)"),
 }
-RESIZE_RULES = ("stretch",)
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,8 @@ class Preprocessing:
             raise ConfigError(f"preprocessing size must be an integer in [8, 4096], got {self.size!r}")
         if self.channels not in (1, 3):
             raise ConfigError(f"preprocessing channels must be 1 or 3, got {self.channels!r}")
+        from ..data.transforms import RESIZE_RULES  # stretch | center_crop (the data layer owns the rules)
+
         if self.resize not in RESIZE_RULES:
             raise ConfigError(f"preprocessing resize must be one of {RESIZE_RULES}, got {self.resize!r}")
         for name, values in (("mean", self.mean), ("std", self.std)):
@@ -105,6 +106,12 @@ class Preprocessing:
             return to_model_batch(batch01)
         mean, std = self._stats(batch01.device)
         return (batch01.expand(-1, self.channels, -1, -1) - mean) / std
+
+    def film(self, image01: np.ndarray) -> np.ndarray:
+        """A grayscale film of any size → (size, size) by the resize rule (an upload, a native image)."""
+        from ..data.transforms import frame
+
+        return frame(image01, self.size, self.resize)
 
     def __call__(self, image01: np.ndarray) -> torch.Tensor:
         """Grayscale [0, 1] image (H, W) → model input (C, H, W)."""

@@ -52,9 +52,9 @@ class TrainResult:
     seconds: float
 
 
-def load_arrays(dataset: RadiographDataset, size: int, ids: list[str]) -> torch.Tensor:
+def load_arrays(dataset: RadiographDataset, size: int, ids: list[str], resize: str = "stretch") -> torch.Tensor:
     """Images of ``ids`` at (size, size) as a float tensor (N, 1, size, size) in [0, 1]."""
-    return torch.from_numpy(np.stack([dataset.image(i, size) for i in ids]))[:, None]
+    return torch.from_numpy(np.stack([dataset.image(i, size, resize) for i in ids]))[:, None]
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -205,6 +205,7 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
             raise ConfigError(f"--size {config.image_size} contradicts the spec's preprocessing size "
                               f"{model_spec.preprocessing.size}: change the spec")
         size = model_spec.preprocessing.size
+    resize = config.model.preprocessing.resize if config.model is not None else "stretch"
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     split_ids = {s: dataset.ids(split=s) for s in ("train", "val", "test")}
     for split in ("train", "val"):
@@ -218,7 +219,7 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
     def images(ids):
         if arrays is not None:
             return torch.stack([arrays[i] for i in ids])
-        return load_arrays(dataset, size, ids)
+        return load_arrays(dataset, size, ids, resize)
 
     x = {s: images(ids) for s, ids in split_ids.items() if ids}
     y = {s: torch.tensor([dataset.label(i) for i in ids]) for s, ids in split_ids.items() if ids}

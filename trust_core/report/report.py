@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.dicom import read_dicom
+from ..data.transforms import crop, crop_window
 from ..errors import DicomError
 from ..metrics import auprc
 from ..models.info import info_of
@@ -60,7 +61,8 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
     dataset = workspace.dataset(kind)
     result = workspace.maps(kind, [image_id], model_name, methods=methods, preset=preset, **overrides)
     size = next(iter(result.values())).shape[1]
-    mask = dataset.mask(image_id, size)
+    framing = workspace.framing(model_name)  # the part of the film under the maps
+    mask = dataset.mask(image_id, size, framing)
     rows = []
     for method, maps in result.items():
         value = None
@@ -97,9 +99,10 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
             if figures and figures.get("fast_min_ssim") is not None and figures.get("verdict_agreement") is not None
             else "not the paper's preset; its distance from arun2021 is not measured here (trust bench presets)")
     title = image_id if include_identifiers else pseudonym(image_id)
-    return ImageReport(title=title, image=dataset.image(image_id, dataset.native_shape(image_id)[0] // 2),
-                       mask=dataset.native_mask(image_id)[::2, ::2],
-                       boxes=dataset.boxes(image_id, dataset.native_shape(image_id)[0] // 2), maps={m: v[0] for m, v in result.items()},
+    half = crop_window(dataset.native_shape(image_id), framing)[2] // 2
+    return ImageReport(title=title, image=dataset.image(image_id, half, framing),
+                       mask=crop(dataset.native_mask(image_id), framing)[::2, ::2],
+                       boxes=dataset.boxes(image_id, half, framing), maps={m: v[0] for m, v in result.items()},
                        metrics=rows, params={k: v for k, v in result.params.items()}, provenance=provenance,
                        identifiers=identifiers)
 
