@@ -51,10 +51,11 @@ def _cmd_train(args) -> int:
 
 def _open_dataset(args, **kwargs):
     """The ``--dataset`` of a command with its ``--classes`` and ``--mask-rule``, skips said."""
-    from .data.datasets import open_dataset
+    from .data.kinds import open_dataset
 
 
-    return _opened(open_dataset(args.dataset, classes=args.classes, mask_rule=args.mask_rule, **kwargs))
+    return _opened(open_dataset(args.dataset, classes=args.classes, mask_rule=args.mask_rule, finding=args.finding,
+                                negatives=args.negatives, readers=args.readers, **kwargs))
 
 
 def _opened(dataset):
@@ -349,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train a binary classifier on a dataset")
-    train.add_argument("--dataset", required=True, help="KIND:PATH, KIND in rsna, siim, folder")
+    train.add_argument("--dataset", required=True, help="KIND:PATH, KIND in rsna, siim, folder, nih, vindr, chexlocalize")
     _add_dataset_options(train)
     train.add_argument("--arch", default=None, choices=list(ARCHITECTURES), help="architecture from the registry")
     train.add_argument("--model", default=None, help="or any architecture: a model spec (.toml; its weights, if "
@@ -482,6 +483,15 @@ def _add_dataset_options(parser) -> None:
     parser.add_argument("--classes", default="paper", metavar="paper|all|NAME[,NAME…]",
                         help="RSNA detailed classes to keep: 'paper' (default: Normal and Lung Opacity, as the "
                              "paper), 'all', or comma-separated names")
+    from .data.findings import NEGATIVE_RULES
+    parser.add_argument("--finding", default=None, metavar="NAME",
+                        help="the finding of a multi-finding dataset (nih, vindr, chexlocalize), e.g. Atelectasis; "
+                             "an unknown name lists the valid ones")
+    parser.add_argument("--negatives", default=None, choices=NEGATIVE_RULES,
+                        help="multi-finding datasets: 'no-finding' (default: the dataset's own clean films) or "
+                             "'absent' (every film without the finding)")
+    parser.add_argument("--readers", default=None, metavar="majority|union|reader:R8",
+                        help="VinDr: how its three radiologists combine (default majority)")
     parser.add_argument("--mask-rule", default=DEFAULT_MASK_RULE, choices=MASK_RULES,
                         help="ground truth at the model size: 'paper' (truncated, inclusively filled boxes; "
                              "resized masks != 0; the default) or 'coverage' (half a pixel's area)")

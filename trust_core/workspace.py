@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .cache.store import Store
-from .data.datasets import DATASETS as DATASET_CLASSES
+from .data.kinds import DATASETS as DATASET_CLASSES
 from .data.groundtruth import DEFAULT_MASK_RULE
 from .layout import Layout, read_index, workspace_models, workspace_path
 from .errors import ConfigError

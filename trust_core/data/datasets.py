@@ -59,6 +59,9 @@ class Record:
     rles: tuple[str, ...] = ()
     mask_path: Path | None = None
     category: str = ""
+    coco: tuple[tuple[int, int, str], ...] = ()  # COCO RLEs (height, width, counts): CheXlocalize
+    reader_boxes: tuple[tuple[Box, ...], ...] = ()  # one box set per reader, combined by ``min_readers``
+    min_readers: int = 0  # a pixel is ground truth where at least this many readers' boxes cover it
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class RadiographDataset(abc.ABC):
         if not records:
             raise DatasetError(f"no labelled images found in {self.root} "
                                f"(skipped: {self.skipped.counts or 'none'})")
-        self.split_file = Path(split_file) if split_file else self.root / SPLIT_FILE
+        self.split_file = Path(split_file) if split_file else self.root / self._split_name()
         # Splits cover every labelled image, so that an image's split never depends on a filter.
         self.splits = self._load_or_make_splits(records, seed, fractions)
         kept = []
@@ -177,6 +180,10 @@ class RadiographDataset(abc.ABC):
     def _excluded(self, record: Record) -> str | None:
         """Why a labelled image is left out by the dataset's selection (None: kept)."""
         return None
+
+    def _split_name(self) -> str:
+        """The split file's name in the dataset folder (multi-finding datasets: one per finding)."""
+        return SPLIT_FILE
 
     def _add_box(self, boxes: dict, image_id: str, row: dict, line: int, path: Path) -> None:
         """One ``x, y, width, height`` row of a box file into ``boxes[image_id]`` (validated; an exact
@@ -355,6 +362,20 @@ class RadiographDataset(abc.ABC):
                 mask |= rle_decode(rle, height, width)
             except DatasetError as exc:
                 raise DatasetError(f"image {record.image_id!r}: {exc.reason}", path=self._labels_path(record)) from None
+        for rle_height, rle_width, counts in record.coco:
+            if (rle_height, rle_width) != (height, width):
+                raise DatasetError(f"image {record.image_id!r}: its RLE is {rle_height}×{rle_width} but the image "
+                                   f"{record.path.name} is {height}×{width}: the segmentation belongs to another "
+                                   f"image or resolution", path=self._labels_path(record))
+            from pycocotools import mask as coco_mask
+
+            mask |= coco_mask.decode({"size": [rle_height, rle_width], "counts": counts.encode()}).astype(bool)
+        if record.reader_boxes:  # where enough readers' boxes overlap (none overlapping: their union)
+            votes = np.zeros((height, width), dtype=np.int16)
+            for reader in record.reader_boxes:
+                votes += self._render_boxes(Record(record.image_id, record.path, 1, reader), height, width)
+            agreed = votes >= max(1, record.min_readers)
+            mask |= agreed if agreed.any() else votes > 0
         if record.mask_path is not None:
             mask_image = load_radiograph(record.mask_path)
             if mask_image.shape != (height, width):
@@ -403,9 +424,12 @@ class RadiographDataset(abc.ABC):
         digest.update(json.dumps([self.mask_rule, self.selection], sort_keys=True).encode())
         for image_id in sorted(self._all):
             r = self._all[image_id]
-            digest.update(json.dumps([image_id, r.label, self.splits[image_id],
-                                      [(b.x, b.y, b.width, b.height) for b in r.boxes],
-                                      list(r.rles), str(r.mask_path.name) if r.mask_path else ""]).encode())
+            parts = [image_id, r.label, self.splits[image_id], [(b.x, b.y, b.width, b.height) for b in r.boxes],
+                     list(r.rles), str(r.mask_path.name) if r.mask_path else ""]
+            if r.coco or r.reader_boxes:  # (absent for the older kinds: their fingerprints are unchanged)
+                parts += [list(r.coco), [[(b.x, b.y, b.width, b.height) for b in rb] for rb in r.reader_boxes],
+                          r.min_readers]
+            digest.update(json.dumps(parts).encode())
         return digest.hexdigest()[:16]
 
 
@@ -626,33 +650,3 @@ class FolderDataset(RadiographDataset):
         for image_id in sorted((boxes.keys() | masks.keys()) - files.keys()):
             self.skipped.add("annotations without an image file", image_id)
         return records
-
-
-DATASETS = {"rsna": RSNADataset, "siim": SIIMDataset, "folder": FolderDataset}
-
-
-def parse_classes(text: str | None):
-    """``--classes`` text → the ``classes`` argument of :class:`RSNADataset`: ``paper`` (default),
-    ``all``, or comma-separated class names."""
-    if text is None or text.strip() in ("", "paper"):
-        return "paper"
-    if text.strip() == "all":
-        return None
-    return tuple(c.strip() for c in text.split(",") if c.strip())
-
-
-def open_dataset(spec: str, *, classes: str | tuple | None = "paper", **kwargs) -> RadiographDataset:
-    """Open ``KIND:PATH`` (e.g. ``rsna:cache/demo/rsna``). ``classes`` (text as on the command line, or
-    the :class:`RSNADataset` argument) applies to RSNA only; other kinds refuse a class filter."""
-    kind, sep, path = spec.partition(":")
-    if not sep or kind not in DATASETS:
-        raise DatasetError(f"dataset must be given as KIND:PATH with KIND one of {sorted(DATASETS)}, "
-                           f"got {spec!r}")
-    if isinstance(classes, str) or classes is None:
-        classes = parse_classes(classes) if classes is not None else "paper"
-    if kind == "rsna":
-        kwargs["classes"] = classes
-    elif classes != "paper":
-        raise DatasetError(f"--classes filters RSNA's detailed classes; a {kind} dataset has none "
-                           f"(drop the option)", path=Path(path))
-    return DATASETS[kind](path, **kwargs)

@@ -1,0 +1,408 @@
+"""Multi-finding localization datasets, read in their official layouts as downloaded.
+
+* **NIH ChestX-ray14** (``nih``): ``BBox_List_2017.csv`` (984 boxes on 880 images, 8 findings, in the
+  1024×1024 pixels of the PNGs), ``Data_Entry_2017.csv`` (or ``Data_Entry_2017_v2020.csv``; image labels,
+  ``No Finding`` for clean films), PNGs under ``images/`` or ``images_*/images/`` (Kaggle and Box).
+* **VinDr-CXR / VinBigData** (``vindr``): ``train.csv`` (Kaggle: ``image_id, class_name, class_id, rad_id,
+  x_min, y_min, x_max, y_max``) or PhysioNet's ``annotations/annotations_train.csv``, DICOMs of native size
+  under ``train/`` (``.dicom`` or ``.dcm``). Boxes are in each DICOM's native pixels. Three radiologists
+  read every training image; ``readers`` combines them (see :data:`READER_RULES`).
+* **CheXlocalize** (``chexlocalize``): ``gt_segmentations_val.json`` / ``gt_segmentations_test.json``
+  (COCO RLE per image and pathology, decoded with pycocotools), CheXpert JPEGs by path
+  (``valid/`` or ``test/`` + ``patientX/studyY/viewZ_frontal.jpg``, also under ``CheXpert-v1.0/``).
+
+Each needs a ``finding``. Positives are the images with that finding localized; negatives follow the
+``negatives`` rule: ``no-finding`` (default, the dataset's own: NIH ``No Finding``, VinDr every reader
+``No finding``, CheXlocalize no pathology segmented at all) or ``absent`` (every image without that
+finding). Other images are counted skips. Splits are seeded and stratified per finding
+(``splits_<finding>.csv``); CheXlocalize keeps its official validation and test sets.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError, ImageError
+from .datasets import Box, RadiographDataset, Record, _index_files, read_csv, write_splits
+
+NEGATIVE_RULES = ("no-finding", "absent")
+READER_RULES = ("majority", "union")  # or "reader:R8"
+DEFAULT_READERS = "majority"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+class FindingDataset(RadiographDataset):
+    """A dataset with several findings, of which one (``finding``) is evaluated at a time."""
+
+    FINDINGS: tuple[str, ...] = ()
+    NEGATIVES_NOTE = {"no-finding": "", "absent": "every image without the finding"}
+
+    def __init__(self, root, *, finding: str | None = None, negatives: str = "no-finding", **kwargs):
+        if finding is None:
+            raise DatasetError(f"a {self.kind} dataset holds several findings: choose one with --finding "
+                               f"(one of {list(self.FINDINGS)})", path=Path(root))
+        if finding not in self.FINDINGS:
+            close = [f for f in self.FINDINGS if f.lower() == str(finding).lower()]
+            raise DatasetError(f"unknown finding {finding!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                               + f"; the {self.kind} findings are {list(self.FINDINGS)}", path=Path(root))
+        if negatives not in NEGATIVE_RULES:
+            raise DatasetError(f"unknown negatives rule {negatives!r}; choose one of {NEGATIVE_RULES}")
+        self.finding, self.negatives = finding, negatives
+        super().__init__(root, **kwargs)
+
+    def _split_name(self) -> str:
+        return f"splits_{_slug(self.finding)}.csv"
+
+    @property
+    def selection(self) -> dict:
+        return {"finding": self.finding, "negatives": self.negatives,
+                "negatives_note": self.NEGATIVES_NOTE[self.negatives]}
+
+    def _labelled(self, positive: set[str], negative: set[str], present: set[str],
+                  left_out: dict[str, str] | None = None) -> dict[str, int]:
+        """Labels of every present film (1: the finding, 0: the rest). Splits cover them all, so that a
+        film's split never depends on the negatives rule; :meth:`_excluded` then leaves out the films that
+        are neither positive nor a negative by the rule (counted skips)."""
+        self._negative = negative - positive
+        self._left_out = dict(left_out or {})
+        return {i: int(i in positive) for i in present}
+
+    def _excluded(self, record: Record) -> str | None:
+        if record.image_id in self._left_out:
+            return self._left_out[record.image_id]
+        if record.label == 0 and record.image_id not in self._negative:
+            return f"neither {self.finding} nor a negative by the {self.negatives!r} rule"
+        return None
+
+
+def _check_box(image_id: str, box: Box, line: int, path: Path) -> None:
+    if not (box.width > 0 and box.height > 0):
+        raise DatasetError(f"line {line}: box of {image_id!r} has a zero or negative size "
+                           f"({box.width:g} x {box.height:g})", path=path)
+    if box.x < 0 or box.y < 0:
+        raise DatasetError(f"line {line}: box of {image_id!r} starts outside the image ({box.x:g}, {box.y:g})",
+                           path=path)
+
+
+class NIHDataset(FindingDataset):
+    """NIH ChestX-ray14 with its bounding-box subset (see the module docstring)."""
+
+    kind = "nih"
+    LABELS = "BBox_List_2017.csv"
+    ENTRIES = ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")
+    FINDINGS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltrate", "Mass", "Nodule", "Pneumonia",
+                "Pneumothorax")
+    # The box file says "Infiltrate" where the label file says "Infiltration".
+    ENTRY_NAME = {"Infiltrate": "Infiltration"}
+    NATIVE = (1024, 1024)  # the PNGs (and the boxes' pixels)
+    NEGATIVES_NOTE = {"no-finding": "Data_Entry 'No Finding' films",
+                      "absent": "every film whose Data_Entry labels lack the finding (and without its box)"}
+
+    def _scan(self) -> list[Record]:
+        box_path = self.root / self.LABELS
+        if not box_path.is_file():
+            raise DatasetError(f"{self.LABELS} not found (the NIH box list)", path=self.root)
+        rows = _positional_rows(box_path, 6, "NIH box list",
+                                expected="Image Index,Finding Label,Bbox [x,y,w,h] (x, y, w, h in pixels)")
+        boxes: dict[str, list[Box]] = defaultdict(list)
+        for line, row in rows:
+            image_id, label = row[0], row[1]
+            if not image_id:
+                raise DatasetError(f"line {line}: empty Image Index", path=box_path)
+            if label not in self.FINDINGS:
+                raise DatasetError(f"line {line}: unknown finding {label!r}; the box list's findings are "
+                                   f"{list(self.FINDINGS)}", path=box_path)
+            box = Box(*(_float(row[k], line, name, box_path) for k, name in ((2, "x"), (3, "y"), (4, "w"), (5, "h"))))
+            _check_box(image_id, box, line, box_path)
+            if box.x + box.width > self.NATIVE[1] + 1 or box.y + box.height > self.NATIVE[0] + 1:
+                raise DatasetError(f"line {line}: box of {image_id!r} ends outside the {self.NATIVE[1]}×"
+                                   f"{self.NATIVE[0]} film ({box})", path=box_path)
+            if label == self.finding:
+                self._add_unique(boxes, image_id, box, "duplicate box rows")
+        entries_path = next((self.root / n for n in self.ENTRIES if (self.root / n).is_file()), None)
+        if entries_path is None:
+            raise DatasetError(f"the NIH label file is missing: one of {list(self.ENTRIES)}", path=self.root)
+        entry_labels: dict[str, set[str]] = {}
+        for line, row in enumerate(read_csv(entries_path, ("Image Index", "Finding Labels"), what="NIH label file"),
+                                   start=2):
+            entry_labels[row["Image Index"]] = set(row["Finding Labels"].split("|"))
+        files = {}
+        folders = [self.root / "images"] + sorted(p / "images" for p in self.root.glob("images_*"))
+        for folder in [f for f in folders if f.is_dir()]:
+            for stem, path in _index_files(folder, (".png",)).items():
+                if path.name in files:
+                    raise DatasetError(f"image {path.name!r} appears twice: {files[path.name]} and {path}")
+                files[path.name] = path
+        if not files:
+            raise DatasetError("no PNG found under images/ or images_*/images/", path=self.root)
+        for image_id in sorted(boxes.keys() - files.keys()):
+            self.skipped.add("box rows without an image file", image_id)
+        name = self.ENTRY_NAME.get(self.finding, self.finding)
+        present = set(files)
+        positive = set(boxes) & present
+        if self.negatives == "no-finding":
+            negative = {i for i in present if entry_labels.get(i) == {"No Finding"}}
+        else:
+            negative = {i for i in present if i in entry_labels and name not in entry_labels[i]}
+        unlabelled = sorted(present - entry_labels.keys() - positive)
+        for image_id in unlabelled:
+            self.skipped.add("image files without a Data_Entry row", image_id)
+        labels = self._labelled(positive, negative, present - set(unlabelled))
+        return [Record(i, files[i], labels[i], tuple(boxes.get(i, ())), category=self.finding if labels[i] else "")
+                for i in sorted(labels)]
+
+    def native_image(self, image_id: str) -> np.ndarray:
+        path = self.record(image_id).path
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                mode, size = img.mode, img.size
+        except Exception as exc:
+            raise ImageError(f"not a readable PNG ({type(exc).__name__}: {str(exc)[:200]})", path=path) from None
+        if mode != "L":
+            kind = {"RGB": "RGB", "RGBA": "RGBA", "I;16": "16-bit", "I": "32-bit", "LA": "grey+alpha"}.get(mode, mode)
+            raise ImageError(f"an NIH film must be an 8-bit grayscale PNG; this one is {kind} (mode {mode}). "
+                             f"Convert it: PIL.Image.open(p).convert('L').save(p) — after checking it is a chest "
+                             f"film", path=path)
+        if (size[1], size[0]) != self.NATIVE:
+            raise ImageError(f"an NIH film is {self.NATIVE[1]}×{self.NATIVE[0]} (the boxes are in its pixels); "
+                             f"this one is {size[0]}×{size[1]}", path=path)
+        return super().native_image(image_id)
+
+
+class VinDrDataset(FindingDataset):
+    """VinDr-CXR / VinBigData training annotations (see the module docstring).
+
+    ``readers``: ``majority`` (default; a finding is on a film when at least two of its three readers mark
+    it, and its ground truth is where at least two readers' boxes overlap), ``union`` (any reader; all
+    boxes) or ``reader:R8`` (one radiologist's reading). The VinDr-CXR paper evaluates against a consensus of
+    radiologists; with three independent readers per training film, the majority is the nearest consensus.
+    """
+
+    kind = "vindr"
+    LABELS = ("train.csv", "annotations/annotations_train.csv")
+    COLUMNS = ("image_id", "class_name", "rad_id", "x_min", "y_min", "x_max", "y_max")
+    FINDINGS = ("Aortic enlargement", "Atelectasis", "Calcification", "Cardiomegaly", "Consolidation", "ILD",
+                "Infiltration", "Lung Opacity", "Nodule/Mass", "Other lesion", "Pleural effusion",
+                "Pleural thickening", "Pneumothorax", "Pulmonary fibrosis")
+    NO_FINDING = "No finding"
+    NEGATIVES_NOTE = {"no-finding": "films every reader marked 'No finding'",
+                      "absent": "every film on which no reader marked the finding"}
+
+    def __init__(self, root, *, readers: str = DEFAULT_READERS, **kwargs):
+        if readers not in READER_RULES and not re.fullmatch(r"reader:R\d+", readers or ""):
+            raise DatasetError(f"unknown reader rule {readers!r}; choose {list(READER_RULES)} or reader:R<n> "
+                               f"(e.g. reader:R8)")
+        self.readers = readers
+        super().__init__(root, **kwargs)
+
+    @property
+    def selection(self) -> dict:
+        return {**super().selection, "readers": self.readers}
+
+    def _labels_path(self, record: Record) -> Path:
+        return self._found_labels
+
+    def _scan(self) -> list[Record]:
+        path = next((self.root / n for n in self.LABELS if (self.root / n).is_file()), None)
+        if path is None:
+            raise DatasetError(f"the VinDr label file is missing: one of {list(self.LABELS)}", path=self.root)
+        self._found_labels = path
+        rows = read_csv(path, self.COLUMNS, what="VinDr label file")
+        readers: dict[str, dict[str, list[Box]]] = defaultdict(lambda: defaultdict(list))
+        said: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # image → reader → classes
+        for line, row in enumerate(rows, start=2):
+            image_id, name, reader = row["image_id"], row["class_name"], row["rad_id"]
+            if not image_id or not reader:
+                raise DatasetError(f"line {line}: empty image_id or rad_id", path=path)
+            if name != self.NO_FINDING and name not in self.FINDINGS:
+                raise DatasetError(f"line {line}: unknown class_name {name!r}; VinDr's are "
+                                   f"{[self.NO_FINDING, *self.FINDINGS]}", path=path)
+            said[image_id][reader].add(name)
+            if name == self.NO_FINDING:
+                if any(row[c] for c in ("x_min", "y_min", "x_max", "y_max")):
+                    raise DatasetError(f"line {line}: a 'No finding' row must have empty box columns", path=path)
+                continue
+            x0, y0, x1, y1 = (_float(row[c], line, c, path) for c in ("x_min", "y_min", "x_max", "y_max"))
+            box = Box(x0, y0, x1 - x0, y1 - y0)
+            _check_box(image_id, box, line, path)
+            if name == self.finding:
+                readers[image_id][reader].append(box)
+        folder = next((self.root / n for n in ("train", "train_dicom", "dicom") if (self.root / n).is_dir()), None)
+        if folder is None:
+            raise DatasetError("no DICOM folder found (expected train/)", path=self.root)
+        files = _index_files(folder, (".dicom", ".dcm"))
+        for image_id in sorted(said.keys() - files.keys()):
+            self.skipped.add("label rows without an image file", image_id)
+        for image_id in sorted(files.keys() - said.keys()):
+            self.skipped.add("image files without labels", image_id)
+        present = set(files) & set(said)
+        reader_rule = self.readers
+        positive, kept_boxes, need = set(), {}, 1
+        for image_id in present:
+            marked = {r: b for r, b in readers.get(image_id, {}).items() if b}
+            if reader_rule.startswith("reader:"):
+                chosen = reader_rule.split(":", 1)[1]
+                if chosen not in said[image_id]:
+                    continue
+                marked = {r: b for r, b in marked.items() if r == chosen}
+                need = 1
+            elif reader_rule == "majority":
+                need = 2
+            if len(marked) >= need:
+                positive.add(image_id)
+                kept_boxes[image_id] = (tuple(tuple(b) for b in marked.values()), need)
+        left_out = {}
+        if reader_rule.startswith("reader:"):
+            chosen = reader_rule.split(":", 1)[1]
+            left_out = {i: f"not read by {chosen}" for i in present if chosen not in said[i]}
+            if len(left_out) == len(present):
+                raise DatasetError(f"no film was read by {chosen}; the readers are "
+                                   f"{sorted({r for i in present for r in said[i]})[:20]}", path=path)
+        if self.negatives == "no-finding":
+            negative = {i for i in present if all(c == {self.NO_FINDING} for c in said[i].values())}
+        else:
+            negative = {i for i in present if not any(self.finding in c for c in said[i].values())}
+        labels = self._labelled(positive, negative, present, left_out)
+        records = []
+        for image_id in sorted(labels):
+            sets, need = kept_boxes.get(image_id, ((), 0))
+            records.append(Record(image_id, files[image_id], labels[image_id], reader_boxes=sets,
+                                  min_readers=need if labels[image_id] else 0,
+                                  category=self.finding if labels[image_id] else ""))
+        return records
+
+
+class CheXlocalizeDataset(FindingDataset):
+    """CheXlocalize's radiologist segmentations over CheXpert films (see the module docstring)."""
+
+    kind = "chexlocalize"
+    LABELS = ("gt_segmentations_val.json", "gt_segmentations_test.json")
+    FINDINGS = ("Airspace Opacity", "Atelectasis", "Cardiomegaly", "Consolidation", "Edema",
+                "Enlarged Cardiomediastinum", "Lung Lesion", "Pleural Effusion", "Pneumothorax", "Support Devices")
+    NEGATIVES_NOTE = {"no-finding": "films with no pathology segmented at all",
+                      "absent": "every film whose segmentation of the finding is empty"}
+    IMAGE_ROOTS = ("", "CheXpert-v1.0", "CheXpert-v1.0-small", "CheXpert")
+    _ID = re.compile(r"^(patient\d+)_(study\d+)_(view\d+_\w+)$")
+
+    def _labels_path(self, record: Record) -> Path:
+        return self._json_of.get(record.image_id, self.root)
+
+    def _scan(self) -> list[Record]:
+        found = [(self.root / n, "val" if "val" in n else "test") for n in self.LABELS if (self.root / n).is_file()]
+        if not found:
+            raise DatasetError(f"no CheXlocalize segmentation file: expected {list(self.LABELS)}", path=self.root)
+        self._json_of: dict[str, Path] = {}
+        self._official: dict[str, str] = {}
+        records = []
+        present: set[str] = set()
+        positive, negative, coco = set(), set(), {}
+        paths = {}
+        for path, split in found:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise DatasetError(f"not valid JSON ({exc})", path=path) from None
+            if not isinstance(data, dict):
+                raise DatasetError("expected {image_id: {pathology: {size, counts}}}", path=path)
+            for image_id, per_finding in data.items():
+                if not isinstance(per_finding, dict) or self.finding not in per_finding:
+                    raise DatasetError(f"image {image_id!r} has no {self.finding!r} entry; each image maps every "
+                                       f"pathology to an RLE {{size, counts}}", path=path)
+                image_path = self._image_path(image_id, split)
+                if image_path is None:
+                    self.skipped.add("segmentations without an image file", image_id)
+                    continue
+                rles = {}
+                for name, rle in per_finding.items():
+                    if name not in self.FINDINGS:
+                        continue
+                    if not (isinstance(rle, dict) and isinstance(rle.get("size"), list) and len(rle["size"]) == 2
+                            and isinstance(rle.get("counts"), str)):
+                        raise DatasetError(f"image {image_id!r}, {name}: an RLE is {{size: [h, w], counts: str}}",
+                                           path=path)
+                    rles[name] = (int(rle["size"][0]), int(rle["size"][1]), rle["counts"])
+                from pycocotools import mask as coco_mask
+
+                areas = {n: float(coco_mask.area({"size": [h, w], "counts": c.encode()})) for n, (h, w, c) in rles.items()}
+                self._json_of[image_id] = path
+                self._official[image_id] = split
+                paths[image_id] = image_path
+                present.add(image_id)
+                coco[image_id] = rles[self.finding]
+                if areas.get(self.finding, 0) > 0:
+                    positive.add(image_id)
+                elif (self.negatives == "absent") or not any(a > 0 for a in areas.values()):
+                    negative.add(image_id)
+        labels = self._labelled(positive, negative, present)
+        for image_id in sorted(labels):
+            records.append(Record(image_id, paths[image_id], labels[image_id],
+                                  coco=(coco[image_id],) if labels[image_id] else (),
+                                  category=self.finding if labels[image_id] else ""))
+        return records
+
+    def _load_or_make_splits(self, records, seed, fractions) -> dict[str, str]:
+        """The official sets: validation → 'val', test → 'test' (CheXlocalize has no training films)."""
+        if self.split_file.is_file():
+            return super()._load_or_make_splits(records, seed, fractions)
+        splits = {r.image_id: self._official[r.image_id] for r in records}
+        try:
+            write_splits(self.split_file, splits)
+        except OSError:
+            pass
+        return splits
+
+    def _image_path(self, image_id: str, split: str) -> Path | None:
+        match = self._ID.match(image_id)
+        if not match:
+            return None
+        patient, study, view = match.groups()
+        for base in self.IMAGE_ROOTS:
+            for folder in (("valid", "val") if split == "val" else ("test",)):
+                candidate = self.root / base / folder / patient / study / f"{view}.jpg"
+                if candidate.is_file():
+                    return candidate
+        return None
+
+
+def _float(text: str, line: int, column: str, path: Path) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise DatasetError(f"line {line}: column {column!r} must be a number, got {text!r}", path=path) from None
+    if not np.isfinite(value):
+        raise DatasetError(f"line {line}: column {column!r} is not finite ({text!r})", path=path)
+    return value
+
+
+def _positional_rows(path: Path, width: int, what: str, *, expected: str) -> list[tuple[int, list[str]]]:
+    """Rows of a CSV read by position (NIH's box list header 'Bbox [x,y,w,h]' spans four columns)."""
+    import csv
+    import io
+
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{what} is not UTF-8 text", path=path) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header or [h.strip() for h in header[:2]] != ["Image Index", "Finding Label"]:
+        raise DatasetError(f"{what}: unexpected header {header[:6] if header else 'none'}; expected {expected}",
+                           path=path)
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = [c.strip() for c in row[:width]]
+        if len(cells) < width or not all(cells):
+            raise DatasetError(f"line {line}: expected {width} values ({expected}), got {row[:width]}", path=path)
+        rows.append((line, cells))
+    return rows
