@@ -28,6 +28,11 @@ with st.sidebar:
     ws = get_workspace(root)
     kinds = ws.kinds or ["rsna"]
     shared_widget(st.selectbox, "Dataset", "dataset", kinds[0], options=kinds, format_func=str.upper)
+    findings = ws.findings(shared("dataset"))
+    if findings:  # NIH, VinDr, CheXlocalize: one finding at a time (its results first)
+        shared_widget(st.selectbox, "Finding", "finding", findings[0], options=findings,
+                      help="the finding whose boxes or masks are the ground truth; positives are the films "
+                           "with it localized, negatives the dataset's clean films")
     try:
         models = ws.classifiers(shared("dataset"))
     except TrustError as exc:

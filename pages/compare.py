@@ -7,7 +7,7 @@ from trust_core.metrics import ssim
 from trust_core.report import colorize
 from trust_core.saliency import METHODS
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import kind, model_name, preset
+from ui.state import finding, kind, model_name, preset
 from ui.widgets import image_picker, method_label, panel
 
 
@@ -30,7 +30,8 @@ def render() -> None:
             sides.append((method, model, state))
 
     with friendly_errors(), st.spinner("Computing maps (cached)…"):
-        maps = [ws.maps(kind(), [image_id], model, methods=[method], preset=preset(), state=state)
+        maps = [ws.maps(kind(), [image_id], model, methods=[method], preset=preset(), state=state,
+                        finding=finding())
                 for method, model, state in sides]
     a, b = maps[0][sides[0][0]][0], maps[1][sides[1][0]][0]
     if b.shape != a.shape:

@@ -9,7 +9,7 @@ from trust_core.report import COLORMAPS
 from trust_core.saliency import METHODS
 from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import kind, model_name, preset
+from ui.state import finding, kind, model_name, preset
 from ui.widgets import image_picker, method_label, panel
 
 
@@ -54,7 +54,7 @@ def render() -> None:
                 st.error(str(exc))
 
     with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
-        result = ws.maps(kind(), [image_id], model_name(), preset=preset())
+        result = ws.maps(kind(), [image_id], model_name(), preset=preset(), finding=finding())
     size = result[method].shape[1]
     framing = ws.framing(model_name())  # the part of the film under the model's maps
     mask = dataset.mask(image_id, size, framing)

@@ -6,7 +6,7 @@ from trust_core.data.transforms import crop
 from trust_core.metrics import ssim
 from trust_core.saliency import METHODS
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import kind, model_name, preset
+from ui.state import finding, kind, model_name, preset
 from ui.widgets import image_picker, method_label, panel
 
 
@@ -37,8 +37,9 @@ def render() -> None:
         index = st.select_slider("State", options=list(range(len(states))), key="rand_state",
                                  format_func=lambda i: f"{i}: {states[i]}")
         with friendly_errors(), st.spinner("Computing maps for this state (cached afterwards)…"):
-            original = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset())
-            current = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), state=states[index])
+            original = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), finding=finding())
+            current = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), state=states[index],
+                              finding=finding())
         size = next(iter(current.values())).shape[1]
         framing = ws.framing(model_name())
         mask = dataset.mask(image_id, size, framing)

@@ -3,7 +3,7 @@ import streamlit as st
 
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import kind, model_name, preset
+from ui.state import finding, kind, model_name, preset
 from ui.widgets import image_picker
 
 
@@ -15,7 +15,7 @@ def render() -> None:
                               help="Off by default: reports are de-identified and name the image by a pseudonym.")
     if st.button("Build report", type="primary"):
         with friendly_errors(), st.spinner("Computing maps and rendering…"):
-            report = build_image_report(ws, kind(), image_id, model_name(), preset=preset(),
+            report = build_image_report(ws, kind(), image_id, model_name(), preset=preset(), finding=finding(),
                                         include_identifiers=identifiers)
             st.session_state["report"] = (report.title, render_html(report), render_pdf(report))
     if "report" in st.session_state:

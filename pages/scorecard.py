@@ -6,7 +6,7 @@ from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
 from trust_core.report import provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
-from ui.state import kind, workspace
+from ui.state import finding, kind, workspace
 
 
 VERDICT_COLOURS = {"pass": ("#d3f0d8", "#14532d"), "fail": ("#fbd5d5", "#7f1d1d"),
@@ -91,7 +91,7 @@ def render() -> None:
                 score = (f"test AUC {entry['test_auc']:.3f}" if entry.get("test_auc") is not None
                          else f"val Dice {entry.get('val_dice', 0):.3f}")
                 st.markdown(f"- `{entry['file']}` — {entry['arch']}, seed {entry['seed']}, {entry['role']}, {score}")
-        summary = ws.dataset(kind()).summary()
+        summary = ws.dataset(kind(), finding=finding()).summary()
         st.json(summary["per_split"])
         if summary["skipped"]:
             st.caption("Skipped while reading: " + ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()))

@@ -260,7 +260,7 @@ def _cmd_report(args) -> int:
     if not args.image or not args.model:
         from .errors import ConfigError
         raise ConfigError("a per-image report needs --image and --model (or use --cohort)")
-    report = build_image_report(ws, args.dataset, args.image, args.model, preset=args.preset,
+    report = build_image_report(ws, args.dataset, args.image, args.model, preset=args.preset, finding=args.finding,
                                 include_identifiers=args.include_identifiers)
     if out.suffix.lower() == ".html":
         atomic_write(out, render_html(report))
@@ -444,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="per-image report (HTML/PDF) or cohort results (ZIP)")
     rep.add_argument("--workspace", default=None)
     rep.add_argument("--dataset", default="rsna", help="dataset kind in the workspace")
+    rep.add_argument("--finding", default=None, help="multi-finding datasets: the finding (default: its results')")
     rep.add_argument("--image", default=None, help="image id")
     rep.add_argument("--model", default=None, help="model file name in the workspace")
     rep.add_argument("--preset", default="fast", choices=list(PRESETS))

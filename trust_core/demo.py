@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Callable
 
 from .data.datasets import RSNADataset, SIIMDataset
-from .data.phantom import build_phantom_dataset
+from .data.kinds import open_dataset
+from .data.phantom import build_nih_phantom, build_phantom_dataset
 from .layout import Layout, read_index, workspace_models, write_index
 from .models.registry import get_architecture
 from .models.train import TrainConfig, load_arrays, train_classifier
 from .progress import epoch_bar, unit_bar
 
 DATASETS = {"rsna": (RSNADataset, "stage_2_train_labels.csv"), "siim": (SIIMDataset, "train-rle.csv")}
+# An NIH ChestX-ray14-style set with two findings, assessed with the RSNA-trained models (external films,
+# as a researcher would test a model on another hospital's data) for the finding their task matches.
+TRANSFER = {"nih": ("rsna", "Infiltrate", "BBox_List_2017.csv")}
 MIN_TEST_AUC = 0.85
 
 
@@ -83,6 +87,17 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
             write_index(layout.root, list(index.values()))
         _build_localizers(dataset, kind, models_dir, index, log)
         write_index(layout.root, list(index.values()))
+    for kind, (source, _finding, label_file) in TRANSFER.items():
+        data_root = layout.dataset(kind)
+        if not (data_root / label_file).is_file():
+            started = time.perf_counter()
+            with tqdm(total=n_images // 2, desc=f"phantom {kind.upper()} images", unit="img") as bar:
+                build_nih_phantom(data_root, n_images=n_images // 2, seed=seed, progress=bar.update)
+            log(f"{kind}: wrote {n_images // 2} PNGs in {time.perf_counter() - started:.0f} s")
+        for entry in index.values():  # the source dataset's models serve this one too
+            if entry["dataset"] == source:
+                entry["also"] = sorted(set(entry.get("also", [])) | {kind})
+        write_index(layout.root, list(index.values()))
     if evaluate:
         evaluate_demo(layout.root, log=log)
     return sorted(index.values(), key=lambda e: e["file"])
@@ -122,12 +137,15 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
 
     layout = Layout.of(workspace)
     store = Store(layout.store)
-    for kind, (dataset_class, _label_file) in DATASETS.items():
+    for kind in [*DATASETS, *TRANSFER]:
         out = layout.results(kind)
-        if _current_results(out / "summary.json"):
+        if _current_results(out / "summary.json") or not layout.dataset(kind).is_dir():
             continue
         classifiers, localizers = workspace_models(layout.root, kind)
-        dataset = dataset_class(layout.dataset(kind), image_size=128)
+        if kind in TRANSFER:
+            dataset = open_dataset(f"{kind}:{layout.dataset(kind)}", finding=TRANSFER[kind][1], image_size=128)
+        else:
+            dataset = DATASETS[kind][0](layout.dataset(kind), image_size=128)
         evaluation = Evaluation(dataset, classifiers, EvalConfig(**DEMO_EVAL), localizers=localizers, cache=store)
         units = evaluation.units()
         with unit_bar(len(units), f"evaluate {kind} (fast preset)") as progress:

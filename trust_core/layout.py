@@ -93,7 +93,8 @@ def write_index(workspace: str | Path | None, models: list[dict]) -> None:
 def workspace_models(workspace: str | Path | None, kind: str) -> tuple[list[Path], list[Path]]:
     """Classifier checkpoints of one dataset (replicate A first) and its localizers."""
     layout = Layout.of(workspace)
-    entries = [e for e in read_index(workspace) if e["dataset"] == kind]
+    # an entry serves its dataset and those listed in "also" (the demo's RSNA models on its NIH-style films)
+    entries = [e for e in read_index(workspace) if e["dataset"] == kind or kind in e.get("also", ())]
     classifiers = [layout.model(e["file"]) for e in sorted(entries, key=lambda e: ROLE_ORDER.get(e["role"], 9))
                    if e["role"] in ROLE_ORDER]
     localizers = [layout.model(e["file"]) for e in entries if e["role"] == "localizer"]

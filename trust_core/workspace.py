@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .cache.store import Store
-from .data.kinds import DATASETS as DATASET_CLASSES
+from .data.kinds import DATASETS as DATASET_CLASSES, MULTI_FINDING
 from .data.groundtruth import DEFAULT_MASK_RULE
 from .layout import Layout, read_index, workspace_models, workspace_path
 from .errors import ConfigError
@@ -42,22 +42,36 @@ class Workspace:
     # -- contents ------------------------------------------------------------------------------------
     @property
     def kinds(self) -> list[str]:
-        return [k for k in ("rsna", "siim") if self.layout.dataset(k).is_dir()]
+        return [k for k in DATASET_CLASSES if self.layout.dataset(k).is_dir()]
 
-    def dataset(self, kind: str, *, classes=None, mask_rule: str | None = None):
+    def findings(self, kind: str) -> list[str]:
+        """The findings a multi-finding dataset of the workspace localizes (empty for the other kinds);
+        the one its results were computed for first."""
+        if kind not in MULTI_FINDING or not self.layout.dataset(kind).is_dir():
+            return []
+        found = DATASET_CLASSES[kind].available(self.layout.dataset(kind))
+        recorded = (self.results_config(kind) or {}).get("dataset", {}).get("finding")
+        return ([recorded] if recorded in found else []) + [f for f in found if f != recorded]
+
+    def dataset(self, kind: str, *, classes=None, mask_rule: str | None = None, finding: str | None = None):
         """A dataset of the workspace. Without options, the selection its results were computed with
-        (RSNA classes, ground-truth rule; the paper's defaults when there are no results), so that the
-        pages show the images the scorecard counted."""
+        (RSNA classes, ground-truth rule, finding; the paper's defaults when there are no results), so
+        that the pages show the images the scorecard counted."""
         if kind not in DATASET_CLASSES:
             raise ConfigError(f"unknown dataset kind {kind!r}")
+        recorded = (self.results_config(kind) or {}).get("dataset", {})
         if classes is None and mask_rule is None:
-            recorded = (self.results_config(kind) or {}).get("dataset", {})
             mask_rule = recorded.get("mask_rule")
             if kind == "rsna" and "classes" in recorded:
                 classes = tuple(recorded["classes"]) if recorded["classes"] else "all"
         options = {"mask_rule": mask_rule or DEFAULT_MASK_RULE}
         if kind == "rsna":
             options["classes"] = None if classes == "all" else classes or "paper"
+        if kind in MULTI_FINDING:
+            options["finding"] = finding or (self.findings(kind) or [None])[0]
+            for key in ("negatives", "readers"):
+                if recorded.get(key) and (key != "readers" or kind == "vindr") and options["finding"] == recorded.get("finding"):
+                    options[key] = recorded[key]
         key = (kind, json.dumps(options, sort_keys=True, default=list))
         if key not in self._datasets:
             self._datasets[key] = DATASET_CLASSES[kind](self.layout.dataset(kind), image_size=128, **options)
@@ -134,11 +148,11 @@ class Workspace:
         return info_of(self.model(name)).size
 
     def maps(self, kind: str, image_ids: list[str], model_name: str, *, methods=None, preset: str = "fast",
-             state: str = "original", **overrides):
+             state: str = "original", finding: str | None = None, **overrides):
         """Saliency maps (``SaliencyMaps``) of dataset images, through the workspace cache."""
         model = self.state_model(model_name, state)
         prep = info_of(model).prep
-        dataset = self.dataset(kind)
+        dataset = self.dataset(kind, finding=finding)
         x = torch.stack([prep(dataset.image(i, prep.size, prep.resize)) for i in image_ids])
         with self._lock:  # one computation at a time per workspace (app sessions share it)
             return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)

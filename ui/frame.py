@@ -8,7 +8,7 @@ import streamlit as st
 
 from trust_core.errors import TrustError
 from trust_core.saliency import METHODS, PRESETS
-from ui.state import kind, preset, workspace, workspace_root
+from ui.state import finding, kind, preset, workspace, workspace_root
 
 
 def ensure_frame(page_file: str) -> None:
@@ -49,7 +49,7 @@ def dataset_page(title: str, caption: str | None = None):
     preset_note()
     with friendly_errors():
         ws = workspace()
-        return ws, ws.dataset(kind())
+        return ws, ws.dataset(kind(), finding=finding())
 
 
 def require_results():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from trust_core.access import AccessError, confine, configured_roots
+from trust_core.data.kinds import MULTI_FINDING
 from trust_core.workspace import Workspace
 
 
@@ -52,6 +53,11 @@ def workspace() -> Workspace:
 
 def kind() -> str:
     return shared("dataset", "rsna")
+
+
+def finding() -> str | None:
+    """The finding chosen for a multi-finding dataset (NIH, VinDr, CheXlocalize); None for the others."""
+    return shared("finding") if kind() in MULTI_FINDING else None
 
 
 def model_name() -> str:

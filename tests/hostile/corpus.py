@@ -211,6 +211,75 @@ def _rsna_split_file(folder: Path) -> dict:
     return {**info, "file": folder / "splits.csv"}
 
 
+# -- the multi-finding datasets (NIH, VinDr, CheXlocalize) -------------------------------------------------
+NIH_BOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,\n"
+NIH_ENTRIES = "Image Index,Finding Labels\na.png,Mass\nb.png,No Finding\n"
+
+
+def _nih(boxes: str, *, bad_png: str | None = None, finding: str = "Mass", images=("a.png", "b.png")):
+    """NIH's layout: 1024² 8-bit PNGs, the box list ``boxes`` and a Data_Entry file; ``bad_png`` makes
+    a.png RGB or 16-bit (then the error must name the PNG)."""
+    def build(folder: Path) -> dict:
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        for name in images:
+            array = np.full((1024, 1024), 90, np.uint8)
+            if name == "a.png" and bad_png == "rgb":
+                array = np.stack([array] * 3, axis=-1)
+            elif name == "a.png" and bad_png == "16-bit":
+                array = array.astype(np.uint16) * 256
+            Image.fromarray(array).save(folder / "images" / name)
+        (folder / "Data_Entry_2017.csv").write_text(NIH_ENTRIES)
+        path = folder / "BBox_List_2017.csv"
+        path.write_text(NIH_BOX_HEADER + boxes)
+        return {"file": folder / "images" / "a.png" if bad_png else path, "dataset": f"nih:{folder}", "image": "a.png",
+                "open": {"finding": finding}, "args": ["--finding", finding], "images": True}
+    return build
+
+
+VINDR_HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+
+
+def _vindr(text: str):
+    """VinDr's layout: train/<id>.dicom (120×100) and train.csv."""
+    def build(folder: Path) -> dict:
+        (folder / "train").mkdir(parents=True, exist_ok=True)
+        for k, image_id in enumerate(("a", "b")):
+            write_dicom(folder / "train" / f"{image_id}.dicom", _pixels((100, 120), seed=k))
+        path = folder / "train.csv"
+        path.write_text(text)
+        return {"file": path, "dataset": f"vindr:{folder}", "image": "a", "open": {"finding": "Cardiomegaly", "readers": "union"},
+                "args": ["--finding", "Cardiomegaly", "--readers", "union"], "images": True}
+    return build
+
+
+def _coco(mask: np.ndarray) -> dict:
+    from pycocotools import mask as coco_mask
+
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()}
+
+
+def _chexlocalize(*, rle_shape=(60, 50), extra_id: str | None = None, text: str | None = None):
+    """CheXlocalize's layout: a validation segmentation file and CheXpert JPEGs (60×50) by path."""
+    def build(folder: Path) -> dict:
+        data = {}
+        for k in (1, 2):
+            image_id = f"patient{k}_study1_view1_frontal"
+            target = folder / "valid" / f"patient{k}" / "study1"
+            target.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((60, 50), 100, np.uint8)).save(target / "view1_frontal.jpg")
+            mask = np.zeros(rle_shape if k == 1 else (60, 50), bool)
+            mask[5:20, 5:20] = k == 1
+            data[image_id] = {"Edema": _coco(mask)}
+        if extra_id:
+            data[extra_id] = {"Edema": _coco(np.ones((60, 50), bool))}
+        path = folder / "gt_segmentations_val.json"
+        path.write_text(text if text is not None else __import__("json").dumps(data))
+        return {"file": path, "dataset": f"chexlocalize:{folder}", "image": "patient1_study1_view1_frontal",
+                "open": {"finding": "Edema"}, "args": ["--finding", "Edema"], "images": True}
+    return build
+
+
 # -- checkpoints ---------------------------------------------------------------------------------------
 def _checkpoint(mutate: Callable[[Path], None] | None = None, *, arch="resnet_tiny", num_classes=2,
                 name="model.pt", meta_arch=None):
@@ -355,6 +424,31 @@ CASES: list[Case] = [
     Case("siim-duplicate-ids", "csv", _siim(SIIM_HEADER + "a,1 2\na,1 2\nb,-1\n"), "skip", "duplicate RLE rows"),
     Case("siim-bom-crlf", "csv", _siim(b"\xef\xbb\xbf" + (SIIM_HEADER + "a,1 2 3 4\nb,-1\n")
                                       .replace("\n", "\r\n").encode()), "ok"),
+    # -- NIH, VinDr, CheXlocalize ------------------------------------------------------------------------------
+    Case("nih-box-outside-film", "csv", _nih("a.png,Mass,1000,10,50,50\n"), "error", "ends outside the 1024×1024"),
+    Case("nih-zero-size-box", "csv", _nih("a.png,Mass,10,10,0,50\n"), "error", "zero or negative size"),
+    Case("nih-unknown-finding-row", "csv", _nih("a.png,Masses,10,10,50,50\n"), "error", "unknown finding 'Masses'"),
+    Case("nih-box-without-image", "csv", _nih("a.png,Mass,10,10,50,50\nghost.png,Mass,10,10,5,5\n"), "skip",
+         "box rows without an image file"),
+    Case("nih-rgb-png", "csv", _nih("a.png,Mass,10,10,50,50\n", bad_png="rgb"), "error",
+         "8-bit grayscale PNG; this one is RGB"),
+    Case("nih-16-bit-png", "csv", _nih("a.png,Mass,10,10,50,50\n", bad_png="16-bit"), "error", "this one is 16-bit"),
+    Case("nih-unknown-finding-option", "csv", _nih("a.png,Mass,10,10,50,50\n", finding="Masses"), "error",
+         r"unknown finding 'Masses'.*'Atelectasis'", names=False),
+    Case("vindr-missing-column", "csv", _vindr("image_id,class_name,x_min,y_min,x_max,y_max\na,No finding,,,,\n"),
+         "error", r"lacks the column\(s\) \['rad_id'\]"),
+    Case("vindr-reversed-box", "csv", _vindr(VINDR_HEADER + "a,Cardiomegaly,3,R1,50,50,40,60\nb,No finding,14,R2,,,,\n"),
+         "error", "zero or negative size"),
+    Case("vindr-box-outside-image", "csv", _vindr(VINDR_HEADER + "a,Cardiomegaly,3,R1,500,500,600,600\n"
+                                                  "b,No finding,14,R2,,,,\n"), "error", "lies entirely outside"),
+    Case("vindr-label-without-image", "csv", _vindr(VINDR_HEADER + "a,Cardiomegaly,3,R1,10,10,40,40\n"
+                                                    "b,No finding,14,R2,,,,\nghost,No finding,14,R2,,,,\n"), "skip",
+         "label rows without an image file"),
+    Case("chexlocalize-rle-size-mismatch", "csv", _chexlocalize(rle_shape=(50, 60)), "error",
+         "its RLE is 50×60 but the image view1_frontal.jpg is 60×50"),
+    Case("chexlocalize-segmentation-without-image", "csv", _chexlocalize(extra_id="patient9_study1_view1_frontal"),
+         "skip", "segmentations without an image file"),
+    Case("chexlocalize-not-json", "csv", _chexlocalize(text="{not json"), "error", "not valid JSON"),
     # -- checkpoints ------------------------------------------------------------------------------------------
     Case("checkpoint-other-architecture", "checkpoint", _checkpoint(_state_dict_of("densenet_tiny")), "error",
          "pass arch=|architecture"),

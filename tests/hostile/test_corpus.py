@@ -60,13 +60,23 @@ def _direct(case, info):
         np.testing.assert_array_equal(read_upload(info["file"].name, data, max_bytes=UPLOAD_LIMIT), value)
         return value
     if case.category == "csv":
-        dataset = open_dataset(info["dataset"], image_size=32, split_file=info["file"].parent / "splits.csv")
+        dataset = open_dataset(info["dataset"], image_size=32, split_file=source_of(info) / "splits.csv",
+                               **info.get("open", {}))
         for image_id in dataset.ids():
             dataset.mask(image_id, 32)
+            if info.get("images"):  # the multi-finding readers check their films too
+                dataset.image(image_id, 32)
         return dataset
     if case.category == "checkpoint":
         return load(info["file"], num_classes=2)  # as the CLI and the app load classifiers
     return None
+
+
+def source_of(info) -> "Path":
+    """The dataset folder of a csv case (its label file's folder, or the one above images/)."""
+    from pathlib import Path
+
+    return Path(info["dataset"].split(":", 1)[1])
 
 
 def _cli_args(case, info, tmp_path, model_path, good_rsna):
@@ -80,7 +90,7 @@ def _cli_args(case, info, tmp_path, model_path, good_rsna):
         (folder / "labels.csv").write_text(f"image_id,label\ngood,1\n{bad.stem},1\n")
         dataset, images = f"folder:{folder}", ["good", bad.stem]
     elif case.category == "csv":  # labels and masks: `trust check` renders every ground truth
-        return ["check", "--dataset", info["dataset"]]
+        return ["check", "--dataset", info["dataset"], *info.get("args", [])]
     elif case.category == "checkpoint":
         model = str(info["model"])
     args = ["maps", "--dataset", dataset, "--model", model, "--methods", "grad", "gbp", "--preset", "fast",

@@ -60,6 +60,19 @@ class FindingDataset(RadiographDataset):
     def _split_name(self) -> str:
         return f"splits_{_slug(self.finding)}.csv"
 
+    @classmethod
+    def available(cls, root: str | Path) -> list[str]:
+        """The findings this dataset folder localizes at least once (registry order); [] when unreadable."""
+        try:
+            found = cls._localized(Path(root))
+        except (OSError, ValueError, KeyError, DatasetError):
+            return []
+        return [f for f in cls.FINDINGS if f in found]
+
+    @classmethod
+    def _localized(cls, root: Path) -> set[str]:
+        raise NotImplementedError
+
     @property
     def selection(self) -> dict:
         return {"finding": self.finding, "negatives": self.negatives,
@@ -104,6 +117,11 @@ class NIHDataset(FindingDataset):
     NATIVE = (1024, 1024)  # the PNGs (and the boxes' pixels)
     NEGATIVES_NOTE = {"no-finding": "Data_Entry 'No Finding' films",
                       "absent": "every film whose Data_Entry labels lack the finding (and without its box)"}
+
+    @classmethod
+    def _localized(cls, root: Path) -> set[str]:
+        lines = (root / cls.LABELS).read_text(encoding="utf-8-sig").splitlines()[1:]
+        return {line.split(",")[1].strip() for line in lines if line.count(",") >= 5}
 
     def _scan(self) -> list[Record]:
         box_path = self.root / self.LABELS
@@ -211,6 +229,11 @@ class VinDrDataset(FindingDataset):
     def _labels_path(self, record: Record) -> Path:
         return self._found_labels
 
+    @classmethod
+    def _localized(cls, root: Path) -> set[str]:
+        path = next((root / n for n in cls.LABELS if (root / n).is_file()), None)
+        return {row["class_name"] for row in read_csv(path, ("class_name",), what="VinDr label file")} if path else set()
+
     def _scan(self) -> list[Record]:
         path = next((self.root / n for n in self.LABELS if (self.root / n).is_file()), None)
         if path is None:
@@ -295,6 +318,18 @@ class CheXlocalizeDataset(FindingDataset):
 
     def _labels_path(self, record: Record) -> Path:
         return self._json_of.get(record.image_id, self.root)
+
+    @classmethod
+    def _localized(cls, root: Path) -> set[str]:
+        from pycocotools import mask as coco_mask
+
+        found = set()
+        for name in cls.LABELS:
+            if (root / name).is_file():
+                for per_finding in json.loads((root / name).read_text(encoding="utf-8")).values():
+                    found |= {f for f, rle in per_finding.items() if f not in found and coco_mask.area(
+                        {"size": rle["size"], "counts": rle["counts"].encode()}) > 0}
+        return found
 
     def _scan(self) -> list[Record]:
         found = [(self.root / n, "val" if "val" in n else "test") for n in self.LABELS if (self.root / n).is_file()]

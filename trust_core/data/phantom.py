@@ -366,3 +366,71 @@ def _write_rows(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerow(header)
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+# -- an NIH ChestX-ray14-style dataset with several findings --------------------------------------------
+NIH_PHANTOM_FINDINGS = ("Infiltrate", "Pneumothorax")  # the box list's names (Data_Entry: Infiltration)
+
+
+def _write_nih_one(args) -> dict:
+    root, item = args
+    finding = item["finding"]
+    kind = "siim" if finding == "Pneumothorax" else "rsna"
+    case = make_case(item["case_seed"], kind, finding is not None)
+    boxes = list(case.boxes)
+    if case.mask is not None:  # a pneumothorax region → its bounding box, as NIH's readers drew them
+        ys, xs = np.nonzero(case.mask)
+        boxes = [(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))]
+    from PIL import Image
+
+    path = root / "images_001" / "images" / item["name"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(case.image).save(tmp, format="PNG")  # 8-bit grayscale 1024×1024, as NIH ships
+    os.replace(tmp, path)
+    return dict(name=item["name"], finding=finding, boxes=boxes if finding else [], sex=case.sex, age=case.age,
+                view=case.view, patient=item["patient"])
+
+
+def build_nih_phantom(root: str | Path, *, n_images: int = 240, seed: int = 0, workers: int | None = None,
+                      progress=None) -> Path:
+    """Write a phantom dataset in NIH ChestX-ray14's layout: ``images_001/images/*.png`` (8-bit, 1024²),
+    ``BBox_List_2017.csv`` (boxes of two findings: pneumonia-like infiltrates and pneumothorax) and
+    ``Data_Entry_2017.csv`` (``No Finding`` for the clean films). The label files are written last."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 7])
+    plan = []
+    for i in range(n_images):
+        draw = rng.random()
+        finding = "Infiltrate" if draw < 0.35 else "Pneumothorax" if draw < 0.55 else None
+        patient = i + 1
+        plan.append(dict(name=f"{patient:08d}_000.png", finding=finding, patient=patient,
+                         case_seed=int(rng.integers(2**31))))
+    jobs = [(root, item) for item in plan]
+    workers = workers or min(2, os.cpu_count() or 1)
+    results = []
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            for result in pool.map(_write_nih_one, jobs, chunksize=4):
+                results.append(result)
+                if progress:
+                    progress(1)
+    else:
+        for job in jobs:
+            results.append(_write_nih_one(job))
+            if progress:
+                progress(1)
+    entry_name = {"Infiltrate": "Infiltration"}
+    _write_rows(root / "Data_Entry_2017.csv",
+                ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
+                 "View Position", "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]"],
+                [[r["name"], entry_name.get(r["finding"], r["finding"]) if r["finding"] else "No Finding", 0,
+                  r["patient"], r["age"], r["sex"], r["view"], 2500, 2048, 0.139, 0.139] for r in results])
+    # NIH's own header spells the box columns in one unquoted cell: "Bbox [x,y,w,h]" and 3 empty columns
+    tmp = root / ".BBox_List_2017.csv.tmp"
+    lines = ["Image Index,Finding Label,Bbox [x,y,w,h],,,"]
+    lines += [f"{r['name']},{r['finding']},{x},{y},{w},{h}" for r in results for (x, y, w, h) in r["boxes"]]
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, root / "BBox_List_2017.csv")
+    return root

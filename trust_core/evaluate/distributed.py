@@ -35,7 +35,10 @@ def spec_of(evaluation) -> EvaluationSpec:
               "mask_rule": dataset.mask_rule}
     if hasattr(dataset, "classes"):  # RSNA: None (all) must travel too, not fall back to the default
         kwargs["classes"] = dataset.classes
-    return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_paths), evaluation.config,
+    for key in ("finding", "negatives", "readers"):  # the multi-finding kinds' selection
+        if hasattr(dataset, key):
+            kwargs[key] = getattr(dataset, key)
+    return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_sources), evaluation.config,
                           list(evaluation.localizer_paths), list(evaluation.localizer_maps),
                           str(evaluation.cache.directory) if evaluation.cache is not None else None)
 

@@ -116,7 +116,8 @@ class Evaluation:
         self.methods = resolve_methods(config.methods)
         self.params = resolve_params(config.preset, **config.overrides)
         self.dataset = dataset
-        self.model_paths = [str(p) for p in model_paths]
+        self.model_sources = list(model_paths)  # paths, or ModelSpec objects (spec flags): what workers reload
+        self.model_paths = [str(getattr(p, "path", None) or getattr(p, "source", p)) for p in model_paths]
         self.models = [load(p, num_classes=2) for p in model_paths]  # the datasets are binary
         self.arches = [info_of(m).name for m in self.models]
         self.size = info_of(self.models[0]).size

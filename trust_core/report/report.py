@@ -56,10 +56,12 @@ class ImageReport:
 
 
 def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, methods=None,
-                       preset: str = "fast", include_identifiers: bool = False, **overrides) -> ImageReport:
+                       preset: str = "fast", include_identifiers: bool = False, finding: str | None = None,
+                       **overrides) -> ImageReport:
     """Compute (or fetch from the cache) every map of one dataset image and assemble its report."""
-    dataset = workspace.dataset(kind)
-    result = workspace.maps(kind, [image_id], model_name, methods=methods, preset=preset, **overrides)
+    dataset = workspace.dataset(kind, finding=finding)
+    result = workspace.maps(kind, [image_id], model_name, methods=methods, preset=preset, finding=finding,
+                            **overrides)
     size = next(iter(result.values())).shape[1]
     framing = workspace.framing(model_name)  # the part of the film under the maps
     mask = dataset.mask(image_id, size, framing)
@@ -85,7 +87,9 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
         "model_seed": info_of(model).meta.get("seed"), "model_test_auc": info_of(model).meta.get("test_auc"),
         "explained_class": int(result.targets[0]), "preset": f"{preset} — {PRESETS[preset].label}",
         "ground_truth": f"{dataset.mask_rule} rule" + (f"; RSNA classes {', '.join(dataset.classes)}"
-                                                        if getattr(dataset, "classes", None) else ""),
+                                                        if getattr(dataset, "classes", None) else "")
+        + (f"; finding {dataset.finding}, negatives {dataset.negatives}" if getattr(dataset, "finding", None) else "")
+        + (f", readers {dataset.readers}" if getattr(dataset, "readers", None) else ""),
         "gradcam_upsampling": result.params["gradcam_interpolation"],
         "xrai_postprocess": result.params["xrai_postprocess"],
     }
@@ -247,6 +251,9 @@ def provenance_line(summary: dict) -> str:
     if dataset.get("classes") is not None or dataset.get("classes_note"):
         classes = ", ".join(dataset["classes"]) if dataset.get("classes") else "all"
         parts.append(f"classes: {classes} ({dataset.get('classes_note', '')})")
+    if dataset.get("finding"):
+        parts.append(f"finding: {dataset['finding']} (negatives: {dataset.get('negatives_note') or dataset.get('negatives')}"
+                     + (f"; readers: {dataset['readers']}" if dataset.get("readers") else "") + ")")
     if dataset.get("mask_rule"):
         parts.append(f"ground truth: {dataset['mask_rule']} rule")
     if params.get("gradcam_interpolation"):
