@@ -72,7 +72,7 @@ def _direct(case, info):
     return None
 
 
-def source_of(info) -> "Path":
+def source_of(info):
     """The dataset folder of a csv case (its label file's folder, or the one above images/)."""
     from pathlib import Path
 
