@@ -9,7 +9,7 @@ from trust_core.saliency.registry import GRADCAM_DEFAULT_INTERPOLATION, GRADCAM_
 from trust_core.evaluate.jobs import JobManager
 from trust_core.saliency import METHODS, PRESETS
 from ui.frame import friendly_errors, run_page
-from ui.state import kind, workspace
+from ui.state import finding, kind, workspace
 from ui.widgets import method_label
 
 
@@ -29,7 +29,8 @@ def render() -> None:
     st.caption(f"Evaluate {kind().upper()} with the workspace's models: the first replicate is randomized, "
                "replicates give repeatability, the other architecture reproducibility.")
     with st.form("run"):
-        models = st.multiselect("Models (first = main)", classifiers, default=classifiers)
+        models = st.multiselect("Models (first = main)", classifiers,  # the dataset's own by default, not specs
+                                default=[c for c in classifiers if not c.endswith(".toml")] or classifiers[:1])
         preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label,
                               index=list(PRESETS).index("fast"))
         methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), format_func=method_label)
@@ -60,10 +61,12 @@ def render() -> None:
             config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
                                 utility_limit=int(limit), ssim_images=int(ssim_images), group=8,
                                 overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode)
-            dataset = ws.dataset(kind(), classes=tuple(classes) if classes else None, mask_rule=mask_rule)
+            dataset = ws.dataset(kind(), classes=tuple(classes) if classes else None, mask_rule=mask_rule,
+                                 finding=finding())
             build = lambda: Evaluation(dataset, [ws.layout.model(m) for m in models], config,
                                        localizers=[ws.layout.model(m) for m in localizers], cache=ws.store)
-            job = jobs().start(f"{kind().upper()} · {preset} · {len(models)} models", ws.layout.results(kind()), build)
+            label = f"{kind().upper()}" + (f" ({finding()})" if finding() else "")
+            job = jobs().start(f"{label} · {preset} · {len(models)} models", ws.layout.results(kind()), build)
             st.success(f"Started job {job.id}: it keeps running if you change page.")
 
 

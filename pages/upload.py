@@ -6,6 +6,7 @@ import streamlit as st
 from trust_core.data import load_radiograph
 from trust_core.data.dicom import UPLOAD_SUFFIXES, read_upload
 from trust_core.errors import TrustError
+from trust_core.data.transforms import crop
 from trust_core.saliency import METHODS
 from ui.frame import friendly_errors, preset_note, run_page
 from ui.state import model_name, preset, workspace
@@ -40,7 +41,9 @@ def render() -> None:
         st.stop()
     with friendly_errors(), st.spinner("Computing maps (cached for this image)…"):
         result = workspace().maps_for_image(image, model_name(), methods=methods, preset=preset())
-    st.success(f"Explained class {int(result.targets[0])}; "
+    image = crop(image, workspace().framing(model_name()))  # the part of the film under the maps
+    target = int(result.targets[0])
+    st.success(f"Explained class {target} ({workspace().class_name(model_name(), target)}); "
                + ("from the cache" if all(all(v) for v in result.from_cache.values())
                   else f"{result.passes} forward+backward passes"))
     cols = st.columns(4)

@@ -161,7 +161,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
         kind_started = time.perf_counter()
         model = load(classifiers[0], num_classes=2)
         prep = info_of(model).prep
-        x = torch.stack([prep(dataset.image(i, prep.size)) for i in ids])
+        x = torch.stack([prep(dataset.image(i, prep.size, prep.resize)) for i in ids])
         maps = _preset_maps(model, x, methods, device=device, cache=store)
         ssim = method_ssim(maps[FAST], maps[PAPER_PRESET], methods)
         log(f"{kind}: maps of {len(ids)} image(s) with both presets in {time.perf_counter() - kind_started:.0f} s")

@@ -39,8 +39,10 @@ def _cmd_train(args) -> int:
                           "--source with the spec flags): one of them")
     model = _model_sources(args, [args.model])[0] if args.model or args.source else None
     dataset = _open_dataset(args)
+    if args.recipe == "paper" and args.lr is not None:
+        raise ConfigError("the paper recipe fixes the learning rate (Adam at 7e-5): drop --lr, or use --recipe default")
     config = TrainConfig(arch=args.arch, model=model, seed=args.seed, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, patience=args.patience, image_size=args.size,
+                         batch_size=args.batch_size, lr=args.lr or 1e-3, patience=args.patience, image_size=args.size,
                          device=args.device, init_weights=args.init_weights, recipe=args.recipe)
     with epoch_bar(args.epochs, f"train {args.arch or args.model}") as step:
         result = train_classifier(dataset, config, args.out, progress=step)
@@ -222,6 +224,12 @@ def _cmd_inspect(args) -> int:
     print(f"cascade    {len(report['cascade'])} states after the original, top-down:")
     for k, state in enumerate(report["cascade"], start=1):
         print(f"  {k:>2}. {state['state']:<40} {state['parameters']:>12,} parameters")
+    if report["guided_relus"] == 0:
+        print("note       no ReLU in this model (GELU, SiLU…): Guided Backprop equals the gradient, and Guided "
+              "Grad-CAM the gradient × Grad-CAM")
+    if report["outputs_in_0_1"]:
+        print("warning    every output lies in [0, 1]: does the model end in a sigmoid/softmax? The explained "
+              "scalar must be a logit (remove the final activation, and say it under [outputs] activation)")
     if report["not_randomized"]:
         print(f"  not in any state (never randomized): {', '.join(report['not_randomized'][:8])}")
     sanity = report["sanity"]
@@ -366,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_at_least(0), default=0)
     train.add_argument("--epochs", type=_positive_int, default=30)
     train.add_argument("--batch-size", type=_at_least(2), default=32)
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (default recipe: 1e-3)")
     train.add_argument("--patience", type=_positive_int, default=5)
     train.add_argument("--size", type=_at_least(32), default=None, help="input size (default: architecture's)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
@@ -544,17 +552,30 @@ def _model_sources(args, models: list[str]) -> list:
     out = []
     for model in models:
         path = Path(model) if model is not None else None
+        spec_path = None
         if path is None:  # `trust train --source …`: no weights
             data, base = {}, Path.cwd()
         elif path.suffix.lower() == ".toml":
             if not path.is_file():
                 raise ConfigError("model spec not found", path=path)
-            data, base = tomllib.loads(path.read_text(encoding="utf-8")), path.parent
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"not a valid TOML file ({exc})", path=path) from None
+            base, spec_path = path.parent, path
+        elif path.suffix.lower() == ".pt2":  # a program: its own architecture
+            data, base = {"source": str(path.resolve())}, Path.cwd()
         elif args.source is None:
-            raise ConfigError(f"--model {model} is not a .toml spec: say its architecture with --source "
-                              f"(e.g. --source torchvision:densenet121)", path=path)
+            from .models.weights import FORMAT, read_checkpoint
+
+            payload = read_checkpoint(path)
+            if payload.get("format") == FORMAT and payload.get("arch"):  # one of ours: its registry name
+                data, base = {"source": payload["arch"], "weights": str(path.resolve())}, Path.cwd()
+            else:
+                raise ConfigError(f"--model {model} does not say its architecture: add --source (e.g. --source "
+                                  f"torchvision:densenet121), or write a .toml spec", path=path)
         else:
-            data, base = ({"weights": str(path.resolve())} if path.suffix != ".pt2" else {}), Path.cwd()
+            data, base = {"weights": str(path.resolve())}, Path.cwd()
         if args.source:
             data["source"] = args.source if not args.source.endswith(".pt2") else str(Path(args.source).resolve())
         kwargs = dict(data.get("source_kwargs", {}))
@@ -587,7 +608,7 @@ def _model_sources(args, models: list[str]) -> list:
             data["gradcam_layer"] = args.gradcam_layer
         if args.cascade_blocks:
             data["cascade"] = {"blocks": [b.strip() for b in args.cascade_blocks.split(",") if b.strip()]}
-        out.append(spec_from_dict(data, base=base))
+        out.append(spec_from_dict(data, base=base) if spec_path is None else spec_from_dict(data, path=spec_path))
     return out
 
 

@@ -139,6 +139,16 @@ class Workspace:
             return self.model(name)
         return _states(str(self.layout.model(name))).get(state)
 
+    def class_name(self, name: str, index: int) -> str:
+        """An output's name for this model (its spec's classes; the binary datasets' 'no finding' /
+        'finding' for the demo's 2-way heads)."""
+        info = info_of(self.model(name))
+        if info.classes:
+            return info.class_name(index)
+        if info.activation == "softmax" and index in (0, 1):
+            return ("no finding", "finding")[index]
+        return info.class_name(index)
+
     def framing(self, name: str) -> str:
         """The model's resize rule ('stretch' or 'center_crop'): how pages frame the film and its ground
         truth under its maps."""

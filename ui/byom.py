@@ -8,7 +8,6 @@ from trust_core.errors import TrustError
 from trust_core.models.preprocessing import NORMALIZATIONS
 from trust_core.models.spec import ACTIVATIONS
 
-MAX_WEIGHTS_MB = 1024
 
 
 def bring_your_own_model(ws) -> None:
@@ -24,18 +23,24 @@ def bring_your_own_model(ws) -> None:
         with st.form("byom", clear_on_submit=False, border=False):
             name = st.text_input("Name", key="byom_name", placeholder="chexnet14", help="file name in the workspace's models/")
             source = st.text_input("Source", key="byom_source", placeholder="torchvision:densenet121",
-                                   help="torchvision:NAME, timm:NAME, torchxrayvision:CLASS, monai:NAME, "
-                                        "package.module:callable")
+                                   help="torchvision:NAME, timm:NAME, torchxrayvision:CLASS, monai:NAME or a "
+                                        "registry name (your own code or a .pt2: write its spec into models/)")
+            limit = int(st.get_option("server.maxUploadSize"))
             weights = st.file_uploader("Weights (.pt, .pth, .safetensors)", type=["pt", "pth", "safetensors"],
-                                       help=f"a state_dict; at most {MAX_WEIGHTS_MB} MB. Omit for random weights")
+                                       help=f"a state_dict; at most {limit} MB here (the server's "
+                                            f"server.maxUploadSize; larger: write the spec beside the file). "
+                                            f"Omit for random weights")
             kwargs = st.text_input("Builder arguments", key="byom_kwargs", placeholder="num_classes=14",
                                    help="comma-separated NAME=VALUE (JSON values)")
             left, right = st.columns(2)
             size = left.number_input("Input size", key="byom_size", min_value=8, max_value=4096, value=224, step=1)
             channels = right.selectbox("Channels", (3, 1), key="byom_channels")
-            normalization = left.selectbox("Normalization", list(NORMALIZATIONS), key="byom_normalization",
+            normalization = left.selectbox("Normalization", [*NORMALIZATIONS, "custom"], key="byom_normalization",
                                            index=list(NORMALIZATIONS).index("imagenet"),
-                                           format_func=lambda n: f"{n}: {NORMALIZATIONS[n][2]}")
+                                           format_func=lambda n: f"{n}: {NORMALIZATIONS[n][2]}" if n in NORMALIZATIONS
+                                           else "custom mean/std")
+            custom = st.text_input("Custom mean:std", key="byom_custom", placeholder="0.5:0.25 or 0.48,0.46,0.41:0.23,0.22,0.23",
+                                   help="with 'custom': the training statistics in units of the [0, 1] film")
             activation = right.selectbox("Activation", ACTIVATIONS, key="byom_activation")
             resize = left.selectbox("Framing", ("stretch", "center_crop"), key="byom_resize",
                                     help="stretch: the whole film (the paper's); center_crop: its central square")
@@ -44,6 +49,8 @@ def bring_your_own_model(ws) -> None:
             target = st.text_input("Target class", key="byom_target", placeholder="Pneumonia",
                                    help="a class name or an index; empty: the predicted class (softmax heads)")
             layer = st.text_input("Grad-CAM layer", key="byom_layer", placeholder="detected", help="dotted module path (optional)")
+            blocks = st.text_input("Cascade blocks", key="byom_blocks", placeholder="detected",
+                                   help="comma-separated module paths (optional; default: the top-level stages)")
             submitted = st.form_submit_button("Check and add")
         if not submitted:
             return
@@ -53,13 +60,13 @@ def bring_your_own_model(ws) -> None:
                 "target": (int(target) if target.strip().isdigit() else target.strip()) or None,
                 "gradcam_layer": layer.strip() or None,
                 "source_kwargs": _kwargs(kwargs),
-                "preprocessing": {"size": int(size), "channels": int(channels), "normalization": normalization,
+                "preprocessing": {"size": int(size), "channels": int(channels),
+                                  "normalization": _custom(custom) if normalization == "custom" else normalization,
                                   "resize": resize},
+                "cascade": {"blocks": [b.strip() for b in blocks.split(",") if b.strip()]} if blocks.strip() else None,
                 "outputs": {"activation": activation,
                             "classes": [c.strip() for c in classes.split(",") if c.strip()] or None},
             }
-            if weights is not None and weights.size > MAX_WEIGHTS_MB * 2**20:
-                raise TrustError(f"{weights.name}: larger than {MAX_WEIGHTS_MB} MB")
             with st.spinner("Loading and checking the model…"):
                 path = ws.add_model(name.strip(), table, weights=weights.getvalue() if weights else None,
                                     weights_name=weights.name if weights else None)
@@ -69,6 +76,17 @@ def bring_your_own_model(ws) -> None:
         st.session_state["_model"] = path.name
         st.session_state["_byom_added"] = path.name
         st.rerun()
+
+
+def _custom(text: str) -> dict:
+    mean, sep, std = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return {"mean": [float(v) for v in mean.split(",")], "std": [float(v) for v in std.split(",")]}
+    except ValueError:
+        raise TrustError(f"custom normalization {text!r}: write MEAN:STD, e.g. 0.5:0.25 or "
+                         f"0.485,0.456,0.406:0.229,0.224,0.225") from None
 
 
 def _kwargs(text: str) -> dict:

@@ -106,6 +106,13 @@ def test_zoo_model_runs_every_method_the_evaluation_and_its_cascade_in_forward_o
         for i in range(2):  # a map in [0, 1], or NaN with its reason (a random model's constant Grad-CAM)
             assert (np.isfinite(values[i]).all() and 0 <= values[i].min() and values[i].max() <= 1) or (
                 np.isnan(values[i]).all() and maps.flags[method][i]), (method, i)
+    for method in ("grad", "smoothgrad", "ig", "smooth_ig", "xrai"):  # input-gradient methods never go blank
+        assert np.isfinite(maps[method]).all(), method
+    relus = describe(model)["guided_relus"]
+    if relus == 0:  # no ReLU to guide (ViT, ConvNeXt: GELU; EfficientNet: SiLU): GBP is the gradient
+        np.testing.assert_allclose(maps["gbp"], maps["grad"], atol=1e-6)
+    else:
+        assert not np.allclose(maps["gbp"], maps["grad"]), "guided backprop must differ from the gradient"
     if target is not None:
         assert (maps.targets == target).all()
 
@@ -483,3 +490,126 @@ def test_center_crop_frames_films_and_ground_truth_alike(tmp_path):
     with pytest.raises(ConfigError, match="crop the film differently"):
         Evaluation(dataset, [spec, spec_from_dict({"source": "torchvision:resnet18", "source_kwargs": {"num_classes": 2},
                                                    "preprocessing": {"size": 60}})], EvalConfig(preset="fast"))
+
+
+def test_a_spec_torchvision_densenet_gives_the_registry_densenets_maps(app_workspace, rsna):
+    """The same trained weights as the registry's DenseNet (demo size) and as a plain torchvision
+    DenseNet through a spec: every map equal, Grad-CAM included (torchvision rectifies `features` with an
+    in-place functional ReLU; the registry has it as a module; guided and plain passes alike)."""
+    registry = load(app_workspace / "models" / "rsna_densenet_tiny_s0.pt")
+    spec = spec_from_dict({"source": "torchvision.models:DenseNet",
+                           "source_kwargs": {"growth_rate": 12, "block_config": [2, 2, 2, 2], "num_init_features": 24,
+                                             "bn_size": 2, "num_classes": 2},
+                           "weights": str(app_workspace / "models" / "rsna_densenet_tiny_s0.pt"),
+                           "preprocessing": {"size": 64, "normalization": "paper"}})
+    model = load(spec)
+    assert info_of(model).gradcam_layer == "features"
+    x = torch.stack([info_of(model).prep(f) for f in _films(rsna, 3)])
+    a = explain(registry, x, preset="fast", noise_per_model=False, **LIGHT)
+    b = explain(model, x, preset="fast", noise_per_model=False, **LIGHT)
+    assert a.passes == b.passes and (a.targets == b.targets).all()
+    for m in METHODS:
+        np.testing.assert_allclose(a[m], b[m], atol=1e-6, equal_nan=True, err_msg=m)
+        assert np.isfinite(a["gradcam"]).any()
+
+
+def test_spec_cascades_reinitialize_every_block_as_its_library_does():
+    """Each state re-initializes its block with the library's own initialization: every weight of the
+    block changes, and timm ConvNeXt's layer scales get timm's 1e-6 (not 0, which would make a block an
+    identity whatever its other weights), and the logits move once the head is re-initialized."""
+    import timm
+
+    from trust_core.randomization import cascade
+
+    torch.manual_seed(7)
+    model = load(spec_from_dict({"source": "timm:convnext_tiny", "source_kwargs": {"num_classes": 2},
+                                 "preprocessing": {"size": SIZE}}))
+    with torch.no_grad():  # as if trained: scales far from their initial 1e-6
+        for name, p in model.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.5)
+    x = info_of(model).prep.batch(torch.rand(2, 1, SIZE, SIZE))
+    states = list(cascade(model, seed=3))
+    library = timm.create_model("convnext_tiny", pretrained=False, num_classes=2)
+    init_gamma = float(next(p for n, p in library.named_parameters() if n.endswith("gamma")).flatten()[0])
+    for (_, before), (name, after) in zip(states, states[1:]):
+        changed = [not torch.equal(a, b) for (_, a), (_, b) in zip(before.get_submodule(name).named_parameters(),
+                                                                   after.get_submodule(name).named_parameters())
+                   if a.numel() > 1]
+        assert any(changed), name  # (tensors already at their constant init, e.g. a LayerNorm, stay so)
+        for n, p in after.get_submodule(name).named_parameters():
+            if n.endswith("gamma"):
+                assert torch.all(p == init_gamma), (name, n)
+        with torch.no_grad():
+            assert not torch.allclose(before(x), after(x)), name
+
+
+class ConstantTarget(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        features = self.conv(x)
+        return self.head(features.mean((2, 3))) * torch.tensor([1.0, 0.0])  # output 1 ignores the input
+
+
+def constant_target(**_):
+    return ConstantTarget()
+
+
+def test_a_zero_input_gradient(tmp_path):
+    _bad(tmp_path, {"source": "tests.models.test_spec:constant_target", "target": 1,
+                    "outputs": {"activation": "logits"}, "preprocessing": {"size": SIZE}}, "is zero")
+
+
+def test_the_app_adds_zoo_models_only(tmp_path):
+    """add_model without allow_code (the app's form) refuses sources that run code on the server."""
+    for source in ("os:system", "tests.models.test_spec:constant_target"):
+        with pytest.raises(ConfigError, match="come from the zoos"):
+            add_model(tmp_path / "models", "evil", {"source": source, "source_kwargs": {"command": "true"}})
+    with pytest.raises(ConfigError, match="download or read weights itself"):
+        add_model(tmp_path / "models", "hub", {"source": "timm:resnet18", "source_kwargs": {"checkpoint_path": "/etc/x"}})
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+    path = add_model(tmp_path / "models", "mine", {"source": "torchvision.models:resnet18",
+                                                   "source_kwargs": {"num_classes": 2}, "preprocessing": {"size": SIZE}},
+                     allow_code=True)  # the command line's owner may
+    assert path.is_file()
+
+
+def test_bench_saliency_runs_any_model_with_the_registrys_passes(tmp_path):
+    from trust_core.bench import bench_saliency
+
+    lines = []
+    registry = bench_saliency("densenet_tiny", 32, skip_reference=True, log=lines.append)
+    spec = _write_toml(tmp_path / "m.toml", {"source": "torchvision.models:DenseNet",
+                                             "source_kwargs": {"growth_rate": 12, "block_config": [2, 2, 2, 2],
+                                                               "num_init_features": 24, "bn_size": 2, "num_classes": 2},
+                                             "preprocessing": {"size": 32, "normalization": "paper"}})
+    spec_result = bench_saliency(skip_reference=True, model_spec=str(spec), log=lines.append)
+    assert spec_result["passes"] == registry["passes"] == 459
+    assert any(line.startswith("model: ") for line in lines) and spec_result["efficiency"] > 0
+
+
+def test_the_original_chexnet_checkpoint_layout_loads(tmp_path):
+    """The widely shared CheXNet checkpoint: DataParallel's ``module.``, a ``densenet121.`` wrapper,
+    torchvision's legacy ``norm.1`` names and a ``Sequential(Linear, Sigmoid)`` head."""
+    import re
+
+    import torchvision
+
+    torch.manual_seed(8)
+    reference = torchvision.models.densenet121(weights=None, num_classes=14)
+    legacy = {}
+    for k, v in reference.state_dict().items():
+        k = re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k)
+        k = k.replace("classifier.", "classifier.0.")
+        legacy["module.densenet121." + k] = v
+    torch.save({"epoch": 3, "state_dict": legacy}, tmp_path / "m-25012018-123527.pth.tar.pth")
+    model = load(spec_from_dict({"source": "torchvision:densenet121", "weights": str(tmp_path / "m-25012018-123527.pth.tar.pth"),
+                                 "source_kwargs": {"num_classes": 14}, "preprocessing": {"size": SIZE},
+                                 "outputs": {"activation": "sigmoid", "classes": XRV[:14]}, "target": "Pneumonia"}))
+    for k, v in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert len(info_of(model).meta["weights_adapted"]) == 3

@@ -139,8 +139,9 @@ class Evaluation:
         rng = np.random.default_rng(config.ssim_seed)
         count = min(config.ssim_images, len(positives))
         self.ssim_ids = sorted(rng.choice(positives, size=count, replace=False).tolist())
-        self.replicates = [i for i, a in enumerate(self.arches) if a == self.arches[0]]
-        self.others = [i for i, a in enumerate(self.arches) if a != self.arches[0]]
+        families = [info_of(m).family for m in self.models]  # the architecture, or the whole spec but weights
+        self.replicates = [i for i, f in enumerate(families) if f == families[0]]
+        self.others = [i for i, f in enumerate(families) if f != families[0]]
         self._images: dict[tuple[str, int], torch.Tensor] = {}
         self._gt: dict[str, np.ndarray] = {}
 
@@ -273,7 +274,7 @@ class Evaluation:
 
         kind, _name, path = source
         if kind == "maps":
-            found = load_score_maps(path, ids, self.size)
+            found = load_score_maps(path, ids, self.size, self.resize)
             missing = [i for i in ids if i not in found]
             if missing:
                 raise ConfigError(f"{len(missing)} image(s) have no localizer score map in {path} "
@@ -282,7 +283,7 @@ class Evaluation:
         else:
             model = load_localizer(path)
             size = info_of(model).input_size or self.size
-            raw = predict_maps(model, torch.stack([self._input(i, paper_preprocessing(size)) for i in ids]))
+            raw = predict_maps(model, torch.stack([self._input(i, paper_preprocessing(size, self.resize)) for i in ids]))
             raw = np.stack([resize_image(m, self.size) for m in raw])
         normalized, _reasons = minmax_maps(torch.from_numpy(raw.astype(np.float32)))
         return normalized.numpy()

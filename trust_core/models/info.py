@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from torch import nn
 
@@ -36,6 +36,9 @@ class ModelInfo:
     gradcam_layer: str | None = None  # dotted module path (ViTs: a token map, reshaped to its grid)
     blocks: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # cascade states, top-down
     spec: dict | None = None  # a spec'd model's resolved spec (part of its cache fingerprint)
+    # a spec'd model's builder of fresh random weights (its library's own initialization): the cascade
+    # re-initializes a block by copying it from a model built under the state's seed
+    fresh: "Callable[[], nn.Module] | None" = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -53,6 +56,17 @@ class ModelInfo:
     def name(self) -> str:
         """The architecture or the spec's source, for messages and reports."""
         return self.arch or (self.spec or {}).get("source") or "model"
+
+    @property
+    def family(self) -> str:
+        """What makes two models replicates (same architecture, input and target, other training): the
+        registry name, or a spec'd model's resolved spec without its weights."""
+        if self.arch:
+            return self.arch
+        import json
+
+        return json.dumps({k: v for k, v in (self.spec or {}).items() if k != "weights"}, sort_keys=True,
+                          default=str)
 
     def class_name(self, index: int) -> str:
         """An output's name ('class 1' when the model does not name its outputs)."""

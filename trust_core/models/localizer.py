@@ -80,10 +80,11 @@ def load_localizer(path: str | Path, device: str = "cpu") -> nn.Module:
     return load(path, arch="unet", device=device)
 
 
-def load_score_maps(folder: str | Path, image_ids: list[str], size: int) -> dict[str, np.ndarray]:
-    """User-supplied localization score maps: ``<image_id>.npy``/``.npz`` (first array) or ``.png``."""
+def load_score_maps(folder: str | Path, image_ids: list[str], size: int, resize: str = "stretch") -> dict[str, np.ndarray]:
+    """User-supplied localization score maps over the whole film: ``<image_id>.npy``/``.npz`` (first array)
+    or ``.png``; framed by ``resize`` (``center_crop``: their central square) and resized to ``size``."""
     from ..data.dicom import read_image
-    from ..data.transforms import resize_image
+    from ..data.transforms import frame
 
     folder = Path(folder)
     maps = {}
@@ -106,5 +107,5 @@ def load_score_maps(folder: str | Path, image_ids: list[str], size: int) -> dict
             raise DatasetError(f"cannot read the score map ({exc})", path=path) from None
         if array.ndim != 2 or not np.isfinite(array).all():
             raise DatasetError(f"a score map must be a finite 2-D array, got shape {array.shape}", path=path)
-        maps[image_id] = resize_image(array.astype(np.float32), size)
+        maps[image_id] = frame(array.astype(np.float32), size, resize)
     return maps

@@ -145,6 +145,6 @@ class Preprocessing:
         return f"{self.size}×{self.size}, {self.channels} channel{'s' if self.channels > 1 else ''}, {text}"
 
 
-def paper_preprocessing(size: int) -> Preprocessing:
+def paper_preprocessing(size: int, resize: str = "stretch") -> Preprocessing:
     """The registry's preprocessing at ``size``: grayscale replicated to 3 channels, [-1, 1]."""
-    return Preprocessing(size=int(size))
+    return Preprocessing(size=int(size), resize=resize)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field
@@ -148,14 +149,19 @@ def spec_from_dict(data: dict, *, path: Path | None = None, base: Path | None = 
     prep_table = data.get("preprocessing", {})
     if not isinstance(prep_table, dict) or set(prep_table) - _PREP_KEYS:
         raise _err(f"[preprocessing] takes {sorted(_PREP_KEYS)}, got {prep_table!r}", where)
-    size = prep_table.get("size", 224 if kind not in ("registry",) else None)
+    size = prep_table.get("size", 224 if kind not in ("registry", "pt2") else None)
     if kind == "registry" and size is None:
         from .registry import get_architecture
         size = get_architecture(source).input_size
+    channels = prep_table.get("channels")
+    if kind == "pt2" and size is None:  # the program's own input (N, C, S, S)
+        program_prep = exported_spec(source).preprocessing
+        size, channels = program_prep.size, channels or program_prep.channels
     try:
-        default = "paper" if kind == "registry" else ("unit" if prep_table.get("channels") == 1 else "imagenet")
+        default = ("paper" if kind in ("registry", "pt2") else
+                   "unit" if channels == 1 else "imagenet")
         prep = Preprocessing.named(prep_table.get("normalization", default),
-                                   size=size, channels=prep_table.get("channels"),
+                                   size=size, channels=channels,
                                    resize=prep_table.get("resize", "stretch"))
     except ConfigError as exc:
         raise _err(exc.reason, where) from None
@@ -203,9 +209,12 @@ def build_model(spec: ModelSpec) -> nn.Module:
     where = spec.path or spec.source
     kind, name = spec.kind, spec.source.partition(":")[2]
     kwargs = dict(spec.source_kwargs)
-    for key in ("weights", "pretrained"):
-        if kwargs.get(key) not in (None, False):
-            raise _err(f"source_kwargs.{key} would download weights; give weights = \"file.pth\" instead", where)
+    for key in kwargs:  # builders must not fetch or read weights themselves (no network; weights_only only)
+        lowered = key.lower()
+        if (lowered in ("weights", "pretrained") and kwargs[key] not in (None, False)) or any(
+                word in lowered for word in ("checkpoint", "url", "cache_dir", "pretrained_cfg", "file", "path")):
+            raise _err(f"source_kwargs.{key} would make the builder download or read weights itself; give "
+                       f"weights = \"file.pth\" (read with weights_only=True) instead", where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -255,10 +264,13 @@ def build_model(spec: ModelSpec) -> nn.Module:
                 return model
             if kind == "pt2":
                 return _load_exported(Path(spec.source), where)
-    except ConfigError:
+    except (ConfigError, CheckpointError):
         raise
     except TypeError as exc:
         raise _err(f"{spec.source} does not accept these source_kwargs ({exc})", where) from None
+    except Exception as exc:  # a builder refusing its arguments in its own way (ValueError, AssertionError…)
+        raise _err(f"building {spec.source} failed ({type(exc).__name__}: {str(exc)[:300]}); check "
+                   f"[source_kwargs]", where) from None
     raise _err(f"unknown model source {spec.source!r}", where)
 
 
@@ -310,15 +322,49 @@ def _state_dict_of(spec: ModelSpec) -> dict:
     return _strip_prefixes(state)
 
 
-def _fit_weights(model: nn.Module, state: dict, spec: ModelSpec) -> None:
+_LEGACY_DENSENET = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+
+
+def adapt_keys(state: dict, expected: dict) -> tuple[dict, list[str]]:
+    """Names of a shared checkpoint mapped onto the model's, where the mapping is unambiguous: a wrapper
+    prefix (the original CheXNet's ``densenet121.``), torchvision's legacy DenseNet names (``norm.1`` →
+    ``norm1``, as torchvision's own loader does) and a ``Sequential(Linear, …)`` head (``classifier.0.`` →
+    ``classifier.``). Returns the state and what was done."""
+    notes = []
+    if not (state.keys() & expected.keys()):
+        first = next(iter(state))
+        parts = first.split(".")
+        for cut in range(1, len(parts)):
+            prefix = ".".join(parts[:cut]) + "."
+            if all(k.startswith(prefix) for k in state):
+                stripped = {k[len(prefix):]: v for k, v in state.items()}
+                if len(stripped.keys() & expected.keys()) > len(state.keys() & expected.keys()):
+                    state, notes = stripped, [f"stripped the prefix {prefix!r}"]
+                    break
+    legacy = {k: _LEGACY_DENSENET.sub(r"\1\2", k) for k in state}
+    if any(k != v for k, v in legacy.items()) and any(v in expected and k not in expected for k, v in legacy.items()):
+        state = {legacy[k]: v for k, v in state.items()}
+        notes.append("renamed torchvision's legacy DenseNet keys (norm.1 → norm1)")
+    for head in ("classifier", "fc", "head"):
+        old = {k for k in state if k.startswith(f"{head}.0.")}
+        if old and f"{head}.weight" in expected and f"{head}.weight" not in state:
+            state = {(f"{head}." + k[len(head) + 3:] if k in old else k): v for k, v in state.items()}
+            notes.append(f"read {head}.0 (a Sequential head, its activation dropped: the logit is explained) as {head}")
+    return state, notes
+
+
+def _fit_weights(model: nn.Module, state: dict, spec: ModelSpec) -> list[str]:
     expected = model.state_dict()
+    state, notes = adapt_keys(state, expected)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     mismatched = [(k, tuple(state[k].shape), tuple(expected[k].shape))
                   for k in state if k in expected and state[k].shape != expected[k].shape]
+    untracked = [k for k in missing if k.endswith("num_batches_tracked")]  # checkpoints older than PyTorch 0.4.1
+    missing = [k for k in missing if k not in untracked]
     if not (missing or unexpected or mismatched):
-        model.load_state_dict(state)
-        return
+        model.load_state_dict(state, strict=not untracked)
+        return notes + ([f"{len(untracked)} BatchNorm counters absent (an older PyTorch's file)"] if untracked else [])
     hints = []
     first_conv = next((k for k, v in expected.items() if v.ndim == 4), None)
     if first_conv and any(k == first_conv for k, *_ in mismatched):
@@ -410,10 +456,11 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
         spec = read_spec(spec)
     where = spec.path or spec.source
     model = build_model(spec)
+    adapted: list[str] = []
     if state is not None:
-        _fit_weights(model, state, spec)
+        adapted = _fit_weights(model, state, spec)
     elif spec.weights is not None:
-        _fit_weights(model, _state_dict_of(spec), spec)
+        adapted = _fit_weights(model, _state_dict_of(spec), spec)
     model.eval()
     prep = spec.preprocessing
     n_out = _output_count(model, prep, where)
@@ -427,7 +474,10 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     if spec.activation == "softmax" and n_out == 1:
         raise _err("a softmax head needs at least 2 outputs; this model has 1: set activation = \"sigmoid\"", where)
     target = _resolve_target(spec, classes, n_out, where)
-    layer = spec.gradcam_layer or detect_gradcam_layer(model, prep)
+    try:
+        layer = spec.gradcam_layer or detect_gradcam_layer(model, prep)
+    except ConfigError as exc:
+        raise _err(exc.reason, where) from None
     check_gradcam_layer(model, prep, layer, where)
     if spec.cascade:
         for path in spec.cascade:
@@ -440,16 +490,24 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     elif spec.kind == "registry":
         blocks = info_of(model).blocks
     else:
-        blocks = detect_blocks(model, prep)
+        try:
+            blocks = detect_blocks(model, prep)
+        except ConfigError as exc:
+            raise _err(exc.reason, where) from None
     arch = spec.source if spec.kind == "registry" else None
     if blocks is None:
         raise _err("no cascade blocks: list [cascade] blocks", where)
     resolved = {**spec.as_dict(), "gradcam_layer": layer, "cascade": [b[0] for b in blocks][::-1],
                 "target_index": target, "classes": list(classes) if classes else None}
+    fresh = None
+    if spec.kind not in ("registry", "pt2"):
+        from dataclasses import replace as _replace
+        unweighted = _replace(spec, weights=None)
+        fresh = lambda: build_model(unweighted).eval()  # noqa: E731 (a picklable-enough closure)
     tag(model, arch=arch, input_size=prep.size, preprocessing=prep, activation=spec.activation,
-        classes=classes, target=target, gradcam_layer=layer, blocks=blocks, spec=resolved,
+        classes=classes, target=target, gradcam_layer=layer, blocks=blocks, spec=resolved, fresh=fresh,
         path=str(spec.path) if spec.path else None,
-        meta={"spec": resolved, "input_size": prep.size})
+        meta={"spec": resolved, "input_size": prep.size, **({"weights_adapted": adapted} if adapted else {})})
     check_gradient(model, where)
     return model.to(device).eval()
 
@@ -498,11 +556,14 @@ def detect_gradcam_layer(model: nn.Module, prep: Preprocessing) -> str:
     blocks = getattr(model, "blocks", None)
     if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks) and hasattr(blocks[-1], "norm1"):
         return f"blocks.{len(blocks) - 1}.norm1"
-    spatial = [name for name, shape in _record_outputs(model, prep) if len(shape) == 4 and shape[2] * shape[3] > 1]
-    if not spatial:
+    def spatial(shape) -> bool:  # (N, C, h, w) or channels-last (N, h, w, C), h = w > 1 (square inputs)
+        return len(shape) == 4 and ((shape[2] == shape[3] > 1) or (shape[1] == shape[2] > 1))
+
+    found = [name for name, shape in _record_outputs(model, prep) if spatial(shape)]
+    if not found:
         raise ConfigError("no module of this model outputs a spatial feature map (N, C, h, w): name "
-                          "gradcam_layer in the spec")
-    return spatial[-1]
+                          "gradcam_layer in the spec (`trust inspect` lists the modules)")
+    return found[-1]
 
 
 def check_gradcam_layer(model: nn.Module, prep: Preprocessing, layer: str, where=None) -> tuple:
@@ -614,6 +675,13 @@ def describe(model: nn.Module) -> dict:
     with torch.no_grad():
         activated = {"softmax": lambda v: torch.softmax(v, 1), "sigmoid": torch.sigmoid,
                      "logits": lambda v: v}[info.activation](logits.detach().float())
+    from ..saliency.guided import guided_relus
+
+    with torch.no_grad(), warnings.catch_warnings(), guided_relus() as guided:
+        warnings.simplefilter("ignore")
+        model(_probe(model, prep))
+    raw = logits.detach().float()
+    looks_activated = bool(((raw >= 0) & (raw <= 1)).all()) and raw.shape[1] > 0
     return {
         "source": info.name, "spec": info.spec, "input": {**prep.as_dict(), "label": prep.label},
         "outputs": {"count": int(logits.shape[1]), "activation": info.activation,
@@ -622,6 +690,8 @@ def describe(model: nn.Module) -> dict:
                    "rule": "the spec's target" if info.target is not None else "the predicted class"},
         "gradcam": {"layer": info.gradcam_layer, "feature_map": list(grid) if grid else None},
         "cascade": states, "not_randomized": outside,
+        "guided_relus": guided.calls,  # 0: no ReLU (GELU, SiLU…), Guided Backprop is the plain gradient
+        "outputs_in_0_1": looks_activated,  # every output in [0, 1]: maybe probabilities, not logits
         "sanity": {"forward": bool(torch.isfinite(logits).all()), "probe_target": target,
                    "probe_score": float(activated[0, target]), "input_gradient_l1": grad_norm,
                    "ok": bool(torch.isfinite(logits).all()) and math.isfinite(grad_norm) and grad_norm > 0},
@@ -664,11 +734,18 @@ def to_toml(table: dict) -> str:
 _SAFE_NAME = __import__("re").compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
 
+ZOO_KINDS = ("registry", "torchvision", "timm", "torchxrayvision", "monai")  # build models, run no user code
+
+
 def add_model(folder: str | Path, name: str, table: dict, *, weights: bytes | None = None,
-              weights_name: str | None = None) -> Path:
+              weights_name: str | None = None, allow_code: bool = False) -> Path:
     """Add a model to a workspace's ``models/`` folder: ``<name>.toml`` (+ its weights file), written only
     after the spec loads and passes its sanity check from a private staging folder, so that a bad spec
-    or bad weights leave nothing behind. Returns the spec's path."""
+    or bad weights leave nothing behind. Returns the spec's path.
+
+    Without ``allow_code`` (the app: its users are not the server's owners) only the zoos' builders are
+    accepted: a ``package.module:callable`` source imports and runs any Python function, and a ``.pt2``
+    names a file on the server; such specs are written beside the weights by whoever runs the server."""
     import os
     import shutil
     import tempfile
@@ -680,6 +757,11 @@ def add_model(folder: str | Path, name: str, table: dict, *, weights: bytes | No
     if target.exists():
         raise ConfigError(f"a model named {name!r} exists already: choose another name", path=target)
     table = {k: v for k, v in table.items() if v not in (None, {}, [], "")}
+    kind = source_kind(str(table.get("source", "")))
+    if not allow_code and kind not in ZOO_KINDS:
+        raise ConfigError(f"source {table.get('source')!r}: models added here come from the zoos ({', '.join(ZOO_KINDS)}); "
+                          f"a package.module:callable or .pt2 source runs code on the server, so write its spec "
+                          f"into the workspace's models/ folder yourself (README 'Bring your own model')")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".staging-") as staging:
         staging = Path(staging)
@@ -693,7 +775,12 @@ def add_model(folder: str | Path, name: str, table: dict, *, weights: bytes | No
             (staging / stored).write_bytes(weights)
             table["weights"] = stored
         (staging / target.name).write_text(to_toml(table), encoding="utf-8")
-        load_spec(staging / target.name)  # raises with the reason; the staging folder is removed
+        try:
+            load_spec(staging / target.name)  # raises with the reason; the staging folder is removed
+        except (ConfigError, CheckpointError) as exc:
+            if weights is not None and exc.path and Path(exc.path).name == table["weights"]:
+                raise type(exc)(exc.reason, path=weights_name) from None  # name the file the user gave
+            raise
         if weights is not None:
             os.replace(staging / table["weights"], folder / table["weights"])
         os.replace(staging / target.name, target)

@@ -247,7 +247,8 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
         after_step=schedule.step if schedule is not None else None, progress=progress,
         validate=lambda m: _auc(y["val"].numpy(), predict_proba(m, x["val"], device)),
         # one-cycle LR: no early stop during the warm-up
-        stop=lambda e, best_e: e > 0.3 * config.epochs and e - best_e >= config.patience)
+        stop=(lambda e, best_e: e - best_e >= config.patience) if config.recipe == "paper" else
+        (lambda e, best_e: e > 0.3 * config.epochs and e - best_e >= config.patience))
     best = (best_auc, best_epoch)
     test_auc = (_auc(y["test"].numpy(), predict_proba(model, x["test"], device))
                 if "test" in x else None)
@@ -263,6 +264,7 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
                    "model": str(config.model.path or config.model.source) if config.model is not None else None},
         "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
     }
-    path = save(model.cpu(), out, arch=arch, meta=meta, spec=info_of(model).spec if arch is None else None)
+    # a spec'd model keeps its spec (a registry source too: its preprocessing or head may differ)
+    path = save(model.cpu(), out, arch=arch, meta=meta, spec=info_of(model).spec)
     return TrainResult(path=path, val_auc=best[0], test_auc=test_auc, epochs_run=epoch,
                        best_epoch=best[1], seconds=seconds)

@@ -73,8 +73,8 @@ def reinitialize(module: nn.Module, *, init: str = "reset", seed: int = 0) -> No
 def _default_reset(module: nn.Module) -> None:
     """PyTorch's default initialization for a module without ``reset_parameters`` that holds parameters
     directly (the modules of an exported ``.pt2`` program): weights of 2+ dims Kaiming-uniform with
-    a = √5 and biases U(±1/√fan_in) as ``nn.Linear``/``nn.Conv2d``; 1-D weights 1 and biases 0 as the
-    normalization layers; running statistics 0 and 1."""
+    a = √5 and biases U(±1/√fan_in) as ``nn.Linear``/``nn.Conv2d``; other 1-D parameters 1 (scales) and
+    biases 0 as the normalization layers; running statistics 0 and 1."""
     params = dict(module.named_parameters(recurse=False))
     weight = params.get("weight")
     for name, param in params.items():
@@ -84,10 +84,10 @@ def _default_reset(module: nn.Module) -> None:
             fan_in = weight[0].numel()
             bound = 1 / fan_in ** 0.5 if fan_in > 0 else 0
             nn.init.uniform_(param, -bound, bound)
-        elif name == "weight":
-            nn.init.ones_(param)
-        else:
+        elif name == "bias":
             nn.init.zeros_(param)
+        else:  # a normalization's weight, a layer scale (ConvNeXt's gamma): 1, never 0 (0 would make the
+            nn.init.ones_(param)  # block an identity and its other weights irrelevant)
     for name, buffer in module.named_buffers(recurse=False):
         if name.endswith("running_mean") or name.endswith("num_batches_tracked"):
             buffer.zero_()
@@ -144,8 +144,18 @@ def cascade(model: nn.Module, *, arch: str | None = None, mode: str = "cascading
                 yield state.name, _tagged(copy.deepcopy(model), state, mode, init, seed, base_state)
             continue
         target = working if mode == "cascading" else copy.deepcopy(model)
-        for path in blocks[state.index - 1][1]:
-            reinitialize(get_module(target, path), init=init, seed=state.seeds[-1])
+        paths = blocks[state.index - 1][1]
+        fresh = info_of(model).fresh
+        if init == "reset" and fresh is not None:  # a spec'd model: its library's own initialization
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(state.seeds[-1])
+                donor = fresh()
+            with torch.no_grad():
+                for path in paths:
+                    get_module(target, path).load_state_dict(get_module(donor, path).state_dict())
+        else:
+            for path in paths:
+                reinitialize(get_module(target, path), init=init, seed=state.seeds[-1])
         yield state.name, _tagged(copy.deepcopy(target), state, mode, init, seed, base_state)
 
 

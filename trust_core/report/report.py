@@ -85,7 +85,7 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
         "dataset": kind.upper(), "dataset_fingerprint": dataset.fingerprint, "label": dataset.label(image_id),
         "split": dataset.splits[image_id], "model": model_name, "architecture": info_of(model).name,
         "model_seed": info_of(model).meta.get("seed"), "model_test_auc": info_of(model).meta.get("test_auc"),
-        "explained_class": int(result.targets[0]), "preset": f"{preset} — {PRESETS[preset].label}",
+        "explained_class": f"{int(result.targets[0])} ({workspace.class_name(model_name, int(result.targets[0]))})", "preset": f"{preset} — {PRESETS[preset].label}",
         "ground_truth": f"{dataset.mask_rule} rule" + (f"; RSNA classes {', '.join(dataset.classes)}"
                                                         if getattr(dataset, "classes", None) else "")
         + (f"; finding {dataset.finding}, negatives {dataset.negatives}" if getattr(dataset, "finding", None) else "")

@@ -154,11 +154,15 @@ def upsample_cam(cam: torch.Tensor, size: tuple[int, int], rule: str) -> torch.T
 
 
 def token_grid(acts: torch.Tensor) -> torch.Tensor:
-    """A Grad-CAM feature map as (N, C, h, w): convolutional maps as they are; a vision transformer's
-    tokens (N, T, D) reshaped to their square grid after dropping the leading class/register tokens
-    (pytorch-grad-cam's ``reshape_transform`` for ViTs, with the grid side from T)."""
+    """A Grad-CAM feature map as (N, C, h, w): convolutional maps as they are (square inputs give square
+    maps; a channels-last (N, h, w, C) map is permuted); a vision transformer's tokens (N, T, D) reshaped
+    to their square grid after dropping the leading class/register tokens (pytorch-grad-cam's
+    ``reshape_transform`` for ViTs, with the grid side from T)."""
     if acts.dim() == 4:
-        return acts
+        if acts.shape[2] == acts.shape[3]:  # (N, C, h, w)
+            return acts
+        if acts.shape[1] == acts.shape[2]:  # channels last (N, h, w, C): Swin, some timm stages
+            return acts.permute(0, 3, 1, 2)
     if acts.dim() == 3:
         n, tokens, dim = acts.shape
         side = math.isqrt(tokens)
@@ -215,16 +219,11 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     captured: dict[str, torch.Tensor] = {}
     hook = None
     if gradcam_layer is not None:
-        def capture(_module, _inputs, out):
-            if isinstance(out, (tuple, list)):
-                captured["acts"] = out[0]
-                return None
-            # The layer's own output is kept and a copy flows on, so that an in-place op after the
-            # layer (torchvision DenseNet's F.relu(features, inplace=True)) cannot change the captured
-            # map or its gradient: Grad-CAM sees this layer's output whatever the model does next.
-            captured["acts"] = out
-            return out.clone()
-        hook = gradcam_layer.register_forward_hook(capture)
+        # The layer's output tensor itself: an in-place ReLU after it (torchvision DenseNet's
+        # F.relu(features, inplace=True)) rectifies it in plain and guided passes alike (guided.py keeps
+        # in-place ReLUs in place), so Grad-CAM sees the map that reaches the pooling, as the registry's.
+        hook = gradcam_layer.register_forward_hook(
+            lambda _m, _i, out: captured.__setitem__("acts", out[0] if isinstance(out, (tuple, list)) else out))
     passes = 0
     try:
         with fp32_mode(device, precision):

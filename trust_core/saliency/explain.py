@@ -257,8 +257,10 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     xrai_paths = {}
     if "xrai" in need:
         for i in range(n):
-            if params["xrai_baselines"] == "image_min_max":
-                baselines = (float(x[i].min()), float(x[i].max()))
+            if params["xrai_baselines"] == "image_min_max" and prep.paper:
+                baselines = (float(x[i].min()), float(x[i].max()))  # PAIR's: the array's min and max
+            elif params["xrai_baselines"] == "image_min_max":  # per channel: the film's own black and white
+                baselines = (x[i].amin((1, 2), keepdim=True), x[i].amax((1, 2), keepdim=True))
             else:  # black and white of the model's input space
                 baselines = tuple(v.to(x.device) if isinstance(v, torch.Tensor) else v
                                   for v in (prep.value(0.0), prep.value(1.0)))
@@ -270,9 +272,13 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     seg_params = SegmentParams(scales=params["xrai_scales"], sigma=params["xrai_sigma"],
                                min_size=params["xrai_min_size"], resize=params["xrai_resize"],
                                dilation_radius=params["xrai_dilation_radius"])
+    # XRAI segments the film: a model's normalization must not change its segments (every channel is an
+    # affine map of the grey film, and the segmentation min–max normalizes: the first channel, replicated
+    # as the paper's three identical channels, gives the paper's segments for any normalization).
+    films = x if prep.paper else x[:, :1].expand(-1, 3, -1, -1)
     segmenting = {}
     if "xrai" in need:
-        segmenting = {i: _run(pool, partial(cached_labels, x[i].permute(1, 2, 0).cpu().numpy(), seg_params))
+        segmenting = {i: _run(pool, partial(cached_labels, films[i].permute(1, 2, 0).cpu().numpy(), seg_params))
                       for i in range(n)}
     if pool is not None:
         pool.shutdown(wait=False)
@@ -313,8 +319,8 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
         raw["gradcam"] = out.cams
     if "xrai" in need:
         raw["xrai"] = torch.stack([
-            _xrai_map(x[i], [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
-                             / params["xrai_steps"] for b, p, shared in xrai_paths[i]],
+            _xrai_map(films[i], [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
+                                 / params["xrai_steps"] for b, p, shared in xrai_paths[i]],
                       segmenting[i], params, seg_params)
             for i in range(n)])
 

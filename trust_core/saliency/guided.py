@@ -30,8 +30,26 @@ class GuidedReLU(torch.autograd.Function):
 
 
 # the functional and tensor forms, and the ATen operators an exported program (.pt2) calls
-_RELUS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_,
-          torch.ops.aten.relu.default, torch.ops.aten.relu_.default}
+class GuidedReLUInplace(torch.autograd.Function):
+    """:class:`GuidedReLU` for the in-place forms (``F.relu(x, inplace=True)``, ``x.relu_()``): ``x`` is
+    changed in place as the model expects, so that a module hooked before the ReLU (Grad-CAM's layer)
+    sees the same rectified map in guided and plain passes."""
+
+    @staticmethod
+    def forward(ctx, x, rows=None):
+        x.clamp_(min=0)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x, rows)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return GuidedReLU.backward(ctx, grad_output)
+
+
+# the functional and tensor forms, and the ATen operators an exported program (.pt2) calls
+_RELUS = {F.relu, torch.relu, torch.Tensor.relu, torch.ops.aten.relu.default}
+_INPLACE_RELUS = {torch.relu_, torch.Tensor.relu_, F.relu_, torch.ops.aten.relu_.default}
 
 
 class guided_relus(TorchFunctionMode):
@@ -45,12 +63,17 @@ class guided_relus(TorchFunctionMode):
     def __init__(self, rows: torch.Tensor | None = None):
         super().__init__()
         self.rows = rows
+        self.calls = 0  # ReLUs guided: 0 means the model has none (GELU, SiLU…) and GBP is the gradient
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RELUS:
+        kwargs = kwargs or {}
+        if func in _RELUS or func in _INPLACE_RELUS:
             x = args[0]
             if self.rows is not None and (x.dim() == 0 or x.shape[0] != self.rows.shape[0]):
                 raise RuntimeError(f"guided ReLU on a tensor of shape {tuple(x.shape)} in a batch of "
                                    f"{self.rows.shape[0]} rows: its first axis is not the batch")
-            return GuidedReLU.apply(x, self.rows)
-        return func(*args, **(kwargs or {}))
+            self.calls += 1
+            inplace = func in _INPLACE_RELUS or (func is F.relu and (kwargs.get("inplace") or
+                                                                    (len(args) > 1 and bool(args[1]))))
+            return (GuidedReLUInplace if inplace else GuidedReLU).apply(x, self.rows)
+        return func(*args, **kwargs)
