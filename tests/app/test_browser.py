@@ -90,8 +90,8 @@ def test_corrupt_upload_shows_a_message_in_chromium(server, tmp_path):
     try:
         driver.get(server + "/upload")
         wait = WebDriverWait(driver, 120)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[type='file']"))
-        driver.find_element(By.CSS_SELECTOR, "input[type='file']").send_keys(str(bad))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stMain'] input[type='file']"))
+        driver.find_element(By.CSS_SELECTOR, "[data-testid='stMain'] input[type='file']").send_keys(str(bad))
         wait.until(lambda d: "cannot be used" in d.find_element(By.TAG_NAME, "body").text)
         text = driver.find_element(By.TAG_NAME, "body").text
         assert "chest_PA.dcm" in text and "not a DICOM file" in text
