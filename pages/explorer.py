@@ -17,7 +17,7 @@ def render() -> None:
     ws, dataset = dataset_page("Image explorer")
     order = st.radio("Sort", list(GALLERY_ORDERS), horizontal=True)
     with friendly_errors():
-        gallery = ws.gallery(kind(), order)
+        gallery = ws.gallery(kind(), order, finding=finding())
 
     if gallery is not None:
         event = st.dataframe(gallery.round(3), on_select="rerun", selection_mode="single-row", key="gallery",
@@ -43,7 +43,7 @@ def render() -> None:
         top = st.slider("Top k %", 1, 50, 10) if mode == "top k %" else None
         record = dataset.record(image_id)
         display = None
-        if record.path.suffix.lower() == ".dcm":
+        if record.path.suffix.lower() in (".dcm", ".dicom"):
             try:
                 dicom = read_dicom(record.path)
                 lo, hi = dicom.value_range

@@ -17,7 +17,7 @@ def render() -> None:
         "(forward order). A trustworthy map should change as the model is destroyed.")
     with friendly_errors():
         states = ws.state_names(model_name())
-        results = ws.results(kind())
+        results = ws.results(kind(), finding())
 
     ids = dataset.ids(split="test", label=1)
     if not ids:

@@ -27,7 +27,7 @@ def render() -> None:
 
     st.divider()
     st.subheader("Cohort summary")
-    if ws.results(kind()) is None:
+    if ws.results(kind(), finding()) is None:
         st.info("Run an evaluation first (Runs page).")
     else:
         with friendly_errors():

@@ -25,12 +25,17 @@ def render() -> None:
                "model randomization, repeatability, reproducibility — each against its baseline.")
     with friendly_errors():
         ws = workspace()
-        results = ws.results(kind())
+        results = ws.results(kind(), finding())
         config = ws.results_config(kind())
 
     if results is None:
-        st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page, or run "
-                "`trust demo`.")
+        stored = ws.results_finding(kind())
+        if stored and finding() and stored != finding():
+            st.info(f"The {kind().upper()} results of this workspace are for **{stored}**: choose it as the finding "
+                    f"in the sidebar, or evaluate {finding()} on the **Runs** page.")
+        else:
+            st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page, or run "
+                    "`trust demo`.")
         st.stop()
 
     if results.get("code_version") != EVAL_CODE_VERSION:
@@ -43,7 +48,8 @@ def render() -> None:
                    "and integration steps. Rerun with arun2021 for numbers comparable to the paper. "
                    + fast_distance_text(ws.root), icon="⚠️")
     models = ", ".join(f"{m['arch']} (seed {m['meta'].get('seed')})" for m in config["models"]) if config else "?"
-    st.markdown(f"**Dataset** {kind().upper()} · **models** {models} · **preset** {preset} · "
+    shown = kind().upper() + (f" — {results['dataset']['finding']}" if results.get("dataset", {}).get("finding") else "")
+    st.markdown(f"**Dataset** {shown} · **models** {models} · **preset** {preset} · "
                 f"{results['stats']['image_maps']} image-states")
     st.caption(provenance_line(results))
 

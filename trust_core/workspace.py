@@ -96,9 +96,19 @@ class Workspace:
     def localizers(self, kind: str) -> list[str]:
         return [p.name for p in workspace_models(self.root, kind)[1]]
 
-    def results(self, kind: str) -> dict | None:
+    def results(self, kind: str, finding: str | None = None) -> dict | None:
+        """The dataset's evaluation summary; for a multi-finding dataset only when it is ``finding``'s
+        (None when the results were computed for another finding)."""
         path = self.layout.results(kind) / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        summary = json.loads(path.read_text()) if path.is_file() else None
+        if summary is not None and finding is not None and summary.get("dataset", {}).get("finding") not in (None, finding):
+            return None
+        return summary
+
+    def results_finding(self, kind: str) -> str | None:
+        """The finding the dataset's stored results are for (multi-finding datasets), else None."""
+        path = self.layout.results(kind) / "summary.json"
+        return json.loads(path.read_text()).get("dataset", {}).get("finding") if path.is_file() else None
 
     def results_config(self, kind: str) -> dict | None:
         path = self.layout.results(kind) / "config.json"
@@ -108,12 +118,14 @@ class Workspace:
         path = self.layout.results(kind) / f"{name}.parquet"
         return pd.read_parquet(path) if path.is_file() else None
 
-    def gallery(self, kind: str, order: str = "worst AUPRC first") -> pd.DataFrame | None:
+    def gallery(self, kind: str, order: str = "worst AUPRC first", finding: str | None = None) -> pd.DataFrame | None:
         """Per image of the evaluation: AUPRC per method, their mean and spread (method disagreement) and
         the SSIM at the last randomization state, sorted by one of :data:`GALLERY_ORDERS`; None without
         utility results."""
         if order not in GALLERY_ORDERS:
             raise ConfigError(f"unknown gallery order {order!r}; choose one of {list(GALLERY_ORDERS)}")
+        if finding is not None and self.results_finding(kind) not in (None, finding):
+            return None  # the stored results are another finding's
         utility, randomization = self.table(kind, "utility"), self.table(kind, "randomization")
         if utility is None or not len(utility):
             return None

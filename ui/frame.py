@@ -54,10 +54,16 @@ def dataset_page(title: str, caption: str | None = None):
 
 def require_results():
     """The current dataset's evaluation summary, or a pointer to the Runs page."""
-    results = workspace().results(kind())
+    results = workspace().results(kind(), finding())
     if results is None:
-        st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page "
-                f"(or run `trust demo`).")
+        stored = workspace().results_finding(kind())
+        if stored and finding() and stored != finding():
+            st.info(f"The {kind().upper()} results of this workspace are for **{stored}**: choose it as the "
+                    f"finding in the sidebar, or evaluate {finding()} on the **Runs** page (its results then "
+                    f"replace {stored}'s).")
+        else:
+            st.info(f"No evaluation results for {kind().upper()} yet: start one on the **Runs** page "
+                    f"(or run `trust demo`).")
         st.stop()
     if results.get("preset") in PRESETS and not PRESETS[results["preset"]].paper:
         preset_note(results["preset"])  # what produced these results, with fast's measured distance

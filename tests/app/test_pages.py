@@ -110,3 +110,49 @@ def test_bring_your_own_model_joins_the_picker_and_the_pages_run_on_it(app_works
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         assert not at.error, [e.value for e in at.error]
+
+
+def test_a_multi_finding_dataset_has_a_finding_picker(app_workspace, monkeypatch, tmp_path):
+    """NIH-style films (two findings) assessed with the RSNA models, as the demo does: the sidebar offers
+    the findings (the one with results first), the scorecard names it, and another finding says where its
+    results would come from instead of showing the first one's."""
+    import json
+    import shutil
+
+    from tests.conftest import APP_LIGHT
+    from trust_core.data import open_dataset
+    from trust_core.data.phantom import build_nih_phantom
+    from trust_core.evaluate import EvalConfig, evaluate
+    from trust_core.layout import workspace_models
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(app_workspace, workspace, ignore=shutil.ignore_patterns("store", "results"))
+    build_nih_phantom(workspace / "nih", n_images=24, workers=1)
+    index = json.loads((workspace / "models" / "index.json").read_text())
+    for entry in index["models"]:
+        entry["also"] = ["nih"]
+    (workspace / "models" / "index.json").write_text(json.dumps(index))
+    classifiers, localizers = workspace_models(workspace, "nih")
+    dataset = open_dataset(f"nih:{workspace / 'nih'}", finding="Infiltrate", image_size=64)
+    evaluate(dataset, classifiers, EvalConfig(preset="fast", overrides=APP_LIGHT, ssim_images=3, baseline_pairs=2,
+                                              criteria=("utility",)), localizers=localizers,
+             out=workspace / "results" / "nih")
+    monkeypatch.setenv("TRUST_WORKSPACE", str(workspace))
+    monkeypatch.chdir(ROOT)
+
+    def opened(**choices):  # (AppTest drops the sidebar on reruns: choices are set before the first run)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        for name, value in choices.items():
+            at.session_state[f"_{name}"] = value
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    at = opened(dataset="nih")
+    assert at.selectbox(key="finding").options == ["Infiltrate", "Pneumothorax"]
+    assert at.selectbox(key="finding").value == "Infiltrate"  # the one with results
+    assert any("NIH — Infiltrate" in m.value for m in at.markdown)
+    other = opened(dataset="nih", finding="Pneumothorax")
+    assert any("results of this workspace are for **Infiltrate**" in i.value for i in other.info)
+    other.switch_page("pages/explorer.py").run()
+    assert not other.exception and not other.error, [e.value for e in other.error]

@@ -106,10 +106,21 @@ def test_vindr_real_file_complete(vindr_real):
     clean = table.groupby("image_id")["class_name"].apply(lambda s: set(s) == {"No finding"})
     assert int(clean.sum()) == 10606  # the 'No finding' films of VinBigData's training set
     for finding in ("Cardiomegaly", "Pneumothorax"):
-        marks = table[table["class_name"] == finding].groupby("image_id")["rad_id"].nunique()
+        rows = table[table["class_name"] == finding]
+        marks = rows.groupby("image_id")["rad_id"].nunique()
         for readers, need in (("union", 1), ("majority", 2)):
             dataset = VinDrDataset(root, finding=finding, readers=readers, image_size=64)
-            assert set(dataset.ids(label=1)) == set(marks[marks >= need].index), (finding, readers)
+            expected = set(marks[marks >= need].index)
+            if need == 2:  # two readers' boxes must share a pixel (pandas, pair by pair)
+                def agree(group):
+                    boxes = group[["rad_id", "x_min", "y_min", "x_max", "y_max"]].to_numpy()
+                    return any(a[0] != b[0] and min(a[3], b[3]) > max(a[1], b[1]) and min(a[4], b[4]) > max(a[2], b[2])
+                               for k, a in enumerate(boxes) for b in boxes[k + 1:])
+                agreeing = {i for i in expected if agree(rows[rows["image_id"] == i])}
+                skipped = dataset.skipped.counts.get("majority without overlapping boxes (no pixel two readers agree on)", 0)
+                assert skipped == len(expected - agreeing), finding
+                expected = agreeing
+            assert set(dataset.ids(label=1)) == expected, (finding, readers)
             assert set(dataset.ids(label=0)) == set(clean[clean].index)
             assert dataset.selection["readers"] == readers
         one = VinDrDataset(root, finding=finding, readers="reader:R8", image_size=64)
@@ -334,3 +345,101 @@ def test_vindr_missing_column_and_reversed_box(tmp_path):
     with pytest.raises(DatasetError, match="lies entirely outside the 120x100 image") as info:
         dataset.native_mask("a")
     assert "train.csv" in str(info.value)
+
+
+def _vindr_film(root: Path, folder: str, image_id: str, shape=(300, 240)):
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    write_dicom(root / folder / f"{image_id}.dicom", np.full(shape, 2000, np.uint16), bits_stored=12)
+
+
+def test_vindr_reader_rules_on_constructed_readings_and_the_official_test_set(tmp_path):
+    """Three readers, by hand: majority is where two readers' boxes overlap; readers whose boxes never
+    meet are a counted skip; union takes every box; PhysioNet's consensus test set (a 22-label class) is
+    the test split, and the split does not depend on the reader rule."""
+    root = tmp_path / "vindr"
+    rows = ["image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max",
+            "a,Rib fracture,0,R1,10,10,60,60", "a,Rib fracture,0,R2,40,40,100,100", "a,Rib fracture,0,R3,200,200,220,220",
+            "b,Rib fracture,0,R1,10,10,30,30", "b,Rib fracture,0,R2,100,100,130,130", "b,No finding,14,R3,,,,",
+            "c,Rib fracture,0,R1,10,10,30,30", "c,No finding,14,R2,,,,", "c,No finding,14,R3,,,,"]
+    rows += [f"n{k},No finding,14,R{r},,,," for k in range(6) for r in (1, 2, 3)]
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "annotations_train.csv").write_text("\n".join(rows) + "\n")
+    (root / "annotations" / "annotations_test.csv").write_text(
+        "image_id,class_name,x_min,y_min,x_max,y_max\nt1,Rib fracture,5,5,25,45\nt2,No finding,,,,\n")
+    for image_id in ["a", "b", "c"] + [f"n{k}" for k in range(6)]:
+        _vindr_film(root, "train", image_id)
+    for image_id in ("t1", "t2"):
+        _vindr_film(root, "test", image_id)
+    majority = VinDrDataset(root, finding="Rib fracture", image_size=32)
+    assert majority.ids(label=1) == ["a", "t1"]
+    assert majority.skipped.counts["majority without overlapping boxes (no pixel two readers agree on)"] == 1  # b
+    mask = majority.native_mask("a")
+    expected = np.zeros((300, 240), bool)
+    expected[40:60, 40:60] = True  # R1 ∩ R2; R3's lone box is no majority
+    np.testing.assert_array_equal(mask, expected)
+    consensus = np.zeros((300, 240), bool)
+    consensus[5:45, 5:25] = True
+    np.testing.assert_array_equal(majority.native_mask("t1"), consensus)
+    assert {majority.splits[i] for i in ("t1", "t2")} == {"test"}
+    assert all(majority.splits[i] in ("train", "val") for i in ["a", "b", "c"] + [f"n{k}" for k in range(6)])
+    union = VinDrDataset(root, finding="Rib fracture", readers="union", image_size=32)
+    assert union.ids(label=1) == ["a", "b", "c", "t1"] and union.splits == majority.splits
+    full = np.zeros((300, 240), bool)
+    full[10:60, 10:60] = full[40:100, 40:100] = full[200:220, 200:220] = True
+    np.testing.assert_array_equal(union.native_mask("a"), full)
+    assert majority.selection["official_test"] is True
+
+
+def test_chexlocalize_as_stanford_aimi_ships_it_with_chexpert_labels(tmp_path):
+    """<root>/CheXlocalize/gt_segmentations_val.json beside <root>/CheXpert/val/…; 'no-finding' negatives
+    from CheXpert's own 'No Finding' label; under 'absent', a film labelled Edema without a segmentation is
+    no negative."""
+    root = tmp_path / "download"
+    (root / "CheXlocalize").mkdir(parents=True)
+    data, rows = {}, ["Path,Sex,No Finding,Edema"]
+    for k, (edema_mask, no_finding, edema_label) in enumerate(
+            [(True, "", "1.0"), (False, "1.0", ""), (False, "", "1.0"), (False, "", "0.0"), (True, "", "1.0")]):
+        image_id = f"patient{64600 + k}_study1_view1_frontal"
+        folder = root / "CheXpert" / "val" / f"patient{64600 + k}" / "study1"
+        folder.mkdir(parents=True)
+        Image.fromarray(_phantom(k, (120, 100))).save(folder / "view1_frontal.jpg")
+        mask = np.zeros((120, 100), bool)
+        mask[30:60, 20:70] = edema_mask
+        data[image_id] = {f: _encode(mask if f == "Edema" else np.zeros((120, 100), bool))
+                          for f in CheXlocalizeDataset.FINDINGS}
+        rows.append(f"CheXpert-v1.0/valid/patient{64600 + k}/study1/view1_frontal.jpg,Male,{no_finding},{edema_label}")
+    (root / "CheXlocalize" / "gt_segmentations_val.json").write_text(json.dumps(data))
+    (root / "CheXpert" / "val_labels.csv").write_text("\n".join(rows) + "\n")
+    dataset = open_dataset(f"chexlocalize:{root}", finding="Edema", image_size=32)
+    ids = [f"patient{64600 + k}_study1_view1_frontal" for k in range(5)]
+    assert dataset.ids(label=1) == [ids[0], ids[4]] and dataset.ids(label=0) == [ids[1]]
+    assert dataset.selection["label_files"] == ["val_labels.csv"]
+    absent = open_dataset(f"chexlocalize:{root}", finding="Edema", negatives="absent", image_size=32,
+                          split_file=tmp_path / "s.csv")
+    assert absent.ids(label=0) == [ids[1], ids[3]]  # ids[2]: labelled Edema, not segmented: neither
+
+
+def test_a_corrupt_rle_counts_string(tmp_path):
+    root = tmp_path / "c"
+    chexlocalize(root, n=2)
+    data = json.loads((root / "gt_segmentations_val.json").read_text())
+    image_id = "patient64500_study1_view1_frontal"  # k = 0: an Edema region
+    data[image_id]["Edema"]["counts"] = data[image_id]["Edema"]["counts"][:-3] + "@@@"
+    (root / "gt_segmentations_val.json").write_text(json.dumps(data))
+    dataset = CheXlocalizeDataset(root, finding="Edema", image_size=32)
+    assert image_id in dataset.ids(label=1)
+    with pytest.raises(DatasetError, match="cannot be decoded") as info:
+        dataset.native_mask(image_id)
+    assert "gt_segmentations_val.json" in str(info.value) and image_id in str(info.value)
+
+
+def test_nih_splits_keep_each_patient_in_one_split(nih_real, tmp_path):
+    root, boxes, entries = nih_real
+    dataset = NIHDataset(root, finding="Atelectasis", negatives="absent", image_size=64, split_file=tmp_path / "s.csv")
+    patient = dict(zip(entries["Image Index"], entries["Patient ID"]))
+    by_patient = {}
+    for image_id in dataset.ids():
+        by_patient.setdefault(patient[image_id], set()).add(dataset.splits[image_id])
+    assert len(by_patient) > 100 and all(len(s) == 1 for s in by_patient.values())
+    labels = [dataset.label(i) for i in dataset.ids(split="test")]
+    assert 0 < sum(labels) < len(labels)  # stratified: positives in the test split too

@@ -259,6 +259,34 @@ def _coco(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()}
 
 
+def _nih_entries(text: str):
+    """NIH's layout with a broken Data_Entry file (the error names it)."""
+    def build(folder: Path) -> dict:
+        info = _nih("a.png,Mass,10,10,50,50\n")(folder)
+        path = folder / "Data_Entry_2017.csv"
+        path.write_text(text)
+        return {**info, "file": path}
+    return build
+
+
+def _chexlocalize_edit(edit):
+    """CheXlocalize's layout, its segmentation file edited (``edit(data)``)."""
+    def build(folder: Path) -> dict:
+        import json
+
+        info = _chexlocalize()(folder)
+        data = json.loads(info["file"].read_text())
+        edit(data)
+        info["file"].write_text(json.dumps(data))
+        return info
+    return build
+
+
+def _corrupt_counts(data):
+    entry = data["patient1_study1_view1_frontal"]["Edema"]
+    entry["counts"] = entry["counts"][:-3] + "@@@"
+
+
 def _chexlocalize(*, rle_shape=(60, 50), extra_id: str | None = None, text: str | None = None):
     """CheXlocalize's layout: a validation segmentation file and CheXpert JPEGs (60×50) by path."""
     def build(folder: Path) -> dict:
@@ -449,6 +477,11 @@ CASES: list[Case] = [
     Case("chexlocalize-segmentation-without-image", "csv", _chexlocalize(extra_id="patient9_study1_view1_frontal"),
          "skip", "segmentations without an image file"),
     Case("chexlocalize-not-json", "csv", _chexlocalize(text="{not json"), "error", "not valid JSON"),
+    Case("chexlocalize-corrupt-rle-counts", "csv", _chexlocalize_edit(_corrupt_counts), "error", "cannot be decoded"),
+    Case("chexlocalize-missing-pathology", "csv", _chexlocalize_edit(
+        lambda d: d["patient2_study1_view1_frontal"].pop("Edema")), "error", "has no 'Edema' entry"),
+    Case("nih-entries-renamed-column", "csv", _nih_entries("Image,Labels\na.png,Mass\n"), "error",
+         r"lacks the column\(s\) \['Image Index', 'Finding Labels'\]"),
     # -- checkpoints ------------------------------------------------------------------------------------------
     Case("checkpoint-other-architecture", "checkpoint", _checkpoint(_state_dict_of("densenet_tiny")), "error",
          "pass arch=|architecture"),

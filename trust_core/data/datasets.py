@@ -369,13 +369,16 @@ class RadiographDataset(abc.ABC):
                                    f"image or resolution", path=self._labels_path(record))
             from pycocotools import mask as coco_mask
 
-            mask |= coco_mask.decode({"size": [rle_height, rle_width], "counts": counts.encode()}).astype(bool)
-        if record.reader_boxes:  # where enough readers' boxes overlap (none overlapping: their union)
+            try:
+                mask |= coco_mask.decode({"size": [rle_height, rle_width], "counts": counts.encode()}).astype(bool)
+            except (ValueError, TypeError) as exc:
+                raise DatasetError(f"image {record.image_id!r}: its RLE cannot be decoded ({exc}); the counts string "
+                                   f"is corrupt", path=self._labels_path(record)) from None
+        if record.reader_boxes:  # where enough readers' boxes overlap
             votes = np.zeros((height, width), dtype=np.int16)
             for reader in record.reader_boxes:
                 votes += self._render_boxes(Record(record.image_id, record.path, 1, reader), height, width)
-            agreed = votes >= max(1, record.min_readers)
-            mask |= agreed if agreed.any() else votes > 0
+            mask |= votes >= max(1, record.min_readers)
         if record.mask_path is not None:
             mask_image = load_radiograph(record.mask_path)
             if mask_image.shape != (height, width):

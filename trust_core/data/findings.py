@@ -148,9 +148,16 @@ class NIHDataset(FindingDataset):
         if entries_path is None:
             raise DatasetError(f"the NIH label file is missing: one of {list(self.ENTRIES)}", path=self.root)
         entry_labels: dict[str, set[str]] = {}
+        self._patient: dict[str, str] = {}
         for line, row in enumerate(read_csv(entries_path, ("Image Index", "Finding Labels"), what="NIH label file"),
                                    start=2):
-            entry_labels[row["Image Index"]] = set(row["Finding Labels"].split("|"))
+            labels = set(row["Finding Labels"].split("|"))
+            if row["Image Index"] in entry_labels and entry_labels[row["Image Index"]] != labels:
+                raise DatasetError(f"line {line}: image {row['Image Index']!r} has two different label rows",
+                                   path=entries_path)
+            entry_labels[row["Image Index"]] = labels
+            if row.get("Patient ID"):
+                self._patient[row["Image Index"]] = row["Patient ID"]
         files = {}
         folders = [self.root / "images"] + sorted(p / "images" for p in self.root.glob("images_*"))
         for folder in [f for f in folders if f.is_dir()]:
@@ -176,6 +183,24 @@ class NIHDataset(FindingDataset):
         return [Record(i, files[i], labels[i], tuple(boxes.get(i, ())), category=self.finding if labels[i] else "")
                 for i in sorted(labels)]
 
+    def _load_or_make_splits(self, records, seed, fractions) -> dict[str, str]:
+        """Split by patient (a patient's follow-up films never straddle splits), stratified per finding."""
+        if self.split_file.is_file():
+            return super()._load_or_make_splits(records, seed, fractions)
+        from .datasets import make_splits
+
+        patient_of = {r.image_id: self._patient.get(r.image_id) or r.image_id.split("_")[0] for r in records}
+        patients: dict[str, int] = {}
+        for r in records:
+            patients[patient_of[r.image_id]] = max(patients.get(patient_of[r.image_id], 0), r.label)
+        by_patient = make_splits(patients, seed=seed, fractions=fractions)
+        splits = {r.image_id: by_patient[patient_of[r.image_id]] for r in records}
+        try:
+            write_splits(self.split_file, splits)
+        except OSError:
+            pass
+        return splits
+
     def native_image(self, image_id: str) -> np.ndarray:
         path = self.record(image_id).path
         from PIL import Image
@@ -197,20 +222,26 @@ class NIHDataset(FindingDataset):
 
 
 class VinDrDataset(FindingDataset):
-    """VinDr-CXR / VinBigData training annotations (see the module docstring).
+    """VinDr-CXR / VinBigData annotations (see the module docstring).
 
-    ``readers``: ``majority`` (default; a finding is on a film when at least two of its three readers mark
-    it, and its ground truth is where at least two readers' boxes overlap), ``union`` (any reader; all
-    boxes) or ``reader:R8`` (one radiologist's reading). The VinDr-CXR paper evaluates against a consensus of
-    radiologists; with three independent readers per training film, the majority is the nearest consensus.
+    Training films were read by three radiologists each. ``readers``: ``majority`` (default; a film is
+    positive when at least two of its readers mark the finding, and its ground truth is where at least two
+    readers' boxes overlap — films whose readers' boxes never overlap are a counted skip), ``union`` (any
+    reader; all boxes) or ``reader:R8`` (one radiologist's reading). PhysioNet's release also has the
+    official test set (``annotations/annotations_test.csv`` + ``test/``), labelled by a consensus of five
+    radiologists — what the VinDr-CXR paper evaluates against: when present, its films are the ``test``
+    split with their consensus boxes, and the reader rule applies to the training films only.
     """
 
     kind = "vindr"
     LABELS = ("train.csv", "annotations/annotations_train.csv")
+    TEST_LABELS = "annotations/annotations_test.csv"
     COLUMNS = ("image_id", "class_name", "rad_id", "x_min", "y_min", "x_max", "y_max")
+    # PhysioNet's 22 local labels (Kaggle's VinBigData kept the first 14 of them, in the order below)
     FINDINGS = ("Aortic enlargement", "Atelectasis", "Calcification", "Cardiomegaly", "Consolidation", "ILD",
                 "Infiltration", "Lung Opacity", "Nodule/Mass", "Other lesion", "Pleural effusion",
-                "Pleural thickening", "Pneumothorax", "Pulmonary fibrosis")
+                "Pleural thickening", "Pneumothorax", "Pulmonary fibrosis", "Clavicle fracture", "Edema",
+                "Emphysema", "Enlarged PA", "Lung cavity", "Lung cyst", "Mediastinal shift", "Rib fracture")
     NO_FINDING = "No finding"
     NEGATIVES_NOTE = {"no-finding": "films every reader marked 'No finding'",
                       "absent": "every film on which no reader marked the finding"}
@@ -224,26 +255,26 @@ class VinDrDataset(FindingDataset):
 
     @property
     def selection(self) -> dict:
-        return {**super().selection, "readers": self.readers}
+        return {**super().selection, "readers": self.readers, "official_test": bool(self._official)}
 
     def _labels_path(self, record: Record) -> Path:
-        return self._found_labels
+        return self._label_file.get(record.image_id, self._found_labels)
 
     @classmethod
     def _localized(cls, root: Path) -> set[str]:
         path = next((root / n for n in cls.LABELS if (root / n).is_file()), None)
         return {row["class_name"] for row in read_csv(path, ("class_name",), what="VinDr label file")} if path else set()
 
-    def _scan(self) -> list[Record]:
-        path = next((self.root / n for n in self.LABELS if (self.root / n).is_file()), None)
-        if path is None:
-            raise DatasetError(f"the VinDr label file is missing: one of {list(self.LABELS)}", path=self.root)
-        self._found_labels = path
-        rows = read_csv(path, self.COLUMNS, what="VinDr label file")
-        readers: dict[str, dict[str, list[Box]]] = defaultdict(lambda: defaultdict(list))
-        said: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # image → reader → classes
+    def _read(self, path: Path, *, readers: bool) -> tuple[dict, dict]:
+        """(image → reader → boxes of the finding, image → reader → class names) of one label file;
+        a consensus file (no rad_id) is one reader, 'consensus'."""
+        columns = self.COLUMNS if readers else tuple(c for c in self.COLUMNS if c != "rad_id")
+        rows = read_csv(path, columns, what="VinDr label file")
+        boxes: dict[str, dict[str, list[Box]]] = defaultdict(lambda: defaultdict(list))
+        said: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         for line, row in enumerate(rows, start=2):
-            image_id, name, reader = row["image_id"], row["class_name"], row["rad_id"]
+            image_id, name = row["image_id"], row["class_name"]
+            reader = row["rad_id"] if readers else (row.get("rad_id") or "consensus")
             if not image_id or not reader:
                 raise DatasetError(f"line {line}: empty image_id or rad_id", path=path)
             if name != self.NO_FINDING and name not in self.FINDINGS:
@@ -258,38 +289,61 @@ class VinDrDataset(FindingDataset):
             box = Box(x0, y0, x1 - x0, y1 - y0)
             _check_box(image_id, box, line, path)
             if name == self.finding:
-                readers[image_id][reader].append(box)
+                boxes[image_id][reader].append(box)
+        return boxes, said
+
+    def _scan(self) -> list[Record]:
+        path = next((self.root / n for n in self.LABELS if (self.root / n).is_file()), None)
+        if path is None:
+            raise DatasetError(f"the VinDr label file is missing: one of {list(self.LABELS)}", path=self.root)
+        self._found_labels, self._label_file, self._official = path, {}, {}
+        readers, said = self._read(path, readers=True)
         folder = next((self.root / n for n in ("train", "train_dicom", "dicom") if (self.root / n).is_dir()), None)
         if folder is None:
             raise DatasetError("no DICOM folder found (expected train/)", path=self.root)
         files = _index_files(folder, (".dicom", ".dcm"))
+        test_path = self.root / self.TEST_LABELS
+        if test_path.is_file() and (self.root / "test").is_dir():  # the official, consensus-labelled test set
+            test_boxes, test_said = self._read(test_path, readers=False)
+            test_files = _index_files(self.root / "test", (".dicom", ".dcm"))
+            for image_id in test_said:
+                if image_id in said:
+                    raise DatasetError(f"image {image_id!r} is in both the training and the test labels", path=test_path)
+                self._official[image_id] = "test"
+                self._label_file[image_id] = test_path
+            readers.update(test_boxes)
+            said.update(test_said)
+            files.update(test_files)
         for image_id in sorted(said.keys() - files.keys()):
             self.skipped.add("label rows without an image file", image_id)
         for image_id in sorted(files.keys() - said.keys()):
             self.skipped.add("image files without labels", image_id)
         present = set(files) & set(said)
-        reader_rule = self.readers
-        positive, kept_boxes, need = set(), {}, 1
+        rule = self.readers
+        chosen = rule.split(":", 1)[1] if rule.startswith("reader:") else None
+        positive, kept, left_out = set(), {}, {}
+        self._strata = {}  # rule-independent labels (any reader marked it): splits do not depend on the rule
         for image_id in present:
             marked = {r: b for r, b in readers.get(image_id, {}).items() if b}
-            if reader_rule.startswith("reader:"):
-                chosen = reader_rule.split(":", 1)[1]
-                if chosen not in said[image_id]:
-                    continue
-                marked = {r: b for r, b in marked.items() if r == chosen}
+            self._strata[image_id] = int(bool(marked))
+            if image_id in self._official:  # consensus boxes
                 need = 1
-            elif reader_rule == "majority":
-                need = 2
+            elif chosen is not None:
+                if chosen not in said[image_id]:
+                    left_out[image_id] = f"not read by {chosen}"
+                    continue
+                marked, need = {r: b for r, b in marked.items() if r == chosen}, 1
+            else:
+                need = 2 if rule == "majority" else 1
             if len(marked) >= need:
+                if need == 2 and not _overlap(list(marked.values())):
+                    left_out[image_id] = "majority without overlapping boxes (no pixel two readers agree on)"
+                    continue
                 positive.add(image_id)
-                kept_boxes[image_id] = (tuple(tuple(b) for b in marked.values()), need)
-        left_out = {}
-        if reader_rule.startswith("reader:"):
-            chosen = reader_rule.split(":", 1)[1]
-            left_out = {i: f"not read by {chosen}" for i in present if chosen not in said[i]}
-            if len(left_out) == len(present):
-                raise DatasetError(f"no film was read by {chosen}; the readers are "
-                                   f"{sorted({r for i in present for r in said[i]})[:20]}", path=path)
+                kept[image_id] = (tuple(tuple(b) for b in marked.values()), need)
+        if chosen is not None and len(left_out) == len(present):
+            raise DatasetError(f"no film was read by {chosen}; the readers are "
+                               f"{sorted({r for i in present for r in said[i]})[:20]}", path=path)
         if self.negatives == "no-finding":
             negative = {i for i in present if all(c == {self.NO_FINDING} for c in said[i].values())}
         else:
@@ -297,11 +351,43 @@ class VinDrDataset(FindingDataset):
         labels = self._labelled(positive, negative, present, left_out)
         records = []
         for image_id in sorted(labels):
-            sets, need = kept_boxes.get(image_id, ((), 0))
+            sets, need = kept.get(image_id, ((), 0))
             records.append(Record(image_id, files[image_id], labels[image_id], reader_boxes=sets,
                                   min_readers=need if labels[image_id] else 0,
                                   category=self.finding if labels[image_id] else ""))
         return records
+
+    def _load_or_make_splits(self, records, seed, fractions) -> dict[str, str]:
+        """Stratified by 'any reader marked the finding' (the same split under every reader rule); the
+        official test films are 'test', the training films share train and val."""
+        if self.split_file.is_file():
+            return super()._load_or_make_splits(records, seed, fractions)
+        from .datasets import make_splits
+
+        training = {r.image_id: self._strata.get(r.image_id, r.label) for r in records if r.image_id not in self._official}
+        if self._official:
+            share = fractions[0] + fractions[1]
+            splits = make_splits(training, seed=seed, fractions=(fractions[0] / share, fractions[1] / share, 0.0))
+            splits.update({i: "test" for i in self._official if any(r.image_id == i for r in records)})
+        else:
+            splits = make_splits(training, seed=seed, fractions=fractions)
+        try:
+            write_splits(self.split_file, splits)
+        except OSError:
+            pass
+        return splits
+
+
+def _overlap(readers: list[list[Box]]) -> bool:
+    """Whether boxes of two different readers intersect (a pixel at least two readers agree on)."""
+    for i in range(len(readers)):
+        for j in range(i + 1, len(readers)):
+            for a in readers[i]:
+                for b in readers[j]:
+                    if min(a.x + a.width, b.x + b.width) > max(a.x, b.x) and \
+                            min(a.y + a.height, b.y + b.height) > max(a.y, b.y):
+                        return True
+    return False
 
 
 class CheXlocalizeDataset(FindingDataset):
@@ -311,10 +397,37 @@ class CheXlocalizeDataset(FindingDataset):
     LABELS = ("gt_segmentations_val.json", "gt_segmentations_test.json")
     FINDINGS = ("Airspace Opacity", "Atelectasis", "Cardiomegaly", "Consolidation", "Edema",
                 "Enlarged Cardiomediastinum", "Lung Lesion", "Pleural Effusion", "Pneumothorax", "Support Devices")
-    NEGATIVES_NOTE = {"no-finding": "films with no pathology segmented at all",
-                      "absent": "every film whose segmentation of the finding is empty"}
-    IMAGE_ROOTS = ("", "CheXpert-v1.0", "CheXpert-v1.0-small", "CheXpert")
+    NEGATIVES_NOTE = {"no-finding": "films CheXpert labels 'No Finding' (valid.csv / test_labels.csv); without "
+                                    "a label file, films with nothing segmented",
+                      "absent": "every film whose segmentation of the finding is empty (and, with a label "
+                                "file, not labelled positive for it)"}
+    # The Stanford AIMI download: <root>/CheXlocalize/gt_segmentations_*.json beside <root>/CheXpert/{val,test}/;
+    # the repository's README: CheXpert-v1.0/valid/. (Never CheXpert-v1.0-small: downscaled films, other RLE sizes.)
+    LABEL_DIRS = ("", "CheXlocalize")
+    IMAGE_ROOTS = ("", "CheXpert", "CheXpert-v1.0", "../CheXpert", "../CheXpert-v1.0")
+    LABEL_CSVS = ("valid.csv", "val_labels.csv", "test_labels.csv", "test.csv")
+    CHEXPERT_NAME = {"Airspace Opacity": "Lung Opacity"}  # CheXpert's label for CheXlocalize's name
     _ID = re.compile(r"^(patient\d+)_(study\d+)_(view\d+_\w+)$")
+
+    @classmethod
+    def _json_files(cls, root: Path) -> list[tuple[Path, str]]:
+        return [(root / d / n, "val" if "val" in n else "test") for d in cls.LABEL_DIRS for n in cls.LABELS
+                if (root / d / n).is_file()]
+
+    def _chexpert_labels(self) -> dict[str, dict[str, str]]:
+        """CheXpert's label rows by CheXlocalize id (``Path`` … ``patient1/study1/view1_frontal.jpg``)."""
+        labels = {}
+        for base in self.IMAGE_ROOTS:
+            for name in self.LABEL_CSVS:
+                path = (self.root / base / name).resolve()
+                if not path.is_file():
+                    continue
+                for row in read_csv(path, ("Path", "No Finding"), what="CheXpert label file"):
+                    parts = row["Path"].replace("\\", "/").split("/")
+                    if len(parts) >= 3 and parts[-1].endswith(".jpg"):
+                        labels[f"{parts[-3]}_{parts[-2]}_{parts[-1][:-4]}"] = row
+                self._label_csvs.append(path)
+        return labels
 
     def _labels_path(self, record: Record) -> Path:
         return self._json_of.get(record.image_id, self.root)
@@ -324,17 +437,21 @@ class CheXlocalizeDataset(FindingDataset):
         from pycocotools import mask as coco_mask
 
         found = set()
-        for name in cls.LABELS:
-            if (root / name).is_file():
-                for per_finding in json.loads((root / name).read_text(encoding="utf-8")).values():
+        for path, _split in cls._json_files(root):
+            if path.is_file():
+                for per_finding in json.loads(path.read_text(encoding="utf-8")).values():
                     found |= {f for f, rle in per_finding.items() if f not in found and coco_mask.area(
                         {"size": rle["size"], "counts": rle["counts"].encode()}) > 0}
         return found
 
     def _scan(self) -> list[Record]:
-        found = [(self.root / n, "val" if "val" in n else "test") for n in self.LABELS if (self.root / n).is_file()]
+        found = self._json_files(self.root)
         if not found:
-            raise DatasetError(f"no CheXlocalize segmentation file: expected {list(self.LABELS)}", path=self.root)
+            raise DatasetError(f"no CheXlocalize segmentation file: expected {list(self.LABELS)} here or in "
+                               f"CheXlocalize/", path=self.root)
+        self._label_csvs: list[Path] = []
+        chexpert = self._chexpert_labels()
+        column = self.CHEXPERT_NAME.get(self.finding, self.finding)
         self._json_of: dict[str, Path] = {}
         self._official: dict[str, str] = {}
         records = []
@@ -373,9 +490,16 @@ class CheXlocalizeDataset(FindingDataset):
                 paths[image_id] = image_path
                 present.add(image_id)
                 coco[image_id] = rles[self.finding]
+                label = chexpert.get(image_id)
                 if areas.get(self.finding, 0) > 0:
                     positive.add(image_id)
-                elif (self.negatives == "absent") or not any(a > 0 for a in areas.values()):
+                elif self.negatives == "absent":
+                    if not (label and label.get(column, "").strip() in ("1", "1.0")):
+                        negative.add(image_id)
+                elif label is not None:
+                    if label["No Finding"].strip() in ("1", "1.0"):
+                        negative.add(image_id)
+                elif not chexpert and not any(a > 0 for a in areas.values()):
                     negative.add(image_id)
         labels = self._labelled(positive, negative, present)
         for image_id in sorted(labels):
@@ -400,12 +524,18 @@ class CheXlocalizeDataset(FindingDataset):
         if not match:
             return None
         patient, study, view = match.groups()
-        for base in self.IMAGE_ROOTS:
-            for folder in (("valid", "val") if split == "val" else ("test",)):
-                candidate = self.root / base / folder / patient / study / f"{view}.jpg"
-                if candidate.is_file():
-                    return candidate
+        for labels_dir in self.LABEL_DIRS:
+            for base in self.IMAGE_ROOTS:
+                for folder in (("valid", "val") if split == "val" else ("test",)):
+                    candidate = self.root / labels_dir / base / folder / patient / study / f"{view}.jpg"
+                    if candidate.is_file():
+                        return candidate.resolve()
         return None
+
+    @property
+    def selection(self) -> dict:
+        used = [p.name for p in getattr(self, "_label_csvs", [])]
+        return {**super().selection, "label_files": used or None}
 
 
 def _float(text: str, line: int, column: str, path: Path) -> float:
