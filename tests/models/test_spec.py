@@ -613,3 +613,27 @@ def test_the_original_chexnet_checkpoint_layout_loads(tmp_path):
     for k, v in reference.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     assert len(info_of(model).meta["weights_adapted"]) == 3
+
+
+def test_the_fingerprint_follows_the_models_code(tmp_path, monkeypatch):
+    """A callable source's module digest and a zoo's library version are in the spec'd model's cache
+    fingerprint: editing forward never serves yesterday's maps; moving a .pt2 keeps its cache."""
+    import time
+
+    from trust_core.cache.store import model_fingerprint
+
+    (tmp_path / "my_net.py").write_text("import torchvision\n\ndef net(**kw):\n    return torchvision.models.resnet18(num_classes=2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = {"source": "my_net:net", "preprocessing": {"size": SIZE}}
+    torch.manual_seed(0)
+    first = load(spec_from_dict(spec))
+    assert info_of(first).spec["code"].startswith("sha256:")
+    time.sleep(0.01)
+    (tmp_path / "my_net.py").write_text("import torchvision\n\ndef net(**kw):  # edited\n    return torchvision.models.resnet18(num_classes=2)\n")
+    torch.manual_seed(0)
+    second = load(spec_from_dict(spec))
+    assert info_of(second).spec["code"] != info_of(first).spec["code"]
+    assert model_fingerprint(first) != model_fingerprint(second)  # same weights, other code
+    zoo = load(spec_from_dict({"source": "timm:resnet18", "source_kwargs": {"num_classes": 2}, "preprocessing": {"size": SIZE}}))
+    import timm
+    assert info_of(zoo).spec["code"] == f"timm {timm.__version__}"

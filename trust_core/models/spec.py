@@ -498,7 +498,10 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     if blocks is None:
         raise _err("no cascade blocks: list [cascade] blocks", where)
     resolved = {**spec.as_dict(), "gradcam_layer": layer, "cascade": [b[0] for b in blocks][::-1],
-                "target_index": target, "classes": list(classes) if classes else None}
+                "target_index": target, "classes": list(classes) if classes else None,
+                "code": _code_identity(spec)}
+    if spec.kind == "pt2":  # the program by name (its weights are in the fingerprint): a moved workspace still hits
+        resolved["source"] = Path(spec.source).name
     fresh = None
     if spec.kind not in ("registry", "pt2"):
         from dataclasses import replace as _replace
@@ -510,6 +513,26 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
         meta={"spec": resolved, "input_size": prep.size, **({"weights_adapted": adapted} if adapted else {})})
     check_gradient(model, where)
     return model.to(device).eval()
+
+
+def _code_identity(spec: ModelSpec) -> str | None:
+    """What the model's code is, for the cache fingerprint: the zoo library's version, or a digest of a
+    callable's module source (an edited forward must not be served yesterday's maps)."""
+    import hashlib
+    import inspect as pyinspect
+
+    kind = spec.kind
+    if kind in ("torchvision", "timm", "torchxrayvision", "monai"):
+        module = importlib.import_module(kind)
+        return f"{kind} {getattr(module, '__version__', '?')}"
+    if kind == "callable":
+        module = importlib.import_module(spec.source.partition(":")[0])
+        try:
+            source = pyinspect.getsource(module)
+        except (OSError, TypeError):
+            return None
+        return "sha256:" + hashlib.sha256(source.encode()).hexdigest()[:16]
+    return None
 
 
 def _submodule(model: nn.Module, path: str, where, what: str) -> nn.Module:
