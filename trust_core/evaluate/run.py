@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cache.store import Store
+from ..cache.store import Store, weights_digest
 from ..data.datasets import RadiographDataset
 from ..data.transforms import resize_image
 from ..models.preprocessing import paper_preprocessing
@@ -560,7 +560,7 @@ class Evaluation:
                 "dataset": {"kind": self.dataset.kind, "root": str(self.dataset.root),
                             "fingerprint": self.dataset.fingerprint, "skipped": self.dataset.skipped.counts,
                             "mask_rule": self.dataset.mask_rule, **self.dataset.selection},
-                "models": [{"path": p, "arch": a, "spec": info_of(m).spec,
+                "models": [{"path": p, "arch": a, "spec": info_of(m).spec, "weights_digest": weights_digest(m),
                             "meta": {k: v for k, v in info_of(m).meta.items() if k != "spec"}}
                            for p, a, m in zip(self.model_paths, self.arches, self.models)],
                 "localizers": self.localizer_paths, "localizer_maps": self.localizer_maps,
