@@ -20,7 +20,8 @@ def render() -> None:
         gallery = ws.gallery(kind(), order, finding=finding())
 
     if gallery is not None:
-        event = st.dataframe(gallery.round(3), on_select="rerun", selection_mode="single-row", key="gallery",
+        shown = gallery.round(3).rename(columns={k: method_label(k) for k in METHODS})  # labels, never raw keys
+        event = st.dataframe(shown, on_select="rerun", selection_mode="single-row", key="gallery",
                              width="stretch", height=220)
         if event.selection.rows:
             st.session_state["_image_id"] = gallery.index[event.selection.rows[0]]

@@ -13,13 +13,18 @@ def render() -> None:
     image_id = image_picker(ids, dataset)
     identifiers = st.checkbox("Include patient identifiers (name, ID, birth date…)", value=False,
                               help="Off by default: reports are de-identified and name the image by a pseudonym.")
+    # A report belongs to what it was built from: another dataset, finding, image, model, preset or the
+    # identifiers choice clears it (a stale report of another image was offered before).
+    built_for = (str(ws.root), kind(), finding(), image_id, model_name(), preset(), identifiers)
+    if st.session_state.get("report", (None,))[0] != built_for:
+        st.session_state.pop("report", None)
     if st.button("Build report", type="primary"):
         with friendly_errors(), st.spinner("Computing maps and rendering…"):
             report = build_image_report(ws, kind(), image_id, model_name(), preset=preset(), finding=finding(),
                                         include_identifiers=identifiers)
-            st.session_state["report"] = (report.title, render_html(report), render_pdf(report))
+            st.session_state["report"] = (built_for, report.title, render_html(report), render_pdf(report))
     if "report" in st.session_state:
-        title, html_text, pdf_bytes = st.session_state["report"]
+        _, title, html_text, pdf_bytes = st.session_state["report"]
         c1, c2 = st.columns(2)
         c1.download_button("Download HTML", html_text, file_name=f"{title}.html", mime="text/html")
         c2.download_button("Download PDF", pdf_bytes, file_name=f"{title}.pdf", mime="application/pdf")

@@ -74,7 +74,8 @@ def render() -> None:
     def job_list():
         listed = jobs().list()
         if not listed:
-            st.caption("No job started in this app session yet.")
+            st.caption("No evaluation job has run since this app server started (jobs are shared by every "
+                       "session of the server).")
         for job in listed:
             st.markdown(f"**{job.label}** — {job.status}")
             st.progress(job.fraction, text=f"{job.done}/{job.total} units · {job.message}"[:200])

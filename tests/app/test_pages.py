@@ -156,3 +156,25 @@ def test_a_multi_finding_dataset_has_a_finding_picker(app_workspace, monkeypatch
     assert any("results of this workspace are for **Infiltrate**" in i.value for i in other.info)
     other.switch_page("pages/explorer.py").run()
     assert not other.exception and not other.error, [e.value for e in other.error]
+
+
+def test_a_report_is_cleared_when_its_image_changes(app_workspace, monkeypatch):
+    """The stale-report regression: a report built for one image is not offered for another."""
+    at = start(app_workspace, monkeypatch)
+    at.switch_page("pages/report.py").run()
+    images = at.selectbox(key="image_id").options
+    at.selectbox(key="image_id").select(images[0]).run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["report"][0][3] == images[0]
+    assert any("ready" in c.value for c in at.caption)
+    at.selectbox(key="image_id").select(images[-1]).run()
+    assert "report" not in at.session_state
+    assert not any("ready" in c.value for c in at.caption)
+
+
+def test_the_gallery_shows_method_labels(app_workspace, monkeypatch):
+    at = start(app_workspace, monkeypatch)
+    at.switch_page("pages/explorer.py").run()
+    columns = list(at.dataframe[0].value.columns)
+    assert "Guided Backprop" in columns and "Smooth IG" in columns and "gbp" not in columns
