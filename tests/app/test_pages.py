@@ -78,7 +78,7 @@ def test_report_export(app_workspace, monkeypatch):
     at.switch_page("pages/report.py").run()
     at.button[0].click().run()
     assert not at.exception
-    title, html_text, pdf = at.session_state["report"]
+    _built_for, title, html_text, pdf = at.session_state["report"]
     assert pdf.startswith(b"%PDF") and "AUPRC" in html_text and title.startswith("img-")
 
 
