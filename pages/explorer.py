@@ -56,11 +56,22 @@ def render() -> None:
 
     with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
         result = ws.maps(kind(), [image_id], model_name(), preset=preset(), finding=finding())
+    explained = int(result.targets[0])
+    with friendly_errors():
+        output = ws.prediction(kind(), image_id, model_name(), finding=finding())
+    label = ws.class_name(model_name(), explained)
+    kind_of_score = "probability" if output["activation"] != "logits" else "logit"
     size = result[method].shape[1]
     framing = ws.framing(model_name())  # the part of the film under the model's maps
     mask = dataset.mask(image_id, size, framing)
     image = crop(display if display is not None else dataset.native_image(image_id), framing)
-    with left:
+    with left:  # what the maps explain, above them
+        st.caption(f"Maps explain class {explained} — **{label}** (the model's {kind_of_score} "
+                   f"{output['scores'][explained]:.2f}; predicted: {ws.class_name(model_name(), output['predicted'])})")
+        if output["activation"] == "softmax" and label == "no finding":
+            st.warning("These maps explain **no finding**: the model predicts this film negative, so its maps "
+                       "show what argues against the finding, not where it is. The paper explained the predicted "
+                       "class too; read them with that in mind.", icon="⚠️")
         flag = result.flags[method][0]
         if flag:
             st.warning(f"{method_label(method)}: {flag}")

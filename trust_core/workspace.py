@@ -151,6 +151,19 @@ class Workspace:
             return self.model(name)
         return _states(str(self.layout.model(name))).get(state)
 
+    def prediction(self, kind: str, image_id: str, model_name: str, *, finding: str | None = None) -> dict:
+        """The model's output for a dataset film: activated scores (softmax, sigmoid; raw for logits heads),
+        the predicted class and the head's activation."""
+        model = self.model(model_name)
+        info = info_of(model)
+        prep = info.prep
+        x = prep(self.dataset(kind, finding=finding).image(image_id, prep.size, prep.resize))[None]
+        with torch.no_grad():
+            logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
+        scores = {"softmax": lambda v: torch.softmax(v, 0), "sigmoid": torch.sigmoid,
+                  "logits": lambda v: v}[info.activation](logits)
+        return {"scores": scores.tolist(), "predicted": int(logits.argmax()), "activation": info.activation}
+
     def class_name(self, name: str, index: int) -> str:
         """An output's name for this model (its spec's classes; the binary datasets' 'no finding' /
         'finding' for the demo's 2-way heads)."""

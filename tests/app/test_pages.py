@@ -178,3 +178,16 @@ def test_the_gallery_shows_method_labels(app_workspace, monkeypatch):
     at.switch_page("pages/explorer.py").run()
     columns = list(at.dataframe[0].value.columns)
     assert "Guided Backprop" in columns and "Smooth IG" in columns and "gbp" not in columns
+
+
+def test_the_explorer_says_which_class_is_explained_and_its_probability(app_workspace, monkeypatch):
+    import re
+
+    at = start(app_workspace, monkeypatch)
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception
+    line = next(c.value for c in at.caption if c.value.startswith("Maps explain class"))
+    match = re.match(r"Maps explain class (\d) — \*\*(no finding|finding)\*\* \(the model's probability (\d\.\d\d)", line)
+    assert match, line
+    if match.group(2) == "no finding":
+        assert any("explain **no finding**" in w.value for w in at.warning)
