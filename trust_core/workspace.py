@@ -99,16 +99,18 @@ class Workspace:
     def results(self, kind: str, finding: str | None = None) -> dict | None:
         """The dataset's evaluation summary; for a multi-finding dataset only when it is ``finding``'s
         (None when the results were computed for another finding)."""
-        path = self.layout.results(kind) / "summary.json"
-        summary = json.loads(path.read_text()) if path.is_file() else None
+        summary = self._summary(kind)
         if summary is not None and finding is not None and summary.get("dataset", {}).get("finding") not in (None, finding):
             return None
         return summary
 
     def results_finding(self, kind: str) -> str | None:
         """The finding the dataset's stored results are for (multi-finding datasets), else None."""
+        return ((self._summary(kind) or {}).get("dataset") or {}).get("finding")
+
+    def _summary(self, kind: str) -> dict | None:
         path = self.layout.results(kind) / "summary.json"
-        return json.loads(path.read_text()).get("dataset", {}).get("finding") if path.is_file() else None
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def results_config(self, kind: str) -> dict | None:
         path = self.layout.results(kind) / "config.json"

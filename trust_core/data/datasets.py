@@ -111,13 +111,17 @@ def read_csv(path: Path, required: tuple[str, ...], *, what: str) -> list[dict[s
 
 
 def _number(row: dict, key: str, line: int, path: Path) -> float:
+    return parse_number(row.get(key), line, key, path)
+
+
+def parse_number(text, line: int, column: str, path: Path) -> float:
+    """A label file's number, or an error naming the file, the line and the column."""
     try:
-        value = float(row[key])
+        value = float(text)
     except (TypeError, ValueError):
-        raise DatasetError(f"line {line}: column '{key}' must be a number, got {row.get(key)!r}",
-                           path=path) from None
+        raise DatasetError(f"line {line}: column '{column}' must be a number, got {text!r}", path=path) from None
     if not np.isfinite(value):
-        raise DatasetError(f"line {line}: column '{key}' is not finite ({row[key]!r})", path=path)
+        raise DatasetError(f"line {line}: column '{column}' is not finite ({text!r})", path=path)
     return value
 
 
@@ -235,7 +239,10 @@ class RadiographDataset(abc.ABC):
             for image_id in sorted(ids - splits.keys()):
                 self.skipped.add("not in the split file", image_id)
             return {i: s for i, s in splits.items() if i in ids}
-        splits = make_splits({r.image_id: r.label for r in records}, seed=seed, fractions=fractions)
+        return self._save_splits(make_splits({r.image_id: r.label for r in records}, seed=seed, fractions=fractions))
+
+    def _save_splits(self, splits: dict[str, str]) -> dict[str, str]:
+        """Write a newly made split to the split file and return it."""
         try:
             write_splits(self.split_file, splits)
         except OSError:

@@ -19,6 +19,7 @@ finding). Other images are counted skips. Splits are seeded and stratified per f
 """
 from __future__ import annotations
 
+import abc
 import json
 import re
 from collections import defaultdict
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError, ImageError
-from .datasets import Box, RadiographDataset, Record, _index_files, read_csv, write_splits
+from .datasets import Box, RadiographDataset, Record, _index_files, parse_number, read_csv
 
 NEGATIVE_RULES = ("no-finding", "absent")
 READER_RULES = ("majority", "union")  # or "reader:R8"
@@ -70,8 +71,9 @@ class FindingDataset(RadiographDataset):
         return [f for f in cls.FINDINGS if f in found]
 
     @classmethod
+    @abc.abstractmethod
     def _localized(cls, root: Path) -> set[str]:
-        raise NotImplementedError
+        """The findings the label files of ``root`` localize at least once."""
 
     @property
     def selection(self) -> dict:
@@ -137,7 +139,7 @@ class NIHDataset(FindingDataset):
             if label not in self.FINDINGS:
                 raise DatasetError(f"line {line}: unknown finding {label!r}; the box list's findings are "
                                    f"{list(self.FINDINGS)}", path=box_path)
-            box = Box(*(_float(row[k], line, name, box_path) for k, name in ((2, "x"), (3, "y"), (4, "w"), (5, "h"))))
+            box = Box(*(parse_number(row[k], line, name, box_path) for k, name in ((2, "x"), (3, "y"), (4, "w"), (5, "h"))))
             _check_box(image_id, box, line, box_path)
             if box.x + box.width > self.NATIVE[1] + 1 or box.y + box.height > self.NATIVE[0] + 1:
                 raise DatasetError(f"line {line}: box of {image_id!r} ends outside the {self.NATIVE[1]}×"
@@ -195,11 +197,7 @@ class NIHDataset(FindingDataset):
             patients[patient_of[r.image_id]] = max(patients.get(patient_of[r.image_id], 0), r.label)
         by_patient = make_splits(patients, seed=seed, fractions=fractions)
         splits = {r.image_id: by_patient[patient_of[r.image_id]] for r in records}
-        try:
-            write_splits(self.split_file, splits)
-        except OSError:
-            pass
-        return splits
+        return self._save_splits(splits)
 
     def native_image(self, image_id: str) -> np.ndarray:
         path = self.record(image_id).path
@@ -285,7 +283,7 @@ class VinDrDataset(FindingDataset):
                 if any(row[c] for c in ("x_min", "y_min", "x_max", "y_max")):
                     raise DatasetError(f"line {line}: a 'No finding' row must have empty box columns", path=path)
                 continue
-            x0, y0, x1, y1 = (_float(row[c], line, c, path) for c in ("x_min", "y_min", "x_max", "y_max"))
+            x0, y0, x1, y1 = (parse_number(row[c], line, c, path) for c in ("x_min", "y_min", "x_max", "y_max"))
             box = Box(x0, y0, x1 - x0, y1 - y0)
             _check_box(image_id, box, line, path)
             if name == self.finding:
@@ -371,11 +369,7 @@ class VinDrDataset(FindingDataset):
             splits.update({i: "test" for i in self._official if any(r.image_id == i for r in records)})
         else:
             splits = make_splits(training, seed=seed, fractions=fractions)
-        try:
-            write_splits(self.split_file, splits)
-        except OSError:
-            pass
-        return splits
+        return self._save_splits(splits)
 
 
 def _overlap(readers: list[list[Box]]) -> bool:
@@ -513,11 +507,7 @@ class CheXlocalizeDataset(FindingDataset):
         if self.split_file.is_file():
             return super()._load_or_make_splits(records, seed, fractions)
         splits = {r.image_id: self._official[r.image_id] for r in records}
-        try:
-            write_splits(self.split_file, splits)
-        except OSError:
-            pass
-        return splits
+        return self._save_splits(splits)
 
     def _image_path(self, image_id: str, split: str) -> Path | None:
         match = self._ID.match(image_id)
@@ -536,16 +526,6 @@ class CheXlocalizeDataset(FindingDataset):
     def selection(self) -> dict:
         used = [p.name for p in getattr(self, "_label_csvs", [])]
         return {**super().selection, "label_files": used or None}
-
-
-def _float(text: str, line: int, column: str, path: Path) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise DatasetError(f"line {line}: column {column!r} must be a number, got {text!r}", path=path) from None
-    if not np.isfinite(value):
-        raise DatasetError(f"line {line}: column {column!r} is not finite ({text!r})", path=path)
-    return value
 
 
 def _positional_rows(path: Path, width: int, what: str, *, expected: str) -> list[tuple[int, list[str]]]:

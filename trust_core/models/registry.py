@@ -136,19 +136,22 @@ def get_module(model: nn.Module, path: str) -> nn.Module:
         raise ConfigError(f"the model has no module {path!r}") from None
 
 
-def forward_order(model: nn.Module, input_size: int, paths: list[str]) -> list[str]:
-    """The given module paths sorted by when they first run in a forward pass (unused ones dropped)."""
+def forward_order(model: nn.Module, probe: int | torch.Tensor, paths: list[str]) -> list[str]:
+    """The given module paths sorted by when they first run in a forward pass (unused ones dropped).
+    ``probe``: the input (a model spec's test film), or the side of a 3-channel zero image."""
     order: list[str] = []
     handles = []
     for path in paths:
         module = get_module(model, path)
         handles.append(module.register_forward_pre_hook(
             lambda _m, _i, p=path: order.append(p) if p not in order else None))
+    x = torch.zeros(1, 3, probe, probe) if isinstance(probe, int) else probe
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             was_training = model.training
             model.eval()
-            model(torch.zeros(1, 3, input_size, input_size))
+            model(x)
             model.train(was_training)
     finally:
         for handle in handles:

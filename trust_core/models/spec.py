@@ -41,6 +41,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from .info import info_of, tag
+from .registry import forward_order
 from .preprocessing import Preprocessing
 
 ACTIVATIONS = ("softmax", "sigmoid", "logits")
@@ -482,7 +483,7 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     if spec.cascade:
         for path in spec.cascade:
             _submodule(model, path, where, "cascade block")
-        order = forward_order(model, prep, list(spec.cascade))
+        order = forward_order(model, _probe(model, prep), list(spec.cascade))
         unused = [p for p in spec.cascade if p not in order]
         if unused:
             raise _err(f"cascade blocks {unused} never run in a forward pass: list modules the model uses", where)
@@ -646,28 +647,10 @@ def detect_blocks(model: nn.Module, prep: Preprocessing) -> tuple[tuple[str, tup
         if (type(child) in (nn.Sequential, nn.ModuleList) and len(inner) >= 4
                 and sum(p.numel() for p in child.parameters()) > total / 2):
             stages[i:i + 1] = inner
-    order = forward_order(model, prep, [n for n, _ in stages])
+    order = forward_order(model, _probe(model, prep), [n for n, _ in stages])
     if not order:
         raise ConfigError("no parameterized stage of this model runs in a forward pass: list [cascade] blocks")
     return tuple((p, (p,)) for p in reversed(order))
-
-
-def forward_order(model: nn.Module, prep: Preprocessing, paths: list[str]) -> list[str]:
-    """The module paths sorted by when they first run in a forward pass (unused ones dropped)."""
-    order: list[str] = []
-    handles = [model.get_submodule(p).register_forward_pre_hook(
-        lambda _m, _i, p=p: order.append(p) if p not in order else None) for p in paths]
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            was_training = model.training
-            model.eval()
-            model(_probe(model, prep))
-            model.train(was_training)
-    finally:
-        for h in handles:
-            h.remove()
-    return order
 
 
 # -- inspection ------------------------------------------------------------------------------------
@@ -677,16 +660,7 @@ def describe(model: nn.Module) -> dict:
     counts, and a sanity check (one forward pass; a non-zero input gradient for the target)."""
     info = info_of(model)
     prep = info.prep
-    x = _probe(model, prep).requires_grad_(True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logits = model(x)
-    target = info.target if info.target is not None else int(logits.detach().argmax(1)[0])
-    try:
-        (grad,) = torch.autograd.grad(logits[0, target], x, allow_unused=True)
-        grad_norm = float(grad.abs().sum()) if grad is not None else float("nan")
-    except RuntimeError:  # the output does not depend on the input through autograd (no_grad, detach)
-        grad_norm = float("nan")
+    logits, target, grad_norm = _input_gradient(model)
     states = []
     for name, paths in info.blocks or ():
         count = sum(p.numel() for path in paths for p in model.get_submodule(path).parameters())
@@ -721,11 +695,28 @@ def describe(model: nn.Module) -> dict:
     }
 
 
+def _input_gradient(model: nn.Module) -> tuple[torch.Tensor, int, float]:
+    """One forward and backward on the probe film: (logits, target, L1 norm of the target's input
+    gradient; NaN when the output does not depend on the input through autograd)."""
+    info = info_of(model)
+    x = _probe(model, info.prep).requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logits = model(x)
+    target = info.target if info.target is not None else int(logits.detach().argmax(1)[0])
+    try:
+        (grad,) = torch.autograd.grad(logits[0, target], x, allow_unused=True)
+        grad_norm = float(grad.abs().sum()) if grad is not None else float("nan")
+    except RuntimeError:  # no_grad or detach inside forward
+        grad_norm = float("nan")
+    return logits, target, grad_norm
+
+
 def check_gradient(model: nn.Module, where=None) -> None:
-    """Refuse a model whose target logit has a zero or missing gradient with respect to its input."""
-    report = describe(model)
-    if not report["sanity"]["ok"]:
-        value = report["sanity"]["input_gradient_l1"]
+    """Refuse a model whose target logit has a zero or missing gradient with respect to its input (one
+    forward and backward; ``describe`` reports the same check among the rest)."""
+    logits, _target, value = _input_gradient(model)
+    if not (bool(torch.isfinite(logits).all()) and math.isfinite(value) and value > 0):
         state = "missing" if value != value else ("zero" if value == 0 else "not finite")
         raise _err(f"the target's gradient with respect to the input is {state}: saliency maps would be blank. "
                    f"Does forward detach the input or run under torch.no_grad(), or is the target output "
