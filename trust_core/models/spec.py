@@ -275,17 +275,21 @@ def build_model(spec: ModelSpec) -> nn.Module:
     raise _err(f"unknown model source {spec.source!r}", where)
 
 
-def _load_exported(path: Path, where) -> nn.Module:
-    """A ``torch.export`` program as a module with its original hierarchy (hooks, Grad-CAM, cascade)."""
+def _read_program(path: Path):
+    """A ``torch.export`` program, or a clear error naming the file."""
     if not path.is_file():
         raise CheckpointError("exported program (.pt2) not found", path=path)
     try:
-        program = torch.export.load(str(path))
+        return torch.export.load(str(path))
     except Exception as exc:  # torch.export.load fails in many ways on files that are not programs
         raise CheckpointError(f"not a readable torch.export program ({type(exc).__name__}: {str(exc)[:200]}); "
                               f"re-export it with torch.export.save(torch.export.export(model, (x,)), path)",
                               path=path) from None
-    module = torch.export.unflatten(program)
+
+
+def _load_exported(path: Path, where) -> nn.Module:
+    """A ``torch.export`` program as a module with its original hierarchy (hooks, Grad-CAM, cascade)."""
+    module = torch.export.unflatten(_read_program(path))
     for sub in module.modules():  # the tracer's fake tensors in node metadata cannot be deep-copied, and the
         graph = getattr(sub, "graph", None)  # interpreter does not need them (cascade copies the model)
         if isinstance(graph, torch.fx.Graph):
@@ -433,9 +437,7 @@ def exported_spec(path: str | Path) -> ModelSpec:
     """The spec of a bare ``.pt2`` program: the paper's preprocessing, size and channels read from the
     program's input."""
     path = Path(path).resolve()
-    module = _load_exported(path, path)
-    del module
-    program = torch.export.load(str(path))
+    program = _read_program(path)
     inputs = [n for n in program.graph.nodes if n.op == "placeholder"
               and n.name in {s.arg.name for s in program.graph_signature.input_specs
                              if s.kind == torch.export.graph_signature.InputKind.USER_INPUT}]
