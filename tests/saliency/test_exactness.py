@@ -8,7 +8,7 @@ from saliency.core import base as pair_base
 
 from trust_core import explain
 from trust_core.cache.store import weights_digest
-from trust_core.saliency.explain import _noise
+from trust_core.saliency.methods.base import noise as _noise
 from trust_core.saliency.postprocess import normalize_maps
 
 from ..conftest import TinyNet

@@ -71,7 +71,7 @@ def test_noise_is_drawn_per_model_state(tiny_model, tiny_images):
     import copy
 
     from trust_core.cache.store import weights_digest
-    from trust_core.saliency.explain import _noise
+    from trust_core.saliency.methods.base import noise as _noise
     other = copy.deepcopy(tiny_model)
     with torch.no_grad():
         other.fc.bias.add_(1e-3)  # another state whose gradients barely differ

@@ -62,7 +62,9 @@ class EngineOutput:
     targets: torch.Tensor  # (N,) class explained per image
     cams: torch.Tensor | None  # (N, H, W) Grad-CAM (after ReLU and upsampling), if a layer was given
     passes: int
-    bank: torch.Tensor  # the end rows, ``bank_extra`` included
+    bank: torch.Tensor | None  # the end rows, ``bank_extra`` included
+    layer_acts: torch.Tensor | None = None  # (N, C, h, w) the layer's activations at the plain points
+    layer_grads: torch.Tensor | None = None  # (N, C, h, w) their gradients (``keep_layer``)
 
 
 @contextlib.contextmanager
@@ -185,9 +187,11 @@ def _chunks(n_points: int, batch_size: int) -> list[tuple[int, int]]:
 def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_images: int,
               targets: torch.Tensor | None, device: torch.device, batch_size: int,
               precision: str = "fp32", gradcam_layer: torch.nn.Module | None = None,
-              gradcam_interpolation: str = "bilinear", bank_extra=None) -> EngineOutput:
+              gradcam_interpolation: str = "bilinear", bank_extra=None, keep_layer: bool = False) -> EngineOutput:
     """Run every (path, α) point in chunks; see the module docstring. ``bank_extra``: a future of more
-    end rows (the noisy copies), appended to ``bank`` when a chunk first needs them."""
+    end rows (the noisy copies), appended to ``bank`` when a chunk first needs them. ``keep_layer``: also
+    return the Grad-CAM layer's activations and gradients of each image's plain point (Grad-CAM++,
+    Score-CAM)."""
     channels_last = info_of(model).channels_last
     n_paths = len(paths.image)
     shape = bank.shape[1:]
@@ -195,6 +199,7 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     endpoints = torch.zeros_like(sums)
     resolved = targets.clone().to(device) if targets is not None else None
     cams = None
+    layer_acts = layer_grads = None
 
     point_path = torch.cat([torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(paths.alphas)])
     point_alpha = torch.cat(paths.alphas)
@@ -272,10 +277,16 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                     if cams is None:
                         cams = torch.zeros((n_images, *shape[1:]), device=device)
                     cams[plain_images] = cam[:, 0].detach()
+                    if keep_layer:
+                        if layer_acts is None:
+                            layer_acts = acts.new_zeros((n_images, *acts.shape[1:]))
+                            layer_grads = acts.new_zeros((n_images, *acts.shape[1:]))
+                        layer_acts[plain_images] = acts.detach()
+                        layer_grads[plain_images] = acts_grad.detach()
     finally:
         if hook is not None:
             hook.remove()
     if bank_extra is not None:  # no point ended on them
         bank = torch.cat([bank, bank_extra.result().to(device)])
     return EngineOutput(sums=sums, endpoints=endpoints, targets=resolved, cams=cams,
-                        passes=passes, bank=bank)
+                        passes=passes, bank=bank, layer_acts=layer_acts, layer_grads=layer_grads)

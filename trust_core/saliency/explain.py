@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import itertools
 import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,10 +19,10 @@ from ..cache.store import Store, digest_array, make_key, model_fingerprint, weig
 from ..errors import SaliencyError
 from ..hardware import precision_problem
 from ..models.info import info_of, tag
-from .engine import PathSet, autocast, fp32_mode, frozen_eval, run_paths
-from .postprocess import minmax_maps, normalize_maps
+from .engine import autocast, fp32_mode, frozen_eval, run_paths
+from .methods import PAPER_SET, Plan
+from .postprocess import NON_FINITE, minmax_maps, normalize_maps
 from .registry import METHODS, PAPER_PRESET, PRESETS, method_params, resolve_methods, resolve_params
-from .xrai import SegmentParams, cached_labels, segment_masks, xrai_rank
 
 CODE_VERSION = "saliency-2"  # 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -43,12 +42,14 @@ class SaliencyMaps(dict):
     stats : method → per-image dict of diagnostics (XRAI: ``negative_fraction``, the share of pixels
         whose gain density is negative before post-processing).
     passes : forward+backward passes this call ran.
+    forwards : forward-only passes this call ran (occlusion, Score-CAM).
     from_cache : method → per-image bool.
     """
 
     def __init__(self, maps, *, flags, raw, params, method_params, targets, passes, from_cache, precision,
-                 stats=None):
+                 stats=None, forwards=0):
         super().__init__(maps)
+        self.forwards = forwards
         self.flags = flags
         self.stats = stats or {}
         self.raw = raw
@@ -103,22 +104,6 @@ def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
         raise SaliencyError(f"this {info.arch or ''} model expects {size}×{size} inputs, got "
                             f"{images.shape[2]}×{images.shape[3]}")
     return images.float()
-
-
-def _noise(image: torch.Tensor, n_samples: int, spread: float, seed: int, model_key: str = "") -> torch.Tensor:
-    """SmoothGrad noise for one image (S, C, H, W): σ = spread × (max − min), seeded by the image's
-    content and ``model_key`` (the digest of the model's weights when ``noise_per_model``).
-
-    Seeding by content (not by batch position) makes maps independent of how images are batched and
-    lets SmoothGrad and Smooth IG share the same draws whenever they run together or apart; the model
-    key gives every model state (original, randomized, replicate, other architecture) its own draws,
-    as the paper's fresh ``np.random.normal`` calls did, while staying reproducible.
-    """
-    text = f"{seed}:{digest_array(image)}" + (f":{model_key}" if model_key else "")
-    digest = hashlib.sha256(text.encode()).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-    stdev = spread * float(image.max() - image.min())
-    return torch.randn((n_samples, *image.shape), generator=generator) * stdev
 
 
 _LAYOUTS: "OrderedDict[int, tuple]" = OrderedDict()  # id(model) → (weakref, state signature, copy)
@@ -176,186 +161,127 @@ def default_batch_size(device: torch.device, image_shape, precision: str = "fp32
     return max(1, min(4 * budget, budget * (320 * 320) // pixels))
 
 
-def _run(pool: ThreadPoolExecutor | None, fn) -> Future:
-    """``fn`` in ``pool`` (beside the GPU passes), or at once when there is no pool."""
-    if pool is not None:
-        return pool.submit(fn)
-    done: Future = Future()
-    done.set_result(fn())
-    return done
-
-
-def _xrai_map(image: torch.Tensor, attrs: list[torch.Tensor], labels: Future, params: dict,
-              seg_params: SegmentParams) -> torch.Tensor:
-    """XRAI of one image from its IG attributions (one per baseline) and its segmentation, on the
-    image's device."""
-    attr = torch.stack(attrs).mean(0).max(dim=0).values  # mean over baselines, channel max
-    with record_function("saliency.xrai.segments"):
-        masks = segment_masks(image.permute(1, 2, 0).cpu().numpy(), seg_params, device=image.device,
-                              labels=labels.result())
-    with record_function("saliency.xrai.rank"):
-        return xrai_rank(attr, masks, algorithm=params["xrai_algorithm"], area_threshold=params["xrai_area_threshold"],
-                         min_pixel_diff=params["xrai_min_pixel_diff"]).float()
-
-
-def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
-            batch_size: int, precision: str, model_key: str = "") -> tuple[dict, dict, dict, torch.Tensor, int, dict]:
-    """Compute maps for all images of ``x`` (already on ``device``); no cache. ``model_key`` seeds the
-    noise with the model state (see :func:`_noise`)."""
-    n = x.shape[0]
+def plan_order(methods) -> list[str]:
+    """``methods`` with their dependencies, each after the methods it reuses (``after``, ``depends_on``),
+    otherwise in registry order."""
     need = set(methods)
     for m in methods:
         need |= set(METHODS[m].depends_on)
-    layer = _resolve_layer(model, params) if need & {"gradcam", "guided_gradcam"} else None
+    ordered: list[str] = []
 
-    paths = PathSet()
-    plain: dict[int, int] = {}
-    if need & {"grad", "ig", "xrai", "gradcam"}:
-        plain = {i: paths.add(end_index=i, image=i, alphas=[1.0], plain=True) for i in range(n)}
+    def visit(key, trail=()):
+        if key in ordered:
+            return
+        if key in trail:
+            raise SaliencyError(f"saliency methods {list(trail)} depend on each other in a cycle")
+        for before in METHODS[key].after + METHODS[key].depends_on:
+            if before in need:
+                visit(before, trail + (key,))
+        ordered.append(key)
 
-    def integration(steps: int, i: int, end_index: int, start: float, share: bool):
-        alphas = torch.linspace(0, 1, steps, dtype=torch.float64)
-        shared = share and i in plain and alphas[-1] == 1.0
-        return paths.add(end_index=end_index, image=i, start=start,
-                         alphas=alphas[:-1] if shared else alphas), shared
+    for key in sorted(need, key=list(METHODS).index):
+        visit(key)
+    return ordered
 
-    # Constant baselines in the model's input space: IG's is given on the paper's [-1, 1] scale (−1 black)
-    # and mapped through the model's preprocessing (the same float for the paper's; per channel for others).
-    prep = info_of(model).prep
-    ig_baseline = prep.from_paper_scale(params["ig_baseline"])
-    if isinstance(ig_baseline, torch.Tensor):
-        ig_baseline = ig_baseline.to(x.device)
-    ig_paths = {}
-    if "ig" in need:
-        ig_paths = {i: integration(params["ig_steps"], i, i, ig_baseline, True) for i in range(n)}
-    # CPU work that depends on the images alone runs beside the passes on a GPU: the noisy copies
-    # (drawn on the CPU, so that the maps do not depend on the device) and XRAI's segmentation.
+
+def _plugin_call(method, part: str, fn, *args):
+    """A method's plan/assemble/combine call; anything it raises becomes a SaliencyError naming it."""
+    try:
+        return fn(*args)
+    except (SaliencyError, torch.OutOfMemoryError):
+        raise
+    except Exception as error:
+        raise SaliencyError(f"saliency method {method.key!r} ({method.source}) failed in its {part} part: "
+                            f"{type(error).__name__}: {error}") from error
+
+
+def _check_raw(method, raw, x: torch.Tensor) -> torch.Tensor:
+    """A method's raw attribution must be (N, C, H, W) like the images or a 2-D map per image (N, H, W)."""
+    n, c, h, w = x.shape
+    if not isinstance(raw, torch.Tensor) or tuple(raw.shape) not in ((n, c, h, w), (n, h, w)):
+        shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
+        raise SaliencyError(f"saliency method {method.key!r} ({method.source}) returned {shape}; a method must "
+                            f"return ({n}, {c}, {h}, {w}) attributions or ({n}, {h}, {w}) maps for {n} images "
+                            f"of {c}×{h}×{w}")
+    return raw
+
+
+class Computed(NamedTuple):
+    maps: dict  # method → (N, H, W) normalized maps
+    flags: dict  # method → per-image reason or None
+    raw: dict  # method → raw attributions
+    targets: torch.Tensor  # (N,) explained class
+    passes: int  # forward+backward passes
+    stats: dict  # method → per-image diagnostics
+    forwards: int  # forward-only passes (occlusion, Score-CAM)
+
+
+def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
+            batch_size: int, precision: str, model_key: str = "") -> Computed:
+    """Compute maps for all images of ``x`` (already on ``device``); no cache. Every method plans its points
+    on one shared engine (in :func:`plan_order`), the engine runs them once, and each method assembles
+    its raw attribution. ``model_key`` seeds the noise with the model state (see ``methods.base.noise``)."""
+    n = x.shape[0]
+    order = plan_order(methods)
+    # CPU work that depends on the images alone runs beside the passes on a GPU: the noisy copies (drawn
+    # on the CPU, so that the maps do not depend on the device) and XRAI's segmentation.
     pool = ThreadPoolExecutor(2, thread_name_prefix="saliency-cpu") if device.type == "cuda" else None
-    noisy_rows: dict[int, list[int]] = {}
-    noisy = None
-    if need & {"smoothgrad", "smooth_ig"}:
-        for i in range(n):
-            noisy_rows[i] = list(range(n + i * params["n_samples"], n + (i + 1) * params["n_samples"]))
-        clean = x.cpu()
-
-        def noisy_copies():
-            key = model_key if params["noise_per_model"] else ""
-            return torch.cat([clean[i][None] + _noise(clean[i], params["n_samples"], params["noise_spread"],
-                                                       params["seed"], key) for i in range(n)])
-        noisy = _run(pool, noisy_copies)
-    sig_paths = {}
-    if "smooth_ig" in need:
-        sig_paths = {i: [integration(params["smooth_ig_steps"], i, row, ig_baseline, False)[0]
-                         for row in noisy_rows[i]] for i in range(n)}
-    sg_paths = {}
-    if "smoothgrad" in need:
-        for i in range(n):
-            if sig_paths and float(paths.alphas[sig_paths[i][0]][-1]) == 1.0:
-                sg_paths[i] = sig_paths[i]  # α = 1 of each Smooth IG path is a SmoothGrad sample
-            else:
-                sg_paths[i] = [paths.add(end_index=row, image=i, alphas=[1.0]) for row in noisy_rows[i]]
-    xrai_paths = {}
-    if "xrai" in need:
-        for i in range(n):
-            if params["xrai_baselines"] == "image_min_max" and prep.paper:
-                baselines = (float(x[i].min()), float(x[i].max()))  # PAIR's: the array's min and max
-            elif params["xrai_baselines"] == "image_min_max":  # per channel: the film's own black and white
-                baselines = (x[i].amin((1, 2), keepdim=True), x[i].amax((1, 2), keepdim=True))
-            else:  # black and white of the model's input space
-                baselines = tuple(v.to(x.device) if isinstance(v, torch.Tensor) else v
-                                  for v in (prep.value(0.0), prep.value(1.0)))
-            xrai_paths[i] = [(b, *integration(params["xrai_steps"], i, i, b, True)) for b in baselines]
-    gbp_paths = {}
-    if "gbp" in need:
-        gbp_paths = {i: paths.add(end_index=i, image=i, alphas=[1.0], guided=True) for i in range(n)}
-
-    seg_params = SegmentParams(scales=params["xrai_scales"], sigma=params["xrai_sigma"],
-                               min_size=params["xrai_min_size"], resize=params["xrai_resize"],
-                               dilation_radius=params["xrai_dilation_radius"])
-    # XRAI segments the film: a model's normalization must not change its segments (every channel is an
-    # affine map of the grey film, and the segmentation min–max normalizes: the first channel, replicated
-    # as the paper's three identical channels, gives the paper's segments for any normalization).
-    films = x if prep.paper else x[:, :1].expand(-1, 3, -1, -1)
-    segmenting = {}
-    if "xrai" in need:
-        segmenting = {i: _run(pool, partial(cached_labels, films[i].permute(1, 2, 0).cpu().numpy(), seg_params))
-                      for i in range(n)}
-    if pool is not None:
-        pool.shutdown(wait=False)
+    ctx = Plan(model, x, params, device=device, precision=precision, batch_size=batch_size, model_key=model_key,
+               pool=pool)
+    if any(METHODS[m].needs_layer for m in order):
+        ctx.layer = _resolve_layer(model, params)
+    ctx.keep_layer = any(METHODS[m].keeps_layer for m in order)
+    if any(METHODS[m].plain for m in order):
+        ctx.use_plain()  # first: the plain points fix the targets
+    try:
+        for key in order:
+            method = METHODS[key]
+            if method.plan is not None:
+                ctx.planned[key] = _plugin_call(method, "plan", method.plan, ctx)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     targets = None
     if params["target"] != "predicted":
         targets = torch.full((n,), int(params["target"]), dtype=torch.long)
-    elif not plain:
+    elif not ctx.plain:
         with torch.no_grad(), fp32_mode(device, precision), autocast(device, precision):
             targets = model(x).float().argmax(1)
     with record_function("saliency.passes"):
-        out = run_paths(model, x, paths, n_images=n, targets=targets, device=device, batch_size=batch_size,
-                        precision=precision, gradcam_layer=layer,
-                        gradcam_interpolation=params["gradcam_interpolation"], bank_extra=noisy)
-    bank_tensor = out.bank
+        out = run_paths(model, x, ctx.paths, n_images=n, targets=targets, device=device, batch_size=batch_size,
+                        precision=precision, gradcam_layer=ctx.layer,
+                        gradcam_interpolation=params["gradcam_interpolation"], bank_extra=ctx.noisy,
+                        keep_layer=ctx.keep_layer)
+    ctx.targets = out.targets
 
     raw: dict[str, torch.Tensor] = {}
-    if "grad" in need:
-        raw["grad"] = torch.stack([out.endpoints[plain[i]] for i in range(n)])
-    if "ig" in need:
-        raw["ig"] = torch.stack([
-            (x[i] - ig_baseline) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
-            / params["ig_steps"] for i, (p, shared) in ig_paths.items()])
-    if "smooth_ig" in need:
-        maps = []
-        for i in range(n):
-            noisy = bank_tensor[noisy_rows[i]]  # the same noisy copies the paths ended at
-            ig = (noisy - ig_baseline) * out.sums[sig_paths[i]] / params["smooth_ig_steps"]
-            maps.append((ig * ig if params["magnitude"] else ig).mean(0))
-        raw["smooth_ig"] = torch.stack(maps)
-    del bank_tensor
-    if "smoothgrad" in need:
-        grads = [out.endpoints[sg_paths[i]] for i in range(n)]
-        raw["smoothgrad"] = torch.stack([(g * g if params["magnitude"] else g).mean(0) for g in grads])
-    if "gbp" in need:
-        raw["gbp"] = torch.stack([out.endpoints[gbp_paths[i]] for i in range(n)])
-    if "gradcam" in need:
-        raw["gradcam"] = out.cams
-    if "xrai" in need:
-        raw["xrai"] = torch.stack([
-            _xrai_map(films[i], [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
-                                 / params["xrai_steps"] for b, p, shared in xrai_paths[i]],
-                      segmenting[i], params, seg_params)
-            for i in range(n)])
+    for key in order:
+        method = METHODS[key]
+        if method.assemble is not None:
+            with record_function(f"saliency.assemble.{key}"):
+                raw[key] = _check_raw(method, _plugin_call(method, "assemble", method.assemble, ctx, out,
+                                                           ctx.planned.get(key)), x)
+    out.bank = None
 
     with record_function("saliency.normalize"):
-        result_maps, flags = _normalized(raw, need, params, n)
-    stats = {}
-    if "xrai" in need:
-        negative = (raw["xrai"] < 0).flatten(1).float().mean(1).cpu().tolist()
-        stats["xrai"] = [{"negative_fraction": float(f)} for f in negative]
-    return result_maps, flags, raw, out.targets.cpu(), out.passes, stats
-
-
-def _normalized(raw: dict, need: set, params: dict, n: int) -> tuple[dict, dict]:
-    """Post-processed maps and their flags. Guided Grad-CAM: the product of the normalized Guided
-    Backprop and Grad-CAM maps, min–max only (the authors' scripts: no second percentile clip). XRAI:
-    PAIR's grayscale visualization (abs, clip, rescale) or, with ``xrai_postprocess='minmax'``, plain
-    min–max of the gain density."""
-    result_maps, flags = {}, {}
-    for key in sorted(need, key=list(METHODS).index):
-        if key == "guided_gradcam":
-            continue
-        if key == "xrai" and params["xrai_postprocess"] == "minmax":
-            result_maps[key], flags[key] = minmax_maps(raw[key])
-        else:
-            result_maps[key], flags[key] = normalize_maps(raw[key], params["percentile"])
-    if "guided_gradcam" in need:
-        product = result_maps["gbp"] * result_maps["gradcam"]  # NaN propagates from either factor
-        raw["guided_gradcam"] = product
-        result_maps["guided_gradcam"], flags["guided_gradcam"] = minmax_maps(torch.nan_to_num(product, nan=0.0))
-        for i in range(n):
-            upstream = flags["gbp"][i] or flags["gradcam"][i]
-            if upstream:
-                flags["guided_gradcam"][i] = f"from its factors: {upstream}"
-                result_maps["guided_gradcam"][i] = float("nan")
-    return result_maps, flags
+        result_maps, flags = {}, {}
+        for key in sorted(order, key=list(METHODS).index):
+            method = METHODS[key]
+            if method.assemble is None:
+                continue
+            rule = method.postprocess_rule(params)
+            result_maps[key], flags[key] = (minmax_maps(raw[key]) if rule == "minmax"
+                                            else normalize_maps(raw[key], params["percentile"]))
+            if method.group != PAPER_SET:  # name the method whose numbers are not finite
+                flags[key] = [f"{f} from method {key!r}" if f == NON_FINITE else f for f in flags[key]]
+        for key in order:  # methods built from normalized maps (Guided Grad-CAM)
+            method = METHODS[key]
+            if method.combine is not None:
+                raw[key], result_maps[key], flags[key] = _plugin_call(method, "combine", method.combine, ctx,
+                                                                      result_maps, flags)
+    stats = {key: METHODS[key].stats(raw[key]) for key in order if METHODS[key].stats is not None}
+    return Computed(result_maps, flags, raw, out.targets.cpu(), out.passes, stats, ctx.forwards)
 
 
 def _compute_within_memory(model, x, methods, params, *, device, batch_size, precision, model_key=""):
@@ -430,7 +356,7 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
             if params["target"] >= n_classes:
                 raise SaliencyError(f"target class {params['target']} is out of range: the model has "
                                     f"{n_classes} outputs")
-        if {"gradcam", "guided_gradcam"} & set(methods):
+        if any(METHODS[m].needs_layer for m in methods):
             _resolve_layer(model, params)
         per_method = {m: method_params(m, params) for m in methods}
         noisy = any(METHODS[m].uses_noise for m in methods) and params["noise_per_model"]
@@ -468,9 +394,9 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
     flags = {m: [None] * n for m in methods}
     targets = np.full(n, -1, dtype=np.int64)
-    stats: dict[str, list] = {m: [None] * n for m in methods if m == "xrai"}
+    stats: dict[str, list] = {m: [None] * n for m in methods if METHODS[m].stats is not None}
     raw: dict[str, np.ndarray] = {}
-    passes = 0
+    passes = forwards = 0
     for (m, i), entry in found.items():
         maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
         if m in stats:
@@ -478,9 +404,11 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     if todo:
         sub = x[todo].to(device)
         with record_function("saliency.compute"):
-            computed, sub_flags, sub_raw, sub_targets, passes, sub_stats = _compute_within_memory(
-                compute_model(model, device, precision), sub, missing, params, device=device,
-                batch_size=batch_size, precision=precision, model_key=weights)
+            done = _compute_within_memory(compute_model(model, device, precision), sub, missing, params,
+                                          device=device, batch_size=batch_size, precision=precision,
+                                          model_key=weights)
+        computed, sub_flags, sub_raw, sub_targets, sub_stats = done.maps, done.flags, done.raw, done.targets, done.stats
+        passes, forwards = done.passes, done.forwards
         computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
         for j, i in enumerate(todo):
             targets[i] = int(sub_targets[j])
@@ -497,4 +425,4 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
     return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,
                         targets=targets, passes=passes, from_cache=from_cache, precision=precision,
-                        stats=stats)
+                        stats=stats, forwards=forwards)

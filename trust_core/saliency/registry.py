@@ -9,57 +9,10 @@ import copy
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from .methods import EXTENDED_SET, METHODS, PAPER_SET, SETS, Method, method_set
 
 PAPER = "Arun et al., Radiology: AI 3(6):e200267, 2021"
 
-
-@dataclass(frozen=True)
-class Method:
-    """A saliency method as data: label, reference, parameters, capabilities."""
-
-    key: str
-    label: str
-    reference: str
-    description: str
-    parameters: tuple[str, ...]  # parameter names this method reads (besides the common ones)
-    needs_layer: bool = False  # needs a convolutional target layer (Grad-CAM family)
-    uses_noise: bool = False
-    passes: str = ""  # forward+backward passes per image, as a formula of its parameters
-    depends_on: tuple[str, ...] = ()
-
-
-METHODS: dict[str, Method] = {m.key: m for m in (
-    Method("grad", "Gradient", "Simonyan et al., ICLR workshop 2014",
-           "∂ logit / ∂ input", (), passes="1 (shared with IG's α = 1 step)"),
-    Method("smoothgrad", "SmoothGrad", "Smilkov et al., arXiv:1706.03825, 2017",
-           "mean of squared gradients over noisy copies",
-           ("n_samples", "noise_spread", "magnitude", "noise_per_model"),
-           uses_noise=True, passes="n_samples (free when Smooth IG runs with the same noise)"),
-    Method("ig", "Integrated Gradients", "Sundararajan et al., ICML 2017",
-           "Riemann sum over α = linspace(0, 1, steps), both ends, from a constant baseline",
-           ("ig_steps", "ig_baseline"), passes="ig_steps − 1"),
-    Method("smooth_ig", "Smooth IG", "Smilkov et al. 2017 over Sundararajan et al. 2017",
-           "SmoothGrad of Integrated Gradients (mean of squared IG maps)",
-           ("n_samples", "noise_spread", "magnitude", "noise_per_model", "smooth_ig_steps", "ig_baseline"),
-           uses_noise=True,
-           passes="n_samples × smooth_ig_steps"),
-    Method("gbp", "Guided Backprop", "Springenberg et al., ICLR workshop 2015",
-           "every ReLU passes gradient only where gradient and activation are positive", (),
-           passes="1"),
-    Method("gradcam", "Grad-CAM", "Selvaraju et al., ICCV 2017",
-           "ReLU(Σ_c mean(∂y/∂A_c) A_c) at the last conv block, upsampled to the input size "
-           "(gradcam_interpolation)",
-           ("gradcam_layer", "gradcam_interpolation"), needs_layer=True, passes="0 (shared with grad)"),
-    Method("guided_gradcam", "Guided Grad-CAM", "Selvaraju et al., ICCV 2017",
-           "normalized Guided Backprop map × normalized Grad-CAM map, then min–max only",
-           ("gradcam_layer", "gradcam_interpolation"),
-           needs_layer=True, passes="0 (reuses gbp and gradcam)", depends_on=("gbp", "gradcam")),
-    Method("xrai", "XRAI", "Kapishnikov et al., ICCV 2019",
-           "IG (black and white baselines) ranked over Felzenszwalb segments, gain density",
-           ("xrai_steps", "xrai_baselines", "xrai_algorithm", "xrai_area_threshold",
-            "xrai_min_pixel_diff", "xrai_scales", "xrai_sigma", "xrai_min_size", "xrai_dilation_radius",
-            "xrai_resize", "xrai_postprocess"), passes="2 × (xrai_steps − 1)"),
-)}
 
 COMMON = ("target", "percentile", "seed")
 
@@ -131,15 +84,28 @@ _CHOICES = {
 
 
 def resolve_methods(methods) -> list[str]:
-    """Validate method keys (None → all eight, registry order)."""
+    """Validate method keys, in registry order without duplicates. ``None`` → the paper's eight; a set
+    name ('paper', 'extended') stands for its methods."""
     if methods is None:
-        return list(METHODS)
+        return method_set(PAPER_SET)
     if isinstance(methods, str):
         methods = [m for m in methods.replace(",", " ").split() if m]
-    unknown = [m for m in methods if m not in METHODS]
+    chosen = set()
+    for m in methods:
+        chosen |= set(method_set(m)) if m in SETS else {m}
+    unknown = [m for m in methods if m not in METHODS and m not in SETS]
     if unknown:
-        raise ConfigError(f"unknown saliency method(s) {unknown}; known: {list(METHODS)}")
-    return [m for m in METHODS if m in methods]  # registry order, duplicates removed
+        raise ConfigError(f"unknown saliency method(s) {unknown}; known: {list(METHODS)} (or a set: {list(SETS)})")
+    return [m for m in METHODS if m in chosen]
+
+
+def _all_values(preset: Preset) -> dict:
+    """A preset's values with every registered method's own defaults (the preset's win)."""
+    values = {}
+    for method in METHODS.values():
+        values.update(copy.deepcopy(method.defaults))
+    values.update(copy.deepcopy(preset.values))
+    return values
 
 
 def resolve_params(preset: str = PAPER_PRESET, **overrides) -> dict:
@@ -149,7 +115,7 @@ def resolve_params(preset: str = PAPER_PRESET, **overrides) -> dict:
     """
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known: {list(PRESETS)}")
-    params = copy.deepcopy(PRESETS[preset].values)
+    params = _all_values(PRESETS[preset])
     unknown = [k for k in overrides if k not in params]
     if unknown:
         raise ConfigError(f"unknown saliency parameter(s) {unknown}; known: {sorted(params)}")
@@ -189,6 +155,17 @@ def _validate(p: dict) -> None:
         raise ConfigError(f"noise_per_model must be true or false, got {p['noise_per_model']!r}")
     if not isinstance(p["seed"], int):
         raise ConfigError(f"seed must be an integer, got {p['seed']!r}")
+    for method in METHODS.values():  # each method's own parameters
+        for name, choices in method.choices.items():
+            if p[name] not in choices:
+                raise ConfigError(f"{name} ({method.label}) must be one of {choices}, got {p[name]!r}")
+        if method.validate is not None:
+            try:
+                method.validate(p)
+            except ConfigError:
+                raise
+            except Exception as error:
+                raise ConfigError(f"{method.label}: {error}") from None
 
 
 def method_params(method: str, params: dict) -> dict:

@@ -1,0 +1,97 @@
+"""The method registry: every saliency method, one file each, plus third-party plugins.
+
+``METHODS`` maps a key to its :class:`~.base.Method`, in display order: the paper's eight (Arun et al.
+2021), then the builtin methods beyond the paper, then plugins. Named sets: ``paper`` (the eight, the
+default everywhere) and ``extended`` (every registered method).
+
+Plugins register through the entry-point group ``trust_core.methods``: each entry point names a
+:class:`~.base.Method` (or a function returning one), e.g. in a plugin's ``pyproject.toml``::
+
+    [project.entry-points."trust_core.methods"]
+    my_method = "my_package.saliency:METHOD"
+
+A plugin that cannot be loaded, or whose key is taken or malformed, is skipped with a warning naming it;
+the builtin methods are unaffected.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+import warnings
+from importlib.metadata import entry_points
+
+from .base import EXTENDED_SET, PAPER_SET, Method, Plan
+
+ENTRY_POINT_GROUP = "trust_core.methods"
+_BUILTIN = ("grad", "smoothgrad", "ig", "smooth_ig", "gbp", "gradcam", "guided_gradcam", "xrai",
+            )
+
+METHODS: dict[str, Method] = {}
+PLUGIN_ERRORS: list[str] = []  # why a plugin was skipped (shown by `trust methods`)
+
+
+def check_method(method) -> Method:
+    """A registrable method, or a ValueError saying what is wrong with it."""
+    if not isinstance(method, Method):
+        raise ValueError(f"a method must be a trust_core.saliency.methods.Method, got {type(method).__name__}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", method.key or ""):
+        raise ValueError(f"method key {method.key!r} must be lower-case letters, digits and '_'")
+    if method.combine is None and (method.plan is None or method.assemble is None):
+        raise ValueError(f"method {method.key!r} needs plan and assemble functions (or combine)")
+    unknown = [d for d in method.depends_on if d not in METHODS and d != method.key]
+    if unknown:
+        raise ValueError(f"method {method.key!r} depends on unknown methods {unknown}")
+    return method
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS` (its key must be new)."""
+    check_method(method)
+    if method.key in METHODS:
+        raise ValueError(f"method key {method.key!r} is already registered (by {METHODS[method.key].source})")
+    METHODS[method.key] = method
+    return method
+
+
+def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """Register the methods of every installed plugin; returns the keys added."""
+    added = []
+    for ep in entry_points(group=group):
+        try:
+            obj = ep.load()
+            method = obj() if callable(obj) and not isinstance(obj, Method) else obj
+            if isinstance(method, Method) and method.group == PAPER_SET:
+                method = _replace(method, group=EXTENDED_SET)  # only the paper's eight are the paper's
+            if isinstance(method, Method) and method.source == "trust_core":
+                method = _replace(method, source=getattr(ep.dist, "name", None) or ep.value)
+            register(method)
+            added.append(method.key)
+        except Exception as error:  # a broken plugin must not take the tool down
+            message = (f"saliency plugin {ep.name!r} ({ep.value}) was not loaded: {type(error).__name__}: {error}")
+            PLUGIN_ERRORS.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return added
+
+
+def _replace(method: Method, **changes) -> Method:
+    import dataclasses
+    return dataclasses.replace(method, **changes)
+
+
+def method_set(name: str) -> list[str]:
+    """The keys of a named set: 'paper' (Arun et al.'s eight) or 'extended' (every registered method)."""
+    if name == PAPER_SET:
+        return [k for k, m in METHODS.items() if m.group == PAPER_SET]
+    if name == EXTENDED_SET:
+        return list(METHODS)
+    raise KeyError(name)
+
+
+SETS = (PAPER_SET, EXTENDED_SET)
+
+for _name in _BUILTIN:
+    register(importlib.import_module(f".{_name}", __name__).METHOD)
+load_plugins()
+
+__all__ = ["ENTRY_POINT_GROUP", "EXTENDED_SET", "METHODS", "PAPER_SET", "PLUGIN_ERRORS", "SETS", "Method", "Plan",
+           "check_method", "load_plugins", "method_set", "register"]

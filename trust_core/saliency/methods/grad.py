@@ -1,0 +1,16 @@
+"""Gradient (Simonyan et al. 2014): ∂ logit / ∂ input, the plain pass itself."""
+from .base import Method
+
+
+def plan(ctx):
+    return ctx.use_plain()
+
+
+def assemble(ctx, out, plain):
+    import torch
+    return torch.stack([out.endpoints[plain[i]] for i in range(ctx.n)])
+
+
+METHOD = Method(
+    "grad", "Gradient", "Simonyan et al., ICLR workshop 2014", "∂ logit / ∂ input",
+    plain=True, passes="1 (shared with IG's α = 1 step)", plan=plan, assemble=assemble)

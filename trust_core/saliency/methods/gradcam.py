@@ -1,0 +1,18 @@
+"""Grad-CAM (Selvaraju et al. 2017): ReLU(Σ_c mean(∂y/∂A_c) A_c) at the target layer, from the plain pass
+(the engine computes it per chunk), upsampled by ``gradcam_interpolation``."""
+from .base import Method
+
+
+def plan(ctx):
+    return ctx.use_plain()
+
+
+def assemble(ctx, out, _plain):
+    return out.cams
+
+
+METHOD = Method(
+    "gradcam", "Grad-CAM", "Selvaraju et al., ICCV 2017",
+    "ReLU(Σ_c mean(∂y/∂A_c) A_c) at the last conv block, upsampled to the input size (gradcam_interpolation)",
+    ("gradcam_layer", "gradcam_interpolation"), plain=True, needs_layer=True, passes="0 (shared with grad)",
+    plan=plan, assemble=assemble)

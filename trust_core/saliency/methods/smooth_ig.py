@@ -1,0 +1,28 @@
+"""Smooth IG (Smilkov et al. 2017 over Sundararajan et al. 2017): the mean of squared IG maps of the
+noisy copies SmoothGrad draws (the same draws: SmoothGrad reads its samples off these paths)."""
+import torch
+
+from .base import Method
+
+
+def plan(ctx):
+    rows = ctx.noisy_rows()
+    return {i: [ctx.integration(ctx.params["smooth_ig_steps"], i, row, ctx.ig_baseline, False)[0] for row in rows[i]]
+            for i in range(ctx.n)}
+
+
+def assemble(ctx, out, paths):
+    rows = ctx.noisy_rows()
+    maps = []
+    for i in range(ctx.n):
+        noisy = out.bank[rows[i]]  # the same noisy copies the paths ended at
+        ig = (noisy - ctx.ig_baseline) * out.sums[paths[i]] / ctx.params["smooth_ig_steps"]
+        maps.append((ig * ig if ctx.params["magnitude"] else ig).mean(0))
+    return torch.stack(maps)
+
+
+METHOD = Method(
+    "smooth_ig", "Smooth IG", "Smilkov et al. 2017 over Sundararajan et al. 2017",
+    "SmoothGrad of Integrated Gradients (mean of squared IG maps)",
+    ("n_samples", "noise_spread", "magnitude", "noise_per_model", "smooth_ig_steps", "ig_baseline"),
+    uses_noise=True, passes="n_samples × smooth_ig_steps", plan=plan, assemble=assemble)
