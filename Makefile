@@ -7,7 +7,7 @@ WORKSPACE ?= cache/demo
 
 .PHONY: run test demo app browser clean
 
-$(STAMP): requirements.txt requirements-ray.txt requirements-zoo.txt pyproject.toml
+$(STAMP): requirements.txt requirements-ray.txt requirements-zoo.txt requirements-oracles.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
@@ -15,6 +15,10 @@ $(STAMP): requirements.txt requirements-ray.txt requirements-zoo.txt pyproject.t
 	$(BIN)/pip install --quiet -r requirements-ray.txt
 	# The model-zoo extra (torchxrayvision, timm, MONAI, safetensors; also the real label files the tests parse).
 	$(BIN)/pip install --quiet -r requirements-zoo.txt
+	# Oracles of the tests (pytorch-grad-cam, zennit, Quantus). Quantus asks for the GUI opencv-python, which
+	# would shadow the headless build: it is installed without its dependencies (all present above).
+	$(BIN)/pip install --quiet -r requirements-oracles.txt
+	$(BIN)/pip install --quiet --no-deps quantus==0.6.0
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -200,6 +200,12 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     resolved = targets.clone().to(device) if targets is not None else None
     cams = None
     layer_acts = layer_grads = None
+    if n_paths == 0:  # forward-only methods alone: nothing to differentiate
+        if targets is None:
+            raise ValueError("run_paths needs explicit targets when no plain point is given")
+        extra = [bank_extra.result().to(device)] if bank_extra is not None else []
+        return EngineOutput(sums=sums, endpoints=endpoints, targets=resolved, cams=None, passes=0,
+                            bank=torch.cat([bank, *extra]))
 
     point_path = torch.cat([torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(paths.alphas)])
     point_alpha = torch.cat(paths.alphas)

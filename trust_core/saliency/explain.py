@@ -281,7 +281,7 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
                 raw[key], result_maps[key], flags[key] = _plugin_call(method, "combine", method.combine, ctx,
                                                                       result_maps, flags)
     stats = {key: METHODS[key].stats(raw[key]) for key in order if METHODS[key].stats is not None}
-    return Computed(result_maps, flags, raw, out.targets.cpu(), out.passes, stats, ctx.forwards)
+    return Computed(result_maps, flags, raw, out.targets.cpu(), out.passes + ctx.passes, stats, ctx.forwards)
 
 
 def _compute_within_memory(model, x, methods, params, *, device, batch_size, precision, model_key=""):

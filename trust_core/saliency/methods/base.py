@@ -131,6 +131,8 @@ class Plan:
         self.layer: torch.nn.Module | None = None
         self.keep_layer = False
         self.forwards = 0  # forward-only passes (occlusion, Score-CAM), beside the engine's forward+backward
+        self.passes = 0  # forward+backward passes a method ran itself (DeepLIFT's paired batch)
+        self.targets: torch.Tensor | None = None  # (N,) explained classes, once the engine has run
         self.planned: dict[str, Any] = {}
         self._noisy_rows: dict[int, list[int]] | None = None
         self.noisy: Future | None = None

@@ -1,0 +1,139 @@
+"""The methods beyond the paper against their independent oracles: captum (Input×Gradient, DeepLIFT,
+GradientSHAP, Occlusion) and pytorch-grad-cam (Grad-CAM++, Score-CAM); and what sharing passes buys."""
+import numpy as np
+import pytest
+import torch
+from captum.attr import DeepLift, GradientShap, InputXGradient, Occlusion
+from pytorch_grad_cam import GradCAMPlusPlus, ScoreCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from trust_core import explain
+from trust_core.saliency import METHODS, resolve_methods
+from trust_core.saliency.methods import gradient_shap, occlusion
+
+from ..conftest import TinyNet
+
+EXTENDED = ["input_x_gradient", "deeplift", "gradient_shap", "occlusion", "gradcam_pp", "scorecam"]
+
+
+class PoolNet(TinyNet):
+    """TinyNet with a max pooling (DeepLIFT's pooling rule) after its first ReLU ('relu_first': ResNet's
+    stem), before it ('pool_first'), or between its convolutions without that ReLU ('bare'); overlapping
+    windows (kernel 3, stride 2) or not."""
+
+    def __init__(self, order: str = "bare", overlapping: bool = False):
+        super().__init__()
+        self.order = order
+        self.pool = torch.nn.MaxPool2d(3, stride=2, padding=1) if overlapping else torch.nn.MaxPool2d(2)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = {"relu_first": lambda: self.pool(self.relu1(x)), "pool_first": lambda: self.relu1(self.pool(x)),
+             "bare": lambda: self.pool(x)}[self.order]()
+        x = self.features(self.relu2(self.conv2(x)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def minmax(a):
+    a = np.asarray(a, dtype=np.float64)
+    return (a - a.min()) / (a.max() - a.min())
+
+
+def test_registry_keys_and_sets():
+    for key in EXTENDED:
+        assert METHODS[key].group == "extended"
+    assert resolve_methods(None) == ["grad", "smoothgrad", "ig", "smooth_ig", "gbp", "gradcam", "guided_gradcam",
+                                     "xrai"]
+    assert resolve_methods("paper") == resolve_methods(None)
+    assert set(EXTENDED) <= set(resolve_methods("extended"))
+
+
+def test_input_x_gradient_equals_captum(tiny_model, tiny_images):
+    result = explain(tiny_model, tiny_images, methods=["input_x_gradient"])
+    for i in range(len(tiny_images)):
+        reference = InputXGradient(tiny_model).attribute(tiny_images[i:i + 1], target=int(result.targets[i]))
+        np.testing.assert_allclose(result.raw["input_x_gradient"][i], reference[0].detach().numpy(),
+                                   rtol=2e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("net", [TinyNet, PoolNet, lambda: PoolNet(overlapping=True)])
+def test_deeplift_rescale_equals_captum(net, tiny_images):
+    torch.manual_seed(0)
+    model = net().eval()
+    result = explain(model, tiny_images, methods=["deeplift"])
+    for i in range(len(tiny_images)):
+        reference = DeepLift(model).attribute(tiny_images[i:i + 1], baselines=-1.0, target=int(result.targets[i]))
+        np.testing.assert_allclose(result.raw["deeplift"][i], reference[0].detach().numpy(), rtol=1e-4, atol=1e-6)
+    assert result.passes == 2 * len(tiny_images)
+
+
+@pytest.mark.parametrize("net", [TinyNet, PoolNet, lambda: PoolNet("pool_first"), lambda: PoolNet("relu_first")])
+def test_deeplift_sums_to_the_difference_of_outputs(net, tiny_images):
+    """DeepLIFT's summation-to-delta: Σ attributions = y(x) − y(baseline), exactly, also where a ReLU feeds
+    a max pooling or a pooling feeds a ReLU, where captum 0.9 does not sum up (its pooling rule reads the first batch
+    row's gradient where |Δin| < eps, and its ReLU and pooling hooks meet on one tensor). Not with
+    overlapping pooling windows (captum's unpooling rule, which we keep, is not additive there)."""
+    torch.manual_seed(0)
+    model = net().eval()
+    result = explain(model, tiny_images, methods=["deeplift"])
+    with torch.no_grad():
+        logits, base = model(tiny_images), model(-torch.ones_like(tiny_images[:1]))
+    for i, t in enumerate(result.targets):
+        assert result.raw["deeplift"][i].sum() == pytest.approx(float(logits[i, t] - base[0, t]), rel=1e-4, abs=1e-6)
+
+
+def test_gradient_shap_equals_captum_given_the_same_draws(tiny_model, tiny_images, monkeypatch):
+    params = dict(shap_samples=6, shap_baselines="black_white")
+    result = explain(tiny_model, tiny_images, methods=["gradient_shap"], **params)
+    import captum.attr._core.gradient_shap as gs
+    import captum._utils.common as common
+    from trust_core.saliency import resolve_params
+    full = resolve_params("arun2021", **params)
+    for i, x in enumerate(tiny_images):
+        index, alphas = gradient_shap.draws(x, full)
+        # captum draws the baseline rows with np.random.choice and α with np.random.uniform
+        monkeypatch.setattr(gs.np.random, "uniform", lambda low, high, size, a=alphas.numpy(): a[:size])
+        monkeypatch.setattr(common.np.random, "choice", lambda count, size, idx=index.numpy(): idx[:size])
+        distribution = torch.stack([-torch.ones_like(x), torch.ones_like(x)])
+        reference = GradientShap(tiny_model).attribute(x[None], baselines=distribution, n_samples=6, stdevs=0.0,
+                                                       target=int(result.targets[i]))
+        np.testing.assert_allclose(result.raw["gradient_shap"][i], reference[0].detach().numpy(), rtol=2e-4, atol=1e-6)
+    assert result.passes == 6 * len(tiny_images)
+
+
+@pytest.mark.parametrize("window,stride", [(0.25, 0.125), (0.3, 0.2)])  # the second leaves a clipped last window
+def test_occlusion_equals_captum(tiny_model, tiny_images, window, stride):
+    result = explain(tiny_model, tiny_images, methods=["occlusion"], occlusion_window=window,
+                     occlusion_stride=stride, occlusion_baseline=0.0)
+    side, step, positions = occlusion.geometry(32, {"occlusion_window": window, "occlusion_stride": stride})
+    for i in range(len(tiny_images)):
+        reference = Occlusion(tiny_model).attribute(tiny_images[i:i + 1], sliding_window_shapes=(3, side, side),
+                                                    strides=(3, step, step), baselines=0.0,
+                                                    target=int(result.targets[i]))
+        np.testing.assert_allclose(result.raw["occlusion"][i], reference[0].detach().numpy(), rtol=1e-4, atol=1e-6)
+    assert result.passes == 0 and result.forwards == len(tiny_images) * (len(positions) ** 2 + 1)
+
+
+@pytest.mark.parametrize("cam_class,key", [(GradCAMPlusPlus, "gradcam_pp"), (ScoreCAM, "scorecam")])
+def test_cams_equal_pytorch_grad_cam(tiny_model, tiny_images, cam_class, key):
+    result = explain(tiny_model, tiny_images, methods=[key], gradcam_layer="features",
+                     gradcam_interpolation="bilinear")
+    with cam_class(model=tiny_model, target_layers=[tiny_model.features]) as cam:
+        reference = cam(input_tensor=tiny_images, targets=[ClassifierOutputTarget(int(t)) for t in result.targets])
+    for i in range(len(tiny_images)):
+        # the oracle min–max scales, then resizes with OpenCV (bilinear, half-pixel centres): equal up to scale
+        np.testing.assert_allclose(minmax(result.raw[key][i]), minmax(reference[i]), atol=2e-4)
+
+
+def test_extended_set_shares_passes_with_the_paper(tiny_model, tiny_images):
+    light = dict(n_samples=2, ig_steps=3, smooth_ig_steps=2, xrai_steps=3, gradcam_layer="features", shap_samples=2,
+                 occlusion_window=0.5, occlusion_stride=0.5)
+    paper = explain(tiny_model, tiny_images, methods="paper", **light)
+    extended = explain(tiny_model, tiny_images, methods="extended", **light)
+    n = len(tiny_images)
+    # Input×Gradient, Grad-CAM++ and Score-CAM reuse the plain pass; DeepLIFT 2 and GradientSHAP 2 per image
+    assert extended.passes == paper.passes + n * (2 + 2)
+    for key in paper:
+        np.testing.assert_array_equal(extended[key], paper[key])  # the paper's maps are unchanged
+    for key in EXTENDED:
+        assert extended[key].shape == (n, 32, 32) and np.isfinite(extended[key]).all()

@@ -1,0 +1,143 @@
+"""DeepLIFT, rescale rule (Shrikumar et al. 2017), as captum's ``DeepLift``: the image and its baseline run
+as one batch; every nonlinearity passes back ``grad · Δout / Δin`` (its gradient where |Δin| < 1e-10), max
+pooling captum's rescale of the pooled differences (unpooled with ``max_unpool2d``, which keeps one window
+per input pixel where windows overlap, as captum does: completeness then holds only for non-overlapping
+pooling). Where a pooled input does not differ from its reference (|Δin| < 1e-10, e.g. both 0 after a
+ReLU) the pooling passes its own gradient. Where a ReLU feeds a max pooling (ResNet's stem), or a pooling a
+ReLU, captum 0.9 does not sum to the output difference (its pooling rule reads the first batch row's gradient there, and
+its ReLU and pooling hooks meet on one tensor); this implementation does (tests: equal to captum where
+captum's hooks do not meet, summation-to-delta everywhere but overlapping pooling). One pass over two rows (image and baseline) per image. The baseline is ``deeplift_baseline``
+on the paper's [-1, 1] scale (−1: black), mapped through the model's preprocessing."""
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from ...errors import ConfigError
+from ..engine import autocast, fp32_mode
+from .base import EXTENDED_SET, Method
+
+EPS = 1e-10  # captum's
+
+
+def _halves(t: torch.Tensor) -> torch.Tensor:
+    """(2N, ...) rows [inputs; references] → Δ = input − reference, repeated for both halves."""
+    first, second = t.chunk(2)
+    delta = first - second
+    return torch.cat([delta, delta])
+
+
+class _Rescale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, fn):
+        out = fn(x)
+        ctx.save_for_backward(x, out)
+        ctx.fn = fn
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            plain = torch.autograd.grad(ctx.fn(leaf), leaf, grad)[0]
+        d_in, d_out = _halves(x), _halves(out)
+        return torch.where(d_in.abs() < EPS, plain, grad * d_out / d_in), None
+
+
+class _MaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, pool):
+        out, indices = F.max_pool2d(x, **pool, return_indices=True)
+        ctx.save_for_backward(x, out, indices)
+        ctx.pool = pool
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out, indices = ctx.saved_tensors
+        pool = ctx.pool
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            plain = torch.autograd.grad(F.max_pool2d(leaf, **pool), leaf, grad)[0]
+        d_in = _halves(x)
+        output, reference = out.chunk(2)
+        top = torch.max(output, reference)
+        d_out = torch.cat([top - reference, output - top])
+        unpooled = F.max_unpool2d(grad * d_out, indices, pool["kernel_size"], pool["stride"], pool["padding"],
+                                  list(x.shape))
+        first, second = unpooled.chunk(2)
+        both = torch.cat(2 * [first + second])
+        return torch.where(d_in.abs() < EPS, plain, both / d_in), None
+
+
+_ELEMENTWISE = {F.relu: F.relu, torch.relu: torch.relu, torch.Tensor.relu: torch.relu,
+                F.relu_: torch.relu, torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu,
+                F.elu: F.elu, F.leaky_relu: F.leaky_relu, F.softplus: F.softplus, F.gelu: F.gelu, F.silu: F.silu,
+                torch.sigmoid: torch.sigmoid, torch.Tensor.sigmoid: torch.sigmoid, F.sigmoid: torch.sigmoid,
+                torch.tanh: torch.tanh, torch.Tensor.tanh: torch.tanh, F.tanh: torch.tanh}
+_KEEP = {F.relu: (), F.elu: ("alpha",), F.leaky_relu: ("negative_slope",), F.softplus: ("beta", "threshold"),
+         F.gelu: ("approximate",)}
+
+
+class rescale_rules(TorchFunctionMode):
+    """Inside it, the supported nonlinearities of a [inputs; references] batch pass DeepLIFT multipliers."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _ELEMENTWISE:
+            self.calls += 1
+            base = _ELEMENTWISE[func]
+            names = _KEEP.get(func, ())
+            options = {k: v for k, v in kwargs.items() if k in names}
+            options.update({k: v for k, v in zip(names, args[1:])})  # positional options (not inplace)
+            return _Rescale.apply(args[0], (lambda t: base(t, **options)) if options else base)
+        if func is F.max_pool2d:
+            self.calls += 1
+            names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+            pool = dict(zip(names, args[1:]))
+            pool.update({k: v for k, v in kwargs.items() if k in names})
+            pool.setdefault("stride", None)
+            if pool["stride"] is None or pool["stride"] == []:
+                pool["stride"] = pool["kernel_size"]
+            pool.setdefault("padding", 0)
+            return _MaxPool.apply(args[0], pool)
+        return func(*args, **kwargs)
+
+
+def multipliers(model, x: torch.Tensor, baseline, targets: torch.Tensor, *, device, precision) -> torch.Tensor:
+    """DeepLIFT multipliers ∂*y/∂x (N, C, H, W) of images ``x`` against ``baseline`` (the rescale rule)."""
+    reference = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
+    batch = torch.cat([x, reference]).detach().requires_grad_(True)
+    with fp32_mode(device, precision), torch.enable_grad(), rescale_rules(), autocast(device, precision):
+        logits = model(batch)
+    # both halves carry the target's gradient (captum's): the pooling rule mixes them
+    chosen = logits.float().gather(1, torch.cat([targets, targets]).view(-1, 1)).sum()
+    return torch.autograd.grad(chosen, batch)[0][: x.shape[0]].float()
+
+
+def assemble(ctx, out, _planned):
+    baseline = ctx.prep.from_paper_scale(ctx.params["deeplift_baseline"])
+    baseline = baseline.to(ctx.x.device) if isinstance(baseline, torch.Tensor) else baseline
+    targets = ctx.targets.to(ctx.x.device)
+    step = max(1, ctx.batch_size // 2)
+    grads = [multipliers(ctx.model, ctx.x[i:i + step], baseline, targets[i:i + step], device=ctx.device,
+                         precision=ctx.precision) for i in range(0, ctx.n, step)]
+    ctx.passes += 2 * ctx.n
+    return (ctx.x - baseline) * torch.cat(grads)
+
+
+def validate(params):
+    value = params["deeplift_baseline"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
+        raise ConfigError(f"deeplift_baseline must be in [-1, 1] (the paper's scale), got {value!r}")
+
+
+METHOD = Method(
+    "deeplift", "DeepLIFT (rescale)", "Shrikumar et al., ICML 2017 (captum DeepLift)",
+    "(x − b) ⊙ multipliers, each nonlinearity passing Δout/Δin between the image and a baseline",
+    ("deeplift_baseline",), group=EXTENDED_SET, passes="2 per image (image and baseline in one batch)",
+    defaults={"deeplift_baseline": -1.0}, validate=validate, plan=lambda ctx: None, assemble=assemble)

@@ -1,0 +1,38 @@
+"""Grad-CAM++ (Chattopadhay et al. 2018): Grad-CAM with pixel-wise weights α = g² / (2g² + Σ A · g³) (eq. 19,
+the exponential-output closed form) of the positive gradients, from the plain pass's layer activations and
+gradients (no pass of its own), upsampled by ``gradcam_interpolation``. pytorch-grad-cam's
+``GradCAMPlusPlus`` is its oracle."""
+import torch
+import torch.nn.functional as F
+
+from ..engine import upsample_cam
+from .base import EXTENDED_SET, Method
+
+EPS = 1e-6  # pytorch-grad-cam's
+
+
+def cam_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """(N, C) Grad-CAM++ channel weights of (N, C, h, w) activations and their gradients."""
+    g2 = grads * grads
+    g3 = g2 * grads
+    total = acts.sum(dim=(2, 3), keepdim=True)
+    alpha = g2 / (2 * g2 + total * g3 + EPS)
+    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+    return (F.relu(grads) * alpha).sum(dim=(2, 3))
+
+
+def plan(ctx):
+    return ctx.use_plain()
+
+
+def assemble(ctx, out, _plain):
+    acts, grads = out.layer_acts.double(), out.layer_grads.double()
+    cam = F.relu((cam_weights(acts, grads)[:, :, None, None] * acts).sum(1, keepdim=True)).float()
+    return upsample_cam(cam, tuple(ctx.x.shape[2:]), ctx.params["gradcam_interpolation"])[:, 0]
+
+
+METHOD = Method(
+    "gradcam_pp", "Grad-CAM++", "Chattopadhay et al., WACV 2018",
+    "ReLU(Σ_c w_c A_c), w_c = Σ_ij α_ij ReLU(∂y/∂A_c,ij) with α from second and third powers of the gradient",
+    ("gradcam_layer", "gradcam_interpolation"), group=EXTENDED_SET, plain=True, needs_layer=True,
+    keeps_layer=True, passes="0 (reuses grad's pass)", plan=plan, assemble=assemble)

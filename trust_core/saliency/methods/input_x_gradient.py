@@ -1,0 +1,19 @@
+"""Input × Gradient (Shrikumar et al. 2016): the input times ∂ logit / ∂ input, from the plain pass (no pass
+of its own). captum's ``InputXGradient`` is its oracle."""
+import torch
+
+from .base import EXTENDED_SET, Method
+
+
+def plan(ctx):
+    return ctx.use_plain()
+
+
+def assemble(ctx, out, plain):
+    return ctx.x * torch.stack([out.endpoints[plain[i]] for i in range(ctx.n)])
+
+
+METHOD = Method(
+    "input_x_gradient", "Input × Gradient", "Shrikumar et al., arXiv:1605.01713, 2016",
+    "input ⊙ ∂ logit / ∂ input", group=EXTENDED_SET, plain=True, passes="0 (reuses grad's pass)",
+    plan=plan, assemble=assemble)

@@ -1,0 +1,41 @@
+"""Score-CAM (Wang et al. 2020): each channel of the layer's activation, upsampled (bilinear, corners
+aligned) to the input and min–max normalized, masks the image; the softmax over channels of the target
+logits of the masked images weights the activations: ReLU(Σ_c w_c A_c), upsampled by
+``gradcam_interpolation``. Forward passes only (one per channel and image); the activations come from the
+plain pass. pytorch-grad-cam's ``ScoreCAM`` is its oracle."""
+import torch
+import torch.nn.functional as F
+
+from ..engine import upsample_cam
+from .base import EXTENDED_SET, Method
+
+
+def plan(ctx):
+    return ctx.use_plain()
+
+
+def assemble(ctx, out, _plain):
+    acts = out.layer_acts
+    n, channels = acts.shape[:2]
+    size = tuple(ctx.x.shape[2:])
+    targets = ctx.targets
+    weights = []
+    for i in range(n):
+        scores = []
+        for chunk in acts[i].split(max(1, ctx.batch_size)):
+            up = F.interpolate(chunk[None].float(), size=size, mode="bilinear", align_corners=True)[0]
+            low = up.flatten(1).min(1).values.view(-1, 1, 1)
+            high = up.flatten(1).max(1).values.view(-1, 1, 1)
+            masks = (up - low) / (high - low + 1e-8)
+            scores.append(ctx.forward(ctx.x[i][None] * masks[:, None])[:, int(targets[i])])
+        weights.append(torch.softmax(torch.cat(scores), dim=0))
+    weights = torch.stack(weights).to(acts.device)
+    cam = F.relu((weights[:, :, None, None] * acts.float()).sum(1, keepdim=True))
+    return upsample_cam(cam, size, ctx.params["gradcam_interpolation"])[:, 0]
+
+
+METHOD = Method(
+    "scorecam", "Score-CAM", "Wang et al., CVPR workshops 2020",
+    "ReLU(Σ_c softmax_c(y(x ⊙ norm(up(A_c)))) A_c): channel weights from the logits of masked images",
+    ("gradcam_layer", "gradcam_interpolation"), group=EXTENDED_SET, plain=True, needs_layer=True,
+    keeps_layer=True, passes="forward only: one per layer channel and image", plan=plan, assemble=assemble)
