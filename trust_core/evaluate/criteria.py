@@ -1,3 +1,127 @@
-"""The trust criteria's names (import-light: the CLI builds its choices from here without loading the
-evaluation engine)."""
-CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
+"""The criteria registry: every trust criterion with its metric, direction, baselines, verdict rule and the
+ground truth it needs — one owner for the CLI, the evaluation, the scorecard, the pages and the reports.
+
+Import-light (no torch, no pandas): the CLI builds its choices from here without loading the engine.
+
+The paper's four (Arun et al. 2021) are the default set; the others are the field's newer tests:
+localization by pointing game, energy-based pointing game and CheXlocalize's mIoU; randomization by
+Spearman rank correlation and HOG similarity (Adebayo et al. 2018) and eMPRT (Hedström et al. 2023).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAPER_SET = "paper"
+EXTENDED_SET = "extended"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A trust criterion as data.
+
+    Attributes
+    ----------
+    key : the name ``trust evaluate --criteria`` takes and results are stored under.
+    family : 'localization' (maps against ground truth), 'randomization' (maps of a model against those
+        of its randomized states) or 'agreement' (maps of two trained models).
+    metric : what is measured per image.
+    higher_is_better : the metric's direction *for a trustworthy method* (randomization: lower similarity
+        to the randomized model is better).
+    baseline : what the metric is compared with.
+    rule : the verdict rule, pass / fail / inconclusive.
+    needs : what the dataset and models must provide ('masks', 'randomized states', 'replicates',
+        'other architectures').
+    group : 'paper' or 'extended'.
+    reference : where it comes from.
+    """
+
+    key: str
+    label: str
+    family: str
+    metric: str
+    higher_is_better: bool
+    baseline: str
+    rule: str
+    needs: tuple[str, ...]
+    group: str = EXTENDED_SET
+    reference: str = ""
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+_PAIRED = ("pass when the 95 % bootstrap CI of the paired per-image difference to the baseline lies wholly on "
+           "the passing side of 0, fail when wholly on the failing side, else inconclusive")
+
+CRITERIA: dict[str, Criterion] = {c.key: c for c in (
+    Criterion("utility", "Utility", "localization", "AUPRC", True,
+              "average ground-truth mask of train+val (low); a localizer's score maps (high)",
+              "pass: the 95 % CI of the paired AUPRC difference to the average-mask baseline lies above 0",
+              ("masks",), PAPER_SET, "Arun et al. 2021"),
+    Criterion("randomization", "Randomization", "randomization", "SSIM", False,
+              "mean SSIM between original maps of two different images",
+              "pass: the 95 % CI of SSIM(original, fully randomized) − random-pair baseline lies below 0",
+              ("randomized states",), PAPER_SET, "Adebayo et al. 2018; Arun et al. 2021"),
+    Criterion("repeatability", "Repeatability", "agreement", "SSIM", True,
+              "SSIM between two localizers trained with different seeds",
+              "pass: the 95 % CI of the paired SSIM difference to the localizers' lies above 0",
+              ("replicates",), PAPER_SET, "Arun et al. 2021"),
+    Criterion("reproducibility", "Reproducibility", "agreement", "SSIM", True,
+              "SSIM between two localizers trained with different seeds",
+              "pass: the 95 % CI of the paired SSIM difference to the localizers' lies above 0",
+              ("other architectures",), PAPER_SET, "Arun et al. 2021"),
+    Criterion("pointing_game", "Pointing game", "localization", "hit (map maximum inside the ground truth)", True,
+              "the average ground-truth mask of train+val, scored the same way",
+              "pass: the 95 % CI of the paired hit-rate difference to the average-mask baseline lies above 0",
+              ("masks",), reference="Zhang et al., ECCV 2016 (Quantus PointingGame)"),
+    Criterion("energy_pointing_game", "Energy pointing game", "localization",
+              "share of the map's energy inside the ground truth", True,
+              "the average ground-truth mask of train+val, scored the same way",
+              "pass: the 95 % CI of the paired difference to the average-mask baseline lies above 0",
+              ("masks",), reference="Wang et al., CVPRW 2020 (Quantus RelevanceMassAccuracy)"),
+    Criterion("miou", "mIoU (CheXlocalize)", "localization",
+              "IoU of the map thresholded at its method's tuned threshold", True,
+              "the average ground-truth mask of train+val, thresholded and tuned the same way",
+              "pass: the 95 % CI of the paired IoU difference to the average-mask baseline lies above 0",
+              ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)"),
+    Criterion("spearman", "Randomization (Spearman)", "randomization",
+              "Spearman rank correlation of the original and fully randomized maps", False,
+              "mean Spearman correlation between original maps of two different images",
+              "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0",
+              ("randomized states",), reference="Adebayo et al., NeurIPS 2018"),
+    Criterion("hog", "Randomization (HOG)", "randomization",
+              "Pearson correlation of the HOG features of the original and fully randomized maps", False,
+              "mean HOG similarity between original maps of two different images",
+              "pass: the 95 % CI of HOG similarity(original, fully randomized) − random-pair baseline lies below 0",
+              ("randomized states",), reference="Adebayo et al., NeurIPS 2018"),
+    Criterion("emprt", "eMPRT", "randomization",
+              "rise of complexity (H(fully randomized map) − H(original)) / H(original), H the entropy of a "
+              "100-bin histogram", True, "0 (no rise in complexity)",
+              "pass: the 95 % CI of the mean rise lies above 0 (fail: below 0)",
+              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)"),
+)}
+
+PAPER_CRITERIA = tuple(k for k, c in CRITERIA.items() if c.group == PAPER_SET)
+SETS = (PAPER_SET, EXTENDED_SET)
+
+
+def criterion_set(name: str) -> tuple[str, ...]:
+    """'paper' (the four) or 'extended' (every registered criterion)."""
+    return PAPER_CRITERIA if name == PAPER_SET else tuple(CRITERIA)
+
+
+def resolve_criteria(names) -> tuple[str, ...]:
+    """Criterion keys (or set names) → registry keys in registry order; ``None`` → the paper's four.
+    Raises ValueError naming the valid choices."""
+    if names is None:
+        return PAPER_CRITERIA
+    if isinstance(names, str):
+        names = [n for n in names.replace(",", " ").split() if n]
+    unknown = [n for n in names if n not in CRITERIA and n not in SETS]
+    if unknown:
+        raise ValueError(f"unknown criteria {unknown}; choose from {list(CRITERIA)} (or a set: {list(SETS)})")
+    chosen = set()
+    for n in names:
+        chosen |= set(criterion_set(n)) if n in SETS else {n}
+    return tuple(k for k in CRITERIA if k in chosen)

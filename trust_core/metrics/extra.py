@@ -1,0 +1,136 @@
+"""The field's newer per-image metrics beside AUPRC and SSIM, batched over (N, H, W) numpy arrays.
+
+Localization (a map against a binary ground-truth mask):
+
+* :func:`pointing_game` — 1 when a maximum of the map lies inside the mask (Zhang et al. 2016; Quantus
+  ``PointingGame``: any of tied maxima counts).
+* :func:`energy_pointing_game` — the share of the map's mass inside the mask (Wang et al. 2020's
+  energy-based pointing game; Quantus ``RelevanceMassAccuracy``).
+* :func:`iou_at` — IoU of the map thresholded at ``map ≥ t`` with the mask (CheXlocalize's binarization of
+  min–max normalized maps); :func:`tune_threshold` picks t on a validation split as CheXlocalize does.
+
+Similarity of two maps (randomization tests):
+
+* :func:`spearman` — Spearman rank correlation with average ranks for ties (scipy ``spearmanr``).
+* :func:`hog_similarity` — Pearson correlation of the maps' HOG descriptors (Adebayo et al. 2018, with
+  scikit-image's ``hog``).
+
+Complexity: :func:`discrete_entropy` — entropy of a 100-bin histogram (Quantus ``discrete_entropy``), for
+eMPRT (Hedström et al. 2023): (H(randomized) − H(original)) / H(original).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as sps
+
+from ..errors import MetricError
+
+# CheXlocalize's threshold grid (tune_heatmap_threshold.py: np.arange(0.2, 0.8, 0.1) on normalized maps)
+MIOU_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.2, 0.8, 0.1))
+HOG = dict(orientations=8, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
+ENTROPY_BINS = 100
+
+
+def _pair(maps, masks, names=("map", "mask")) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(maps, dtype=np.float64), np.asarray(masks)
+    if a.ndim == 2:
+        a, b = a[None], b[None]
+    if a.shape != b.shape or a.ndim != 3:
+        raise MetricError(f"{names[0]}s and {names[1]}s must be (N, H, W) of one shape, got {a.shape} and {b.shape}")
+    if not np.isfinite(a).all():
+        raise MetricError(f"the {names[0]}s contain NaN or infinite values (a flagged map must be excluded)")
+    return a.reshape(len(a), -1), b.reshape(len(b), -1)
+
+
+def _masks(masks: np.ndarray) -> np.ndarray:
+    if not np.isin(masks, (0, 1)).all():
+        raise MetricError("the masks must be binary (0/1 or bool)")
+    m = masks.astype(bool)
+    if (m.sum(1) == 0).any():
+        raise MetricError(f"mask {int(np.nonzero(m.sum(1) == 0)[0][0])} has no positive pixel")
+    return m
+
+
+def pointing_game(maps, masks) -> np.ndarray:
+    """(N,) 1.0 where a maximum of the map lies inside the mask, else 0.0."""
+    a, m = _pair(maps, masks)
+    m = _masks(m)
+    return (m & (a == a.max(1, keepdims=True))).any(1).astype(np.float64)
+
+
+def energy_pointing_game(maps, masks) -> np.ndarray:
+    """(N,) Σ map · mask / Σ map (maps are non-negative; NaN where a map sums to 0)."""
+    a, m = _pair(maps, masks)
+    m = _masks(m)
+    if (a < 0).any():
+        raise MetricError("the energy pointing game needs non-negative maps (normalized saliency maps are)")
+    total = a.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (a * m).sum(1) / total, np.nan)
+
+
+def iou_at(maps, masks, threshold: float) -> np.ndarray:
+    """(N,) IoU of ``map ≥ threshold`` (after min–max normalization per map) with the mask."""
+    a, m = _pair(maps, masks)
+    m = _masks(m)
+    low, high = a.min(1, keepdims=True), a.max(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(high > low, (a - low) / (high - low), 0.0)
+    binary = a >= threshold
+    return (binary & m).sum(1) / (binary | m).sum(1)
+
+
+def tune_threshold(maps, masks, thresholds=MIOU_THRESHOLDS) -> tuple[float, dict]:
+    """The threshold of ``thresholds`` with the highest mean IoU on (validation) maps, and every mean."""
+    means = {float(t): float(np.nanmean(iou_at(maps, masks, t))) for t in thresholds}
+    return max(means, key=lambda t: (means[t], -t)), means
+
+
+def spearman(a, b) -> np.ndarray:
+    """(N,) Spearman rank correlation of each pair of maps (average ranks for ties; NaN for a constant map)."""
+    x, y = _pair(a, b, ("first map", "second map"))
+    rx = sps.rankdata(x, axis=1)
+    ry = sps.rankdata(y, axis=1)
+    rx -= rx.mean(1, keepdims=True)
+    ry -= ry.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+
+
+def hog_features(maps) -> np.ndarray:
+    """(N, F) HOG descriptors of 2-D maps (scikit-image ``hog``, 8 orientations, 8×8 cells, 2×2 blocks)."""
+    from skimage.feature import hog
+
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim == 2:
+        maps = maps[None]
+    return np.stack([hog(m, **HOG, feature_vector=True) for m in maps])
+
+
+def hog_similarity(a, b) -> np.ndarray:
+    """(N,) Pearson correlation of the HOG descriptors of each pair of maps (NaN where one is constant)."""
+    x, y = _pair(a, b, ("first map", "second map"))
+    shape = np.asarray(a).shape[-2:]
+    fx, fy = hog_features(x.reshape(-1, *shape)), hog_features(y.reshape(-1, *shape))
+    fx -= fx.mean(1, keepdims=True)
+    fy -= fy.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (fx * fy).sum(1) / np.sqrt((fx * fx).sum(1) * (fy * fy).sum(1))
+
+
+def discrete_entropy(maps, n_bins: int = ENTROPY_BINS) -> np.ndarray:
+    """(N,) entropy (nats) of each map's ``n_bins``-bin histogram over its own range."""
+    a = np.asarray(maps, dtype=np.float64)
+    a = a.reshape(len(a), -1) if a.ndim == 3 else a.reshape(1, -1)
+    out = np.empty(len(a))
+    for i, row in enumerate(a):
+        counts, _ = np.histogram(row, bins=n_bins)
+        out[i] = sps.entropy(counts)
+    return out
+
+
+def emprt(original, randomized, n_bins: int = ENTROPY_BINS) -> np.ndarray:
+    """(N,) eMPRT's relative rise of complexity (H(randomized) − H(original)) / H(original)."""
+    h0, h1 = discrete_entropy(original, n_bins), discrete_entropy(randomized, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(h0 > 0, (h1 - h0) / h0, np.nan)
