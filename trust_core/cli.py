@@ -6,11 +6,12 @@ import sys
 import time
 
 from .errors import TrustError
-from .evaluate.criteria import CRITERIA
+from .evaluate.criteria import CRITERIA, PAPER_CRITERIA
+from .evaluate.criteria import SETS as CRITERIA_SETS
 from .models.registry import ARCHITECTURES
 from .randomization.cascade import INITS, MODES
 from .saliency.explain import PRECISIONS
-from .saliency.registry import METHODS, PAPER_PRESET, PRESETS
+from .saliency.registry import METHODS, PAPER_PRESET, PRESETS, SETS
 
 
 def _cmd_demo(args) -> int:
@@ -143,7 +144,8 @@ def _cmd_evaluate(args) -> int:
     first = load(model_paths[0], num_classes=2)
     dataset = _open_dataset(args, image_size=info_of(first).size)
     config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
-                        overrides=_overrides(args.set), criteria=tuple(args.criteria),
+                        overrides=_overrides(args.set),
+                        criteria=tuple(args.criteria) if args.criteria else PAPER_CRITERIA,
                         utility_limit=args.limit, ssim_images=args.ssim_images if args.limit is None
                         else min(args.ssim_images, args.limit), ssim_seed=args.ssim_seed,
                         baseline_pairs=args.baseline_pairs,
@@ -400,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compute_options(maps)
     maps.set_defaults(func=_cmd_maps)
 
-    ev = sub.add_parser("evaluate", help="score the four trust criteria with their baselines")
+    ev = sub.add_parser("evaluate", help="score trust criteria with their baselines (default: the paper's four)")
     ev.add_argument("--dataset", required=True, help="KIND:PATH")
     _add_dataset_options(ev)
     ev.add_argument("--model", action="append", required=True,
@@ -409,7 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_options(ev)
     _add_method_options(ev)
     ev.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
-    ev.add_argument("--criteria", nargs="*", default=list(CRITERIA), choices=CRITERIA)
+    ev.add_argument("--criteria", nargs="*", default=None, choices=list(CRITERIA) + list(CRITERIA_SETS),
+                    metavar="CRITERION",
+                    help=f"criteria to score (default: the paper's {', '.join(PAPER_CRITERIA)}); any of "
+                         f"{', '.join(CRITERIA)}, or a set: {', '.join(CRITERIA_SETS)}")
     ev.add_argument("--limit", type=_positive_int, default=None, help="at most N positive test images")
     ev.add_argument("--ssim-images", type=_at_least(2), default=100, help="images for the SSIM criteria (paper: 100)")
     ev.add_argument("--ssim-seed", type=_at_least(0), default=1, help="seed choosing them (paper: 1)")
@@ -480,8 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_method_options(parser) -> None:
-    parser.add_argument("--methods", nargs="*", default=None, choices=list(METHODS), metavar="METHOD",
-                        help=f"method keys (default: all): {', '.join(METHODS)}")
+    parser.add_argument("--methods", nargs="*", default=None, choices=list(METHODS) + list(SETS), metavar="METHOD",
+                        help=f"method keys (default: the paper's eight): {', '.join(METHODS)}; or a set: "
+                             f"{', '.join(SETS)}")
     parser.add_argument("--preset", default=PAPER_PRESET, choices=list(PRESETS),
                         help="; ".join(f"{p.name}: {p.label}" for p in PRESETS.values()))
 

@@ -32,6 +32,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -52,7 +53,7 @@ from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, resolve_methods, resolve_params
 from ..saliency.registry import PAPER_PRESET
 from ..saliency.postprocess import minmax_maps
-from .criteria import CRITERIA  # one owner of the names
+from .criteria import CRITERIA, PAPER_CRITERIA, resolve_criteria  # one owner of the names
 # 2: verdicts from paired CIs, random-pair baseline per replicate, localizer normalization and pairing,
 # utility of every model state, paper ground-truth rule and RSNA classes (results of 1 are not reused)
 EVAL_CODE_VERSION = "evaluate-2"
@@ -65,7 +66,7 @@ class EvalConfig:
     methods: tuple[str, ...] | None = None
     preset: str = PAPER_PRESET
     overrides: dict = field(default_factory=dict)
-    criteria: tuple[str, ...] = CRITERIA
+    criteria: tuple[str, ...] = PAPER_CRITERIA
     utility_split: str = "test"
     utility_limit: int | None = None
     ssim_images: int = 100
@@ -109,9 +110,10 @@ class Evaluation:
                  cache: Store | None = None):
         if not model_paths:
             raise ConfigError("at least one model checkpoint is needed")
-        unknown = [c for c in config.criteria if c not in CRITERIA]
-        if unknown:
-            raise ConfigError(f"unknown criteria {unknown}; choose from {CRITERIA}")
+        try:
+            self.criteria = resolve_criteria(config.criteria)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         self.config = config
         self.methods = resolve_methods(config.methods)
         self.params = resolve_params(config.preset, **config.overrides)
@@ -139,6 +141,16 @@ class Evaluation:
         rng = np.random.default_rng(config.ssim_seed)
         count = min(config.ssim_images, len(positives))
         self.ssim_ids = sorted(rng.choice(positives, size=count, replace=False).tolist())
+        # CheXlocalize tunes each method's binarization threshold on the validation split's positives
+        localization = [c for c in self.criteria if CRITERIA[c].family == "localization"]
+        if localization and not dataset.mask(self.utility_ids[0], 8).any():
+            raise ConfigError(f"the criteria {localization} score maps against ground-truth masks, and the positive "
+                              f"image {self.utility_ids[0]!r} of {dataset.root} has none: give a dataset with "
+                              f"boxes or masks for its positives, or choose other criteria")
+        self.tuning_ids = dataset.ids(split="val", label=1) if "miou" in self.criteria else []
+        if "miou" in self.criteria and not self.tuning_ids:
+            raise ConfigError("the miou criterion tunes its thresholds on positive images of the 'val' split, and "
+                              "this dataset has none: add validation positives or leave miou out")
         families = [info_of(m).family for m in self.models]  # the architecture, or the whole spec but weights
         self.replicates = [i for i, f in enumerate(families) if f == families[0]]
         self.others = [i for i, f in enumerate(families) if f != families[0]]
@@ -148,25 +160,29 @@ class Evaluation:
     # -- planning ----------------------------------------------------------------------------------
     def units(self) -> list[Unit]:
         """Every unit of this evaluation, in execution order."""
-        criteria = set(self.config.criteria)
+        criteria = set(self.criteria)
+        families = {CRITERIA[c].family for c in criteria}
+        localization = "localization" in families
+        similarity = bool(families - {"localization"})  # the SSIM image set
+        randomized = "randomization" in families
         plan: list[tuple[int, str, int, list[str]]] = []
-        first_ids = sorted(set(self.utility_ids if "utility" in criteria else [])
-                           | set(self.ssim_ids if criteria - {"utility"} else []))
+        first_ids = sorted(set(self.utility_ids if localization else []) | set(self.ssim_ids if similarity else [])
+                           | set(self.tuning_ids if "miou" in criteria else []))
         plan.append((0, "original", 0, first_ids))
         needs_original = set()
         if "utility" in criteria:  # utility of every replicate and of the other architectures
             needs_original |= set(range(len(self.models)))
-        if "randomization" in criteria:
+        if randomized:
             needs_original |= set(self.replicates)
         if "repeatability" in criteria:
             needs_original |= set(self.replicates)
         if "reproducibility" in criteria:
             needs_original |= set(self.others)
         for i in sorted(needs_original - {0}):
-            ids = set(self.ssim_ids if criteria - {"utility"} else [])
+            ids = set(self.ssim_ids if similarity else [])
             ids |= set(self.utility_ids if "utility" in criteria else [])
             plan.append((i, "original", 0, sorted(ids)))
-        if "randomization" in criteria:
+        if randomized:
             from ..randomization.cascade import states
             for i in self.replicates:
                 for state in states(self.models[i], mode=self.config.randomization_mode)[1:]:
@@ -230,9 +246,10 @@ class Evaluation:
             flags.setdefault((unit.model_index, unit.state), {}).update(out["flags"])
             stats.setdefault((unit.model_index, unit.state), {}).update(out.get("stats", {}))
             state_index[unit.state] = unit.state_index
-        criteria = set(self.config.criteria)
+        criteria = set(self.criteria)
         tables: dict[str, pd.DataFrame] = {}
         summary: dict = {"criteria": {}, "methods": self.methods, "preset": self.config.preset,
+                         "criteria_run": list(self.criteria),
                          "code_version": EVAL_CODE_VERSION,
                          "preset_is_paper": PRESETS[self.config.preset].paper,
                          "dataset": {"kind": self.dataset.kind, "mask_rule": self.dataset.mask_rule,
@@ -246,8 +263,16 @@ class Evaluation:
         localizer = self._localizer_baselines(criteria)
         if "utility" in criteria:
             tables.update(self._utility(maps, flags, stats, state_index, localizer, summary))
+        for name in ("pointing_game", "energy_pointing_game", "miou"):
+            if name in criteria:
+                tables.update(self._localization(name, maps, flags, summary))
         if "randomization" in criteria:
             tables.update(self._randomization(maps, state_index, summary))
+        for name in ("spearman", "hog"):
+            if name in criteria:
+                tables.update(self._randomization(maps, state_index, summary, key=name))
+        if "emprt" in criteria:
+            tables.update(self._emprt(maps, state_index, summary))
         for name, pairs in (("repeatability", [(0, i) for i in self.replicates[1:]]),
                             ("reproducibility", [(0, i) for i in self.others])):
             if name in criteria:
@@ -401,9 +426,15 @@ class Evaluation:
                 self._gt[i] = self.dataset.mask(i, self.size, self.resize)
         return np.stack([self._gt[i] for i in ids])
 
+    def _prior(self) -> np.ndarray:
+        """The average ground-truth mask of train+val (the low baseline of every localization criterion)."""
+        if getattr(self, "_prior_mask", None) is None:
+            prior_ids = self.dataset.ids(split="train") + self.dataset.ids(split="val")
+            self._prior_mask = self._masks(prior_ids).mean(axis=0).astype(np.float32)
+        return self._prior_mask
+
     def _average_mask_auprc(self, masks: np.ndarray) -> np.ndarray:
-        prior_ids = self.dataset.ids(split="train") + self.dataset.ids(split="val")
-        prior = self._masks(prior_ids).mean(axis=0).astype(np.float32)
+        prior = self._prior()
         return auprc_batch(torch.from_numpy(np.repeat(prior[None], len(masks), 0)), torch.from_numpy(masks)).numpy()
 
     def _ssim(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -427,8 +458,12 @@ class Evaluation:
                        if others.size else others)
         return out
 
-    def _randomization(self, maps, state_index, summary) -> dict[str, pd.DataFrame]:
+    def _randomization(self, maps, state_index, summary, key: str = "randomization") -> dict[str, pd.DataFrame]:
+        """The model-randomization test under one similarity: SSIM (the paper's ``randomization``), Spearman
+        rank correlation (``spearman``) or HOG similarity (``hog``); same states, images and baseline rule."""
         ids = self.ssim_ids
+        similar = self._ssim if key == "randomization" else partial(self._similarity, key)
+        label = {"randomization": "SSIM", "spearman": "Spearman ρ", "hog": "HOG similarity"}[key]
         independent = self.config.randomization_mode == "independent"
         rows, base_rows = [], []
         partners = self._partners()
@@ -438,7 +473,7 @@ class Evaluation:
                 if mi != model_index or state == "original":
                     continue
                 for m in self.methods:
-                    values = self._ssim(np.stack([reference[i][m] for i in ids]), np.stack([state_maps[i][m] for i in ids]))
+                    values = similar(np.stack([reference[i][m] for i in ids]), np.stack([state_maps[i][m] for i in ids]))
                     rows += [{"model": model_index, "state": state, "state_index": state_index[state], "image_id": i,
                               "method": m, "ssim": v} for i, v in zip(ids, values)]
             # Random-pair baseline of this replicate: its own original maps of two different images.
@@ -447,7 +482,7 @@ class Evaluation:
                 for k, image_id in enumerate(ids):
                     if not partners[k].size:
                         continue
-                    values = self._ssim(np.repeat(stack[k][None], len(partners[k]), 0), stack[partners[k]])
+                    values = similar(np.repeat(stack[k][None], len(partners[k]), 0), stack[partners[k]])
                     base_rows.append({"model": model_index, "image_id": image_id, "method": m,
                                       "ssim": float(np.nanmean(values)) if np.isfinite(values).any() else np.nan,
                                       "pairs": int(np.isfinite(values).sum())})
@@ -502,14 +537,117 @@ class Evaluation:
                 "headline is the least sensitive block" if independent else
                 "cascading: pass when the 95 % CI of SSIM(original, fully randomized) − random-pair baseline "
                 "lies below 0 (fail: above 0; else inconclusive)")
-        summary["criteria"]["randomization"] = {
-            "metric": "SSIM", "n_images": len(ids), "replicates": len(self.replicates),
+        if key != "randomization":
+            rule = rule.replace("SSIM", label)
+        summary["criteria"][key] = {
+            "metric": label, "n_images": len(ids), "replicates": len(self.replicates),
             "mode": self.config.randomization_mode, "init": self.config.randomization_init, "methods": entries,
-            "baseline": f"mean SSIM between original maps of two different images ({self.config.baseline_pairs} "
+            "baseline": f"mean {label} between original maps of two different images ({self.config.baseline_pairs} "
                         f"partners per image), per replicate, averaged over the same replicates as the states",
-            "rule": rule, "paper_rule": "mean SSIM at the fully randomized state < the random-pair baseline's mean"
-            + (" (for every block)" if independent else ""), "last_state_index": last}
-        return {"randomization": table, "randomization_baseline": baseline}
+            "rule": rule, "paper_rule": (f"mean {label} at the fully randomized state < the random-pair baseline's mean"
+                                         + (" (for every block)" if independent else "")) if key == "randomization"
+            else None, "last_state_index": last}
+        if key == "randomization":
+            return {"randomization": table, "randomization_baseline": baseline}
+        for entry in entries.values():
+            entry["paper_rule"] = None  # the paper tested SSIM only
+        return {f"randomization_{key}": table.rename(columns={"ssim": key}),
+                f"randomization_{key}_baseline": baseline.rename(columns={"ssim": key})}
+
+    def _similarity(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-image Spearman or HOG similarity of stacks (N, H, W); NaN where either map is flagged."""
+        from ..metrics import extra
+
+        out = np.full(len(a), np.nan)
+        ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
+        if ok.any():
+            out[ok] = (extra.spearman if name == "spearman" else extra.hog_similarity)(a[ok], b[ok])
+        return out
+
+    def _localization(self, name: str, maps, flags, summary) -> dict[str, pd.DataFrame]:
+        """Pointing game, energy pointing game or CheXlocalize's mIoU of the first model's maps on the utility
+        images, against the average-mask prior of train+val scored the same way (paired bootstrap CI)."""
+        from ..metrics import extra
+
+        ids = self.utility_ids
+        masks = self._masks(ids)
+        prior = self._prior()
+        original = maps[(0, "original")]
+        thresholds: dict[str, float] = {}
+
+        def score(stack: np.ndarray, key: str) -> np.ndarray:
+            out = np.full(len(stack), np.nan)
+            ok = np.isfinite(stack).all(axis=(1, 2))
+            if not ok.any():
+                return out
+            if name == "pointing_game":
+                out[ok] = extra.pointing_game(stack[ok], masks[ok])
+            elif name == "energy_pointing_game":
+                out[ok] = extra.energy_pointing_game(stack[ok], masks[ok])
+            else:
+                tuning = np.stack([original[i][key] for i in self.tuning_ids]) if key != "average_mask" else \
+                    np.repeat(prior[None], len(self.tuning_ids), 0)
+                keep = np.isfinite(tuning).all(axis=(1, 2))
+                thresholds[key], _means = extra.tune_threshold(tuning[keep], self._masks(self.tuning_ids)[keep])
+                out[ok] = extra.iou_at(stack[ok], masks[ok], thresholds[key])
+            return out
+
+        base = score(np.repeat(prior[None], len(ids), 0), "average_mask")
+        rows, entries = [], {}
+        criterion = CRITERIA[name]
+        for m in self.methods:
+            values = score(np.stack([original[i][m] for i in ids]), m)
+            rows += [{"image_id": i, "method": m, name: v, "flag": flags[(0, "original")][i][m]}
+                     for i, v in zip(ids, values)]
+            s = summarize(values, seed=self.config.bootstrap_seed)
+            c = compare_paired(values, base, better="greater", seed=self.config.bootstrap_seed)
+            entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
+                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
+                          "paper_rule": None, **({"threshold": thresholds[m]} if m in thresholds else {})}
+        summary["criteria"][name] = {
+            "metric": criterion.metric, "n_images": len(ids), "methods": entries,
+            "baselines": {"average_mask": summarize(base, seed=self.config.bootstrap_seed).as_dict()},
+            "baseline": criterion.baseline, "rule": criterion.rule + " (else inconclusive)", "paper_rule": None,
+            **({"thresholds": thresholds, "tuning_images": len(self.tuning_ids),
+                "threshold_grid": list(extra.MIOU_THRESHOLDS)} if name == "miou" else {})}
+        baseline_rows = [{"image_id": i, "baseline": "average_mask", name: v} for i, v in zip(ids, base)]
+        return {name: pd.DataFrame(rows), f"{name}_baselines": pd.DataFrame(baseline_rows)}
+
+    def _emprt(self, maps, state_index, summary) -> dict[str, pd.DataFrame]:
+        """eMPRT (Hedström et al. 2023): per image, the rise of the map's discrete entropy from the original to
+        the fully randomized state, (H₁ − H₀) / H₀, averaged over the replicates; pass when its CI lies above 0."""
+        from ..metrics import extra
+
+        ids = self.ssim_ids
+        last = max(state_index.values()) if state_index else 0
+        final = next((st for st, k in state_index.items() if k == last), None)
+        rows, entries = [], {}
+        for m in self.methods:
+            per_replicate = []
+            for model_index in self.replicates:
+                if last == 0 or (model_index, final) not in maps:
+                    continue
+                a = np.stack([maps[(model_index, "original")][i][m] for i in ids])
+                b = np.stack([maps[(model_index, final)][i][m] for i in ids])
+                values = np.full(len(ids), np.nan)
+                ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
+                if ok.any():
+                    values[ok] = extra.emprt(a[ok], b[ok])
+                per_replicate.append(values)
+                rows += [{"model": model_index, "state": final, "image_id": i, "method": m, "emprt": v}
+                         for i, v in zip(ids, values)]
+            values = np.nanmean(np.stack(per_replicate), 0) if per_replicate else np.full(len(ids), np.nan)
+            s = summarize(values, seed=self.config.bootstrap_seed)
+            c = compare_paired(values, np.zeros(len(ids)), better="greater", seed=self.config.bootstrap_seed)
+            entries[m] = {**s.as_dict(), "baseline": 0.0, "difference": c.difference,
+                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
+                          "paper_rule": None, "final_state": final}
+        criterion = CRITERIA["emprt"]
+        summary["criteria"]["emprt"] = {
+            "metric": criterion.metric, "n_images": len(ids), "replicates": len(self.replicates), "methods": entries,
+            "baseline": criterion.baseline, "rule": criterion.rule + " (else inconclusive)", "paper_rule": None,
+            "bins": extra.ENTROPY_BINS}
+        return {"emprt": pd.DataFrame(rows, columns=["model", "state", "image_id", "method", "emprt"])}
 
     def _agreement(self, name, pairs, maps, localizer, summary) -> dict[str, pd.DataFrame]:
         ids = self.ssim_ids

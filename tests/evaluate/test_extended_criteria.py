@@ -1,0 +1,74 @@
+"""The criteria beyond the paper end to end: every figure restated from the per-image tables with the
+metric functions (themselves tested against Quantus, scipy, scikit-learn), the paper's four unchanged."""
+import json
+
+import numpy as np
+import pytest
+
+from trust_core.cache import Store
+from trust_core.errors import ConfigError
+from trust_core.evaluate import CRITERIA, EvalConfig, Evaluation, evaluate
+from trust_core.evaluate.criteria import PAPER_CRITERIA, resolve_criteria
+from trust_core.metrics import extra
+
+from .test_evaluate import FAST, workspace  # noqa: F401  (the module's trained models)
+
+NEW = ("pointing_game", "energy_pointing_game", "miou", "spearman", "hog", "emprt")
+
+
+def config(**kw):
+    return EvalConfig(preset="fast", overrides=FAST, ssim_images=4, baseline_pairs=3, group=4,
+                      methods=("grad", "gradcam", "input_x_gradient"), **kw)
+
+
+def test_registry_and_sets():
+    assert PAPER_CRITERIA == ("utility", "randomization", "repeatability", "reproducibility")
+    assert set(NEW) <= set(CRITERIA)
+    assert resolve_criteria("extended") == tuple(CRITERIA)
+    with pytest.raises(ValueError, match="choose from"):
+        resolve_criteria(["pointing"])
+
+
+def test_extended_criteria_restated_from_tables(workspace, rsna, tmp_path):  # noqa: F811
+    _root, models, _localizers = workspace
+    paper = evaluate(rsna, models[:2], config(criteria=("utility", "randomization")), cache=Store(tmp_path / "s"))
+    result = evaluate(rsna, models[:2], config(criteria=("utility", "randomization") + NEW),
+                      cache=Store(tmp_path / "s"), out=tmp_path / "out")
+    s = result.summary["criteria"]
+    assert set(s) == {"utility", "randomization", *NEW}
+    for name in ("utility", "randomization"):  # the paper's criteria are unchanged by the others
+        assert json.dumps(s[name]["methods"], sort_keys=True) == json.dumps(
+            paper.summary["criteria"][name]["methods"], sort_keys=True)  # NaN-safe equality
+    ev = Evaluation(rsna, models[:2], config(criteria=NEW))
+    ids = ev.utility_ids
+    masks = ev._masks(ids)
+    prior = np.repeat(ev._prior()[None], len(ids), 0)
+    for name, fn in (("pointing_game", extra.pointing_game), ("energy_pointing_game", extra.energy_pointing_game)):
+        table = result.tables[name]
+        base = result.tables[f"{name}_baselines"].set_index("image_id")[name]
+        np.testing.assert_allclose(base.loc[ids].to_numpy(), fn(prior, masks))
+        for m in ("grad", "gradcam"):
+            values = table[table.method == m].set_index("image_id")[name]
+            entry = s[name]["methods"][m]
+            assert entry["mean"] == pytest.approx(values.mean())
+            low, high = entry["difference_ci"]
+            assert entry["verdict"] == ("pass" if low > 0 else "fail" if high < 0 else "inconclusive")
+    miou = s["miou"]
+    assert set(miou["thresholds"]) >= {"grad", "gradcam", "average_mask"}
+    assert all(t in extra.MIOU_THRESHOLDS for t in miou["thresholds"].values())
+    assert miou["tuning_images"] == len(rsna.ids(split="val", label=1))
+    for name in ("spearman", "hog"):
+        table = result.tables[f"randomization_{name}"]
+        assert set(table.state) and table[name].dropna().between(-1 - 1e-9, 1 + 1e-9).all()
+        assert s[name]["metric"] != "SSIM" and s[name]["methods"]["grad"]["paper_rule"] is None
+    emprt = result.tables["emprt"]
+    for m in ("grad", "gradcam"):
+        per_image = emprt[emprt.method == m].groupby("image_id").emprt.mean()
+        assert s["emprt"]["methods"][m]["mean"] == pytest.approx(per_image.mean())
+    assert (tmp_path / "out" / "randomization_spearman.csv").exists()
+
+
+def test_criteria_errors_name_the_fix(workspace, rsna):  # noqa: F811
+    _root, models, _localizers = workspace
+    with pytest.raises(ConfigError, match="choose from"):
+        Evaluation(rsna, models[:1], config(criteria=("pointing",)))
