@@ -5,10 +5,9 @@ import streamlit as st
 from trust_core.data.transforms import crop
 from trust_core.metrics import ssim
 from trust_core.report import colorize
-from trust_core.saliency import METHODS
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset
-from ui.widgets import image_picker, method_label, panel
+from ui.widgets import extended_toggle, image_picker, method_label, panel, shown_methods
 
 
 def render() -> None:
@@ -22,7 +21,8 @@ def render() -> None:
     for column, side, default_method in zip(st.columns(2), ("A", "B"), ("grad", "gradcam")):
         with column:
             st.markdown(f"#### {side}")
-            method = st.selectbox("Method", list(METHODS), index=list(METHODS).index(default_method),
+            options = shown_methods()
+            method = st.selectbox("Method", options, index=options.index(default_method),
                                   format_func=method_label, key=f"cmp_method_{side}")
             model = st.selectbox("Model", models, index=models.index(model_name()) if model_name() in models else 0,
                                  key=f"cmp_model_{side}")

@@ -6,15 +6,16 @@ from trust_core.data.transforms import crop
 from trust_core.errors import DicomError
 from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
-from trust_core.saliency import METHODS
 from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset
-from ui.widgets import image_picker, method_label, panel
+from trust_core.saliency import METHODS
+from ui.widgets import extended_toggle, image_picker, method_label, panel, shown_methods
 
 
 def render() -> None:
     ws, dataset = dataset_page("Image explorer")
+    extended_toggle()
     order = st.radio("Sort", list(GALLERY_ORDERS), horizontal=True)
     with friendly_errors():
         gallery = ws.gallery(kind(), order, finding=finding())
@@ -36,7 +37,8 @@ def render() -> None:
 
     left, right = st.columns([2, 1])
     with right:
-        method = st.selectbox("Method", list(METHODS), format_func=method_label, key="explorer_method")
+        methods = shown_methods()
+        method = st.selectbox("Method", methods, format_func=method_label, key="explorer_method")
         opacity = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
         cmap = st.selectbox("Colormap", COLORMAPS)
         mode = st.radio("Show", ["all values", "above threshold", "top k %"], horizontal=True)
@@ -55,7 +57,7 @@ def render() -> None:
                 st.error(str(exc))
 
     with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
-        result = ws.maps(kind(), [image_id], model_name(), preset=preset(), finding=finding())
+        result = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), finding=finding())
     explained = int(result.targets[0])
     with friendly_errors():
         output = ws.prediction(kind(), image_id, model_name(), finding=finding())
@@ -79,9 +81,9 @@ def render() -> None:
               caption=f"{method_label(method)} over the X-ray; ground truth in cyan (label {dataset.label(image_id)})",
               size=512)
 
-    st.subheader("All eight methods")
+    st.subheader(f"All {len(methods)} methods" + ("" if len(methods) == 8 else " (the paper's eight and beyond)"))
     cols = st.columns(4)
-    for k, key in enumerate(METHODS):
+    for k, key in enumerate(methods):
         values = result[key][0]
         score = auprc(values, mask) if mask.any() and result.flags[key][0] is None else None
         with cols[k % 4]:

@@ -3,14 +3,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from trust_core.evaluate.paper import AUPRC, SSIM
-from trust_core.saliency import METHODS
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, workspace
-from ui.widgets import method_label
+from ui.widgets import extended_toggle, method_label, shown_methods
 
 
 def render() -> None:
     st.title("Metrics")
+    extended_toggle()
     results = require_results()
     with friendly_errors():
         ws = workspace()
@@ -18,7 +18,8 @@ def render() -> None:
         randomization = ws.table(kind(), "randomization")
     def strip_box(table, value: str, title: str, key: str, *, baselines=(), paper=None):
         figure = go.Figure()
-        for m in METHODS:
+        methods = shown_methods(set(table.method))
+        for m in methods:
             sub = table[table.method == m]
             figure.add_trace(go.Box(y=sub[value], x=[method_label(m)] * len(sub), name=method_label(m), boxpoints="all",
                                     jitter=0.4, pointpos=0, customdata=sub.image_id, showlegend=False,
@@ -27,8 +28,8 @@ def render() -> None:
             if level is not None:
                 figure.add_hline(y=level, line_dash="dash", line_color=color, annotation_text=name)
         if paper:
-            xs = [method_label(m) for m in METHODS if paper.get(m) is not None]
-            figure.add_trace(go.Scatter(x=xs, y=[paper[m] for m in METHODS if paper.get(m) is not None], mode="markers",
+            xs = [method_label(m) for m in methods if paper.get(m) is not None]
+            figure.add_trace(go.Scatter(x=xs, y=[paper[m] for m in methods if paper.get(m) is not None], mode="markers",
                                         marker=dict(symbol="diamond", size=12, color="black"), name="paper"))
         figure.update_layout(title=title, height=420, yaxis_title=value, margin=dict(t=40, b=10))
         event = st.plotly_chart(figure, width="stretch", on_select="rerun", key=key, selection_mode="points")

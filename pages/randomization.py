@@ -4,10 +4,9 @@ import streamlit as st
 
 from trust_core.data.transforms import crop
 from trust_core.metrics import ssim
-from trust_core.saliency import METHODS
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset
-from ui.widgets import image_picker, method_label, panel
+from ui.widgets import extended_toggle, image_picker, method_label, panel, shown_methods
 
 
 def render() -> None:
@@ -24,7 +23,8 @@ def render() -> None:
         st.info("No positive test image.")
         st.stop()
     image_id = image_picker(ids, dataset)
-    methods = st.multiselect("Methods", list(METHODS), default=["grad", "gbp", "gradcam", "xrai"],
+    extended_toggle()
+    methods = st.multiselect("Methods", shown_methods(), default=["grad", "gbp", "gradcam", "xrai"],
                              format_func=method_label)
     st.session_state.setdefault("rand_state", 0)
     playing = st.toggle("▶ Play", key="rand_playing")

@@ -4,13 +4,14 @@ import streamlit as st
 from trust_core.data import RSNADataset
 from trust_core.data.groundtruth import MASK_RULES
 from trust_core.evaluate import CRITERIA, EvalConfig, Evaluation
+from trust_core.evaluate.criteria import PAPER_CRITERIA
 from trust_core.randomization.cascade import MODES
 from trust_core.saliency.registry import GRADCAM_DEFAULT_INTERPOLATION, GRADCAM_INTERPOLATIONS
 from trust_core.evaluate.jobs import JobManager
-from trust_core.saliency import METHODS, PRESETS
+from trust_core.saliency import PRESETS, resolve_methods
 from ui.frame import friendly_errors, run_page
 from ui.state import finding, kind, workspace
-from ui.widgets import method_label
+from ui.widgets import extended_toggle, method_label, shown_criteria, shown_methods
 
 
 @st.cache_resource
@@ -22,6 +23,7 @@ def jobs() -> JobManager:
 def render() -> None:
 
     st.title("Runs")
+    extended_toggle()
     with friendly_errors():
         ws = workspace()
         classifiers = ws.classifiers(kind())
@@ -33,8 +35,9 @@ def render() -> None:
                                 default=[c for c in classifiers if not c.endswith(".toml")] or classifiers[:1])
         preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label,
                               index=list(PRESETS).index("fast"))
-        methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), format_func=method_label)
-        criteria = st.multiselect("Criteria", list(CRITERIA), default=list(CRITERIA))
+        methods = st.multiselect("Methods", shown_methods(), default=resolve_methods("paper"), format_func=method_label)
+        criteria = st.multiselect("Criteria", shown_criteria(), default=list(PAPER_CRITERIA),
+                                  format_func=lambda c: CRITERIA[c].label)
         c1, c2 = st.columns(2)
         limit = c1.number_input("Utility images (max)", 1, 10_000, 16)
         ssim_images = c2.number_input("Images for SSIM criteria", 2, 100, 5)

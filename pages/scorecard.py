@@ -6,6 +6,7 @@ from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
 from trust_core.report import provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
+from ui.widgets import extended_toggle, shown_criteria, shown_methods
 from ui.state import finding, kind, workspace
 
 
@@ -22,7 +23,9 @@ def verdict_style(verdict) -> str:
 def render() -> None:
     st.title("Can these saliency maps be trusted?")
     st.caption("Four trust criteria of Arun et al., Radiology: AI 2021 — localization utility, sensitivity to "
-               "model randomization, repeatability, reproducibility — each against its baseline.")
+               "model randomization, repeatability, reproducibility — each against its baseline; the toggle adds "
+               "the field's newer tests and methods where the run scored them.")
+    extended_toggle()
     with friendly_errors():
         ws = workspace()
         results = ws.results(kind(), finding())
@@ -54,11 +57,14 @@ def render() -> None:
     st.caption(provenance_line(results))
 
     table = scorecard_table(results, kind())
-    cols = st.columns(4)
-    for col, criterion in zip(cols, CRITERIA):
+    shown = shown_criteria(results["criteria"])
+    if len(table):
+        table = table[table.method.isin(shown_methods(set(table.method))) & table.criterion.isin(shown)]
+    cols = st.columns(max(1, min(len(shown), 5)))
+    for col, criterion in zip(cols * 2, shown):
         sub = table[table.criterion == criterion]
         counts = sub.verdict.value_counts() if len(sub) else {}
-        col.metric(criterion.capitalize(), f"{counts.get('pass', 0)}/{len(sub)} pass" if len(sub) else "n/a",
+        col.metric(CRITERIA[criterion].label, f"{counts.get('pass', 0)}/{len(sub)} pass" if len(sub) else "n/a",
                    help=results["criteria"].get(criterion, {}).get("rule", ""))
         if len(sub):
             col.caption(f"{counts.get('fail', 0)} fail · {counts.get('inconclusive', 0)} inconclusive")
@@ -76,12 +82,12 @@ def render() -> None:
             axis=1)
         table["difference_text"] = table.difference_ci.map(
             lambda ci: "—" if ci is None or any(pd.isna(v) for v in ci) else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
-        for criterion in CRITERIA:
+        for criterion in shown:
             sub = table[table.criterion == criterion]
             if not len(sub):
                 continue
             block = results["criteria"][criterion]
-            st.subheader(f"{criterion.capitalize()} — {block['metric']} (n = {block['n_images']})")
+            st.subheader(f"{CRITERIA[criterion].label} — {block['metric']} (n = {block['n_images']})")
             st.caption(f"Verdict — {block['rule'].rstrip('.')}. Paper rule — {block.get('paper_rule', '—')}.")
             view = sub[["label", "verdict", "ours", "baseline_text", "difference_text", "paper_rule", "paper_text",
                         "n", "excluded"]].rename(columns={

@@ -7,10 +7,9 @@ from trust_core.data import load_radiograph
 from trust_core.data.dicom import UPLOAD_SUFFIXES, read_upload
 from trust_core.errors import TrustError
 from trust_core.data.transforms import crop
-from trust_core.saliency import METHODS
 from ui.frame import friendly_errors, preset_note, run_page
 from ui.state import model_name, preset, workspace
-from ui.widgets import method_label, panel
+from ui.widgets import extended_toggle, method_label, panel, shown_methods
 
 
 def render() -> None:
@@ -35,7 +34,8 @@ def render() -> None:
         st.error(f"This file cannot be used: {exc}")
         st.stop()
 
-    methods = st.multiselect("Methods", list(METHODS), default=list(METHODS), format_func=method_label)
+    extended_toggle()
+    methods = st.multiselect("Methods", shown_methods(), default=shown_methods(), format_func=method_label)
     st.caption(f"Model: **{model_name()}** (choose another in the sidebar)")
     if not methods:
         st.stop()

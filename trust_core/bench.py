@@ -210,6 +210,18 @@ def bench_saliency(arch: str = "densenet121", size: int | None = None, device: s
     log(f"(c) floor: {ours.passes} passes × {per_pass * 1000:.2f} ms = {floor:.2f} s")
     result = {"arch": arch, "size": size, "device": device, "ours_s": t_ours, "passes": ours.passes,
               "floor_s": floor, "efficiency": floor / t_ours}
+    # (e) what each named method set costs: passes shared between methods, forward-only passes beside
+    from .saliency.methods import SETS, method_set
+    for name in SETS:
+        if name == "paper":
+            done, seconds = ours, t_ours
+        else:
+            _LABEL_CACHE.clear()
+            done, seconds = _timed(lambda: explain(model, x[None], methods=name, preset=PAPER_PRESET,
+                                                   batch_size=batch_size))
+        log(f"(e) set {name} ({len(method_set(name))} methods): {done.passes} forward+backward passes, "
+            f"{done.forwards} forward-only passes, {seconds:.2f} s")
+        result[f"passes_{name}"], result[f"forwards_{name}"] = done.passes, done.forwards
     if not skip_reference:
         layer = _resolve_layer(model, ours.params)
         best = None

@@ -22,3 +22,29 @@ def method_label(key: str) -> str:
 
 def panel(image01: np.ndarray, saliency: np.ndarray | None, *, mask=None, caption: str = "", **kwargs) -> None:
     st.image(overlay(image01, saliency, mask=mask, **kwargs), caption=caption, width="stretch")
+
+
+def extended_toggle() -> bool:
+    """The 'beyond the paper' switch every page shares: off shows the paper's eight methods and four criteria
+    (the default view), on adds every registered method and criterion."""
+    return shared_widget(st.toggle, "Beyond the paper: extended methods and criteria", "extended", False,
+                         help="Off: Arun et al.'s eight methods and four criteria. On: also Grad-CAM++, Score-CAM, "
+                              "Input×Gradient, DeepLIFT, GradientSHAP, Occlusion and plugins; pointing games, "
+                              "mIoU, Spearman/HOG randomization and eMPRT.")
+
+
+def shown_methods(available=None) -> list[str]:
+    """The methods to offer: the paper's set or every registered method (per the toggle), in registry order,
+    restricted to ``available`` when given."""
+    from trust_core.saliency.registry import resolve_methods
+
+    keys = resolve_methods("extended" if shared("extended", False) else "paper")
+    return [k for k in keys if available is None or k in available]
+
+
+def shown_criteria(available=None) -> list[str]:
+    """The criteria to offer, like :func:`shown_methods`."""
+    from trust_core.evaluate.criteria import resolve_criteria
+
+    keys = resolve_criteria("extended" if shared("extended", False) else "paper")
+    return [k for k in keys if available is None or k in available]

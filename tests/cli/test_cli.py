@@ -37,13 +37,15 @@ def test_every_choice_list_is_a_registry():
 
     from trust_core.cli import build_parser
     from trust_core.evaluate import CRITERIA
+    from trust_core.evaluate.criteria import SETS as CRITERIA_SETS
     from trust_core.models import ARCHITECTURES
     from trust_core.randomization import INITS, MODES
     from trust_core.saliency import METHODS, PRECISIONS, PRESETS
+    from trust_core.saliency.methods import SETS
 
     commands = build_parser()._subparsers._group_actions[0].choices
-    expected = {("maps", "methods"): list(METHODS), ("maps", "preset"): list(PRESETS), ("maps", "precision"): PRECISIONS,
-                ("evaluate", "criteria"): CRITERIA, ("evaluate", "randomization"): MODES, ("evaluate", "init"): INITS,
+    expected = {("maps", "methods"): list(METHODS) + list(SETS), ("maps", "preset"): list(PRESETS), ("maps", "precision"): PRECISIONS,
+                ("evaluate", "criteria"): list(CRITERIA) + list(CRITERIA_SETS), ("evaluate", "randomization"): MODES, ("evaluate", "init"): INITS,
                 ("train", "arch"): list(ARCHITECTURES), ("report", "preset"): list(PRESETS)}
     for (command, dest), choices in expected.items():
         (action,) = [a for a in commands[command]._actions if a.dest == dest]
