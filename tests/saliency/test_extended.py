@@ -1,5 +1,6 @@
 """The methods beyond the paper against their independent oracles: captum (Input×Gradient, DeepLIFT,
-GradientSHAP, Occlusion) and pytorch-grad-cam (Grad-CAM++, Score-CAM); and what sharing passes buys."""
+GradientSHAP, Occlusion), pytorch-grad-cam (Grad-CAM++, Score-CAM) and zennit (LRP); and what sharing
+passes buys."""
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,7 @@ from trust_core.saliency.methods import gradient_shap, occlusion
 
 from ..conftest import TinyNet
 
-EXTENDED = ["input_x_gradient", "deeplift", "gradient_shap", "occlusion", "gradcam_pp", "scorecam"]
+EXTENDED = ["input_x_gradient", "deeplift", "gradient_shap", "occlusion", "gradcam_pp", "scorecam", "lrp"]
 
 
 class PoolNet(TinyNet):
@@ -131,9 +132,53 @@ def test_extended_set_shares_passes_with_the_paper(tiny_model, tiny_images):
     paper = explain(tiny_model, tiny_images, methods="paper", **light)
     extended = explain(tiny_model, tiny_images, methods="extended", **light)
     n = len(tiny_images)
-    # Input×Gradient, Grad-CAM++ and Score-CAM reuse the plain pass; DeepLIFT 2 and GradientSHAP 2 per image
-    assert extended.passes == paper.passes + n * (2 + 2)
+    # Input×Gradient, Grad-CAM++ and Score-CAM reuse the plain pass; DeepLIFT 2, GradientSHAP 2 and LRP 1 per image
+    assert extended.passes == paper.passes + n * (2 + 2 + 1)
     for key in paper:
         np.testing.assert_array_equal(extended[key], paper[key])  # the paper's maps are unchanged
     for key in EXTENDED:
         assert extended[key].shape == (n, 32, 32) and np.isfinite(extended[key]).all()
+
+
+class ResidualNet(torch.nn.Module):
+    """Convolutions with batch norm, in-place ReLUs (one module used twice), average pooling modules and a
+    residual sum: what torchvision's ResNets are made of."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(6)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.conv2 = torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.bn2 = torch.nn.BatchNorm2d(6)
+        self.features = torch.nn.Identity()
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(6, 3)
+        with torch.no_grad():  # non-trivial running statistics
+            for bn in (self.bn1, self.bn2):
+                bn.running_mean.uniform_(-0.2, 0.2)
+                bn.running_var.uniform_(0.5, 1.5)
+                bn.weight.uniform_(0.5, 1.5)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.features(self.relu(self.bn2(self.conv2(x)) + x))
+        return self.fc(self.pool(x).flatten(1))
+
+
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_alpha2_beta1", "epsilon_plus"])
+@pytest.mark.parametrize("net", [TinyNet, ResidualNet])
+def test_lrp_equals_zennit(net, composite, tiny_images):
+    from zennit import composites
+    from zennit.attribution import Gradient
+
+    torch.manual_seed(0)
+    model = net().eval()
+    result = explain(model, tiny_images, methods=["lrp"], lrp_composite=composite)
+    chosen = {"epsilon_plus_flat": composites.EpsilonPlusFlat, "epsilon_alpha2_beta1": composites.EpsilonAlpha2Beta1,
+              "epsilon_plus": composites.EpsilonPlus}[composite]()
+    with Gradient(model=model, composite=chosen) as attributor:
+        one_hot = torch.eye(3)[torch.as_tensor(result.targets)]
+        _, reference = attributor(tiny_images, one_hot)
+    np.testing.assert_allclose(result.raw["lrp"], reference.detach().numpy(), rtol=1e-4, atol=1e-6)
+    assert result.passes == len(tiny_images)

@@ -24,7 +24,7 @@ from .base import EXTENDED_SET, PAPER_SET, Method, Plan
 
 ENTRY_POINT_GROUP = "trust_core.methods"
 _BUILTIN = ("grad", "smoothgrad", "ig", "smooth_ig", "gbp", "gradcam", "guided_gradcam", "xrai",
-            "input_x_gradient", "deeplift", "gradient_shap", "occlusion", "gradcam_pp", "scorecam")
+            "input_x_gradient", "deeplift", "gradient_shap", "occlusion", "gradcam_pp", "scorecam", "lrp")
 
 METHODS: dict[str, Method] = {}
 PLUGIN_ERRORS: list[str] = []  # why a plugin was skipped (shown by `trust methods`)
