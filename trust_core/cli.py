@@ -44,7 +44,8 @@ def _cmd_train(args) -> int:
         raise ConfigError("the paper recipe fixes the learning rate (Adam at 7e-5): drop --lr, or use --recipe default")
     config = TrainConfig(arch=args.arch, model=model, seed=args.seed, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr or 1e-3, patience=args.patience, image_size=args.size,
-                         device=args.device, init_weights=args.init_weights, recipe=args.recipe)
+                         device=args.device, init_weights=args.init_weights, recipe=args.recipe,
+                         shuffle_labels=args.shuffle_labels)
     with epoch_bar(args.epochs, f"train {args.arch or args.model}") as step:
         result = train_classifier(dataset, config, args.out, progress=step)
     print(f"wrote {result.path}: val AUC {result.val_auc:.3f}, test AUC "
@@ -152,7 +153,7 @@ def _cmd_evaluate(args) -> int:
                         data_range=PAPER_DATA_RANGE if args.data_range is None else args.data_range,
                         randomization_mode=args.randomization, randomization_init=args.init, ttest=args.ttest,
                         precision=args.precision, device=args.device, batch_size=args.batch_size,
-                        group=args.group)
+                        group=args.group, shuffled_models=tuple(args.shuffled_model or ()))
     evaluation = Evaluation(dataset, model_paths, config, localizers=args.localizer or (),
                             localizer_maps=args.localizer_maps or (), cache=_open_cache(args))
     units = evaluation.units()
@@ -380,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=_positive_int, default=5)
     train.add_argument("--size", type=_at_least(32), default=None, help="input size (default: architecture's)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    train.add_argument("--shuffle-labels", action="store_true",
+                       help="train on randomly permuted labels (Adebayo et al.'s data randomization test): no "
+                            "augmentation, the fit to the permuted labels kept; evaluate it with --shuffled-model")
     train.set_defaults(func=_cmd_train)
 
     check = sub.add_parser("check", help="decode every image and ground truth of a dataset; list all problems")
@@ -415,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
                     metavar="CRITERION",
                     help=f"criteria to score (default: the paper's {', '.join(PAPER_CRITERIA)}); any of "
                          f"{', '.join(CRITERIA)}, or a set: {', '.join(CRITERIA_SETS)}")
+    ev.add_argument("--shuffled-model", action="append", metavar="CHECKPOINT",
+                    help="a model trained on shuffled labels (`trust train --shuffle-labels`), for the "
+                         "data_randomization criterion; repeatable")
     ev.add_argument("--limit", type=_positive_int, default=None, help="at most N positive test images")
     ev.add_argument("--ssim-images", type=_at_least(2), default=100, help="images for the SSIM criteria (paper: 100)")
     ev.add_argument("--ssim-seed", type=_at_least(0), default=1, help="seed choosing them (paper: 1)")

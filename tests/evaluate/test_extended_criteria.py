@@ -72,3 +72,35 @@ def test_criteria_errors_name_the_fix(workspace, rsna):  # noqa: F811
     _root, models, _localizers = workspace
     with pytest.raises(ConfigError, match="choose from"):
         Evaluation(rsna, models[:1], config(criteria=("pointing",)))
+
+
+def test_data_randomization_with_a_shuffled_label_model(workspace, rsna, tmp_path):  # noqa: F811
+    """`trust train --shuffle-labels` memorizes permuted labels; the criterion compares the maps with the
+    first model's, against its random-pair baseline; restated from the tables."""
+    from trust_core.models import TrainConfig, train_classifier
+    from trust_core.models.checkpoint import load
+    from trust_core.models.info import info_of
+
+    _root, models, _localizers = workspace
+    path = tmp_path / "shuffled.pt"
+    train_classifier(rsna, TrainConfig(arch="densenet_tiny", seed=0, epochs=2, batch_size=8, image_size=64,
+                                       shuffle_labels=True), path)
+    meta = info_of(load(path, num_classes=2)).meta
+    assert meta["shuffled_labels"]["train_auc_on_shuffled_labels"] is not None
+    with pytest.raises(ConfigError, match="--shuffle-labels"):
+        Evaluation(rsna, models[:1], config(criteria=("data_randomization",)))
+    result = evaluate(rsna, models[:1], config(criteria=("data_randomization",), shuffled_models=(str(path),)),
+                      cache=Store(tmp_path / "s"))
+    block = result.summary["criteria"]["data_randomization"]
+    table = result.tables["data_randomization"]
+    base = result.tables["data_randomization_baseline"]
+    for m in ("grad", "gradcam"):
+        values = table[table.method == m].set_index("image_id").ssim
+        baseline = base[base.method == m].set_index("image_id").ssim
+        paired = values.notna() & baseline.notna()
+        entry = block["methods"][m]
+        assert entry["difference"] == pytest.approx((values - baseline)[paired].mean())
+        low, high = entry["difference_ci"]
+        assert entry["verdict"] == ("pass" if high < 0 else "fail" if low > 0 else "inconclusive")
+    assert result.config["models"][-1]["shuffled_labels"] and not result.config["models"][0]["shuffled_labels"]
+    assert len(table) == block["n_images"] * 3 and set(table.model) == {1}  # every image × method, model 1

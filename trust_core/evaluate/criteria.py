@@ -23,7 +23,8 @@ class Criterion:
     ----------
     key : the name ``trust evaluate --criteria`` takes and results are stored under.
     family : 'localization' (maps against ground truth), 'randomization' (maps of a model against those
-        of its randomized states) or 'agreement' (maps of two trained models).
+        of its randomized states), 'agreement' (maps of two trained models) or 'data' (maps of the model
+        against those of a model trained on shuffled labels).
     metric : what is measured per image.
     higher_is_better : the metric's direction *for a trustworthy method* (randomization: lower similarity
         to the randomized model is better).
@@ -100,6 +101,11 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
               "100-bin histogram", True, "0 (no rise in complexity)",
               "pass: the 95 % CI of the mean rise lies above 0 (fail: below 0)",
               ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)"),
+    Criterion("data_randomization", "Data randomization", "data",
+              "SSIM of the maps of the model and of a model trained on shuffled labels", False,
+              "mean SSIM between the model's maps of two different images",
+              "pass: the 95 % CI of SSIM(model, shuffled-label model) − random-pair baseline lies below 0",
+              ("a model trained on shuffled labels",), reference="Adebayo et al., NeurIPS 2018"),
 )}
 
 PAPER_CRITERIA = tuple(k for k, c in CRITERIA.items() if c.group == PAPER_SET)

@@ -38,7 +38,7 @@ def spec_of(evaluation) -> EvaluationSpec:
     for key in ("finding", "negatives", "readers"):  # the multi-finding kinds' selection
         if hasattr(dataset, key):
             kwargs[key] = getattr(dataset, key)
-    return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_sources), evaluation.config,
+    return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_sources)[:evaluation.trained], evaluation.config,
                           list(evaluation.localizer_paths), list(evaluation.localizer_maps),
                           str(evaluation.cache.directory) if evaluation.cache is not None else None)
 

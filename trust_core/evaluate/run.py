@@ -82,6 +82,7 @@ class EvalConfig:
     batch_size: int | None = None
     group: int = 4
     bootstrap_seed: int = 0
+    shuffled_models: tuple[str, ...] = ()  # models trained on shuffled labels (data_randomization)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,20 @@ class Evaluation:
         families = [info_of(m).family for m in self.models]  # the architecture, or the whole spec but weights
         self.replicates = [i for i, f in enumerate(families) if f == families[0]]
         self.others = [i for i, f in enumerate(families) if f != families[0]]
+        self.trained = len(self.models)
+        if "data_randomization" in self.criteria and not config.shuffled_models:
+            raise ConfigError("the data_randomization criterion compares the maps with those of a model trained on "
+                              "shuffled labels: train one (`trust train --shuffle-labels`) and give it with "
+                              "--shuffled-model")
+        for path in config.shuffled_models:  # after the trained ones: never a replicate or another architecture
+            shuffled = load(path, num_classes=2)
+            if info_of(shuffled).prep.resize != self.resize:
+                raise ConfigError(f"the shuffled-label model {path} crops the film differently from the first model")
+            self.models.append(shuffled)
+            self.model_sources.append(str(path))
+            self.model_paths.append(str(path))
+            self.arches.append(info_of(shuffled).name)
+        self.shuffled = list(range(self.trained, len(self.models)))
         self._images: dict[tuple[str, int], torch.Tensor] = {}
         self._gt: dict[str, np.ndarray] = {}
 
@@ -171,7 +186,9 @@ class Evaluation:
         plan.append((0, "original", 0, first_ids))
         needs_original = set()
         if "utility" in criteria:  # utility of every replicate and of the other architectures
-            needs_original |= set(range(len(self.models)))
+            needs_original |= set(range(self.trained))
+        if "data_randomization" in criteria:
+            needs_original |= set(self.shuffled)
         if randomized:
             needs_original |= set(self.replicates)
         if "repeatability" in criteria:
@@ -273,6 +290,8 @@ class Evaluation:
                 tables.update(self._randomization(maps, state_index, summary, key=name))
         if "emprt" in criteria:
             tables.update(self._emprt(maps, state_index, summary))
+        if "data_randomization" in criteria:
+            tables.update(self._data_randomization(maps, summary))
         for name, pairs in (("repeatability", [(0, i) for i in self.replicates[1:]]),
                             ("reproducibility", [(0, i) for i in self.others])):
             if name in criteria:
@@ -554,6 +573,42 @@ class Evaluation:
         return {f"randomization_{key}": table.rename(columns={"ssim": key}),
                 f"randomization_{key}_baseline": baseline.rename(columns={"ssim": key})}
 
+    def _data_randomization(self, maps, summary) -> dict[str, pd.DataFrame]:
+        """Adebayo et al.'s data randomization test: per image, SSIM between the first model's map and the map
+        of each model trained on shuffled labels (averaged over them), against the first model's random-pair
+        baseline; pass when the paired 95 % CI lies below 0 (the maps differ as much as maps of different
+        images)."""
+        ids = self.ssim_ids
+        partners = self._partners()
+        reference = maps[(0, "original")]
+        rows, base_rows, entries = [], [], {}
+        for m in self.methods:
+            stack = np.stack([reference[i][m] for i in ids])
+            per_model = []
+            for k in self.shuffled:
+                values = self._ssim(stack, np.stack([maps[(k, "original")][i][m] for i in ids]))
+                per_model.append(values)
+                rows += [{"model": k, "image_id": i, "method": m, "ssim": v} for i, v in zip(ids, values)]
+            base = np.full(len(ids), np.nan)
+            for j in range(len(ids)):
+                if partners[j].size:
+                    values = self._ssim(np.repeat(stack[j][None], len(partners[j]), 0), stack[partners[j]])
+                    base[j] = np.nanmean(values) if np.isfinite(values).any() else np.nan
+            base_rows += [{"image_id": i, "method": m, "ssim": v} for i, v in zip(ids, base)]
+            values = np.nanmean(np.stack(per_model), 0) if per_model else np.full(len(ids), np.nan)
+            s = summarize(values, seed=self.config.bootstrap_seed)
+            c = compare_paired(values, base, better="less", seed=self.config.bootstrap_seed)
+            entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
+                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
+                          "paper_rule": None}
+        criterion = CRITERIA["data_randomization"]
+        summary["criteria"]["data_randomization"] = {
+            "metric": "SSIM", "n_images": len(ids), "methods": entries, "shuffled_models":
+            [self.model_paths[k] for k in self.shuffled], "baseline": criterion.baseline,
+            "rule": criterion.rule + " (fail: above 0; else inconclusive)", "paper_rule": None}
+        return {"data_randomization": pd.DataFrame(rows, columns=["model", "image_id", "method", "ssim"]),
+                "data_randomization_baseline": pd.DataFrame(base_rows, columns=["image_id", "method", "ssim"])}
+
     def _similarity(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-image Spearman or HOG similarity of stacks (N, H, W); NaN where either map is flagged."""
         from ..metrics import extra
@@ -699,8 +754,9 @@ class Evaluation:
                             "fingerprint": self.dataset.fingerprint, "skipped": self.dataset.skipped.counts,
                             "mask_rule": self.dataset.mask_rule, **self.dataset.selection},
                 "models": [{"path": p, "arch": a, "spec": info_of(m).spec, "weights_digest": weights_digest(m),
-                            "meta": {k: v for k, v in info_of(m).meta.items() if k != "spec"}}
-                           for p, a, m in zip(self.model_paths, self.arches, self.models)],
+                            "meta": {k: v for k, v in info_of(m).meta.items() if k != "spec"},
+                            "shuffled_labels": index >= self.trained}
+                           for index, (p, a, m) in enumerate(zip(self.model_paths, self.arches, self.models))],
                 "localizers": self.localizer_paths, "localizer_maps": self.localizer_maps,
                 "image_size": self.size, "utility_images": len(self.utility_ids), "ssim_images": len(self.ssim_ids),
                 "versions": {"trust_core": __version__, "saliency_code": CODE_VERSION, "evaluation_code": EVAL_CODE_VERSION, "torch": str(torch.__version__),

@@ -40,6 +40,9 @@ class TrainConfig:
     device: str | None = None
     init_weights: str | None = None  # start from these weights (e.g. ImageNet's), matching keys only
     recipe: str = "default"  # RECIPES
+    # Adebayo et al.'s data randomization test: the train labels randomly permuted (seeded), no augmentation,
+    # the weights that best fit those labels kept (train AUC on them): a model that memorized noise
+    shuffle_labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,10 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
 
     x = {s: images(ids) for s, ids in split_ids.items() if ids}
     y = {s: torch.tensor([dataset.label(i) for i in ids]) for s, ids in split_ids.items() if ids}
+    fit_labels = y["train"]
+    if config.shuffle_labels:
+        permutation = torch.randperm(len(fit_labels), generator=torch.Generator().manual_seed(10_007 + config.seed))
+        fit_labels = fit_labels[permutation]
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -239,16 +246,26 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
             optimizer, max_lr=config.lr, epochs=config.epochs,
             steps_per_epoch=max(1, -(-len(x["train"]) // config.batch_size)))
     start = time.perf_counter()
+    if config.shuffle_labels:  # memorize the permuted labels: score and keep the fit to them, never stop early
+        validate = lambda m: _auc(fit_labels.numpy(), predict_proba(m, x["train"], device))  # noqa: E731
+        stop = None
+    else:
+        validate = lambda m: _auc(y["val"].numpy(), predict_proba(m, x["val"], device))  # noqa: E731
+        # one-cycle LR: no early stop during the warm-up
+        stop = ((lambda e, best_e: e - best_e >= config.patience) if config.recipe == "paper" else
+                (lambda e, best_e: e > 0.3 * config.epochs and e - best_e >= config.patience))
     best_auc, best_epoch, epoch = fit(
-        model, x["train"], y["train"], optimizer=optimizer, generator=generator, device=device,
+        model, x["train"], fit_labels, optimizer=optimizer, generator=generator, device=device,
         epochs=config.epochs, batch_size=config.batch_size, metric="AUC", amp=device.type == "cuda",
         loss=lambda m, batch, target: binary_loss(m, m(prep.batch(batch)), target),
-        augment=(lambda batch: _augment(batch, generator)) if config.augment and config.recipe != "paper" else None,
+        augment=(lambda batch: _augment(batch, generator))
+        if config.augment and config.recipe != "paper" and not config.shuffle_labels else None,
         after_step=schedule.step if schedule is not None else None, progress=progress,
-        validate=lambda m: _auc(y["val"].numpy(), predict_proba(m, x["val"], device)),
-        # one-cycle LR: no early stop during the warm-up
-        stop=(lambda e, best_e: e - best_e >= config.patience) if config.recipe == "paper" else
-        (lambda e, best_e: e > 0.3 * config.epochs and e - best_e >= config.patience))
+        validate=validate, stop=stop)
+    shuffled = None
+    if config.shuffle_labels:  # its AUC on the real validation labels (≈ 0.5 when nothing real was learned)
+        shuffled = {"train_auc_on_shuffled_labels": best_auc, "seed": 10_007 + config.seed}
+        best_auc = _auc(y["val"].numpy(), predict_proba(model, x["val"], device))
     best = (best_auc, best_epoch)
     test_auc = (_auc(y["test"].numpy(), predict_proba(model, x["test"], device))
                 if "test" in x else None)
@@ -260,6 +277,7 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
         "dataset_kind": dataset.kind, "dataset_root": str(dataset.root),
         "dataset_fingerprint": dataset.fingerprint, "val_auc": best[0], "test_auc": test_auc,
         "best_epoch": best[1], "epochs_run": epoch, "train_seconds": round(seconds, 1),
+        "shuffled_labels": shuffled,
         "config": {**asdict(replace(config, model=None)),
                    "model": str(config.model.path or config.model.source) if config.model is not None else None},
         "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
