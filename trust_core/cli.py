@@ -153,7 +153,8 @@ def _cmd_evaluate(args) -> int:
                         data_range=PAPER_DATA_RANGE if args.data_range is None else args.data_range,
                         randomization_mode=args.randomization, randomization_init=args.init, ttest=args.ttest,
                         precision=args.precision, device=args.device, batch_size=args.batch_size,
-                        group=args.group, shuffled_models=tuple(args.shuffled_model or ()))
+                        group=args.group, shuffled_models=tuple(args.shuffled_model or ()),
+                        smprt_samples=args.smprt_samples, smprt_noise=args.smprt_noise)
     evaluation = Evaluation(dataset, model_paths, config, localizers=args.localizer or (),
                             localizer_maps=args.localizer_maps or (), cache=_open_cache(args))
     units = evaluation.units()
@@ -422,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--shuffled-model", action="append", metavar="CHECKPOINT",
                     help="a model trained on shuffled labels (`trust train --shuffle-labels`), for the "
                          "data_randomization criterion; repeatable")
+    ev.add_argument("--smprt-samples", type=_at_least(2), default=10,
+                    help="sMPRT: maps averaged over the image and N−1 noisy copies (Hedström et al.: 50)")
+    ev.add_argument("--smprt-noise", type=_positive_float, default=0.1,
+                    help="sMPRT: noise σ as a fraction of each image's range (Quantus default 0.1)")
     ev.add_argument("--limit", type=_positive_int, default=None, help="at most N positive test images")
     ev.add_argument("--ssim-images", type=_at_least(2), default=100, help="images for the SSIM criteria (paper: 100)")
     ev.add_argument("--ssim-seed", type=_at_least(0), default=1, help="seed choosing them (paper: 1)")

@@ -3,6 +3,7 @@ metric functions (themselves tested against Quantus, scipy, scikit-learn), the p
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from trust_core.cache import Store
@@ -104,3 +105,32 @@ def test_data_randomization_with_a_shuffled_label_model(workspace, rsna, tmp_pat
         assert entry["verdict"] == ("pass" if high < 0 else "fail" if low > 0 else "inconclusive")
     assert result.config["models"][-1]["shuffled_labels"] and not result.config["models"][0]["shuffled_labels"]
     assert len(table) == block["n_images"] * 3 and set(table.model) == {1}  # every image × method, model 1
+
+
+def test_smprt_denoises_over_cached_noisy_copies(workspace, rsna, tmp_path):  # noqa: F811
+    _root, models, _localizers = workspace
+    cfg = config(criteria=("smprt",), smprt_samples=3)
+    ev = Evaluation(rsna, models[:2], cfg)
+    noisy = [u for u in ev.units() if u.noise]
+    # replicates × (original, fully randomized) × (samples − 1) copies of every SSIM image
+    assert sum(len(u.image_ids) for u in noisy) == len(ev.replicates) * 2 * 2 * len(ev.ssim_ids)
+    image = torch.zeros(3, 8, 8)
+    image[0, 0, 0] = 2.0
+    first, again = ev._smprt_noise(image, 1), ev._smprt_noise(image, 1)
+    assert torch.equal(first, again) and not torch.equal(first, ev._smprt_noise(image, 2))
+    store = Store(tmp_path / "s")
+    result = evaluate(rsna, models[:2], cfg, cache=store)
+    block = result.summary["criteria"]["smprt"]
+    table = result.tables["smprt"]
+    for m in ("grad", "gradcam"):
+        sub = table[table.method == m].groupby("image_id")[["spearman", "baseline"]].mean()
+        paired = sub.dropna()
+        entry = block["methods"][m]
+        assert entry["difference"] == pytest.approx((paired.spearman - paired.baseline).mean())
+        low, high = entry["difference_ci"]
+        assert entry["verdict"] == ("pass" if high < 0 else "fail" if low > 0 else "inconclusive")
+    again = evaluate(rsna, models[:2], cfg, cache=store)  # resumable: every noisy map from the cache
+    assert again.stats["cached_images"] == again.stats["image_maps"] and again.stats["passes"] == 0
+    assert json.dumps(again.summary["criteria"]["smprt"], sort_keys=True) == json.dumps(block, sort_keys=True)
+    with pytest.raises(ConfigError, match="sMPRT needs"):
+        Evaluation(rsna, models[:2], config(criteria=("smprt",), smprt_samples=1))

@@ -5,7 +5,8 @@ Import-light (no torch, no pandas): the CLI builds its choices from here without
 
 The paper's four (Arun et al. 2021) are the default set; the others are the field's newer tests:
 localization by pointing game, energy-based pointing game and CheXlocalize's mIoU; randomization by
-Spearman rank correlation and HOG similarity (Adebayo et al. 2018) and eMPRT (Hedström et al. 2023).
+Spearman rank correlation and HOG similarity (Adebayo et al. 2018), sMPRT and eMPRT (Hedström et al.
+2023); data randomization with a model trained on shuffled labels (Adebayo et al. 2018).
 """
 from __future__ import annotations
 
@@ -96,6 +97,11 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
               "mean HOG similarity between original maps of two different images",
               "pass: the 95 % CI of HOG similarity(original, fully randomized) − random-pair baseline lies below 0",
               ("randomized states",), reference="Adebayo et al., NeurIPS 2018"),
+    Criterion("smprt", "sMPRT", "randomization",
+              "Spearman ρ of the denoised maps (mean over the image and noisy copies) of the original and the fully "
+              "randomized model", False, "mean ρ between denoised original maps of two different images",
+              "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0",
+              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus SmoothMPRT)"),
     Criterion("emprt", "eMPRT", "randomization",
               "rise of complexity (H(fully randomized map) − H(original)) / H(original), H the entropy of a "
               "100-bin histogram", True, "0 (no rise in complexity)",

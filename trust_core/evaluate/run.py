@@ -83,6 +83,8 @@ class EvalConfig:
     group: int = 4
     bootstrap_seed: int = 0
     shuffled_models: tuple[str, ...] = ()  # models trained on shuffled labels (data_randomization)
+    smprt_samples: int = 10  # sMPRT: maps averaged over the image and smprt_samples − 1 noisy copies
+    smprt_noise: float = 0.1  # their σ, × the image's (max − min) (Quantus SmoothMPRT's noise_magnitude)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Unit:
     state: str
     state_index: int
     image_ids: tuple[str, ...]
+    noise: int = 0  # sMPRT: the k-th noisy copy of each image (0: the image itself)
 
 
 @dataclass
@@ -148,6 +151,9 @@ class Evaluation:
             raise ConfigError(f"the criteria {localization} score maps against ground-truth masks, and the positive "
                               f"image {self.utility_ids[0]!r} of {dataset.root} has none: give a dataset with "
                               f"boxes or masks for its positives, or choose other criteria")
+        if "smprt" in self.criteria and (config.smprt_samples < 2 or not 0 < config.smprt_noise <= 10):
+            raise ConfigError(f"sMPRT needs at least 2 samples and a noise level in (0, 10], got "
+                              f"{config.smprt_samples} and {config.smprt_noise}")
         self.tuning_ids = dataset.ids(split="val", label=1) if "miou" in self.criteria else []
         if "miou" in self.criteria and not self.tuning_ids:
             raise ConfigError("the miou criterion tunes its thresholds on positive images of the 'val' split, and "
@@ -205,7 +211,16 @@ class Evaluation:
                 for state in states(self.models[i], mode=self.config.randomization_mode)[1:]:
                     plan.append((i, state.name, state.index, self.ssim_ids))
         g = self.config.group
-        return [Unit(i, name, k, tuple(ids[s:s + g])) for i, name, k, ids in plan for s in range(0, len(ids), g)]
+        units = [Unit(i, name, k, tuple(ids[s:s + g])) for i, name, k, ids in plan for s in range(0, len(ids), g)]
+        if "smprt" in criteria:  # the noisy copies of the SSIM images, original and fully randomized states
+            from ..randomization.cascade import states
+            for i in self.replicates:
+                final = states(self.models[i], mode=self.config.randomization_mode)[-1]
+                for name, index in (("original", 0), (final.name, final.index)):
+                    for k in range(1, self.config.smprt_samples):
+                        units += [Unit(i, name, index, tuple(self.ssim_ids[s:s + g]), noise=k)
+                                  for s in range(0, len(self.ssim_ids), g)]
+        return units
 
     # -- execution ---------------------------------------------------------------------------------
     def _input(self, image_id: str, prep) -> torch.Tensor:
@@ -225,6 +240,8 @@ class Evaluation:
         """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""
         prep = info_of(model).prep
         x = torch.stack([self._input(i, prep) for i in unit.image_ids])
+        if unit.noise:
+            x = torch.stack([image + self._smprt_noise(image, unit.noise) for image in x])
         result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
                          precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
                          **self.config.overrides)
@@ -258,7 +275,14 @@ class Evaluation:
         flags: dict[tuple[int, str], dict] = {}
         stats: dict[tuple[int, str], dict] = {}
         state_index: dict[str, int] = {}
+        noisy: dict[tuple[int, str], dict[str, dict[str, list]]] = {}  # sMPRT's maps of noisy copies
         for unit, out in zip(units, outputs):
+            if unit.noise:
+                for image_id, per_method in out["maps"].items():
+                    for m, value in per_method.items():
+                        noisy.setdefault((unit.model_index, unit.state), {}).setdefault(image_id, {}) \
+                            .setdefault(m, []).append(value)
+                continue
             maps.setdefault((unit.model_index, unit.state), {}).update(out["maps"])
             flags.setdefault((unit.model_index, unit.state), {}).update(out["flags"])
             stats.setdefault((unit.model_index, unit.state), {}).update(out.get("stats", {}))
@@ -292,6 +316,8 @@ class Evaluation:
             tables.update(self._emprt(maps, state_index, summary))
         if "data_randomization" in criteria:
             tables.update(self._data_randomization(maps, summary))
+        if "smprt" in criteria:
+            tables.update(self._smprt(maps, noisy, state_index, summary))
         for name, pairs in (("repeatability", [(0, i) for i in self.replicates[1:]]),
                             ("reproducibility", [(0, i) for i in self.others])):
             if name in criteria:
@@ -572,6 +598,64 @@ class Evaluation:
             entry["paper_rule"] = None  # the paper tested SSIM only
         return {f"randomization_{key}": table.rename(columns={"ssim": key}),
                 f"randomization_{key}_baseline": baseline.rename(columns={"ssim": key})}
+
+    def _smprt_noise(self, image: torch.Tensor, k: int) -> torch.Tensor:
+        """The k-th sMPRT noise of an image: N(0, σ²), σ = smprt_noise × (max − min), seeded by the image's
+        content, the SSIM seed and k (the same copies for every model state)."""
+        from ..saliency.methods.base import seeded_generator
+
+        generator = seeded_generator(image.cpu(), self.config.ssim_seed, "smprt", k)
+        sigma = self.config.smprt_noise * float(image.max() - image.min())
+        return (torch.randn(image.shape, generator=generator) * sigma).to(image.device)
+
+    def _smprt(self, maps, noisy, state_index, summary) -> dict[str, pd.DataFrame]:
+        """sMPRT (Hedström et al. 2023): MPRT on denoised maps — each the mean of the maps of the image and of
+        smprt_samples − 1 noisy copies — by Spearman correlation of the original and fully randomized states,
+        against the random-pair baseline of the denoised original maps; per replicate, then averaged."""
+        from ..metrics import extra
+
+        ids = self.ssim_ids
+        last = max(state_index.values()) if state_index else 0
+        final = next((s for s, k in state_index.items() if k == last), None)
+        partners = self._partners()
+
+        def denoised(model_index, state, m):
+            stacks = [np.stack([maps[(model_index, state)][i][m] for i in ids])]
+            extra_maps = noisy.get((model_index, state), {})
+            stacks += [np.stack([extra_maps[i][m][k] for i in ids]) for k in range(self.config.smprt_samples - 1)]
+            return np.mean(stacks, axis=0)  # NaN where any copy's map is flagged
+
+        rows, entries = [], {}
+        for m in self.methods:
+            values_by_replicate, base_by_replicate = [], []
+            for model_index in self.replicates:
+                if final is None or (model_index, final) not in maps:
+                    continue
+                a, b = denoised(model_index, "original", m), denoised(model_index, final, m)
+                values = self._similarity("spearman", a, b)
+                base = np.full(len(ids), np.nan)
+                for j in range(len(ids)):
+                    if partners[j].size:
+                        pair = self._similarity("spearman", np.repeat(a[j][None], len(partners[j]), 0), a[partners[j]])
+                        base[j] = np.nanmean(pair) if np.isfinite(pair).any() else np.nan
+                values_by_replicate.append(values)
+                base_by_replicate.append(base)
+                rows += [{"model": model_index, "state": final, "image_id": i, "method": m, "spearman": v,
+                          "baseline": w} for i, v, w in zip(ids, values, base)]
+            with np.errstate(all="ignore"):
+                values = np.nanmean(np.stack(values_by_replicate), 0) if values_by_replicate else np.full(len(ids), np.nan)
+                base = np.nanmean(np.stack(base_by_replicate), 0) if base_by_replicate else np.full(len(ids), np.nan)
+            s = summarize(values, seed=self.config.bootstrap_seed)
+            c = compare_paired(values, base, better="less", seed=self.config.bootstrap_seed)
+            entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
+                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
+                          "paper_rule": None, "final_state": final}
+        criterion = CRITERIA["smprt"]
+        summary["criteria"]["smprt"] = {
+            "metric": criterion.metric, "n_images": len(ids), "replicates": len(self.replicates), "methods": entries,
+            "samples": self.config.smprt_samples, "noise": self.config.smprt_noise, "baseline": criterion.baseline,
+            "rule": criterion.rule + " (fail: above 0; else inconclusive)", "paper_rule": None}
+        return {"smprt": pd.DataFrame(rows, columns=["model", "state", "image_id", "method", "spearman", "baseline"])}
 
     def _data_randomization(self, maps, summary) -> dict[str, pd.DataFrame]:
         """Adebayo et al.'s data randomization test: per image, SSIM between the first model's map and the map
