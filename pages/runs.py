@@ -54,6 +54,11 @@ def render() -> None:
         upsampling = c5.selectbox("Grad-CAM upsampling", list(GRADCAM_INTERPOLATIONS),
                                   format_func=lambda r: r + (" (paper: TF1 resize_bilinear)" if r == GRADCAM_DEFAULT_INTERPOLATION else ""))
         mode = c6.selectbox("Randomization", list(MODES))
+        shuffled = []
+        if "data_randomization" in shown_criteria():
+            shuffled = st.multiselect("Models trained on shuffled labels (data randomization)", classifiers,
+                                      help="`trust train --shuffle-labels` trains one; the data_randomization "
+                                           "criterion compares the main model's maps with its.")
         submitted = st.form_submit_button("Start evaluation", type="primary")
     if submitted:
         if not models or not methods or not criteria:
@@ -63,7 +68,8 @@ def render() -> None:
         else:
             config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
                                 utility_limit=int(limit), ssim_images=int(ssim_images), group=8,
-                                overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode)
+                                overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode,
+                                shuffled_models=tuple(str(ws.layout.model(m)) for m in shuffled))
             dataset = ws.dataset(kind(), classes=tuple(classes) if classes else None, mask_rule=mask_rule,
                                  finding=finding())
             build = lambda: Evaluation(dataset, [ws.layout.model(m) for m in models], config,

@@ -1,0 +1,106 @@
+"""Methods as plugins: one entry point adds a method everywhere; a broken plugin gets a clear error and
+takes nothing else down."""
+import importlib
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from trust_core import explain
+from trust_core.errors import ConfigError, SaliencyError
+from trust_core.saliency import METHODS
+from trust_core.saliency.methods import Method, PLUGIN_ERRORS, load_plugins
+
+
+@pytest.fixture
+def plugin_dist(tmp_path, monkeypatch):
+    """An installed distribution (a dist-info with entry points) whose module defines methods."""
+    def install(source: str, entry_points: dict[str, str]):
+        (tmp_path / "myplugin.py").write_text(textwrap.dedent(source))
+        info = tmp_path / "myplugin-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text("[trust_core.methods]\n" + "".join(
+            f"{name} = {target}\n" for name, target in entry_points.items()))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        sys.modules.pop("myplugin", None)
+        importlib.invalidate_caches()
+    yield install
+    for key in [k for k, m in METHODS.items() if m.source == "myplugin"]:
+        del METHODS[key]
+    PLUGIN_ERRORS.clear()
+
+
+GOOD = """
+import torch
+from trust_core.saliency.methods import Method
+
+def plan(ctx):
+    return ctx.use_plain()                       # reuse the shared plain pass
+
+def assemble(ctx, out, plain):
+    grads = torch.stack([out.endpoints[plain[i]] for i in range(ctx.n)])
+    return grads.abs().amax(1)                   # a 2-D map per image
+
+def wrong_shape(ctx, out, plain):
+    return torch.zeros(ctx.n, 5)
+
+def with_nan(ctx, out, plain):
+    return torch.full(ctx.x.shape, float("nan"))
+
+def raises(ctx, out, plain):
+    raise RuntimeError("boom")
+
+METHOD = Method("max_grad", "Max |gradient|", "a plugin", "max over channels of |∂y/∂x|", plain=True,
+                plan=plan, assemble=assemble)
+SHAPE = Method("bad_shape", "Bad shape", "a plugin", "", plain=True, plan=plan, assemble=wrong_shape)
+NAN = Method("nan_map", "NaN map", "a plugin", "", plain=True, plan=plan, assemble=with_nan)
+RAISES = Method("raiser", "Raiser", "a plugin", "", plain=True, plan=plan, assemble=raises)
+TAKEN = Method("grad", "Impostor", "a plugin", "", plain=True, plan=plan, assemble=assemble)
+"""
+
+
+def test_an_entry_point_adds_a_method_that_shares_the_plain_pass(plugin_dist, tiny_model, tiny_images):
+    plugin_dist(GOOD, {"max_grad": "myplugin:METHOD"})
+    assert load_plugins() == ["max_grad"]
+    method = METHODS["max_grad"]
+    assert method.group == "extended" and method.source == "myplugin"
+    alone = explain(tiny_model, tiny_images, methods=["grad"])
+    both = explain(tiny_model, tiny_images, methods=["grad", "max_grad"])
+    assert both.passes == alone.passes  # no pass of its own
+    expected = np.abs(alone.raw["grad"]).max(1)
+    np.testing.assert_allclose(both.raw["max_grad"], expected, rtol=1e-6)
+    light = dict(n_samples=2, ig_steps=3, smooth_ig_steps=2, xrai_steps=3, shap_samples=2, occlusion_window=0.5,
+                 occlusion_stride=0.5, gradcam_layer="features")
+    assert "max_grad" in explain(tiny_model, tiny_images, methods="extended", **light)
+
+
+def test_broken_plugins_are_skipped_or_fail_clearly(plugin_dist, tiny_model, tiny_images):
+    plugin_dist(GOOD, {"missing": "myplugin:NOPE", "taken": "myplugin:TAKEN", "bad_shape": "myplugin:SHAPE",
+                       "nan_map": "myplugin:NAN", "raiser": "myplugin:RAISES"})
+    with pytest.warns(RuntimeWarning, match="was not loaded"):
+        added = load_plugins()
+    assert sorted(added) == ["bad_shape", "nan_map", "raiser"]
+    assert METHODS["grad"].source == "trust_core"  # a plugin cannot take a builtin's key
+    assert any("'taken'" in e and "already registered" in e for e in PLUGIN_ERRORS)
+    assert any("'missing'" in e for e in PLUGIN_ERRORS)
+    with pytest.raises(SaliencyError, match=r"'bad_shape' \(myplugin\) returned \(3, 5\).*\(3, 32, 32\)"):
+        explain(tiny_model, tiny_images, methods=["bad_shape"])
+    with pytest.raises(SaliencyError, match=r"'raiser' \(myplugin\) failed in its assemble part: RuntimeError: boom"):
+        explain(tiny_model, tiny_images, methods=["raiser"])
+    result = explain(tiny_model, tiny_images, methods=["grad", "nan_map"])
+    assert np.isnan(result["nan_map"]).all() and np.isfinite(result["grad"]).all()
+    assert all("non-finite" in f and "'nan_map'" in f for f in result.flags["nan_map"])
+
+
+def test_unknown_names_list_the_valid_ones(tiny_model, tiny_images):
+    with pytest.raises(ConfigError, match="known: .*'lrp'.*or a set: \\['paper', 'extended'\\]"):
+        explain(tiny_model, tiny_images, methods=["lrpp"])
+    with pytest.raises(ValueError, match="needs plan and assemble"):
+        from trust_core.saliency.methods import register
+        register(Method("half", "Half", "", "", plan=lambda ctx: None))
+    with pytest.raises(ConfigError, match="lrp_composite .* must be one of"):
+        explain(tiny_model, tiny_images, methods=["lrp"], lrp_composite="z_box")
+    assert torch.is_grad_enabled()
