@@ -110,7 +110,11 @@ LOCALIZER_SEEDS = (0, 1)
 # (and a quarter of the time); SIIM masks: 64 px 0.837 / 0.910 against 128 px 0.852 / 0.929 — so SIIM's
 # is trained and predicts at the classifiers' input size.
 LOCALIZER_SIZES = {"rsna": 64, "siim": 128}
-DEMO_EVAL = dict(preset="fast", utility_limit=16, ssim_images=5, group=8)
+# the paper's four, and the newer criteria that read the same maps (no pass of their own): the app's
+# "beyond the paper" toggle shows them
+DEMO_EVAL = dict(preset="fast", utility_limit=16, ssim_images=5, group=8,
+                 criteria=("utility", "randomization", "repeatability", "reproducibility", "pointing_game",
+                           "energy_pointing_game", "spearman", "hog", "emprt"))
 
 
 def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) -> None:
