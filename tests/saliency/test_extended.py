@@ -182,3 +182,51 @@ def test_lrp_equals_zennit(net, composite, tiny_images):
         _, reference = attributor(tiny_images, one_hot)
     np.testing.assert_allclose(result.raw["lrp"], reference.detach().numpy(), rtol=1e-4, atol=1e-6)
     assert result.passes == len(tiny_images)
+
+
+class InplaceNet(TinyNet):
+    """In-place ReLUs whose returned tensor is discarded (the model relies on the in-place change)."""
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x.relu_()
+        x = self.conv2(x)
+        torch.nn.functional.relu(x, inplace=True)
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def test_deeplift_keeps_in_place_relus_in_place(tiny_images):
+    torch.manual_seed(0)
+    model = InplaceNet().eval()
+    result = explain(model, tiny_images, methods=["deeplift"])
+    with torch.no_grad():
+        logits, base = model(tiny_images), model(-torch.ones_like(tiny_images[:1]))
+    for i, t in enumerate(result.targets):  # the forward is the model's own: summation-to-delta holds
+        assert result.raw["deeplift"][i].sum() == pytest.approx(float(logits[i, t] - base[0, t]), rel=1e-4, abs=1e-6)
+
+
+def test_lrp_hooks_leave_other_threads_alone(tiny_images, monkeypatch):
+    """While one thread propagates relevance, a forward of the same model in another thread is the plain
+    model's (and does not disturb the relevance pass)."""
+    import threading
+
+    from trust_core.saliency.methods import lrp
+
+    torch.manual_seed(0)
+    model = ResidualNet().eval()
+    with torch.no_grad():
+        plain = model(tiny_images)
+    seen = {}
+    original = lrp._Relevance.backward
+
+    def slow_backward(ctx, grad):  # another thread runs the model in the middle of the relevance pass
+        if "other" not in seen:
+            worker = threading.Thread(target=lambda: seen.__setitem__("other", model(tiny_images).detach()))
+            worker.start()
+            worker.join()
+        return original(ctx, grad)
+    monkeypatch.setattr(lrp._Relevance, "backward", staticmethod(slow_backward))
+    reference = explain(model, tiny_images, methods=["lrp"]).raw["lrp"]
+    torch.testing.assert_close(seen["other"], plain)
+    monkeypatch.undo()
+    np.testing.assert_allclose(explain(model, tiny_images, methods=["lrp"]).raw["lrp"], reference, rtol=1e-6)

@@ -104,3 +104,33 @@ def test_unknown_names_list_the_valid_ones(tiny_model, tiny_images):
     with pytest.raises(ConfigError, match="lrp_composite .* must be one of"):
         explain(tiny_model, tiny_images, methods=["lrp"], lrp_composite="z_box")
     assert torch.is_grad_enabled()
+
+
+BAD_PARAMETERS = """
+from trust_core.saliency.methods import Method
+
+def plan(ctx):
+    return ctx.use_plain()
+
+def assemble(ctx, out, plain):
+    return ctx.x
+
+def strict(params):
+    raise ValueError("never valid")
+
+UNDECLARED = Method("undeclared", "U", "", "", ("my_knob",), plain=True, plan=plan, assemble=assemble)
+CHOICE = Method("bad_choice", "C", "", "", ("mode",), defaults={"mode": "x"}, choices={"mode": ("a", "b")},
+                plain=True, plan=plan, assemble=assemble)
+STRICT = Method("strict", "S", "", "", validate=strict, plain=True, plan=plan, assemble=assemble)
+"""
+
+
+def test_a_plugin_with_bad_parameters_is_refused_and_the_rest_works(plugin_dist, tiny_model, tiny_images):
+    plugin_dist(BAD_PARAMETERS, {"undeclared": "myplugin:UNDECLARED", "bad_choice": "myplugin:CHOICE",
+                                 "strict": "myplugin:STRICT"})
+    with pytest.warns(RuntimeWarning):
+        assert load_plugins() == []
+    messages = " ".join(PLUGIN_ERRORS)
+    assert "without defaults" in messages and "not one of its choices" in messages and "never valid" in messages
+    result = explain(tiny_model, tiny_images, methods=["grad"])  # the paper's methods are unaffected
+    assert np.isfinite(result["grad"]).all()

@@ -9,7 +9,7 @@ import copy
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from .methods import EXTENDED_SET, METHODS, PAPER_SET, SETS, Method, method_set
+from .methods import EXTENDED_SET, METHODS, PAPER_SET, SETS, Method, load_plugins, method_set
 
 PAPER = "Arun et al., Radiology: AI 3(6):e200267, 2021"
 
@@ -175,3 +175,26 @@ def method_params(method: str, params: dict) -> dict:
     for dependency in spec.depends_on:
         names += METHODS[dependency].parameters
     return {name: params[name] for name in sorted(set(names))}
+
+
+def check_plugin(method: Method) -> None:
+    """A plugin's parameters must have defaults (its own or the presets') that pass its own checks: else it is
+    refused at load time, and can never make ``explain`` fail for the other methods."""
+    known = dict(_ARUN2021)
+    for other in METHODS.values():
+        known.update(other.defaults)
+    known.update(method.defaults)
+    undeclared = [name for name in (*method.parameters, *method.choices) if name not in known]
+    if undeclared:
+        raise ValueError(f"it reads parameters {undeclared} without defaults: give them in Method.defaults")
+    for name, choices in method.choices.items():
+        if known[name] not in choices:
+            raise ValueError(f"its default {name}={known[name]!r} is not one of its choices {choices}")
+    if method.validate is not None:
+        try:
+            method.validate(known)
+        except Exception as error:
+            raise ValueError(f"its defaults fail its own validate(): {error}") from None
+
+
+load_plugins()

@@ -54,7 +54,10 @@ def register(method: Method) -> Method:
 
 
 def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
-    """Register the methods of every installed plugin; returns the keys added."""
+    """Register the methods of every installed plugin whose parameters check out against the presets
+    (``registry.check_plugin``); returns the keys added."""
+    from ..registry import check_plugin  # the presets' owner (registry.py calls this once it has them)
+
     added = []
     for ep in entry_points(group=group):
         try:
@@ -64,6 +67,8 @@ def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
                 method = _replace(method, group=EXTENDED_SET)  # only the paper's eight are the paper's
             if isinstance(method, Method) and method.source == "trust_core":
                 method = _replace(method, source=getattr(ep.dist, "name", None) or ep.value)
+            check_method(method)
+            check_plugin(method)
             register(method)
             added.append(method.key)
         except Exception as error:  # a broken plugin must not take the tool down
@@ -91,7 +96,7 @@ SETS = (PAPER_SET, EXTENDED_SET)
 
 for _name in _BUILTIN:
     register(importlib.import_module(f".{_name}", __name__).METHOD)
-load_plugins()
+# plugins are loaded by registry.py, once the presets their parameters are checked against exist
 
 __all__ = ["ENTRY_POINT_GROUP", "EXTENDED_SET", "METHODS", "PAPER_SET", "PLUGIN_ERRORS", "SETS", "Method", "Plan",
            "check_method", "load_plugins", "method_set", "register"]

@@ -44,6 +44,24 @@ class _Rescale(torch.autograd.Function):
         return torch.where(d_in.abs() < EPS, plain, grad * d_out / d_in), None
 
 
+class _RescaleInplace(torch.autograd.Function):
+    """:class:`_Rescale` for the in-place forms (``x.relu_()``, ``F.relu(x, inplace=True)``): ``x`` is changed in
+    place as the model expects (a model may discard the returned tensor)."""
+
+    @staticmethod
+    def forward(ctx, x, fn):
+        before = x.detach().clone()
+        x.copy_(fn(before))
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(before, x)
+        ctx.fn = fn
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _Rescale.backward(ctx, grad)
+
+
 class _MaxPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, pool):
@@ -75,6 +93,7 @@ _ELEMENTWISE = {F.relu: F.relu, torch.relu: torch.relu, torch.Tensor.relu: torch
                 F.elu: F.elu, F.leaky_relu: F.leaky_relu, F.softplus: F.softplus, F.gelu: F.gelu, F.silu: F.silu,
                 torch.sigmoid: torch.sigmoid, torch.Tensor.sigmoid: torch.sigmoid, F.sigmoid: torch.sigmoid,
                 torch.tanh: torch.tanh, torch.Tensor.tanh: torch.tanh, F.tanh: torch.tanh}
+_INPLACE = {F.relu_, torch.relu_, torch.Tensor.relu_}
 _KEEP = {F.relu: (), F.elu: ("alpha",), F.leaky_relu: ("negative_slope",), F.softplus: ("beta", "threshold"),
          F.gelu: ("approximate",)}
 
@@ -94,7 +113,11 @@ class rescale_rules(TorchFunctionMode):
             names = _KEEP.get(func, ())
             options = {k: v for k, v in kwargs.items() if k in names}
             options.update({k: v for k, v in zip(names, args[1:])})  # positional options (not inplace)
-            return _Rescale.apply(args[0], (lambda t: base(t, **options)) if options else base)
+            inplace = func in _INPLACE or (func in (F.relu, F.elu, F.leaky_relu) and kwargs.get("inplace")) or (
+                func is F.relu and len(args) > 1 and bool(args[1])) or (
+                func in (F.elu, F.leaky_relu) and len(args) > 2 and bool(args[2]))
+            fn = (lambda t: base(t, **options)) if options else base
+            return (_RescaleInplace if inplace else _Rescale).apply(args[0], fn)
         if func is F.max_pool2d:
             self.calls += 1
             names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")

@@ -167,11 +167,12 @@ def relevance(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, composit
     """LRP relevance (N, C, H, W) of the target logits of images ``x``."""
     device = device or x.device
     handles = []
+    owner = threading.get_ident()  # hooks act in this thread only: a concurrent forward elsewhere is untouched
     for module, rule in rules(model, composite).items():
         entered: list[torch.Tensor] = []  # a module may run more than once per forward (ResNet's ReLU)
 
         def enter(mod, inputs, entered=entered):
-            if getattr(_RULE, "active", False):
+            if threading.get_ident() != owner or getattr(_RULE, "active", False):
                 return None
             if not inputs or not isinstance(inputs[0], torch.Tensor) or not inputs[0].requires_grad:
                 entered.append(None)
@@ -180,7 +181,7 @@ def relevance(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, composit
             return (inputs[0].clone(), *inputs[1:])
 
         def leave(mod, inputs, out, rule=rule, entered=entered):
-            if getattr(_RULE, "active", False):
+            if threading.get_ident() != owner or getattr(_RULE, "active", False):
                 return None
             x = entered.pop() if entered else None
             if x is None or not isinstance(out, torch.Tensor):

@@ -47,6 +47,9 @@ def validate(params):
         value = params[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise ConfigError(f"{name} must be a fraction of the image side in (0, 1], got {value!r}")
+    if params["occlusion_stride"] > params["occlusion_window"]:
+        raise ConfigError(f"occlusion_stride ({params['occlusion_stride']}) must not exceed occlusion_window "
+                          f"({params['occlusion_window']}): pixels between windows would get no value (captum's rule)")
     value = params["occlusion_baseline"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
         raise ConfigError(f"occlusion_baseline must be in [-1, 1] (the paper's scale), got {value!r}")
