@@ -134,3 +134,32 @@ def test_smprt_denoises_over_cached_noisy_copies(workspace, rsna, tmp_path):  # 
     assert json.dumps(again.summary["criteria"]["smprt"], sort_keys=True) == json.dumps(block, sort_keys=True)
     with pytest.raises(ConfigError, match="sMPRT needs"):
         Evaluation(rsna, models[:2], config(criteria=("smprt",), smprt_samples=1))
+
+
+def test_smprt_copies_explain_the_images_class(workspace, rsna):  # noqa: F811
+    _root, models, _localizers = workspace
+    ev = Evaluation(rsna, models[:1], config(criteria=("smprt",), smprt_samples=2))
+    clean_unit = next(u for u in ev.units() if not u.noise and u.state == "original")
+    noisy_unit = next(u for u in ev.units() if u.noise and u.state == "original" and u.image_ids == clean_unit.image_ids)
+    model = ev.models[0]
+    clean, noisy = ev.run_unit(clean_unit, model), ev.run_unit(noisy_unit, model)
+    assert noisy["targets"] == clean["targets"]
+    assert set(noisy["maps"]) == set(clean["maps"])
+
+
+def test_criteria_refuse_data_that_cannot_support_them(workspace, rsna, monkeypatch):  # noqa: F811
+    _root, models, _localizers = workspace
+    with pytest.raises(ConfigError, match="cascading"):
+        Evaluation(rsna, models[:1], config(criteria=("emprt",), randomization_mode="independent"))
+    with monkeypatch.context() as patch:
+        first = rsna.ids(split="test", label=1)[1]
+        real_mask = type(rsna).mask
+        patch.setattr(type(rsna), "mask", lambda self, i, *a, **k: real_mask(self, i, *a, **k) * (i != first))
+        with pytest.raises(ConfigError, match=r"1 positive image\(s\) .* have none .*" + first):
+            Evaluation(rsna, models[:1], config(criteria=("pointing_game",)))
+    with monkeypatch.context() as patch:
+        real_ids = type(rsna).ids
+        patch.setattr(type(rsna), "ids", lambda self, split=None, label=None: [] if split == "val" and label == 1
+                      else real_ids(self, split=split, label=label))
+        with pytest.raises(ConfigError, match="miou .* 'val' split"):
+            Evaluation(rsna, models[:1], config(criteria=("miou",)))

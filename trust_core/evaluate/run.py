@@ -146,14 +146,12 @@ class Evaluation:
         count = min(config.ssim_images, len(positives))
         self.ssim_ids = sorted(rng.choice(positives, size=count, replace=False).tolist())
         # CheXlocalize tunes each method's binarization threshold on the validation split's positives
-        localization = [c for c in self.criteria if CRITERIA[c].family == "localization"]
-        if localization and not dataset.mask(self.utility_ids[0], 8).any():
-            raise ConfigError(f"the criteria {localization} score maps against ground-truth masks, and the positive "
-                              f"image {self.utility_ids[0]!r} of {dataset.root} has none: give a dataset with "
-                              f"boxes or masks for its positives, or choose other criteria")
         if "smprt" in self.criteria and (config.smprt_samples < 2 or not 0 < config.smprt_noise <= 10):
             raise ConfigError(f"sMPRT needs at least 2 samples and a noise level in (0, 10], got "
                               f"{config.smprt_samples} and {config.smprt_noise}")
+        if {"emprt", "smprt"} & set(self.criteria) and config.randomization_mode != "cascading":
+            raise ConfigError("eMPRT and sMPRT compare the original with the fully randomized model, which only "
+                              "cascading randomization reaches: use --randomization cascading, or leave them out")
         self.tuning_ids = dataset.ids(split="val", label=1) if "miou" in self.criteria else []
         if "miou" in self.criteria and not self.tuning_ids:
             raise ConfigError("the miou criterion tunes its thresholds on positive images of the 'val' split, and "
@@ -177,6 +175,14 @@ class Evaluation:
         self.shuffled = list(range(self.trained, len(self.models)))
         self._images: dict[tuple[str, int], torch.Tensor] = {}
         self._gt: dict[str, np.ndarray] = {}
+        localization = [c for c in self.criteria if CRITERIA[c].family == "localization"]
+        if localization:  # every ground truth scored, read once now (kept for scoring): a film without one fails here
+            empty = [i for i in self.utility_ids + self.tuning_ids if not self._masks([i]).any()]
+            if empty:
+                raise ConfigError(f"the criteria {localization} score maps against ground-truth masks, and "
+                                  f"{len(empty)} positive image(s) of {dataset.root} have none at {self.size} px "
+                                  f"(e.g. {empty[:3]}): give boxes or masks for every positive (`trust check` "
+                                  f"lists the films), or choose other criteria")
 
     # -- planning ----------------------------------------------------------------------------------
     def units(self) -> list[Unit]:
@@ -240,11 +246,13 @@ class Evaluation:
         """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""
         prep = info_of(model).prep
         x = torch.stack([self._input(i, prep) for i in unit.image_ids])
-        if unit.noise:
-            x = torch.stack([image + self._smprt_noise(image, unit.noise) for image in x])
-        result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
-                         precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
-                         **self.config.overrides)
+        if unit.noise:  # sMPRT: a noisy copy explains the class explained for the image itself (Quantus's y)
+            result = self._explain_pinned(model, x, torch.stack([image + self._smprt_noise(image, unit.noise)
+                                                                 for image in x]))
+        else:
+            result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
+                             precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
+                             **self.config.overrides)
         maps = {}
         for j, image_id in enumerate(unit.image_ids):
             maps[image_id] = {}
@@ -446,6 +454,8 @@ class Evaluation:
         positives = set(self.utility_ids) | set(self.ssim_ids)
         rows, entries = [], []
         for (model_index, state), state_maps in sorted(maps.items(), key=lambda kv: (kv[0][0], state_index.get(kv[0][1], 0))):
+            if model_index >= self.trained:  # a shuffled-label model is data_randomization's, not a trained row
+                continue
             ids = sorted(i for i in state_maps if i in positives)
             if state == "original":
                 ids = [i for i in ids if i in set(self.utility_ids)] or ids
@@ -598,6 +608,36 @@ class Evaluation:
             entry["paper_rule"] = None  # the paper tested SSIM only
         return {f"randomization_{key}": table.rename(columns={"ssim": key}),
                 f"randomization_{key}_baseline": baseline.rename(columns={"ssim": key})}
+
+    def _explain_pinned(self, model, clean: torch.Tensor, noisy: torch.Tensor):
+        """Maps of ``noisy`` explaining, per image, the class predicted for its ``clean`` version (one explain
+        call per class), merged back in image order like one ``explain`` result."""
+        def run(x, **extra):
+            return explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
+                           precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
+                           **{**self.config.overrides, **extra})
+        if "target" in self.config.overrides or info_of(model).target is not None:
+            return run(noisy)  # the class is fixed already
+        device = torch.device(self.config.device) if self.config.device else next(model.parameters()).device
+        with torch.no_grad():
+            classes = model(clean.to(device)).float().argmax(1).cpu()
+        n = len(noisy)
+        merged = _Merged({m: [None] * n for m in self.methods}, passes=0, targets=np.zeros(n, np.int64),
+                         flags={m: [None] * n for m in self.methods}, from_cache={m: [None] * n for m in self.methods},
+                         stats={})
+        for c in sorted(set(classes.tolist())):
+            rows = [j for j in range(n) if int(classes[j]) == c]
+            part = run(noisy[rows], target=int(c))
+            merged.passes += part.passes
+            for k, j in enumerate(rows):
+                merged.targets[j] = int(part.targets[k])
+                for m in self.methods:
+                    merged[m][j] = part[m][k]
+                    merged.flags[m][j] = part.flags[m][k]
+                    merged.from_cache[m][j] = part.from_cache[m][k]
+                for m, values in part.stats.items():
+                    merged.stats.setdefault(m, [None] * n)[j] = values[k]
+        return merged
 
     def _smprt_noise(self, image: torch.Tensor, k: int) -> torch.Tensor:
         """The k-th sMPRT noise of an image: N(0, σ²), σ = smprt_noise × (max − min), seeded by the image's
@@ -847,6 +887,17 @@ class Evaluation:
                              "captum": captum.__version__, "scikit-image": skimage.__version__,
                              "scikit-learn": sklearn.__version__, "numpy": np.__version__,
                              "python": platform.python_version()}}
+
+
+class _Merged:
+    """Several ``explain`` results of one unit merged in image order (``result[m][j]`` and the attributes)."""
+
+    def __init__(self, maps: dict, **attributes):
+        self._maps = maps
+        self.__dict__.update(attributes)
+
+    def __getitem__(self, method):
+        return self._maps[method]
 
 
 def _paired_mean(values: np.ndarray, partner: np.ndarray) -> float:

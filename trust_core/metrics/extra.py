@@ -2,8 +2,10 @@
 
 Localization (a map against a binary ground-truth mask):
 
-* :func:`pointing_game` — 1 when a maximum of the map lies inside the mask (Zhang et al. 2016; Quantus
-  ``PointingGame``: any of tied maxima counts).
+* :func:`pointing_game` — 1 when the maximum of the map lies inside the mask (Zhang et al. 2016; Quantus
+  ``PointingGame``). Where several pixels tie at the maximum (a percentile-clipped map has ~1 % of them at
+  1.0) the hit is the share of them inside the mask — the expected hit when the tie is broken at random;
+  Quantus counts a hit when any of them is inside (``ties="any"``), which rewards scattered maps.
 * :func:`energy_pointing_game` — the share of the map's mass inside the mask (Wang et al. 2020's
   energy-based pointing game; Quantus ``RelevanceMassAccuracy``).
 * :func:`iou_at` — IoU of the map thresholded at ``map ≥ t`` with the mask (CheXlocalize's binarization of
@@ -51,11 +53,17 @@ def _masks(masks: np.ndarray) -> np.ndarray:
     return m
 
 
-def pointing_game(maps, masks) -> np.ndarray:
-    """(N,) 1.0 where a maximum of the map lies inside the mask, else 0.0."""
+def pointing_game(maps, masks, ties: str = "share") -> np.ndarray:
+    """(N,) hit of the map's maximum in the mask: 1.0 or 0.0 for a unique maximum; with tied maxima their
+    share inside the mask (``ties="share"``) or 1.0 when any is inside (``ties="any"``, Quantus)."""
     a, m = _pair(maps, masks)
     m = _masks(m)
-    return (m & (a == a.max(1, keepdims=True))).any(1).astype(np.float64)
+    top = a == a.max(1, keepdims=True)
+    if ties == "any":
+        return (m & top).any(1).astype(np.float64)
+    if ties != "share":
+        raise MetricError(f"ties must be 'share' or 'any', got {ties!r}")
+    return (m & top).sum(1) / top.sum(1)
 
 
 def energy_pointing_game(maps, masks) -> np.ndarray:
