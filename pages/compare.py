@@ -15,6 +15,7 @@ def render() -> None:
     with friendly_errors():
         models = ws.classifiers(kind())
     ids = dataset.ids(split="test", label=1)
+    extended_toggle()
     image_id = image_picker(ids, dataset)
 
     sides = []

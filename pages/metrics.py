@@ -5,7 +5,8 @@ import streamlit as st
 from trust_core.evaluate.paper import AUPRC, SSIM
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, workspace
-from ui.widgets import extended_toggle, method_label, shown_methods
+from trust_core.evaluate.criteria import CRITERIA
+from ui.widgets import extended_toggle, method_label, shown_criteria, shown_methods
 
 
 def render() -> None:
@@ -60,6 +61,25 @@ def render() -> None:
             strip_box(table, "ssim", f"{name.capitalize()} — SSIM per image", name,
                       baselines=[("localizers", baseline["mean"] if baseline else None, "green")],
                       paper=SSIM[name].get(kind()))
+    for key in shown_criteria(results["criteria"]):  # beyond the paper: one plot each, from the registry
+        criterion = CRITERIA[key]
+        if criterion.group == "paper":
+            continue
+        with friendly_errors():
+            table = ws.table(kind(), criterion.table)
+        if table is None or not len(table):
+            continue
+        if "state_index" in table:  # a similarity at every randomization state: the fully randomized one
+            table = table[table.state_index == table.state_index.max()]
+        per_image = table.groupby(["method", "image_id"])[criterion.column].mean().reset_index()
+        block = results["criteria"][key]
+        strip_box(per_image, criterion.column, f"{criterion.label} — {block['metric']} (n = {block['n_images']})",
+                  key)
+        baselines = {m: e.get("baseline") for m, e in block["methods"].items() if e}
+        st.caption(f"{criterion.direction.capitalize()}; baseline: {criterion.baseline}"
+                   + (": " + ", ".join(f"{method_label(m)} {b:.2f}" for m, b in baselines.items()
+                                       if isinstance(b, float)) if baselines else "")
+                   + f". {criterion.reference}.")
     st.caption("Click a point to open that image in the explorer.")
 
 

@@ -60,8 +60,9 @@ def render() -> None:
     shown = shown_criteria(results["criteria"])
     if len(table):
         table = table[table.method.isin(shown_methods(set(table.method))) & table.criterion.isin(shown)]
-    cols = st.columns(max(1, min(len(shown), 5)))
-    for col, criterion in zip(cols * 2, shown):
+    per_row = 4
+    cols = [c for start in range(0, len(shown), per_row) for c in st.columns(per_row)]
+    for col, criterion in zip(cols, shown):
         sub = table[table.criterion == criterion]
         counts = sub.verdict.value_counts() if len(sub) else {}
         col.metric(CRITERIA[criterion].label, f"{counts.get('pass', 0)}/{len(sub)} pass" if len(sub) else "n/a",

@@ -9,6 +9,7 @@ from trust_core.errors import TrustError
 from trust_core.data.transforms import crop
 from ui.frame import friendly_errors, preset_note, run_page
 from ui.state import model_name, preset, workspace
+from trust_core.saliency import resolve_methods
 from ui.widgets import extended_toggle, method_label, panel, shown_methods
 
 
@@ -35,7 +36,8 @@ def render() -> None:
         st.stop()
 
     extended_toggle()
-    methods = st.multiselect("Methods", shown_methods(), default=shown_methods(), format_func=method_label)
+    methods = st.multiselect("Methods", shown_methods(), default=resolve_methods("paper"), format_func=method_label,
+                             help="Score-CAM and Occlusion cost many forward passes on a large model")
     st.caption(f"Model: **{model_name()}** (choose another in the sidebar)")
     if not methods:
         st.stop()

@@ -203,6 +203,23 @@ def _cmd_check(args) -> int:
     return 2 if problems else 0
 
 
+def _cmd_methods(args) -> int:
+    """The registries: every saliency method (plugins included) and every criterion, with their sets."""
+    from .saliency.methods import PLUGIN_ERRORS
+
+    print("saliency methods (--methods; sets: paper = the default, extended = all):")
+    for key, method in METHODS.items():
+        print(f"  {key:<18} {method.label:<22} {method.group:<9} passes: {method.passes or '?'}"
+              + (f"  [{method.source}]" if method.source != "trust_core" else ""))
+    print("\ncriteria (--criteria; sets: paper = the default, extended = all):")
+    for key, criterion in CRITERIA.items():
+        print(f"  {key:<22} {criterion.label:<26} {criterion.group:<9} {criterion.metric} ({criterion.direction}); "
+              f"needs {', '.join(criterion.needs)}")
+    for message in PLUGIN_ERRORS:
+        print(f"note: {message}", file=sys.stderr)
+    return 0
+
+
 def _cmd_inspect(args) -> int:
     import json
 
@@ -448,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True)
     _add_compute_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
+
+    listing = sub.add_parser("methods", help="list every saliency method and trust criterion (registries, plugins)")
+    listing.set_defaults(func=_cmd_methods)
 
     ins = sub.add_parser("inspect", help="resolve a model (spec): input, outputs, Grad-CAM layer, cascade, "
                                          "sanity check")

@@ -42,6 +42,29 @@ def test_scorecard_shows_results_and_paper_values(app_workspace, monkeypatch):
     assert any("fast" in w.value for w in at.warning)  # the non-paper preset is called out
 
 
+def test_the_extended_toggle_adds_the_newer_criteria_and_methods(app_workspace, monkeypatch):
+    """Off (the default): the paper's four criteria and eight methods. On: every criterion the run scored,
+    on the scorecard and the metrics page, and every registered method in the pickers."""
+    at = start(app_workspace, monkeypatch)
+    headers = [h.value for h in at.subheader]
+    assert any(h.startswith("Utility") for h in headers) and not any("Pointing game" in h for h in headers)
+    at.toggle[0].set_value(True).run()
+    assert not at.exception, at.exception
+    headers = [h.value for h in at.subheader]
+    for label in ("Pointing game", "Energy pointing game", "Randomization (Spearman)", "Randomization (HOG)", "eMPRT"):
+        assert any(h.startswith(label) for h in headers), (label, headers)
+    assert len([m for m in at.metric]) == 9  # one tile per criterion scored
+    at.switch_page("pages/metrics.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["_extended"] is True  # the choice follows you across pages
+    titles = " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))
+    assert "eMPRT" in titles and "Pointing game" in titles
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception, at.exception
+    options = at.selectbox(key="explorer_method").options
+    assert "LRP" in options and "Grad-CAM++" in options
+
+
 def test_explorer_choose_method_and_switch_image_fast(app_workspace, monkeypatch):
     at = start(app_workspace, monkeypatch)
     at.switch_page("pages/explorer.py").run()

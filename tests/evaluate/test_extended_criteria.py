@@ -163,3 +163,49 @@ def test_criteria_refuse_data_that_cannot_support_them(workspace, rsna, monkeypa
                       else real_ids(self, split=split, label=label))
         with pytest.raises(ConfigError, match="miou .* 'val' split"):
             Evaluation(rsna, models[:1], config(criteria=("miou",)))
+
+
+def test_result_types_check_every_block():
+    from trust_core.evaluate.criteria import CriterionResult, MethodResult
+
+    entry = {"mean": 0.5, "median": 0.5, "std": 0.1, "ci_low": 0.4, "ci_high": 0.6, "n": 3, "excluded": 0,
+             "verdict": "pass", "paper_rule": None, "baseline": 0.2, "threshold": 0.3}
+    result = MethodResult.from_entry(entry)
+    assert result.details == {"baseline": 0.2, "threshold": 0.3} and result.as_dict() == entry
+    block = {"metric": "IoU", "n_images": 3, "rule": "r", "methods": {"grad": entry, "gbp": None}, "thresholds": {}}
+    assert CriterionResult.from_block("miou", block).as_dict() == block
+    with pytest.raises(ValueError, match="lacks"):
+        MethodResult.from_entry({k: v for k, v in entry.items() if k != "ci_low"})
+    with pytest.raises(ValueError, match="verdict"):
+        MethodResult.from_entry({**entry, "verdict": "maybe"})
+    with pytest.raises(ValueError, match="unknown criterion"):
+        CriterionResult.from_block("pointing", block)
+
+
+def test_the_command_line_lists_and_runs_the_extended_sets(workspace, rsna, tmp_path, capsys):  # noqa: F811
+    from trust_core.cli import main
+
+    assert main(["methods"]) == 0
+    listed = capsys.readouterr().out
+    assert all(key in listed for key in [*CRITERIA, "lrp", "scorecam", "gradcam_pp"])
+    _root, models, _localizers = workspace
+    shuffled = tmp_path / "shuffled.pt"
+    assert main(["train", "--dataset", f"rsna:{rsna.root}", "--arch", "densenet_tiny", "--size", "64", "--epochs", "1",
+                 "--batch-size", "8", "--shuffle-labels", "--out", str(shuffled)]) == 0
+    out = tmp_path / "ev"
+    light = [f"{k}={v}" for k, v in FAST.items()]
+    args = ["evaluate", "--dataset", f"rsna:{rsna.root}", "--model", str(models[0]), "--preset", "fast",
+            "--methods", "grad", "lrp", "--criteria", "pointing_game", "emprt", "smprt", "data_randomization",
+            "--shuffled-model", str(shuffled), "--smprt-samples", "2", "--limit", "4", "--ssim-images", "3",
+            "--baseline-pairs", "2", "--no-cache", "--out", str(out)]
+    for item in light:
+        args += ["--set", item]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["criteria"]) == {"pointing_game", "emprt", "smprt", "data_randomization"}
+    assert set(summary["criteria"]["smprt"]["methods"]) == {"grad", "lrp"}
+    assert "details" not in summary["criteria"]["smprt"]["methods"]["grad"]  # typed results, written flat
+    assert main(["evaluate", "--dataset", f"rsna:{rsna.root}", "--model", str(models[0]), "--criteria", "pointing",
+                 "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'pointing'" in error and "pointing_game" in error  # the valid names are listed

@@ -10,7 +10,7 @@ Spearman rank correlation and HOG similarity (Adebayo et al. 2018), sMPRT and eM
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 PAPER_SET = "paper"
 EXTENDED_SET = "extended"
@@ -35,6 +35,7 @@ class Criterion:
         'other architectures').
     group : 'paper' or 'extended'.
     reference : where it comes from.
+    table, column : the per-image table the evaluation writes for it and its value column (pages plot them).
     """
 
     key: str
@@ -47,6 +48,8 @@ class Criterion:
     needs: tuple[str, ...]
     group: str = EXTENDED_SET
     reference: str = ""
+    table: str = ""
+    column: str = ""
 
     @property
     def direction(self) -> str:
@@ -60,61 +63,119 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
     Criterion("utility", "Utility", "localization", "AUPRC", True,
               "average ground-truth mask of train+val (low); a localizer's score maps (high)",
               "pass: the 95 % CI of the paired AUPRC difference to the average-mask baseline lies above 0",
-              ("masks",), PAPER_SET, "Arun et al. 2021"),
+              ("masks",), PAPER_SET, "Arun et al. 2021", table="utility", column="auprc"),
     Criterion("randomization", "Randomization", "randomization", "SSIM", False,
               "mean SSIM between original maps of two different images",
               "pass: the 95 % CI of SSIM(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), PAPER_SET, "Adebayo et al. 2018; Arun et al. 2021"),
+              ("randomized states",), PAPER_SET, "Adebayo et al. 2018; Arun et al. 2021", table="randomization", column="ssim"),
     Criterion("repeatability", "Repeatability", "agreement", "SSIM", True,
               "SSIM between two localizers trained with different seeds",
               "pass: the 95 % CI of the paired SSIM difference to the localizers' lies above 0",
-              ("replicates",), PAPER_SET, "Arun et al. 2021"),
+              ("replicates",), PAPER_SET, "Arun et al. 2021", table="repeatability", column="ssim"),
     Criterion("reproducibility", "Reproducibility", "agreement", "SSIM", True,
               "SSIM between two localizers trained with different seeds",
               "pass: the 95 % CI of the paired SSIM difference to the localizers' lies above 0",
-              ("other architectures",), PAPER_SET, "Arun et al. 2021"),
+              ("other architectures",), PAPER_SET, "Arun et al. 2021", table="reproducibility", column="ssim"),
     Criterion("pointing_game", "Pointing game", "localization", "hit (map maximum inside the ground truth)", True,
               "the average ground-truth mask of train+val, scored the same way",
               "pass: the 95 % CI of the paired hit-rate difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Zhang et al., ECCV 2016 (Quantus PointingGame)"),
+              ("masks",), reference="Zhang et al., ECCV 2016 (Quantus PointingGame)", table="pointing_game", column="pointing_game"),
     Criterion("energy_pointing_game", "Energy pointing game", "localization",
               "share of the map's energy inside the ground truth", True,
               "the average ground-truth mask of train+val, scored the same way",
               "pass: the 95 % CI of the paired difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Wang et al., CVPRW 2020 (Quantus RelevanceMassAccuracy)"),
+              ("masks",), reference="Wang et al., CVPRW 2020 (Quantus RelevanceMassAccuracy)", table="energy_pointing_game", column="energy_pointing_game"),
     Criterion("miou", "mIoU (CheXlocalize)", "localization",
               "IoU of the map thresholded at its method's tuned threshold", True,
               "the average ground-truth mask of train+val, thresholded and tuned the same way",
               "pass: the 95 % CI of the paired IoU difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)"),
+              ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)", table="miou", column="miou"),
     Criterion("spearman", "Randomization (Spearman)", "randomization",
               "Spearman rank correlation of the original and fully randomized maps", False,
               "mean Spearman correlation between original maps of two different images",
               "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), reference="Adebayo et al., NeurIPS 2018"),
+              ("randomized states",), reference="Adebayo et al., NeurIPS 2018", table="randomization_spearman", column="spearman"),
     Criterion("hog", "Randomization (HOG)", "randomization",
               "Pearson correlation of the HOG features of the original and fully randomized maps", False,
               "mean HOG similarity between original maps of two different images",
               "pass: the 95 % CI of HOG similarity(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), reference="Adebayo et al., NeurIPS 2018"),
+              ("randomized states",), reference="Adebayo et al., NeurIPS 2018", table="randomization_hog", column="hog"),
     Criterion("smprt", "sMPRT", "randomization",
               "Spearman ρ of the denoised maps (mean over the image and noisy copies) of the original and the fully "
               "randomized model", False, "mean ρ between denoised original maps of two different images",
               "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus SmoothMPRT)"),
+              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus SmoothMPRT)", table="smprt", column="spearman"),
     Criterion("emprt", "eMPRT", "randomization",
               "rise of complexity (H(fully randomized map) − H(original)) / H(original), H the entropy of a "
               "100-bin histogram", True, "0 (no rise in complexity)",
               "pass: the 95 % CI of the mean rise lies above 0 (fail: below 0)",
-              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)"),
+              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)", table="emprt", column="emprt"),
     Criterion("data_randomization", "Data randomization", "data",
               "SSIM of the maps of the model and of a model trained on shuffled labels", False,
               "mean SSIM between the model's maps of two different images",
               "pass: the 95 % CI of SSIM(model, shuffled-label model) − random-pair baseline lies below 0",
-              ("a model trained on shuffled labels",), reference="Adebayo et al., NeurIPS 2018"),
+              ("a model trained on shuffled labels",), reference="Adebayo et al., NeurIPS 2018", table="data_randomization", column="ssim"),
 )}
 
 PAPER_CRITERIA = tuple(k for k, c in CRITERIA.items() if c.group == PAPER_SET)
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method under one criterion, as ``summary.json`` writes it: the fields every criterion gives, and
+    its own (baselines, CIs of the difference, thresholds, states…) in ``details``."""
+
+    mean: float
+    median: float
+    std: float
+    ci_low: float
+    ci_high: float
+    n: int
+    excluded: int
+    verdict: str
+    paper_rule: str | None = None
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> "MethodResult":
+        names = {f.name for f in fields(cls)} - {"details"}
+        missing = [n for n in names if n not in entry and n != "paper_rule"]
+        if missing:
+            raise ValueError(f"a criterion result lacks {missing}")
+        if entry["verdict"] not in ("pass", "fail", "inconclusive"):
+            raise ValueError(f"unknown verdict {entry['verdict']!r}")
+        return cls(**{n: entry.get(n) for n in names}, details={k: v for k, v in entry.items() if k not in names})
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        details = out.pop("details")
+        return {**out, **details}
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    """One criterion's block of ``summary.json``."""
+
+    key: str
+    metric: str
+    n_images: int
+    rule: str
+    methods: dict  # method → MethodResult (None where the criterion could not run, e.g. one replicate)
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_block(cls, key: str, block: dict) -> "CriterionResult":
+        if key not in CRITERIA:
+            raise ValueError(f"unknown criterion {key!r}")
+        methods = {m: (None if e is None else MethodResult.from_entry(e)) for m, e in block["methods"].items()}
+        rest = {k: v for k, v in block.items() if k not in ("metric", "n_images", "rule", "methods")}
+        return cls(key, block["metric"], block["n_images"], block["rule"], methods, rest)
+
+    def as_dict(self) -> dict:
+        """The block as written (``dataclasses.asdict`` of the typed results, details merged back)."""
+        return {"metric": self.metric, "n_images": self.n_images, "rule": self.rule,
+                "methods": {m: (None if r is None else r.as_dict()) for m, r in self.methods.items()},
+                **self.details}
 SETS = (PAPER_SET, EXTENDED_SET)
 
 

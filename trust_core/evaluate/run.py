@@ -53,7 +53,7 @@ from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, resolve_methods, resolve_params
 from ..saliency.registry import PAPER_PRESET
 from ..saliency.postprocess import minmax_maps
-from .criteria import CRITERIA, PAPER_CRITERIA, resolve_criteria  # one owner of the names
+from .criteria import CRITERIA, PAPER_CRITERIA, CriterionResult, resolve_criteria  # one owner of the names
 # 2: verdicts from paired CIs, random-pair baseline per replicate, localizer normalization and pairing,
 # utility of every model state, paper ground-truth rule and RSNA classes (results of 1 are not reused)
 EVAL_CODE_VERSION = "evaluate-2"
@@ -334,6 +334,9 @@ class Evaluation:
             tables["localizer_agreement"] = pd.DataFrame({"image_id": self.ssim_ids, "ssim": localizer["agreement"]})
         elif criteria & {"repeatability", "reproducibility"}:
             tables["localizer_agreement"] = pd.DataFrame(columns=["image_id", "ssim"])
+        # every block through its typed result (the registry's keys, the fields each result must have)
+        summary["criteria"] = {k: CriterionResult.from_block(k, block).as_dict()
+                               for k, block in summary["criteria"].items()}
         stats_out = {"units": len(units), "passes": int(sum(o["passes"] for o in outputs)),
                      "cached_images": int(sum(o["cached_images"] for o in outputs)),
                      "image_maps": int(sum(len(u.image_ids) for u in units)), "seconds": round(seconds, 1)}
@@ -415,7 +418,7 @@ class Evaluation:
         entries = {}
         for m, values in per_method.items():
             s = summarize(values, seed=self.config.bootstrap_seed)
-            vs_low = compare_paired(values, low, better="greater", seed=self.config.bootstrap_seed)
+            vs_low = compare_paired(values, low, better=_better("utility"), seed=self.config.bootstrap_seed)
             entry = {**s.as_dict(), "baseline_low": vs_low.baseline,
                      "baseline_high": _paired_mean(high, values) if high is not None else None,
                      "difference": vs_low.difference, "difference_ci": [vs_low.ci_low, vs_low.ci_high],
@@ -558,7 +561,7 @@ class Evaluation:
                 paired = sub[sub.state == name].merge(base_m, on=["model", "image_id"]).dropna(subset=["ssim", "base"])
                 means = paired.groupby("image_id")[["ssim", "base"]].mean().reindex(ids)
                 per_state[name] = means.ssim.to_numpy()
-                comparisons[name] = compare_paired(means.ssim.to_numpy(), means.base.to_numpy(), better="less",
+                comparisons[name] = compare_paired(means.ssim.to_numpy(), means.base.to_numpy(), better=_better(key),
                                                    seed=self.config.bootstrap_seed)
             if independent and comparisons:
                 decisive = max(comparisons, key=lambda n: (comparisons[n].mean if comparisons[n].n else -np.inf))
@@ -686,7 +689,7 @@ class Evaluation:
                 values = np.nanmean(np.stack(values_by_replicate), 0) if values_by_replicate else np.full(len(ids), np.nan)
                 base = np.nanmean(np.stack(base_by_replicate), 0) if base_by_replicate else np.full(len(ids), np.nan)
             s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, base, better="less", seed=self.config.bootstrap_seed)
+            c = compare_paired(values, base, better=_better("smprt"), seed=self.config.bootstrap_seed)
             entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
                           "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
                           "paper_rule": None, "final_state": final}
@@ -721,7 +724,7 @@ class Evaluation:
             base_rows += [{"image_id": i, "method": m, "ssim": v} for i, v in zip(ids, base)]
             values = np.nanmean(np.stack(per_model), 0) if per_model else np.full(len(ids), np.nan)
             s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, base, better="less", seed=self.config.bootstrap_seed)
+            c = compare_paired(values, base, better=_better("data_randomization"), seed=self.config.bootstrap_seed)
             entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
                           "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
                           "paper_rule": None}
@@ -779,7 +782,7 @@ class Evaluation:
             rows += [{"image_id": i, "method": m, name: v, "flag": flags[(0, "original")][i][m]}
                      for i, v in zip(ids, values)]
             s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, base, better="greater", seed=self.config.bootstrap_seed)
+            c = compare_paired(values, base, better=_better(name), seed=self.config.bootstrap_seed)
             entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
                           "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
                           "paper_rule": None, **({"threshold": thresholds[m]} if m in thresholds else {})}
@@ -817,7 +820,7 @@ class Evaluation:
                          for i, v in zip(ids, values)]
             values = np.nanmean(np.stack(per_replicate), 0) if per_replicate else np.full(len(ids), np.nan)
             s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, np.zeros(len(ids)), better="greater", seed=self.config.bootstrap_seed)
+            c = compare_paired(values, np.zeros(len(ids)), better=_better("emprt"), seed=self.config.bootstrap_seed)
             entries[m] = {**s.as_dict(), "baseline": 0.0, "difference": c.difference,
                           "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
                           "paper_rule": None, "final_state": final}
@@ -849,7 +852,7 @@ class Evaluation:
             entry = {**s.as_dict(), "baseline": None, "verdict": "inconclusive", "paper_rule": None,
                      "reason": "no localizer baseline (give two localizers)"}
             if base is not None:
-                c = compare_paired(values, base, better="greater", seed=self.config.bootstrap_seed)
+                c = compare_paired(values, base, better=_better(name), seed=self.config.bootstrap_seed)
                 entry.update(baseline=c.baseline, difference=c.difference, difference_ci=[c.ci_low, c.ci_high],
                              n_paired=c.n, verdict=c.verdict, paper_rule=_point_rule(c.mean >= c.baseline, c.n),
                              reason=None)
@@ -898,6 +901,11 @@ class _Merged:
 
     def __getitem__(self, method):
         return self._maps[method]
+
+
+def _better(criterion: str) -> str:
+    """The passing side of a criterion's paired difference, from the registry."""
+    return "greater" if CRITERIA[criterion].higher_is_better else "less"
 
 
 def _paired_mean(values: np.ndarray, partner: np.ndarray) -> float:
