@@ -73,10 +73,12 @@ def render() -> None:
             table = table[table.state_index == table.state_index.max()]
         per_image = table.groupby(["method", "image_id"])[criterion.column].mean().reset_index()
         block = results["criteria"][key]
-        strip_box(per_image, criterion.column, f"{criterion.label} — {block['metric']} (n = {block['n_images']})",
-                  key)
         baselines = {m: e.get("baseline") for m, e in block["methods"].items() if e}
-        st.caption(f"{criterion.direction.capitalize()}; baseline: {criterion.baseline}"
+        levels = {round(b, 6) for b in baselines.values() if isinstance(b, float)}
+        strip_box(per_image, criterion.column, f"{criterion.label} — per image (n = {block['n_images']})", key,
+                  baselines=[("baseline", levels.pop(), "orange")] if len(levels) == 1 else ())
+        st.caption(f"{block['metric'][0].upper()}{block['metric'][1:]}: {criterion.direction}; baseline: "
+                   f"{criterion.baseline}"
                    + (": " + ", ".join(f"{method_label(m)} {b:.2f}" for m, b in baselines.items()
                                        if isinstance(b, float)) if baselines else "")
                    + f". {criterion.reference}.")

@@ -168,6 +168,7 @@ def _cmd_evaluate(args) -> int:
     write_outputs(result, args.out)
     _print_summary(result.summary)
     print(f"{result.stats['units']} units, {result.stats['passes']} forward+backward passes, "
+          f"{result.stats['forwards']} forward-only passes, "
           f"{result.stats['cached_images']}/{result.stats['image_maps']} image-states from the cache; "
           f"outputs in {args.out}")
     return 0

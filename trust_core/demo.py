@@ -160,10 +160,12 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
 
 
 def _current_results(path: Path) -> bool:
-    """Results exist and were scored by the current evaluation code (older ones are recomputed)."""
+    """Results exist, were scored by the current evaluation code and hold every criterion the demo scores
+    (older ones are recomputed: the maps come from the cache)."""
     from .evaluate.run import EVAL_CODE_VERSION
 
     try:
-        return json.loads(path.read_text()).get("code_version") == EVAL_CODE_VERSION
+        summary = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
+    return summary.get("code_version") == EVAL_CODE_VERSION and set(DEMO_EVAL["criteria"]) <= set(summary["criteria"])

@@ -126,11 +126,19 @@ def test_cams_equal_pytorch_grad_cam(tiny_model, tiny_images, cam_class, key):
         np.testing.assert_allclose(minmax(result.raw[key][i]), minmax(reference[i]), atol=2e-4)
 
 
-def test_extended_set_shares_passes_with_the_paper(tiny_model, tiny_images):
+def test_extended_set_shares_passes_with_the_paper(tiny_model, tiny_images, monkeypatch):
+    from trust_core.saliency import engine
+
     light = dict(n_samples=2, ig_steps=3, smooth_ig_steps=2, xrai_steps=3, gradcam_layer="features", shap_samples=2,
                  occlusion_window=0.5, occlusion_stride=0.5)
-    paper = explain(tiny_model, tiny_images, methods="paper", **light)
-    extended = explain(tiny_model, tiny_images, methods="extended", **light)
+    calls = []
+    real_chunks = engine._chunks
+    monkeypatch.setattr(engine, "_chunks", lambda n, size: calls.append((n, size)) or real_chunks(n, size))
+    paper = explain(tiny_model, tiny_images, methods="paper", batch_size=5, **light)
+    paper_calls, calls[:] = list(calls), []
+    extended = explain(tiny_model, tiny_images, methods="extended", batch_size=5, **light)
+    # the paper's points are chunked exactly as without the others (GradientSHAP's run after, apart)
+    assert calls[0] == paper_calls[0] and calls[1] == (len(tiny_images) * 2, 5)
     n = len(tiny_images)
     # Input×Gradient, Grad-CAM++ and Score-CAM reuse the plain pass; DeepLIFT 2, GradientSHAP 2 and LRP 1 per image
     assert extended.passes == paper.passes + n * (2 + 2 + 1)

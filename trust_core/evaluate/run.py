@@ -267,7 +267,7 @@ class Evaluation:
                                         for j, i in enumerate(unit.image_ids)},
                 "stats": {i: {m: result.stats[m][j] for m in result.stats} for j, i in enumerate(unit.image_ids)},
                 "targets": {i: int(result.targets[j]) for j, i in enumerate(unit.image_ids)},
-                "passes": result.passes, "cached_images": cached}
+                "passes": result.passes, "forwards": getattr(result, "forwards", 0), "cached_images": cached}
 
     def run(self, *, progress: Callable[[int, int, str], None] | None = None,
             executor: Callable | None = None) -> EvalResult:
@@ -338,6 +338,7 @@ class Evaluation:
         summary["criteria"] = {k: CriterionResult.from_block(k, block).as_dict()
                                for k, block in summary["criteria"].items()}
         stats_out = {"units": len(units), "passes": int(sum(o["passes"] for o in outputs)),
+                     "forwards": int(sum(o.get("forwards", 0) for o in outputs)),
                      "cached_images": int(sum(o["cached_images"] for o in outputs)),
                      "image_maps": int(sum(len(u.image_ids) for u in units)), "seconds": round(seconds, 1)}
         return EvalResult(tables=tables, summary=summary, config=self.describe(), stats=stats_out)
@@ -625,13 +626,14 @@ class Evaluation:
         with torch.no_grad():
             classes = model(clean.to(device)).float().argmax(1).cpu()
         n = len(noisy)
-        merged = _Merged({m: [None] * n for m in self.methods}, passes=0, targets=np.zeros(n, np.int64),
+        merged = _Merged({m: [None] * n for m in self.methods}, passes=0, forwards=0, targets=np.zeros(n, np.int64),
                          flags={m: [None] * n for m in self.methods}, from_cache={m: [None] * n for m in self.methods},
                          stats={})
         for c in sorted(set(classes.tolist())):
             rows = [j for j in range(n) if int(classes[j]) == c]
             part = run(noisy[rows], target=int(c))
             merged.passes += part.passes
+            merged.forwards += part.forwards
             for k, j in enumerate(rows):
                 merged.targets[j] = int(part.targets[k])
                 for m in self.methods:

@@ -38,6 +38,7 @@ class PathSet:
     image: list[int] = field(default_factory=list)
     guided: list[bool] = field(default_factory=list)
     plain: list[bool] = field(default_factory=list)  # the clean image at α = 1: targets + Grad-CAM
+    late: list[bool] = field(default_factory=list)  # run after the others, in chunks of their own
 
     def add(self, *, end_index: int, image: int, alphas, start=0.0, guided: bool = False,
             plain: bool = False) -> int:
@@ -48,7 +49,15 @@ class PathSet:
         self.image.append(image)
         self.guided.append(guided)
         self.plain.append(plain)
+        self.late.append(False)
         return len(self.image) - 1
+
+    def mark_late(self, first: int) -> None:
+        """Paths from index ``first`` on run after every other point, chunked apart (a method beyond the
+        paper: the paper's points keep the chunks they have without it)."""
+        for i in range(first, len(self.late)):
+            if not self.plain[i]:
+                self.late[i] = True
 
     @property
     def n_points(self) -> int:
@@ -213,8 +222,10 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     is_guided = torch.tensor(paths.guided)[point_path]
     is_plain = torch.tensor(paths.plain)[point_path] & (point_alpha == 1.0)
     on_extra = end_rows_cpu[point_path] >= bank.shape[0]
-    rank = torch.where(is_plain, 0, torch.where(is_guided, 1, torch.where(on_extra, 3, 2)))
+    is_late = torch.tensor(paths.late, dtype=torch.bool)[point_path]
+    rank = torch.where(is_late, 4, torch.where(is_plain, 0, torch.where(is_guided, 1, torch.where(on_extra, 3, 2))))
     order = torch.sort(rank, stable=True).indices
+    n_early = int((~is_late).sum())
     if resolved is None and not bool(is_plain.any()):
         raise ValueError("run_paths needs explicit targets when no plain point is given")
     if all(isinstance(s, float) for s in paths.start):
@@ -238,7 +249,9 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     passes = 0
     try:
         with fp32_mode(device, precision):
-            for begin, end in _chunks(len(order), batch_size):
+            chunks = _chunks(n_early, batch_size) + [(n_early + b, n_early + e)
+                                                     for b, e in _chunks(len(order) - n_early, batch_size)]
+            for begin, end in chunks:
                 chunk = order[begin:end]
                 if bank_extra is not None and bool(on_extra[chunk].any()):
                     bank = torch.cat([bank, bank_extra.result().to(device)])

@@ -234,13 +234,22 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     if any(METHODS[m].plain for m in order):
         ctx.use_plain()  # first: the plain points fix the targets
     try:
-        for key in order:
-            method = METHODS[key]
-            if method.plan is not None:
-                ctx.planned[key] = _plugin_call(method, "plan", method.plan, ctx)
+        return _planned_run(ctx, order, model, x, params, device=device, batch_size=batch_size, precision=precision)
     finally:
         if pool is not None:
             pool.shutdown(wait=False)
+
+
+def _planned_run(ctx, order, model, x, params, *, device, batch_size, precision) -> Computed:
+    """Plan every method on ``ctx``, run the engine once, assemble and post-process."""
+    n = x.shape[0]
+    for key in order:
+        method = METHODS[key]
+        if method.plan is not None:
+            before = len(ctx.paths.image)
+            ctx.planned[key] = _plugin_call(method, "plan", method.plan, ctx)
+            if method.group != PAPER_SET:  # run after the paper's points, in chunks of their own: the
+                ctx.paths.mark_late(before)  # paper's chunks (and so their maps) are the same with or without
 
     targets = None
     if params["target"] != "predicted":
