@@ -4,24 +4,26 @@ import streamlit as st
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset
-from ui.widgets import image_picker
+from ui.widgets import extended_toggle, image_picker, shown_methods
 
 
 def render() -> None:
     ws, dataset = dataset_page("Reports")
     ids = dataset.ids(split="test", label=1)
     image_id = image_picker(ids, dataset)
+    extended_toggle()
+    methods = tuple(shown_methods())
     identifiers = st.checkbox("Include patient identifiers (name, ID, birth date…)", value=False,
                               help="Off by default: reports are de-identified and name the image by a pseudonym.")
     # A report belongs to what it was built from: another dataset, finding, image, model, preset or the
     # identifiers choice clears it (a stale report of another image was offered before).
-    built_for = (str(ws.root), kind(), finding(), image_id, model_name(), preset(), identifiers)
+    built_for = (str(ws.root), kind(), finding(), image_id, model_name(), preset(), methods, identifiers)
     if st.session_state.get("report", (None,))[0] != built_for:
         st.session_state.pop("report", None)
     if st.button("Build report", type="primary"):
         with friendly_errors(), st.spinner("Computing maps and rendering…"):
-            report = build_image_report(ws, kind(), image_id, model_name(), preset=preset(), finding=finding(),
-                                        include_identifiers=identifiers)
+            report = build_image_report(ws, kind(), image_id, model_name(), methods=list(methods), preset=preset(),
+                                        finding=finding(), include_identifiers=identifiers)
             st.session_state["report"] = (built_for, report.title, render_html(report), render_pdf(report))
     if "report" in st.session_state:
         _, title, html_text, pdf_bytes = st.session_state["report"]

@@ -290,8 +290,8 @@ def _cmd_report(args) -> int:
     if not args.image or not args.model:
         from .errors import ConfigError
         raise ConfigError("a per-image report needs --image and --model (or use --cohort)")
-    report = build_image_report(ws, args.dataset, args.image, args.model, preset=args.preset, finding=args.finding,
-                                include_identifiers=args.include_identifiers)
+    report = build_image_report(ws, args.dataset, args.image, args.model, methods=args.methods, preset=args.preset,
+                                finding=args.finding, include_identifiers=args.include_identifiers)
     if out.suffix.lower() == ".html":
         atomic_write(out, render_html(report))
     else:
@@ -494,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--image", default=None, help="image id")
     rep.add_argument("--model", default=None, help="model file name in the workspace")
     rep.add_argument("--preset", default="fast", choices=list(PRESETS))
+    rep.add_argument("--methods", nargs="*", default=None, choices=list(METHODS) + list(SETS), metavar="METHOD",
+                     help="the maps to show (default: the paper's eight; 'extended': every method)")
     rep.add_argument("--cohort", action="store_true", help="export the cohort results instead (ZIP)")
     rep.add_argument("--include-identifiers", action="store_true", help="put patient identifiers in the report")
     rep.add_argument("--out", required=True, help="file: .pdf, .html (per image) or .zip (cohort)")
