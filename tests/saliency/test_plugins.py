@@ -11,7 +11,8 @@ import torch
 from trust_core import explain
 from trust_core.errors import ConfigError, SaliencyError
 from trust_core.saliency import METHODS
-from trust_core.saliency.methods import Method, PLUGIN_ERRORS, load_plugins
+from trust_core.saliency.methods import Method, PLUGIN_ERRORS
+from trust_core.saliency.registry import load_plugins
 
 
 @pytest.fixture

@@ -657,8 +657,6 @@ class Evaluation:
         """sMPRT (Hedström et al. 2023): MPRT on denoised maps — each the mean of the maps of the image and of
         smprt_samples − 1 noisy copies — by Spearman correlation of the original and fully randomized states,
         against the random-pair baseline of the denoised original maps; per replicate, then averaged."""
-        from ..metrics import extra
-
         ids = self.ssim_ids
         last = max(state_index.values()) if state_index else 0
         final = next((s for s, k in state_index.items() if k == last), None)

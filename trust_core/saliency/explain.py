@@ -221,7 +221,6 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     """Compute maps for all images of ``x`` (already on ``device``); no cache. Every method plans its points
     on one shared engine (in :func:`plan_order`), the engine runs them once, and each method assembles
     its raw attribution. ``model_key`` seeds the noise with the model state (see ``methods.base.noise``)."""
-    n = x.shape[0]
     order = plan_order(methods)
     # CPU work that depends on the images alone runs beside the passes on a GPU: the noisy copies (drawn
     # on the CPU, so that the maps do not depend on the device) and XRAI's segmentation.

@@ -6,10 +6,14 @@ for interactive CPU use and says so wherever its results appear.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import warnings
+from importlib.metadata import entry_points
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from .methods import EXTENDED_SET, METHODS, PAPER_SET, SETS, Method, load_plugins, method_set
+from .methods import (ENTRY_POINT_GROUP, EXTENDED_SET, METHODS, PAPER_SET, PLUGIN_ERRORS, SETS, Method, check_method,
+                      method_set, register)
 
 PAPER = "Arun et al., Radiology: AI 3(6):e200267, 2021"
 
@@ -195,6 +199,30 @@ def check_plugin(method: Method) -> None:
             method.validate(known)
         except Exception as error:
             raise ValueError(f"its defaults fail its own validate(): {error}") from None
+
+
+def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """Register the methods of every installed plugin whose parameters check out against the presets
+    (``registry.check_plugin``); returns the keys added."""
+    added = []
+    for ep in entry_points(group=group):
+        try:
+            obj = ep.load()
+            method = obj() if callable(obj) and not isinstance(obj, Method) else obj
+            if isinstance(method, Method) and method.group == PAPER_SET:
+                method = dataclasses.replace(method, group=EXTENDED_SET)  # only the paper's eight are the paper's
+            if isinstance(method, Method) and method.source == "trust_core":
+                method = dataclasses.replace(method, source=getattr(ep.dist, "name", None) or ep.value)
+            check_method(method)
+            check_plugin(method)
+            register(method)
+            added.append(method.key)
+        except Exception as error:  # a broken plugin must not take the tool down
+            message = (f"saliency plugin {ep.name!r} ({ep.value}) was not loaded: {type(error).__name__}: {error}")
+            PLUGIN_ERRORS.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return added
+
 
 
 load_plugins()

@@ -4,7 +4,8 @@
 2021), then the builtin methods beyond the paper, then plugins. Named sets: ``paper`` (the eight, the
 default everywhere) and ``extended`` (every registered method).
 
-Plugins register through the entry-point group ``trust_core.methods``: each entry point names a
+Plugins register through the entry-point group ``trust_core.methods`` (loaded by ``registry.load_plugins``,
+which checks their parameters against the presets): each entry point names a
 :class:`~.base.Method` (or a function returning one), e.g. in a plugin's ``pyproject.toml``::
 
     [project.entry-points."trust_core.methods"]
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import warnings
-from importlib.metadata import entry_points
 
 from .base import EXTENDED_SET, PAPER_SET, Method, Plan
 
@@ -53,36 +52,6 @@ def register(method: Method) -> Method:
     return method
 
 
-def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
-    """Register the methods of every installed plugin whose parameters check out against the presets
-    (``registry.check_plugin``); returns the keys added."""
-    from ..registry import check_plugin  # the presets' owner (registry.py calls this once it has them)
-
-    added = []
-    for ep in entry_points(group=group):
-        try:
-            obj = ep.load()
-            method = obj() if callable(obj) and not isinstance(obj, Method) else obj
-            if isinstance(method, Method) and method.group == PAPER_SET:
-                method = _replace(method, group=EXTENDED_SET)  # only the paper's eight are the paper's
-            if isinstance(method, Method) and method.source == "trust_core":
-                method = _replace(method, source=getattr(ep.dist, "name", None) or ep.value)
-            check_method(method)
-            check_plugin(method)
-            register(method)
-            added.append(method.key)
-        except Exception as error:  # a broken plugin must not take the tool down
-            message = (f"saliency plugin {ep.name!r} ({ep.value}) was not loaded: {type(error).__name__}: {error}")
-            PLUGIN_ERRORS.append(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return added
-
-
-def _replace(method: Method, **changes) -> Method:
-    import dataclasses
-    return dataclasses.replace(method, **changes)
-
-
 def method_set(name: str) -> list[str]:
     """The keys of a named set: 'paper' (Arun et al.'s eight) or 'extended' (every registered method)."""
     if name == PAPER_SET:
@@ -99,4 +68,4 @@ for _name in _BUILTIN:
 # plugins are loaded by registry.py, once the presets their parameters are checked against exist
 
 __all__ = ["ENTRY_POINT_GROUP", "EXTENDED_SET", "METHODS", "PAPER_SET", "PLUGIN_ERRORS", "SETS", "Method", "Plan",
-           "check_method", "load_plugins", "method_set", "register"]
+           "check_method", "method_set", "register"]
