@@ -19,7 +19,8 @@ $(STAMP): requirements.txt requirements-ray.txt requirements-zoo.txt requirement
 	# would shadow the headless build: it is installed without its dependencies (all present above).
 	$(BIN)/pip install --quiet -r requirements-oracles.txt
 	$(BIN)/pip install --quiet --no-deps quantus==0.6.0
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	# setuptools' notice about editable installs is information, not a problem: kept out of the install log
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # Headless Chromium + driver for the end-to-end browser test (Debian packages; needs root, as CI has).

@@ -8,7 +8,7 @@ from trust_core.errors import TrustError
 from trust_core.saliency import PRESETS
 from ui.access import access_gate
 from ui.byom import bring_your_own_model
-from ui.state import get_workspace, shared, shared_widget, workspace_root
+from ui.state import get_workspace, jobs, shared, shared_widget, workspace_root
 from ui.pages import PAGES as PAGE_SPECS
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
@@ -43,6 +43,18 @@ with st.sidebar:
     bring_your_own_model(ws)
     shared_widget(st.selectbox, "Preset", "preset", "fast", options=list(PRESETS),
                   format_func=lambda p: PRESETS[p].label)
+    shared_widget(st.toggle, "Show patient identifiers", "identifiers", False,
+                  help="Off: images are named by pseudonyms (img-…) on every page and in every export, as in "
+                       "the reports. On: the dataset's own ids (patientId, SOPInstanceUID) and, in reports, the "
+                       "DICOM identifiers.")
+
+    @st.fragment(run_every=3.0)
+    def busy() -> None:
+        """A global indicator of the evaluations this server is running (any session's)."""
+        running = [j for j in jobs().list() if j.status in ("queued", "running")]
+        if running:
+            st.info(" · ".join(f"⏳ {j.label}: {j.done}/{j.total} units" for j in running), icon="⏳")
+    busy()
 
 navigation = st.navigation(list(PAGE_FILES.values()))
 goto = st.session_state.pop("_goto", None)

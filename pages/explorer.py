@@ -8,20 +8,52 @@ from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
 from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import finding, kind, model_name, preset
 from trust_core.saliency import METHODS
-from ui.widgets import extended_toggle, image_picker, method_label, panel, shown_methods
+from ui.state import finding, kind, model_name, preset, shared, shared_widget
+from ui.widgets import extended_toggle, image_picker, method_label, panel, shown_id, shown_methods
+
+
+def window_sliders(lo: float, hi: float) -> tuple[float, float]:
+    """Window level and width over the film's stored values, in whole steps; kept across images as fractions
+    of the value range (a window chosen on one film opens the next alike)."""
+    span = max(hi - lo, 1.0)
+    fc, fw = shared("window_center", 0.5), shared("window_width", 1.0)
+    center = st.slider("Window level", lo, hi, float(min(hi, max(lo, round(lo + fc * span)))), step=1.0)
+    width = st.slider("Window width", 1.0, span + 1, float(min(span + 1, max(1.0, round(fw * span)))), step=1.0)
+    st.session_state["_window_center"] = (center - lo) / span
+    st.session_state["_window_width"] = width / span
+    return center, width
+
+
+def measurements(result, methods, mask) -> "pd.DataFrame":
+    """Per method, on this image: AUPRC, energy inside the ground truth, pointing-game hit (flagged maps: —)."""
+    import pandas as pd
+
+    from trust_core.metrics import extra
+
+    rows = []
+    for key in methods:
+        values = result[key][0]
+        ok = result.flags[key][0] is None
+        rows.append({"method": method_label(key), "AUPRC": auprc(values, mask) if ok else None,
+                     "mass inside GT": float(extra.energy_pointing_game(values[None], mask[None])[0]) if ok else None,
+                     "pointing hit": float(extra.pointing_game(values[None], mask[None])[0]) if ok else None,
+                     "note": result.flags[key][0] or ""})
+    return pd.DataFrame(rows).round(3)
 
 
 def render() -> None:
     ws, dataset = dataset_page("Image explorer")
     extended_toggle()
-    order = st.radio("Sort", list(GALLERY_ORDERS), horizontal=True)
+    order = shared_widget(st.radio, "Sort", "gallery_order", list(GALLERY_ORDERS)[0], options=list(GALLERY_ORDERS),
+                          horizontal=True)
     with friendly_errors():
         gallery = ws.gallery(kind(), order, finding=finding())
 
     if gallery is not None:
         shown = gallery.round(3).rename(columns={k: method_label(k) for k in METHODS})  # labels, never raw keys
+        shown.index = [shown_id(i) for i in shown.index]  # pseudonyms unless identifiers are asked for
+        shown.index.name = "image"
         event = st.dataframe(shown, on_select="rerun", selection_mode="single-row", key="gallery",
                              width="stretch", height=220)
         if event.selection.rows:
@@ -38,29 +70,40 @@ def render() -> None:
     left, right = st.columns([2, 1])
     with right:
         methods = shown_methods()
-        method = st.selectbox("Method", methods, format_func=method_label, key="explorer_method")
-        opacity = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
-        cmap = st.selectbox("Colormap", COLORMAPS)
-        mode = st.radio("Show", ["all values", "above threshold", "top k %"], horizontal=True)
-        threshold = st.slider("Threshold", 0.0, 1.0, 0.5, 0.05) if mode == "above threshold" else None
-        top = st.slider("Top k %", 1, 50, 10) if mode == "top k %" else None
+        # every setting is kept across pages and images (a click elsewhere may set the method)
+        method = shared_widget(st.selectbox, "Method", "explorer_method", methods[0], options=methods,
+                               format_func=method_label)
+        opacity = shared_widget(st.slider, "Opacity", "opacity", 0.5, min_value=0.0, max_value=1.0, step=0.05)
+        cmap = shared_widget(st.selectbox, "Colormap", "colormap", COLORMAPS[0], options=list(COLORMAPS))
+        modes = ["all values", "above threshold", "top k %"]
+        mode = shared_widget(st.radio, "Show", "show_mode", modes[0], options=modes, horizontal=True)
+        threshold = (shared_widget(st.slider, "Threshold", "threshold", 0.5, min_value=0.0, max_value=1.0, step=0.05)
+                     if mode == "above threshold" else None)
+        top = (shared_widget(st.slider, "Top k %", "top_percent", 10, min_value=1, max_value=50)
+               if mode == "top k %" else None)
         record = dataset.record(image_id)
         display = None
         if record.path.suffix.lower() in (".dcm", ".dicom"):
             try:
                 dicom = read_dicom(record.path)
-                lo, hi = dicom.value_range
-                center = st.slider("Window level", float(lo), float(hi), float((lo + hi) / 2))
-                width = st.slider("Window width", 1.0, float(hi - lo + 1), float(hi - lo + 1))
+                lo, hi = (float(v) for v in dicom.value_range)
+                center, width = window_sliders(lo, hi)
                 display = dicom.windowed(center, width)
             except DicomError as exc:
                 st.error(str(exc))
 
-    with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
-        result = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), finding=finding())
-    explained = int(result.targets[0])
     with friendly_errors():
         output = ws.prediction(kind(), image_id, model_name(), finding=finding())
+    with right:  # which class the maps explain: the predicted one (the paper's choice) or any other
+        choices = ["predicted"] + list(range(len(output["scores"])))
+        target = shared_widget(st.selectbox, "Explain class", "explain_target", "predicted", options=choices,
+                               format_func=lambda c: f"predicted ({ws.class_name(model_name(), output['predicted'])})"
+                               if c == "predicted" else f"{c}: {ws.class_name(model_name(), c)}")
+    overrides = {} if target == "predicted" else {"target": int(target)}
+    with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
+        result = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), finding=finding(),
+                         **overrides)
+    explained = int(result.targets[0])
     label = ws.class_name(model_name(), explained)
     kind_of_score = "probability" if output["activation"] != "logits" else "logit"
     size = result[method].shape[1]
@@ -89,6 +132,19 @@ def render() -> None:
         with cols[k % 4]:
             panel(image, values, mask=mask, alpha=opacity, cmap=cmap, threshold=threshold, top_percent=top,
                   caption=f"{method_label(key)} · AUPRC {score:.3f}" if score is not None else method_label(key))
+
+    if mask.any():
+        st.subheader("Measurements")
+        boxes = dataset.boxes(image_id, None, framing)
+        native = dataset.native_shape(image_id)
+        st.caption("Ground truth: " + (", ".join(f"box {k + 1}: {b.width:.0f} × {b.height:.0f} px "
+                                                 f"({100 * b.width * b.height / (native[0] * native[1]):.1f} % of "
+                                                 f"the film)" for k, b in enumerate(boxes))
+                                       if boxes else f"mask, {100 * mask.mean():.1f} % of the film")
+                   + ". Per method: AUPRC, the share of the map's mass inside the ground truth (energy pointing "
+                     "game) and whether its maximum lies inside it (pointing game; tied maxima count by their "
+                     "share inside).")
+        st.dataframe(measurements(result, methods, mask), hide_index=True, width="stretch")
 
 
 run_page(__file__, render)

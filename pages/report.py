@@ -3,7 +3,7 @@ import streamlit as st
 
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import finding, kind, model_name, preset
+from ui.state import finding, kind, model_name, preset, shared
 from ui.widgets import extended_toggle, image_picker, shown_methods
 
 
@@ -13,8 +13,10 @@ def render() -> None:
     image_id = image_picker(ids, dataset)
     extended_toggle()
     methods = tuple(shown_methods())
-    identifiers = st.checkbox("Include patient identifiers (name, ID, birth date…)", value=False,
-                              help="Off by default: reports are de-identified and name the image by a pseudonym.")
+    identifiers = bool(shared("identifiers", False))  # the sidebar's choice, as on every page
+    st.caption("Patient identifiers (name, ID, birth date…) are **included**: the sidebar's switch is on."
+               if identifiers else "De-identified: the image is named by its pseudonym (the sidebar's switch "
+               "'Show patient identifiers' includes them).")
     # A report belongs to what it was built from: another dataset, finding, image, model, preset or the
     # identifiers choice clears it (a stale report of another image was offered before).
     built_for = (str(ws.root), kind(), finding(), image_id, model_name(), preset(), methods, identifiers)

@@ -7,17 +7,11 @@ from trust_core.evaluate import CRITERIA, EvalConfig, Evaluation
 from trust_core.evaluate.criteria import PAPER_CRITERIA
 from trust_core.randomization.cascade import MODES
 from trust_core.saliency.registry import GRADCAM_DEFAULT_INTERPOLATION, GRADCAM_INTERPOLATIONS
-from trust_core.evaluate.jobs import JobManager
 from trust_core.saliency import PRESETS, resolve_methods
 from ui.frame import friendly_errors, run_page
-from ui.state import finding, kind, workspace
+from ui.state import finding, jobs, kind, workspace
 from ui.widgets import extended_toggle, method_label, shown_criteria, shown_methods
 
-
-@st.cache_resource
-def jobs() -> JobManager:
-    """The job manager of this server process (every session's runs)."""
-    return JobManager()
 
 
 def render() -> None:
@@ -59,8 +53,10 @@ def render() -> None:
             shuffled = st.multiselect("Models trained on shuffled labels (data randomization)", classifiers,
                                       help="`trust train --shuffle-labels` trains one; the data_randomization "
                                            "criterion compares the main model's maps with its.")
-        submitted = st.form_submit_button("Start evaluation", type="primary")
+        submitted = st.form_submit_button("Plan the evaluation", type="primary",
+                                          help="Checks the choices and estimates the work; you start it below")
     if submitted:
+        st.session_state.pop("_run_plan", None)
         if not models or not methods or not criteria:
             st.error("Choose at least one model, one method and one criterion.")
         elif kind() == "rsna" and not classes:
@@ -70,13 +66,64 @@ def render() -> None:
                                 utility_limit=int(limit), ssim_images=int(ssim_images), group=8,
                                 overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode,
                                 shuffled_models=tuple(str(ws.layout.model(m)) for m in shuffled))
-            dataset = ws.dataset(kind(), classes=tuple(classes) if classes else None, mask_rule=mask_rule,
-                                 finding=finding())
-            build = lambda: Evaluation(dataset, [ws.layout.model(m) for m in models], config,
-                                       localizers=[ws.layout.model(m) for m in localizers], cache=ws.store)
+            with friendly_errors(), st.spinner("Planning: models, images, units, a timed pass…"):
+                dataset = ws.dataset(kind(), classes=tuple(classes) if classes else None, mask_rule=mask_rule,
+                                     finding=finding())
+                evaluation = Evaluation(dataset, [ws.layout.model(m) for m in models], config,
+                                        localizers=[ws.layout.model(m) for m in localizers], cache=ws.store)
+                st.session_state["_run_plan"] = (kind(), finding(), preset, models, evaluation, estimate(evaluation))
+
+    plan = st.session_state.get("_run_plan")
+    if plan and plan[:2] == (kind(), finding()):
+        _kind, _finding, preset, models, evaluation, (image_states, per_image, per_pass, forwards) = plan
+        total = image_states * per_image if per_image is not None else None
+        seconds = total * per_pass if total is not None else None
+        st.markdown(f"**Plan** — {len(evaluation.units())} units, {image_states} image-states × "
+                    + (f"{per_image} forward+backward passes" if per_image is not None else "an unknown number of "
+                       "passes (a plugin states no cost)")
+                    + (f" (+ {forwards} forward-only)" if forwards else "") + " each"
+                    + (f" ≈ **{_duration(seconds)}** on this machine ({per_pass * 1000:.0f} ms per pass measured "
+                       "now); maps already in the cache are not recomputed." if seconds is not None else "."))
+        replaces = ws.results(kind(), finding()) is not None or ws.results_finding(kind()) is not None
+        confirmed = True
+        if replaces:
+            st.warning(f"This run **replaces the current {kind().upper()} results** (`results/{kind()}`), which "
+                       "the scorecard, metrics, gallery and reports read.", icon="⚠️")
+            confirmed = st.checkbox(f"Replace the {kind().upper()} results", value=False, key="confirm_replace")
+        if st.button("Start evaluation", type="primary", disabled=not confirmed):
             label = f"{kind().upper()}" + (f" ({finding()})" if finding() else "")
-            job = jobs().start(f"{label} · {preset} · {len(models)} models", ws.layout.results(kind()), build)
+            job = jobs().start(f"{label} · {preset} · {len(models)} models", ws.layout.results(kind()),
+                               lambda evaluation=evaluation: evaluation)
+            st.session_state.pop("_run_plan", None)
             st.success(f"Started job {job.id}: it keeps running if you change page.")
+
+
+def estimate(evaluation) -> tuple[int, int | None, float, int | None]:
+    """(image-states, forward+backward passes per image-state, seconds per pass measured on the main model,
+    forward-only passes per image-state) of a planned evaluation."""
+    import time
+
+    import torch
+
+    from trust_core.models.info import info_of
+    from trust_core.saliency import explain
+    from trust_core.saliency.registry import estimate_passes
+
+    units = evaluation.units()
+    image_states = sum(len(u.image_ids) for u in units)
+    size = evaluation.size
+    per_image, forwards = estimate_passes(evaluation.methods, evaluation.params, size=size)
+    model = evaluation.models[0]
+    x = torch.zeros((4, info_of(model).prep.channels, size, size))
+    explain(model, x[:1], methods=["grad"])  # warm-up
+    started = time.perf_counter()
+    explain(model, x, methods=["grad"], batch_size=4)
+    return image_states, per_image, (time.perf_counter() - started) / 4, forwards
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
 
 
     @st.fragment(run_every=2.0)

@@ -43,11 +43,29 @@ def render() -> None:
         st.stop()
     with friendly_errors(), st.spinner("Computing maps (cached for this image)…"):
         result = workspace().maps_for_image(image, model_name(), methods=methods, preset=preset())
+    with friendly_errors():
+        typical = workspace().typicality(image, model_name())
+        output = workspace().prediction_for_image(image, model_name())
     image = crop(image, workspace().framing(model_name()))  # the part of the film under the maps
     target = int(result.targets[0])
-    st.success(f"Explained class {target} ({workspace().class_name(model_name(), target)}); "
+    name = workspace().class_name(model_name(), target)
+    kind_of_score = "probability" if output["activation"] != "logits" else "logit"
+    st.success(f"Maps explain class {target} — **{name}** (the model's {kind_of_score} {output['scores'][target]:.2f}; "
+               f"predicted: {workspace().class_name(model_name(), output['predicted'])}); "
                + ("from the cache" if all(all(v) for v in result.from_cache.values())
                   else f"{result.passes} forward+backward passes"))
+    if output["activation"] == "softmax" and name == "no finding":
+        st.warning("These maps explain **no finding**: they show what argues against the finding, not where it is.",
+                   icon="⚠️")
+    if typical and typical["unlike"]:
+        st.warning(f"This image is **unlike the model's training films** ({typical['dataset'].upper()} of this "
+                   f"workspace): its intensity histogram lies {typical['distance']:.2f} from theirs (Jensen–Shannon), "
+                   f"farther than any of {typical['films']} training films (at most {typical['largest_training']:.2f}). "
+                   "A model trained on the demo's synthetic phantoms, run on a real film, is outside what it learned: "
+                   "its prediction and maps say little about this film.", icon="⚠️")
+    elif typical is None:
+        st.caption("This model's training films are not in the workspace: whether this image resembles them is "
+                   "not checked.")
     cols = st.columns(4)
     with cols[0]:
         panel(image, None, caption="Input", size=result[methods[0]].shape[1] * 2)

@@ -38,6 +38,7 @@ class Workspace:
         self.store = Store(self.layout.store)
         self._datasets: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._typical: dict = {}  # (model, dataset, n) → the training films' histogram statistics
 
     # -- contents ------------------------------------------------------------------------------------
     @property
@@ -162,9 +163,7 @@ class Workspace:
         x = prep(self.dataset(kind, finding=finding).image(image_id, prep.size, prep.resize))[None]
         with torch.no_grad():
             logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
-        scores = {"softmax": lambda v: torch.softmax(v, 0), "sigmoid": torch.sigmoid,
-                  "logits": lambda v: v}[info.activation](logits)
-        return {"scores": scores.tolist(), "predicted": int(logits.argmax()), "activation": info.activation}
+        return _scored(logits, info.activation)
 
     def class_name(self, name: str, index: int) -> str:
         """An output's name for this model (its spec's classes; the binary datasets' 'no finding' /
@@ -202,6 +201,54 @@ class Workspace:
         with self._lock:
             return explain(self.model(model_name), x, methods=methods, preset=preset, cache=self.store,
                            **overrides)
+
+    def prediction_for_image(self, image01: np.ndarray, model_name: str) -> dict:
+        """:meth:`prediction` of an arbitrary grayscale image in [0, 1] (an upload)."""
+        model = self.model(model_name)
+        info = info_of(model)
+        x = info.prep(info.prep.film(image01))[None]
+        with torch.no_grad():
+            logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
+        return _scored(logits, info.activation)
+
+    def typicality(self, image01: np.ndarray, model_name: str, *, reference: int = 48) -> dict | None:
+        """How unlike the model's training films an image is: the Jensen–Shannon distance of its intensity
+        histogram (64 bins, at the model's input, framed as the model sees it) to the mean histogram of
+        ``reference`` training films, against the largest distance of those films themselves. ``None`` when
+        the model's training data are not in this workspace (a model brought from elsewhere)."""
+        from scipy.spatial.distance import jensenshannon
+
+        model = self.model(model_name)
+        kind = info_of(model).meta.get("dataset_kind")
+        if kind not in self.kinds:
+            return None
+        key = (model_name, kind, reference)
+        with self._lock:
+            if key not in self._typical:
+                prep = info_of(model).prep
+                dataset = self.dataset(kind)
+                ids = dataset.ids(split="train")[:reference]
+                hists = np.stack([_histogram(dataset.image(i, prep.size, prep.resize)) for i in ids])
+                mean = hists.mean(0)
+                spread = [float(jensenshannon(h, mean)) for h in hists]
+                self._typical[key] = (mean, max(spread), float(np.median(spread)), len(ids))
+        mean, largest, median, count = self._typical[key]
+        prep = info_of(model).prep
+        distance = float(jensenshannon(_histogram(prep.film(image01)), mean))
+        return {"distance": distance, "largest_training": largest, "median_training": median, "films": count,
+                "dataset": kind, "unlike": distance > largest}
+
+
+def _scored(logits: torch.Tensor, activation: str) -> dict:
+    """A head's activated scores (softmax, sigmoid; raw for logits heads), the predicted class, the activation."""
+    scores = {"softmax": lambda v: torch.softmax(v, 0), "sigmoid": torch.sigmoid, "logits": lambda v: v}[activation](logits)
+    return {"scores": scores.tolist(), "predicted": int(logits.argmax()), "activation": activation}
+
+
+def _histogram(film: np.ndarray) -> np.ndarray:
+    """Normalized 64-bin intensity histogram of a [0, 1] film."""
+    counts, _ = np.histogram(np.clip(np.asarray(film, dtype=np.float64), 0, 1), bins=64, range=(0.0, 1.0))
+    return counts / max(1, counts.sum())
 
 
 @lru_cache(maxsize=16)

@@ -72,3 +72,11 @@ def model_name() -> str:
 
 def preset() -> str:
     return shared("preset", "fast")
+
+
+@st.cache_resource
+def jobs():
+    """The job manager of this server process (every session's runs)."""
+    from trust_core.evaluate.jobs import JobManager
+
+    return JobManager()

@@ -9,11 +9,21 @@ from trust_core.saliency import METHODS
 from ui.state import shared, shared_widget
 
 
+def shown_id(image_id: str) -> str:
+    """An image as pages name it: its pseudonym (as in reports) unless the sidebar asks for identifiers."""
+    from trust_core.report.report import pseudonym
+
+    return image_id if shared("identifiers", False) else pseudonym(image_id)
+
+
 def image_picker(ids: list[str], dataset) -> str:
-    """The image selector every page shares (the current image follows you across pages)."""
+    """The image selector every page shares (the current image follows you across pages), in the order
+    given (the gallery's sort drives it), each image named by :func:`shown_id`."""
     current = shared("image_id")
-    options = sorted(set(ids) | ({current} if current in dataset else set()))
-    return shared_widget(st.selectbox, "Image", "image_id", options[0], options=options)
+    options = list(dict.fromkeys(ids))
+    if current in dataset and current not in options:
+        options.insert(0, current)
+    return shared_widget(st.selectbox, "Image", "image_id", options[0], options=options, format_func=shown_id)
 
 
 def method_label(key: str) -> str:

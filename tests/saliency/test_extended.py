@@ -238,3 +238,17 @@ def test_lrp_hooks_leave_other_threads_alone(tiny_images, monkeypatch):
     torch.testing.assert_close(seen["other"], plain)
     monkeypatch.undo()
     np.testing.assert_allclose(explain(model, tiny_images, methods=["lrp"]).raw["lrp"], reference, rtol=1e-6)
+
+
+@pytest.mark.parametrize("methods", ["paper", "extended", ["smoothgrad"], ["xrai", "gbp"], ["lrp", "deeplift"]])
+def test_pass_estimates_equal_the_engines_count(tiny_model, tiny_images, methods):
+    from trust_core.saliency import resolve_params
+    from trust_core.saliency.registry import estimate_passes
+
+    light = dict(n_samples=2, ig_steps=3, smooth_ig_steps=2, xrai_steps=3, gradcam_layer="features", shap_samples=2,
+                 occlusion_window=0.5, occlusion_stride=0.25)
+    result = explain(tiny_model, tiny_images, methods=methods, **light)
+    passes, forwards = estimate_passes(methods, resolve_params("arun2021", **light), size=32)
+    assert passes * len(tiny_images) == result.passes
+    if "scorecam" not in result:  # Score-CAM's forward passes depend on the layer (8 channels here, 512 assumed)
+        assert forwards * len(tiny_images) == result.forwards

@@ -226,3 +226,24 @@ def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
 
 
 load_plugins()
+
+
+def estimate_passes(methods, params: dict, size: int = 224) -> tuple[int | None, int | None]:
+    """(forward+backward, forward-only) passes per image that ``methods`` cost together under ``params``,
+    sharing as the engine does (one plain pass; SmoothGrad's samples are Smooth IG's last points); None where a
+    method states no cost (a plugin). The engine counts the real passes: this is for time estimates."""
+    keys = resolve_methods(methods)
+    need = set(keys)
+    for key in keys:
+        need |= set(METHODS[key].depends_on)
+    chosen = [METHODS[k] for k in need]
+    passes = 1 if any(m.plain for m in chosen) else 0
+    forwards = 0
+    for method in chosen:
+        if method.cost is None and method.forward_cost is None and method.combine is None:
+            return None, None
+        passes += method.cost(params) if method.cost else 0
+        forwards += method.forward_cost(params, size) if method.forward_cost else 0
+    if {"smoothgrad", "smooth_ig"} <= need:
+        passes -= params["n_samples"]  # read off Smooth IG's paths
+    return passes, forwards

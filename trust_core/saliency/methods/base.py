@@ -75,6 +75,11 @@ class Method:
     combine: Callable[["Plan", dict, dict], tuple[torch.Tensor, list]] | None = None
     stats: Callable[[torch.Tensor], list[dict]] | None = None
     source: str = "trust_core"  # the package that registered it (plugins: their distribution)
+    # Cost per image, for estimates (the engine counts the real passes): forward+backward passes of its own
+    # beyond the plain pass, as a function of the parameters; forward-only passes, of the parameters and the
+    # input side (Score-CAM's depends on the layer's channels: a typical 512 is assumed).
+    cost: Callable[[dict], int] | None = None
+    forward_cost: Callable[..., int] | None = None
 
     def postprocess_rule(self, params: dict) -> str:
         rule = self.postprocess(params) if callable(self.postprocess) else self.postprocess

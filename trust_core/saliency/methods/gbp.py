@@ -16,4 +16,4 @@ def assemble(ctx, out, paths):
 METHOD = Method(
     "gbp", "Guided Backprop", "Springenberg et al., ICLR workshop 2015",
     "every ReLU passes gradient only where gradient and activation are positive", passes="1",
-    plan=plan, assemble=assemble)
+    cost=lambda p: 1, plan=plan, assemble=assemble)

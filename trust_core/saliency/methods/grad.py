@@ -13,4 +13,4 @@ def assemble(ctx, out, plain):
 
 METHOD = Method(
     "grad", "Gradient", "Simonyan et al., ICLR workshop 2014", "∂ logit / ∂ input",
-    plain=True, passes="1 (shared with IG's α = 1 step)", plan=plan, assemble=assemble)
+    plain=True, passes="1 (shared with IG's α = 1 step)", cost=lambda p: 0, plan=plan, assemble=assemble)

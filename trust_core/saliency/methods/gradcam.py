@@ -15,4 +15,4 @@ METHOD = Method(
     "gradcam", "Grad-CAM", "Selvaraju et al., ICCV 2017",
     "ReLU(Σ_c mean(∂y/∂A_c) A_c) at the last conv block, upsampled to the input size (gradcam_interpolation)",
     ("gradcam_layer", "gradcam_interpolation"), plain=True, needs_layer=True, passes="0 (shared with grad)",
-    plan=plan, assemble=assemble)
+    cost=lambda p: 0, plan=plan, assemble=assemble)

@@ -35,4 +35,4 @@ METHOD = Method(
     "gradcam_pp", "Grad-CAM++", "Chattopadhay et al., WACV 2018",
     "ReLU(Σ_c w_c A_c), w_c = Σ_ij α_ij ReLU(∂y/∂A_c,ij) with α from second and third powers of the gradient",
     ("gradcam_layer", "gradcam_interpolation"), group=EXTENDED_SET, plain=True, needs_layer=True,
-    keeps_layer=True, passes="0 (reuses grad's pass)", plan=plan, assemble=assemble)
+    keeps_layer=True, passes="0 (reuses grad's pass)", cost=lambda p: 0, plan=plan, assemble=assemble)

@@ -51,4 +51,4 @@ METHOD = Method(
     "mean of (x − b) ⊙ ∂y/∂x at random points between random baselines b and x",
     ("shap_samples", "shap_baselines"), group=EXTENDED_SET, passes="shap_samples",
     defaults={"shap_samples": 20, "shap_baselines": "black_white"},
-    choices={"shap_baselines": ("black_white", "black")}, validate=validate, plan=plan, assemble=assemble)
+    choices={"shap_baselines": ("black_white", "black")}, validate=validate, cost=lambda p: p["shap_samples"], plan=plan, assemble=assemble)

@@ -21,4 +21,4 @@ METHOD = Method(
     "guided_gradcam", "Guided Grad-CAM", "Selvaraju et al., ICCV 2017",
     "normalized Guided Backprop map × normalized Grad-CAM map, then min–max only",
     ("gradcam_layer", "gradcam_interpolation"), needs_layer=True, passes="0 (reuses gbp and gradcam)",
-    depends_on=("gbp", "gradcam"), postprocess="minmax", combine=combine)
+    depends_on=("gbp", "gradcam"), postprocess="minmax", cost=lambda p: 0, combine=combine)

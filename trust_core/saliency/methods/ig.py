@@ -20,4 +20,4 @@ def assemble(ctx, out, paths):
 METHOD = Method(
     "ig", "Integrated Gradients", "Sundararajan et al., ICML 2017",
     "Riemann sum over α = linspace(0, 1, steps), both ends, from a constant baseline",
-    ("ig_steps", "ig_baseline"), plain=True, passes="ig_steps − 1", plan=plan, assemble=assemble)
+    ("ig_steps", "ig_baseline"), plain=True, passes="ig_steps − 1", cost=lambda p: p["ig_steps"] - 1, plan=plan, assemble=assemble)

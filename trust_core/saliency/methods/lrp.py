@@ -213,4 +213,4 @@ METHOD = Method(
     "relevance of the target logit propagated by ε / z⁺ / α2β1 / flat rules (lrp_composite)",
     ("lrp_composite",), group=EXTENDED_SET, passes="1 per image (a modified backward)",
     defaults={"lrp_composite": "epsilon_plus_flat"}, choices={"lrp_composite": COMPOSITES},
-    plan=lambda ctx: None, assemble=assemble)
+    cost=lambda p: 1, plan=lambda ctx: None, assemble=assemble)

@@ -42,6 +42,11 @@ def assemble(ctx, out, _planned):
     return torch.stack(maps)
 
 
+def _forwards(params, size: int = 224) -> int:
+    """Forward-only passes per image at an input side of ``size``."""
+    return len(geometry(size, params)[2]) ** 2 + 1
+
+
 def validate(params):
     for name in ("occlusion_window", "occlusion_stride"):
         value = params[name]
@@ -61,4 +66,4 @@ METHOD = Method(
     ("occlusion_window", "occlusion_stride", "occlusion_baseline"), group=EXTENDED_SET,
     passes="forward only: (⌈(1 − window)/stride⌉ + 1)² + 1 per image",
     defaults={"occlusion_window": 0.125, "occlusion_stride": 0.0625, "occlusion_baseline": 0.0},
-    validate=validate, plan=lambda ctx: None, assemble=assemble)
+    validate=validate, cost=lambda p: 0, forward_cost=_forwards, plan=lambda ctx: None, assemble=assemble)

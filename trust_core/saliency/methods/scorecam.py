@@ -38,4 +38,6 @@ METHOD = Method(
     "scorecam", "Score-CAM", "Wang et al., CVPR workshops 2020",
     "ReLU(Σ_c softmax_c(y(x ⊙ norm(up(A_c)))) A_c): channel weights from the logits of masked images",
     ("gradcam_layer", "gradcam_interpolation"), group=EXTENDED_SET, plain=True, needs_layer=True,
-    keeps_layer=True, passes="forward only: one per layer channel and image", plan=plan, assemble=assemble)
+    keeps_layer=True, passes="forward only: one per layer channel and image", cost=lambda p: 0,
+    forward_cost=lambda p, size=224: 512,
+    plan=plan, assemble=assemble)

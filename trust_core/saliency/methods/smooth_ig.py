@@ -25,4 +25,4 @@ METHOD = Method(
     "smooth_ig", "Smooth IG", "Smilkov et al. 2017 over Sundararajan et al. 2017",
     "SmoothGrad of Integrated Gradients (mean of squared IG maps)",
     ("n_samples", "noise_spread", "magnitude", "noise_per_model", "smooth_ig_steps", "ig_baseline"),
-    uses_noise=True, passes="n_samples × smooth_ig_steps", plan=plan, assemble=assemble)
+    uses_noise=True, passes="n_samples × smooth_ig_steps", cost=lambda p: p["n_samples"] * p["smooth_ig_steps"], plan=plan, assemble=assemble)

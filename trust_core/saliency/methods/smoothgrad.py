@@ -29,4 +29,4 @@ METHOD = Method(
     "mean of squared gradients over noisy copies",
     ("n_samples", "noise_spread", "magnitude", "noise_per_model"), uses_noise=True,
     passes="n_samples (free when Smooth IG runs with the same noise)", after=("smooth_ig",),
-    plan=plan, assemble=assemble)
+    cost=lambda p: p["n_samples"], plan=plan, assemble=assemble)

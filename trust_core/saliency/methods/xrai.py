@@ -69,4 +69,4 @@ METHOD = Method(
      "xrai_sigma", "xrai_min_size", "xrai_dilation_radius", "xrai_resize", "xrai_postprocess"),
     plain=True, passes="2 × (xrai_steps − 1)", after=("ig",),
     postprocess=lambda params: "minmax" if params["xrai_postprocess"] == "minmax" else "normalize",
-    plan=plan, assemble=assemble, stats=stats)
+    cost=lambda p: 2 * (p["xrai_steps"] - 1), plan=plan, assemble=assemble, stats=stats)
