@@ -95,11 +95,11 @@ def render() -> None:
     with friendly_errors():
         output = ws.prediction(kind(), image_id, model_name(), finding=finding())
     with right:  # which class the maps explain: the predicted one (the paper's choice) or any other
-        choices = ["predicted"] + list(range(len(output["scores"])))
-        target = shared_widget(st.selectbox, "Explain class", "explain_target", "predicted", options=choices,
-                               format_func=lambda c: f"predicted ({ws.class_name(model_name(), output['predicted'])})"
-                               if c == "predicted" else f"{c}: {ws.class_name(model_name(), c)}")
-    overrides = {} if target == "predicted" else {"target": int(target)}
+        choices = [f"predicted ({ws.class_name(model_name(), output['predicted'])})"] + [
+            f"{c}: {ws.class_name(model_name(), c)}" for c in range(len(output["scores"]))]
+        target = shared_widget(st.selectbox, "Explain class", "explain_target", choices[0], options=choices,
+                               help="The paper explained the predicted class; any other class can be explained")
+    overrides = {} if target == choices[0] else {"target": int(target.split(":")[0])}
     with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
         result = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), finding=finding(),
                          **overrides)

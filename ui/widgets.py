@@ -18,12 +18,21 @@ def shown_id(image_id: str) -> str:
 
 def image_picker(ids: list[str], dataset) -> str:
     """The image selector every page shares (the current image follows you across pages), in the order
-    given (the gallery's sort drives it), each image named by :func:`shown_id`."""
+    given (the gallery's sort drives it), each image named by :func:`shown_id`. Returns the image id."""
     current = shared("image_id")
     options = list(dict.fromkeys(ids))
     if current in dataset and current not in options:
         options.insert(0, current)
-    return shared_widget(st.selectbox, "Image", "image_id", options[0], options=options, format_func=shown_id)
+    labels = [shown_id(i) for i in options]  # the widget holds labels: what it shows is what it stores
+    by_label = dict(zip(labels, options))
+    st.session_state["image_id"] = labels[options.index(current)] if current in options else labels[0]
+
+    def remember():
+        st.session_state["_image_id"] = by_label[st.session_state["image_id"]]
+
+    chosen = by_label[st.selectbox("Image", labels, key="image_id", on_change=remember)]
+    st.session_state["_image_id"] = chosen
+    return chosen
 
 
 def method_label(key: str) -> str:

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from trust_core.workspace import Workspace
+
 ROOT = Path(__file__).resolve().parents[2]
 from ui.pages import PAGES as SPECS
 
@@ -18,6 +20,15 @@ def start(workspace, monkeypatch):
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def image_ids(workspace, at, kind: str = "rsna") -> list[str]:
+    """The image picker's ids, in its order (it names them by pseudonym)."""
+    from trust_core.report.report import pseudonym
+    from trust_core.workspace import Workspace
+
+    lookup = {pseudonym(i): i for i in Workspace(workspace).dataset(kind).ids()}
+    return [lookup.get(label, label) for label in at.selectbox(key="image_id").options]
 
 
 def test_app_registry_lists_every_page():
@@ -71,7 +82,8 @@ def test_explorer_choose_method_and_switch_image_fast(app_workspace, monkeypatch
     at.selectbox(key="explorer_method").select("xrai").run()
     assert not at.exception
     # warm cache: switching image or method re-renders within the 300 ms budget (server time)
-    images = at.selectbox(key="image_id").options
+    images = at.selectbox(key="image_id").options  # pseudonyms
+    assert all(label.startswith("img-") for label in images)
     at.selectbox(key="image_id").select(images[-1]).run()
     started = time.perf_counter()
     at.selectbox(key="explorer_method").select("gradcam").run()
@@ -110,7 +122,9 @@ def test_upload_builtin_example(app_workspace, monkeypatch):
     at.switch_page("pages/upload.py").run()
     at.radio[0].set_value("Example: real chest film RG1_UNCR (pydicom-data)").run()
     assert not at.exception and not at.error
-    assert any("Explained class" in s.value for s in at.success)
+    assert any("Maps explain class" in s.value and "probability" in s.value for s in at.success)
+    # a model trained on the synthetic phantoms, run on a real film: said so
+    assert any("unlike the model's training films" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 def test_bring_your_own_model_joins_the_picker_and_the_pages_run_on_it(app_workspace, monkeypatch, tmp_path):
@@ -185,13 +199,14 @@ def test_a_report_is_cleared_when_its_image_changes(app_workspace, monkeypatch):
     """The stale-report regression: a report built for one image is not offered for another."""
     at = start(app_workspace, monkeypatch)
     at.switch_page("pages/report.py").run()
-    images = at.selectbox(key="image_id").options
-    at.selectbox(key="image_id").select(images[0]).run()
+    labels = at.selectbox(key="image_id").options
+    images = image_ids(app_workspace, at)
+    at.selectbox(key="image_id").select(labels[0]).run()
     at.button[0].click().run()
     assert not at.exception, at.exception
     assert at.session_state["report"][0][3] == images[0]
     assert any("ready" in c.value for c in at.caption)
-    at.selectbox(key="image_id").select(images[-1]).run()
+    at.selectbox(key="image_id").select(labels[-1]).run()
     assert "report" not in at.session_state
     assert not any("ready" in c.value for c in at.caption)
 
@@ -214,3 +229,65 @@ def test_the_explorer_says_which_class_is_explained_and_its_probability(app_work
     assert match, line
     if match.group(2) == "no finding":
         assert any("explain **no finding**" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("page", ["pages/explorer.py", "pages/compare.py", "pages/randomization.py",
+                                  "pages/report.py"])
+def test_pages_name_images_by_pseudonym_unless_identifiers_are_asked(app_workspace, monkeypatch, page):
+    at = start(app_workspace, monkeypatch)
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    real = set(Workspace(app_workspace).dataset("rsna").ids())
+    labels = at.selectbox(key="image_id").options
+    assert labels and all(label.startswith("img-") and label not in real for label in labels)
+    shown = " ".join(str(getattr(e, "value", "")) for kind in ("markdown", "caption", "dataframe", "subheader")
+                     for e in getattr(at, kind))
+    assert not any(i in shown for i in real)
+    at.session_state["_identifiers"] = True  # the sidebar's switch
+    at.run()
+    assert set(at.selectbox(key="image_id").options) <= real
+
+
+def test_a_metrics_click_opens_the_explorer_at_its_image_and_method(app_workspace, monkeypatch):
+    """What the Metrics page's click handler stores (image and method) is what the explorer shows."""
+    at = start(app_workspace, monkeypatch)
+    image = Workspace(app_workspace).dataset("rsna").ids(split="test", label=1)[-1]
+    at.session_state["_image_id"] = image
+    at.session_state["_explorer_method"] = "xrai"
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="explorer_method").value == "xrai"
+    from trust_core.report.report import pseudonym
+    assert at.selectbox(key="image_id").value == pseudonym(image)
+    # settings persist across pages
+    at.slider(key="opacity").set_value(0.8).run()
+    at.switch_page("pages/metrics.py").run()
+    at.switch_page("pages/explorer.py").run()
+    assert at.slider(key="opacity").value == 0.8 and at.selectbox(key="explorer_method").value == "xrai"
+    frames = [f.value for f in at.dataframe]
+    measured = [f for f in frames if "mass inside GT" in f.columns]
+    assert measured and set(measured[0].method) >= {"Gradient", "XRAI"}
+
+
+def test_the_explained_class_can_be_chosen(app_workspace, monkeypatch):
+    at = start(app_workspace, monkeypatch)
+    at.switch_page("pages/explorer.py").run()
+    box = at.selectbox(key="explain_target")
+    assert box.value.startswith("predicted") and any(o.startswith("0:") for o in box.options)
+    box.select(next(o for o in box.options if o.startswith("0:"))).run()
+    assert not at.exception, at.exception
+    assert any("Maps explain class 0" in c.value for c in at.caption)
+
+
+def test_a_run_is_planned_estimated_and_confirmed_before_it_replaces_results(app_workspace, monkeypatch):
+    at = start(app_workspace, monkeypatch)
+    at.switch_page("pages/runs.py").run()
+    at.button[0].click().run()  # plan
+    assert not at.exception, at.exception
+    plan = " ".join(m.value for m in at.markdown if "Plan" in m.value)
+    assert "units" in plan and "forward+backward passes" in plan and "on this machine" in plan
+    assert any("replaces the current RSNA results" in w.value for w in at.warning)
+    start_button = next(b for b in at.button if b.label == "Start evaluation")
+    assert start_button.disabled  # not before the replacement is confirmed
+    at.checkbox(key="confirm_replace").check().run()
+    assert not next(b for b in at.button if b.label == "Start evaluation").disabled

@@ -43,7 +43,7 @@ def test_upload_page(case, app_workspace, monkeypatch, tmp_path):
         assert any(re.search(case.match, m) and base in m for m in messages), messages
     else:
         assert not at.error, [e.value for e in at.error]
-        assert any("Explained class" in s.value for s in at.success)
+        assert any("Maps explain class" in s.value for s in at.success)
 
 
 def _workspace(tmp_path, app_workspace):
