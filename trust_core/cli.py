@@ -306,6 +306,9 @@ def _cmd_bench(args) -> int:
     if args.what == "saliency":
         bench_saliency(args.arch, args.size, args.device, args.batch_size, skip_reference=args.skip_reference,
                        model_spec=_model_sources(args, [args.model])[0] if args.model else None)
+    elif args.what == "ui":
+        from .bench_ui import bench_ui
+        bench_ui(args.workspace, repeats=args.n or 6)
     elif args.what == "presets":
         from .bench_presets import bench_presets
         bench_presets(args.workspace, images=args.n or 6, device=None if args.device == "cpu" else args.device)
@@ -502,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_cmd_report)
 
     bench = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
-    bench.add_argument("what", choices=["saliency", "metrics", "engines", "presets"])
+    bench.add_argument("what", choices=["saliency", "metrics", "engines", "presets", "ui"])
     bench.add_argument("--workspace", default=None, help="engines, presets: demo workspace")
     bench.add_argument("--dataset", default="rsna", help="engines: dataset kind")
     bench.add_argument("--arch", default="densenet121", choices=list(ARCHITECTURES))

@@ -1,0 +1,220 @@
+"""``trust bench ui``: what a user waits for in the served app, measured in headless Chromium.
+
+A demo workspace is served by a real ``streamlit run`` (the README's way) and driven by selenium. Every
+interaction is timed from the input event until the rerun it triggers has finished and no element is stale
+any more (``data-test-script-state`` back to ``notRunning``, no ``data-stale`` element): the time until the
+page stops changing, not the script time AppTest reports. Each interaction is warmed once (the maps enter
+the cache), then repeated. Afterwards the server is left alone and its CPU time over ``idle_seconds`` is
+read from ``/proc``.
+
+The last line is ``RESULT warm_median_ms=<median> warm_p90_ms=<p90> idle_cpu_percent=<percent>``, the median
+and 90th percentile over the warm explorer interactions (opacity, window width, method switch, image switch).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]  # where app.py lives
+EXPLORER = ("opacity", "window", "method", "image")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = "/usr/bin/chromium", "/usr/bin/chromedriver"
+    if not (Path(binary).exists() and Path(driver).exists()):
+        raise ConfigError("trust bench ui needs Chromium and its driver (/usr/bin/chromium, /usr/bin/chromedriver): "
+                          "`make browser` installs them")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--window-size=1600,1100"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+class _App:
+    """A served app and a browser on it."""
+
+    def __init__(self, workspace: Path, log):
+        self.port = _free_port()
+        env = {**os.environ, "TRUST_WORKSPACE": str(workspace)}
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(self.port)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or self.server.poll() is not None:
+                    self.close()
+                    raise ConfigError("the app server did not start (run `streamlit run app.py` to see why)") from None
+                time.sleep(0.5)
+        self.driver = _driver()
+        self.log = log
+
+    def close(self):
+        if getattr(self, "driver", None) is not None:
+            self.driver.quit()
+        self.server.terminate()
+        try:
+            self.server.wait(10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+
+    # -- waiting ---------------------------------------------------------------------------------------
+    def _state(self) -> str:
+        return self.driver.execute_script(
+            "var a = document.querySelector(\"[data-testid='stApp']\");"
+            "if (!a) return 'absent';"
+            "if (document.querySelector('[data-stale=\"true\"]')) return 'stale';"
+            "return a.getAttribute('data-test-script-state');")
+
+    def settle(self, timeout: float = 180.0) -> None:
+        """Until the app has finished its rerun and nothing on the page is stale."""
+        deadline = time.perf_counter() + timeout
+        quiet_since = None
+        while time.perf_counter() < deadline:
+            state = self._state()
+            if state == "notRunning":
+                quiet_since = quiet_since or time.perf_counter()
+                if time.perf_counter() - quiet_since >= 0.05:  # stays settled (no rerun about to start)
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.01)
+        raise TimeoutError("the app did not settle")
+
+    def timed(self, action) -> float:
+        """Milliseconds from the input event until the page has settled after the rerun it caused."""
+        started = time.perf_counter()
+        action()
+        begun = time.perf_counter() + 1.0
+        while self._state() == "notRunning" and time.perf_counter() < begun:  # the rerun starts
+            time.sleep(0.005)
+        self.settle()
+        return (time.perf_counter() - started - 0.05) * 1000  # less the settled-for check
+
+    def open(self, path: str) -> None:
+        self.driver.get(f"{self.url}/{path}")
+        self.settle()
+        time.sleep(1.0)
+        self.settle()
+
+    # -- widgets ---------------------------------------------------------------------------------------
+    def _widget(self, testid: str, label: str):
+        from selenium.webdriver.common.by import By
+
+        for element in self.driver.find_elements(By.CSS_SELECTOR, f"[data-testid='{testid}']"):
+            if element.text.split("\n")[0].strip() == label:
+                return element
+        raise ConfigError(f"no {testid} labelled {label!r} on the page")
+
+    def nudge(self, label: str, key) -> None:
+        from selenium.webdriver.common.by import By
+
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        thumb = self._widget("stSlider", label).find_element(By.CSS_SELECTOR, "input[type='range']")
+        self.driver.execute_script("arguments[0].focus()", thumb)  # visually hidden: keys go to the focus
+        ActionChains(self.driver).send_keys(key).perform()
+
+    def choose(self, label: str, key) -> None:
+        """Move a selectbox's choice by one (``Keys.ARROW_DOWN``/``ARROW_UP``) and confirm it."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+
+        box = self._widget("stSelectbox", label).find_element(By.CSS_SELECTOR, "input")
+        box.click()
+        time.sleep(0.15)
+        box.send_keys(key)
+        box.send_keys(Keys.ENTER)
+
+    def page(self, title: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        for link in self.driver.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNavLink']"):
+            if link.text.strip().endswith(title):
+                link.click()
+                return
+        raise ConfigError(f"no page {title!r} in the navigation")
+
+
+def bench_ui(workspace: str | Path | None = None, *, repeats: int = 6, idle_seconds: float = 30.0, log=print) -> dict:
+    """Time the warm interactions of the served app (see the module docstring); returns the figures."""
+    from selenium.webdriver.common.keys import Keys
+
+    from .layout import workspace_path
+
+    root = Path(workspace) if workspace else workspace_path()
+    if not (root / "results").is_dir():
+        raise ConfigError(f"{root} is not a demo workspace with results: run `trust demo --workspace {root}` first")
+    app = _App(root, log)
+    times: dict[str, list[float]] = {}
+    try:
+        started = time.perf_counter()
+        app.open("")
+        log(f"first load of the scorecard: {time.perf_counter() - started:.1f} s")
+        app.open("explorer")
+        steps = {
+            "opacity": lambda k: app.nudge("Opacity", Keys.ARROW_RIGHT if k % 2 == 0 else Keys.ARROW_LEFT),
+            "window": lambda k: app.nudge("Window width", Keys.ARROW_LEFT if k % 2 == 0 else Keys.ARROW_RIGHT),
+            "method": lambda k: app.choose("Method", Keys.ARROW_DOWN if k % 2 == 0 else Keys.ARROW_UP),
+            "image": lambda k: app.choose("Image", Keys.ARROW_DOWN if k % 2 == 0 else Keys.ARROW_UP),
+        }
+        for name, step in steps.items():
+            for k in range(repeats + 2):  # the first two: warming (maps of both choices enter the cache)
+                ms = app.timed(lambda: step(k))
+                if k >= 2:
+                    times.setdefault(name, []).append(ms)
+        app.open("randomization")
+        for k in range(repeats + 2):
+            ms = app.timed(lambda: app.nudge("State", Keys.ARROW_RIGHT if k % 2 == 0 else Keys.ARROW_LEFT))
+            if k >= 2:
+                times.setdefault("randomization step", []).append(ms)
+        for k in range(repeats + 2):
+            ms = app.timed(lambda: app.page("Metrics" if k % 2 == 0 else "Image explorer"))
+            if k >= 2:
+                times.setdefault("page switch", []).append(ms)
+        app.driver.get("about:blank")  # nobody on the app: what does the server do alone?
+        time.sleep(2.0)
+        before = _cpu_seconds(app.server.pid)
+        time.sleep(idle_seconds)
+        idle = 100.0 * (_cpu_seconds(app.server.pid) - before) / idle_seconds
+    finally:
+        app.close()
+    for name, values in times.items():
+        log(f"{name:<20} median {statistics.median(values):7.0f} ms   max {max(values):7.0f} ms   (n={len(values)})")
+    warm = sorted(v for name in EXPLORER for v in times.get(name, []))
+    median = statistics.median(warm)
+    p90 = warm[min(len(warm) - 1, int(round(0.9 * (len(warm) - 1))))]
+    log(f"idle server: {idle:.1f} % of one core over {idle_seconds:.0f} s")
+    log(f"RESULT warm_median_ms={median:.0f} warm_p90_ms={p90:.0f} idle_cpu_percent={idle:.1f}")
+    return {"times_ms": times, "warm_median_ms": median, "warm_p90_ms": p90, "idle_cpu_percent": idle}
