@@ -65,6 +65,13 @@ def render() -> None:
     if not ids:
         st.info("No positive test image in this dataset.")
         st.stop()
+    viewer(ws, dataset, ids)
+
+
+@st.fragment
+def viewer(ws, dataset, ids) -> None:
+    """The image, its maps and the controls: a fragment, so that a control reruns this part only (not the
+    sidebar, the gallery and the rest of the page: what the user waits for)."""
     image_id = image_picker(ids, dataset)
 
     left, right = st.columns([2, 1])
