@@ -20,6 +20,31 @@ def verdict_style(verdict) -> str:
     return f"background-color: {background}; color: {text}; font-weight: 600"
 
 
+def forest(sub, block: dict, criterion: str) -> None:
+    """A forest plot of one criterion: per method our mean and its 95 % CI (coloured by verdict), the baseline
+    it was compared with, and the paper's value."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    colours = {"pass": "#15803d", "fail": "#b91c1c", "inconclusive": "#b45309"}
+    for verdict, part in sub.groupby("verdict"):
+        figure.add_trace(go.Scatter(
+            x=part.value, y=part.label, mode="markers", name=verdict, marker=dict(size=10, color=colours.get(verdict)),
+            error_x=dict(type="data", symmetric=False, array=part.ci_high - part.value,
+                         arrayminus=part.value - part.ci_low, thickness=2)))
+    baseline = sub[sub.baseline.notna()]
+    if len(baseline):
+        figure.add_trace(go.Scatter(x=baseline.baseline, y=baseline.label, mode="markers", name="baseline",
+                                    marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="orange"))))
+    paper = sub[sub.paper.map(lambda v: isinstance(v, float))]
+    if len(paper):
+        figure.add_trace(go.Scatter(x=paper.paper.astype(float), y=paper.label, mode="markers", name="paper",
+                                    marker=dict(symbol="diamond", size=10, color="black")))
+    figure.update_layout(height=70 + 28 * len(sub), margin=dict(t=10, b=30, l=10, r=10), xaxis_title=block["metric"],
+                         yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.25, font=dict(size=10)))
+    st.plotly_chart(figure, width="stretch", key=f"forest_{criterion}")
+
+
 def render() -> None:
     st.title("Can these saliency maps be trusted?")
     st.caption("Four trust criteria of Arun et al., Radiology: AI 2021 — localization utility, sensitivity to "
@@ -96,6 +121,7 @@ def render() -> None:
                 if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
                 "paper_rule": "paper rule", "paper_text": "paper", "excluded": "flagged"})
             st.dataframe(view.style.map(verdict_style, subset=["verdict"]), hide_index=True, width="stretch")
+            forest(sub, block, criterion)
         st.caption(f"Paper values: {SOURCE}. Randomization in the paper is reported as pass/fail.")
 
     with st.expander("Datasets and models in this workspace"):
