@@ -1,8 +1,9 @@
-"""Metrics: per-image AUPRC and SSIM per method, baselines as lines, the paper's values as markers."""
+"""Metrics: every scored criterion per image and method (the registry's tables), baselines as lines or per-method
+bars, the paper's values as markers; a click opens that image at that method in the explorer."""
 import plotly.graph_objects as go
 import streamlit as st
 
-from trust_core.evaluate.paper import AUPRC, SSIM
+from trust_core.evaluate.paper import paper_value
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, workspace
 from trust_core.evaluate.criteria import CRITERIA
@@ -15,8 +16,6 @@ def render() -> None:
     results = require_results()
     with friendly_errors():
         ws = workspace()
-        utility = ws.table(kind(), "utility")
-        randomization = ws.table(kind(), "randomization")
     def strip_box(table, value: str, title: str, key: str, *, baselines=(), paper=None, method_baselines=None):
         figure = go.Figure()
         methods = shown_methods(set(table.method))
@@ -48,52 +47,34 @@ def render() -> None:
             st.switch_page("pages/explorer.py")
 
 
-    if utility is not None:
-        block = results["criteria"]["utility"]
-        baselines = block["baselines"]
-        strip_box(utility, "auprc", f"Localization utility — AUPRC per image (n = {block['n_images']})", "auprc",
-                  baselines=[("average mask (low)", baselines["average_mask"]["mean"], "orange"),
-                             ("localizer (high)", baselines.get("localizer", {}).get("mean"), "green")],
-                  paper=AUPRC.get(kind()))
-    if randomization is not None and len(randomization):
-        last = randomization[randomization.state_index == randomization.state_index.max()]
-        per_image = last.groupby(["method", "image_id"]).ssim.mean().reset_index()
-        strip_box(per_image, "ssim", "Randomization — SSIM(original, fully randomized) per image", "rand",
-                  method_baselines={m: e["baseline"] for m, e in results["criteria"]["randomization"]["methods"].items()
-                                    if e})
-        st.caption("A method passes when its SSIM falls below its random-pair baseline: "
-                   + ", ".join(f"{method_label(m)} {e['baseline']:.2f}"
-                               for m, e in results["criteria"]["randomization"]["methods"].items()))
-    for name in ("repeatability", "reproducibility"):
-        table = ws.table(kind(), name)
-        if table is not None and len(table):
-            baseline = results["criteria"][name].get("baseline")
-            strip_box(table, "ssim", f"{name.capitalize()} — SSIM per image", name,
-                      baselines=[("localizers", baseline["mean"] if baseline else None, "green")],
-                      paper=SSIM[name].get(kind()))
-    for key in shown_criteria(results["criteria"]):  # beyond the paper: one plot each, from the registry
+    for key in shown_criteria(results["criteria"]):  # every scored criterion, from the registry
         criterion = CRITERIA[key]
-        if criterion.group == "paper":
-            continue
+        block = results["criteria"][key]
         with friendly_errors():
             table = ws.table(kind(), criterion.table)
-        if table is None or not len(table):
+        if table is None or not len(table) or criterion.column not in table:
             continue
         if "state_index" in table:  # a similarity at every randomization state: the fully randomized one
             table = table[table.state_index == table.state_index.max()]
         per_image = table.groupby(["method", "image_id"])[criterion.column].mean().reset_index()
-        block = results["criteria"][key]
-        baselines = {m: e.get("baseline") for m, e in block["methods"].items() if e}
-        levels = {round(b, 6) for b in baselines.values() if isinstance(b, float)}
-        shared_level = len(levels) == 1
-        strip_box(per_image, criterion.column, f"{criterion.label} — per image (n = {block['n_images']})", key,
-                  baselines=[("baseline", levels.pop(), "orange")] if shared_level else (),
-                  method_baselines=None if shared_level else baselines)
-        st.caption(f"{block['metric'][0].upper()}{block['metric'][1:]}: {criterion.direction}; baseline: "
-                   f"{criterion.baseline}"
-                   + (": " + ", ".join(f"{method_label(m)} {b:.2f}" for m, b in baselines.items()
-                                       if isinstance(b, float)) if baselines else "")
-                   + f". {criterion.reference}.")
+        entries = {m: e for m, e in block["methods"].items() if e}
+        lines, bars = [], None
+        if key == "utility":  # its two baselines: the average mask (low) and the localizer (high)
+            lines = [("average mask (low)", block["baselines"]["average_mask"]["mean"], "orange"),
+                     ("localizer (high)", block["baselines"].get("localizer", {}).get("mean"), "green")]
+        elif criterion.family == "agreement":
+            lines = [("localizers", (block.get("baseline") or {}).get("mean"), "green")]
+        else:
+            levels = {round(e.get("baseline"), 6) for e in entries.values() if isinstance(e.get("baseline"), float)}
+            if len(levels) == 1:
+                lines = [("baseline", levels.pop(), "orange")]
+            else:  # one per method (random pairs of its own maps)
+                bars = {m: e.get("baseline") for m, e in entries.items()}
+        paper = {m: v for m in entries if isinstance(v := paper_value(key, kind(), m), float)}
+        title = f"{criterion.label} — {block['metric']} per image (n = {block['n_images']})"
+        strip_box(per_image, criterion.column, title, key, baselines=lines, paper=paper, method_baselines=bars)
+        st.caption(f"{criterion.direction.capitalize()}; baseline: {criterion.baseline}"
+                   + (f". {criterion.reference}." if criterion.reference else "."))
     st.caption("Click a point to open that image in the explorer.")
 
 
