@@ -88,6 +88,19 @@ class Method:
         return rule
 
 
+def check_number(params: dict, name: str, low: float, high: float, *, open_low: bool = False,
+                 meaning: str = "") -> None:
+    """A method parameter must be a number in [low, high] ((low, high] with ``open_low``)."""
+    from ...errors import ConfigError
+
+    value = params[name]
+    inside = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        (low < value if open_low else low <= value) and value <= high)
+    if not inside:
+        bracket = "(" if open_low else "["
+        raise ConfigError(f"{name} must be {meaning or 'a number'} in {bracket}{low:g}, {high:g}], got {value!r}")
+
+
 def seeded_generator(image: torch.Tensor, seed: int, *parts) -> torch.Generator:
     """A CPU generator seeded by an image's content, the run's seed and ``parts`` (a method's name, a model
     key): draws independent of batching and device, reproducible."""

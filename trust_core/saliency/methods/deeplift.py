@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ...errors import ConfigError
 from ..engine import autocast, fp32_mode
-from .base import EXTENDED_SET, Method
+from .base import EXTENDED_SET, Method, check_number
 
 EPS = 1e-10  # captum's
 
@@ -154,9 +153,7 @@ def assemble(ctx, out, _planned):
 
 
 def validate(params):
-    value = params["deeplift_baseline"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
-        raise ConfigError(f"deeplift_baseline must be in [-1, 1] (the paper's scale), got {value!r}")
+    check_number(params, "deeplift_baseline", -1, 1, meaning="a value on the paper's scale")
 
 
 METHOD = Method(

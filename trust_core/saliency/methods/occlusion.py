@@ -9,7 +9,7 @@ import math
 import torch
 
 from ...errors import ConfigError
-from .base import EXTENDED_SET, Method
+from .base import EXTENDED_SET, Method, check_number
 
 
 def geometry(size: int, params: dict) -> tuple[int, int, list[int]]:
@@ -49,15 +49,11 @@ def _forwards(params, size: int = 224) -> int:
 
 def validate(params):
     for name in ("occlusion_window", "occlusion_stride"):
-        value = params[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise ConfigError(f"{name} must be a fraction of the image side in (0, 1], got {value!r}")
+        check_number(params, name, 0, 1, open_low=True, meaning="a fraction of the image side")
     if params["occlusion_stride"] > params["occlusion_window"]:
         raise ConfigError(f"occlusion_stride ({params['occlusion_stride']}) must not exceed occlusion_window "
                           f"({params['occlusion_window']}): pixels between windows would get no value (captum's rule)")
-    value = params["occlusion_baseline"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
-        raise ConfigError(f"occlusion_baseline must be in [-1, 1] (the paper's scale), got {value!r}")
+    check_number(params, "occlusion_baseline", -1, 1, meaning="a value on the paper's scale")
 
 
 METHOD = Method(
