@@ -25,7 +25,7 @@ def window_sliders(lo: float, hi: float) -> tuple[float, float]:
     return center, width
 
 
-def measurements(result, methods, mask) :
+def measurements(result, methods, mask):
     """Per method, on this image: AUPRC, energy inside the ground truth, pointing-game hit (flagged maps: —)."""
     import pandas as pd
 
