@@ -7,19 +7,23 @@ from trust_core.errors import DicomError
 from trust_core.metrics import auprc
 from trust_core.report import COLORMAPS
 from trust_core.workspace import GALLERY_ORDERS
-from ui.frame import dataset_page, friendly_errors, run_page
+from ui.frame import dataset_page, friendly_errors, redact, run_page
 from trust_core.saliency import METHODS
 from ui.state import finding, kind, model_name, preset, shared, shared_widget
 from ui.widgets import extended_toggle, image_picker, method_label, panel, shown_id, shown_methods
 
 
-def window_sliders(lo: float, hi: float) -> tuple[float, float]:
+def window_sliders(film: str, lo: float, hi: float) -> tuple[float, float]:
     """Window level and width over the film's stored values, in whole steps; kept across images as fractions
     of the value range (a window chosen on one film opens the next alike)."""
     span = max(hi - lo, 1.0)
-    fc, fw = shared("window_center", 0.5), shared("window_width", 1.0)
-    center = st.slider("Window level", lo, hi, float(min(hi, max(lo, round(lo + fc * span)))), step=1.0)
-    width = st.slider("Window width", 1.0, span + 1, float(min(span + 1, max(1.0, round(fw * span)))), step=1.0)
+    if st.session_state.get("_window_film") != (film, lo, hi) or "window_level" not in st.session_state:
+        fc, fw = shared("window_center", 0.5), shared("window_width", 1.0)  # a new film: the kept window
+        st.session_state["window_level"] = float(min(hi, max(lo, round(lo + fc * span))))
+        st.session_state["window_width"] = float(min(span + 1, max(1.0, round(fw * span))))
+        st.session_state["_window_film"] = (film, lo, hi)
+    center = st.slider("Window level", lo, hi, step=1.0, key="window_level")
+    width = st.slider("Window width", 1.0, span + 1, step=1.0, key="window_width")
     st.session_state["_window_center"] = (center - lo) / span
     st.session_state["_window_width"] = width / span
     return center, width
@@ -56,8 +60,11 @@ def render() -> None:
         shown.index.name = "image"
         event = st.dataframe(shown, on_select="rerun", selection_mode="single-row", key="gallery",
                              width="stretch", height=220)
-        if event.selection.rows:
-            st.session_state["_image_id"] = gallery.index[event.selection.rows[0]]
+        rows = event.selection.rows
+        chosen = (order, rows[0]) if rows else None
+        if chosen and chosen != st.session_state.get("_gallery_chosen") and rows[0] < len(gallery):
+            st.session_state["_image_id"] = gallery.index[rows[0]]  # a new click, not a kept selection
+        st.session_state["_gallery_chosen"] = chosen
         ids = list(gallery.index)
     else:
         ids = dataset.ids(split="test", label=1)
@@ -94,10 +101,10 @@ def viewer(ws, dataset, ids) -> None:
             try:
                 dicom = read_dicom(record.path)
                 lo, hi = (float(v) for v in dicom.value_range)
-                center, width = window_sliders(lo, hi)
+                center, width = window_sliders(image_id, lo, hi)
                 display = dicom.windowed(center, width)
             except DicomError as exc:
-                st.error(str(exc))
+                st.error(redact(str(exc)))
 
     with friendly_errors():
         output = ws.prediction(kind(), image_id, model_name(), finding=finding())

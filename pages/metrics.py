@@ -22,9 +22,9 @@ def render() -> None:
         for m in methods:
             sub = table[table.method == m]
             figure.add_trace(go.Box(y=sub[value], x=[method_label(m)] * len(sub), name=method_label(m), boxpoints="all",
-                                    jitter=0.4, pointpos=0, customdata=[[i, m] for i in sub.image_id],
-                                    text=[shown_id(i) for i in sub.image_id], showlegend=False,
-                                    hovertemplate="image %{text}<br>" + value + " %{y:.3f}<extra></extra>"))
+                                    jitter=0.4, pointpos=0, customdata=[[shown_id(i), m] for i in sub.image_id],
+                                    showlegend=False,
+                                    hovertemplate="image %{customdata[0]}<br>" + value + " %{y:.3f}<extra></extra>"))
         for name, level, color in baselines:
             if level is not None:
                 figure.add_hline(y=level, line_dash="dash", line_color=color, annotation_text=name)
@@ -41,8 +41,8 @@ def render() -> None:
         event = st.plotly_chart(figure, width="stretch", on_select="rerun", key=key, selection_mode="points")
         points = event.selection.points if event and event.selection else []
         if points and points[0].get("customdata"):  # the click carries its image and its method
-            image_id, method = points[0]["customdata"][:2]
-            st.session_state["_image_id"] = image_id
+            shown, method = points[0]["customdata"][:2]
+            st.session_state["_image_id"] = {shown_id(i): i for i in table.image_id}.get(shown, shown)
             st.session_state["_explorer_method"] = method
             st.switch_page("pages/explorer.py")
 

@@ -11,10 +11,11 @@ from ui.widgets import extended_toggle, image_picker, method_label, panel, shown
 
 @st.cache_resource
 def prefetch():
-    """One background worker per server that computes the next state's maps during playback."""
+    """One background worker per server that computes the next state's maps during playback, and the
+    prefetches pending on it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(1, thread_name_prefix="prefetch")
+    return ThreadPoolExecutor(1, thread_name_prefix="prefetch"), set()
 
 
 def render() -> None:
@@ -68,10 +69,14 @@ def render() -> None:
                         f"{method_label(m)} · SSIM {values[m]:.2f}" if values[m] is not None else
                         f"{method_label(m)} · {flagged}")
                     panel(image, maps[m][0], mask=mask, caption=caption)
-        if playing:  # the next state's maps are computed while this one shows: playback holds its pace
+        if playing and methods:  # the next state's maps are computed while this one shows
             upcoming = states[(index + 1) % len(states)]
-            prefetch().submit(ws.maps, kind(), [image_id], model_name(), methods=methods, preset=preset(),
-                              state=upcoming, finding=finding())
+            job = (str(ws.root), kind(), image_id, model_name(), tuple(methods), preset(), upcoming, finding())
+            pool, pending = prefetch()
+            if job not in pending and len(pending) < 2:  # one ahead at most: no queue piles up
+                pending.add(job)
+                pool.submit(ws.maps, kind(), [image_id], model_name(), methods=methods, preset=preset(),
+                            state=upcoming, finding=finding()).add_done_callback(lambda _f, j=job: pending.discard(j))
         figure = go.Figure()
         curves = (results or {}).get("criteria", {}).get("randomization", {}).get("methods", {})
         table = ws.table(kind(), "randomization") if curves else None

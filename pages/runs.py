@@ -8,7 +8,7 @@ from trust_core.evaluate.criteria import PAPER_CRITERIA
 from trust_core.randomization.cascade import MODES
 from trust_core.saliency.registry import GRADCAM_DEFAULT_INTERPOLATION, GRADCAM_INTERPOLATIONS
 from trust_core.saliency import PRESETS, resolve_methods
-from ui.frame import friendly_errors, run_page
+from ui.frame import friendly_errors, redact, run_page
 from ui.state import finding, jobs, kind, workspace
 from ui.widgets import extended_toggle, method_label, shown_criteria, shown_methods
 
@@ -71,11 +71,15 @@ def render() -> None:
                                      finding=finding())
                 evaluation = Evaluation(dataset, [ws.layout.model(m) for m in models], config,
                                         localizers=[ws.layout.model(m) for m in localizers], cache=ws.store)
-                st.session_state["_run_plan"] = (kind(), finding(), preset, models, evaluation, estimate(evaluation))
+                st.session_state["_run_plan"] = (str(ws.root), kind(), finding(), preset, models, evaluation,
+                                                 estimate(evaluation))
 
     plan = st.session_state.get("_run_plan")
-    if plan and plan[:2] == (kind(), finding()):
-        _kind, _finding, preset, models, evaluation, (image_states, per_image, per_pass, forwards) = plan
+    if plan and plan[:3] != (str(ws.root), kind(), finding()):  # planned for another workspace or dataset
+        st.session_state.pop("_run_plan", None)
+        plan = None
+    if plan:
+        _root, _kind, _finding, preset, models, evaluation, (image_states, per_image, per_pass, forwards) = plan
         total = image_states * per_image if per_image is not None else None
         seconds = total * per_pass if total is not None else None
         st.markdown(f"**Plan** — {len(evaluation.units())} units, {image_states} image-states × "
@@ -89,13 +93,32 @@ def render() -> None:
         if replaces:
             st.warning(f"This run **replaces the current {kind().upper()} results** (`results/{kind()}`), which "
                        "the scorecard, metrics, gallery and reports read.", icon="⚠️")
-            confirmed = st.checkbox(f"Replace the {kind().upper()} results", value=False, key="confirm_replace")
+            confirmed = st.checkbox(f"Replace the {kind().upper()} results", value=False,
+                                    key=f"confirm_replace_{id(evaluation)}")  # a new plan asks again
         if st.button("Start evaluation", type="primary", disabled=not confirmed):
             label = f"{kind().upper()}" + (f" ({finding()})" if finding() else "")
+            known = {j.id for j in jobs().list()}
             job = jobs().start(f"{label} · {preset} · {len(models)} models", ws.layout.results(kind()),
                                lambda evaluation=evaluation: evaluation)
             st.session_state.pop("_run_plan", None)
-            st.success(f"Started job {job.id}: it keeps running if you change page.")
+            st.success(f"Started job {job.id}: it keeps running if you change page."
+                       if job.id not in known else f"A run for these results is already going (job {job.id}): it "
+                       "continues; start again when it has ended.")
+
+    @st.fragment(run_every=2.0)
+    def job_list():
+        listed = jobs().list()
+        if not listed:
+            st.caption("No evaluation job has run since this app server started (jobs are shared by every "
+                       "session of the server).")
+        for job in listed:
+            st.markdown(f"**{job.label}** — {job.status}")
+            st.progress(job.fraction, text=redact(f"{job.done}/{job.total} units · {job.message}")[:200])
+            if job.status == "failed":
+                st.error(redact(job.message))
+
+
+    job_list()
 
 
 def estimate(evaluation) -> tuple[int, int | None, float, int | None]:
@@ -124,22 +147,6 @@ def estimate(evaluation) -> tuple[int, int | None, float, int | None]:
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
         f"{seconds / 3600:.1f} h"
-
-
-    @st.fragment(run_every=2.0)
-    def job_list():
-        listed = jobs().list()
-        if not listed:
-            st.caption("No evaluation job has run since this app server started (jobs are shared by every "
-                       "session of the server).")
-        for job in listed:
-            st.markdown(f"**{job.label}** — {job.status}")
-            st.progress(job.fraction, text=f"{job.done}/{job.total} units · {job.message}"[:200])
-            if job.status == "failed":
-                st.error(job.message)
-
-
-    job_list()
 
 
 run_page(__file__, render)

@@ -39,6 +39,7 @@ class Workspace:
         self._datasets: dict[str, object] = {}
         self._lock = threading.Lock()
         self._typical: dict = {}  # (model, dataset, n) → the training films' histogram statistics
+        self._typical_lock = threading.Lock()
 
     # -- contents ------------------------------------------------------------------------------------
     @property
@@ -161,7 +162,7 @@ class Workspace:
         info = info_of(model)
         prep = info.prep
         x = prep(self.dataset(kind, finding=finding).image(image_id, prep.size, prep.resize))[None]
-        with torch.no_grad():
+        with self._lock, torch.no_grad():  # the model is shared: not while a computation hooks its layers
             logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
         return _scored(logits, info.activation)
 
@@ -207,7 +208,7 @@ class Workspace:
         model = self.model(model_name)
         info = info_of(model)
         x = info.prep(info.prep.film(image01))[None]
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
         return _scored(logits, info.activation)
 
@@ -223,11 +224,13 @@ class Workspace:
         if kind not in self.kinds:
             return None
         key = (model_name, kind, reference)
-        with self._lock:
+        with self._typical_lock:  # its own lock: reading the films must not stall the maps of other sessions
             if key not in self._typical:
                 prep = info_of(model).prep
                 dataset = self.dataset(kind)
                 ids = dataset.ids(split="train")[:reference]
+                if len(ids) < 2:
+                    return None
                 hists = np.stack([_histogram(dataset.image(i, prep.size, prep.resize)) for i in ids])
                 mean = hists.mean(0)
                 spread = [float(jensenshannon(h, mean)) for h in hists]

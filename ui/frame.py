@@ -33,11 +33,28 @@ def friendly_errors():
     try:
         yield
     except TrustError as exc:
-        st.error(f"{exc}")
+        st.error(redact(f"{exc}"))
         st.stop()
     except FileNotFoundError as exc:
-        st.error(f"Missing file: {exc}")
+        st.error(redact(f"Missing file: {exc}"))
         st.stop()
+
+
+def redact(text: str) -> str:
+    """``text`` with the image ids of the current dataset replaced by their pseudonyms (file names and
+    messages carry them), unless the sidebar asks for identifiers."""
+    from trust_core.report.report import pseudonym
+    from ui.state import kind, shared, workspace
+
+    if shared("identifiers", False) or not text:
+        return text
+    try:
+        ids = workspace().dataset(kind()).ids()
+    except Exception:  # no dataset to redact against (the message is about that)
+        return text
+    for image_id in sorted((i for i in ids if i in text), key=len, reverse=True):
+        text = text.replace(image_id, pseudonym(image_id))
+    return text
 
 
 def dataset_page(title: str, caption: str | None = None):

@@ -289,5 +289,23 @@ def test_a_run_is_planned_estimated_and_confirmed_before_it_replaces_results(app
     assert any("replaces the current RSNA results" in w.value for w in at.warning)
     start_button = next(b for b in at.button if b.label == "Start evaluation")
     assert start_button.disabled  # not before the replacement is confirmed
-    at.checkbox(key="confirm_replace").check().run()
+    next(c for c in at.checkbox if c.label.startswith("Replace the RSNA")).check().run()
     assert not next(b for b in at.button if b.label == "Start evaluation").disabled
+    assert any("No evaluation job has run" in c.value or "units" in c.value for c in at.caption)  # the job list
+
+
+def test_messages_name_images_by_pseudonym(app_workspace, monkeypatch):
+    """Error and job messages carry file names and ids: redacted unless identifiers are asked for."""
+    import ui.state
+    from trust_core.report.report import pseudonym
+    from ui.frame import redact
+
+    ws = Workspace(app_workspace)
+    image = ws.dataset("rsna").ids()[0]
+    monkeypatch.setattr(ui.state, "workspace", lambda: ws)
+    monkeypatch.setattr(ui.state, "kind", lambda: "rsna")
+    monkeypatch.setattr(ui.state, "shared", lambda name, default=None: False)
+    message = f"cannot decode /data/rsna/stage_2_train_images/{image}.dcm: bad pixel data"
+    assert redact(message) == message.replace(image, pseudonym(image))
+    monkeypatch.setattr(ui.state, "shared", lambda name, default=None: name == "identifiers")
+    assert redact(message) == message
