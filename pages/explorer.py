@@ -138,16 +138,19 @@ def viewer(ws, dataset, ids) -> None:
               caption=f"{method_label(method)} over the X-ray; ground truth in cyan (label {dataset.label(image_id)})",
               size=512)
 
+    measured = measurements(result, methods, mask) if mask.any() else None  # once: captions and table
+    scores = dict(zip(methods, measured["AUPRC"])) if measured is not None else {}
     st.subheader(f"All {len(methods)} methods" + ("" if len(methods) == 8 else " (the paper's eight and beyond)"))
     cols = st.columns(4)
     for k, key in enumerate(methods):
         values = result[key][0]
-        score = auprc(values, mask) if mask.any() and result.flags[key][0] is None else None
+        score = scores.get(key)
+        score = None if score is None or score != score else score  # NaN: a flagged map
         with cols[k % 4]:
             panel(image, values, mask=mask, alpha=opacity, cmap=cmap, threshold=threshold, top_percent=top,
                   caption=f"{method_label(key)} · AUPRC {score:.3f}" if score is not None else method_label(key))
 
-    if mask.any():
+    if measured is not None:
         st.subheader("Measurements")
         boxes = dataset.boxes(image_id, None, framing)
         native = dataset.native_shape(image_id)
@@ -158,7 +161,7 @@ def viewer(ws, dataset, ids) -> None:
                    + ". Per method: AUPRC, the share of the map's mass inside the ground truth (energy pointing "
                      "game) and whether its maximum lies inside it (pointing game; tied maxima count by their "
                      "share inside).")
-        st.dataframe(measurements(result, methods, mask), hide_index=True, width="stretch")
+        st.dataframe(measured, hide_index=True, width="stretch")
 
 
 run_page(__file__, render)

@@ -160,16 +160,21 @@ def _validate(p: dict) -> None:
     if not isinstance(p["seed"], int):
         raise ConfigError(f"seed must be an integer, got {p['seed']!r}")
     for method in METHODS.values():  # each method's own parameters
-        for name, choices in method.choices.items():
-            if p[name] not in choices:
-                raise ConfigError(f"{name} ({method.label}) must be one of {choices}, got {p[name]!r}")
-        if method.validate is not None:
-            try:
-                method.validate(p)
-            except ConfigError:
-                raise
-            except Exception as error:
-                raise ConfigError(f"{method.label}: {error}") from None
+        _check_method_params(method, p)
+
+
+def _check_method_params(method: Method, p: dict) -> None:
+    """One method's own parameters in ``p``: its choices and its ``validate`` (ConfigError naming it)."""
+    for name, choices in method.choices.items():
+        if p[name] not in choices:
+            raise ConfigError(f"{name} ({method.label}) must be one of {choices}, got {p[name]!r}")
+    if method.validate is not None:
+        try:
+            method.validate(p)
+        except ConfigError:
+            raise
+        except Exception as error:
+            raise ConfigError(f"{method.label}: {error}") from None
 
 
 def method_params(method: str, params: dict) -> dict:
@@ -191,14 +196,10 @@ def check_plugin(method: Method) -> None:
     undeclared = [name for name in (*method.parameters, *method.choices) if name not in known]
     if undeclared:
         raise ValueError(f"it reads parameters {undeclared} without defaults: give them in Method.defaults")
-    for name, choices in method.choices.items():
-        if known[name] not in choices:
-            raise ValueError(f"its default {name}={known[name]!r} is not one of its choices {choices}")
-    if method.validate is not None:
-        try:
-            method.validate(known)
-        except Exception as error:
-            raise ValueError(f"its defaults fail its own validate(): {error}") from None
+    try:
+        _check_method_params(method, known)
+    except ConfigError as error:
+        raise ValueError(f"its defaults fail its own checks: {error}") from None
 
 
 def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
