@@ -1,23 +1,93 @@
-"""Compare two maps side by side: two methods, or one method under two models / randomization states."""
+"""Compare maps: a workbench grid (images × methods × models × states, sortable, filterable, CSV) and two maps
+A and B with their difference over the anatomy, in the viewer."""
+import base64
+
 import numpy as np
+import pandas as pd
 import streamlit as st
 
+from trust_core.data import resize_image
 from trust_core.data.transforms import crop
-from trust_core.metrics import ssim
-from trust_core.report import colorize
+from trust_core.metrics import auprc, ssim
+from trust_core.metrics import extra
+from trust_core.report import overlay, to_png
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import finding, kind, model_name, preset
-from ui.widgets import extended_toggle, image_picker, method_label, panel, shown_methods
+from ui.state import finding, kind, model_name, preset, shared
+from ui.viewer import film_for, map_panel, show, truth_payload
+from ui.widgets import extended_toggle, image_picker, method_label, shown_id, shown_methods
+
+GRID_LIMIT = 240  # maps per grid: beyond, the page asks to narrow the choice (each is a cached computation)
 
 
-def render() -> None:
-    ws, dataset = dataset_page("Compare")
+def thumbnail(image01, values, mask) -> str:
+    rgb = overlay(image01, values, mask=mask, size=160)
+    return "data:image/png;base64," + base64.b64encode(to_png(rgb)).decode()
+
+
+def workbench(ws, dataset, ids, models) -> None:
+    st.subheader("Workbench")
+    st.caption("Every combination of the images, methods, models and randomization states chosen below, one row "
+               "each with its thumbnail and scores. Click a column header to sort; narrow the choices to filter.")
+    c1, c2, c3, c4 = st.columns(4)
+    shown = {shown_id(i): i for i in ids}
+    current = shared("image_id")
+    default_images = [shown_id(current)] if current in ids else list(shown)[:1]
+    with c1:
+        images = st.multiselect("Images", list(shown), default=default_images, key="wb_images")
+    with c2:
+        methods = st.multiselect("Methods", shown_methods(), default=shown_methods()[:4], format_func=method_label,
+                                 key="wb_methods")
+    with c3:
+        chosen_models = st.multiselect("Models", models, default=[model_name()] if model_name() in models else
+                                       models[:1], key="wb_models")
+    state_names = sorted({s for m in chosen_models for s in ws.state_names(m)},
+                         key=lambda s: min(ws.state_names(m).index(s) for m in chosen_models if s in ws.state_names(m)))
+    with c4:
+        states = st.multiselect("States", state_names, default=state_names[:1], key="wb_states")
+    combos = [(i, m, mo, s) for i in images for mo in chosen_models for s in states
+              if s in ws.state_names(mo) for m in methods]
+    if not combos:
+        st.info("Choose at least one image, method, model and state.")
+        return
+    if len(combos) > GRID_LIMIT:
+        st.warning(f"{len(combos)} maps chosen: narrow the choice to at most {GRID_LIMIT}.")
+        return
+    rows = []
+    progress = st.progress(0.0, text="Computing the grid's maps (cached after the first time)…")
     with friendly_errors():
-        models = ws.classifiers(kind())
-    ids = dataset.ids(split="test", label=1)
-    extended_toggle()
-    image_id = image_picker(ids, dataset)
+        for k, (label, mo, s) in enumerate({(i, mo, s) for i, _m, mo, s in combos}):
+            image_id = shown[label]
+            maps = ws.maps(kind(), [image_id], mo, methods=methods, preset=preset(), state=s, finding=finding())
+            original = maps if s == "original" else ws.maps(kind(), [image_id], mo, methods=methods,
+                                                            preset=preset(), finding=finding())
+            size = maps[methods[0]].shape[1]
+            framing = ws.framing(mo)
+            mask = dataset.mask(image_id, size, framing)
+            film = resize_image(crop(dataset.native_image(image_id), framing), 160)
+            for m in methods:
+                values, flag = maps[m][0], maps.flags[m][0]
+                ok = flag is None and mask.any()
+                rows.append({"map": thumbnail(film, values, mask),
+                             "image": label, "method": method_label(m), "model": mo, "state": s,
+                             "AUPRC": auprc(values, mask) if ok else None,
+                             "mass inside GT": float(extra.energy_pointing_game(values[None], mask[None])[0])
+                             if ok else None,
+                             "pointing hit": float(extra.pointing_game(values[None], mask[None])[0]) if ok else None,
+                             "SSIM to original": ssim(original[m][0], values) if flag is None and
+                             original.flags[m][0] is None else None,
+                             "note": flag or ""})
+            progress.progress((k + 1) / len({(i, mo, s) for i, _m, mo, s in combos}))
+    progress.empty()
+    table = pd.DataFrame(rows).sort_values(["image", "model", "state", "method"], kind="stable")
+    st.dataframe(table.round(3), hide_index=True, width="stretch", height=min(720, 40 + 84 * len(table)), row_height=84,
+                 column_config={"map": st.column_config.ImageColumn("map", width="medium")})
+    st.download_button("Download the grid as CSV", table.drop(columns="map").round(4).to_csv(index=False),
+                       file_name=f"workbench_{kind()}.csv", mime="text/csv")
 
+
+def difference(ws, dataset, ids, models) -> None:
+    st.subheader("A − B over the anatomy")
+    image_id = image_picker(ids, dataset)
     sides = []
     for column, side, default_method in zip(st.columns(2), ("A", "B"), ("grad", "gradcam")):
         with column:
@@ -35,27 +105,41 @@ def render() -> None:
                         finding=finding())
                 for method, model, state in sides]
     a, b = maps[0][sides[0][0]][0], maps[1][sides[1][0]][0]
+    flags = [maps[0].flags[sides[0][0]][0], maps[1].flags[sides[1][0]][0]]
     if b.shape != a.shape:
-        from trust_core.data import resize_image
         b = resize_image(b, a.shape[0])
     framing = ws.framing(sides[0][1])  # the part of the film under A's maps
     if ws.framing(sides[1][1]) != framing:
         st.warning(f"{sides[1][1]} frames the film differently ({ws.framing(sides[1][1])}) from {sides[0][1]} "
                    f"({framing}): B is shown on A's framing")
     mask = dataset.mask(image_id, a.shape[0], framing)
-    image = crop(dataset.native_image(image_id), framing)
-    cols = st.columns(3)
-    with cols[0]:
-        panel(image, a, mask=mask, caption=f"A: {method_label(sides[0][0])} · {sides[0][1]} · {sides[0][2]}")
-    with cols[1]:
-        panel(image, b, mask=mask, caption=f"B: {method_label(sides[1][0])} · {sides[1][1]} · {sides[1][2]}")
-    with cols[2]:
-        if np.isfinite(a).all() and np.isfinite(b).all():
-            st.image(colorize((a - b + 1) / 2, "coolwarm"), caption="A − B (blue: B higher, red: A higher)",
-                     width="stretch")
-            st.metric("SSIM(A, B)", f"{ssim(a, b):.3f}", help="scikit-image SSIM, 7×7 window, data_range 2 (paper)")
-        else:
-            st.warning("One of the maps is flagged (constant): no difference or SSIM.")
+    scores = [auprc(v, mask) if f is None and mask.any() else None for v, f in zip((a, b), flags)]
+    panels = [map_panel(f"{name}", f"{name}: {method_label(m)} · {mo} · {s}", v, flag=f,
+                        caption=f"AUPRC {score:.3f}" if score is not None else "")
+              for name, (m, mo, s), v, f, score in zip("AB", sides, (a, b), flags, scores)]
+    comparable = np.isfinite(a).all() and np.isfinite(b).all() and not any(flags)
+    if comparable:
+        panels.append(map_panel("diff", "A − B", (a - b).astype(np.float32), signed=True,
+                                caption=f"SSIM(A, B) {ssim(a, b):.3f}"))
+    with friendly_errors():
+        film = film_for(dataset, image_id, framing)
+    show(film, panels, truth=truth_payload(dataset, image_id, framing, film["shape"]), layout="row",
+         key="compare_viewer", height=380)
+    if comparable:
+        st.caption("A − B in red where A is higher, blue where B is (maps normalized to [0, 1], so the difference "
+                   "spans −1…1). SSIM: scikit-image, 7×7 window, data_range 2 (the paper's).")
+    else:
+        st.warning("One of the maps is flagged (constant): no difference or SSIM.")
+
+
+def render() -> None:
+    ws, dataset = dataset_page("Compare")
+    with friendly_errors():
+        models = ws.classifiers(kind())
+    ids = dataset.ids(split="test", label=1)
+    extended_toggle()
+    difference(ws, dataset, ids, models)
+    workbench(ws, dataset, ids, models)
 
 
 run_page(__file__, render)

@@ -1,0 +1,172 @@
+"""The image viewer every page that shows maps uses: a Streamlit component over a plain canvas (no build step).
+
+Python sends the film once, at native resolution in its stored values, with every map as float32; the browser
+then does window/level (drag or presets), opacity, colormap, threshold, method choice, synchronized zoom/pan,
+the value under the cursor and randomization playback without a round trip. Settings come back (debounced)
+only to be kept across images and pages. Why a hand-written canvas rather than plotly or a web DICOM viewer
+library: see the README ("The image viewer").
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import streamlit.components.v1 as components
+
+from trust_core.report import COLORMAPS
+from ui.state import shared
+
+_FRONTEND = Path(__file__).parent / "viewer_frontend"
+_component = components.declare_component("trust_viewer", path=str(_FRONTEND))
+
+SIGNED_CMAP = "RdBu_r"  # differences (A − B): blue where B is higher, red where A is
+# Window presets for plain films. Radiographs have no Hounsfield scale, so the CT presets (lung W1500/L−600…)
+# do not transfer: each preset is a brightness-percentile window of the film at hand (low, high percentile),
+# which opens lungs, mediastinum or bone alike on films of any bit depth and photometry.
+WINDOW_PRESETS = {
+    "full": (None, None),
+    "lung": (1.0, 70.0),
+    "mediastinum": (45.0, 99.5),
+    "bone": (75.0, 99.9),
+}
+PRESET_HELP = {
+    "full": "every stored value, black to white",
+    "lung": "brightness percentiles 1–70 of this film: air and lung parenchyma spread out",
+    "mediastinum": "brightness percentiles 45–99.5: heart, mediastinum and diaphragm",
+    "bone": "brightness percentiles 75–99.9: ribs, clavicles and spine",
+    "header": "the window stored in the DICOM header",
+}
+DEFAULT_SETTINGS = {"method": None, "opacity": 0.5, "cmap": COLORMAPS[0], "mode": "all", "threshold": 0.5,
+                    "top": 10, "window": {"preset": "full"}, "gt": True}
+
+
+def encode(array: np.ndarray) -> dict:
+    """An array as the viewer decodes it: little-endian bytes, zlib-deflated, base64."""
+    dtype = {np.dtype(np.uint8): ("u1", "<u1"), np.dtype(np.uint16): ("u2", "<u2"),
+             np.dtype(np.float32): ("f4", "<f4")}[array.dtype]
+    raw = np.ascontiguousarray(array, dtype=dtype[1]).tobytes()
+    return {"shape": list(array.shape), "dtype": dtype[0], "data": base64.b64encode(zlib.compress(raw, 1)).decode()}
+
+
+def film_payload(values: np.ndarray, *, inverted: bool = False, header_window=None, unit: str = "") -> dict:
+    """A film in its stored (modality) values, losslessly as 8/16-bit integers where they are integers in
+    range, else quantized to 16 bits; with the window presets computed on it."""
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    integral = np.array_equal(values, np.round(values))
+    if integral and hi - lo <= 255:
+        stored, scale = (values - lo).astype(np.uint8), 1.0
+    elif integral and hi - lo <= 65535:
+        stored, scale = (values - lo).astype(np.uint16), 1.0
+    else:
+        scale = max(hi - lo, 1e-12) / 65535
+        stored = np.round((values - lo) / scale).astype(np.uint16)
+    presets = window_presets(values, inverted)
+    if header_window is not None:
+        presets["header"] = [float(header_window[0]), float(header_window[1])]
+    return dict(encode(stored), offset=lo, scale=scale, lo=lo, hi=hi, inverted=bool(inverted), presets=presets,
+                preset_help=PRESET_HELP, unit=unit)
+
+
+def window_presets(values: np.ndarray, inverted: bool = False) -> dict[str, list[float]]:
+    """``{preset: [center, width]}`` in stored units (DICOM linear window), per :data:`WINDOW_PRESETS`.
+    Percentiles are of displayed brightness: on a MONOCHROME1 film the bright values are the low ones."""
+    sample = values.ravel()[:: max(1, values.size // 250_000)]
+    lo, hi = float(values.min()), float(values.max())
+    out = {}
+    for name, (p_low, p_high) in WINDOW_PRESETS.items():
+        if p_low is None:
+            a, b = lo, hi
+        elif inverted:
+            a, b = np.percentile(sample, [100 - p_high, 100 - p_low])
+        else:
+            a, b = np.percentile(sample, [p_low, p_high])
+        width = max(float(b - a) + 1.0, 2.0)
+        out[name] = [float(a) + 0.5 + (width - 1) / 2, width]  # the window that maps a → 0 and b → 1
+    return out
+
+
+def truth_payload(dataset, image_id: str, framing: str, shape: tuple[int, int]) -> dict:
+    """Ground truth in the film's pixel frame: each box on its own, else the mask's outline (sub-pixel)."""
+    boxes = dataset.boxes(image_id, None, framing)
+    if boxes:
+        return {"boxes": [[float(b.x), float(b.y), float(b.width), float(b.height)] for b in boxes], "contours": []}
+    mask = dataset.mask(image_id, shape, framing)
+    if not mask.any():
+        return {"boxes": [], "contours": []}
+    from skimage.measure import approximate_polygon, find_contours
+
+    padded = np.pad(mask.astype(np.float32), 1)
+    lines = [approximate_polygon(c - 1, tolerance=0.4) for c in find_contours(padded, 0.5)]
+    return {"boxes": [], "contours": [[[float(x) + 0.5, float(y) + 0.5] for y, x in line] for line in lines]}
+
+
+def map_panel(key: str, label: str, values: np.ndarray | None, *, caption: str = "", flag: str | None = None,
+              signed: bool = False) -> dict:
+    return {"key": key, "label": label, "caption": caption, "flag": flag, "signed": signed,
+            "map": encode(np.asarray(values, dtype=np.float32)) if values is not None else None}
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _colormaps() -> dict[str, list[int]]:
+    from matplotlib import colormaps
+
+    ramp = np.linspace(0, 1, 256)
+    return {name: (colormaps[name](ramp)[:, :3] * 255).round().astype(int).ravel().tolist()
+            for name in (*COLORMAPS, SIGNED_CMAP)}
+
+
+def settings(method: str | None = None) -> dict:
+    """The viewer settings kept for this session (across images and pages), with ``method`` when given."""
+    kept = dict(DEFAULT_SETTINGS, **shared("viewer", {}))
+    if method is not None:
+        kept["method"] = method
+    return kept
+
+
+def keep(value: dict | None) -> None:
+    """Keep what the viewer sent back (its settings) for every page."""
+    if isinstance(value, dict):
+        st.session_state["_viewer"] = {k: value[k] for k in DEFAULT_SETTINGS if k in value}
+        if value.get("method"):
+            st.session_state["_explorer_method"] = value["method"]
+
+
+def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", height: int = 520, key: str,
+         method: str | None = None, frames: list[dict] | None = None, curve: dict | None = None,
+         reference_title: str | None = None, columns: int = 4) -> None:
+    """Render the viewer. ``layout``: ``explorer`` (the chosen method large, every method below, all in
+    sync), ``row`` (the panels side by side) or ``states`` (a reference row and a played row of frames)."""
+    blob = [film["data"], *(p["map"]["data"] for p in panels if p["map"]),
+            *(p["map"]["data"] for f in frames or () for p in f["panels"] if p["map"])]
+    digest = hashlib.blake2b("|".join(blob).encode() + repr(truth).encode(), digest_size=12).hexdigest()
+    value = _component(film=film, panels=panels, frames=frames, curve=curve, truth=truth, layout=layout,
+                       height=height, columns=columns, settings=settings(method), colormaps=_colormaps(),
+                       cmaps=list(COLORMAPS), reference_title=reference_title, data_key=digest, key=key,
+                       default=None)
+    keep(value)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _film(path: str, mtime: float, framing: str, native: tuple[int, int]) -> dict:
+    from trust_core.data import read_dicom, read_image
+    from trust_core.data.dicom import IMAGE_SUFFIXES
+    from trust_core.data.transforms import crop
+
+    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
+        dicom = read_dicom(path)
+        return film_payload(crop(dicom.modality_values, framing), inverted=dicom.inverted,
+                            header_window=dicom.window)
+    image = crop(read_image(path), framing).astype(np.float64)  # [0, 1]
+    stored = image * 255  # an 8-bit film comes back to its stored values exactly
+    return film_payload(np.round(stored) if np.allclose(stored, np.round(stored), atol=1e-3) else image)
+
+
+def film_for(dataset, image_id: str, framing: str) -> dict:
+    """The payload of a dataset film (the part its model sees), cached per file and framing."""
+    path = dataset.record(image_id).path
+    return _film(str(path), path.stat().st_mtime, framing, tuple(dataset.native_shape(image_id)))

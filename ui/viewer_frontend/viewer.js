@@ -1,0 +1,516 @@
+/* Saliency viewer: a dependency-free canvas component for Streamlit (component protocol v1).
+ *
+ * The film arrives at native resolution in its stored values (8/16-bit, zlib, base64) and every map as
+ * float32, so that window/level, opacity, colormap, threshold, method, zoom/pan and playback all run here,
+ * in the browser, without a round trip to Python. Settings go back to Python (debounced) only to be kept
+ * across images and pages. Ground truth is drawn as vectors in screen space: one rectangle per box and the
+ * mask's outline, crisp at any zoom.
+ */
+"use strict";
+
+const ST = {
+  send(type, data) { window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type }, data), "*"); },
+  ready() { ST.send("streamlit:componentReady", { apiVersion: 1 }); },
+  height(h) { ST.send("streamlit:setFrameHeight", { height: h }); },
+  value(v) { ST.send("streamlit:setComponentValue", { value: v, dataType: "json" }); },
+};
+
+const S = {              // everything the viewer shows
+  args: null, dataKey: null, film: null, maps: {}, settings: null, view: { zoom: 1, cx: null, cy: null },
+  frame: 0, playing: null, tool: "pan", filmCanvas: null, filmSig: null, mapCanvases: {}, panels: [],
+  lastSent: null, lastReceived: null, draws: 0, cursor: null,
+};
+window.__viewer = S;     // for the browser tests and the latency bench
+
+async function decode(enc) {
+  const response = await fetch("data:application/octet-stream;base64," + enc.data);
+  const stream = (await response.blob()).stream().pipeThrough(new DecompressionStream("deflate"));
+  const buffer = await new Response(stream).arrayBuffer();
+  const Typed = { u1: Uint8Array, u2: Uint16Array, f4: Float32Array }[enc.dtype];
+  return Object.assign({}, enc, { values: new Typed(buffer), h: enc.shape[0], w: enc.shape[1] });
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+/* ---------- what is on screen: panels by layout ---------- */
+
+function currentPanels() {
+  const a = S.args;
+  if (a.layout === "states") return (a.frames[S.frame] || a.frames[0]).panels;
+  return a.panels;
+}
+
+function panelByKey(list, key) { return list.find(p => p.key === key) || list[0]; }
+
+/* ---------- film: window/level into an offscreen canvas at native resolution ---------- */
+
+function windowOf() {
+  const f = S.film, w = S.settings.window || {};
+  if (w.preset && f.presets[w.preset]) return f.presets[w.preset];
+  const span = Math.max(f.hi - f.lo, 1);
+  const cf = w.cf ?? 0.5, wf = w.wf ?? 1.0;
+  return [f.lo + cf * span, Math.max(1, wf * span)];
+}
+
+function renderFilm() {
+  const f = S.film, [center, width] = windowOf();
+  const sig = center + "/" + width;
+  if (S.filmCanvas && S.filmSig === sig) return;
+  const canvas = S.filmCanvas || el("canvas");
+  canvas.width = f.w; canvas.height = f.h;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(f.w, f.h), px = img.data, v = f.values, n = v.length;
+  const low = center - 0.5 - (width - 1) / 2, scale = width > 1 ? 255 / (width - 1) : 0;
+  const gray = stored => {  // DICOM linear window (PS3.3 C.11.2.1.2.1), MONOCHROME1 inverted
+    const value = f.offset + stored * f.scale;
+    let g = width > 1 ? (value - low) * scale : (value > center - 0.5 ? 255 : 0);
+    g = g < 0 ? 0 : g > 255 ? 255 : g;
+    return f.inverted ? 255 - g : g;
+  };
+  if (f.dtype !== "f4") {  // a look-up table over the stored values
+    let max = 0; for (let i = 0; i < n; i++) if (v[i] > max) max = v[i];
+    const lut = new Uint8ClampedArray(max + 1);
+    for (let s = 0; s <= max; s++) lut[s] = gray(s);
+    for (let i = 0, j = 0; i < n; i++, j += 4) { const g = lut[v[i]]; px[j] = px[j + 1] = px[j + 2] = g; px[j + 3] = 255; }
+  } else {
+    for (let i = 0, j = 0; i < n; i++, j += 4) { const g = gray(v[i]); px[j] = px[j + 1] = px[j + 2] = g; px[j + 3] = 255; }
+  }
+  ctx.putImageData(img, 0, 0);
+  S.filmCanvas = canvas; S.filmSig = sig;
+}
+
+/* ---------- maps: colormap, opacity, threshold / top k % into small offscreen canvases ---------- */
+
+function cutoff(m) {  // the value above which a map's top k % lies (its percentile, cached per k)
+  const s = S.settings;
+  if (s.mode !== "top") return -Infinity;
+  const key = "top" + s.top;
+  if (m[key] === undefined) {
+    const finite = Array.from(m.values).filter(Number.isFinite).sort((a, b) => a - b);
+    const q = (100 - s.top) / 100 * (finite.length - 1), lo = Math.floor(q), hi = Math.ceil(q);
+    m[key] = finite.length ? finite[lo] + (finite[hi] - finite[lo]) * (q - lo) : Infinity;  // numpy's linear
+  }
+  return m[key];
+}
+
+function mapCanvas(panel) {
+  const m = S.maps[panel.key];
+  if (!m) return null;
+  const s = S.settings, cmap = panel.signed ? "RdBu_r" : s.cmap;
+  const sig = [cmap, s.opacity, s.mode, s.threshold, s.top].join("/");
+  const cached = S.mapCanvases[panel.key];
+  if (cached && cached.sig === sig) return cached.canvas;
+  const canvas = cached ? cached.canvas : el("canvas");
+  canvas.width = m.w; canvas.height = m.h;
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(m.w, m.h), px = img.data;
+  const lut = S.args.colormaps[cmap], alpha = Math.round(255 * s.opacity);
+  const floor = s.mode === "threshold" ? s.threshold : cutoff(m);
+  const [lo, hi] = panel.signed ? [-1, 1] : [0, 1];
+  for (let i = 0, j = 0; i < m.values.length; i++, j += 4) {
+    const v = m.values[i];
+    if (!Number.isFinite(v) || (!panel.signed && v < floor)) { px[j + 3] = 0; continue; }
+    let t = Math.round(255 * (v - lo) / (hi - lo)); t = t < 0 ? 0 : t > 255 ? 255 : t;
+    px[j] = lut[3 * t]; px[j + 1] = lut[3 * t + 1]; px[j + 2] = lut[3 * t + 2]; px[j + 3] = alpha;
+  }
+  ctx.putImageData(img, 0, 0);
+  S.mapCanvases[panel.key] = { canvas, sig };
+  return canvas;
+}
+
+/* ---------- drawing one panel: film, map, ground truth, all under one shared zoom/pan ---------- */
+
+function transformOf(canvas) {
+  const f = S.film, fit = Math.min(canvas.width / f.w, canvas.height / f.h), s = fit * S.view.zoom;
+  const cx = S.view.cx ?? f.w / 2, cy = S.view.cy ?? f.h / 2;
+  return { s, tx: canvas.width / 2 - cx * s, ty: canvas.height / 2 - cy * s };
+}
+
+function drawPanel(view) {
+  const { canvas, panel } = view, ctx = canvas.getContext("2d"), f = S.film;
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(canvas.clientWidth * dpr)), h = Math.max(1, Math.round(canvas.clientHeight * dpr));
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const { s, tx, ty } = transformOf(canvas);
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.fillStyle = "#000"; ctx.fillRect(0, 0, w, h);
+  ctx.setTransform(s, 0, 0, s, tx, ty);
+  ctx.imageSmoothingEnabled = s < 2;  // magnified beyond 2×: each stored pixel shown as it is
+  ctx.drawImage(S.filmCanvas, 0, 0);
+  const mc = panel && S.settings.opacity > 0 ? mapCanvas(panel) : null;
+  if (mc) { ctx.imageSmoothingEnabled = true; ctx.drawImage(mc, 0, 0, f.w, f.h); }
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  if (S.settings.gt) {
+    const gt = S.args.truth || {};
+    ctx.lineWidth = 1.5 * dpr;
+    ctx.strokeStyle = "#39ff14";
+    for (const [x, y, bw, bh] of gt.boxes || []) ctx.strokeRect(x * s + tx, y * s + ty, bw * s, bh * s);
+    ctx.strokeStyle = "#00e5ff";
+    for (const line of gt.contours || []) {
+      ctx.beginPath();
+      line.forEach(([x, y], k) => (k ? ctx.lineTo : ctx.moveTo).call(ctx, x * s + tx, y * s + ty));
+      ctx.closePath(); ctx.stroke();
+    }
+  }
+}
+
+function drawAll() {
+  renderFilm();
+  for (const view of S.panels) drawPanel(view);
+  drawColorbar();
+  updateReadout();
+  S.draws += 1;
+  document.body.dataset.draws = S.draws;
+}
+
+let pending = false;
+function redraw() {  // at most one draw per animation frame
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => { pending = false; drawAll(); });
+}
+
+/* ---------- colorbar and the value under the cursor ---------- */
+
+function drawColorbar() {
+  const bar = document.getElementById("cbar");
+  if (!bar) return;
+  const main = (S.cursor && S.cursor.panel) || (S.panels[0] && S.panels[0].panel), signed = !!(main && main.signed);
+  const lut = S.args.colormaps[signed ? "RdBu_r" : S.settings.cmap];
+  bar.width = 16; bar.height = 256;
+  const ctx = bar.getContext("2d");
+  for (let t = 0; t < 256; t++) {
+    ctx.fillStyle = `rgb(${lut[3 * t]},${lut[3 * t + 1]},${lut[3 * t + 2]})`;
+    ctx.fillRect(0, 255 - t, 16, 1);
+  }
+  const floor = S.settings.mode === "threshold" ? S.settings.threshold : null;
+  if (floor !== null && !signed) { ctx.fillStyle = "rgba(255,255,255,.75)"; ctx.fillRect(0, 255 - Math.round(255 * floor), 16, 256); }
+  if (S.cursor && S.cursor.value !== undefined && Number.isFinite(S.cursor.value)) {
+    const [lo, hi] = signed ? [-1, 1] : [0, 1];
+    const y = 255 - Math.round(255 * Math.min(1, Math.max(0, (S.cursor.value - lo) / (hi - lo))));
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, y - 2, 16, 4); ctx.strokeStyle = "#000"; ctx.strokeRect(0, y - 2, 16, 4);
+  }
+  document.getElementById("cbar-top").textContent = signed ? "+1 (A higher)" : "1";
+  document.getElementById("cbar-bottom").textContent = signed ? "−1 (B higher)" : "0";
+}
+
+function sample(panel, fx, fy) {
+  const m = panel && S.maps[panel.key], f = S.film;
+  if (!m) return undefined;
+  const x = Math.min(m.w - 1, Math.floor(fx * m.w / f.w)), y = Math.min(m.h - 1, Math.floor(fy * m.h / f.h));
+  return m.values[y * m.w + x];
+}
+
+function updateReadout() {
+  const out = document.getElementById("readout");
+  if (!out) return;
+  const [c, w] = windowOf(), f = S.film, unit = f.unit ? " " + f.unit : "";
+  let text = `Window L ${c.toFixed(0)} W ${w.toFixed(0)}${S.settings.window && S.settings.window.preset ? " (" + S.settings.window.preset + ")" : ""}` +
+             ` · zoom ${(S.view.zoom * 100).toFixed(0)} %`;
+  if (S.cursor) {
+    const { fx, fy, panel, value } = S.cursor;
+    const stored = f.values[Math.floor(fy) * f.w + Math.floor(fx)];
+    text += ` · x ${Math.floor(fx)} y ${Math.floor(fy)} · pixel ${(f.offset + stored * f.scale).toFixed(f.scale === 1 ? 0 : 2)}${unit}`;
+    if (panel && value !== undefined) text += ` · ${panel.label} ${Number.isFinite(value) ? value.toFixed(3) : "—"}`;
+  }
+  out.textContent = text;
+}
+
+/* ---------- interaction: wheel zoom, drag pan or window/level, click to choose ---------- */
+
+function attach(view) {
+  const canvas = view.canvas;
+  let drag = null;
+  const filmPoint = e => {
+    const r = canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
+    const { s, tx, ty } = transformOf(canvas);
+    return [((e.clientX - r.left) * dpr - tx) / s, ((e.clientY - r.top) * dpr - ty) / s];
+  };
+  canvas.addEventListener("wheel", e => {
+    e.preventDefault();
+    const [fx, fy] = filmPoint(e), f = S.film;
+    const factor = Math.exp(-e.deltaY * 0.0015), zoom = Math.min(40, Math.max(0.5, S.view.zoom * factor));
+    const cx = S.view.cx ?? f.w / 2, cy = S.view.cy ?? f.h / 2, k = S.view.zoom / zoom;
+    S.view = { zoom, cx: fx + (cx - fx) * k, cy: fy + (cy - fy) * k };  // the point under the cursor stays
+    redraw();
+  }, { passive: false });
+  canvas.addEventListener("contextmenu", e => e.preventDefault());
+  canvas.addEventListener("pointerdown", e => {
+    canvas.setPointerCapture(e.pointerId);
+    const mode = e.button === 2 || e.shiftKey || S.tool === "wl" ? "wl" : "pan";
+    const [c, w] = windowOf();
+    drag = { x: e.clientX, y: e.clientY, mode, view: Object.assign({}, S.view), c, w, moved: false };
+  });
+  canvas.addEventListener("pointermove", e => {
+    const [fx, fy] = filmPoint(e), f = S.film;
+    S.cursor = fx >= 0 && fy >= 0 && fx < f.w && fy < f.h ? { fx, fy, panel: view.panel, value: sample(view.panel, fx, fy) } : null;
+    if (drag) {
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+      if (drag.mode === "pan") {
+        const { s } = transformOf(canvas), dpr = window.devicePixelRatio || 1, f0 = drag.view;
+        S.view = { zoom: f0.zoom, cx: (f0.cx ?? f.w / 2) - dx * dpr / s, cy: (f0.cy ?? f.h / 2) - dy * dpr / s };
+      } else {  // right or shift drag: horizontal = width, vertical = level (as in OHIF and Weasis)
+        const span = Math.max(f.hi - f.lo, 1), per = span / 400;
+        setWindow(drag.c + dy * per, Math.max(1, drag.w + dx * per));
+      }
+    }
+    redraw();
+  });
+  canvas.addEventListener("pointerleave", () => { S.cursor = null; redraw(); });
+  canvas.addEventListener("pointerup", () => {
+    if (drag && !drag.moved && view.choose) view.choose();
+    if (drag && drag.mode === "wl") commit();
+    drag = null;
+  });
+  canvas.addEventListener("dblclick", () => { S.view = { zoom: 1, cx: null, cy: null }; redraw(); });
+}
+
+function setWindow(center, width) {
+  const f = S.film, span = Math.max(f.hi - f.lo, 1);
+  S.settings.window = { cf: (center - f.lo) / span, wf: width / span };
+  redraw();
+}
+
+/* ---------- settings kept by Python across images and pages ---------- */
+
+let timer = null;
+function commit() {  // debounced: the display has already changed; Python only keeps the choice
+  clearTimeout(timer);
+  timer = setTimeout(() => {
+    S.lastSent = JSON.stringify(S.settings);
+    ST.value(Object.assign({}, S.settings));
+  }, 400);
+}
+
+function change(patch, rebuild = false) {
+  Object.assign(S.settings, patch);
+  if (rebuild) build(); else { syncControls(); redraw(); }
+  commit();
+}
+
+/* ---------- the page: toolbar, panels, playback, curve ---------- */
+
+function toolbar() {
+  const a = S.args, s = S.settings, bar = el("div", { class: "bar" });
+  if (a.layout === "explorer") {
+    const select = el("select", { id: "method", onchange: e => change({ method: e.target.value }, true) },
+      ...a.panels.map(p => el("option", { value: p.key }, p.label)));
+    bar.append(el("label", {}, "Method", select));
+  }
+  bar.append(el("label", {}, "Opacity", el("input", { id: "opacity", type: "range", min: 0, max: 1, step: 0.05,
+    oninput: e => change({ opacity: +e.target.value }) })));
+  bar.append(el("label", {}, "Colormap", el("select", { id: "cmap", onchange: e => change({ cmap: e.target.value }) },
+    ...a.cmaps.map(c => el("option", { value: c }, c)))));
+  const mode = el("select", { id: "mode", onchange: e => change({ mode: e.target.value }) },
+    el("option", { value: "all" }, "all values"), el("option", { value: "threshold" }, "above threshold"),
+    el("option", { value: "top" }, "top k %"));
+  bar.append(el("label", {}, "Show", mode,
+    el("input", { id: "threshold", type: "number", min: 0, max: 1, step: 0.05, title: "threshold (map values are in [0, 1])",
+                  onchange: e => change({ threshold: Math.min(1, Math.max(0, +e.target.value)) }) }),
+    el("input", { id: "top", type: "number", min: 1, max: 100, step: 1, title: "top k %",
+                  onchange: e => change({ top: Math.min(100, Math.max(1, Math.round(+e.target.value))) }) })));
+  const presets = el("span", { class: "group", id: "presets" }, "Window ");
+  for (const name of Object.keys(S.film.presets))
+    presets.append(el("button", { "data-preset": name, title: S.film.presetHelp[name] || "",
+      onclick: () => change({ window: { preset: name } }) }, name));
+  bar.append(presets);
+  bar.append(el("span", { class: "group" }, "Drag ",
+    el("button", { id: "tool-pan", onclick: () => { S.tool = "pan"; syncControls(); } }, "pan"),
+    el("button", { id: "tool-wl", title: "or drag with the right button / shift", onclick: () => { S.tool = "wl"; syncControls(); } }, "window")));
+  bar.append(el("label", {}, el("input", { id: "gt", type: "checkbox", onchange: e => change({ gt: e.target.checked }) }), "ground truth"));
+  bar.append(el("span", { class: "group" },
+    el("button", { id: "one", title: "one stored pixel per screen pixel", onclick: () => {
+      const v = S.panels[0] && S.panels[0].canvas, f = S.film;
+      if (v) { const fit = Math.min(v.width / f.w, v.height / f.h); S.view = Object.assign({}, S.view, { zoom: 1 / fit }); redraw(); }
+    } }, "1:1"),
+    el("button", { id: "reset", onclick: () => { S.view = { zoom: 1, cx: null, cy: null }; redraw(); } }, "fit"),
+    el("button", { id: "fullscreen", title: "the main panel over the whole screen, at full resolution",
+      onclick: () => { const m = document.getElementById("main"); if (m && m.requestFullscreen) m.requestFullscreen(); } }, "fullscreen")));
+  return bar;
+}
+
+function syncControls() {
+  const s = S.settings, set = (id, prop, v) => { const n = document.getElementById(id); if (n) n[prop] = v; };
+  set("method", "value", s.method); set("opacity", "value", s.opacity); set("cmap", "value", s.cmap);
+  set("mode", "value", s.mode); set("threshold", "value", s.threshold); set("top", "value", s.top);
+  set("gt", "checked", s.gt);
+  const show = (id, on) => { const n = document.getElementById(id); if (n) n.style.display = on ? "" : "none"; };
+  show("threshold", s.mode === "threshold"); show("top", s.mode === "top");
+  document.querySelectorAll("#presets button").forEach(b =>
+    b.classList.toggle("on", !!(s.window && s.window.preset === b.dataset.preset)));
+  document.getElementById("tool-pan")?.classList.toggle("on", S.tool === "pan");
+  document.getElementById("tool-wl")?.classList.toggle("on", S.tool === "wl");
+}
+
+function panelBox(panel, height, choose, extraClass = "") {
+  const canvas = el("canvas");
+  const box = el("div", { class: "panel " + extraClass, style: `height:${height}px` }, canvas,
+    el("div", { class: "tag" }, panel ? panel.label + (panel.caption ? " · " + panel.caption : "") : ""));
+  if (panel && panel.flag) box.append(el("div", { class: "flag" }, panel.flag));
+  const view = { canvas, panel, choose, box };
+  attach(view);
+  S.panels.push(view);
+  return box;
+}
+
+function mainArea(panels, height) {
+  const cbar = el("div", { class: "colorbar" }, el("span", { id: "cbar-top" }, "1"), el("canvas", { id: "cbar" }),
+    el("span", { id: "cbar-bottom" }, "0"), el("span", {}, "map value"));
+  const main = el("div", { id: "main", class: "main" });
+  const width = `calc((100% - ${70 + 8 * (panels.length - 1)}px) / ${panels.length})`;
+  for (const p of panels) {
+    const box = panelBox(p, height);
+    box.style.flex = `0 0 ${width}`;
+    main.append(box);
+  }
+  main.append(cbar);
+  return main;
+}
+
+function build() {
+  const a = S.args, s = S.settings, root = document.getElementById("root");
+  S.panels = [];
+  root.replaceChildren(toolbar());
+  if (a.layout === "explorer") {
+    const chosen = panelByKey(a.panels, s.method);
+    root.append(mainArea([chosen], a.height));
+    root.append(el("div", { id: "readout", class: "readout" }));
+    const cols = a.columns || 4, grid = el("div", { class: "grid", style: `grid-template-columns:repeat(${cols}, 1fr)` });
+    const side = Math.floor((root.clientWidth - 8 * (cols - 1)) / cols);
+    for (const p of a.panels) {
+      const box = panelBox(p, side, () => change({ method: p.key }, true), p.key === chosen.key ? "selected" : "");
+      grid.append(el("div", {}, box));
+    }
+    root.append(grid);
+  } else if (a.layout === "states") {
+    root.append(el("div", { class: "row-title" }, a.reference_title || "original"));
+    root.append(mainArea(a.panels, a.height));
+    const frame = a.frames[S.frame];
+    const slider = el("input", { id: "frame", type: "range", min: 0, max: a.frames.length - 1, step: 1, value: S.frame,
+      oninput: e => showFrame(+e.target.value) });
+    const play = el("button", { id: "play", onclick: () => togglePlay() }, S.playing ? "❚❚ pause" : "▶ play");
+    root.append(el("div", { class: "frames" }, play, slider, el("span", { id: "state-label", class: "state-label" }, frame.label)));
+    const row = mainArea(frame.panels, a.height);
+    row.id = "current"; row.querySelector(".colorbar").remove();
+    root.append(row);
+    root.append(el("div", { id: "readout", class: "readout" }));
+    if (a.curve) root.append(curve(a.curve));
+  } else {
+    root.append(mainArea(a.panels, a.height));
+    root.append(el("div", { id: "readout", class: "readout" }));
+  }
+  syncControls();
+  drawAll();
+  ST.height(document.body.scrollHeight + 4);
+}
+
+function showFrame(index) {  // label, slider, frames and curve cursor change together, in one draw
+  S.frame = index;
+  const frame = S.args.frames[index], views = S.panels.slice(S.args.panels.length);
+  views.forEach((view, k) => {
+    view.panel = frame.panels[k];
+    view.box.querySelector(".tag").textContent = view.panel.label + (view.panel.caption ? " · " + view.panel.caption : "");
+    const flag = view.box.querySelector(".flag");
+    if (flag) flag.remove();
+    if (view.panel.flag) view.box.append(el("div", { class: "flag" }, view.panel.flag));
+  });
+  document.getElementById("state-label").textContent = frame.label;
+  document.getElementById("frame").value = index;
+  const cursor = document.getElementById("curve-cursor");
+  if (cursor) cursor.setAttribute("transform", `translate(${S.curveX(index)},0)`);
+  S.frameShownAt = performance.now();
+  redraw();
+}
+
+function togglePlay() {
+  if (S.playing) { clearInterval(S.playing); S.playing = null; }
+  else S.playing = setInterval(() => showFrame((S.frame + 1) % S.args.frames.length), 1000);
+  document.getElementById("play").textContent = S.playing ? "❚❚ pause" : "▶ play";
+}
+
+function curve(c) {  // this image's SSIM curve and the cohort's, with baselines, and a cursor at the frame
+  const W = 760, H = 260, L = 40, R = 10, T = 10, B = 58, n = c.xlabels.length;
+  const x = i => L + (W - L - R) * (n > 1 ? i / (n - 1) : 0.5), y = v => T + (H - T - B) * (1.05 - v) / 1.25;
+  S.curveX = x;
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("width", "100%"); svg.setAttribute("id", "curve");
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node); return node;
+  };
+  for (const v of [0, 0.5, 1]) {
+    add("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e6e6e6" });
+    add("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, v.toFixed(1));
+  }
+  c.xlabels.forEach((label, i) => add("text", { x: x(i), y: H - B + 14, "text-anchor": "end",
+    transform: `rotate(-35 ${x(i)} ${H - B + 14})` }, label));
+  add("text", { x: 12, y: T + 90, transform: `rotate(-90 12 ${T + 90})` }, c.ylabel || "SSIM to original");
+  const legend = el("div", { class: "legend" });
+  for (const s of c.series) {
+    const points = s.values.map((v, i) => v === null ? null : `${x(s.x ? s.x[i] : i)},${y(v)}`).filter(Boolean).join(" ");
+    add("polyline", { points, fill: "none", stroke: s.color, "stroke-width": s.width || 2,
+                      "stroke-dasharray": s.dash === "dot" ? "2 3" : s.dash === "dash" ? "7 4" : "" });
+    const swatch = document.createElementNS(ns, "svg");
+    swatch.setAttribute("width", 26); swatch.setAttribute("height", 8);
+    swatch.innerHTML = `<line x1="0" x2="26" y1="4" y2="4" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash === "dot" ? "2 3" : s.dash === "dash" ? "7 4" : ""}"/>`;
+    legend.append(el("span", {}, swatch, s.name));
+  }
+  const cursor = add("g", { id: "curve-cursor", transform: `translate(${x(S.frame)},0)` });
+  const line = document.createElementNS(ns, "line");
+  for (const [k, v] of Object.entries({ x1: 0, x2: 0, y1: T, y2: H - B, stroke: "#ff4b4b", "stroke-width": 2 })) line.setAttribute(k, v);
+  cursor.append(line);
+  return el("div", {}, svg, legend);
+}
+
+/* ---------- the component protocol ---------- */
+
+async function onRender(args) {
+  const incoming = JSON.stringify(args.settings);
+  if (args.data_key !== S.dataKey) {  // new film or maps: decode once
+    S.dataKey = args.data_key;
+    const film = await decode(args.film);
+    const maps = {};
+    const all = [args.panels, ...(args.frames || []).map(f => f.panels)].flat();
+    await Promise.all(all.map(async p => { if (p.map) maps[p.key] = await decode(p.map); }));
+    Object.assign(film, { lo: args.film.lo, hi: args.film.hi, presets: args.film.presets,
+                          presetHelp: args.film.preset_help || {} });
+    const first = S.args === null;
+    S.args = args; S.film = film; S.maps = maps; S.mapCanvases = {}; S.filmCanvas = null; S.filmSig = null;
+    if (first || S.settings === null) S.settings = JSON.parse(incoming);
+    else if (incoming !== S.lastReceived && incoming !== S.lastSent) S.settings = JSON.parse(incoming);
+    if (S.settings.window && S.settings.window.preset && !film.presets[S.settings.window.preset]) S.settings.window = {};
+    if (!first && args.keep_view !== true) S.view = { zoom: 1, cx: null, cy: null };
+    S.frame = Math.min(S.frame, Math.max(0, (args.frames || []).length - 1));
+    S.lastReceived = incoming;
+    build();
+  } else if (incoming !== S.lastReceived && incoming !== S.lastSent) {  // a choice made elsewhere (a click on Metrics)
+    S.lastReceived = incoming;
+    S.settings = JSON.parse(incoming);
+    build();
+  }
+}
+
+window.addEventListener("message", e => {
+  if (e.data && e.data.type === "streamlit:render") onRender(e.data.args).catch(err => {
+    document.getElementById("root").textContent = "The viewer could not show this image: " + err;
+  });
+});
+window.addEventListener("resize", () => { if (S.args) { redraw(); } });
+document.addEventListener("fullscreenchange", () => {
+  const main = document.getElementById("main");
+  if (main) main.style.height = document.fullscreenElement ? "100vh" : "";
+  S.panels.forEach(v => { if (v.box.parentElement === main) v.box.style.height = document.fullscreenElement ? "100vh" : `${S.args.height}px`; });
+  redraw();
+});
+ST.ready();
