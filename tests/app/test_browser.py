@@ -1,6 +1,7 @@
-"""End to end in a real headless Chromium: start the server with the shipped configuration, open the
-image explorer on a workspace, wait for the overlays to render, save a screenshot; upload a corrupt file
-and read the message; and check that the server listens on the loopback interface only."""
+"""End to end in a real headless Chromium: start the server with the shipped configuration; the explorer's
+viewer (film, maps, window presets, zoom, value under the cursor, method switch), randomization playback
+with label and frames in step, a Metrics click that carries its method, pseudonyms on every page, the
+stale-report regression; a corrupt upload's message; and the server listening on the loopback interface only."""
 import os
 import socket
 import subprocess
@@ -23,7 +24,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(app_workspace):
     port = free_port()
     env = {**os.environ, "TRUST_WORKSPACE": str(app_workspace), "OMP_NUM_THREADS": "1"}
@@ -103,23 +104,149 @@ def test_corrupt_upload_shows_a_message_in_chromium(server, tmp_path):
         driver.quit()
 
 
-def test_image_explorer_renders_overlay_in_chromium(server, tmp_path):
+def _in_viewer(driver, wait, script: str = "return window.__viewer && window.__viewer.draws > 0"):
+    """Switch into the page's (first) viewer once it has painted; returns ``script``'s value there."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
+
+    def ready(d):
+        d.switch_to.default_content()
+        frames = d.find_elements(By.CSS_SELECTOR, "iframe")
+        if not frames:
+            return False
+        d.execute_script("arguments[0].scrollIntoView()", frames[0])
+        d.switch_to.frame(frames[0])
+        return d.execute_script("return !!(window.__viewer && window.__viewer.draws > 0)")
+
+    wait.until(ready)
+    return driver.execute_script(script)
+
+
+def test_image_explorer_viewer_in_chromium(server, tmp_path, app_workspace):
+    """The film and every map painted; a window preset, the wheel zoom, the value under the cursor and a
+    method switch all work in the browser without a rerun of the app."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _chrome(tmp_path)
     try:
         driver.get(server + "/explorer")
         wait = WebDriverWait(driver, 120)
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stImage'] img")))
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 9)
-        time.sleep(1)
+        _in_viewer(driver, wait)
+        state = driver.execute_script("const S = window.__viewer; return [S.film.w, S.film.h, S.panels.length,"
+                                      " Object.keys(S.maps).length]")
+        from trust_core.workspace import Workspace
+
+        dataset = Workspace(app_workspace).dataset("rsna")
+        native = dataset.native_shape(dataset.ids(split="test", label=1)[0])
+        assert (state[1], state[0]) == native and state[2] == 9 and state[3] == 8  # native film; large + 8 panels
+        main = driver.find_elements(By.CSS_SELECTOR, ".panel canvas")[0]
+        ActionChains(driver).move_to_element(main).perform()
+        wait.until(lambda d: "pixel" in d.find_element(By.ID, "readout").text)
+        readout = driver.find_element(By.ID, "readout").text
+        assert "Gradient" in readout and "zoom 100 %" in readout
+        # the value under the cursor is the map's own value at that film pixel
+        check = driver.execute_script("const S = window.__viewer, c = S.cursor, m = S.maps[c.panel.key];"
+                                      "return [c.value, m.values[Math.floor(c.fy * m.h / S.film.h) * m.w +"
+                                      " Math.floor(c.fx * m.w / S.film.w)]]")
+        assert check[0] == check[1]
+        driver.find_element(By.CSS_SELECTOR, "#presets button[data-preset='lung']").click()
+        wait.until(lambda d: "(lung)" in d.find_element(By.ID, "readout").text)
+        driver.execute_script("arguments[0].dispatchEvent(new WheelEvent('wheel', {deltaY: -400, clientX: 100,"
+                              " clientY: 100, bubbles: true, cancelable: true}))", main)
+        wait.until(lambda d: "zoom 100 %" not in d.find_element(By.ID, "readout").text)
+        zooms = driver.execute_script("return window.__viewer.view.zoom")
+        assert zooms > 1.5
+        select = driver.find_element(By.ID, "method")
+        driver.execute_script("arguments[0].value = 'xrai'; arguments[0].dispatchEvent(new Event('change'))", select)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".panel .tag")[0].text.startswith("XRAI"))
+        assert driver.execute_script("return window.__viewer.view.zoom") == zooms  # the zoom is kept
+        driver.switch_to.default_content()
         shot = ROOT / "cache" / "screenshots" / "explorer.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(shot))
-        assert shot.stat().st_size > 10_000
         text = driver.find_element(By.TAG_NAME, "body").text
         assert "Image explorer" in text and "Traceback" not in text
+    finally:
+        driver.quit()
+
+
+def test_randomization_playback_holds_one_state_per_second_in_step(server, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome(tmp_path)
+    try:
+        driver.get(server + "/randomization")
+        wait = WebDriverWait(driver, 180)
+        _in_viewer(driver, wait)
+        driver.execute_script("document.getElementById('play').click()")
+        seen = []
+        started = time.time()
+        while time.time() - started < 4.3:
+            seen.append(driver.execute_script(
+                "const S = window.__viewer, views = S.panels.slice(S.args.panels.length);"
+                "return [performance.now(), S.frame, document.getElementById('state-label').textContent,"
+                " document.getElementById('frame').value, views.map(v => v.panel.key),"
+                " views.map(v => v.box.querySelector('.tag').textContent)]"))
+            time.sleep(0.04)
+        changes = [b for a, b in zip(seen, seen[1:]) if b[1] != a[1]]
+        assert len(changes) >= 3
+        for _, frame, label, slider, keys, tags in seen:  # label, slider, maps and captions: one state
+            assert label.startswith(f"state {frame}/") and int(slider) == frame
+            assert all(k.endswith(f"@{frame}") for k in keys)
+        gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:])]
+        assert all(900 <= g <= 1150 for g in gaps), gaps
+    finally:
+        driver.quit()
+
+
+def test_a_metrics_click_opens_the_explorer_at_that_method(server, tmp_path):
+    """Click an XRAI point on Metrics: the explorer opens on that image, with XRAI large."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome(tmp_path)
+    try:
+        driver.get(server + "/metrics")
+        wait = WebDriverWait(driver, 120)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .boxlayer .trace"))
+        time.sleep(1)
+        point = driver.execute_script(
+            "const traces = document.querySelectorAll('.js-plotly-plot')[0].querySelectorAll('.boxlayer .trace');"
+            "for (const t of traces) { const d = t.__data__ && t.__data__[0];"
+            " if (d && d.trace && d.trace.name === 'XRAI') return t.querySelector('.points path'); }")
+        assert point is not None
+        ActionChains(driver).move_to_element(point).click().perform()
+        wait.until(lambda d: "/explorer" in d.current_url)
+        _in_viewer(driver, wait)
+        assert driver.execute_script("return window.__viewer.settings.method") == "xrai"
+        assert driver.find_elements(By.CSS_SELECTOR, ".panel .tag")[0].text.startswith("XRAI")
+    finally:
+        driver.quit()
+
+
+def test_pages_show_pseudonyms_not_identifiers_in_chromium(server, tmp_path, app_workspace):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from trust_core.workspace import Workspace
+
+    real = Workspace(app_workspace).dataset("rsna").ids()
+    driver = _chrome(tmp_path)
+    try:
+        for page in ("scorecard", "explorer", "randomization", "metrics", "compare", "reports"):
+            driver.get(f"{server}/{page}")
+            wait = WebDriverWait(driver, 120)
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stApp']") and d.find_element(
+                By.CSS_SELECTOR, "[data-testid='stApp']").get_attribute("data-test-script-state") == "notRunning")
+            time.sleep(1.5)
+            text = driver.execute_script(  # what the page shows, the pickers' current values included
+                "return document.body.innerText + ' ' + [...document.querySelectorAll('input')].map(i => i.value)"
+                ".join(' ') + ' ' + [...document.querySelectorAll('[data-baseweb=select]')].map(s => s.innerText)"
+                ".join(' ')")
+            assert "img-" in text or page in ("scorecard", "metrics"), page
+            assert not [i for i in real if i in text], page
+            assert "Traceback" not in text, page
     finally:
         driver.quit()
