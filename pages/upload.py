@@ -3,14 +3,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from trust_core.data import load_radiograph
-from trust_core.data.dicom import UPLOAD_SUFFIXES, read_upload
+from trust_core.data import DicomImage, read_dicom
+from trust_core.data.dicom import UPLOAD_SUFFIXES, decode_upload
 from trust_core.errors import TrustError
-from trust_core.data.transforms import crop
-from ui.frame import friendly_errors, preset_note, run_page
-from ui.state import model_name, preset, workspace
 from trust_core.saliency import resolve_methods
-from ui.widgets import extended_toggle, method_label, panel, shown_methods
+from ui.frame import friendly_errors, preset_note, run_page
+from ui.state import model_name, preset, shared, workspace
+from ui.viewer import film_of, map_panel, show
+from ui.widgets import extended_toggle, method_label, shown_methods
 
 
 def render() -> None:
@@ -27,13 +27,14 @@ def render() -> None:
             upload = st.file_uploader(f"DICOM, PNG or JPEG ({', '.join(UPLOAD_SUFFIXES)})")
             if upload is None:
                 st.stop()
-            image = read_upload(upload.name, upload.getvalue(), max_bytes=MAX_BYTES)
+            decoded = decode_upload(upload.name, upload.getvalue(), max_bytes=MAX_BYTES)
         else:
             from pydicom.data import get_testdata_file
-            image = load_radiograph(Path(get_testdata_file("RG1_UNCR.dcm")))
+            decoded = read_dicom(Path(get_testdata_file("RG1_UNCR.dcm")))
     except TrustError as exc:
         st.error(f"This file cannot be used: {exc}")
         st.stop()
+    image = decoded.pixels if isinstance(decoded, DicomImage) else decoded  # display-ready, [0, 1]
 
     extended_toggle()
     methods = st.multiselect("Methods", shown_methods(), default=resolve_methods("paper"), format_func=method_label,
@@ -46,7 +47,6 @@ def render() -> None:
     with friendly_errors():
         typical = workspace().typicality(image, model_name())
         output = workspace().prediction_for_image(image, model_name())
-    image = crop(image, workspace().framing(model_name()))  # the part of the film under the maps
     target = int(result.targets[0])
     name = workspace().class_name(model_name(), target)
     kind_of_score = "probability" if output["activation"] != "logits" else "logit"
@@ -66,12 +66,10 @@ def render() -> None:
     elif typical is None:
         st.caption("This model's training films are not in the workspace: whether this image resembles them is "
                    "not checked.")
-    cols = st.columns(4)
-    with cols[0]:
-        panel(image, None, caption="Input", size=result[methods[0]].shape[1] * 2)
-    for k, m in enumerate(methods, start=1):
-        with cols[k % 4]:
-            panel(image, result[m][0], caption=method_label(m) + (f" — {result.flags[m][0]}" if result.flags[m][0] else ""))
-
+    framing = workspace().framing(model_name())  # the part of the film under the maps
+    panels = [map_panel(m, method_label(m), result[m][0], flag=result.flags[m][0]) for m in methods]
+    kept = shared("explorer_method")
+    show(film_of(decoded, framing), panels, truth={"boxes": [], "contours": []}, layout="explorer",
+         method=kept if kept in methods else methods[0], key="upload_viewer", height=640)
 
 run_page(__file__, render)

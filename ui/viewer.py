@@ -41,7 +41,7 @@ PRESET_HELP = {
     "header": "the window stored in the DICOM header",
 }
 DEFAULT_SETTINGS = {"method": None, "opacity": 0.5, "cmap": COLORMAPS[0], "mode": "all", "threshold": 0.5,
-                    "top": 10, "window": {"preset": "full"}, "gt": True}
+                    "top": 10, "window": {"preset": "header"}, "gt": True}  # header: the file's own window (else full)
 
 
 def encode(array: np.ndarray) -> dict:
@@ -152,16 +152,23 @@ def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", he
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _film(path: str, mtime: float, framing: str, native: tuple[int, int]) -> dict:
+def _film(path: str, mtime: float, framing: str) -> dict:
     from trust_core.data import read_dicom, read_image
     from trust_core.data.dicom import IMAGE_SUFFIXES
+
+    return film_of(read_image(path) if Path(path).suffix.lower() in IMAGE_SUFFIXES else read_dicom(path), framing)
+
+
+def film_of(decoded, framing: str = "stretch") -> dict:
+    """The payload of a decoded film: a ``DicomImage`` in its stored values, or a [0, 1] image (8-bit
+    values back exactly, others quantized to 16 bits)."""
+    from trust_core.data import DicomImage
     from trust_core.data.transforms import crop
 
-    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
-        dicom = read_dicom(path)
-        return film_payload(crop(dicom.modality_values, framing), inverted=dicom.inverted,
-                            header_window=dicom.window)
-    image = crop(read_image(path), framing).astype(np.float64)  # [0, 1]
+    if isinstance(decoded, DicomImage):
+        return film_payload(crop(decoded.modality_values, framing), inverted=decoded.inverted,
+                            header_window=decoded.window)
+    image = crop(np.asarray(decoded), framing).astype(np.float64)
     stored = image * 255  # an 8-bit film comes back to its stored values exactly
     return film_payload(np.round(stored) if np.allclose(stored, np.round(stored), atol=1e-3) else image)
 
@@ -169,4 +176,4 @@ def _film(path: str, mtime: float, framing: str, native: tuple[int, int]) -> dic
 def film_for(dataset, image_id: str, framing: str) -> dict:
     """The payload of a dataset film (the part its model sees), cached per file and framing."""
     path = dataset.record(image_id).path
-    return _film(str(path), path.stat().st_mtime, framing, tuple(dataset.native_shape(image_id)))
+    return _film(str(path), path.stat().st_mtime, framing)

@@ -152,6 +152,18 @@ def test_image_explorer_viewer_in_chromium(server, tmp_path, app_workspace):
         assert check[0] == check[1]
         driver.find_element(By.CSS_SELECTOR, "#presets button[data-preset='lung']").click()
         wait.until(lambda d: "(lung)" in d.find_element(By.ID, "readout").text)
+        # the browser's window/level is DICOM's linear window, as the Python reader applies it
+        values, grays, window, inverted = driver.execute_script(
+            "const S = window.__viewer, f = S.film, c = S.filmCanvas.getContext('2d'), out = [[], []];"
+            "for (let k = 0; k < 400; k++) { const i = Math.floor((k * 7919) % (f.w * f.h));"
+            " out[0].push(f.offset + f.values[i] * f.scale);"
+            " out[1].push(c.getImageData(i % f.w, Math.floor(i / f.w), 1, 1).data[0]); }"
+            "return [out[0], out[1], f.presets.lung, f.inverted]")
+        from trust_core.data.dicom import _apply_window
+        import numpy as np
+
+        expected = _apply_window(np.array(values, np.float32), *window, inverted) * 255
+        assert np.abs(expected - np.array(grays)).max() <= 1.0
         driver.execute_script("arguments[0].dispatchEvent(new WheelEvent('wheel', {deltaY: -400, clientX: 100,"
                               " clientY: 100, bubbles: true, cancelable: true}))", main)
         wait.until(lambda d: "zoom 100 %" not in d.find_element(By.ID, "readout").text)

@@ -360,6 +360,13 @@ def read_upload(name: str, data: bytes, *, max_bytes: int) -> np.ndarray:
     patient's image stays on disk); only the base name's suffix is used, so a name like ``../../x``
     cannot point anywhere. Raises :class:`ImageError`/:class:`DicomError` naming the upload.
     """
+    decoded = decode_upload(name, data, max_bytes=max_bytes)
+    return decoded.pixels if isinstance(decoded, DicomImage) else decoded
+
+
+def decode_upload(name: str, data: bytes, *, max_bytes: int) -> DicomImage | np.ndarray:
+    """:func:`read_upload`, keeping a DICOM's stored values: a :class:`DicomImage` for a DICOM upload (so
+    that a viewer can window it in its own units), the [0, 1] image for the others."""
     import tempfile
 
     base = Path(str(name)).name or "upload"
@@ -374,6 +381,6 @@ def read_upload(name: str, data: bytes, *, max_bytes: int) -> np.ndarray:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            return load_radiograph(path)
+            return read_image(path) if suffix in IMAGE_SUFFIXES else read_dicom(path)
         except (ImageError, DicomError) as exc:
             raise type(exc)(exc.reason, path=base) from None
