@@ -47,7 +47,11 @@ def render() -> None:
             st.switch_page("pages/explorer.py")
 
 
-    for key in shown_criteria(results["criteria"]):  # every scored criterion, from the registry
+    keys = shown_criteria(results["criteria"])
+    focus = st.session_state.get("_metrics_focus")
+    if focus in keys:  # opened from a scorecard cell: its criterion first
+        keys = [focus] + [k for k in keys if k != focus]
+    for key in keys:  # every scored criterion, from the registry
         criterion = CRITERIA[key]
         block = results["criteria"][key]
         with friendly_errors():

@@ -45,6 +45,30 @@ def forest(sub, block: dict, criterion: str) -> None:
     st.plotly_chart(figure, width="stretch", key=f"forest_{criterion}")
 
 
+def open_at(ws, criterion: str, row) -> None:
+    """A chosen scorecard cell opens its method: in the explorer on the image it scored worst on (for this
+    criterion), or on Metrics with this criterion first."""
+    spec = CRITERIA[criterion]
+    worst = None
+    with friendly_errors():
+        table = ws.table(kind(), spec.table)
+    if table is not None and "state_index" in table:  # randomization: at the fully randomized state
+        table = table[table.state_index == table.state_index.max()]
+    if table is not None and spec.column in table and len(table[table.method == row.method]):
+        mine = table[table.method == row.method].groupby("image_id")[spec.column].mean()
+        worst = mine.idxmin() if spec.higher_is_better else mine.idxmax()
+    c1, c2 = st.columns(2)
+    if c1.button(f"🔎 {row.label} in the explorer" + (" (its worst image here)" if worst is not None else ""),
+                 key=f"open_explorer_{criterion}"):
+        st.session_state["_explorer_method"] = row.method
+        if worst is not None:
+            st.session_state["_image_id"] = worst
+        st.switch_page("pages/explorer.py")
+    if c2.button(f"📊 {spec.label} on Metrics", key=f"open_metrics_{criterion}"):
+        st.session_state["_metrics_focus"] = criterion
+        st.switch_page("pages/metrics.py")
+
+
 def render() -> None:
     st.title("Can these saliency maps be trusted?")
     st.caption("Four trust criteria of Arun et al., Radiology: AI 2021 — localization utility, sensitivity to "
@@ -120,7 +144,11 @@ def render() -> None:
                 "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)"
                 if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
                 "paper_rule": "paper rule", "paper_text": "paper", "excluded": "flagged"})
-            st.dataframe(view.style.map(verdict_style, subset=["verdict"]), hide_index=True, width="stretch")
+            event = st.dataframe(view.style.map(verdict_style, subset=["verdict"]), hide_index=True, width="stretch",
+                                 on_select="rerun", selection_mode="single-row", key=f"scorecard_{criterion}")
+            rows = event.selection.rows if event and event.selection else []
+            if rows and rows[0] < len(sub):
+                open_at(ws, criterion, sub.iloc[rows[0]])
             forest(sub, block, criterion)
         st.caption(f"Paper values: {SOURCE}. Randomization in the paper is reported as pass/fail.")
 

@@ -349,3 +349,26 @@ def test_messages_name_images_by_pseudonym(app_workspace, monkeypatch):
     assert redact(message) == message.replace(image, pseudonym(image))
     monkeypatch.setattr(ui.state, "shared", lambda name, default=None: name == "identifiers")
     assert redact(message) == message
+
+
+def test_a_scorecard_cell_opens_its_method_in_the_explorer_or_on_metrics(app_workspace, monkeypatch):
+    """Choosing a row of a criterion's table offers its method in the explorer (on the image it scored worst
+    on for that criterion) and the criterion on Metrics (first)."""
+    at = start(app_workspace, monkeypatch)
+    table = next(f.value for f in at.dataframe if "verdict" in f.value.columns)
+    row = next(k for k, m in enumerate(table.method) if m == "XRAI")
+    at.session_state["scorecard_utility"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    next(b for b in at.button if b.label.startswith("🔎 XRAI")).click().run()
+    assert not at.exception, at.exception
+    utility = Workspace(app_workspace).table("rsna", "utility")
+    worst = utility[utility.method == "xrai"].groupby("image_id").auprc.mean().idxmin()
+    assert at.session_state["_explorer_method"] == "xrai" and at.session_state["_image_id"] == worst
+    assert viewer(at)["settings"]["method"] == "xrai"  # the explorer opened with XRAI large
+    at.switch_page("pages/scorecard.py").run()
+    at.session_state["scorecard_repeatability"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    next(b for b in at.button if b.label.endswith("on Metrics")).click().run()
+    assert not at.exception, at.exception
+    assert at.get("plotly_chart")[0].proto.spec and "Repeatability" in at.get("plotly_chart")[0].proto.spec
