@@ -42,7 +42,7 @@ def test_deidentified_by_default(planted):
     text = pdf_text(pdf)
     assert report.title == pseudonym(image_id) and report.identifiers == {}
     # Search the text, not the pictures: base64 and pixel streams hold any short string by chance.
-    html_words = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html_text)
+    html_words = re.sub(r"data:image/(?:png|jpeg);base64,[A-Za-z0-9+/=]+", "", html_text)
     for secret in list(PLANTED.values()) + [image_id]:
         assert secret not in html_words and secret not in text, secret
     assert pdf.startswith(b"%PDF-")
@@ -89,3 +89,43 @@ def test_overlapping_boxes_are_drawn_apart():
     assert green[50, 45] and green[45, 50]  # box 1's bottom and right edges, inside box 2
     union = overlay(np.zeros((100, 100), np.float32), None, mask=mask, size=100)
     assert not ((union[..., 1] == 255) & (union[..., 2] == 255))[40, 30]  # the union outline misses it
+
+
+def test_page_one_holds_the_warning_the_prediction_and_the_verdicts(app_workspace):
+    """Page 1: the non-paper preset's warning, what the model predicts and which class the maps explain, and
+    per method the cohort's verdict on each of the paper's criteria (as the scorecard gives them)."""
+    from trust_core.report import scorecard_table
+
+    ws = Workspace(app_workspace)
+    image_id = ws.dataset("rsna").ids(split="test", label=1)[1]
+    report = build_image_report(ws, "rsna", image_id, "rsna_densenet_tiny_s0.pt", preset="fast")
+    pdf = render_pdf(report)
+    pages = [zlib.decompress(s).decode("latin-1") for s in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
+             if s.startswith(b"x")]
+    first = next(p for p in pages if "Saliency report" in p)
+    for text in ("Warning: Preset Fast", "predicts class", "maps explain class", "Verdicts per method",
+                 "Repeatability", "Reproducibility"):
+        assert text in first, text
+    table = scorecard_table(ws.results("rsna"), "rsna")
+    expected = table[(table.method == "gradcam") & (table.criterion == "repeatability")].verdict.iloc[0]
+    assert report.verdicts["gradcam"]["Repeatability"] == expected
+    output = ws.prediction("rsna", image_id, "rsna_densenet_tiny_s0.pt")
+    assert f"{output['scores'][output['predicted']]:.2f}" in report.prediction
+
+
+def test_maps_are_at_the_films_resolution_and_long_titles_wrap(app_workspace):
+    ws = Workspace(app_workspace)
+    dataset = ws.dataset("rsna")
+    image_id = dataset.ids(split="test", label=1)[1]
+    report = build_image_report(ws, "rsna", image_id, "rsna_densenet_tiny_s0.pt", preset="fast",
+                                include_identifiers=True)
+    report.title = "1.2.826.0.1.3680043.8.498.10025629581362719322093491184186345912"  # a long UID
+    pdf = render_pdf(report)
+    native = dataset.native_shape(image_id)[0]
+    sizes = {int(w) for w in re.findall(rb"/Subtype /Image.*?/Width (\d+)", pdf, re.S)}
+    assert sizes == {min(native, 1536)} and native > 128  # film resolution, not the 128 px maps
+    first = next(zlib.decompress(s).decode("latin-1") for s in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf,
+                                                                            re.S) if b"x" == s[:1])
+    shown = re.findall(r"\((.*?)\) Tj", first)
+    title = "Saliency report - " + report.title
+    assert title not in shown and "".join(shown).replace(" ", "").find(title.replace(" ", "")) >= 0  # wrapped

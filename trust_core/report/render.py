@@ -53,6 +53,16 @@ def overlay(image01: np.ndarray, saliency: np.ndarray | None, *, alpha: float = 
     return rgb
 
 
+def to_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """An overlay as JPEG: a report's film-resolution panels at a tenth of their PNG size (the film's noise
+    does not compress losslessly); for reading, not for measuring."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue()
+
+
 def to_png(rgb: np.ndarray) -> bytes:
     from PIL import Image
 

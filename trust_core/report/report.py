@@ -24,7 +24,10 @@ from ..errors import DicomError
 from ..metrics import auprc
 from ..models.info import info_of
 from ..saliency import METHODS, PRESETS
-from .render import overlay, to_png
+from .render import overlay, to_jpeg
+
+
+PANEL_MAX = 1536  # report panels: the film's own resolution up to this many pixels a side
 
 
 def pseudonym(image_id: str) -> str:
@@ -42,16 +45,27 @@ class ImageReport:
     params: dict
     provenance: dict
     identifiers: dict = field(default_factory=dict)
+    prediction: str = ""  # what the model predicts and which class the maps explain (page 1)
+    warnings: list[str] = field(default_factory=list)  # the preset's and the explained class's (page 1)
+    verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # method → criterion label → cohort verdict
+    verdict_source: str = ""
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    _panels: list | None = field(default=None, repr=False, compare=False)
 
     def panels(self) -> list[tuple[str, bytes]]:
-        """(caption, PNG) for the image with its ground truth, then each method's overlay."""
-        size = next(iter(self.maps.values())).shape[0] if self.maps else self.image.shape[0]
-        out = [("X-ray + ground truth", to_png(overlay(self.image, None, mask=self.mask, boxes=self.boxes,
-                                                          size=size)))]
+        """(caption, JPEG) for the image with its ground truth, then each method's overlay, at the film's own
+        resolution (at most :data:`PANEL_MAX` pixels a side): the map is upsampled onto the film, not the film
+        shrunk to the map."""
+        size = min(self.image.shape[0], PANEL_MAX)
+        if self._panels is not None:  # rendered once for the HTML and the PDF alike
+            return self._panels
+        out = [("X-ray + ground truth", to_jpeg(overlay(self.image, None, mask=self.mask, boxes=self.boxes,
+                                                           size=size)))]
+        scores = {r["key"]: r["auprc"] for r in self.metrics}
         for method, saliency in self.maps.items():
-            out.append((METHODS[method].label, to_png(overlay(self.image, saliency, mask=self.mask,
-                                                               boxes=self.boxes, size=size))))
+            caption = METHODS[method].label + (f" - AUPRC {scores[method]:.3f}" if scores.get(method) is not None else "")
+            out.append((caption, to_jpeg(overlay(self.image, saliency, mask=self.mask, boxes=self.boxes, size=size))))
+        self._panels = out
         return out
 
 
@@ -103,12 +117,46 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
             if figures and figures.get("fast_min_ssim") is not None and figures.get("verdict_agreement") is not None
             else "not the paper's preset; its distance from arun2021 is not measured here (trust bench presets)")
     title = image_id if include_identifiers else pseudonym(image_id)
-    half = crop_window(dataset.native_shape(image_id), framing)[2] // 2
-    return ImageReport(title=title, image=dataset.image(image_id, half, framing),
-                       mask=crop(dataset.native_mask(image_id), framing)[::2, ::2],
-                       boxes=dataset.boxes(image_id, half, framing), maps={m: v[0] for m, v in result.items()},
+    output = workspace.prediction(kind, image_id, model_name, finding=finding)
+    explained = int(result.targets[0])
+    score = "probability" if output["activation"] != "logits" else "logit"
+    prediction = (f"{model_name} predicts class {output['predicted']} - {workspace.class_name(model_name, output['predicted'])} "
+                  f"({score} {output['scores'][output['predicted']]:.2f}). The maps explain class {explained} - "
+                  f"{workspace.class_name(model_name, explained)} ({score} {output['scores'][explained]:.2f}); "
+                  f"ground truth: label {dataset.label(image_id)}.")
+    warnings = []
+    if not PRESETS[preset].paper:
+        warnings.append(f"Preset {PRESETS[preset].label}: {PRESETS[preset].description} "
+                        f"{provenance['preset_distance'][0].upper()}{provenance['preset_distance'][1:]}.")
+    if output["activation"] == "softmax" and workspace.class_name(model_name, explained) == "no finding":
+        warnings.append("These maps explain 'no finding': the model predicts this film negative, so they show what "
+                        "argues against the finding, not where it is.")
+    verdicts, source = cohort_verdicts(workspace, kind, finding, list(result))
+    native = crop(dataset.native_image(image_id), framing)
+    return ImageReport(title=title, image=native, mask=crop(dataset.native_mask(image_id), framing),
+                       boxes=dataset.boxes(image_id, None, framing), maps={m: v[0] for m, v in result.items()},
                        metrics=rows, params={k: v for k, v in result.params.items()}, provenance=provenance,
-                       identifiers=identifiers)
+                       identifiers=identifiers, prediction=prediction, warnings=warnings, verdicts=verdicts,
+                       verdict_source=source)
+
+
+def cohort_verdicts(workspace, kind: str, finding, methods) -> tuple[dict[str, dict[str, str]], str]:
+    """Each method's verdict on every criterion the dataset's evaluation scored (the scorecard's), and a line
+    saying where they come from; empty when no evaluation has run."""
+    from ..evaluate.criteria import CRITERIA
+
+    results = workspace.results(kind, finding)
+    if results is None:
+        return {}, f"No evaluation has run for {kind.upper()}: no verdicts (trust evaluate, or the Runs page)."
+    table = scorecard_table(results, kind)
+    out = {m: {} for m in methods}
+    for row in table.itertuples():
+        if row.method in out and row.criterion in CRITERIA and CRITERIA[row.criterion].group == "paper":
+            out[row.method][CRITERIA[row.criterion].label] = row.verdict or "-"
+    n = {k: b.get("n_images") for k, b in results["criteria"].items()}
+    return out, (f"Verdicts are the cohort's ({kind.upper()} evaluation, preset {results.get('preset')}, "
+                 f"{n.get('utility', '?')} images for utility): whether each method passes each of Arun et al.'s "
+                 f"criteria against its baseline, not a property of this image alone.")
 
 
 def _fmt(value) -> str:
@@ -119,39 +167,62 @@ def _fmt(value) -> str:
     return str(value)
 
 
+VERDICT_COLOURS = {"pass": (211, 240, 216), "fail": (251, 213, 213), "inconclusive": (253, 240, 196)}
+
+
+def _verdict_rows(report: ImageReport) -> tuple[list[str], list[list[str]]]:
+    """Page 1's table: per method, this image's AUPRC and flag, then the cohort's verdict per criterion."""
+    criteria = list(dict.fromkeys(c for v in report.verdicts.values() for c in v))
+    header = ["method", "AUPRC (this image)"] + criteria + ["flag"]
+    rows = [[r["method"], _fmt(r["auprc"])] + [report.verdicts.get(r["key"], {}).get(c, "-") for c in criteria]
+            + [r["flag"]] for r in report.metrics]
+    return header, rows
+
+
 def render_html(report: ImageReport) -> str:
-    """A self-contained HTML page (images embedded)."""
+    """A self-contained HTML page (images embedded at the film's resolution)."""
     esc = lambda v: html.escape(_fmt(v))
     panels = "".join(
-        f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{esc(caption)}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>" for caption, png in report.panels())
-    metrics = "".join(f"<tr><td>{esc(r['method'])}</td><td>{esc(r['auprc'])}</td><td>{esc(r['flag'])}</td></tr>"
-                      for r in report.metrics)
+        f'<figure><img src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}" alt="{esc(caption)}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>" for caption, jpeg in report.panels())
+    header, rows = _verdict_rows(report)
+    colours = {k: "rgb(%d,%d,%d)" % v for k, v in VERDICT_COLOURS.items()}
+    verdicts = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(
+        "<tr>" + "".join(f'<td style="background:{colours[c]}">{esc(c)}</td>' if c in colours else f"<td>{esc(c)}</td>"
+                         for c in row) + "</tr>" for row in rows)
+    warnings = "".join(f'<p class="warn">&#9888; {esc(w)}</p>' for w in report.warnings)
     params = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in sorted(report.params.items()))
     prov = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in report.provenance.items())
     ids = ("<h2>Patient identifiers (included on request)</h2><table>" + "".join(
         f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in report.identifiers.items()) + "</table>"
            if report.identifiers else "<p><em>De-identified report: no patient identifiers.</em></p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Saliency report {esc(report.title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}figure{{display:inline-block;margin:4px;
-text-align:center}}img{{width:220px;image-rendering:pixelated}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:90%}}</style></head><body>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}}h1{{overflow-wrap:anywhere}}
+.maps{{display:grid;grid-template-columns:repeat(2,1fr);gap:10px}}figure{{margin:0;text-align:center}}
+img{{width:100%;height:auto}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:90%;overflow-wrap:anywhere}}
+.warn{{background:#fdf0c4;border-left:4px solid #b45309;padding:6px 10px}}</style></head><body>
 <h1>Saliency report — {esc(report.title)}</h1><p>Created {esc(report.created)} by Saliency Trust Explorer.</p>
-{ids}<h2>Maps</h2>{panels}
-<h2>Metrics</h2><table><tr><th>method</th><th>AUPRC</th><th>flag</th></tr>{metrics}</table>
+{ids}{warnings}<h2>Prediction</h2><p>{esc(report.prediction)}</p>
+<h2>Verdicts per method</h2><table>{verdicts}</table><p><small>{esc(report.verdict_source)}</small></p>
+<h2>Maps</h2><p><small>Each map over the film at the film's own resolution; ground truth: boxes in green, masks in
+cyan.</small></p><div class="maps">{panels}</div>
 <h2>Provenance</h2><table>{prov}</table><h2>Method parameters</h2><table>{params}</table>
-<p>Protocol: Arun et al., Radiology: AI 2021. Ground truth drawn in cyan.</p></body></html>"""
+<p>Protocol: Arun et al., Radiology: AI 2021.</p></body></html>"""
 
 
 def render_pdf(report: ImageReport) -> bytes:
-    """A PDF with the same content as the HTML report (fpdf2)."""
+    """A PDF with the same content as the HTML report (fpdf2): page 1 holds the warnings, the prediction and
+    the verdicts per method; then the maps, two to a row at the film's resolution; then the provenance."""
     from fpdf import FPDF
+    from fpdf.fonts import FontFace
 
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(True, margin=12)
     pdf.add_page()
+    width = pdf.epw
     pdf.set_font("Helvetica", "B", 15)
-    pdf.cell(0, 9, _latin(f"Saliency report - {report.title}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(width, 8, _latin(f"Saliency report - {report.title}"), new_x="LMARGIN", new_y="NEXT")  # wraps
     pdf.set_font("Helvetica", size=9)
     pdf.cell(0, 5, _latin(f"Created {report.created} by Saliency Trust Explorer"), new_x="LMARGIN", new_y="NEXT")
     if report.identifiers:
@@ -159,21 +230,57 @@ def render_pdf(report: ImageReport) -> bytes:
         pdf.cell(0, 6, "Patient identifiers (included on request)", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", size=9)
         for k, v in report.identifiers.items():
-            pdf.cell(0, 5, _latin(f"{k}: {_fmt(v)}"), new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(width, 5, _latin(f"{k}: {_fmt(v)}"), new_x="LMARGIN", new_y="NEXT")
     else:
         pdf.cell(0, 5, "De-identified report: no patient identifiers.", new_x="LMARGIN", new_y="NEXT")
-    x0, y0, w = 10, pdf.get_y() + 2, 45
-    for k, (caption, png) in enumerate(report.panels()):
-        col, row = k % 4, k // 4
-        x, y = x0 + col * (w + 3), y0 + row * (w + 9)
-        pdf.image(io.BytesIO(png), x=x, y=y, w=w, h=w)
-        pdf.set_xy(x, y + w)
-        pdf.cell(w, 5, _latin(caption), align="C")
-    pdf.set_y(y0 + ((len(report.maps) + 1 + 3) // 4) * (w + 9) + 2)
-    _table(pdf, "Metrics", [("method", "AUPRC", "flag")] +
-           [(r["method"], _fmt(r["auprc"]), r["flag"][:60]) for r in report.metrics], (45, 25, 120))
-    _table(pdf, "Provenance", [(k, _fmt(v)) for k, v in report.provenance.items()], (50, 140))
-    _table(pdf, "Method parameters", [(k, _fmt(v)) for k, v in sorted(report.params.items())], (50, 140))
+    pdf.ln(2)
+    for warning in report.warnings:
+        pdf.set_fill_color(253, 240, 196)
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.multi_cell(width, 5, _latin(f"Warning: {warning}"), fill=True, border="L", new_x="LMARGIN",
+                       new_y="NEXT", padding=1.5)
+        pdf.ln(1.5)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 7, "Prediction", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=9)
+    pdf.multi_cell(width, 5, _latin(report.prediction), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 8, "Verdicts per method", new_x="LMARGIN", new_y="NEXT")
+    header, rows = _verdict_rows(report)
+    pdf.set_font("Helvetica", size=8)
+    widths = [32, 22] + [24] * (len(header) - 3) + [max(20, width - 54 - 24 * (len(header) - 3))]
+    with pdf.table(col_widths=widths, width=width, text_align="LEFT", line_height=4.5,
+                   headings_style=FontFace(emphasis="BOLD", fill_color=(235, 235, 235))) as table:
+        table.row([_latin(h) for h in header])
+        for row in rows:
+            cells = table.row()
+            for text in row:
+                style = FontFace(fill_color=VERDICT_COLOURS[text]) if text in VERDICT_COLOURS else None
+                cells.cell(_latin(text), style=style)
+    pdf.set_font("Helvetica", "I", 8)
+    pdf.multi_cell(width, 4, _latin(report.verdict_source), new_x="LMARGIN", new_y="NEXT")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 7, "Maps (each over the film at its own resolution; ground truth: boxes green, masks cyan)",
+             new_x="LMARGIN", new_y="NEXT")
+    gap = 4
+    side = min((width - gap) / 2, (pdf.eph - 8) / 3 - 11)  # two a row, three rows a page
+    pdf.set_font("Helvetica", size=9)
+    for k, (caption, jpeg) in enumerate(report.panels()):
+        col = k % 2
+        if col == 0 and pdf.get_y() + side + 8 > pdf.h - pdf.b_margin:
+            pdf.add_page()
+        if col == 0:
+            y = pdf.get_y()
+        x = pdf.l_margin + col * (side + gap)
+        pdf.image(io.BytesIO(jpeg), x=x, y=y, w=side, h=side)
+        pdf.set_xy(x, y + side + 0.5)
+        pdf.multi_cell(side, 4.5, _latin(caption), align="C")
+        if col == 1 or k == len(report.maps):
+            pdf.set_xy(pdf.l_margin, y + side + 10)
+    pdf.add_page()
+    _table(pdf, "Provenance", [(k, _fmt(v)) for k, v in report.provenance.items()], (50, width - 50))
+    _table(pdf, "Method parameters", [(k, _fmt(v)) for k, v in sorted(report.params.items())], (50, width - 50))
     return bytes(pdf.output())
 
 
@@ -183,13 +290,15 @@ def _latin(text: str) -> str:
 
 
 def _table(pdf, title: str, rows: list[tuple], widths: tuple) -> None:
+    """A titled two-column table whose cells wrap (nothing is cut off)."""
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=8)
-    for row in rows:
-        for text, width in zip(row, widths):
-            pdf.cell(width, 5, _latin(text)[:90], border=1)
-        pdf.ln()
+    with pdf.table(col_widths=widths, width=sum(widths), text_align="LEFT", line_height=4.2,
+                   first_row_as_headings=False) as table:
+        for row in rows:
+            table.row([_latin(text) for text in row])
+    pdf.ln(2)
 
 
 def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -> bytes:
