@@ -14,7 +14,7 @@ from trust_core.report import overlay, to_png
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset, shared
 from ui.viewer import film_for, map_panel, show, truth_payload
-from ui.widgets import extended_toggle, image_picker, method_label, shown_id, shown_methods
+from ui.widgets import extended_toggle, image_picker, method_label, prediction_line, shown_id, shown_methods
 
 GRID_LIMIT = 240  # maps per grid: beyond, the page asks to narrow the choice (each is a cached computation)
 
@@ -104,6 +104,9 @@ def difference(ws, dataset, ids, models) -> None:
         maps = [ws.maps(kind(), [image_id], model, methods=[method], preset=preset(), state=state,
                         finding=finding())
                 for method, model, state in sides]
+    for (method, model, state), result in zip(sides, maps):
+        if state == "original":  # a randomized model's prediction means nothing
+            prediction_line(ws, dataset, image_id, model, int(result.targets[0]))
     a, b = maps[0][sides[0][0]][0], maps[1][sides[1][0]][0]
     flags = [maps[0].flags[sides[0][0]][0], maps[1].flags[sides[1][0]][0]]
     if b.shape != a.shape:

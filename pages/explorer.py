@@ -7,7 +7,7 @@ from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset, shared, shared_widget
 from ui.viewer import film_for, map_panel, show, truth_payload
-from ui.widgets import extended_toggle, image_picker, method_label, shown_id, shown_methods
+from ui.widgets import extended_toggle, image_picker, method_label, prediction_line, shown_id, shown_methods
 
 
 def measurements(result, methods, mask):
@@ -63,9 +63,8 @@ def viewer(ws, dataset, ids) -> None:
     image_id = image_picker(ids, dataset)
     with friendly_errors():
         output = ws.prediction(kind(), image_id, model_name(), finding=finding())
-    predicted = ws.class_name(model_name(), output["predicted"])
-    choices = [f"predicted ({predicted})"] + [f"{c}: {ws.class_name(model_name(), c)}"
-                                              for c in range(len(output["scores"]))]
+    choices = [f"predicted ({ws.class_name(model_name(), output['predicted'])})"] + [
+        f"{c}: {ws.class_name(model_name(), c)}" for c in range(len(output["scores"]))]
     left, right = st.columns([3, 2])
     with right:  # which class the maps explain: the predicted one (the paper's choice) or any other
         target = shared_widget(st.selectbox, "Explain class", "explain_target", choices[0], options=choices,
@@ -75,23 +74,13 @@ def viewer(ws, dataset, ids) -> None:
     with friendly_errors(), st.spinner("Computing maps (cached after the first time)…"):
         result = ws.maps(kind(), [image_id], model_name(), methods=methods, preset=preset(), finding=finding(),
                          **overrides)
-    explained = int(result.targets[0])
-    label = ws.class_name(model_name(), explained)
-    kind_of_score = "probability" if output["activation"] != "logits" else "logit"
     size = result[methods[0]].shape[1]
     framing = ws.framing(model_name())  # the part of the film under the model's maps
     mask = dataset.mask(image_id, size, framing)
     measured = measurements(result, methods, mask) if mask.any() else None  # once: panels and table
     scores = dict(zip(methods, measured["AUPRC"])) if measured is not None else {}
     with left:  # what the maps explain, above them
-        st.markdown(f"Maps explain class {explained} — **{label}** (the model's {kind_of_score} "
-                    f"{output['scores'][explained]:.2f}; predicted: **{predicted}**, "
-                    f"{kind_of_score} {output['scores'][output['predicted']]:.2f}) · ground truth: label "
-                    f"{dataset.label(image_id)}")
-    if output["activation"] == "softmax" and label == "no finding":
-        st.warning("These maps explain **no finding**: the model predicts this film negative, so its maps "
-                   "show what argues against the finding, not where it is. The paper explained the predicted "
-                   "class too; read them with that in mind.", icon="⚠️")
+        prediction_line(ws, dataset, image_id, model_name(), int(result.targets[0]), output)
     with friendly_errors():
         film = film_for(dataset, image_id, framing)
     panels = []

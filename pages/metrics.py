@@ -16,7 +16,8 @@ def render() -> None:
     results = require_results()
     with friendly_errors():
         ws = workspace()
-    def strip_box(table, value: str, title: str, key: str, *, baselines=(), paper=None, method_baselines=None):
+    def strip_box(table, value: str, title: str, key: str, *, baselines=(), paper=None, method_baselines=None,
+                  state=None):
         figure = go.Figure()
         methods = shown_methods(set(table.method))
         for m in methods:
@@ -39,11 +40,14 @@ def render() -> None:
                                         marker=dict(symbol="diamond", size=12, color="black"), name="paper"))
         figure.update_layout(title=title, height=420, yaxis_title=value, margin=dict(t=40, b=10))
         event = st.plotly_chart(figure, width="stretch", on_select="rerun", key=key, selection_mode="points")
-        points = event.selection.points if event and event.selection else []
-        if points and points[0].get("customdata"):  # the click carries its image and its method
+        points = (event or {}).get("selection", {}).get("points", [])  # (a dict, as the frontend sends it)
+        if points and points[0].get("customdata"):  # the click carries its image, its method and its state
             shown, method = points[0]["customdata"][:2]
             st.session_state["_image_id"] = {shown_id(i): i for i in table.image_id}.get(shown, shown)
             st.session_state["_explorer_method"] = method
+            if state is not None:  # a similarity at a randomization state: the cascade, at that state
+                st.session_state["_rand_focus"] = {"method": method, "frame": state}
+                st.switch_page("pages/randomization.py")
             st.switch_page("pages/explorer.py")
 
 
@@ -58,8 +62,10 @@ def render() -> None:
             table = ws.table(kind(), criterion.table)
         if table is None or not len(table) or criterion.column not in table:
             continue
+        state = None
         if "state_index" in table:  # a similarity at every randomization state: the fully randomized one
-            table = table[table.state_index == table.state_index.max()]
+            state = int(table.state_index.max())
+            table = table[table.state_index == state]
         per_image = table.groupby(["method", "image_id"])[criterion.column].mean().reset_index()
         entries = {m: e for m, e in block["methods"].items() if e}
         lines, bars = [], None
@@ -76,10 +82,12 @@ def render() -> None:
                 bars = {m: e.get("baseline") for m, e in entries.items()}
         paper = {m: v for m in entries if isinstance(v := paper_value(key, kind(), m), float)}
         title = f"{criterion.label} — {block['metric']} per image (n = {block['n_images']})"
-        strip_box(per_image, criterion.column, title, key, baselines=lines, paper=paper, method_baselines=bars)
+        strip_box(per_image, criterion.column, title, key, baselines=lines, paper=paper, method_baselines=bars,
+                  state=state)
         st.caption(f"{criterion.direction.capitalize()}; baseline: {criterion.baseline}"
                    + (f". {criterion.reference}." if criterion.reference else "."))
-    st.caption("Click a point to open that image in the explorer.")
+    st.caption("Click a point to open that image at that method: in the explorer, or for a randomization "
+               "criterion on the Randomization page at the state it was scored at.")
 
 
 run_page(__file__, render)

@@ -6,7 +6,7 @@ from trust_core.metrics import ssim
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset
 from ui.viewer import film_for, map_panel, show, truth_payload
-from ui.widgets import extended_toggle, image_picker, method_label, shown_methods
+from ui.widgets import extended_toggle, image_picker, method_label, prediction_line, shown_methods
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 BASELINE_PALETTE = ["#7f7f7f", "#bcbd22", "#393b79", "#e7969c", "#637939", "#843c39", "#5254a3", "#8ca252"]
@@ -52,8 +52,14 @@ def render() -> None:
         ids = scored + [i for i in ids if i not in set(scored)]
     image_id = image_picker(ids, dataset)
     extended_toggle()
-    methods = st.multiselect("Methods", shown_methods(), default=["grad", "gbp", "gradcam", "xrai"],
-                             format_func=method_label, key="rand_methods")
+    focus = st.session_state.pop("_rand_focus", None)  # a click elsewhere: its method, at its state
+    default = ["grad", "gbp", "gradcam", "xrai"]
+    if focus and focus["method"] in shown_methods() and focus["method"] not in default:
+        default = [focus["method"]] + default
+    if focus:
+        st.session_state.pop("rand_methods", None)
+    methods = st.multiselect("Methods", shown_methods(), default=default, format_func=method_label,
+                             key="rand_methods")
     if not methods:
         st.info("Choose at least one method.")
         st.stop()
@@ -68,6 +74,7 @@ def render() -> None:
             progress.progress((k + 1) / len(states), text=f"Maps of state {k + 1}/{len(states)}: {state}")
     progress.empty()
     original = per_state[0]
+    prediction_line(ws, dataset, image_id, model_name(), int(original.targets[0]))
     live = {m: [None if (maps.flags[m][0] or original.flags[m][0]) else ssim(original[m][0], maps[m][0])
                 for maps in per_state] for m in methods}
     framing = ws.framing(model_name())
@@ -86,7 +93,8 @@ def render() -> None:
                "and each method's random-pair baseline (dotted).")
     show(film, reference, truth=truth_payload(dataset, image_id, framing, film["shape"]), layout="states",
          frames=frames, curve=curve(ws, results, states, image_id, methods, live), key="randomization_viewer",
-         height=300 if len(methods) <= 4 else 220, reference_title="original (state 0: the trained model)")
+         height=300 if len(methods) <= 4 else 220, reference_title="original (state 0: the trained model)",
+         frame=min(focus["frame"], len(states) - 1) if focus else None)
     if not (results or {}).get("criteria", {}).get("randomization"):
         st.caption("Cohort curves and baselines appear once an evaluation has run for this dataset (Runs page).")
 

@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from .data.phantom import ANATOMIES
 from .errors import TrustError
 from .evaluate.criteria import CRITERIA, PAPER_CRITERIA
 from .evaluate.criteria import SETS as CRITERIA_SETS
@@ -19,7 +20,8 @@ def _cmd_demo(args) -> int:
     from .layout import workspace_path
 
     started = time.perf_counter()
-    models = build_demo(args.workspace, n_images=args.images, epochs=args.epochs, evaluate=not args.no_evaluate)
+    models = build_demo(args.workspace, n_images=args.images, epochs=args.epochs, evaluate=not args.no_evaluate,
+                        anatomy=args.anatomy)
     print(f"demo workspace {workspace_path(args.workspace)} ready in {time.perf_counter() - started:.0f} s")
     for entry in models:
         score = (f"test AUC {entry['test_auc']:.3f}" if entry.get("test_auc") is not None
@@ -380,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", type=_at_least(8), default=480, help="phantom images per dataset")
     demo.add_argument("--epochs", type=_positive_int, default=40, help="maximum training epochs per model")
     demo.add_argument("--no-evaluate", action="store_true", help="skip the fast-preset evaluation")
+    demo.add_argument("--anatomy", choices=ANATOMIES, default=ANATOMIES[0],
+                      help="rg1: the real chest film of pydicom-data, deformed and re-exposed, lesions in its lung "
+                           "fields (default); phantom: fully synthetic films")
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train a binary classifier on a dataset")

@@ -47,8 +47,10 @@ DEMO_MODELS = (
 
 
 def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed: int = 0,
-               epochs: int = 40, evaluate: bool = True, log: Callable[[str], None] = print) -> list[dict]:
-    """Build (or complete) the demo workspace; return the model index."""
+               epochs: int = 40, evaluate: bool = True, anatomy: str = "rg1",
+               log: Callable[[str], None] = print) -> list[dict]:
+    """Build (or complete) the demo workspace, its films on ``anatomy`` (``rg1``: the real chest film of
+    pydicom-data, deformed and re-exposed; ``phantom``: fully synthetic); return the model index."""
     from tqdm import tqdm
 
     layout = Layout.of(workspace)
@@ -59,9 +61,9 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
         data_root = layout.dataset(kind)
         if not (data_root / label_file).is_file():
             started = time.perf_counter()
-            with tqdm(total=n_images, desc=f"phantom {kind.upper()} images", unit="img") as bar:
+            with tqdm(total=n_images, desc=f"{anatomy} {kind.upper()} images", unit="img") as bar:
                 build_phantom_dataset(data_root, kind, n_images=n_images, seed=seed,
-                                      progress=bar.update)
+                                      progress=bar.update, anatomy=anatomy)
             log(f"{kind}: wrote {n_images} DICOMs in {time.perf_counter() - started:.0f} s")
         dataset = dataset_class(data_root)
         arrays_by_size: dict[int, dict] = {}
@@ -91,8 +93,9 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
         data_root = layout.dataset(kind)
         if not (data_root / label_file).is_file():
             started = time.perf_counter()
-            with tqdm(total=n_images // 2, desc=f"phantom {kind.upper()} images", unit="img") as bar:
-                build_nih_phantom(data_root, n_images=n_images // 2, seed=seed, progress=bar.update)
+            with tqdm(total=n_images // 2, desc=f"{anatomy} {kind.upper()} images", unit="img") as bar:
+                build_nih_phantom(data_root, n_images=n_images // 2, seed=seed, progress=bar.update,
+                                  anatomy=anatomy)
             log(f"{kind}: wrote {n_images // 2} PNGs in {time.perf_counter() - started:.0f} s")
         for entry in index.values():  # the source dataset's models serve this one too
             if entry["dataset"] == source:

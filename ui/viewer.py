@@ -138,15 +138,16 @@ def keep(value: dict | None) -> None:
 
 def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", height: int = 520, key: str,
          method: str | None = None, frames: list[dict] | None = None, curve: dict | None = None,
-         reference_title: str | None = None, columns: int = 4) -> None:
+         reference_title: str | None = None, columns: int = 4, frame: int | None = None) -> None:
     """Render the viewer. ``layout``: ``explorer`` (the chosen method large, every method below, all in
-    sync), ``row`` (the panels side by side) or ``states`` (a reference row and a played row of frames)."""
+    sync), ``row`` (the panels side by side) or ``states`` (a reference row and a played row of frames,
+    opening at ``frame`` when given)."""
     blob = [film["data"], *(p["map"]["data"] for p in panels if p["map"]),
             *(p["map"]["data"] for f in frames or () for p in f["panels"] if p["map"])]
     digest = hashlib.blake2b("|".join(blob).encode() + repr(truth).encode(), digest_size=12).hexdigest()
     value = _component(film=film, panels=panels, frames=frames, curve=curve, truth=truth, layout=layout,
                        height=height, columns=columns, settings=settings(method), colormaps=_colormaps(),
-                       cmaps=list(COLORMAPS), reference_title=reference_title, data_key=digest, key=key,
+                       cmaps=list(COLORMAPS), reference_title=reference_title, data_key=digest, frame=frame, key=key,
                        default=None)
     keep(value)
 

@@ -67,3 +67,21 @@ def shown_criteria(available=None) -> list[str]:
 
     keys = resolve_criteria("extended" if shared("extended", False) else "paper")
     return [k for k in keys if available is None or k in available]
+
+
+def prediction_line(ws, dataset, image_id: str, model: str, explained: int, output: dict | None = None) -> None:
+    """What the model predicts for this film and which class its maps explain (name and probability), with
+    a warning when the maps explain the negative class: wherever maps are shown."""
+    from ui.state import finding, kind
+
+    output = output or ws.prediction(kind(), image_id, model, finding=finding())
+    score = "probability" if output["activation"] != "logits" else "logit"
+    label = ws.class_name(model, explained)
+    st.markdown(f"Maps explain class {explained} — **{label}** (the model's {score} "
+                f"{output['scores'][explained]:.2f}; predicted: **{ws.class_name(model, output['predicted'])}**, "
+                f"{score} {output['scores'][output['predicted']]:.2f}) · ground truth: label "
+                f"{dataset.label(image_id)} · model {model}")
+    if output["activation"] == "softmax" and label == "no finding":
+        st.warning("These maps explain **no finding**: the model predicts this film negative, so its maps "
+                   "show what argues against the finding, not where it is. The paper explained the predicted "
+                   "class too; read them with that in mind.", icon="⚠️")

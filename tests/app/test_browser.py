@@ -262,3 +262,39 @@ def test_pages_show_pseudonyms_not_identifiers_in_chromium(server, tmp_path, app
             assert "Traceback" not in text, page
     finally:
         driver.quit()
+
+
+def test_a_report_is_not_offered_for_another_image_in_chromium(server, tmp_path):
+    """The stale-report regression in the browser: build a report, choose another image: its downloads and
+    preview go away (they belonged to the first image), and a new build names the new image."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome(tmp_path)
+    try:
+        driver.get(server + "/reports")
+        wait = WebDriverWait(driver, 120)
+        body = lambda d: d.find_element(By.TAG_NAME, "body").text
+        build = lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button") if "Build report" in b.text),
+                               None)
+        wait.until(build)
+        time.sleep(1)
+        build(driver).click()
+        wait.until(lambda d: "Download PDF" in body(d))
+        first = next(line for line in body(driver).split("\n") if line.startswith("Report img-"))
+        picker = next(e for e in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stSelectbox']")
+                      if e.text.startswith("Image"))
+        box = picker.find_element(By.CSS_SELECTOR, "input")
+        box.click()
+        time.sleep(0.3)
+        box.send_keys(Keys.ARROW_DOWN)
+        box.send_keys(Keys.ENTER)
+        wait.until(lambda d: "Download PDF" not in body(d))
+        assert not driver.find_elements(By.CSS_SELECTOR, "iframe")  # nor its preview
+        build(driver).click()
+        wait.until(lambda d: "Download PDF" in body(d))
+        second = next(line for line in body(driver).split("\n") if line.startswith("Report img-"))
+        assert second.split()[1] != first.split()[1]
+    finally:
+        driver.quit()

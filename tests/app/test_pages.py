@@ -372,3 +372,22 @@ def test_a_scorecard_cell_opens_its_method_in_the_explorer_or_on_metrics(app_wor
     next(b for b in at.button if b.label.endswith("on Metrics")).click().run()
     assert not at.exception, at.exception
     assert at.get("plotly_chart")[0].proto.spec and "Repeatability" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_a_metrics_click_on_randomization_carries_its_state(app_workspace, monkeypatch):
+    """A point of a randomization criterion (scored at the fully randomized state) opens the Randomization
+    page on that image, with that method and at that state; other criteria open the explorer."""
+    from trust_core.report.report import pseudonym
+
+    at = start(app_workspace, monkeypatch)
+    at.switch_page("pages/metrics.py").run()
+    table = Workspace(app_workspace).table("rsna", "randomization")
+    image, last = table.image_id.iloc[0], int(table.state_index.max())
+    at.session_state["randomization"] = {"selection": {"points": [{"customdata": [pseudonym(image), "ig"]}],
+                                                       "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception, at.exception
+    args = viewer(at)  # now on the Randomization page
+    assert args["layout"] == "states" and args["frame"] == last
+    assert "ig@0" in [p["key"] for p in args["panels"]]  # the clicked method among those played
+    assert at.session_state["_image_id"] == image

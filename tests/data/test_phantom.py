@@ -1,48 +1,99 @@
+"""Demo films on both anatomies (RG1's and the synthetic phantom's): seeded, lesions where the labels say,
+pneumothorax darker, and on RG1 the real film's anatomy, varied, with lesions inside its lung fields."""
+import functools
+
 import numpy as np
+import pytest
 
-from trust_core.data.phantom import make_case
+from trust_core.data import phantom
+from trust_core.data.phantom import ANATOMIES
+
+make_case = phantom.make_case
+
+both = pytest.mark.parametrize("anatomy", ANATOMIES)
 
 
-def test_seeded_and_reproducible():
-    a, b = make_case(7, "rsna", True), make_case(7, "rsna", True)
+@both
+def test_seeded_and_reproducible(anatomy):
+    a, b = make_case(7, "rsna", True, anatomy=anatomy), make_case(7, "rsna", True, anatomy=anatomy)
     np.testing.assert_array_equal(a.image, b.image)
     assert a.boxes == b.boxes
-    assert not np.array_equal(a.image, make_case(8, "rsna", True).image)
+    assert not np.array_equal(a.image, make_case(8, "rsna", True, anatomy=anatomy).image)
 
 
-def test_rsna_positive_has_boxes_with_brighter_content():
+@both
+def test_rsna_positive_has_boxes_with_brighter_content(anatomy):
     for seed in range(5):
-        case = make_case(seed, "rsna", True)
+        case = make_case(seed, "rsna", True, anatomy=anatomy)
         assert case.image.shape == (1024, 1024) and case.image.dtype == np.uint8
         assert 1 <= len(case.boxes) <= 3 and case.label == 1
         for x, y, w, h in case.boxes:
             assert 0 <= x and 0 <= y and x + w <= 1024 and y + h <= 1024 and w > 20 and h > 20
-        assert make_case(seed, "rsna", False).boxes == []
+        assert make_case(seed, "rsna", False, anatomy=anatomy).boxes == []
 
 
-def test_opacity_raises_density_inside_its_box():
+@both
+def test_opacity_raises_density_inside_its_box(anatomy):
     # Same seed → same anatomy; the lesion is the only difference inside the box.
-    case = make_case(11, "rsna", True)
+    case = make_case(11, "rsna", True, anatomy=anatomy)
     x, y, w, h = case.boxes[0]
     assert case.image[y:y + h, x:x + w].mean() > 0.0
-    assert len({len(make_case(s, "rsna", True).boxes) for s in range(30)}) >= 2  # counts vary
+    assert len({len(make_case(s, "rsna", True, anatomy=anatomy).boxes) for s in range(30)}) >= 2  # counts vary
 
 
-def test_siim_positive_mask_is_irregular_and_varies():
+@both
+def test_siim_positive_mask_is_irregular_and_varies(anatomy):
     areas = []
     for seed in range(6):
-        case = make_case(seed, "siim", True)
+        case = make_case(seed, "siim", True, anatomy=anatomy)
         assert case.mask is not None and case.mask.shape == (1024, 1024)
         areas.append(case.mask.mean())
         ys, xs = np.nonzero(case.mask)
         bbox_fill = case.mask.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1))
         assert bbox_fill < 0.9  # not a rectangle
-        assert make_case(seed, "siim", False).mask is None
+        assert make_case(seed, "siim", False, anatomy=anatomy).mask is None
     assert max(areas) > 1.5 * min(areas)
 
 
-def test_pneumothorax_region_is_darker_than_elsewhere_in_lung():
-    case = make_case(5, "siim", True)
+@both
+def test_pneumothorax_region_is_darker_than_elsewhere_in_lung(anatomy):
+    case = make_case(5, "siim", True, anatomy=anatomy)
     inside = case.image[case.mask].mean()
     ring = case.image[np.roll(case.mask, 60, axis=1) & ~case.mask].mean()
     assert inside < ring + 10
+
+
+def test_rg1_films_are_the_real_film_varied():
+    """Each RG1 demo film correlates strongly with RG1 itself (its anatomy) but no two are alike (pose,
+    habitus, elastic field, exposure)."""
+    import cv2
+
+    base = cv2.resize(phantom._rg1()[0], (256, 256), interpolation=cv2.INTER_AREA)
+    films = [cv2.resize(make_case(s, "rsna", False, anatomy="rg1").image.astype(np.float32), (256, 256),
+                        interpolation=cv2.INTER_AREA) for s in range(4)]
+    for film in films:
+        assert np.corrcoef(base.ravel(), film.ravel())[0, 1] > 0.6  # pixelwise, after the deformation
+    assert np.corrcoef(films[0].ravel(), films[1].ravel())[0, 1] < 0.995
+    synthetic = cv2.resize(make_case(0, "rsna", False, anatomy="phantom").image.astype(np.float32), (256, 256))
+    assert np.corrcoef(base.ravel(), synthetic.ravel())[0, 1] < 0.4  # the phantom is another anatomy
+
+
+def test_rg1_lesions_lie_in_its_lung_fields():
+    """Opacities' boxes and pneumothorax masks fall inside the (deformed) hand-outlined lung fields."""
+    import cv2
+
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        lungs = phantom._FilmAnatomy(rng).lung  # the same seed's anatomy as make_case draws first
+        lungs = cv2.resize(lungs, (1024, 1024)) > 0.3
+        case = make_case(seed, "rsna", True, anatomy="rg1")
+        for x, y, w, h in case.boxes:
+            assert lungs[y + h // 2, x + w // 2]
+        mask = make_case(seed, "siim", True, anatomy="rg1").mask
+        siim_lungs = cv2.resize(phantom._FilmAnatomy(np.random.default_rng(seed)).lung, (1024, 1024)) > 0.3
+        assert (mask & siim_lungs).sum() >= 0.95 * mask.sum()
+
+
+def test_an_unknown_anatomy_is_refused():
+    with pytest.raises(ValueError, match="anatomy"):
+        make_case(0, "rsna", True, anatomy="cartoon")

@@ -1,8 +1,16 @@
-"""Procedural chest-radiograph phantoms with known lesions, written as real RSNA/SIIM datasets.
+"""Chest films with known lesions, written as real RSNA/SIIM/NIH datasets.
 
-No RSNA or SIIM image can be obtained here, so the embedded demo is generated: PA chest films with body
-outline, lung fields with vascular markings, mediastinum and heart, spine, posterior ribs, clavicles and
-diaphragm domes, plus acquisition variation (patient size, position, rotation, exposure, gamma, noise).
+No RSNA or SIIM image can be obtained here, so the embedded demo is generated, on one of two anatomies:
+
+* ``rg1`` (the demo's default): the real chest film of pydicom-data (``RG1_UNCR``, a CR PA film), re-windowed,
+  then per case deformed (rotation, scale, habitus, a smooth elastic field) and re-exposed (gamma, gain,
+  offset, noise); lesions are placed in its lung fields, which were outlined by hand once (:data:`RG1_LUNGS`).
+  Every demo film is thus the same patient's anatomy, varied, with the film's own findings in all of them;
+* ``phantom``: fully synthetic PA films with body outline, lung fields with vascular markings,
+  mediastinum and heart, spine, posterior ribs, clavicles and diaphragm domes, plus acquisition variation
+  (patient size, position, rotation, exposure, gamma, noise).
+
+On either:
 
 * pneumonia-like opacities (RSNA): 1–3 textured airspace opacities inside the lungs, varying in size,
   position and density; the ground truth is one box per opacity, as Kaggle's boxes;
@@ -17,6 +25,7 @@ serve the demo and the real datasets. Everything is seeded: the same seed writes
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import uuid
@@ -34,6 +43,15 @@ SIZE = 1024
 BASE = 512  # anatomy is synthesized at this resolution and upsampled (fine noise is added at SIZE)
 UID_PREFIX = "1.2.826.0.1.3680043.8.498."
 SPLIT_FRACTIONS = (0.6, 0.15, 0.25)  # larger val/test than usual: the demo sets are small
+ANATOMIES = ("rg1", "phantom")  # the demo's default first
+# RG1_UNCR's lung fields, outlined by hand on the film's centred square resized to BASE pixels (x, y);
+# side -1 is the patient's right (the image's left), as in the synthetic anatomy.
+RG1_LUNGS = {
+    -1: [(140, 48), (190, 45), (215, 70), (218, 150), (205, 200), (200, 260), (205, 330), (215, 380), (170, 385),
+         (120, 392), (80, 395), (60, 370), (55, 300), (60, 220), (72, 150), (95, 90), (115, 60)],
+    1: [(300, 48), (350, 45), (400, 60), (430, 100), (450, 170), (458, 250), (462, 330), (465, 395), (430, 395),
+        (400, 370), (360, 330), (320, 280), (295, 230), (285, 150), (288, 80)],
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,11 @@ class _Anatomy:
         return cv2.remap(layer, self.u * BASE - 0.5, self.v * BASE - 0.5, cv2.INTER_LINEAR)
 
     @staticmethod
+    def collapsed(lung: dict, su: np.ndarray, sv: np.ndarray) -> np.ndarray:
+        """Where the lung, shrunk towards its hilum (sampled at ``su, sv``), still is."""
+        return _ellipse(su, sv, lung["cx"], lung["cy"], lung["au"], lung["av"], 2.2) < 1.0
+
+    @staticmethod
     def _to_pixels(xs, ys) -> np.ndarray:
         """Normalized canonical coordinates → polyline points of a BASE canvas."""
         return (np.stack([xs, ys], axis=1) * BASE).astype(np.int32).reshape(-1, 1, 2)
@@ -133,6 +156,80 @@ class _Anatomy:
             d = np.hypot(self.u - (0.5 + lung["side"] * 0.08), self.v - lung["cy"])
             hilum += np.exp(-d / 0.12)
         return (ridges * (0.35 + hilum) * self.lung).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _rg1() -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """RG1_UNCR as brightness in [0, 1] (percentiles 0.5–99.5 of its stored values, MONOCHROME1 inverted),
+    its centred square at SIZE, and its two lung fields at BASE (soft-edged)."""
+    from pydicom.data import get_testdata_file
+
+    from .dicom import read_dicom
+
+    film = read_dicom(get_testdata_file("RG1_UNCR.dcm"))
+    brightness = -film.modality_values if film.inverted else film.modality_values
+    lo, hi = np.percentile(brightness, [0.5, 99.5])
+    image = np.clip((brightness - lo) / (hi - lo), 0, 1).astype(np.float32)
+    h, w = image.shape
+    side = min(h, w)
+    square = image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    lungs = []
+    for lung_side, outline in RG1_LUNGS.items():
+        field = np.zeros((BASE, BASE), np.float32)
+        cv2.fillPoly(field, [np.array(outline, np.int32)], 1.0)
+        lungs.append((lung_side, cv2.GaussianBlur(field, (0, 0), 2.0)))
+    return cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA), lungs
+
+
+class _FilmAnatomy:
+    """RG1's anatomy for one case: the film deformed (pose, habitus, elastic), with its lung fields."""
+
+    def __init__(self, rng: np.random.Generator):
+        film, lungs = _rg1()
+        n = BASE
+        angle = np.deg2rad(rng.normal(0, 2.5))
+        scale, habitus = rng.uniform(0.93, 1.06), rng.uniform(0.94, 1.06)
+        shift_u, shift_v = rng.normal(0, 0.02, 2)
+        g = (np.arange(n, dtype=np.float32) + 0.5) / n
+        self.u, self.v = np.meshgrid(g, g)  # lesions are drawn in the output frame
+        cu, cv_ = self.u - 0.5 - shift_u, self.v - 0.5 - shift_v
+        su = (np.cos(angle) * cu - np.sin(angle) * cv_) / (scale * habitus) + 0.5
+        sv = (np.sin(angle) * cu + np.cos(angle) * cv_) / scale + 0.5
+        su = (su + 0.010 * _smooth_noise(rng, (n, n), 40.0)).astype(np.float32)  # a smooth elastic field
+        sv = (sv + 0.010 * _smooth_noise(rng, (n, n), 40.0)).astype(np.float32)
+        big_u = cv2.resize(su, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+        big_v = cv2.resize(sv, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+        self.film = cv2.remap(film, big_u * SIZE - 0.5, big_v * SIZE - 0.5, cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT)
+        self.lungs = []
+        for side, field in lungs:
+            warped = cv2.remap(field, su * n - 0.5, sv * n - 0.5, cv2.INTER_LINEAR, borderValue=0.0)
+            ys, xs = np.nonzero(warped > 0.5)
+            self.lungs.append(dict(side=side, field=warped, cx=(xs.mean() + 0.5) / n, cy=(ys.mean() + 0.5) / n,
+                                   au=(xs.max() - xs.min()) / (2 * n), av=(ys.max() - ys.min()) / (2 * n)))
+        self.lung = np.clip(self.lungs[0]["field"] + self.lungs[1]["field"], 0, 1)
+
+    @staticmethod
+    def collapsed(lung: dict, su: np.ndarray, sv: np.ndarray) -> np.ndarray:
+        return cv2.remap(lung["field"], (su * BASE - 0.5).astype(np.float32), (sv * BASE - 0.5).astype(np.float32),
+                         cv2.INTER_LINEAR, borderValue=0.0) > 0.5
+
+
+def _render_film(anatomy: _FilmAnatomy, rng, extra_density: np.ndarray, air: np.ndarray,
+                 markings_weight: np.ndarray) -> np.ndarray:
+    """The deformed film with its lesions, re-exposed, at SIZE (float in [0, 1]). Where markings vanish (a
+    pneumothorax), the film's lung texture is smoothed away."""
+    image = anatomy.film.copy()
+    vanish = cv2.resize(1.0 - markings_weight, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+    if vanish.max() > 0:
+        image = image * (1 - vanish) + cv2.GaussianBlur(image, (0, 0), 6.0) * vanish
+    image += cv2.resize(extra_density - air, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+    image += 0.015 * cv2.resize(_smooth_noise(rng, (BASE, BASE), 20.0), (SIZE, SIZE))
+    gamma = rng.uniform(0.8, 1.25)
+    image = np.clip(image, 0, 1) ** gamma
+    image = rng.uniform(0.85, 1.1) * image + rng.normal(0.0, 0.03)
+    image += rng.uniform(0.008, 0.02) * rng.standard_normal(image.shape).astype(np.float32)
+    return np.clip(image, 0, 1)
 
 
 def _render(anatomy: _Anatomy, rng, extra_density: np.ndarray, air: np.ndarray,
@@ -184,7 +281,7 @@ def _pneumothorax(anatomy: _Anatomy, rng) -> tuple[np.ndarray, np.ndarray]:
     keep = np.clip(base + wobble, 0.35, 0.95)
     su = hx + (anatomy.u - hx) / keep
     sv = hy + (anatomy.v - hy) / keep
-    collapsed = (_ellipse(su, sv, lung["cx"], lung["cy"], lung["au"], lung["av"], 2.2) < 1.0)
+    collapsed = anatomy.collapsed(lung, su, sv)
     lung_mask = lung["field"] > 0.5
     rim = lung_mask & ~collapsed
     # Pneumothorax collects apically and laterally: keep the part above a random level.
@@ -206,10 +303,17 @@ def _distractor(anatomy: _Anatomy, rng) -> np.ndarray:
     return cv2.GaussianBlur(field, (0, 0), 1.0)
 
 
-def make_case(seed: int, kind: str, positive: bool, not_normal: bool = False) -> PhantomCase:
-    """One phantom radiograph. ``kind`` is 'rsna' (opacities, boxes) or 'siim' (pneumothorax, mask)."""
+def make_case(seed: int, kind: str, positive: bool, not_normal: bool = False,
+              anatomy: str = "phantom") -> PhantomCase:
+    """One radiograph. ``kind`` is 'rsna' (opacities, boxes) or 'siim' (pneumothorax, mask); ``anatomy`` one
+    of :data:`ANATOMIES`."""
+    if anatomy not in ANATOMIES:
+        raise ValueError(f"unknown anatomy {anatomy!r}; choose one of {ANATOMIES}")
     rng = np.random.default_rng(seed)
-    anatomy = _Anatomy(rng)
+    render = _render_film if anatomy == "rg1" else _render
+    # RG1's own lung texture (and its nodules) hides faint opacities more than the phantom's: denser ones
+    density = (0.32, 0.52) if anatomy == "rg1" else (0.22, 0.40)
+    anatomy = _FilmAnatomy(rng) if anatomy == "rg1" else _Anatomy(rng)
     zeros = np.zeros((BASE, BASE), np.float32)
     extra, air, markings = zeros.copy(), zeros.copy(), np.ones_like(zeros)
     boxes: list[tuple[int, int, int, int]] = []
@@ -220,7 +324,7 @@ def make_case(seed: int, kind: str, positive: bool, not_normal: bool = False) ->
             category = "Lung Opacity"
             for _ in range(rng.choice([1, 2, 3], p=[0.55, 0.35, 0.10])):
                 field, box = _opacity(anatomy, rng)
-                extra += rng.uniform(0.22, 0.40) * field
+                extra += rng.uniform(*density) * field
                 boxes.append(box)
         elif not_normal:
             category = "No Lung Opacity / Not Normal"
@@ -236,7 +340,7 @@ def make_case(seed: int, kind: str, positive: bool, not_normal: bool = False) ->
             mask = cv2.resize(rim, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) > 0.5
     else:
         raise ValueError(f"unknown phantom kind {kind!r}")
-    image = _render(anatomy, rng, extra, air, markings)
+    image = render(anatomy, rng, extra, air, markings)
     return PhantomCase(image=(image * 255 + 0.5).astype(np.uint8), boxes=boxes, mask=mask,
                        label=int(positive), category=category, sex=str(rng.choice(["M", "F"])),
                        age=int(rng.integers(18, 90)), view=str(rng.choice(["PA", "AP"], p=[0.6, 0.4])))
@@ -295,8 +399,8 @@ def _plan(kind: str, n_images: int, seed: int, positive_fraction: float) -> list
 
 
 def _write_one(args) -> dict:
-    kind, root, item = args
-    case = make_case(item["case_seed"], kind, item["positive"], item["not_normal"])
+    kind, root, item, anatomy = args
+    case = make_case(item["case_seed"], kind, item["positive"], item["not_normal"], anatomy)
     if kind == "rsna":
         path = root / "stage_2_train_images" / f"{item['patient_id']}.dcm"
         image_id = item["patient_id"]
@@ -315,8 +419,9 @@ def _write_one(args) -> dict:
 
 def build_phantom_dataset(root: str | Path, kind: str, *, n_images: int = 480, seed: int = 0,
                           positive_fraction: float = 0.45, workers: int | None = None,
-                          progress=None) -> Path:
-    """Write a phantom dataset in the exact RSNA (``kind='rsna'``) or SIIM (``'siim'``) layout.
+                          progress=None, anatomy: str = "phantom") -> Path:
+    """Write a phantom dataset in the exact RSNA (``kind='rsna'``) or SIIM (``'siim'``) layout, on
+    ``anatomy`` (:data:`ANATOMIES`).
 
     Returns the dataset root. Files are written atomically; the label CSV is written last, so an
     interrupted build is detected (no CSV) and redone.
@@ -324,7 +429,7 @@ def build_phantom_dataset(root: str | Path, kind: str, *, n_images: int = 480, s
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     plan = _plan(kind, n_images, seed, positive_fraction)
-    jobs = [(kind, root, item) for item in plan]
+    jobs = [(kind, root, item, anatomy) for item in plan]
     workers = workers or min(2, os.cpu_count() or 1)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -373,10 +478,10 @@ NIH_PHANTOM_FINDINGS = ("Infiltrate", "Pneumothorax")  # the box list's names (D
 
 
 def _write_nih_one(args) -> dict:
-    root, item = args
+    root, item, anatomy = args
     finding = item["finding"]
     kind = "siim" if finding == "Pneumothorax" else "rsna"
-    case = make_case(item["case_seed"], kind, finding is not None)
+    case = make_case(item["case_seed"], kind, finding is not None, anatomy=anatomy)
     boxes = list(case.boxes)
     if case.mask is not None:  # a pneumothorax region → its bounding box, as NIH's readers drew them
         ys, xs = np.nonzero(case.mask)
@@ -393,7 +498,7 @@ def _write_nih_one(args) -> dict:
 
 
 def build_nih_phantom(root: str | Path, *, n_images: int = 240, seed: int = 0, workers: int | None = None,
-                      progress=None) -> Path:
+                      progress=None, anatomy: str = "phantom") -> Path:
     """Write a phantom dataset in NIH ChestX-ray14's layout: ``images_001/images/*.png`` (8-bit, 1024²),
     ``BBox_List_2017.csv`` (boxes of two findings: pneumonia-like infiltrates and pneumothorax) and
     ``Data_Entry_2017.csv`` (``No Finding`` for the clean films). The label files are written last."""
@@ -407,7 +512,7 @@ def build_nih_phantom(root: str | Path, *, n_images: int = 240, seed: int = 0, w
         patient = i + 1
         plan.append(dict(name=f"{patient:08d}_000.png", finding=finding, patient=patient,
                          case_seed=int(rng.integers(2**31))))
-    jobs = [(root, item) for item in plan]
+    jobs = [(root, item, anatomy) for item in plan]
     workers = workers or min(2, os.cpu_count() or 1)
     results = []
     if workers > 1:

@@ -491,7 +491,7 @@ async function onRender(args) {
     else if (incoming !== S.lastReceived && incoming !== S.lastSent) S.settings = JSON.parse(incoming);
     if (S.settings.window && S.settings.window.preset && !film.presets[S.settings.window.preset]) S.settings.window = {};
     if (!first && args.keep_view !== true) S.view = { zoom: 1, cx: null, cy: null };
-    S.frame = Math.min(S.frame, Math.max(0, (args.frames || []).length - 1));
+    S.frame = Math.min(Number.isInteger(args.frame) ? args.frame : S.frame, Math.max(0, (args.frames || []).length - 1));
     S.lastReceived = incoming;
     build();
   } else if (incoming !== S.lastReceived && incoming !== S.lastSent) {  // a choice made elsewhere (a click on Metrics)
