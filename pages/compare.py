@@ -104,23 +104,28 @@ def difference(ws, dataset, ids, models) -> None:
         maps = [ws.maps(kind(), [image_id], model, methods=[method], preset=preset(), state=state,
                         finding=finding())
                 for method, model, state in sides]
+    shown_for = set()
     for (method, model, state), result in zip(sides, maps):
-        if state == "original":  # a randomized model's prediction means nothing
+        if state == "original" and model not in shown_for:  # (a randomized model's prediction means nothing)
+            shown_for.add(model)
             prediction_line(ws, dataset, image_id, model, int(result.targets[0]))
     a, b = maps[0][sides[0][0]][0], maps[1][sides[1][0]][0]
     flags = [maps[0].flags[sides[0][0]][0], maps[1].flags[sides[1][0]][0]]
+    framing, framing_b = ws.framing(sides[0][1]), ws.framing(sides[1][1])  # the part of the film under each
+    same_frame = framing_b == framing
+    # each side scored against its own ground truth, at its own size and framing
+    scores = [auprc(v, m) if f is None and m.any() else None
+              for v, f, m in zip((a, b), flags, (dataset.mask(image_id, a.shape[0], framing),
+                                                 dataset.mask(image_id, b.shape[0], framing_b)))]
+    if not same_frame:
+        st.warning(f"{sides[1][1]} frames the film differently ({framing_b}) from {sides[0][1]} ({framing}): B is "
+                   f"drawn on A's framing, its AUPRC is scored on its own; no difference or SSIM between them.")
     if b.shape != a.shape:
         b = resize_image(b, a.shape[0])
-    framing = ws.framing(sides[0][1])  # the part of the film under A's maps
-    if ws.framing(sides[1][1]) != framing:
-        st.warning(f"{sides[1][1]} frames the film differently ({ws.framing(sides[1][1])}) from {sides[0][1]} "
-                   f"({framing}): B is shown on A's framing")
-    mask = dataset.mask(image_id, a.shape[0], framing)
-    scores = [auprc(v, mask) if f is None and mask.any() else None for v, f in zip((a, b), flags)]
     panels = [map_panel(f"{name}", f"{name}: {method_label(m)} · {mo} · {s}", v, flag=f,
                         caption=f"AUPRC {score:.3f}" if score is not None else "")
               for name, (m, mo, s), v, f, score in zip("AB", sides, (a, b), flags, scores)]
-    comparable = np.isfinite(a).all() and np.isfinite(b).all() and not any(flags)
+    comparable = same_frame and np.isfinite(a).all() and np.isfinite(b).all() and not any(flags)
     if comparable:
         panels.append(map_panel("diff", "A − B", (a - b).astype(np.float32), signed=True,
                                 caption=f"SSIM(A, B) {ssim(a, b):.3f}"))
@@ -131,7 +136,7 @@ def difference(ws, dataset, ids, models) -> None:
     if comparable:
         st.caption("A − B in red where A is higher, blue where B is (maps normalized to [0, 1], so the difference "
                    "spans −1…1). SSIM: scikit-image, 7×7 window, data_range 2 (the paper's).")
-    else:
+    elif same_frame:
         st.warning("One of the maps is flagged (constant): no difference or SSIM.")
 
 

@@ -6,7 +6,7 @@ from trust_core.saliency import METHODS
 from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset, shared, shared_widget
-from ui.viewer import film_for, map_panel, show, truth_payload
+from ui.viewer import film_for, map_panel, show, sync, truth_payload
 from ui.widgets import extended_toggle, image_picker, method_label, prediction_line, shown_id, shown_methods
 
 
@@ -89,6 +89,7 @@ def viewer(ws, dataset, ids) -> None:
         score = None if score is None or score != score else score  # NaN: a flagged map
         panels.append(map_panel(key, method_label(key), result[key][0], flag=result.flags[key][0],
                                 caption=f"AUPRC {score:.3f}" if score is not None else ""))
+    sync("explorer_viewer")  # what the viewer sent last, before reading it
     kept = shared("explorer_method", methods[0])
     st.caption("Drag to pan, wheel to zoom (all panels together), right-drag or shift-drag for window/level; "
                "click a small panel to show it large. Map values are normalized to [0, 1]; the value under the "

@@ -46,23 +46,29 @@ def forest(sub, block: dict, criterion: str) -> None:
 
 
 def open_at(ws, criterion: str, row) -> None:
-    """A chosen scorecard cell opens its method: in the explorer on the image it scored worst on (for this
-    criterion), or on Metrics with this criterion first."""
+    """A chosen scorecard row opens its method on the image it scored worst on for this criterion: in the
+    explorer, or for a randomization criterion in the cascade at the state it was scored at; or its criterion
+    first on Metrics."""
     spec = CRITERIA[criterion]
-    worst = None
+    worst, state = None, None
     with friendly_errors():
         table = ws.table(kind(), spec.table)
-    if table is not None and "state_index" in table:  # randomization: at the fully randomized state
-        table = table[table.state_index == table.state_index.max()]
+    if table is not None and "state_index" in table:  # randomization: scored at the fully randomized state
+        state = int(table.state_index.max())
+        table = table[table.state_index == state]
     if table is not None and spec.column in table and len(table[table.method == row.method]):
         mine = table[table.method == row.method].groupby("image_id")[spec.column].mean()
         worst = mine.idxmin() if spec.higher_is_better else mine.idxmax()
     c1, c2 = st.columns(2)
-    if c1.button(f"🔎 {row.label} in the explorer" + (" (its worst image here)" if worst is not None else ""),
-                 key=f"open_explorer_{criterion}"):
+    where = (f"🎲 {row.label} in the cascade at state {state}" if state is not None
+             else f"🔎 {row.label} in the explorer")
+    if c1.button(where + (" (its worst image here)" if worst is not None else ""), key=f"open_explorer_{criterion}"):
         st.session_state["_explorer_method"] = row.method
         if worst is not None:
             st.session_state["_image_id"] = worst
+        if state is not None:
+            st.session_state["_rand_focus"] = {"method": row.method, "frame": state}
+            st.switch_page("pages/randomization.py")
         st.switch_page("pages/explorer.py")
     if c2.button(f"📊 {spec.label} on Metrics", key=f"open_metrics_{criterion}"):
         st.session_state["_metrics_focus"] = criterion

@@ -9,7 +9,7 @@ from trust_core.errors import TrustError
 from trust_core.saliency import resolve_methods
 from ui.frame import friendly_errors, preset_note, run_page
 from ui.state import model_name, preset, shared, workspace
-from ui.viewer import film_of, map_panel, show
+from ui.viewer import film_of, map_panel, show, sync
 from ui.widgets import extended_toggle, method_label, shown_methods
 
 
@@ -54,20 +54,21 @@ def render() -> None:
                f"predicted: {workspace().class_name(model_name(), output['predicted'])}); "
                + ("from the cache" if all(all(v) for v in result.from_cache.values())
                   else f"{result.passes} forward+backward passes"))
-    if output["activation"] == "softmax" and name == "no finding":
-        st.warning("These maps explain **no finding**: they show what argues against the finding, not where it is.",
-                   icon="⚠️")
+    if output["activation"] == "softmax" and len(output["scores"]) == 2 and target == 0:  # the negative class
+        st.warning(f"These maps explain class 0, **{name}**: they show what argues against the finding, not where "
+                   "it is.", icon="⚠️")
     if typical and typical["unlike"]:
         st.warning(f"This image is **unlike the model's training films** ({typical['dataset'].upper()} of this "
                    f"workspace): its intensity histogram lies {typical['distance']:.2f} from theirs (Jensen–Shannon), "
                    f"farther than any of {typical['films']} training films (at most {typical['largest_training']:.2f}). "
-                   "A model trained on the demo's synthetic phantoms, run on a real film, is outside what it learned: "
-                   "its prediction and maps say little about this film.", icon="⚠️")
+                   "A model trained on other films (the demo's: one film's anatomy, varied, or synthetic phantoms) "
+                   "is outside what it learned here: its prediction and maps say little about this film.", icon="⚠️")
     elif typical is None:
         st.caption("This model's training films are not in the workspace: whether this image resembles them is "
                    "not checked.")
     framing = workspace().framing(model_name())  # the part of the film under the maps
     panels = [map_panel(m, method_label(m), result[m][0], flag=result.flags[m][0]) for m in methods]
+    sync("upload_viewer")  # what the viewer sent last, before reading it
     kept = shared("explorer_method")
     show(film_of(decoded, framing), panels, truth={"boxes": [], "contours": []}, layout="explorer",
          method=kept if kept in methods else methods[0], key="upload_viewer", height=640)

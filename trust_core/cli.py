@@ -382,9 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", type=_at_least(8), default=480, help="phantom images per dataset")
     demo.add_argument("--epochs", type=_positive_int, default=40, help="maximum training epochs per model")
     demo.add_argument("--no-evaluate", action="store_true", help="skip the fast-preset evaluation")
-    demo.add_argument("--anatomy", choices=ANATOMIES, default=ANATOMIES[0],
+    demo.add_argument("--anatomy", choices=ANATOMIES, default=None,
                       help="rg1: the real chest film of pydicom-data, deformed and re-exposed, lesions in its lung "
-                           "fields (default); phantom: fully synthetic films")
+                           "fields (default for a new workspace); phantom: fully synthetic films. An existing "
+                           "workspace keeps the anatomy it was built with")
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train a binary classifier on a dataset")

@@ -46,14 +46,42 @@ DEMO_MODELS = (
 )
 
 
+def demo_anatomy(layout: Layout, asked: str | None) -> str:
+    """The anatomy of a demo workspace's films: the one it was built with (``demo.json``; a workspace with
+    films but no record predates the choice: ``phantom``), else ``asked``, else ``rg1``. Asking for another
+    anatomy than a workspace's films have is refused (completing it would mix the two)."""
+    from .data.phantom import ANATOMIES
+    from .errors import ConfigError
+    from .io import atomic_write
+
+    record = layout.root / "demo.json"
+    built = None
+    if record.is_file():
+        built = json.loads(record.read_text()).get("anatomy")
+    elif any((layout.dataset(kind) / label).is_file() for kind, (_, label) in DATASETS.items()):
+        built = "phantom"
+    if built and asked and asked != built:
+        raise ConfigError(f"{layout.root} holds demo films on the {built!r} anatomy; build the {asked!r} demo "
+                          f"into another folder (--workspace DIR) or delete this one first")
+    anatomy = built or asked or ANATOMIES[0]
+    if anatomy not in ANATOMIES:
+        raise ConfigError(f"unknown anatomy {anatomy!r}; choose one of {', '.join(ANATOMIES)}")
+    if not record.is_file():
+        layout.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(record, json.dumps({"anatomy": anatomy}).encode())
+    return anatomy
+
+
 def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed: int = 0,
-               epochs: int = 40, evaluate: bool = True, anatomy: str = "rg1",
+               epochs: int = 40, evaluate: bool = True, anatomy: str | None = None,
                log: Callable[[str], None] = print) -> list[dict]:
-    """Build (or complete) the demo workspace, its films on ``anatomy`` (``rg1``: the real chest film of
-    pydicom-data, deformed and re-exposed; ``phantom``: fully synthetic); return the model index."""
+    """Build (or complete) the demo workspace, its films on ``anatomy`` (``rg1``, the default: the real
+    chest film of pydicom-data, deformed and re-exposed; ``phantom``: fully synthetic; an existing
+    workspace keeps its own, see :func:`demo_anatomy`); return the model index."""
     from tqdm import tqdm
 
     layout = Layout.of(workspace)
+    anatomy = demo_anatomy(layout, anatomy)
     models_dir = layout.models
     models_dir.mkdir(parents=True, exist_ok=True)
     index = {entry["file"]: entry for entry in read_index(layout.root)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import zlib
 from pathlib import Path
 
@@ -38,10 +39,11 @@ PRESET_HELP = {
     "lung": "brightness percentiles 1–70 of this film: air and lung parenchyma spread out",
     "mediastinum": "brightness percentiles 45–99.5: heart, mediastinum and diaphragm",
     "bone": "brightness percentiles 75–99.9: ribs, clavicles and spine",
-    "header": "the window stored in the DICOM header",
+    "default": "the file's own display window: its header's Window Center/Width, else the full range its "
+               "stored bits can hold",
 }
 DEFAULT_SETTINGS = {"method": None, "opacity": 0.5, "cmap": COLORMAPS[0], "mode": "all", "threshold": 0.5,
-                    "top": 10, "window": {"preset": "header"}, "gt": True}  # header: the file's own window (else full)
+                    "top": 10, "window": {"preset": "default"}, "gt": True, "seq": 0}  # default: the file's own window
 
 
 def encode(array: np.ndarray) -> dict:
@@ -67,7 +69,7 @@ def film_payload(values: np.ndarray, *, inverted: bool = False, header_window=No
         stored = np.round((values - lo) / scale).astype(np.uint16)
     presets = window_presets(values, inverted)
     if header_window is not None:
-        presets["header"] = [float(header_window[0]), float(header_window[1])]
+        presets["default"] = [float(header_window[0]), float(header_window[1])]
     return dict(encode(stored), offset=lo, scale=scale, lo=lo, hi=hi, inverted=bool(inverted), presets=presets,
                 preset_help=PRESET_HELP, unit=unit)
 
@@ -129,11 +131,17 @@ def settings(method: str | None = None) -> dict:
 
 
 def keep(value: dict | None) -> None:
-    """Keep what the viewer sent back (its settings) for every page."""
-    if isinstance(value, dict):
+    """Keep what the viewer sent back (its settings) for every page. Pages call it (through :func:`show`, or
+    :func:`sync` before they read a setting) before they send settings, so that a reply never lags a change."""
+    if isinstance(value, dict) and value.get("seq", 0) >= shared("viewer", {}).get("seq", 0):
         st.session_state["_viewer"] = {k: value[k] for k in DEFAULT_SETTINGS if k in value}
         if value.get("method"):
             st.session_state["_explorer_method"] = value["method"]
+
+
+def sync(key: str) -> None:
+    """Take in what the viewer ``key`` sent since the last run (its settings), before the page reads them."""
+    keep(st.session_state.get(key))
 
 
 def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", height: int = 520, key: str,
@@ -142,13 +150,13 @@ def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", he
     """Render the viewer. ``layout``: ``explorer`` (the chosen method large, every method below, all in
     sync), ``row`` (the panels side by side) or ``states`` (a reference row and a played row of frames,
     opening at ``frame`` when given)."""
-    blob = [film["data"], *(p["map"]["data"] for p in panels if p["map"]),
-            *(p["map"]["data"] for f in frames or () for p in f["panels"] if p["map"])]
-    digest = hashlib.blake2b("|".join(blob).encode() + repr(truth).encode(), digest_size=12).hexdigest()
-    value = _component(film=film, panels=panels, frames=frames, curve=curve, truth=truth, layout=layout,
-                       height=height, columns=columns, settings=settings(method), colormaps=_colormaps(),
-                       cmaps=list(COLORMAPS), reference_title=reference_title, data_key=digest, frame=frame, key=key,
-                       default=None)
+    sync(key)
+    args = dict(film=film, panels=panels, frames=frames, curve=curve, truth=truth, layout=layout, height=height,
+                columns=columns, reference_title=reference_title, frame=frame)
+    # what the browser must rebuild for: everything but the settings (which it keeps itself)
+    digest = hashlib.blake2b(json.dumps(args, sort_keys=True).encode(), digest_size=12).hexdigest()
+    value = _component(**args, settings=settings(method), colormaps=_colormaps(), cmaps=list(COLORMAPS),
+                       data_key=digest, key=key, default=None)
     keep(value)
 
 

@@ -1,10 +1,8 @@
-"""Widgets the pages share: the image picker, method labels, image panels."""
+"""Widgets the pages share: the image picker, method labels, the prediction line, the extended toggle."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from trust_core.report import overlay
 from trust_core.saliency import METHODS
 from ui.state import shared, shared_widget
 
@@ -37,10 +35,6 @@ def image_picker(ids: list[str], dataset) -> str:
 
 def method_label(key: str) -> str:
     return METHODS[key].label
-
-
-def panel(image01: np.ndarray, saliency: np.ndarray | None, *, mask=None, caption: str = "", **kwargs) -> None:
-    st.image(overlay(image01, saliency, mask=mask, **kwargs), caption=caption, width="stretch")
 
 
 def extended_toggle() -> bool:
@@ -81,7 +75,9 @@ def prediction_line(ws, dataset, image_id: str, model: str, explained: int, outp
                 f"{output['scores'][explained]:.2f}; predicted: **{ws.class_name(model, output['predicted'])}**, "
                 f"{score} {output['scores'][output['predicted']]:.2f}) · ground truth: label "
                 f"{dataset.label(image_id)} · model {model}")
-    if output["activation"] == "softmax" and label == "no finding":
-        st.warning("These maps explain **no finding**: the model predicts this film negative, so its maps "
-                   "show what argues against the finding, not where it is. The paper explained the predicted "
-                   "class too; read them with that in mind.", icon="⚠️")
+    if output["activation"] == "softmax" and len(output["scores"]) == 2 and explained == 0:  # the negative class
+        why = ("the model predicts this film negative" if output["predicted"] == 0 else
+               "you chose it, although the model predicts the finding")
+        st.warning(f"These maps explain class 0, **{label}** ({why}): they show what argues against the finding, "
+                   "not where it is. The paper explained the predicted class; read them with that in mind.",
+                   icon="⚠️")

@@ -195,17 +195,24 @@ def test_randomization_playback_holds_one_state_per_second_in_step(server, tmp_p
         seen = []
         started = time.time()
         while time.time() - started < 4.3:
-            seen.append(driver.execute_script(
-                "const S = window.__viewer, views = S.panels.slice(S.args.panels.length);"
-                "return [performance.now(), S.frame, document.getElementById('state-label').textContent,"
-                " document.getElementById('frame').value, views.map(v => v.panel.key),"
-                " views.map(v => v.box.querySelector('.tag').textContent)]"))
+            seen.append(driver.execute_script(  # the label shown and what the current row's first panel paints
+                "const S = window.__viewer, views = S.panels.slice(S.args.panels.length), c = views[0].canvas;"
+                "const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                "let sum = 0; for (let i = 0; i < px.length; i += 97) sum = (sum * 31 + px[i]) % 1000000007;"
+                "return [performance.now(), document.getElementById('state-label').textContent,"
+                " document.getElementById('frame').value, views.map(v => v.panel.key), sum]"))
             time.sleep(0.04)
         changes = [b for a, b in zip(seen, seen[1:]) if b[1] != a[1]]
         assert len(changes) >= 3
-        for _, frame, label, slider, keys, tags in seen:  # label, slider, maps and captions: one state
-            assert label.startswith(f"state {frame}/") and int(slider) == frame
-            assert all(k.endswith(f"@{frame}") for k in keys)
+        for now, label, slider, keys, _ in seen:  # label, slider and the maps drawn: one state
+            frame = int(label.split()[1].split("/")[0])
+            assert int(slider) == frame and all(k.endswith(f"@{frame}") for k in keys)
+        # the painted pixels change exactly when the label does (never a frame early or late, never mixed)
+        by_label = {}
+        for _, label, _, _, painted in seen:
+            by_label.setdefault(label, set()).add(painted)
+        assert all(len(p) == 1 for p in by_label.values()), by_label
+        assert len({next(iter(p)) for p in by_label.values()}) == len(by_label)
         gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:])]
         assert all(900 <= g <= 1150 for g in gaps), gaps
     finally:
@@ -257,6 +264,10 @@ def test_pages_show_pseudonyms_not_identifiers_in_chromium(server, tmp_path, app
                 "return document.body.innerText + ' ' + [...document.querySelectorAll('input')].map(i => i.value)"
                 ".join(' ') + ' ' + [...document.querySelectorAll('[data-baseweb=select]')].map(s => s.innerText)"
                 ".join(' ')")
+            for frame in driver.find_elements(By.CSS_SELECTOR, "iframe"):  # the viewer's and previews' too
+                driver.switch_to.frame(frame)
+                text += " " + driver.execute_script("return document.documentElement.innerText")
+                driver.switch_to.default_content()
             assert "img-" in text or page in ("scorecard", "metrics"), page
             assert not [i for i in real if i in text], page
             assert "Traceback" not in text, page
@@ -296,5 +307,43 @@ def test_a_report_is_not_offered_for_another_image_in_chromium(server, tmp_path)
         wait.until(lambda d: "Download PDF" in body(d))
         second = next(line for line in body(driver).split("\n") if line.startswith("Report img-"))
         assert second.split()[1] != first.split()[1]
+    finally:
+        driver.quit()
+
+
+def test_viewer_settings_stick_through_their_round_trips(server, tmp_path):
+    """Several changes, each long enough apart for Python to keep them and answer: none is undone by an
+    older reply, and they are what the explorer opens with after another page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome(tmp_path)
+    try:
+        driver.get(server + "/explorer")
+        wait = WebDriverWait(driver, 120)
+        _in_viewer(driver, wait)
+        driver.find_element(By.CSS_SELECTOR, "#presets button[data-preset='lung']").click()
+        time.sleep(1.5)
+        _in_viewer(driver, wait)
+        select = driver.find_element(By.ID, "method")
+        driver.execute_script("arguments[0].value = 'xrai'; arguments[0].dispatchEvent(new Event('change'))", select)
+        time.sleep(1.5)
+        _in_viewer(driver, wait)
+        driver.execute_script("const n = document.getElementById('opacity'); n.value = 0.8;"
+                              " n.dispatchEvent(new Event('input'))")
+        time.sleep(2.0)
+        _in_viewer(driver, wait)
+        kept = driver.execute_script("return window.__viewer.settings")
+        assert kept["method"] == "xrai" and kept["window"] == {"preset": "lung"} and kept["opacity"] == 0.8, kept
+        for page in ("Metrics", "Image explorer"):  # through the navigation: the same session
+            driver.switch_to.default_content()
+            link = next(a for a in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNavLink']")
+                        if a.text.strip().endswith(page))
+            link.click()
+            time.sleep(2)
+        _in_viewer(driver, wait)
+        wait.until(lambda d: d.execute_script("return window.__viewer.settings.method") == "xrai")
+        again = driver.execute_script("return window.__viewer.settings")
+        assert again["window"] == {"preset": "lung"} and again["opacity"] == 0.8, again
     finally:
         driver.quit()

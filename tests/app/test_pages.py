@@ -263,7 +263,12 @@ def test_the_explorer_says_which_class_is_explained_and_its_probability(app_work
     match = re.match(r"Maps explain class (\d) — \*\*(no finding|finding)\*\* \(the model's probability (\d\.\d\d)", line)
     assert match, line
     if match.group(2) == "no finding":
-        assert any("explain **no finding**" in w.value for w in at.warning)
+        assert any("explain class 0, **no finding**" in w.value for w in at.warning)
+    # the negative class chosen while the model predicts the finding: said so, too
+    box = at.selectbox(key="explain_target")
+    box.select(next(o for o in box.options if o.startswith("0:"))).run()
+    assert any("explain class 0, **no finding**" in w.value and ("you chose it" in w.value or "predicts this film "
+               "negative" in w.value) for w in at.warning)
 
 
 @pytest.mark.parametrize("page", ["pages/explorer.py", "pages/compare.py", "pages/randomization.py",
@@ -391,3 +396,16 @@ def test_a_metrics_click_on_randomization_carries_its_state(app_workspace, monke
     assert args["layout"] == "states" and args["frame"] == last
     assert "ig@0" in [p["key"] for p in args["panels"]]  # the clicked method among those played
     assert at.session_state["_image_id"] == image
+
+
+def test_a_scorecard_randomization_row_opens_the_cascade_at_its_state(app_workspace, monkeypatch):
+    at = start(app_workspace, monkeypatch)
+    at.session_state["scorecard_randomization"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    button = next(b for b in at.button if b.label.startswith("🎲"))
+    last = int(Workspace(app_workspace).table("rsna", "randomization").state_index.max())
+    assert f"at state {last}" in button.label
+    button.click().run()
+    assert not at.exception, at.exception
+    args = viewer(at)
+    assert args["layout"] == "states" and args["frame"] == last

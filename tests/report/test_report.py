@@ -129,3 +129,29 @@ def test_maps_are_at_the_films_resolution_and_long_titles_wrap(app_workspace):
     shown = re.findall(r"\((.*?)\) Tj", first)
     title = "Saliency report - " + report.title
     assert title not in shown and "".join(shown).replace(" ", "").find(title.replace(" ", "")) >= 0  # wrapped
+
+
+def test_non_square_films_keep_their_shape_and_box_positions():
+    """A 300 × 200 film (taller than wide) stays 300 × 200 in the report, and a box at x 120..160,
+    y 30..90 of the film is drawn there (x and y scaled apart, not by the height alone)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from trust_core.data.datasets import Box
+    from trust_core.report.report import ImageReport
+
+    film = np.full((300, 200), 0.2, np.float32)
+    box = Box(120, 30, 40, 60)
+    report = ImageReport(title="t", image=film, mask=np.zeros((300, 200), bool), boxes=[box],
+                         maps={"grad": np.zeros((64, 64), np.float32)},
+                         metrics=[{"method": "Gradient", "key": "grad", "auprc": None, "flag": ""}],
+                         params={}, provenance={})
+    caption, jpeg = report.panels()[0]
+    picture = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
+    assert picture.shape[:2] == (300, 200)
+    green = (picture[..., 1] > 180) & (picture[..., 0] < 90) & (picture[..., 2] < 90)
+    ys, xs = np.nonzero(green)
+    assert abs(xs.min() - 120) <= 2 and abs(xs.max() - 160) <= 2 and abs(ys.min() - 30) <= 2 and abs(ys.max() - 90) <= 2
+    assert render_pdf(report).startswith(b"%PDF")

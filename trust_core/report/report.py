@@ -56,7 +56,9 @@ class ImageReport:
         """(caption, JPEG) for the image with its ground truth, then each method's overlay, at the film's own
         resolution (at most :data:`PANEL_MAX` pixels a side): the map is upsampled onto the film, not the film
         shrunk to the map."""
-        size = min(self.image.shape[0], PANEL_MAX)
+        height, width = self.image.shape
+        scale = min(1.0, PANEL_MAX / max(height, width))
+        size = (round(height * scale), round(width * scale))  # the film's own shape
         if self._panels is not None:  # rendered once for the HTML and the PDF alike
             return self._panels
         out = [("X-ray + ground truth", to_jpeg(overlay(self.image, None, mask=self.mask, boxes=self.boxes,
@@ -128,8 +130,8 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
     if not PRESETS[preset].paper:
         warnings.append(f"Preset {PRESETS[preset].label}: {PRESETS[preset].description} "
                         f"{provenance['preset_distance'][0].upper()}{provenance['preset_distance'][1:]}.")
-    if output["activation"] == "softmax" and workspace.class_name(model_name, explained) == "no finding":
-        warnings.append("These maps explain 'no finding': the model predicts this film negative, so they show what "
+    if output["activation"] == "softmax" and len(output["scores"]) == 2 and explained == 0:  # the negative class
+        warnings.append(f"These maps explain class 0 ('{workspace.class_name(model_name, 0)}'): they show what "
                         "argues against the finding, not where it is.")
     verdicts, source = cohort_verdicts(workspace, kind, finding, list(result))
     native = crop(dataset.native_image(image_id), framing)
@@ -264,20 +266,22 @@ def render_pdf(report: ImageReport) -> bytes:
     pdf.cell(0, 7, "Maps (each over the film at its own resolution; ground truth: boxes green, masks cyan)",
              new_x="LMARGIN", new_y="NEXT")
     gap = 4
-    side = min((width - gap) / 2, (pdf.eph - 8) / 3 - 11)  # two a row, three rows a page
+    height, width_px = report.image.shape
+    side = min((width - gap) / 2, ((pdf.eph - 8) / 3 - 11) * width_px / height)  # two a row, three rows a page
+    tall = side * height / width_px  # the film's aspect kept
     pdf.set_font("Helvetica", size=9)
     for k, (caption, jpeg) in enumerate(report.panels()):
         col = k % 2
-        if col == 0 and pdf.get_y() + side + 8 > pdf.h - pdf.b_margin:
+        if col == 0 and pdf.get_y() + tall + 8 > pdf.h - pdf.b_margin:
             pdf.add_page()
         if col == 0:
             y = pdf.get_y()
         x = pdf.l_margin + col * (side + gap)
-        pdf.image(io.BytesIO(jpeg), x=x, y=y, w=side, h=side)
-        pdf.set_xy(x, y + side + 0.5)
+        pdf.image(io.BytesIO(jpeg), x=x, y=y, w=side, h=tall)
+        pdf.set_xy(x, y + tall + 0.5)
         pdf.multi_cell(side, 4.5, _latin(caption), align="C")
         if col == 1 or k == len(report.maps):
-            pdf.set_xy(pdf.l_margin, y + side + 10)
+            pdf.set_xy(pdf.l_margin, y + tall + 10)
     pdf.add_page()
     _table(pdf, "Provenance", [(k, _fmt(v)) for k, v in report.provenance.items()], (50, width - 50))
     _table(pdf, "Method parameters", [(k, _fmt(v)) for k, v in sorted(report.params.items())], (50, width - 50))

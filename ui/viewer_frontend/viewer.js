@@ -56,6 +56,7 @@ function panelByKey(list, key) { return list.find(p => p.key === key) || list[0]
 function windowOf() {
   const f = S.film, w = S.settings.window || {};
   if (w.preset && f.presets[w.preset]) return f.presets[w.preset];
+  if (w.preset) return f.presets.full;  // a preset this film lacks (no header window): its full range
   const span = Math.max(f.hi - f.lo, 1);
   const cf = w.cf ?? 0.5, wf = w.wf ?? 1.0;
   return [f.lo + cf * span, Math.max(1, wf * span)];
@@ -163,6 +164,10 @@ function drawPanel(view) {
 }
 
 function drawAll() {
+  if (S.cursor && S.cursor.view) {  // the panel under the cursor may show another map now (playback, a method)
+    S.cursor.panel = S.cursor.view.panel;
+    S.cursor.value = sample(S.cursor.panel, S.cursor.fx, S.cursor.fy);
+  }
   renderFilm();
   for (const view of S.panels) drawPanel(view);
   drawColorbar();
@@ -251,7 +256,7 @@ function attach(view) {
   });
   canvas.addEventListener("pointermove", e => {
     const [fx, fy] = filmPoint(e), f = S.film;
-    S.cursor = fx >= 0 && fy >= 0 && fx < f.w && fy < f.h ? { fx, fy, panel: view.panel, value: sample(view.panel, fx, fy) } : null;
+    S.cursor = fx >= 0 && fy >= 0 && fx < f.w && fy < f.h ? { fx, fy, view, panel: view.panel, value: sample(view.panel, fx, fy) } : null;
     if (drag) {
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
       if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
@@ -277,6 +282,7 @@ function attach(view) {
 function setWindow(center, width) {
   const f = S.film, span = Math.max(f.hi - f.lo, 1);
   S.settings.window = { cf: (center - f.lo) / span, wf: width / span };
+  syncControls();
   redraw();
 }
 
@@ -286,6 +292,7 @@ let timer = null;
 function commit() {  // debounced: the display has already changed; Python only keeps the choice
   clearTimeout(timer);
   timer = setTimeout(() => {
+    S.settings.seq = (S.settings.seq || 0) + 1;  // Python keeps the newest; the browser ignores older replies
     S.lastSent = JSON.stringify(S.settings);
     ST.value(Object.assign({}, S.settings));
   }, 400);
@@ -334,7 +341,9 @@ function toolbar() {
     } }, "1:1"),
     el("button", { id: "reset", onclick: () => { S.view = { zoom: 1, cx: null, cy: null }; redraw(); } }, "fit"),
     el("button", { id: "fullscreen", title: "the main panel over the whole screen, at full resolution",
-      onclick: () => { const m = document.getElementById("main"); if (m && m.requestFullscreen) m.requestFullscreen(); } }, "fullscreen")));
+      onclick: () => { const m = document.getElementById("stage");
+        if (document.fullscreenElement) document.exitFullscreen(); else if (m && m.requestFullscreen) m.requestFullscreen(); } },
+      "fullscreen")));
   return bar;
 }
 
@@ -379,11 +388,12 @@ function mainArea(panels, height) {
 function build() {
   const a = S.args, s = S.settings, root = document.getElementById("root");
   S.panels = [];
-  root.replaceChildren(toolbar());
+  const stage = el("div", { id: "stage" }, toolbar());  // what fullscreen shows: controls, panels, readout
+  root.replaceChildren(stage);
   if (a.layout === "explorer") {
     const chosen = panelByKey(a.panels, s.method);
-    root.append(mainArea([chosen], a.height));
-    root.append(el("div", { id: "readout", class: "readout" }));
+    stage.append(mainArea([chosen], a.height));
+    stage.append(el("div", { id: "readout", class: "readout" }));
     const cols = a.columns || 4, grid = el("div", { class: "grid", style: `grid-template-columns:repeat(${cols}, 1fr)` });
     const side = Math.floor((root.clientWidth - 8 * (cols - 1)) / cols);
     for (const p of a.panels) {
@@ -392,25 +402,38 @@ function build() {
     }
     root.append(grid);
   } else if (a.layout === "states") {
-    root.append(el("div", { class: "row-title" }, a.reference_title || "original"));
-    root.append(mainArea(a.panels, a.height));
+    stage.append(el("div", { class: "row-title" }, a.reference_title || "original"));
+    stage.append(mainArea(a.panels, a.height));
     const frame = a.frames[S.frame];
     const slider = el("input", { id: "frame", type: "range", min: 0, max: a.frames.length - 1, step: 1, value: S.frame,
       oninput: e => showFrame(+e.target.value) });
     const play = el("button", { id: "play", onclick: () => togglePlay() }, S.playing ? "❚❚ pause" : "▶ play");
-    root.append(el("div", { class: "frames" }, play, slider, el("span", { id: "state-label", class: "state-label" }, frame.label)));
+    stage.append(el("div", { class: "frames" }, play, slider, el("span", { id: "state-label", class: "state-label" }, frame.label)));
     const row = mainArea(frame.panels, a.height);
     row.id = "current"; row.querySelector(".colorbar").remove();
-    root.append(row);
-    root.append(el("div", { id: "readout", class: "readout" }));
+    stage.append(row);
+    stage.append(el("div", { id: "readout", class: "readout" }));
     if (a.curve) root.append(curve(a.curve));
   } else {
-    root.append(mainArea(a.panels, a.height));
-    root.append(el("div", { id: "readout", class: "readout" }));
+    stage.append(mainArea(a.panels, a.height));
+    stage.append(el("div", { id: "readout", class: "readout" }));
   }
   syncControls();
   drawAll();
   ST.height(document.body.scrollHeight + 4);
+}
+
+function fitStage() {  // fullscreen: the panel rows share the screen's height; back: the page's height
+  const stage = document.getElementById("stage"), full = document.fullscreenElement === stage;
+  const rows = ["main", "current"].map(id => document.getElementById(id)).filter(Boolean);
+  const boxes = row => [...row.querySelectorAll(".panel")];
+  rows.forEach(row => boxes(row).forEach(b => { b.style.height = `${S.args.height}px`; }));
+  if (full) {
+    const other = stage.scrollHeight - rows.reduce((t, r) => t + r.offsetHeight, 0);
+    const each = Math.max(120, Math.floor((window.innerHeight - other - 12) / rows.length));
+    rows.forEach(row => boxes(row).forEach(b => { b.style.height = `${each}px`; }));
+  }
+  redraw();
 }
 
 function showFrame(index) {  // label, slider, frames and curve cursor change together, in one draw
@@ -475,6 +498,14 @@ function curve(c) {  // this image's SSIM curve and the cohort's, with baselines
 
 /* ---------- the component protocol ---------- */
 
+function newer(incoming) {
+  /* Settings from Python replace the browser's only when they are not an older reply to its own changes
+     (their sequence number is not behind the last one sent) and differ from what it shows. */
+  if (incoming === S.lastReceived || incoming === S.lastSent || S.settings === null) return S.settings === null;
+  const seq = JSON.parse(incoming).seq || 0;
+  return seq >= (S.settings.seq || 0) && incoming !== JSON.stringify(S.settings);
+}
+
 async function onRender(args) {
   const incoming = JSON.stringify(args.settings);
   if (args.data_key !== S.dataKey) {  // new film or maps: decode once
@@ -487,14 +518,12 @@ async function onRender(args) {
                           presetHelp: args.film.preset_help || {} });
     const first = S.args === null;
     S.args = args; S.film = film; S.maps = maps; S.mapCanvases = {}; S.filmCanvas = null; S.filmSig = null;
-    if (first || S.settings === null) S.settings = JSON.parse(incoming);
-    else if (incoming !== S.lastReceived && incoming !== S.lastSent) S.settings = JSON.parse(incoming);
-    if (S.settings.window && S.settings.window.preset && !film.presets[S.settings.window.preset]) S.settings.window = {};
-    if (!first && args.keep_view !== true) S.view = { zoom: 1, cx: null, cy: null };
+    if (first || S.settings === null || newer(incoming)) S.settings = JSON.parse(incoming);
+    if (!first) S.view = { zoom: 1, cx: null, cy: null };  // a new film opens fitted
     S.frame = Math.min(Number.isInteger(args.frame) ? args.frame : S.frame, Math.max(0, (args.frames || []).length - 1));
     S.lastReceived = incoming;
     build();
-  } else if (incoming !== S.lastReceived && incoming !== S.lastSent) {  // a choice made elsewhere (a click on Metrics)
+  } else if (newer(incoming)) {  // a choice made elsewhere (a click on Metrics)
     S.lastReceived = incoming;
     S.settings = JSON.parse(incoming);
     build();
@@ -507,10 +536,5 @@ window.addEventListener("message", e => {
   });
 });
 window.addEventListener("resize", () => { if (S.args) { redraw(); } });
-document.addEventListener("fullscreenchange", () => {
-  const main = document.getElementById("main");
-  if (main) main.style.height = document.fullscreenElement ? "100vh" : "";
-  S.panels.forEach(v => { if (v.box.parentElement === main) v.box.style.height = document.fullscreenElement ? "100vh" : `${S.args.height}px`; });
-  redraw();
-});
+document.addEventListener("fullscreenchange", fitStage);
 ST.ready();
