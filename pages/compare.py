@@ -79,6 +79,17 @@ def workbench(ws, dataset, ids, models) -> None:
             progress.progress((k + 1) / len({(i, mo, s) for i, _m, mo, s in combos}))
     progress.empty()
     table = pd.DataFrame(rows).sort_values(["image", "model", "state", "method"], kind="stable")
+    numeric = ["AUPRC", "mass inside GT", "pointing hit", "SSIM to original"]
+    f1, f2, f3 = st.columns([2, 1, 2])
+    column = f1.selectbox("Filter on", ["(no filter)"] + numeric, key="wb_filter_column")
+    if column != "(no filter)":
+        side = f2.radio("keep", ["≤", "≥"], horizontal=True, key="wb_filter_side")
+        level = f3.number_input("value", value=0.5, step=0.05, key="wb_filter_value")
+        values = pd.to_numeric(table[column], errors="coerce")
+        table = table[values <= level] if side == "≤" else table[values >= level]
+        st.caption(f"{len(table)} of {len(rows)} maps with {column} {side} {level:g} (unscored maps left out).")
+    if not len(table):
+        return
     st.dataframe(table.round(3), hide_index=True, width="stretch", height=min(720, 40 + 84 * len(table)), row_height=84,
                  column_config={"map": st.column_config.ImageColumn("map", width="medium")})
     st.download_button("Download the grid as CSV", table.drop(columns="map").round(4).to_csv(index=False),

@@ -160,7 +160,7 @@ def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", he
     keep(value)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)  # shared, never copied: payloads are not mutated
 def _film(path: str, mtime: float, framing: str) -> dict:
     from trust_core.data import read_dicom, read_image
     from trust_core.data.dicom import IMAGE_SUFFIXES

@@ -507,6 +507,7 @@ function newer(incoming) {
 }
 
 async function onRender(args) {
+  const received = Date.now();  // (for the latency bench: when a new film arrived, was decoded, was painted)
   const incoming = JSON.stringify(args.settings);
   if (args.data_key !== S.dataKey) {  // new film or maps: decode once
     S.dataKey = args.data_key;
@@ -521,8 +522,11 @@ async function onRender(args) {
     if (first || S.settings === null || newer(incoming)) S.settings = JSON.parse(incoming);
     if (!first) S.view = { zoom: 1, cx: null, cy: null };  // a new film opens fitted
     S.frame = Math.min(Number.isInteger(args.frame) ? args.frame : S.frame, Math.max(0, (args.frames || []).length - 1));
+    S.timing = { received, decoded: Date.now() };
     S.lastReceived = incoming;
     build();
+    S.timing.built = Date.now();
+    requestAnimationFrame(() => { S.timing.painted = Date.now(); });  // the new film on screen
   } else if (newer(incoming)) {  // a choice made elsewhere (a click on Metrics)
     S.lastReceived = incoming;
     S.settings = JSON.parse(incoming);
