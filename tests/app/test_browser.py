@@ -173,6 +173,22 @@ def test_image_explorer_viewer_in_chromium(server, tmp_path, app_workspace):
         driver.execute_script("arguments[0].value = 'xrai'; arguments[0].dispatchEvent(new Event('change'))", select)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".panel .tag")[0].text.startswith("XRAI"))
         assert driver.execute_script("return window.__viewer.view.zoom") == zooms  # the zoom is kept
+        # fullscreen: controls, the main panel and the readout over the whole screen; 1:1 is one stored pixel
+        # per device pixel there
+        driver.find_element(By.ID, "fullscreen").click()
+        wait.until(lambda d: d.execute_script("return document.fullscreenElement && document.fullscreenElement.id")
+                   == "stage")
+        time.sleep(0.5)
+        fits = driver.execute_script("const p = document.querySelector('#main .panel');"
+                                     "return p.getBoundingClientRect().bottom <= window.innerHeight + 1"
+                                     " && p.offsetHeight > 0.6 * window.innerHeight")
+        assert fits
+        driver.find_element(By.ID, "one").click()
+        time.sleep(0.3)
+        scale = driver.execute_script("const S = window.__viewer, c = S.panels[0].canvas;"
+                                      "return S.view.zoom * Math.min(c.width / S.film.w, c.height / S.film.h)")
+        assert abs(scale - 1) < 1e-6
+        driver.execute_script("document.exitFullscreen()")
         driver.switch_to.default_content()
         shot = ROOT / "cache" / "screenshots" / "explorer.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
