@@ -5,28 +5,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= cache/demo
 SHELL := /bin/bash
-.SHELLFLAGS := -o pipefail -c
 # pip warns once per package that a folder of the machine's configured extra indexes (file:///opt/...) lacks
 # it: that is the machine's pip configuration, not the project's, so those lines are kept out of the install
 # log; every other line (and pip's exit status, through pipefail) stays.
+# (pipefail set in each recipe line: make 3.81 ignores .SHELLFLAGS)
+PIP := set -o pipefail; $(BIN)/pip
 MACHINE_NOTES := 2>&1 | { grep -v "^WARNING: Location 'file:///opt/" || true; }
 
 .PHONY: run test demo app browser clean
 
 $(STAMP): requirements.txt requirements-ray.txt requirements-zoo.txt requirements-oracles.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip $(MACHINE_NOTES)
-	$(BIN)/pip install --quiet -r requirements.txt $(MACHINE_NOTES)
+	$(PIP) install --quiet --upgrade pip $(MACHINE_NOTES)
+	$(PIP) install --quiet -r requirements.txt $(MACHINE_NOTES)
 	# The Ray engine is an optional extra; the test suite exercises it, so the dev venv has it.
-	$(BIN)/pip install --quiet -r requirements-ray.txt $(MACHINE_NOTES)
+	$(PIP) install --quiet -r requirements-ray.txt $(MACHINE_NOTES)
 	# The model-zoo extra (torchxrayvision, timm, MONAI, safetensors; also the real label files the tests parse).
-	$(BIN)/pip install --quiet -r requirements-zoo.txt $(MACHINE_NOTES)
+	$(PIP) install --quiet -r requirements-zoo.txt $(MACHINE_NOTES)
 	# Oracles of the tests (pytorch-grad-cam, zennit, Quantus). Quantus asks for the GUI opencv-python, which
 	# would shadow the headless build: it is installed without its dependencies (all present above).
-	$(BIN)/pip install --quiet -r requirements-oracles.txt $(MACHINE_NOTES)
-	$(BIN)/pip install --quiet --no-deps quantus==0.6.0 $(MACHINE_NOTES)
+	$(PIP) install --quiet -r requirements-oracles.txt $(MACHINE_NOTES)
+	$(PIP) install --quiet --no-deps quantus==0.6.0 $(MACHINE_NOTES)
 	# setuptools' notice about editable installs is information, not a problem: kept out of the install log
-	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-deps --no-build-isolation -e . $(MACHINE_NOTES)
+	set -o pipefail; PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-deps --no-build-isolation -e . $(MACHINE_NOTES)
 	touch $(STAMP)
 
 # Headless Chromium + driver for the end-to-end browser test (Debian packages; needs root, as CI has).

@@ -148,7 +148,7 @@ def difference(ws, dataset, ids, models) -> None:
         st.caption("A − B in red where A is higher, blue where B is (maps normalized to [0, 1], so the difference "
                    "spans −1…1). SSIM: scikit-image, 7×7 window, data_range 2 (the paper's).")
     elif same_frame:
-        st.warning("One of the maps is flagged (constant): no difference or SSIM.")
+        st.warning("One of the maps is flagged (constant) or holds non-finite values: no difference or SSIM.")
 
 
 def render() -> None:

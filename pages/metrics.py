@@ -1,6 +1,9 @@
 """Metrics: every scored criterion per image and method (the registry's tables), baselines as lines or per-method
 bars, the paper's values as markers; a click opens that image at that method in the explorer."""
+import time
+
 import plotly.graph_objects as go
+
 import streamlit as st
 
 from trust_core.evaluate.paper import paper_value
@@ -46,7 +49,7 @@ def render() -> None:
             st.session_state["_image_id"] = {shown_id(i): i for i in table.image_id}.get(shown, shown)
             st.session_state["_explorer_method"] = method
             if state is not None:  # a similarity at a randomization state: the cascade, at that state
-                st.session_state["_rand_focus"] = {"method": method, "frame": state}
+                st.session_state["_rand_focus"] = {"method": method, "frame": state, "token": time.time()}
                 st.switch_page("pages/randomization.py")
             st.switch_page("pages/explorer.py")
 

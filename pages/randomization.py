@@ -94,7 +94,7 @@ def render() -> None:
     show(film, reference, truth=truth_payload(dataset, image_id, framing, film["shape"]), layout="states",
          frames=frames, curve=curve(ws, results, states, image_id, methods, live), key="randomization_viewer",
          height=300 if len(methods) <= 4 else 220, reference_title="original (state 0: the trained model)",
-         frame=min(focus["frame"], len(states) - 1) if focus else None)
+         focus=dict(focus, frame=min(focus["frame"], len(states) - 1)) if focus else None)
     if not (results or {}).get("criteria", {}).get("randomization"):
         st.caption("Cohort curves and baselines appear once an evaluation has run for this dataset (Runs page).")
 

@@ -1,5 +1,8 @@
 """Scorecard: method × criterion, with CI, baselines, pass/fail and the paper's value beside ours."""
+import time
+
 import pandas as pd
+
 import streamlit as st
 
 from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
@@ -67,7 +70,7 @@ def open_at(ws, criterion: str, row) -> None:
         if worst is not None:
             st.session_state["_image_id"] = worst
         if state is not None:
-            st.session_state["_rand_focus"] = {"method": row.method, "frame": state}
+            st.session_state["_rand_focus"] = {"method": row.method, "frame": state, "token": time.time()}
             st.switch_page("pages/randomization.py")
         st.switch_page("pages/explorer.py")
     if c2.button(f"📊 {spec.label} on Metrics", key=f"open_metrics_{criterion}"):

@@ -54,9 +54,9 @@ def render() -> None:
                f"predicted: {workspace().class_name(model_name(), output['predicted'])}); "
                + ("from the cache" if all(all(v) for v in result.from_cache.values())
                   else f"{result.passes} forward+backward passes"))
-    if output["activation"] == "softmax" and len(output["scores"]) == 2 and target == 0:  # the negative class
-        st.warning(f"These maps explain class 0, **{name}**: they show what argues against the finding, not where "
-                   "it is.", icon="⚠️")
+    if target == workspace().negative_class(model_name(), len(output["scores"]), output["activation"]):
+        st.warning(f"These maps explain class {target}, **{name}** (the negative class): they show what argues "
+                   "against the finding, not where it is.", icon="⚠️")
     if typical and typical["unlike"]:
         st.warning(f"This image is **unlike the model's training films** ({typical['dataset'].upper()} of this "
                    f"workspace): its intensity histogram lies {typical['distance']:.2f} from theirs (Jensen–Shannon), "

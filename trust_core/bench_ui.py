@@ -33,6 +33,10 @@ from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]  # where app.py lives
 EXPLORER = ("opacity", "window", "method", "image")
+# When the viewer's current film was painted (its own timestamps, for the film it now holds; 20 s at most)
+PAINTED = ("const S = window.__viewer, deadline = Date.now() + 20000; return new Promise((ok, no) => (function w() {"
+           " const t = S.timing; if (t && t.key === S.dataKey && t.painted) ok(t.painted);"
+           " else if (Date.now() > deadline) no('the viewer did not paint'); else requestAnimationFrame(w); })())")
 
 
 def _free_port() -> int:
@@ -257,9 +261,7 @@ def bench_ui(workspace: str | Path | None = None, *, repeats: int = 6, idle_seco
             app.settle()
             settled = app.driver.execute_script("return Date.now()") - 50  # less the settled-for check
             app.viewer_ready(changed_from=old)
-            painted = app.driver.execute_script(
-                "return new Promise(r => (function w() { const t = window.__viewer.timing;"
-                " t && t.painted ? r(t.painted) : requestAnimationFrame(w); })())")
+            painted = app.driver.execute_script(PAINTED)
             app.driver.switch_to.default_content()
             if k >= 2:
                 times.setdefault("image", []).append(float(max(settled, painted) - started))
@@ -279,9 +281,7 @@ def bench_ui(workspace: str | Path | None = None, *, repeats: int = 6, idle_seco
             done = app.driver.execute_script("return Date.now()") - 50
             if k % 2:
                 app.viewer_ready()
-                painted = app.driver.execute_script(
-                    "return new Promise(r => (function w() { const t = window.__viewer.timing;"
-                    " t && t.painted ? r(t.painted) : requestAnimationFrame(w); })())")
+                painted = app.driver.execute_script(PAINTED)
                 app.driver.switch_to.default_content()
                 done = max(done, painted)
             if k >= 2:

@@ -29,6 +29,9 @@ GALLERY_ORDERS = {"worst AUPRC first": ("mean AUPRC", True), "most disagreement 
                   "least SSIM drop first": ("SSIM after randomization", False)}  # order → (column, ascending)
 
 
+NEGATIVE_NAMES = ("no finding", "normal", "negative", "healthy", "absent")
+
+
 class Workspace:
     """Read access to a workspace folder (the layout ``trust demo`` writes)."""
 
@@ -165,6 +168,17 @@ class Workspace:
         with self._lock, torch.no_grad():  # the model is shared: not while a computation hooks its layers
             logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
         return _scored(logits, info.activation)
+
+    def negative_class(self, name: str, n_classes: int, activation: str) -> int | None:
+        """The class that says 'nothing here' (its maps argue against the finding): of a softmax head, the
+        one named no finding / normal / negative / healthy / absent / 'no …'; None when there is none."""
+        if activation != "softmax":
+            return None
+        for index in range(n_classes):
+            label = self.class_name(name, index).strip().lower()
+            if label in NEGATIVE_NAMES or label.startswith("no "):
+                return index
+        return None
 
     def class_name(self, name: str, index: int) -> str:
         """An output's name for this model (its spec's classes; the binary datasets' 'no finding' /

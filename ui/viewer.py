@@ -39,8 +39,8 @@ PRESET_HELP = {
     "lung": "brightness percentiles 1–70 of this film: air and lung parenchyma spread out",
     "mediastinum": "brightness percentiles 45–99.5: heart, mediastinum and diaphragm",
     "bone": "brightness percentiles 75–99.9: ribs, clavicles and spine",
-    "default": "the file's own display window: its header's Window Center/Width, else the full range its "
-               "stored bits can hold",
+    "default": "the file's own display window: a DICOM header's Window Center/Width, else the range its stored "
+               "bits can hold; for an ordinary image, its full range",
 }
 DEFAULT_SETTINGS = {"method": None, "opacity": 0.5, "cmap": COLORMAPS[0], "mode": "all", "threshold": 0.5,
                     "top": 10, "window": {"preset": "default"}, "gt": True, "seq": 0}  # default: the file's own window
@@ -68,8 +68,8 @@ def film_payload(values: np.ndarray, *, inverted: bool = False, header_window=No
         scale = max(hi - lo, 1e-12) / 65535
         stored = np.round((values - lo) / scale).astype(np.uint16)
     presets = window_presets(values, inverted)
-    if header_window is not None:
-        presets["default"] = [float(header_window[0]), float(header_window[1])]
+    presets["default"] = ([float(header_window[0]), float(header_window[1])] if header_window is not None
+                          else presets["full"])
     return dict(encode(stored), offset=lo, scale=scale, lo=lo, hi=hi, inverted=bool(inverted), presets=presets,
                 preset_help=PRESET_HELP, unit=unit)
 
@@ -130,34 +130,36 @@ def settings(method: str | None = None) -> dict:
     return kept
 
 
-def keep(value: dict | None) -> None:
-    """Keep what the viewer sent back (its settings) for every page. Pages call it (through :func:`show`, or
-    :func:`sync` before they read a setting) before they send settings, so that a reply never lags a change."""
-    if isinstance(value, dict) and value.get("seq", 0) >= shared("viewer", {}).get("seq", 0):
+def keep(value: dict | None, *, chooses_method: bool = True) -> None:
+    """Keep what the viewer sent back (its settings) for every page, when it is newer than what is kept.
+    Pages call it (through :func:`show`, or :func:`sync` before they read a setting) before they send
+    settings, so that a reply never lags a change. Only a viewer that shows a method choice (the explorer
+    layout) sets the explorer's method."""
+    if isinstance(value, dict) and value.get("seq", 0) > shared("viewer", {}).get("seq", 0):
         st.session_state["_viewer"] = {k: value[k] for k in DEFAULT_SETTINGS if k in value}
-        if value.get("method"):
+        if chooses_method and value.get("method"):
             st.session_state["_explorer_method"] = value["method"]
 
 
-def sync(key: str) -> None:
+def sync(key: str, *, chooses_method: bool = True) -> None:
     """Take in what the viewer ``key`` sent since the last run (its settings), before the page reads them."""
-    keep(st.session_state.get(key))
+    keep(st.session_state.get(key), chooses_method=chooses_method)
 
 
 def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", height: int = 520, key: str,
          method: str | None = None, frames: list[dict] | None = None, curve: dict | None = None,
-         reference_title: str | None = None, columns: int = 4, frame: int | None = None) -> None:
+         reference_title: str | None = None, columns: int = 4, focus: dict | None = None) -> None:
     """Render the viewer. ``layout``: ``explorer`` (the chosen method large, every method below, all in
-    sync), ``row`` (the panels side by side) or ``states`` (a reference row and a played row of frames,
-    opening at ``frame`` when given)."""
-    sync(key)
+    sync), ``row`` (the panels side by side) or ``states`` (a reference row and a played row of frames;
+    ``focus`` ``{"frame": k, "token": t}`` moves it to frame k once per token: a click elsewhere)."""
+    sync(key, chooses_method=layout == "explorer")
     args = dict(film=film, panels=panels, frames=frames, curve=curve, truth=truth, layout=layout, height=height,
-                columns=columns, reference_title=reference_title, frame=frame)
+                columns=columns, reference_title=reference_title)
     # what the browser must rebuild for: everything but the settings (which it keeps itself)
     digest = hashlib.blake2b(json.dumps(args, sort_keys=True).encode(), digest_size=12).hexdigest()
     value = _component(**args, settings=settings(method), colormaps=_colormaps(), cmaps=list(COLORMAPS),
-                       data_key=digest, key=key, default=None)
-    keep(value)
+                       data_key=digest, focus=focus, key=key, default=None)
+    keep(value, chooses_method=layout == "explorer")
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)  # shared, never copied: payloads are not mutated

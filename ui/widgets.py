@@ -75,9 +75,10 @@ def prediction_line(ws, dataset, image_id: str, model: str, explained: int, outp
                 f"{output['scores'][explained]:.2f}; predicted: **{ws.class_name(model, output['predicted'])}**, "
                 f"{score} {output['scores'][output['predicted']]:.2f}) · ground truth: label "
                 f"{dataset.label(image_id)} · model {model}")
-    if output["activation"] == "softmax" and len(output["scores"]) == 2 and explained == 0:  # the negative class
-        why = ("the model predicts this film negative" if output["predicted"] == 0 else
-               "you chose it, although the model predicts the finding")
-        st.warning(f"These maps explain class 0, **{label}** ({why}): they show what argues against the finding, "
-                   "not where it is. The paper explained the predicted class; read them with that in mind.",
+    negative = ws.negative_class(model, len(output["scores"]), output["activation"])
+    if explained == negative:
+        why = ("the model predicts this film negative" if output["predicted"] == negative else
+               "you chose it, although the model predicts another class")
+        st.warning(f"These maps explain class {explained}, **{label}** ({why}): they show what argues against the "
+                   "finding, not where it is. The paper explained the predicted class; read them with that in mind.",
                    icon="⚠️")

@@ -301,7 +301,8 @@ def test_a_metrics_click_opens_the_explorer_at_its_image_and_method(app_workspac
     from trust_core.report.report import pseudonym
     assert at.selectbox(key="image_id").value == pseudonym(image)
     # what the viewer sends back (as its frontend's setComponentValue would) is kept across pages and images
-    sent = dict(viewer(at)["settings"], opacity=0.8, cmap="jet", window={"preset": "lung"}, gt=False)
+    settings = viewer(at)["settings"]  # the frontend numbers each change it sends
+    sent = dict(settings, opacity=0.8, cmap="jet", window={"preset": "lung"}, gt=False, seq=settings["seq"] + 1)
     at.session_state["explorer_viewer"] = sent
     at.run()
     at.switch_page("pages/metrics.py").run()
@@ -393,7 +394,7 @@ def test_a_metrics_click_on_randomization_carries_its_state(app_workspace, monke
     at.run()
     assert not at.exception, at.exception
     args = viewer(at)  # now on the Randomization page
-    assert args["layout"] == "states" and args["frame"] == last
+    assert args["layout"] == "states" and args["focus"]["frame"] == last
     assert "ig@0" in [p["key"] for p in args["panels"]]  # the clicked method among those played
     assert at.session_state["_image_id"] == image
 
@@ -408,7 +409,7 @@ def test_a_scorecard_randomization_row_opens_the_cascade_at_its_state(app_worksp
     button.click().run()
     assert not at.exception, at.exception
     args = viewer(at)
-    assert args["layout"] == "states" and args["frame"] == last
+    assert args["layout"] == "states" and args["focus"]["frame"] == last
 
 
 def test_the_workbench_grid_crosses_its_choices_filters_and_exports(app_workspace, monkeypatch):

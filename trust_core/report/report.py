@@ -130,9 +130,9 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
     if not PRESETS[preset].paper:
         warnings.append(f"Preset {PRESETS[preset].label}: {PRESETS[preset].description} "
                         f"{provenance['preset_distance'][0].upper()}{provenance['preset_distance'][1:]}.")
-    if output["activation"] == "softmax" and len(output["scores"]) == 2 and explained == 0:  # the negative class
-        warnings.append(f"These maps explain class 0 ('{workspace.class_name(model_name, 0)}'): they show what "
-                        "argues against the finding, not where it is.")
+    if explained == workspace.negative_class(model_name, len(output["scores"]), output["activation"]):
+        warnings.append(f"These maps explain class {explained} ('{workspace.class_name(model_name, explained)}', "
+                        "the negative class): they show what argues against the finding, not where it is.")
     verdicts, source = cohort_verdicts(workspace, kind, finding, list(result))
     native = crop(dataset.native_image(image_id), framing)
     return ImageReport(title=title, image=native, mask=crop(dataset.native_mask(image_id), framing),
@@ -270,18 +270,20 @@ def render_pdf(report: ImageReport) -> bytes:
     side = min((width - gap) / 2, ((pdf.eph - 8) / 3 - 11) * width_px / height)  # two a row, three rows a page
     tall = side * height / width_px  # the film's aspect kept
     pdf.set_font("Helvetica", size=9)
-    for k, (caption, jpeg) in enumerate(report.panels()):
-        col = k % 2
-        if col == 0 and pdf.get_y() + tall + 8 > pdf.h - pdf.b_margin:
+    panels = report.panels()
+    for start in range(0, len(panels), 2):  # a row: two panels, their captions wrapped, measured first
+        row = panels[start:start + 2]
+        captions = max(len(pdf.multi_cell(side, 4.5, _latin(c), dry_run=True, output="LINES")) for c, _ in row)
+        row_height = tall + 1 + 4.5 * captions + 4
+        if pdf.get_y() + row_height > pdf.h - pdf.b_margin:
             pdf.add_page()
-        if col == 0:
-            y = pdf.get_y()
-        x = pdf.l_margin + col * (side + gap)
-        pdf.image(io.BytesIO(jpeg), x=x, y=y, w=side, h=tall)
-        pdf.set_xy(x, y + tall + 0.5)
-        pdf.multi_cell(side, 4.5, _latin(caption), align="C")
-        if col == 1 or k == len(report.maps):
-            pdf.set_xy(pdf.l_margin, y + tall + 10)
+        y = pdf.get_y()
+        for col, (caption, jpeg) in enumerate(row):
+            x = pdf.l_margin + col * (side + gap)
+            pdf.image(io.BytesIO(jpeg), x=x, y=y, w=side, h=tall)
+            pdf.set_xy(x, y + tall + 0.5)
+            pdf.multi_cell(side, 4.5, _latin(caption), align="C")
+        pdf.set_xy(pdf.l_margin, y + row_height)
     pdf.add_page()
     _table(pdf, "Provenance", [(k, _fmt(v)) for k, v in report.provenance.items()], (50, width - 50))
     _table(pdf, "Method parameters", [(k, _fmt(v)) for k, v in sorted(report.params.items())], (50, width - 50))

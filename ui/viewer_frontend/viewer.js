@@ -282,6 +282,7 @@ function attach(view) {
 function setWindow(center, width) {
   const f = S.film, span = Math.max(f.hi - f.lo, 1);
   S.settings.window = { cf: (center - f.lo) / span, wf: width / span };
+  S.dirty = true;  // sent when the drag ends
   syncControls();
   redraw();
 }
@@ -289,14 +290,22 @@ function setWindow(center, width) {
 /* ---------- settings kept by Python across images and pages ---------- */
 
 let timer = null;
-function commit() {  // debounced: the display has already changed; Python only keeps the choice
+function send() {
   clearTimeout(timer);
-  timer = setTimeout(() => {
-    S.settings.seq = (S.settings.seq || 0) + 1;  // Python keeps the newest; the browser ignores older replies
-    S.lastSent = JSON.stringify(S.settings);
-    ST.value(Object.assign({}, S.settings));
-  }, 400);
+  timer = null;
+  if (!S.dirty) return;
+  S.settings.seq = (S.settings.seq || 0) + 1;  // Python keeps the newest; the browser ignores older replies
+  S.lastSent = JSON.stringify(S.settings);
+  S.dirty = false;
+  ST.value(Object.assign({}, S.settings));
 }
+
+function commit() {  // debounced: the display has already changed; Python only keeps the choice
+  S.dirty = true;  // until sent, nothing from Python replaces the user's change
+  clearTimeout(timer);
+  timer = setTimeout(send, 400);
+}
+window.addEventListener("pagehide", send);  // leaving the page: what is pending goes now
 
 function change(patch, rebuild = false) {
   Object.assign(S.settings, patch);
@@ -388,8 +397,14 @@ function mainArea(panels, height) {
 function build() {
   const a = S.args, s = S.settings, root = document.getElementById("root");
   S.panels = [];
-  const stage = el("div", { id: "stage" }, toolbar());  // what fullscreen shows: controls, panels, readout
-  root.replaceChildren(stage);
+  let stage = document.getElementById("stage");  // what fullscreen shows: controls, panels, readout
+  if (stage) {  // kept (not replaced), so that a rebuild in fullscreen stays in fullscreen
+    stage.replaceChildren(toolbar());
+    [...root.children].filter(c => c !== stage).forEach(c => c.remove());
+  } else {
+    stage = el("div", { id: "stage" }, toolbar());
+    root.replaceChildren(stage);
+  }
   if (a.layout === "explorer") {
     const chosen = panelByKey(a.panels, s.method);
     stage.append(mainArea([chosen], a.height));
@@ -419,7 +434,7 @@ function build() {
     stage.append(el("div", { id: "readout", class: "readout" }));
   }
   syncControls();
-  drawAll();
+  if (document.fullscreenElement === stage) fitStage(); else drawAll();
   ST.height(document.body.scrollHeight + 4);
 }
 
@@ -499,9 +514,10 @@ function curve(c) {  // this image's SSIM curve and the cohort's, with baselines
 /* ---------- the component protocol ---------- */
 
 function newer(incoming) {
-  /* Settings from Python replace the browser's only when they are not an older reply to its own changes
-     (their sequence number is not behind the last one sent) and differ from what it shows. */
-  if (incoming === S.lastReceived || incoming === S.lastSent || S.settings === null) return S.settings === null;
+  /* Settings from Python replace the browser's only when no change of its own is pending, they are not an
+     older reply to its own changes (their sequence number is not behind) and they differ from what it shows. */
+  if (S.settings === null) return true;
+  if (S.dirty || incoming === S.lastReceived || incoming === S.lastSent) return false;
   const seq = JSON.parse(incoming).seq || 0;
   return seq >= (S.settings.seq || 0) && incoming !== JSON.stringify(S.settings);
 }
@@ -511,28 +527,44 @@ async function onRender(args) {
   const incoming = JSON.stringify(args.settings);
   if (args.data_key !== S.dataKey) {  // new film or maps: decode once
     S.dataKey = args.data_key;
+    S.timing = { key: args.data_key, received };
     const film = await decode(args.film);
     const maps = {};
     const all = [args.panels, ...(args.frames || []).map(f => f.panels)].flat();
     await Promise.all(all.map(async p => { if (p.map) maps[p.key] = await decode(p.map); }));
+    if (args.data_key !== S.dataKey) return;  // a newer film arrived while this one decoded
     Object.assign(film, { lo: args.film.lo, hi: args.film.hi, presets: args.film.presets,
                           presetHelp: args.film.preset_help || {} });
     const first = S.args === null;
     S.args = args; S.film = film; S.maps = maps; S.mapCanvases = {}; S.filmCanvas = null; S.filmSig = null;
     if (first || S.settings === null || newer(incoming)) S.settings = JSON.parse(incoming);
     if (!first) S.view = { zoom: 1, cx: null, cy: null };  // a new film opens fitted
-    S.frame = Math.min(Number.isInteger(args.frame) ? args.frame : S.frame, Math.max(0, (args.frames || []).length - 1));
-    S.timing = { received, decoded: Date.now() };
+    S.frame = Math.min(S.frame, Math.max(0, (args.frames || []).length - 1));
+    focus(args);
+    S.timing.decoded = Date.now();
     S.lastReceived = incoming;
     build();
     S.timing.built = Date.now();
     requestAnimationFrame(() => { S.timing.painted = Date.now(); });  // the new film on screen
-  } else if (newer(incoming)) {  // a choice made elsewhere (a click on Metrics)
+    return;
+  }
+  if (S.args === null) return;  // this film is still being decoded
+  if (focus(args)) showFrame(S.frame);
+  if (newer(incoming)) {  // a choice made elsewhere (a click on Metrics)
     S.lastReceived = incoming;
     S.settings = JSON.parse(incoming);
     build();
   }
 }
+
+function focus(args) {  // a click elsewhere asks for a frame, once per token
+  const f = args.focus;
+  if (!f || f.token === S.focusToken || !(args.frames || S.args.frames)) return false;
+  S.focusToken = f.token;
+  S.frame = Math.min(f.frame, (args.frames || S.args.frames).length - 1);
+  return true;
+}
+
 
 window.addEventListener("message", e => {
   if (e.data && e.data.type === "streamlit:render") onRender(e.data.args).catch(err => {
