@@ -2,19 +2,16 @@
 import time
 
 import pandas as pd
-
 import streamlit as st
 
 from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
-from trust_core.report import provenance_line, scorecard_table
+from trust_core.report import VERDICT_COLOURS, provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
 from ui.widgets import extended_toggle, shown_criteria, shown_methods
 from ui.state import finding, kind, workspace
 
 
-VERDICT_COLOURS = {"pass": ("#d3f0d8", "#14532d"), "fail": ("#fbd5d5", "#7f1d1d"),
-                   "inconclusive": ("#fdf0c4", "#713f12")}
 
 
 def verdict_style(verdict) -> str:

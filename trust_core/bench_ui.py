@@ -124,21 +124,19 @@ class _App:
             time.sleep(0.01)
         raise TimeoutError("the app did not settle")
 
-    def timed(self, action) -> float | None:
-        """Milliseconds from the input event until the page has settled after the rerun it caused. ``action``
-        prepares the input (opens a dropdown, focuses a slider: not timed) and returns the function that
-        sends the event itself. None (and a note) when no rerun followed within 3 s."""
-        trigger = action()
-        started = time.perf_counter()
+    def rerun_timed(self, trigger, *, viewer: bool = False, changed_from: str | None = None) -> float:
+        """Milliseconds, on the browser's clock, from ``trigger`` (the event that commits an input) until the
+        rerun it causes has settled and, with ``viewer``, the viewer has painted its new film."""
+        started = self.driver.execute_script("return Date.now()")
         trigger()
-        deadline = started + 3.0
-        while self._state() == "notRunning":  # the rerun starts
-            if time.perf_counter() > deadline:
-                self.log("note: an input caused no rerun within 3 s; not counted")
-                return None
-            time.sleep(0.005)
+        time.sleep(0.05)  # the rerun starts
         self.settle()
-        return (time.perf_counter() - started - 0.05) * 1000  # less the settled-for check
+        done = self.driver.execute_script("return Date.now()") - 50  # less the settled-for check
+        if viewer:
+            self.viewer_ready(changed_from=changed_from)
+            done = max(done, self.driver.execute_script(PAINTED))
+            self.driver.switch_to.default_content()
+        return float(done - started)
 
     # -- the viewer (an iframe): interactions it handles without Python -------------------------------
     def _into_viewer(self):
@@ -191,15 +189,6 @@ class _App:
             if element.text.split("\n")[0].strip() == label:
                 return element
         raise ConfigError(f"no {testid} labelled {label!r} on the page")
-
-    def nudge(self, label: str, key):
-        from selenium.webdriver.common.by import By
-
-        from selenium.webdriver.common.action_chains import ActionChains
-
-        thumb = self._widget("stSlider", label).find_element(By.CSS_SELECTOR, "input[type='range']")
-        self.driver.execute_script("arguments[0].focus()", thumb)  # visually hidden: keys go to the focus
-        return lambda: ActionChains(self.driver).send_keys(key).perform()
 
     def choose(self, label: str, key):
         """Move a selectbox's choice by one (``Keys.ARROW_DOWN``/``ARROW_UP``) and confirm it."""
@@ -254,17 +243,10 @@ def bench_ui(workspace: str | Path | None = None, *, repeats: int = 6, idle_seco
             app._into_viewer()
             old = app.driver.execute_script("return window.__viewer.dataKey")
             app.driver.switch_to.default_content()
-            trigger = app.choose("Image", Keys.ARROW_DOWN if k % 2 == 0 else Keys.ARROW_UP)
-            started = app.driver.execute_script("return Date.now()")  # the browser's clock (the iframe shares it)
-            trigger()
-            time.sleep(0.05)
-            app.settle()
-            settled = app.driver.execute_script("return Date.now()") - 50  # less the settled-for check
-            app.viewer_ready(changed_from=old)
-            painted = app.driver.execute_script(PAINTED)
-            app.driver.switch_to.default_content()
+            ms = app.rerun_timed(app.choose("Image", Keys.ARROW_DOWN if k % 2 == 0 else Keys.ARROW_UP),
+                                 viewer=True, changed_from=old)
             if k >= 2:
-                times.setdefault("image", []).append(float(max(settled, painted) - started))
+                times.setdefault("image", []).append(ms)
         app.open("randomization")
         app.viewer_ready()
         for k in range(repeats + 2):
@@ -273,19 +255,9 @@ def bench_ui(workspace: str | Path | None = None, *, repeats: int = 6, idle_seco
                 times.setdefault("randomization step", []).append(ms)
         for k in range(repeats + 2):  # to the explorer: until its viewer has painted the film, too
             app.driver.switch_to.default_content()
-            trigger = app.page("Metrics" if k % 2 == 0 else "Image explorer")
-            started = app.driver.execute_script("return Date.now()")
-            trigger()
-            time.sleep(0.05)
-            app.settle()
-            done = app.driver.execute_script("return Date.now()") - 50
-            if k % 2:
-                app.viewer_ready()
-                painted = app.driver.execute_script(PAINTED)
-                app.driver.switch_to.default_content()
-                done = max(done, painted)
+            ms = app.rerun_timed(app.page("Metrics" if k % 2 == 0 else "Image explorer"), viewer=bool(k % 2))
             if k >= 2:
-                times.setdefault("page switch", []).append(float(done - started))
+                times.setdefault("page switch", []).append(ms)
         app.driver.get("about:blank")  # nobody on the app: what does the server do alone?
         time.sleep(2.0)
         before = _cpu_seconds(app.server.pid)

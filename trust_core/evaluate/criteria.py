@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..metrics.stats import Summary
+
 PAPER_SET = "paper"
 EXTENDED_SET = "extended"
 
@@ -121,17 +123,11 @@ PAPER_CRITERIA = tuple(k for k, c in CRITERIA.items() if c.group == PAPER_SET)
 
 
 @dataclass(frozen=True)
-class MethodResult:
-    """One method under one criterion, as ``summary.json`` writes it: the fields every criterion gives, and
-    its own (baselines, CIs of the difference, thresholds, states…) in ``details``."""
+class MethodResult(Summary):
+    """One method under one criterion, as ``summary.json`` writes it: its :class:`Summary` (the fields every
+    criterion gives), the verdict, and its own (baselines, CIs of the difference, thresholds, states…) in
+    ``details``."""
 
-    mean: float
-    median: float
-    std: float
-    ci_low: float
-    ci_high: float
-    n: int
-    excluded: int
     verdict: str
     paper_rule: str | None = None
     details: dict = field(default_factory=dict)

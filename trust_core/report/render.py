@@ -7,6 +7,13 @@ import cv2
 import numpy as np
 
 COLORMAPS = ("inferno", "jet", "viridis", "magma", "hot", "gray")
+# A verdict's chip, wherever one is shown (scorecard, reports): (background, text), as hex colours
+VERDICT_COLOURS = {"pass": ("#d3f0d8", "#14532d"), "fail": ("#fbd5d5", "#7f1d1d"),
+                   "inconclusive": ("#fdf0c4", "#713f12")}
+
+
+def rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[k:k + 2], 16) for k in (1, 3, 5))
 
 
 def colorize(saliency: np.ndarray, cmap: str = "inferno") -> np.ndarray:

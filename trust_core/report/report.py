@@ -24,7 +24,7 @@ from ..errors import DicomError
 from ..metrics import auprc
 from ..models.info import info_of
 from ..saliency import METHODS, PRESETS
-from .render import overlay, to_jpeg
+from .render import VERDICT_COLOURS, overlay, rgb, to_jpeg
 
 
 PANEL_MAX = 1536  # report panels: the film's own resolution up to this many pixels a side
@@ -169,9 +169,6 @@ def _fmt(value) -> str:
     return str(value)
 
 
-VERDICT_COLOURS = {"pass": (211, 240, 216), "fail": (251, 213, 213), "inconclusive": (253, 240, 196)}
-
-
 def _verdict_rows(report: ImageReport) -> tuple[list[str], list[list[str]]]:
     """Page 1's table: per method, this image's AUPRC and flag, then the cohort's verdict per criterion."""
     criteria = list(dict.fromkeys(c for v in report.verdicts.values() for c in v))
@@ -188,7 +185,7 @@ def render_html(report: ImageReport) -> str:
         f'<figure><img src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}" alt="{esc(caption)}">'
         f"<figcaption>{esc(caption)}</figcaption></figure>" for caption, jpeg in report.panels())
     header, rows = _verdict_rows(report)
-    colours = {k: "rgb(%d,%d,%d)" % v for k, v in VERDICT_COLOURS.items()}
+    colours = {k: background for k, (background, _text) in VERDICT_COLOURS.items()}
     verdicts = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" + "".join(
         "<tr>" + "".join(f'<td style="background:{colours[c]}">{esc(c)}</td>' if c in colours else f"<td>{esc(c)}</td>"
                          for c in row) + "</tr>" for row in rows)
@@ -257,7 +254,7 @@ def render_pdf(report: ImageReport) -> bytes:
         for row in rows:
             cells = table.row()
             for text in row:
-                style = FontFace(fill_color=VERDICT_COLOURS[text]) if text in VERDICT_COLOURS else None
+                style = FontFace(fill_color=rgb(VERDICT_COLOURS[text][0])) if text in VERDICT_COLOURS else None
                 cells.cell(_latin(text), style=style)
     pdf.set_font("Helvetica", "I", 8)
     pdf.multi_cell(width, 4, _latin(report.verdict_source), new_x="LMARGIN", new_y="NEXT")
