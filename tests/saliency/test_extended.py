@@ -57,7 +57,7 @@ def test_input_x_gradient_equals_captum(tiny_model, tiny_images):
                                    rtol=2e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("net", [TinyNet, PoolNet, lambda: PoolNet(overlapping=True)])
+@pytest.mark.parametrize("net", [TinyNet, PoolNet])  # overlapping windows: captum keeps one (not additive)
 def test_deeplift_rescale_equals_captum(net, tiny_images):
     torch.manual_seed(0)
     model = net().eval()
@@ -68,12 +68,14 @@ def test_deeplift_rescale_equals_captum(net, tiny_images):
     assert result.passes == 2 * len(tiny_images)
 
 
-@pytest.mark.parametrize("net", [TinyNet, PoolNet, lambda: PoolNet("pool_first"), lambda: PoolNet("relu_first")])
+@pytest.mark.parametrize("net", [TinyNet, PoolNet, lambda: PoolNet("pool_first"), lambda: PoolNet("relu_first"),
+                                 lambda: PoolNet(overlapping=True), lambda: PoolNet("relu_first", overlapping=True)])
 def test_deeplift_sums_to_the_difference_of_outputs(net, tiny_images):
     """DeepLIFT's summation-to-delta: Σ attributions = y(x) − y(baseline), exactly, also where a ReLU feeds
     a max pooling or a pooling feeds a ReLU, where captum 0.9 does not sum up (its pooling rule reads the first batch
-    row's gradient where |Δin| < eps, and its ReLU and pooling hooks meet on one tensor). Not with
-    overlapping pooling windows (captum's unpooling rule, which we keep, is not additive there)."""
+    row's gradient where |Δin| < eps, and its ReLU and pooling hooks meet on one tensor), and with overlapping
+    pooling windows, where the shares of every window that picks a pixel add up (captum's max_unpool2d keeps
+    one window per pixel: not additive; tests/saliency/test_deeplift_completeness.py checks a hand-computed rule)."""
     torch.manual_seed(0)
     model = net().eval()
     result = explain(model, tiny_images, methods=["deeplift"])
