@@ -74,6 +74,46 @@ def atomic_path(target: str | Path):
         _SWEPT.add(target.parent)
 
 
+def create_once(target: str | Path, data: bytes, *, mode: int = 0o600) -> bool:
+    """Create ``target`` holding ``data`` (permissions ``mode``) unless it exists; never replace it.
+
+    The data is written and flushed to a hidden temporary file (created with ``mode`` from the start), then
+    hard-linked to ``target``: the link fails if ``target`` exists, so of processes racing to create it exactly
+    one wins, and a reader sees no file or the whole one. Returns whether this call created ``target``. On a
+    filesystem without hard links the file is created in place with ``O_EXCL`` (still never replaced).
+    Raises ``OSError`` when the folder is missing or not writable.
+    """
+    target = Path(target)
+    payload = bytes(data)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, mode)
+    try:
+        with open(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)  # exactly ``mode``, whatever the umask
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (some network or FAT filesystems): create in place, exclusively
+            try:
+                fd = os.open(target, flags, mode)
+            except FileExistsError:
+                return False
+            with open(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), mode)
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def atomic_write(target: str | Path, data: bytes | str) -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``target`` atomically."""
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)

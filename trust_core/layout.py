@@ -9,6 +9,8 @@
     <root>/results/preset_fidelity.json   fast vs the paper's preset (trust bench presets)
     <root>/store/                  the map cache
     <root>/bench/                  benchmark outputs
+    <root>/pseudonym.key           the workspace's secret pseudonym key (32 random bytes, mode 0600,
+                                   created once on first use, never rewritten; see trust_core.pseudonyms)
 
 The root is the folder given, else ``$TRUST_WORKSPACE``, else ``cache/demo``.
 """
@@ -55,6 +57,11 @@ class Layout:
     @property
     def bench(self) -> Path:
         return self.root / "bench"
+
+    @property
+    def pseudonym_key(self) -> Path:
+        """The secret key of the workspace's pseudonyms (:mod:`trust_core.pseudonyms`); never exported."""
+        return self.root / "pseudonym.key"
 
     @property
     def preset_fidelity(self) -> Path:

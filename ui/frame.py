@@ -42,8 +42,9 @@ def friendly_errors():
 
 def redact(text: str) -> str:
     """``text`` with the image ids of the current dataset replaced by their pseudonyms (file names and
-    messages carry them), unless the sidebar asks for identifiers."""
-    from trust_core.report.report import pseudonym
+    messages carry them), unless the sidebar asks for identifiers. Without a usable pseudonym key the ids
+    are blanked out and the key's problem is appended (never an unkeyed hash, never the ids)."""
+    from trust_core.pseudonyms import pseudonymizer
     from ui.state import kind, shared, workspace
 
     if shared("identifiers", False) or not text:
@@ -52,9 +53,17 @@ def redact(text: str) -> str:
         ids = workspace().dataset(kind()).ids()
     except Exception:  # no dataset to redact against (the message is about that)
         return text
-    for image_id in sorted((i for i in ids if i in text), key=len, reverse=True):
-        text = text.replace(image_id, pseudonym(image_id))
-    return text
+    found = sorted((i for i in ids if i in text), key=len, reverse=True)
+    if not found:
+        return text
+    problem = None
+    try:
+        name = pseudonymizer(workspace())
+    except TrustError as exc:
+        name, problem = (lambda _image_id: "img-?"), exc
+    for image_id in found:
+        text = text.replace(image_id, name(image_id))
+    return text + (f" (images not named: {problem})" if problem else "")
 
 
 def dataset_page(title: str, caption: str | None = None):

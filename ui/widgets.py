@@ -7,21 +7,32 @@ from trust_core.saliency import METHODS
 from ui.state import shared, shared_widget
 
 
-def shown_id(image_id: str) -> str:
-    """An image as pages name it: its pseudonym (as in reports) unless the sidebar asks for identifiers."""
-    from trust_core.report.report import pseudonym
+def id_namer():
+    """How pages name the images of the current workspace: ``image_id`` → its pseudonym (as in reports: keyed
+    with the workspace's secret key, :mod:`trust_core.pseudonyms`) unless the sidebar asks for identifiers.
+    Get it once for many ids (the key is read once)."""
+    from trust_core.pseudonyms import pseudonymizer
+    from ui.state import workspace
 
-    return image_id if shared("identifiers", False) else pseudonym(image_id)
+    if shared("identifiers", False):
+        return lambda image_id: image_id
+    return pseudonymizer(workspace())
+
+
+def shown_id(image_id: str) -> str:
+    """An image as pages name it (see :func:`id_namer`; many images: use ``id_namer()`` once)."""
+    return id_namer()(image_id)
 
 
 def image_picker(ids: list[str], dataset) -> str:
     """The image selector every page shares (the current image follows you across pages), in the order
-    given (the gallery's sort drives it), each image named by :func:`shown_id`. Returns the image id."""
+    given (the gallery's sort drives it), each image named by :func:`id_namer`. Returns the image id."""
     current = shared("image_id")
     options = list(dict.fromkeys(ids))
     if current in dataset and current not in options:
         options.insert(0, current)
-    labels = [shown_id(i) for i in options]  # the widget holds labels: what it shows is what it stores
+    name = id_namer()
+    labels = [name(i) for i in options]  # the widget holds labels: what it shows is what it stores
     by_label = dict(zip(labels, options))
     st.session_state["image_id"] = labels[options.index(current)] if current in options else labels[0]
 

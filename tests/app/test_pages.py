@@ -34,7 +34,7 @@ def image_ids(workspace, at, kind: str = "rsna") -> list[str]:
     from trust_core.report.report import pseudonym
     from trust_core.workspace import Workspace
 
-    lookup = {pseudonym(i): i for i in Workspace(workspace).dataset(kind).ids()}
+    lookup = {pseudonym(i, workspace): i for i in Workspace(workspace).dataset(kind).ids()}  # its key
     return [lookup.get(label, label) for label in at.selectbox(key="image_id").options]
 
 
@@ -299,7 +299,7 @@ def test_a_metrics_click_opens_the_explorer_at_its_image_and_method(app_workspac
     assert not at.exception, at.exception
     assert viewer(at)["settings"]["method"] == "xrai"
     from trust_core.report.report import pseudonym
-    assert at.selectbox(key="image_id").value == pseudonym(image)
+    assert at.selectbox(key="image_id").value == pseudonym(image, app_workspace)
     # what the viewer sends back (as its frontend's setComponentValue would) is kept across pages and images
     settings = viewer(at)["settings"]  # the frontend numbers each change it sends
     sent = dict(settings, opacity=0.8, cmap="jet", window={"preset": "lung"}, gt=False, seq=settings["seq"] + 1)
@@ -352,7 +352,7 @@ def test_messages_name_images_by_pseudonym(app_workspace, monkeypatch):
     monkeypatch.setattr(ui.state, "kind", lambda: "rsna")
     monkeypatch.setattr(ui.state, "shared", lambda name, default=None: False)
     message = f"cannot decode /data/rsna/stage_2_train_images/{image}.dcm: bad pixel data"
-    assert redact(message) == message.replace(image, pseudonym(image))
+    assert redact(message) == message.replace(image, pseudonym(image, ws))
     monkeypatch.setattr(ui.state, "shared", lambda name, default=None: name == "identifiers")
     assert redact(message) == message
 
@@ -389,7 +389,8 @@ def test_a_metrics_click_on_randomization_carries_its_state(app_workspace, monke
     at.switch_page("pages/metrics.py").run()
     table = Workspace(app_workspace).table("rsna", "randomization")
     image, last = table.image_id.iloc[0], int(table.state_index.max())
-    at.session_state["randomization"] = {"selection": {"points": [{"customdata": [pseudonym(image), "ig"]}],
+    shown = pseudonym(image, app_workspace)  # as the page names it: the workspace's key
+    at.session_state["randomization"] = {"selection": {"points": [{"customdata": [shown, "ig"]}],
                                                        "point_indices": [0], "box": [], "lasso": []}}
     at.run()
     assert not at.exception, at.exception
@@ -432,7 +433,7 @@ def test_the_workbench_grid_crosses_its_choices_filters_and_exports(app_workspac
     assert all(str(v).startswith("data:image/png;base64,") for v in grid["map"])
     from trust_core.report.report import pseudonym
 
-    ids = {pseudonym(i): i for i in ws.dataset("rsna").ids()}  # the grid names images by pseudonym
+    ids = {pseudonym(i, ws): i for i in ws.dataset("rsna").ids()}  # the grid names images by pseudonym
     row = grid[(grid.method == "Gradient") & (grid.state == "original")].iloc[0]
     maps = ws.maps("rsna", [ids[row.image]], model, methods=["grad"])
     mask = ws.dataset("rsna").mask(ids[row.image], maps["grad"].shape[1], ws.framing(model))

@@ -5,11 +5,15 @@ The workspace's DICOMs get a distinctive value in each field (name, ids, birth d
 institution, physicians, dates, station…); then everything a user can produce runs on it — `trust check`,
 `trust maps`, `trust evaluate`, `trust report` (HTML, PDF, cohort ZIP), every page of the app — and
 every byte written or printed is searched for every planted value (PDF streams inflated, ZIP, NPZ and
-Parquet members opened). The search is shown to work: with identifiers asked for, they are found.
+Parquet members opened), and for the workspace's secret pseudonym key. The search is shown to work: with
+identifiers asked for, they are found.
 Burned-in text in the pixels is out of scope (SECURITY.md).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import re
@@ -167,10 +171,15 @@ def test_planted_identifiers_reach_no_output(planted_workspace, capsys, tmp_path
     pieces += [("logs", text) for text in logs] + shown
     assert len(pieces) > 50
     assert _leaks(pieces, NEEDLES + uids) == []
-    # the cohort export names images by pseudonym only
+    # the cohort export names images by pseudonym only: keyed with the workspace's secret key (HMAC-SHA256),
+    # not the unkeyed hash anyone holding the id list could reverse; the key itself reaches no output
     with zipfile.ZipFile(exports / "cohort.zip") as archive:
         text = "".join(archive.read(m).decode("latin-1") for m in archive.namelist())
-    assert image_id not in text and "img-" in text
+    key = (ws / "pseudonym.key").read_bytes()
+    keyed = "img-" + hmac.new(key, image_id.encode(), hashlib.sha256).hexdigest()[:10]
+    assert image_id not in text and keyed in text
+    assert "img-" + hashlib.sha256(image_id.encode()).hexdigest()[:10] not in text
+    assert _leaks(pieces, [key.hex(), base64.b64encode(key).decode(), "pseudonym.key"]) == []
 
     # the search works: the planted values are in the DICOMs, and in exports that ask for identifiers
     assert _leaks(_files(ws / "rsna"))

@@ -40,7 +40,7 @@ def test_deidentified_by_default(planted):
     report = build_image_report(ws, "rsna", image_id, "rsna_densenet_tiny_s0.pt", preset="fast")
     html_text, pdf = render_html(report), render_pdf(report)
     text = pdf_text(pdf)
-    assert report.title == pseudonym(image_id) and report.identifiers == {}
+    assert report.title == pseudonym(image_id, ws) and report.identifiers == {}  # the workspace's keyed pseudonym
     # Search the text, not the pictures: base64 and pixel streams hold any short string by chance.
     html_words = re.sub(r"data:image/(?:png|jpeg);base64,[A-Za-z0-9+/=]+", "", html_text)
     for secret in list(PLANTED.values()) + [image_id]:

@@ -3,13 +3,13 @@
 A per-image report holds the image with its ground truth, every map overlaid, the metrics table
 (AUPRC per method, flags), every method parameter, and the model and dataset provenance. Patient
 identifiers (name, id, birth date, accession number, institution, dates) appear only when
-``include_identifiers=True``; otherwise the image is named by a pseudonym derived from its id.
+``include_identifiers=True``; otherwise the image is named by its keyed pseudonym (``img-`` + 10 hex digits
+of HMAC-SHA256 with the workspace's secret key, :mod:`trust_core.pseudonyms`), which the report never holds.
 """
 from __future__ import annotations
 
 import base64
 import datetime as _dt
-import hashlib
 import html
 import io
 import json
@@ -23,15 +23,12 @@ from ..data.transforms import crop, crop_window
 from ..errors import DicomError
 from ..metrics import auprc
 from ..models.info import info_of
+from ..pseudonyms import pseudonym, pseudonymizer
 from ..saliency import METHODS, PRESETS
 from .render import VERDICT_COLOURS, overlay, rgb, to_jpeg
 
 
 PANEL_MAX = 1536  # report panels: the film's own resolution up to this many pixels a side
-
-
-def pseudonym(image_id: str) -> str:
-    return "img-" + hashlib.sha256(image_id.encode()).hexdigest()[:10]
 
 
 @dataclass
@@ -118,7 +115,7 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
             f"{100 * figures['verdict_agreement']:.0f} % of verdicts agree (trust bench presets)"
             if figures and figures.get("fast_min_ssim") is not None and figures.get("verdict_agreement") is not None
             else "not the paper's preset; its distance from arun2021 is not measured here (trust bench presets)")
-    title = image_id if include_identifiers else pseudonym(image_id)
+    title = image_id if include_identifiers else pseudonym(image_id, workspace)  # the workspace's key
     output = workspace.prediction(kind, image_id, model_name, finding=finding)
     explained = int(result.targets[0])
     score = "probability" if output["activation"] != "logits" else "logit"
@@ -308,7 +305,8 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
     """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard.
 
     Image ids (the dataset's file keys, which in some datasets are patient or accession numbers) are
-    replaced by their pseudonyms everywhere in the archive unless ``include_identifiers``.
+    replaced by their pseudonyms (keyed with the workspace's secret key, which the archive never holds)
+    everywhere in the archive unless ``include_identifiers``.
     """
     import pandas as pd
 
@@ -320,10 +318,11 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
     for table in tables.values():
         if "image_id" in table:
             ids |= set(table["image_id"].astype(str))
-    if not include_identifiers:
+    name = None if include_identifiers else pseudonymizer(workspace)
+    if name is not None:
         for table in tables.values():
             if "image_id" in table:
-                table["image_id"] = table["image_id"].astype(str).map(pseudonym)
+                table["image_id"] = table["image_id"].astype(str).map(name)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, table in tables.items():
@@ -335,22 +334,22 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
             if path.name.startswith("."):
                 continue
             payload = json.loads(path.read_text())
-            if not include_identifiers:
-                payload = _replace_ids(payload, ids)
+            if name is not None:
+                payload = _replace_ids(payload, ids, name)
             archive.writestr(f"{kind}/{path.name}", json.dumps(payload, indent=2))
         archive.writestr(f"{kind}/scorecard.csv", scorecard_table(json.loads((folder / "summary.json").read_text()),
                                                                   kind).to_csv(index=False))
     return buffer.getvalue()
 
 
-def _replace_ids(value, ids: set[str]):
-    """A JSON value with every string that is an image id replaced by its pseudonym."""
+def _replace_ids(value, ids: set[str], name):
+    """A JSON value with every string that is an image id replaced by its pseudonym (``name``)."""
     if isinstance(value, dict):
-        return {(pseudonym(k) if k in ids else k): _replace_ids(v, ids) for k, v in value.items()}
+        return {(name(k) if k in ids else k): _replace_ids(v, ids, name) for k, v in value.items()}
     if isinstance(value, list):
-        return [_replace_ids(v, ids) for v in value]
+        return [_replace_ids(v, ids, name) for v in value]
     if isinstance(value, str) and value in ids:
-        return pseudonym(value)
+        return name(value)
     return value
 
 
