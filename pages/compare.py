@@ -9,12 +9,12 @@ import streamlit as st
 from trust_core.data import resize_image
 from trust_core.data.transforms import crop
 from trust_core.metrics import auprc, ssim
-from trust_core.metrics import extra
 from trust_core.report import overlay, to_png
 from ui.frame import dataset_page, friendly_errors, run_page
+from ui.measures import localization_measures
 from ui.state import finding, kind, model_name, preset, shared
 from ui.viewer import film_for, map_panel, show, truth_payload
-from ui.widgets import extended_toggle, image_picker, method_label, prediction_line, shown_id, shown_methods
+from ui.widgets import extended_toggle, id_namer, image_picker, method_label, prediction_line, shown_methods
 
 GRID_LIMIT = 240  # maps per grid: beyond, the page asks to narrow the choice (each is a cached computation)
 
@@ -29,9 +29,10 @@ def workbench(ws, dataset, ids, models) -> None:
     st.caption("Every combination of the images, methods, models and randomization states chosen below, one row "
                "each with its thumbnail and scores. Click a column header to sort; narrow the choices to filter.")
     c1, c2, c3, c4 = st.columns(4)
-    shown = {shown_id(i): i for i in ids}
+    shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
+    shown = {shown_as(i): i for i in ids}
     current = shared("image_id")
-    default_images = [shown_id(current)] if current in ids else list(shown)[:1]
+    default_images = [shown_as(current)] if current in ids else list(shown)[:1]
     with c1:
         images = st.multiselect("Images", list(shown), default=default_images, key="wb_images")
     with c2:
@@ -66,13 +67,9 @@ def workbench(ws, dataset, ids, models) -> None:
             film = resize_image(crop(dataset.native_image(image_id), framing), 160)
             for m in methods:
                 values, flag = maps[m][0], maps.flags[m][0]
-                ok = flag is None and mask.any()
                 rows.append({"map": thumbnail(film, values, mask),
                              "image": label, "method": method_label(m), "model": mo, "state": s,
-                             "AUPRC": auprc(values, mask) if ok else None,
-                             "mass inside GT": float(extra.energy_pointing_game(values[None], mask[None])[0])
-                             if ok else None,
-                             "pointing hit": float(extra.pointing_game(values[None], mask[None])[0]) if ok else None,
+                             **localization_measures(maps, m, 0, mask),
                              "SSIM to original": ssim(original[m][0], values) if flag is None and
                              original.flags[m][0] is None else None,
                              "note": flag or ""})

@@ -1,29 +1,22 @@
 """Image explorer: a gallery sorted by worst cases; one image in the viewer with every map, in sync."""
 import streamlit as st
 
-from trust_core.metrics import auprc
 from trust_core.saliency import METHODS
 from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset, shared, shared_widget
 from ui.viewer import film_for, map_panel, show, sync, truth_payload
-from ui.widgets import extended_toggle, image_picker, method_label, prediction_line, shown_id, shown_methods
+from ui.widgets import extended_toggle, id_namer, image_picker, method_label, prediction_line, shown_methods
 
 
 def measurements(result, methods, mask):
     """Per method, on this image: AUPRC, energy inside the ground truth, pointing-game hit (flagged maps: —)."""
     import pandas as pd
 
-    from trust_core.metrics import extra
+    from ui.measures import localization_measures
 
-    rows = []
-    for key in methods:
-        values = result[key][0]
-        ok = result.flags[key][0] is None
-        rows.append({"method": method_label(key), "AUPRC": auprc(values, mask) if ok else None,
-                     "mass inside GT": float(extra.energy_pointing_game(values[None], mask[None])[0]) if ok else None,
-                     "pointing hit": float(extra.pointing_game(values[None], mask[None])[0]) if ok else None,
-                     "note": result.flags[key][0] or ""})
+    rows = [{"method": method_label(key), **localization_measures(result, key, 0, mask),
+             "note": result.flags[key][0] or ""} for key in methods]
     return pd.DataFrame(rows).round(3)
 
 
@@ -37,7 +30,8 @@ def render() -> None:
 
     if gallery is not None:
         shown = gallery.round(3).rename(columns={k: method_label(k) for k in METHODS})  # labels, never raw keys
-        shown.index = [shown_id(i) for i in shown.index]  # pseudonyms unless identifiers are asked for
+        shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
+        shown.index = [shown_as(i) for i in shown.index]
         shown.index.name = "image"
         event = st.dataframe(shown, on_select="rerun", selection_mode="single-row", key="gallery",
                              width="stretch", height=220)

@@ -10,7 +10,7 @@ from trust_core.evaluate.paper import paper_value
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, workspace
 from trust_core.evaluate.criteria import CRITERIA
-from ui.widgets import extended_toggle, method_label, shown_criteria, shown_id, shown_methods
+from ui.widgets import extended_toggle, id_namer, method_label, shown_criteria, shown_methods
 
 
 def render() -> None:
@@ -23,10 +23,11 @@ def render() -> None:
                   state=None):
         figure = go.Figure()
         methods = shown_methods(set(table.method))
+        shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
         for m in methods:
             sub = table[table.method == m]
             figure.add_trace(go.Box(y=sub[value], x=[method_label(m)] * len(sub), name=method_label(m), boxpoints="all",
-                                    jitter=0.4, pointpos=0, customdata=[[shown_id(i), m] for i in sub.image_id],
+                                    jitter=0.4, pointpos=0, customdata=[[shown_as(i), m] for i in sub.image_id],
                                     showlegend=False,
                                     hovertemplate="image %{customdata[0]}<br>" + value + " %{y:.3f}<extra></extra>"))
         for name, level, color in baselines:
@@ -46,7 +47,7 @@ def render() -> None:
         points = (event or {}).get("selection", {}).get("points", [])  # (a dict, as the frontend sends it)
         if points and points[0].get("customdata"):  # the click carries its image, its method and its state
             shown, method = points[0]["customdata"][:2]
-            st.session_state["_image_id"] = {shown_id(i): i for i in table.image_id}.get(shown, shown)
+            st.session_state["_image_id"] = {shown_as(i): i for i in table.image_id}.get(shown, shown)
             st.session_state["_explorer_method"] = method
             if state is not None:  # a similarity at a randomization state: the cascade, at that state
                 st.session_state["_rand_focus"] = {"method": method, "frame": state, "token": time.time()}
@@ -88,7 +89,9 @@ def render() -> None:
         strip_box(per_image, criterion.column, title, key, baselines=lines, paper=paper, method_baselines=bars,
                   state=state)
         st.caption(f"{criterion.direction.capitalize()}; baseline: {criterion.baseline}"
-                   + (f". {criterion.reference}." if criterion.reference else "."))
+                   + (f". {criterion.reference}." if criterion.reference else ".")
+                   + (f" Scored on {block['scored_maps_note']}." if block.get("scored_maps_note") else "")
+                   + (f" Randomized states: {block['explained_class']}." if block.get("explained_class") else ""))
     st.caption("Click a point to open that image at that method: in the explorer, or for a randomization "
                "criterion on the Randomization page at the state it was scored at.")
 

@@ -98,8 +98,9 @@ def render() -> None:
 
     if results.get("code_version") != EVAL_CODE_VERSION:
         st.warning(f"These results were scored by older evaluation code ({results.get('code_version', 'evaluate-1')}; "
-                   f"now {EVAL_CODE_VERSION}: verdicts from paired CIs, the paper's ground-truth rule and RSNA "
-                   "classes). Rerun the evaluation on the **Runs** page (or `trust demo`).", icon="⚠️")
+                   f"now {EVAL_CODE_VERSION}: each criterion on the map form its authors score, randomized states "
+                   "explaining the trained model's class, 10,000 bootstrap resamples, mIoU binarized with >). "
+                   "Rerun the evaluation on the **Runs** page (or `trust demo`).", icon="⚠️")
     preset = results["preset"]
     if not results.get("preset_is_paper"):
         st.warning(f"These results use the **{preset}** preset, not the paper's (arun2021): fewer noise samples "
@@ -144,7 +145,9 @@ def render() -> None:
                 continue
             block = results["criteria"][criterion]
             st.subheader(f"{CRITERIA[criterion].label} — {block['metric']} (n = {block['n_images']})")
-            st.caption(f"Verdict — {block['rule'].rstrip('.')}. Paper rule — {block.get('paper_rule', '—')}.")
+            st.caption(f"Verdict — {block['rule'].rstrip('.')}. Paper rule — {block.get('paper_rule', '—')}."
+                       + (f" Scored on {block['scored_maps_note']}." if block.get("scored_maps_note") else "")
+                       + (f" Randomized states: {block['explained_class']}." if block.get("explained_class") else ""))
             view = sub[["label", "verdict", "ours", "baseline_text", "difference_text", "paper_rule", "paper_text",
                         "n", "excluded"]].rename(columns={
                 "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)"

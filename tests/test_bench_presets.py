@@ -97,3 +97,15 @@ def test_the_apps_sentence_reads_the_figures_and_survives_missing_ones(tmp_path)
                                 "per_method_ssim": {"smoothgrad": 0.862, "grad": 1.0}}))
     text = fast_distance_text(tmp_path)
     assert "0.86 at worst (SmoothGrad)" in text and "75 % of verdicts agree" in text
+
+
+def test_bench_presets_runs_with_its_defaults(workspace, capsys):
+    """``trust bench presets`` as the README documents it (no --criteria): the paper's four criteria, which any
+    demo workspace supports (the extended set's data randomization would need a shuffled-label model)."""
+    from trust_core.cli import main
+
+    assert main(["bench", "presets", "--workspace", str(workspace), "--n", "1"]) in (0, None)
+    out = capsys.readouterr().out
+    assert re.search(r"^RESULT fast_min_ssim=\S+ verdict_agreement=\S+$", out, re.M), out[-2000:]
+    fidelity = json.loads((workspace / "results" / "preset_fidelity.json").read_text())
+    assert fidelity["criteria"] == ["utility", "randomization", "repeatability", "reproducibility"]

@@ -40,6 +40,9 @@ def _cmd_train(args) -> int:
     if (args.arch is None) == (args.model is None and args.source is None):
         raise ConfigError("trust train needs --arch NAME (the registry) or a model spec (--model SPEC.toml, or "
                           "--source with the spec flags): one of them")
+    from .io import writable_file
+
+    writable_file(args.out)  # before the training, not after it
     model = _model_sources(args, [args.model])[0] if args.model or args.source else None
     dataset = _open_dataset(args)
     if args.recipe == "paper" and args.lr is not None:
@@ -77,6 +80,52 @@ def _open_cache(args):
     return None if args.no_cache else Store(args.cache)
 
 
+def _check_cache(args) -> None:
+    """Refuse an unwritable cache folder before any work (the cache itself is opened later)."""
+    import os
+
+    from .cache.store import DEFAULT_DIR
+    from .io import writable_folder
+
+    if not args.no_cache:
+        writable_folder(args.cache or os.environ.get("TRUST_CACHE") or DEFAULT_DIR,
+                        what="the cache folder (--cache, or $TRUST_CACHE)")
+
+
+def _screened(dataset, ids=None, *, strict: bool, limit: int | None = None, screen=None) -> list[str]:
+    """Read the films a command will use before it starts (``screen`` does it; default: ``dataset.screen``):
+    unreadable films are skipped and listed (``--strict``: the first stops the run), depths inferred from a
+    film's values are counted. Returns the kept ids."""
+    before = dict(dataset.unreadable)
+    kept = (screen() if screen is not None else dataset.screen(ids, strict=strict, limit=limit))
+    new = {i: why for i, why in dataset.unreadable.items() if i not in before}
+    if new:
+        from .data.datasets import UNREADABLE
+
+        print(f"note: skipped {len(new)} item(s) of {dataset.root}: {UNREADABLE} (--strict refuses them; your "
+              f"files are not changed):", file=sys.stderr)
+        for image_id, why in new.items():
+            print(f"  {image_id}: {why}", file=sys.stderr)
+    if dataset.film_warnings:
+        example = next(iter(dataset.film_warnings.values()))
+        print(f"warning: {len(dataset.film_warnings)} film(s) read at a depth inferred from their values (`trust "
+              f"check` lists them), e.g. {example}", file=sys.stderr)
+    import warnings
+
+    from .data.dicom import FilmWarning
+
+    warnings.filterwarnings("ignore", category=FilmWarning)  # said once above, not again for every decoding
+    return kept
+
+
+def _model_warnings(model, label) -> None:
+    """Say before a run what is probably wrong with the model's preprocessing (never silently)."""
+    from .models.sanity import normalization_warnings
+
+    for text in normalization_warnings(model):
+        print(f"warning: model {label}: {text}", file=sys.stderr)
+
+
 def _cmd_maps(args) -> int:
     import json
     from pathlib import Path
@@ -91,11 +140,16 @@ def _cmd_maps(args) -> int:
     from .io import atomic_path, atomic_write
     from .saliency import explain, resolve_methods, resolve_params
 
+    from .io import writable_folder
+
+    out = writable_folder(args.out)  # before any work: nothing computed for an output that cannot be written
+    _check_cache(args)
     methods = resolve_methods(args.methods)
     overrides = _overrides(args.set)
     params = resolve_params(args.preset, **overrides)
     (model_path,) = _model_sources(args, [args.model])
     model = load(model_path, device=args.device or "cpu", num_classes=2)
+    _model_warnings(model, args.model)
     prep = info_of(model).prep
     size = prep.size
     dataset = _open_dataset(args, image_size=size)
@@ -103,16 +157,17 @@ def _cmd_maps(args) -> int:
     unknown = [i for i in ids if i not in dataset]
     if unknown:
         raise ConfigError(f"image id(s) not in the dataset: {unknown[:5]}")
-    if args.limit:
-        ids = ids[: args.limit]
-    out = Path(args.out)
+    ids = _screened(dataset, ids, strict=args.strict, limit=args.limit)
+    if not ids:
+        raise ConfigError(f"no readable film to explain in {dataset.root} (every one asked for was skipped above)")
+    store = _open_cache(args)  # still before the output folder is made: a failing cache leaves no empty --out
     out.mkdir(parents=True, exist_ok=True)
-    store = _open_cache(args)
     atomic_write(out / "params.json", json.dumps({
         "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
         "model": str(args.model), "model_spec": info_of(model).spec,
         "model_meta": {k: v for k, v in info_of(model).meta.items() if k != "spec"}, "dataset": args.dataset,
         "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection},
+        "skipped": dataset.skipped.counts, "unreadable": dataset.unreadable,
         "precision": args.precision}, indent=2, default=str))
     computed = from_cache = 0
     with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
@@ -136,6 +191,17 @@ def _cmd_maps(args) -> int:
     return 0
 
 
+def _scored_maps(choices) -> dict:
+    """``--scored-maps`` → departures from the registry's map forms (a clear error on a wrong pair)."""
+    from .errors import ConfigError
+    from .evaluate.criteria import resolve_scored_maps
+
+    try:
+        return resolve_scored_maps(choices or ())
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig, Evaluation, write_outputs
     from .metrics import PAPER_DATA_RANGE
@@ -143,9 +209,20 @@ def _cmd_evaluate(args) -> int:
     from .models.info import info_of
     from .progress import unit_bar
 
+    from .evaluate.films import screen_for_evaluation
+    from .evaluate.outputs import check_results_folder
+    from .io import writable_folder
+
+    # before any work: an --out that cannot be written, or that holds other results, stops here
+    check_results_folder(writable_folder(args.out), overwrite=args.overwrite)
+    _check_cache(args)
     model_paths = _model_sources(args, args.model)
     first = load(model_paths[0], num_classes=2)
+    _model_warnings(first, args.model[0])
     dataset = _open_dataset(args, image_size=info_of(first).size)
+    _screened(dataset, strict=args.strict, screen=lambda: screen_for_evaluation(
+        dataset, tuple(args.criteria) if args.criteria else None, strict=args.strict))
+    _baseline_note(args)
     config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
                         overrides=_overrides(args.set),
                         criteria=tuple(args.criteria) if args.criteria else PAPER_CRITERIA,
@@ -156,7 +233,9 @@ def _cmd_evaluate(args) -> int:
                         randomization_mode=args.randomization, randomization_init=args.init, ttest=args.ttest,
                         precision=args.precision, device=args.device, batch_size=args.batch_size,
                         group=args.group, shuffled_models=tuple(args.shuffled_model or ()),
-                        smprt_samples=args.smprt_samples, smprt_noise=args.smprt_noise)
+                        smprt_samples=args.smprt_samples, smprt_noise=args.smprt_noise,
+                        randomization_class=args.randomization_class,
+                        scored_maps=_scored_maps(args.scored_maps))
     evaluation = Evaluation(dataset, model_paths, config, localizers=args.localizer or (),
                             localizer_maps=args.localizer_maps or (), cache=_open_cache(args))
     units = evaluation.units()
@@ -167,6 +246,7 @@ def _cmd_evaluate(args) -> int:
                                 threads_per_worker=args.threads_per_worker)
     with unit_bar(len(units), f"evaluate ({args.preset}, {args.engine})") as progress:
         result = evaluation.run(progress=progress, executor=executor)
+    result.config.setdefault("dataset", {})["unreadable"] = dict(dataset.unreadable)
     write_outputs(result, args.out)
     _print_summary(result.summary)
     print(f"{result.stats['units']} units, {result.stats['passes']} forward+backward passes, "
@@ -178,32 +258,93 @@ def _cmd_evaluate(args) -> int:
 
 def _print_summary(summary: dict) -> None:
     for criterion, block in summary["criteria"].items():
-        print(f"\n{criterion} ({block['metric']}, n={block['n_images']}): {block['rule']}")
+        print(f"\n{criterion} ({block['metric']}, n={block['n_images']}, {block.get('scored_maps', 'clipped')} "
+              f"maps): {block['rule']}")
+        from .metrics.stats import MIN_PAIRED_N
+
+        no_baseline = False
         for method, entry in block["methods"].items():
             if entry is None:
-                print(f"  {method:<15} n/a")
+                print(f"  {method:<15} n/a" + (f" ({NEEDS_SECOND_MODEL[criterion]})"
+                                                if criterion in NEEDS_SECOND_MODEL else ""))
                 continue
             base = entry.get("baseline_low", entry.get("baseline"))
             base_text = f"{base:.3f}" if isinstance(base, float) else "n/a"
-            print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
-                  f"baseline {base_text}  {entry['verdict'].upper()} (paper rule: {entry.get('paper_rule') or 'n/a'})"
+            n = entry.get("n_paired", entry.get("n"))
+            verdict = entry["verdict"].upper()
+            if entry["verdict"] == "inconclusive" and isinstance(n, int) and n < MIN_PAIRED_N:
+                verdict += f" (n={n} < {MIN_PAIRED_N}: too few images to decide)"
+            elif base is None and criterion in NEEDS_SECOND_MODEL:
+                no_baseline = True
+                verdict += " (no baseline)"
+            print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] n={n} "
+                  f"baseline {base_text}  {verdict} (paper rule: {entry.get('paper_rule') or 'n/a'})"
                   + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
+        if no_baseline:
+            print(f"  note: {criterion} has no baseline to decide against: {LOCALIZER_BASELINE}")
+
+
+NEEDS_SECOND_MODEL = {"repeatability": "needs a second model of the same architecture: repeat --model",
+                      "reproducibility": "needs a model of another architecture: repeat --model"}
+LOCALIZER_BASELINE = ("two localizers of one kind give it — --localizer A.pt --localizer B.pt (U-Nets trained with "
+                      "different seeds: `trust train-localizer --seed`) or --localizer-maps DIR1 --localizer-maps DIR2 "
+                      "(two sets of score maps)")
+
+
+def _baseline_note(args) -> None:
+    """Say before a run that repeatability/reproducibility will have no baseline, and what gives one."""
+    from .evaluate.criteria import resolve_criteria
+
+    chosen = set(resolve_criteria(tuple(args.criteria) if args.criteria else None))
+    wanted = [c for c in ("repeatability", "reproducibility") if c in chosen]
+    if wanted and len(args.localizer or ()) < 2 and len(args.localizer_maps or ()) < 2:
+        print(f"note: {' and '.join(wanted)} will be inconclusive without a baseline: {LOCALIZER_BASELINE}",
+              file=sys.stderr)
 
 
 def _cmd_check(args) -> int:
+    """Decode every film and render every ground truth (problems: exit 2); warn about films read at an
+    inferred depth or almost black; with ``--model``, the model against a few of the films too."""
     from tqdm import tqdm
 
+    model = None
+    if args.model:
+        from .models import load
 
+        (source,) = _model_sources(args, [args.model])
+        model = load(source, num_classes=None)
     dataset = _open_dataset(args)
     ids = dataset.ids()
+    notes: list[str] = []
     with tqdm(total=len(ids), desc="check", unit="img") as bar:
-        problems = dataset.validate(ids, progress=lambda _: bar.update(1))
+        problems = dataset.validate(ids, progress=lambda _: bar.update(1), notes=notes)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    model_problems: list[str] = []
+    model_notes: list[str] = []
+    if model is not None:
+        model_problems, model_notes, checked = _film_findings(model, dataset)
+        for text in model_problems:
+            print(f"error: model {args.model}: {text}", file=sys.stderr)
+        for text in model_notes:
+            print(f"warning: model {args.model}: {text}", file=sys.stderr)
     summary = dataset.summary()
     print(f"{dataset.kind} dataset {dataset.root}: {summary['images']} labelled images, "
-          f"{len(problems)} with problems, {len(dataset.skipped)} items skipped")
-    return 2 if problems else 0
+          f"{len(problems)} with problems, {len(dataset.skipped)} items skipped, {len(notes)} film warnings"
+          + (f"; model {args.model} on {checked} films: {len(model_problems)} problems, {len(model_notes)} warnings"
+             if model is not None else ""))
+    return 2 if problems or model_problems else 0
+
+
+def _film_findings(model, dataset) -> tuple[list[str], list[str], int]:
+    """A model against its preprocessing's zoo and a few of the dataset's films: (problems, warnings, films)."""
+    from .models.sanity import film_findings, normalization_warnings, sample_films
+
+    films = sample_films(dataset)
+    problems, notes = film_findings(model, films)
+    return problems, normalization_warnings(model) + notes, len(films)
 
 
 def _cmd_methods(args) -> int:
@@ -232,9 +373,17 @@ def _cmd_inspect(args) -> int:
     (source,) = _model_sources(args, [args.model])
     model = load(source, num_classes=None)
     report = describe(model)
+    if args.dataset:  # the model on a few real films: constant or saturated outputs, inputs in a narrow band
+        from .models.sanity import film_findings, sample_films
+
+        dataset = _open_dataset(args)
+        films = sample_films(dataset)
+        problems, notes = film_findings(model, films)
+        report["films"] = {"dataset": args.dataset, "checked": len(films), "problems": problems, "warnings": notes}
+    ok = report["sanity"]["ok"] and not report.get("films", {}).get("problems")
     if args.json:
         print(json.dumps(report, indent=2, default=str))
-        return 0 if report["sanity"]["ok"] else 2
+        return 0 if ok else 2
     prep, outputs, target = report["input"], report["outputs"], report["target"]
     print(f"model      {args.model} ({report['source']})")
     print(f"input      {prep['label']} (resize: {prep['resize']})")
@@ -260,14 +409,29 @@ def _cmd_inspect(args) -> int:
     print(f"sanity     forward {'ok' if sanity['forward'] else 'NOT FINITE'}; input gradient of output "
           f"{sanity['probe_target']} (L1 {sanity['input_gradient_l1']:.3g}) "
           f"{'non-zero: ok' if sanity['ok'] else 'ZERO: maps would be blank'}")
-    return 0 if sanity["ok"] else 2
+    for text in report["warnings"]:
+        print(f"warning    {text}")
+    if "films" in report:
+        films = report["films"]
+        print(f"films      {films['checked']} films of {films['dataset']}: "
+              + ("outputs vary, none saturated: ok" if not films["problems"] and not films["warnings"] else
+                 f"{len(films['problems'])} problems, {len(films['warnings'])} warnings"))
+        for text in films["problems"]:
+            print(f"error      {text}")
+        for text in films["warnings"]:
+            print(f"warning    {text}")
+    else:
+        print("films      not checked: add --dataset KIND:PATH to run the model on a few of your films")
+    return 0 if ok else 2
 
 
 def _cmd_train_localizer(args) -> int:
     from .progress import epoch_bar
 
     from .models.localizer import train_localizer
+    from .io import writable_file
 
+    writable_file(args.out)
     dataset = _open_dataset(args)
     with epoch_bar(args.epochs, "train localizer") as step:
         meta = train_localizer(dataset, args.out, size=args.size, seed=args.seed, epochs=args.epochs,
@@ -277,14 +441,20 @@ def _cmd_train_localizer(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    """A per-image report or the cohort ZIP of ``--workspace`` (default: ``$TRUST_WORKSPACE``, else
+    ``cache/demo``). De-identified output names images by the pseudonyms of that workspace: keyed with its
+    secret ``<workspace>/pseudonym.key`` (created there, mode 0600, on first use; never written into the
+    output), so the CLI and the app show the same pseudonym for an image of one workspace."""
     from pathlib import Path
 
     from .io import atomic_write
     from .report import build_image_report, cohort_archive, render_html, render_pdf
     from .workspace import Workspace
 
+    from .io import writable_file
+
+    out = writable_file(args.out)
     ws = Workspace(args.workspace)
-    out = Path(args.out)
     if args.cohort:
         atomic_write(out, cohort_archive(ws, args.dataset, include_identifiers=args.include_identifiers))
         print(f"wrote cohort results of {args.dataset} to {out}")
@@ -414,9 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "augmentation, the fit to the permuted labels kept; evaluate it with --shuffled-model")
     train.set_defaults(func=_cmd_train)
 
-    check = sub.add_parser("check", help="decode every image and ground truth of a dataset; list all problems")
+    check = sub.add_parser("check", help="decode every image and ground truth of a dataset; list all problems "
+                                         "(with --model: the model on a few of its films too)")
     check.add_argument("--dataset", required=True, help="KIND:PATH")
     _add_dataset_options(check)
+    check.add_argument("--model", default=None, help="also check a model against the films: its normalization, "
+                                                     "and its outputs on a few films (constant or saturated)")
+    _add_spec_options(check)
     check.set_defaults(func=_cmd_check)
 
     maps = sub.add_parser("maps", help="compute saliency maps for dataset images (NPZ per image)")
@@ -431,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--limit", type=_positive_int, default=None)
     maps.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
     maps.add_argument("--out", required=True, help="output folder")
+    _add_strict_option(maps)
     _add_compute_options(maps)
     maps.set_defaults(func=_cmd_maps)
 
@@ -463,6 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--randomization", default=MODES[0], choices=MODES)
     ev.add_argument("--init", default=INITS[0], choices=INITS)
     ev.add_argument("--ttest", action="store_true", help="one-sided t-test for randomization")
+    ev.add_argument("--randomization-class", default="original", choices=("original", "own"),
+                    help="the class a randomized state explains: 'original' (default: the class the trained "
+                         "model explains, as Adebayo et al. and Quantus) or 'own' (its own prediction)")
+    ev.add_argument("--scored-maps", action="append", metavar="CRITERION=FORM",
+                    help="score a criterion on the other map form ('clipped': the paper's 99th-percentile clip; "
+                         "'unclipped': the attribution before it). Defaults: each criterion's authors' — the "
+                         "paper's four, spearman, hog, data_randomization clipped; pointing_game, "
+                         "energy_pointing_game, miou, smprt, emprt unclipped; repeatable")
     ev.add_argument("--localizer", action="append", help="U-Net checkpoint(s) for the high baselines")
     ev.add_argument("--localizer-maps", action="append", default=None,
                     help="folder of <image_id>.npy/.png score maps; repeat for a second localizer (the "
@@ -472,7 +655,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=_positive_int, default=None, help="Ray actors (default: one per CPU or GPU)")
     ev.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0)
     ev.add_argument("--threads-per-worker", type=_positive_int, default=1, help="torch threads (and CPUs) per actor")
-    ev.add_argument("--out", required=True)
+    ev.add_argument("--out", required=True, help="results folder (new or empty; see --overwrite)")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace a results folder --out already holds, as a whole and atomically (without it, "
+                         "such a folder is refused: two runs' tables are never mixed)")
+    _add_strict_option(ev)
     _add_compute_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -484,6 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--model", required=True, help="checkpoint, model spec (.toml) or exported program (.pt2)")
     _add_spec_options(ins)
     ins.add_argument("--json", action="store_true", help="print the resolved description as JSON")
+    ins.add_argument("--dataset", default=None, metavar="KIND:PATH",
+                     help="also run the model on a few of these films: constant or saturated outputs, inputs in a "
+                          "narrow band of the normalization's range")
+    _add_dataset_options(ins)
     ins.set_defaults(func=_cmd_inspect)
 
     loc = sub.add_parser("train-localizer", help="train a U-Net on the dataset's boxes/masks (high baseline)")
@@ -497,7 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
     loc.set_defaults(func=_cmd_train_localizer)
 
     rep = sub.add_parser("report", help="per-image report (HTML/PDF) or cohort results (ZIP)")
-    rep.add_argument("--workspace", default=None)
+    rep.add_argument("--workspace", default=None, help="workspace folder; de-identified output names images by "
+                     "pseudonyms keyed with its pseudonym.key (created there on first use)")
     rep.add_argument("--dataset", default="rsna", help="dataset kind in the workspace")
     rep.add_argument("--finding", default=None, help="multi-finding datasets: the finding (default: its results')")
     rep.add_argument("--image", default=None, help="image id")
@@ -534,6 +726,12 @@ def _add_method_options(parser) -> None:
                              f"{', '.join(SETS)}")
     parser.add_argument("--preset", default=PAPER_PRESET, choices=list(PRESETS),
                         help="; ".join(f"{p.name}: {p.label}" for p in PRESETS.values()))
+
+
+def _add_strict_option(parser) -> None:
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first film that cannot be read (default: skip such films, list them, "
+                             "and count them in the outputs; your files are never changed)")
 
 
 def _add_dataset_options(parser) -> None:

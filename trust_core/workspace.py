@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .models.checkpoint import load
 from .models.info import info_of
 from .randomization.cascade import StateModels, model_seed, states
-from .saliency import explain
+from .saliency import explain, explain_for_classes, predicted_classes
 
 
 GALLERY_ORDERS = {"worst AUPRC first": ("mean AUPRC", True), "most disagreement first": ("disagreement", False),
@@ -200,12 +200,19 @@ class Workspace:
 
     def maps(self, kind: str, image_ids: list[str], model_name: str, *, methods=None, preset: str = "fast",
              state: str = "original", finding: str | None = None, **overrides):
-        """Saliency maps (``SaliencyMaps``) of dataset images, through the workspace cache."""
+        """Saliency maps (``SaliencyMaps``) of dataset images, through the workspace cache. A randomized state
+        explains the class the trained model explains for each image, as the evaluation does by default
+        (``randomization_class='original'``); ``target=`` or a spec'd target class fixes it for every state."""
         model = self.state_model(model_name, state)
         prep = info_of(model).prep
         dataset = self.dataset(kind, finding=finding)
         x = torch.stack([prep(dataset.image(i, prep.size, prep.resize)) for i in image_ids])
         with self._lock:  # one computation at a time per workspace (app sessions share it)
+            if state != "original" and "target" not in overrides and info_of(model).target is None:
+                classes = predicted_classes(self.state_model(model_name, "original"), x,
+                                            precision=overrides.get("precision", "fp32"))
+                return explain_for_classes(model, x, classes, methods=methods, preset=preset, cache=self.store,
+                                           **overrides)
             return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
 
     def maps_for_image(self, image01: np.ndarray, model_name: str, *, methods=None, preset: str = "fast",

@@ -209,3 +209,90 @@ def test_the_command_line_lists_and_runs_the_extended_sets(workspace, rsna, tmp_
                  "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert "invalid choice: 'pointing'" in error and "pointing_game" in error  # the valid names are listed
+
+
+def test_newer_criteria_score_the_maps_their_authors_score(workspace, rsna, tmp_path):  # noqa: F811
+    """Pointing game, energy pointing game and eMPRT on the attribution before the percentile clip (Quantus),
+    mIoU on its min–max normalized map with CheXlocalize's strict threshold; randomized states explain the
+    trained model's class. Restated here from ``explain`` itself and Quantus's own functions."""
+    import quantus
+    from quantus.functions.complexity_func import discrete_entropy
+
+    from trust_core.models import load
+    from trust_core.models.info import info_of
+    from trust_core.saliency import explain, explain_for_classes, predicted_classes
+
+    _root, models, _localizers = workspace
+    store = Store(tmp_path / "s")
+    criteria = ("pointing_game", "energy_pointing_game", "miou", "emprt", "randomization")
+    result = evaluate(rsna, models[:1], config(criteria=criteria), cache=store)
+    ev = Evaluation(rsna, models[:1], config(criteria=criteria), cache=store)
+    model = load(models[0], num_classes=2)
+    prep = info_of(model).prep
+    ids = ev.utility_ids
+    x = torch.stack([prep(rsna.image(i, prep.size, prep.resize)) for i in ids])
+    maps = explain(model, x, methods=("grad", "gradcam", "input_x_gradient"), preset="fast", cache=store, **FAST)
+    assert all(maps.from_cache["grad"])  # the very maps the evaluation scored
+    masks = ev._masks(ids)
+    s = result.summary["criteria"]
+    for m in ("grad", "gradcam"):
+        ok = np.array([f is None for f in maps.flags[m]])
+        raw = maps.unclipped[m][ok]
+        assert np.nanmax(raw) == pytest.approx(1.0)
+        if m == "grad":  # a gradient's top percent is spread out: the clip changes its map (a coarse CAM's not)
+            assert not np.array_equal(raw, maps[m][ok])
+        for name, metric in (("pointing_game", quantus.PointingGame), ("energy_pointing_game",
+                                                                         quantus.RelevanceMassAccuracy)):
+            reference = np.asarray(metric(disable_warnings=True).evaluate_batch(
+                a_batch=raw[:, None].astype(np.float64), s_batch=masks[ok][:, None]), float)
+            table = result.tables[name]
+            ours = table[table.method == m].set_index("image_id")[name].loc[np.asarray(ids)[ok]].to_numpy()
+            np.testing.assert_allclose(ours, reference, rtol=1e-6, err_msg=f"{name} {m}")
+            assert s[name]["scored_maps"] == "unclipped"
+        assert set(result.tables["pointing_game"].pointing_game.dropna()) <= {0.0, 1.0}  # hits, not shares
+        # mIoU: CheXlocalize's rule by hand at the tuned threshold (min–max, then > t)
+        t = s["miou"]["methods"][m]["threshold"]
+        table = result.tables["miou"]
+        ours = table[table.method == m].set_index("image_id")["miou"].loc[np.asarray(ids)[ok]].to_numpy()
+        for k, (a, g) in enumerate(zip(raw, masks[ok].astype(bool))):
+            b = (a - a.min()) / (a.max() - a.min()) > t
+            assert ours[k] == pytest.approx((b & g).sum() / (b | g).sum())
+    # eMPRT: Quantus's entropy of the unclipped maps, the fully randomized state explaining the original's class
+    sx = torch.stack([prep(rsna.image(i, prep.size, prep.resize)) for i in ev.ssim_ids])
+    classes = predicted_classes(model, sx)
+    final_name, final_model = list(ev.state_models(0))[-1]
+    original = explain(model, sx, methods=("grad",), preset="fast", cache=store, **FAST)
+    randomized = explain_for_classes(final_model, sx, classes, methods=("grad",), preset="fast", cache=store, **FAST)
+    assert all(randomized.from_cache["grad"]) and list(randomized.targets) == list(original.targets)
+    h0 = np.array([discrete_entropy(a, a) for a in original.unclipped["grad"]])
+    h1 = np.array([discrete_entropy(a, a) for a in randomized.unclipped["grad"]])
+    table = result.tables["emprt"]
+    ours = table[table.method == "grad"].set_index("image_id")["emprt"].loc[ev.ssim_ids].to_numpy()
+    np.testing.assert_allclose(ours, (h1 - h0) / h0, rtol=1e-9)
+    assert s["randomization"]["explained_class"].startswith("each randomized state explains the class the trained")
+
+
+def test_scored_maps_and_randomization_class_are_named_options(workspace, rsna, tmp_path):  # noqa: F811
+    _root, models, _localizers = workspace
+    store = Store(tmp_path / "s")
+    clipped = evaluate(rsna, models[:1], config(criteria=("pointing_game",), scored_maps={"pointing_game": "clipped"}),
+                       cache=store)
+    block = clipped.summary["criteria"]["pointing_game"]
+    assert block["scored_maps"] == "clipped" and "departure" in block["scored_maps_note"] and block["ties"] == "share"
+    with pytest.raises(ConfigError, match="choose from"):
+        Evaluation(rsna, models[:1], config(scored_maps={"pointing_game": "raw"}))
+    with pytest.raises(ConfigError, match="randomization_class"):
+        Evaluation(rsna, models[:1], config(randomization_class="mine"))
+    own = Evaluation(rsna, models[:1], config(criteria=("randomization",), randomization_class="own"), cache=store)
+    pinned = Evaluation(rsna, models[:1], config(criteria=("randomization",)), cache=store)
+    unit = next(u for u in pinned.units() if u.state != "original")
+    name, state_model = next((n, mdl) for n, mdl in pinned.state_models(0) if n == unit.state)
+    original_model = pinned.models[0]
+    from trust_core.saliency import predicted_classes
+    from trust_core.models.info import info_of
+    prep = info_of(original_model).prep
+    x = torch.stack([prep(rsna.image(i, prep.size, prep.resize)) for i in unit.image_ids])
+    assert pinned.run_unit(unit, state_model)["targets"] == dict(zip(unit.image_ids,
+                                                                     predicted_classes(original_model, x).tolist()))
+    assert own.run_unit(unit, state_model)["targets"] == dict(zip(unit.image_ids,
+                                                                  predicted_classes(state_model, x).tolist()))

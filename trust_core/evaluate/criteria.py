@@ -17,6 +17,13 @@ from ..metrics.stats import Summary
 PAPER_SET = "paper"
 EXTENDED_SET = "extended"
 
+# The two forms of a saliency map a criterion can score (``trust_core.saliency.postprocess``).
+CLIPPED, UNCLIPPED = "clipped", "unclipped"
+MAP_FORMS = {
+    CLIPPED: "the paper's map: 99th-percentile clip, rescaled to [0, 1] (min–max only for Guided Grad-CAM)",
+    UNCLIPPED: "the attribution's 2-D map before the clip (|a| summed over channels, / its maximum)",
+}
+
 
 @dataclass(frozen=True)
 class Criterion:
@@ -38,6 +45,10 @@ class Criterion:
     group : 'paper' or 'extended'.
     reference : where it comes from.
     table, column : the per-image table the evaluation writes for it and its value column (pages plot them).
+    maps : the form of the map it scores by default (:data:`MAP_FORMS`): what its authors score — the
+        paper's four and Adebayo's similarity tests the clipped visualization, Quantus's metrics the raw
+        attribution, CheXlocalize the min–max normalized map without a clip. ``--scored-maps`` picks the
+        other, recorded in the results as a departure.
     """
 
     key: str
@@ -52,6 +63,7 @@ class Criterion:
     reference: str = ""
     table: str = ""
     column: str = ""
+    maps: str = CLIPPED
 
     @property
     def direction(self) -> str:
@@ -81,17 +93,20 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
     Criterion("pointing_game", "Pointing game", "localization", "hit (map maximum inside the ground truth)", True,
               "the average ground-truth mask of train+val, scored the same way",
               "pass: the 95 % CI of the paired hit-rate difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Zhang et al., ECCV 2016 (Quantus PointingGame)", table="pointing_game", column="pointing_game"),
+              ("masks",), reference="Zhang et al., ECCV 2016 (Quantus PointingGame)", table="pointing_game", column="pointing_game",
+              maps=UNCLIPPED),
     Criterion("energy_pointing_game", "Energy pointing game", "localization",
               "share of the map's energy inside the ground truth", True,
               "the average ground-truth mask of train+val, scored the same way",
               "pass: the 95 % CI of the paired difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Wang et al., CVPRW 2020 (Quantus RelevanceMassAccuracy)", table="energy_pointing_game", column="energy_pointing_game"),
+              ("masks",), reference="Wang et al., CVPRW 2020 (Quantus RelevanceMassAccuracy)", table="energy_pointing_game",
+              column="energy_pointing_game", maps=UNCLIPPED),
     Criterion("miou", "mIoU (CheXlocalize)", "localization",
               "IoU of the map thresholded at its method's tuned threshold", True,
               "the average ground-truth mask of train+val, thresholded and tuned the same way",
               "pass: the 95 % CI of the paired IoU difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)", table="miou", column="miou"),
+              ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)", table="miou", column="miou",
+              maps=UNCLIPPED),
     Criterion("spearman", "Randomization (Spearman)", "randomization",
               "Spearman rank correlation of the original and fully randomized maps", False,
               "mean Spearman correlation between original maps of two different images",
@@ -106,12 +121,14 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
               "Spearman ρ of the denoised maps (mean over the image and noisy copies) of the original and the fully "
               "randomized model", False, "mean ρ between denoised original maps of two different images",
               "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus SmoothMPRT)", table="smprt", column="spearman"),
+              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus SmoothMPRT)", table="smprt", column="spearman",
+              maps=UNCLIPPED),
     Criterion("emprt", "eMPRT", "randomization",
               "rise of complexity (H(fully randomized map) − H(original)) / H(original), H the entropy of a "
               "100-bin histogram", True, "0 (no rise in complexity)",
               "pass: the 95 % CI of the mean rise lies above 0 (fail: below 0)",
-              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)", table="emprt", column="emprt"),
+              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)", table="emprt", column="emprt",
+              maps=UNCLIPPED),
     Criterion("data_randomization", "Data randomization", "data",
               "SSIM of the maps of the model and of a model trained on shuffled labels", False,
               "mean SSIM between the model's maps of two different images",
@@ -120,6 +137,34 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
 )}
 
 PAPER_CRITERIA = tuple(k for k, c in CRITERIA.items() if c.group == PAPER_SET)
+
+
+def resolve_scored_maps(choices) -> dict[str, str]:
+    """``{criterion: form}`` departures from the registry's defaults (``"pointing_game=clipped"`` strings or a
+    dict) → a checked dict holding only real departures. Raises ValueError naming the valid choices."""
+    if not choices:
+        return {}
+    if not isinstance(choices, dict):
+        pairs = {}
+        for item in ([choices] if isinstance(choices, str) else choices):
+            for part in str(item).replace(",", " ").split():
+                key, sep, form = part.partition("=")
+                if not sep:
+                    raise ValueError(f"--scored-maps takes CRITERION=FORM, got {part!r}")
+                pairs[key.strip()] = form.strip()
+        choices = pairs
+    unknown = [k for k in choices if k not in CRITERIA]
+    if unknown:
+        raise ValueError(f"unknown criteria {unknown} in --scored-maps; choose from {list(CRITERIA)}")
+    bad = {k: v for k, v in choices.items() if v not in MAP_FORMS}
+    if bad:
+        raise ValueError(f"unknown map forms {bad}; choose from {list(MAP_FORMS)}")
+    return {k: v for k, v in choices.items() if v != CRITERIA[k].maps}
+
+
+def scored_form(key: str, departures: dict | None = None) -> str:
+    """The map form criterion ``key`` scores under ``departures`` (see :func:`resolve_scored_maps`)."""
+    return (departures or {}).get(key, CRITERIA[key].maps)
 
 
 @dataclass(frozen=True)

@@ -50,13 +50,19 @@ from ..metrics import (PAPER_DATA_RANGE, auprc_batch, compare_paired, holm, one_
 from ..models.checkpoint import load
 from ..models.info import info_of
 from ..randomization.cascade import StateModels, model_seed
-from ..saliency import PRESETS, explain, resolve_methods, resolve_params
+from ..saliency import PRESETS, explain, explain_for_classes, predicted_classes, resolve_methods, resolve_params
 from ..saliency.registry import PAPER_PRESET
 from ..saliency.postprocess import minmax_maps
-from .criteria import CRITERIA, PAPER_CRITERIA, CriterionResult, resolve_criteria  # one owner of the names
+from .criteria import (CLIPPED, CRITERIA, MAP_FORMS, UNCLIPPED, PAPER_CRITERIA, CriterionResult, resolve_criteria,  # one owner of the names
+                       resolve_scored_maps, scored_form)
+RANDOMIZATION_CLASSES = {
+    "original": "each randomized state explains the class the trained model explains for the image (Adebayo et "
+                "al. 2018; Quantus MPRT)",
+    "own": "each randomized state explains its own predicted class (the tool's behaviour before evaluate-3)"}
 # 2: verdicts from paired CIs, random-pair baseline per replicate, localizer normalization and pairing,
 # utility of every model state, paper ground-truth rule and RSNA classes (results of 1 are not reused)
-EVAL_CODE_VERSION = "evaluate-2"
+EVAL_CODE_VERSION = "evaluate-3"  # 3: criteria on the map form their authors score, randomized states explain
+# the original model's class, 10,000 bootstrap resamples, mIoU binarized with > (CheXlocalize)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,10 @@ class EvalConfig:
     randomization_mode: str = "cascading"
     randomization_init: str = "reset"
     randomization_seed: int = 0
+    # the class a randomized state explains: 'original' (the class the trained model explains for the image,
+    # as Adebayo et al. and Quantus's MPRT keep y fixed) or 'own' (each state's own predicted class)
+    randomization_class: str = "original"
+    scored_maps: dict = field(default_factory=dict)  # criterion → 'clipped' / 'unclipped' departures
     ttest: bool = False
     precision: str = "fp32"
     device: str | None = None
@@ -119,6 +129,13 @@ class Evaluation:
         except ValueError as error:
             raise ConfigError(str(error)) from None
         self.config = config
+        try:
+            self.scored_maps = resolve_scored_maps(config.scored_maps)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if config.randomization_class not in RANDOMIZATION_CLASSES:
+            raise ConfigError(f"randomization_class must be one of {list(RANDOMIZATION_CLASSES)}, got "
+                              f"{config.randomization_class!r}")
         self.methods = resolve_methods(config.methods)
         self.params = resolve_params(config.preset, **config.overrides)
         self.dataset = dataset
@@ -246,24 +263,31 @@ class Evaluation:
         """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""
         prep = info_of(model).prep
         x = torch.stack([self._input(i, prep) for i in unit.image_ids])
+        # a randomized state explains the class its trained model explains (randomization_class 'original')
+        classifier = (self.models[unit.model_index] if unit.state != "original"
+                      and self.config.randomization_class == "original" else model)
         if unit.noise:  # sMPRT: a noisy copy explains the class explained for the image itself (Quantus's y)
             result = self._explain_pinned(model, x, torch.stack([image + self._smprt_noise(image, unit.noise)
-                                                                 for image in x]))
+                                                                 for image in x]), classifier)
+        elif classifier is not model:
+            result = self._explain_pinned(model, x, x, classifier)
         else:
             result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
                              precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
                              **self.config.overrides)
-        maps = {}
+        maps, unclipped = {}, {}
+
+        def framed(value):
+            if value.shape != (self.size, self.size):  # another architecture's input size
+                return resize_image(value, self.size) if np.isfinite(value).all() else np.full(
+                    (self.size, self.size), np.nan, np.float32)
+            return value
+
         for j, image_id in enumerate(unit.image_ids):
-            maps[image_id] = {}
-            for m in self.methods:
-                value = result[m][j]
-                if value.shape != (self.size, self.size):  # another architecture's input size
-                    value = resize_image(value, self.size) if np.isfinite(value).all() else np.full(
-                        (self.size, self.size), np.nan, np.float32)
-                maps[image_id][m] = value
+            maps[image_id] = {m: framed(result[m][j]) for m in self.methods}
+            unclipped[image_id] = {m: framed(result.unclipped[m][j]) for m in self.methods}
         cached = sum(all(result.from_cache[m][j] for m in self.methods) for j in range(len(unit.image_ids)))
-        return {"maps": maps, "flags": {i: {m: result.flags[m][j] for m in self.methods}
+        return {"maps": maps, "unclipped": unclipped, "flags": {i: {m: result.flags[m][j] for m in self.methods}
                                         for j, i in enumerate(unit.image_ids)},
                 "stats": {i: {m: result.stats[m][j] for m in result.stats} for j, i in enumerate(unit.image_ids)},
                 "targets": {i: int(result.targets[j]) for j, i in enumerate(unit.image_ids)},
@@ -280,22 +304,30 @@ class Evaluation:
     # -- scoring -----------------------------------------------------------------------------------
     def _score(self, units: list[Unit], outputs: list[dict], seconds: float) -> EvalResult:
         maps: dict[tuple[int, str], dict[str, dict[str, np.ndarray]]] = {}
+        unclipped: dict[tuple[int, str], dict[str, dict[str, np.ndarray]]] = {}  # the maps before the clip
         flags: dict[tuple[int, str], dict] = {}
         stats: dict[tuple[int, str], dict] = {}
         state_index: dict[str, int] = {}
-        noisy: dict[tuple[int, str], dict[str, dict[str, list]]] = {}  # sMPRT's maps of noisy copies
+        noisy = {CLIPPED: {}, UNCLIPPED: {}}  # sMPRT's maps of noisy copies, in both forms
         for unit, out in zip(units, outputs):
             if unit.noise:
-                for image_id, per_method in out["maps"].items():
-                    for m, value in per_method.items():
-                        noisy.setdefault((unit.model_index, unit.state), {}).setdefault(image_id, {}) \
-                            .setdefault(m, []).append(value)
+                for form, key in ((CLIPPED, "maps"), (UNCLIPPED, "unclipped")):
+                    for image_id, per_method in out[key].items():
+                        for m, value in per_method.items():
+                            noisy[form].setdefault((unit.model_index, unit.state), {}).setdefault(image_id, {}) \
+                                .setdefault(m, []).append(value)
                 continue
             maps.setdefault((unit.model_index, unit.state), {}).update(out["maps"])
+            unclipped.setdefault((unit.model_index, unit.state), {}).update(out["unclipped"])
             flags.setdefault((unit.model_index, unit.state), {}).update(out["flags"])
             stats.setdefault((unit.model_index, unit.state), {}).update(out.get("stats", {}))
             state_index[unit.state] = unit.state_index
         criteria = set(self.criteria)
+        forms = {CLIPPED: maps, UNCLIPPED: unclipped}
+
+        def scored(key):  # the maps a criterion scores: the form its authors score, or the departure asked for
+            return forms[scored_form(key, self.scored_maps)]
+
         tables: dict[str, pd.DataFrame] = {}
         summary: dict = {"criteria": {}, "methods": self.methods, "preset": self.config.preset,
                          "criteria_run": list(self.criteria),
@@ -311,25 +343,33 @@ class Evaluation:
                          "data_range": self.config.data_range}
         localizer = self._localizer_baselines(criteria)
         if "utility" in criteria:
-            tables.update(self._utility(maps, flags, stats, state_index, localizer, summary))
+            tables.update(self._utility(scored("utility"), flags, stats, state_index, localizer, summary))
         for name in ("pointing_game", "energy_pointing_game", "miou"):
             if name in criteria:
-                tables.update(self._localization(name, maps, flags, summary))
+                tables.update(self._localization(name, scored(name), flags, summary))
         if "randomization" in criteria:
-            tables.update(self._randomization(maps, state_index, summary))
+            tables.update(self._randomization(scored("randomization"), state_index, summary))
         for name in ("spearman", "hog"):
             if name in criteria:
-                tables.update(self._randomization(maps, state_index, summary, key=name))
+                tables.update(self._randomization(scored(name), state_index, summary, key=name))
         if "emprt" in criteria:
-            tables.update(self._emprt(maps, state_index, summary))
+            tables.update(self._emprt(scored("emprt"), state_index, summary))
         if "data_randomization" in criteria:
-            tables.update(self._data_randomization(maps, summary))
+            tables.update(self._data_randomization(scored("data_randomization"), summary))
         if "smprt" in criteria:
-            tables.update(self._smprt(maps, noisy, state_index, summary))
+            tables.update(self._smprt(scored("smprt"), noisy[scored_form("smprt", self.scored_maps)], state_index,
+                                      summary))
         for name, pairs in (("repeatability", [(0, i) for i in self.replicates[1:]]),
                             ("reproducibility", [(0, i) for i in self.others])):
             if name in criteria:
-                tables.update(self._agreement(name, pairs, maps, localizer, summary))
+                tables.update(self._agreement(name, pairs, scored(name), localizer, summary))
+        for key, block in summary["criteria"].items():  # what each criterion scored, said in its results
+            form = scored_form(key, self.scored_maps)
+            block["scored_maps"] = form
+            block["scored_maps_note"] = MAP_FORMS[form] + (
+                " — a departure from the criterion's default" if key in self.scored_maps else "")
+            if CRITERIA[key].family in ("randomization",):
+                block["explained_class"] = RANDOMIZATION_CLASSES[self.config.randomization_class]
         if localizer["agreement"] is not None:
             tables["localizer_agreement"] = pd.DataFrame({"image_id": self.ssim_ids, "ssim": localizer["agreement"]})
         elif criteria & {"repeatability", "reproducibility"}:
@@ -613,36 +653,18 @@ class Evaluation:
         return {f"randomization_{key}": table.rename(columns={"ssim": key}),
                 f"randomization_{key}_baseline": baseline.rename(columns={"ssim": key})}
 
-    def _explain_pinned(self, model, clean: torch.Tensor, noisy: torch.Tensor):
-        """Maps of ``noisy`` explaining, per image, the class predicted for its ``clean`` version (one explain
-        call per class), merged back in image order like one ``explain`` result."""
-        def run(x, **extra):
-            return explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
-                           precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
-                           **{**self.config.overrides, **extra})
+    def _explain_pinned(self, model, clean: torch.Tensor, images: torch.Tensor, classifier=None):
+        """Maps of ``images`` explaining, per image, the class ``classifier`` (default: ``model``) predicts for
+        its ``clean`` version, as one ``explain`` result. A class fixed by ``--target`` or the model's spec
+        stays fixed."""
+        kwargs = dict(methods=self.methods, preset=self.config.preset, device=self.config.device,
+                      precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
+                      **self.config.overrides)
         if "target" in self.config.overrides or info_of(model).target is not None:
-            return run(noisy)  # the class is fixed already
-        device = torch.device(self.config.device) if self.config.device else next(model.parameters()).device
-        with torch.no_grad():
-            classes = model(clean.to(device)).float().argmax(1).cpu()
-        n = len(noisy)
-        merged = _Merged({m: [None] * n for m in self.methods}, passes=0, forwards=0, targets=np.zeros(n, np.int64),
-                         flags={m: [None] * n for m in self.methods}, from_cache={m: [None] * n for m in self.methods},
-                         stats={})
-        for c in sorted(set(classes.tolist())):
-            rows = [j for j in range(n) if int(classes[j]) == c]
-            part = run(noisy[rows], target=int(c))
-            merged.passes += part.passes
-            merged.forwards += part.forwards
-            for k, j in enumerate(rows):
-                merged.targets[j] = int(part.targets[k])
-                for m in self.methods:
-                    merged[m][j] = part[m][k]
-                    merged.flags[m][j] = part.flags[m][k]
-                    merged.from_cache[m][j] = part.from_cache[m][k]
-                for m, values in part.stats.items():
-                    merged.stats.setdefault(m, [None] * n)[j] = values[k]
-        return merged
+            return explain(model, images, **kwargs)  # the class is fixed already
+        classes = predicted_classes(classifier if classifier is not None else model, clean,
+                                    device=self.config.device, precision=self.config.precision)
+        return explain_for_classes(model, images, classes, **kwargs)
 
     def _smprt_noise(self, image: torch.Tensor, k: int) -> torch.Tensor:
         """The k-th sMPRT noise of an image: N(0, σ²), σ = smprt_noise × (max − min), seeded by the image's
@@ -756,6 +778,9 @@ class Evaluation:
         prior = self._prior()
         original = maps[(0, "original")]
         thresholds: dict[str, float] = {}
+        # tied maxima: a hit when any is inside (Quantus) on the unclipped map; on the clipped map (~1 % of the
+        # pixels tie at 1.0) their share inside, the expected hit of a random tie break
+        ties = "any" if scored_form(name, self.scored_maps) == UNCLIPPED else "share"
 
         def score(stack: np.ndarray, key: str) -> np.ndarray:
             out = np.full(len(stack), np.nan)
@@ -763,7 +788,7 @@ class Evaluation:
             if not ok.any():
                 return out
             if name == "pointing_game":
-                out[ok] = extra.pointing_game(stack[ok], masks[ok])
+                out[ok] = extra.pointing_game(stack[ok], masks[ok], ties=ties)
             elif name == "energy_pointing_game":
                 out[ok] = extra.energy_pointing_game(stack[ok], masks[ok])
             else:
@@ -790,7 +815,8 @@ class Evaluation:
             "metric": criterion.metric, "n_images": len(ids), "methods": entries,
             "baselines": {"average_mask": summarize(base, seed=self.config.bootstrap_seed).as_dict()},
             "baseline": criterion.baseline, "rule": criterion.rule + " (else inconclusive)", "paper_rule": None,
-            **({"thresholds": thresholds, "tuning_images": len(self.tuning_ids),
+            **({"ties": ties} if name == "pointing_game" else {}),
+            **({"thresholds": thresholds, "tuning_images": len(self.tuning_ids), "binarization": "map > threshold",
                 "threshold_grid": list(extra.MIOU_THRESHOLDS)} if name == "miou" else {})}
         baseline_rows = [{"image_id": i, "baseline": "average_mask", name: v} for i, v in zip(ids, base)]
         return {name: pd.DataFrame(rows), f"{name}_baselines": pd.DataFrame(baseline_rows)}
@@ -892,17 +918,6 @@ class Evaluation:
                              "python": platform.python_version()}}
 
 
-class _Merged:
-    """Several ``explain`` results of one unit merged in image order (``result[m][j]`` and the attributes)."""
-
-    def __init__(self, maps: dict, **attributes):
-        self._maps = maps
-        self.__dict__.update(attributes)
-
-    def __getitem__(self, method):
-        return self._maps[method]
-
-
 def _better(criterion: str) -> str:
     """The passing side of a criterion's paired difference, from the registry."""
     return "greater" if CRITERIA[criterion].higher_is_better else "less"
@@ -946,22 +961,32 @@ def run_units_local(evaluation: Evaluation, units: list[Unit], progress=None) ->
 
 
 def write_outputs(result: EvalResult, out: str | Path) -> Path:
-    """Per-image tables (Parquet + CSV), ``config.json``, then ``summary.json``; each file atomic.
-
-    ``summary.json`` is the commit mark of the set: it is removed first and written last, so a run killed
-    while writing leaves no summary (readers see no results) rather than a summary beside other tables.
+    """Per-image tables (Parquet + CSV), ``config.json``, then ``summary.json``, as one set: written into a
+    hidden folder beside ``out`` that then replaces ``out`` whole (:func:`trust_core.io.atomic_folder`), so
+    ``out`` holds this run's files only — never another run's tables beside this summary — and a run killed
+    while writing leaves the previous results untouched. A folder holding anything but results is refused
+    (:func:`~trust_core.evaluate.outputs.check_results_folder`; the CLI also refuses results without
+    ``--overwrite``). ``summary.json`` states what was skipped (``dataset.skipped``: counts by reason;
+    ``dataset.unreadable``: each unreadable film and why) and the smallest n that decides a verdict.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").unlink(missing_ok=True)
-    for name, table in result.tables.items():
-        for suffix, writer in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
-                               (".csv", lambda t, p: t.to_csv(p, index=False))):
-            with atomic_path(out / f"{name}{suffix}") as tmp:
-                writer(table, tmp)
-    atomic_write(out / "config.json", json.dumps(result.config, indent=2, default=_json_default))
-    atomic_write(out / "summary.json", json.dumps({**result.summary, "stats": result.stats}, indent=2,
-                                                  default=_json_default))
+    from ..io import atomic_folder
+    from ..metrics.stats import MIN_PAIRED_N
+    from .outputs import check_results_folder
+
+    out = check_results_folder(out, overwrite=True)
+    described = result.config.get("dataset", {}) if isinstance(result.config, dict) else {}
+    summary = {**result.summary, "stats": result.stats}
+    summary["dataset"] = {**summary.get("dataset", {}), "skipped": described.get("skipped", {}),
+                          "unreadable": described.get("unreadable", {})}
+    summary.setdefault("verdict_min_n", MIN_PAIRED_N)
+    with atomic_folder(out) as folder:
+        for name, table in result.tables.items():
+            for suffix, writer in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
+                                   (".csv", lambda t, p: t.to_csv(p, index=False))):
+                with atomic_path(folder / f"{name}{suffix}") as tmp:
+                    writer(table, tmp)
+        atomic_write(folder / "config.json", json.dumps(result.config, indent=2, default=_json_default))
+        atomic_write(folder / "summary.json", json.dumps(summary, indent=2, default=_json_default))
     return out
 
 
@@ -974,11 +999,23 @@ def _json_default(value):
 
 
 def evaluate(dataset: RadiographDataset, model_paths, config: EvalConfig = EvalConfig(), *,
-             localizers=(), localizer_maps=(), cache: Store | None = None, out=None, progress=None) -> EvalResult:
-    """Plan, run (local engine) and score an evaluation; write outputs to ``out`` when given."""
+             localizers=(), localizer_maps=(), cache: Store | None = None, out=None, progress=None,
+             strict: bool = False) -> EvalResult:
+    """Plan, run (local engine) and score an evaluation; write outputs to ``out`` when given. Films that
+    cannot be read are skipped and listed first (``strict``: refused), see
+    :func:`~trust_core.evaluate.films.screen_for_evaluation`."""
+    from .films import screen_for_evaluation
+
+    if out is not None:
+        from ..io import writable_folder
+        from .outputs import check_results_folder
+
+        check_results_folder(writable_folder(out), overwrite=True)  # before the work, not after it
+    screen_for_evaluation(dataset, config.criteria, utility_split=config.utility_split, strict=strict)
     evaluation = Evaluation(dataset, model_paths, config, localizers=localizers, localizer_maps=localizer_maps,
                             cache=cache)
     result = evaluation.run(progress=progress)
+    result.config.setdefault("dataset", {})["unreadable"] = dict(dataset.unreadable)
     if out is not None:
         write_outputs(result, out)
     return result

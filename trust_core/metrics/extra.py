@@ -3,13 +3,16 @@
 Localization (a map against a binary ground-truth mask):
 
 * :func:`pointing_game` — 1 when the maximum of the map lies inside the mask (Zhang et al. 2016; Quantus
-  ``PointingGame``). Where several pixels tie at the maximum (a percentile-clipped map has ~1 % of them at
-  1.0) the hit is the share of them inside the mask — the expected hit when the tie is broken at random;
-  Quantus counts a hit when any of them is inside (``ties="any"``), which rewards scattered maps.
+  ``PointingGame``). Tied maxima: a hit when any of them is inside (``ties="any"``, Quantus's rule, the
+  evaluation's on the unclipped map, where ties are rare), or the share of them inside the mask
+  (``ties="share"``, the expected hit of a random tie break: the evaluation's rule on the percentile-clipped
+  map, where ~1 % of the pixels tie at 1.0 and "any" would reward scattered maps).
 * :func:`energy_pointing_game` — the share of the map's mass inside the mask (Wang et al. 2020's
   energy-based pointing game; Quantus ``RelevanceMassAccuracy``).
-* :func:`iou_at` — IoU of the map thresholded at ``map ≥ t`` with the mask (CheXlocalize's binarization of
-  min–max normalized maps); :func:`tune_threshold` picks t on a validation split as CheXlocalize does.
+* :func:`iou_at` — IoU of the map thresholded at ``map > t`` with the mask (CheXlocalize's binarization of
+  min–max normalized maps, strict as its ``cam_to_segmentation``); :func:`tune_threshold` picks t on a
+  validation split as CheXlocalize does, over its grid ``np.arange(0.2, 0.8, 0.1)`` = 0.2 … 0.8 (the float
+  step makes ``arange`` include 0.8: seven thresholds).
 
 Similarity of two maps (randomization tests):
 
@@ -27,7 +30,8 @@ from scipy import stats as sps
 
 from ..errors import MetricError
 
-# CheXlocalize's threshold grid (tune_heatmap_threshold.py: np.arange(0.2, 0.8, 0.1) on normalized maps)
+# CheXlocalize's threshold grid (tune_heatmap_threshold.py: np.arange(0.2, 0.8, 0.1) on normalized maps, which
+# floating point makes 0.2, 0.3, …, 0.8: seven values)
 MIOU_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.2, 0.8, 0.1))
 HOG = dict(orientations=8, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
 ENTROPY_BINS = 100
@@ -53,7 +57,7 @@ def _masks(masks: np.ndarray) -> np.ndarray:
     return m
 
 
-def pointing_game(maps, masks, ties: str = "share") -> np.ndarray:
+def pointing_game(maps, masks, ties: str = "any") -> np.ndarray:
     """(N,) hit of the map's maximum in the mask: 1.0 or 0.0 for a unique maximum; with tied maxima their
     share inside the mask (``ties="share"``) or 1.0 when any is inside (``ties="any"``, Quantus)."""
     a, m = _pair(maps, masks)
@@ -78,13 +82,13 @@ def energy_pointing_game(maps, masks) -> np.ndarray:
 
 
 def iou_at(maps, masks, threshold: float) -> np.ndarray:
-    """(N,) IoU of ``map ≥ threshold`` (after min–max normalization per map) with the mask."""
+    """(N,) IoU of ``map > threshold`` (after min–max normalization per map) with the mask."""
     a, m = _pair(maps, masks)
     m = _masks(m)
     low, high = a.min(1, keepdims=True), a.max(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = np.where(high > low, (a - low) / (high - low), 0.0)
-    binary = a >= threshold
+    binary = a > threshold
     return (binary & m).sum(1) / (binary | m).sum(1)
 
 

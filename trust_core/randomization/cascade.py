@@ -139,9 +139,9 @@ def cascade(model: nn.Module, *, arch: str | None = None, mode: str = "cascading
     base_state = info_of(model).state
     working = copy.deepcopy(model)
     for state in plan:
-        if state.index == 0:
-            if include_original:
-                yield state.name, _tagged(copy.deepcopy(model), state, mode, init, seed, base_state)
+        if state.index == 0:  # the model as loaded, untagged: one cache identity whoever loads it (the
+            if include_original:  # evaluation, the app, `trust maps`, reports, Ray workers)
+                yield state.name, copy.deepcopy(model).eval()
             continue
         target = working if mode == "cascading" else copy.deepcopy(model)
         paths = blocks[state.index - 1][1]

@@ -1,7 +1,8 @@
 """The eight saliency methods of Arun et al. 2021, exact, batched and cached."""
-from .explain import CODE_VERSION, PRECISIONS, SaliencyMaps, explain
+from .explain import CODE_VERSION, PRECISIONS, SaliencyMaps, explain, explain_for_classes, predicted_classes
 from .postprocess import normalize_maps
 from .registry import METHODS, PRESETS, Method, Preset, method_params, resolve_methods, resolve_params
 
-__all__ = ["CODE_VERSION", "METHODS", "PRECISIONS", "PRESETS", "Method", "Preset", "SaliencyMaps",
+__all__ = ["CODE_VERSION", "METHODS", "PRECISIONS", "PRESETS", "Method", "Preset", "SaliencyMaps", "explain_for_classes",
+           "predicted_classes",
            "explain", "method_params", "normalize_maps", "resolve_methods", "resolve_params"]

@@ -21,10 +21,11 @@ from ..hardware import precision_problem
 from ..models.info import info_of, tag
 from .engine import autocast, fp32_mode, frozen_eval, run_paths
 from .methods import PAPER_SET, Plan
-from .postprocess import NON_FINITE, minmax_maps, normalize_maps
+from .postprocess import NON_FINITE, minmax_maps, normalize_maps, unclipped_maps
 from .registry import METHODS, PAPER_PRESET, PRESETS, method_params, resolve_methods, resolve_params
 
-CODE_VERSION = "saliency-2"  # 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
+CODE_VERSION = "saliency-3"  # 3: entries hold the unclipped map too; DeepLIFT accumulates overlapping pools
+# 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
@@ -34,6 +35,9 @@ class SaliencyMaps(dict):
     Attributes
     ----------
     flags : method → per-image reason (None when the map is valid).
+    unclipped : method → (N, H, W) float32 maps before the percentile clip (``|a| / max |a|``, see
+        ``postprocess.unclipped_maps``; the map itself for min–max-only methods), NaN where flagged: what
+        the pointing game, the energy pointing game, mIoU and eMPRT score by default.
     raw : method → raw attributions ((N, 3, H, W), or (N, H, W) for Grad-CAM/XRAI/Guided Grad-CAM) for
         the images computed in this call (cached maps carry no raw attributions).
     params : every resolved parameter, including the preset name.
@@ -47,8 +51,9 @@ class SaliencyMaps(dict):
     """
 
     def __init__(self, maps, *, flags, raw, params, method_params, targets, passes, from_cache, precision,
-                 stats=None, forwards=0):
+                 stats=None, forwards=0, unclipped=None):
         super().__init__(maps)
+        self.unclipped = unclipped if unclipped is not None else dict(maps)
         self.forwards = forwards
         self.flags = flags
         self.stats = stats or {}
@@ -208,6 +213,7 @@ def _check_raw(method, raw, x: torch.Tensor) -> torch.Tensor:
 
 class Computed(NamedTuple):
     maps: dict  # method → (N, H, W) normalized maps
+    unclipped: dict  # method → (N, H, W) maps before the percentile clip (|a| / max |a|), NaN where flagged
     flags: dict  # method → per-image reason or None
     raw: dict  # method → raw attributions
     targets: torch.Tensor  # (N,) explained class
@@ -273,7 +279,7 @@ def _planned_run(ctx, order, model, x, params, *, device, batch_size, precision)
     out.bank = None
 
     with record_function("saliency.normalize"):
-        result_maps, flags = {}, {}
+        result_maps, flags, unclipped = {}, {}, {}
         for key in sorted(order, key=list(METHODS).index):
             method = METHODS[key]
             if method.assemble is None:
@@ -281,6 +287,7 @@ def _planned_run(ctx, order, model, x, params, *, device, batch_size, precision)
             rule = method.postprocess_rule(params)
             result_maps[key], flags[key] = (minmax_maps(raw[key]) if rule == "minmax"
                                             else normalize_maps(raw[key], params["percentile"]))
+            unclipped[key] = result_maps[key] if rule == "minmax" else _flagged(unclipped_maps(raw[key]), flags[key])
             if method.group != PAPER_SET:  # name the method whose numbers are not finite
                 flags[key] = [f"{f} from method {key!r}" if f == NON_FINITE else f for f in flags[key]]
         for key in order:  # methods built from normalized maps (Guided Grad-CAM)
@@ -288,8 +295,16 @@ def _planned_run(ctx, order, model, x, params, *, device, batch_size, precision)
             if method.combine is not None:
                 raw[key], result_maps[key], flags[key] = _plugin_call(method, "combine", method.combine, ctx,
                                                                       result_maps, flags)
+                unclipped[key] = result_maps[key]  # combined maps are min–max only
     stats = {key: METHODS[key].stats(raw[key]) for key in order if METHODS[key].stats is not None}
-    return Computed(result_maps, flags, raw, out.targets.cpu(), out.passes + ctx.passes, stats, ctx.forwards)
+    return Computed(result_maps, unclipped, flags, raw, out.targets.cpu(), out.passes + ctx.passes, stats,
+                    ctx.forwards)
+
+
+def _flagged(maps: torch.Tensor, reasons) -> torch.Tensor:
+    """``maps`` with NaN where the clipped map is flagged: a flag covers both forms of an image's map."""
+    bad = torch.tensor([r is not None for r in reasons], device=maps.device)
+    return torch.where(bad[:, None, None], torch.full_like(maps, float("nan")), maps)
 
 
 def _compute_within_memory(model, x, methods, params, *, device, batch_size, precision, model_key=""):
@@ -400,6 +415,7 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
     missing = [m for m in methods if any((m, i) not in found for i in todo)]
     maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
+    unclipped = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
     flags = {m: [None] * n for m in methods}
     targets = np.full(n, -1, dtype=np.int64)
     stats: dict[str, list] = {m: [None] * n for m in methods if METHODS[m].stats is not None}
@@ -407,6 +423,7 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     passes = forwards = 0
     for (m, i), entry in found.items():
         maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
+        unclipped[m][i] = entry["map"] if entry.get("unclipped") is None else entry["unclipped"]
         if m in stats:
             stats[m][i] = entry.get("stats")
     if todo:
@@ -418,19 +435,80 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
         computed, sub_flags, sub_raw, sub_targets, sub_stats = done.maps, done.flags, done.raw, done.targets, done.stats
         passes, forwards = done.passes, done.forwards
         computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
+        sub_unclipped = {m: (computed[m] if done.unclipped[m] is done.maps[m] else done.unclipped[m].cpu().numpy())
+                         for m in missing}
         for j, i in enumerate(todo):
             targets[i] = int(sub_targets[j])
             for m in missing:
                 maps[m][i] = computed[m][j]
+                unclipped[m][i] = sub_unclipped[m][j]
                 flags[m][i] = sub_flags[m][j]
                 if m in stats:
                     stats[m][i] = sub_stats[m][j]
                 if cache is not None and (m, i) not in found:
+                    same = sub_unclipped[m] is computed[m]  # min–max-only methods: one array
                     cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
+                                             "unclipped": None if same else unclipped[m][i],
                                              "target": targets[i], "params": per_method[m],
                                              "stats": stats[m][i] if m in stats else None})
         raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
     from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
     return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,
                         targets=targets, passes=passes, from_cache=from_cache, precision=precision,
-                        stats=stats, forwards=forwards)
+                        stats=stats, forwards=forwards, unclipped=unclipped)
+
+
+def predicted_classes(model: torch.nn.Module, images, *, device=None, precision: str = "fp32") -> torch.Tensor:
+    """(N,) the class ``model`` predicts for each image (argmax of its logits), computed as :func:`explain`
+    computes its targets (the same compute copy, precision and autocast)."""
+    x = _check_images(model, images)
+    model_device = next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device
+    if device != model_device:
+        model = copy.deepcopy(model).to(device)
+    with frozen_eval(model), torch.no_grad(), fp32_mode(device, precision), autocast(device, precision):
+        return compute_model(model, device, precision)(x.to(device)).float().argmax(1).cpu()
+
+
+def explain_for_classes(model: torch.nn.Module, images, classes, methods=None, **kwargs) -> SaliencyMaps:
+    """:func:`explain` with the explained class given per image (``classes``, (N,)): one call per class,
+    merged back in image order. What the randomization criteria use to explain a randomized state for the
+    class the *original* model explains (Adebayo et al. 2018; Quantus's MPRT keeps ``y`` fixed)."""
+    x = _check_images(model, images)
+    classes = [int(c) for c in torch.as_tensor(classes).reshape(-1).tolist()]
+    if len(classes) != x.shape[0]:
+        raise SaliencyError(f"{len(classes)} classes given for {x.shape[0]} images")
+    kwargs.pop("target", None)
+    parts = {c: [j for j, k in enumerate(classes) if k == c] for c in sorted(set(classes))}
+    results = {c: explain(model, x[rows], methods=methods, target=c, **kwargs) for c, rows in parts.items()}
+    first = next(iter(results.values()))
+    n = x.shape[0]
+    keys = list(first.keys())
+
+    def merged(get, fill):
+        out = {}
+        for m in keys:
+            values = [fill] * n
+            for c, rows in parts.items():
+                for k, j in enumerate(rows):
+                    values[j] = get(results[c], m)[k]
+            out[m] = values
+        return out
+
+    maps = {m: np.stack(v) for m, v in merged(lambda r, m: r[m], None).items()}
+    unclipped = {m: np.stack(v) for m, v in merged(lambda r, m: r.unclipped[m], None).items()}
+    targets = np.zeros(n, dtype=np.int64)
+    for c, rows in parts.items():
+        targets[rows] = results[c].targets
+    stats = {m: [None] * n for m in first.stats}
+    for c, rows in parts.items():
+        for m, values in results[c].stats.items():
+            for k, j in enumerate(rows):
+                stats[m][j] = values[k]
+    params = {**first.params, "target": "per image (pinned)"}
+    return SaliencyMaps(maps, flags=merged(lambda r, m: r.flags[m], None), raw={}, params=params,
+                        method_params={m: {**p, "target": "per image (pinned)"} if "target" in p else p
+                                       for m, p in first.method_params.items()},
+                        targets=targets, passes=sum(r.passes for r in results.values()),
+                        from_cache=merged(lambda r, m: r.from_cache[m], False), precision=first.precision,
+                        stats=stats, forwards=sum(r.forwards for r in results.values()), unclipped=unclipped)

@@ -6,6 +6,12 @@ Then clip at the ``percentile`` (lower bound = minimum), rescale to [0, 1] — P
 of two normalized maps, and XRAI under ``xrai_postprocess='minmax'``, get min–max only
 (:func:`minmax_maps`). A map that cannot be normalized (constant, or not finite) becomes NaN with a
 reason, never a silent zero.
+
+The criteria that the field's newer libraries score on the attribution itself (Quantus's pointing game,
+relevance mass, eMPRT; CheXlocalize's min–max normalized map) read :func:`unclipped_maps`: the same 2-D
+reduction (sum of absolute values over channels, or the absolute value of a 2-D map) divided by its
+maximum, without the percentile clip — a positive rescaling, which leaves the argmax, the mass ratios, the
+min–max normalized map and the histogram over the map's own range as they are on the raw attribution.
 """
 from __future__ import annotations
 
@@ -58,3 +64,17 @@ def minmax_maps(maps: torch.Tensor) -> tuple[torch.Tensor, list[str | None]]:
     bad = torch.tensor([r is not None for r in reasons], device=out.device)
     out[bad] = float("nan")
     return out.float().reshape(maps.shape), reasons
+
+
+def unclipped_maps(attributions: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) or (N, H, W) attributions → (N, H, W) float32 maps ``|a| / max |a|`` (channels summed
+    first): the 2-D attribution before the percentile clip, in [0, 1] with its maximum at 1. NaN where the
+    attribution is not finite or all zero (the caller's flags say why)."""
+    a = attributions.double()
+    a = a.abs().sum(dim=1) if a.dim() == 4 else a.abs()
+    flat = a.reshape(a.shape[0], -1)
+    finite = torch.isfinite(flat).all(dim=1, keepdim=True)
+    top = torch.where(finite, flat, torch.zeros_like(flat)).max(dim=1, keepdim=True).values
+    ok = finite & (top > 0)
+    out = torch.where(ok, flat / torch.where(ok, top, torch.ones_like(top)), torch.full_like(flat, float("nan")))
+    return out.float().reshape(a.shape)
