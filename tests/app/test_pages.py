@@ -116,12 +116,21 @@ def test_explorer_sends_the_viewer_every_map_and_the_native_film(app_workspace, 
     assert all(label.startswith("img-") for label in images)
     at.selectbox(key="image_id").select(images[-1]).run()
     at.selectbox(key="image_id").select(images[0]).run()
+    # Back to an image seen: fast because no map is computed again, every one comes from the cache (counted:
+    # a loaded machine stretches any wall clock; AppTest runs the page in this process).
+    import importlib
+
+    explain_module = importlib.import_module("trust_core.saliency.explain")
+    computed = []
+    compute = explain_module._compute_within_memory
+    monkeypatch.setattr(explain_module, "_compute_within_memory", lambda *a, **k: computed.append(1) or compute(*a, **k))
     started = time.perf_counter()
     at.selectbox(key="image_id").select(images[-1]).run()
     elapsed_image = time.perf_counter() - started
     assert not at.exception and viewer(at)["data_key"] != args["data_key"]
     print(f"explorer image switch, warm cache: {elapsed_image * 1000:.0f} ms (AppTest, whole script)")
-    assert elapsed_image < 0.8, elapsed_image
+    assert not computed, f"{len(computed)} map computations on a warm image switch"
+    assert elapsed_image < 10, elapsed_image  # well under a second unloaded: only a hang or a recomputation fails
 
 
 def test_randomization_scrubber(app_workspace, monkeypatch):
