@@ -24,8 +24,9 @@ from .methods import PAPER_SET, Plan
 from .postprocess import NON_FINITE, minmax_maps, normalize_maps, unclipped_maps
 from .registry import METHODS, PAPER_PRESET, PRESETS, method_params, resolve_methods, resolve_params
 
-CODE_VERSION = "saliency-3"  # 3: entries hold the unclipped map too; DeepLIFT accumulates overlapping pools
-# 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
+CODE_VERSION = "saliency-2"  # 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
+# (a method's own rule changes go into its key through ``Method.revision``; an entry without the unclipped map,
+# written before the criteria read it, is recomputed and replaced)
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
@@ -389,12 +390,12 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
         if cache is not None:
             keys = _map_keys(x, model_fingerprint(model, weights), per_method, precision)
             hits = cache.get_many(list(keys.values()))
-            found = {k: hits[key] for k, key in keys.items() if key in hits}
+            found = {k: hits[key] for k, key in keys.items() if key in hits and "unclipped" in hits[key]}
         absent = [keys[k] for k in keys if k not in found]
         # Claim the missing entries (released however this ends); wait for those another process or
         # session is computing.
         with cache.computing(absent) if cache is not None else contextlib.nullcontext({}) as arrived:
-            found.update({k: arrived[key] for k, key in keys.items() if key in arrived})
+            found.update({k: arrived[key] for k, key in keys.items() if key in arrived and "unclipped" in arrived[key]})
             return _fill(model, x, methods, params, per_method, found, keys, cache, device=device,
                          batch_size=batch_size, precision=precision, weights=weights)
 
@@ -404,7 +405,8 @@ def _map_keys(x: torch.Tensor, fingerprint: str, per_method: dict, precision: st
     and code version."""
     digests = [digest_array(x[i]) for i in range(x.shape[0])]
     return {(m, i): make_key(kind="map", image=digests[i], model=fingerprint, method=m, params=per_method[m],
-                             precision=precision, code=CODE_VERSION)
+                             precision=precision, code=CODE_VERSION,
+                             **({"revision": METHODS[m].revision} if METHODS[m].revision else {}))
             for m in per_method for i in range(x.shape[0])}
 
 

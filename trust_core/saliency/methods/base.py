@@ -51,6 +51,8 @@ class Method:
     defaults : its own parameters and their default values (added to every preset that lacks them).
     choices : parameter → allowed values; ``validate`` checks the rest.
     stats : optional ``(raw (N, ...)) → [dict per image]`` of diagnostics stored with the maps.
+    revision : a tag of this method's own rule, part of its cache keys (``""``: none): bumped when the rule
+        changes its maps, so that the cache never serves the old ones while other methods' keys stay.
     """
 
     key: str
@@ -67,6 +69,7 @@ class Method:
     depends_on: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     postprocess: str | Callable[[dict], str] = "normalize"
+    revision: str = ""
     defaults: dict = field(default_factory=dict)
     choices: dict = field(default_factory=dict)
     validate: Callable[[dict], None] | None = None

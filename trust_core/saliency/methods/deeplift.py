@@ -174,5 +174,5 @@ METHOD = Method(
     "deeplift", "DeepLIFT (rescale)", "Shrikumar et al., ICML 2017 (captum DeepLift)",
     "(x − b) ⊙ multipliers, each nonlinearity passing Δout/Δin between the image and a baseline",
     ("deeplift_baseline",), group=EXTENDED_SET, passes="2 per image (image and baseline in one batch)",
-    defaults={"deeplift_baseline": -1.0}, validate=validate, cost=lambda p: 2, plan=lambda ctx: None,
+    defaults={"deeplift_baseline": -1.0}, validate=validate, revision="overlapping-pools-add", cost=lambda p: 2, plan=lambda ctx: None,
     assemble=assemble)
