@@ -173,7 +173,7 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
         summaries = {}
         for preset in (FAST, PAPER_PRESET):
             eval_started = time.perf_counter()
-            config = EvalConfig(preset=preset, utility_limit=images, ssim_images=ssim_images,
+            config = EvalConfig(preset=preset, utility_limit=images, ssim_images=min(ssim_images, max(2, images)),
                                 baseline_pairs=baseline_pairs, group=8, device=device, criteria=criteria)
             summaries[preset] = Evaluation(dataset, classifiers, config, localizers=localizers,
                                            cache=store).run().summary

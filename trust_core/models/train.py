@@ -33,7 +33,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05  # decoupled (AdamW): 1e-4 let the small demo models fit the validation noise
     patience: int = 5
     image_size: int | None = None  # default: the architecture's input size
     augment: bool = True
@@ -43,6 +43,10 @@ class TrainConfig:
     # Adebayo et al.'s data randomization test: the train labels randomly permuted (seeded), no augmentation,
     # the weights that best fit those labels kept (train AUC on them): a model that memorized noise
     shuffle_labels: bool = False
+    # exponential moving average of the weights (and BatchNorm statistics) per optimizer step, validated and
+    # kept instead of the raw weights (None: off). The demo's small, noisy runs otherwise land on a checkpoint
+    # that depends on the last bits of the CPU's arithmetic (0.82–0.93 test AUC across CPU families).
+    ema: float | None = 0.95
 
 
 @dataclass(frozen=True)
@@ -144,15 +148,21 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: Callable, optimizer, generator: torch.Generator,
         device: torch.device, epochs: int, batch_size: int, validate: Callable[[nn.Module], float], metric: str,
         augment: Callable | None = None, after_step: Callable | None = None, amp: bool = False,
-        stop: Callable[[int, int], bool] | None = None,
+        stop: Callable[[int, int], bool] | None = None, ema: float | None = None,
         progress: Callable[[EpochEvent], None] | None = None) -> tuple[float, int, int]:
     """The training loop the classifiers and the localizers share: seeded shuffles, batches of at least
     two (BatchNorm), optional augmentation and mixed precision, one validation per epoch, the weights of
-    the best validation score kept. Returns (best score, its epoch, epochs run); ``model`` ends with the
-    best weights."""
+    the best validation score kept. With ``ema`` (a decay per step), an exponential moving average of the
+    weights and BatchNorm statistics (timm's ``ModelEmaV2`` rule, with its warm-up ``(1 + t) / (10 + t)``) is
+    what is validated and kept. Returns
+    (best score, its epoch, epochs run); ``model`` ends with the best weights."""
     amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
     best = (-1.0, 0, None)
+    if ema is not None and not 0 < ema < 1:
+        raise ConfigError(f"the weight average's decay must lie in (0, 1), got {ema}")
+    shadow = copy.deepcopy(model).eval() if ema is not None else None
+    steps = 0
     epoch = 0
     for epoch in range(1, epochs + 1):
         model.train()
@@ -172,15 +182,30 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: Callable, o
             scaler.update()
             if after_step is not None:
                 after_step()
-        score = validate(model)
+            if shadow is not None:
+                steps += 1
+                _update_average(shadow, model, min(ema, (1 + steps) / (10 + steps)))  # warm-up: short runs track
+        kept = shadow if shadow is not None else model
+        score = validate(kept)
         if score > best[0]:
-            best = (score, epoch, copy.deepcopy(model.state_dict()))
+            best = (score, epoch, copy.deepcopy(kept.state_dict()))
         if progress:
             progress(EpochEvent(epoch, value.item(), metric, score, best[0]))
         if stop is not None and stop(epoch, best[1]):
             break
     model.load_state_dict(best[2])
     return best[0], best[1], epoch
+
+
+@torch.no_grad()
+def _update_average(shadow: nn.Module, model: nn.Module, decay: float) -> None:
+    """shadow ← decay · shadow + (1 − decay) · model for floating tensors (weights and BatchNorm statistics);
+    integer buffers (BatchNorm's step count) copied."""
+    for average, current in zip(shadow.state_dict().values(), model.state_dict().values()):
+        if average.dtype.is_floating_point:
+            average.mul_(decay).add_(current.detach(), alpha=1 - decay)
+        else:
+            average.copy_(current)
 
 
 def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str | Path, *,
@@ -261,7 +286,8 @@ def train_classifier(dataset: RadiographDataset, config: TrainConfig, out: str |
         augment=(lambda batch: _augment(batch, generator))
         if config.augment and config.recipe != "paper" and not config.shuffle_labels else None,
         after_step=schedule.step if schedule is not None else None, progress=progress,
-        validate=validate, stop=stop)
+        validate=validate, stop=stop,
+        ema=config.ema if config.recipe != "paper" and not config.shuffle_labels else None)
     shuffled = None
     if config.shuffle_labels:  # its AUC on the real validation labels (≈ 0.5 when nothing real was learned)
         shuffled = {"train_auc_on_shuffled_labels": best_auc, "seed": 10_007 + config.seed}
