@@ -30,3 +30,11 @@ def write_dicom(path, pixels, *, photometric="MONOCHROME2", bits_stored=None, si
     ds.PixelData = pixels.tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def decided(verdict: str, n: int) -> str:
+    """The verdict a paired CI gives, or 'inconclusive' below the minimum n that may decide one
+    (``trust_core.metrics.stats.MIN_PAIRED_N``)."""
+    from trust_core.metrics.stats import MIN_PAIRED_N
+
+    return verdict if n >= MIN_PAIRED_N else "inconclusive"

@@ -45,6 +45,7 @@ def _cmd_train(args) -> int:
     writable_file(args.out)  # before the training, not after it
     model = _model_sources(args, [args.model])[0] if args.model or args.source else None
     dataset = _open_dataset(args)
+    _screened(dataset, dataset.ids(), strict=args.strict)  # an unreadable film: skipped and listed, not a crash
     if args.recipe == "paper" and args.lr is not None:
         raise ConfigError("the paper recipe fixes the learning rate (Adam at 7e-5): drop --lr, or use --recipe default")
     config = TrainConfig(arch=args.arch, model=model, seed=args.seed, epochs=args.epochs,
@@ -128,7 +129,6 @@ def _model_warnings(model, label) -> None:
 
 def _cmd_maps(args) -> int:
     import json
-    from pathlib import Path
 
     import numpy as np
     import torch
@@ -137,10 +137,8 @@ def _cmd_maps(args) -> int:
     from .errors import ConfigError
     from .models import load
     from .models.info import info_of
-    from .io import atomic_path, atomic_write
+    from .io import atomic_path, atomic_write, writable_folder
     from .saliency import explain, resolve_methods, resolve_params
-
-    from .io import writable_folder
 
     out = writable_folder(args.out)  # before any work: nothing computed for an output that cannot be written
     _check_cache(args)
@@ -161,14 +159,6 @@ def _cmd_maps(args) -> int:
     if not ids:
         raise ConfigError(f"no readable film to explain in {dataset.root} (every one asked for was skipped above)")
     store = _open_cache(args)  # still before the output folder is made: a failing cache leaves no empty --out
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "params.json", json.dumps({
-        "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
-        "model": str(args.model), "model_spec": info_of(model).spec,
-        "model_meta": {k: v for k, v in info_of(model).meta.items() if k != "spec"}, "dataset": args.dataset,
-        "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection},
-        "skipped": dataset.skipped.counts, "unreadable": dataset.unreadable,
-        "precision": args.precision}, indent=2, default=str))
     computed = from_cache = 0
     with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
         for start in range(0, len(ids), args.group):
@@ -176,6 +166,15 @@ def _cmd_maps(args) -> int:
             x = torch.stack([prep(dataset.image(i, size, prep.resize)) for i in group])
             result = explain(model, x, methods=methods, preset=args.preset, device=args.device,
                              precision=args.precision, cache=store, batch_size=args.batch_size, **overrides)
+            if start == 0:  # the folder and its params once the first maps exist (a refused parameter writes none)
+                out.mkdir(parents=True, exist_ok=True)
+                atomic_write(out / "params.json", json.dumps({
+                    "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
+                    "model": str(args.model), "model_spec": info_of(model).spec,
+                    "model_meta": {k: v for k, v in info_of(model).meta.items() if k != "spec"},
+                    "dataset": args.dataset, "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection},
+                    "skipped": dataset.skipped.counts, "unreadable": dataset.unreadable,
+                    "precision": args.precision}, indent=2, default=str))
             for j, image_id in enumerate(group):
                 with atomic_path(out / f"{image_id}.npz") as tmp, open(tmp, "wb") as fh:
                     np.savez_compressed(fh, **{m: result[m][j] for m in methods},
@@ -271,12 +270,13 @@ def _print_summary(summary: dict) -> None:
             base = entry.get("baseline_low", entry.get("baseline"))
             base_text = f"{base:.3f}" if isinstance(base, float) else "n/a"
             n = entry.get("n_paired", entry.get("n"))
-            verdict = entry["verdict"].upper()
+            reasons = []
             if entry["verdict"] == "inconclusive" and isinstance(n, int) and n < MIN_PAIRED_N:
-                verdict += f" (n={n} < {MIN_PAIRED_N}: too few images to decide)"
-            elif base is None and criterion in NEEDS_SECOND_MODEL:
+                reasons.append(f"n={n} < {MIN_PAIRED_N}: too few images to decide")
+            if base is None and criterion in NEEDS_SECOND_MODEL:
                 no_baseline = True
-                verdict += " (no baseline)"
+                reasons.append("no baseline")
+            verdict = entry["verdict"].upper() + (f" ({'; '.join(reasons)})" if reasons else "")
             print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] n={n} "
                   f"baseline {base_text}  {verdict} (paper rule: {entry.get('paper_rule') or 'n/a'})"
                   + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
@@ -433,6 +433,7 @@ def _cmd_train_localizer(args) -> int:
 
     writable_file(args.out)
     dataset = _open_dataset(args)
+    _screened(dataset, dataset.ids(split="train") + dataset.ids(split="val"), strict=args.strict)
     with epoch_bar(args.epochs, "train localizer") as step:
         meta = train_localizer(dataset, args.out, size=args.size, seed=args.seed, epochs=args.epochs,
                                device=args.device, progress=step)
@@ -579,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=_positive_int, default=5)
     train.add_argument("--size", type=_at_least(32), default=None, help="input size (default: architecture's)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    _add_strict_option(train)
     train.add_argument("--shuffle-labels", action="store_true",
                        help="train on randomly permuted labels (Adebayo et al.'s data randomization test): no "
                             "augmentation, the fit to the permuted labels kept; evaluate it with --shuffled-model")
@@ -654,7 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     ev.add_argument("--workers", type=_positive_int, default=None, help="Ray actors (default: one per CPU or GPU)")
     ev.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0)
-    ev.add_argument("--threads-per-worker", type=_positive_int, default=1, help="torch threads (and CPUs) per actor")
+    ev.add_argument("--threads-per-worker", type=_positive_int, default=None,
+                    help="torch threads (and CPUs) per actor (default: the driver's count, so that Ray gives the local engine's bits)")
     ev.add_argument("--out", required=True, help="results folder (new or empty; see --overwrite)")
     ev.add_argument("--overwrite", action="store_true",
                     help="replace a results folder --out already holds, as a whole and atomically (without it, "
@@ -685,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--seed", type=_at_least(0), default=0)
     loc.add_argument("--epochs", type=_positive_int, default=20)
     loc.add_argument("--device", default=None)
+    _add_strict_option(loc)
     loc.set_defaults(func=_cmd_train_localizer)
 
     rep = sub.add_parser("report", help="per-image report (HTML/PDF) or cohort results (ZIP)")

@@ -39,15 +39,109 @@ _SWEPT: set[Path] = set()  # folders this process has already cleared of dead pr
 
 
 def remove_stale_temps(folder: str | Path) -> int:
-    """Remove the temporary files in ``folder`` left by processes that no longer run; returns how many."""
+    """Remove the temporary files (and folders, see :func:`atomic_folder`) in ``folder`` left by processes
+    that no longer run; returns how many."""
+    import shutil
+
     removed = 0
     for tmp in Path(folder).glob(".*.tmp"):
         parts = tmp.name.split(".")  # '', NAME…, pid, random, 'tmp'
         if len(parts) >= 5 and parts[-3].isdigit() and not process_alive(int(parts[-3])):
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
                 removed += 1
     return removed
+
+
+def _temp_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def writable_folder(path: str | Path, *, what: str = "--out") -> Path:
+    """Refuse, before any work and creating nothing, a folder that cannot be written: a file where it should be,
+    a file on its way, or a first existing ancestor that is read-only (a real write is tried there: read-only
+    mounts and ACLs fool permission bits). Raises :class:`~trust_core.errors.ConfigError`."""
+    import tempfile
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} is a file, not a folder: give a folder (it is created if missing)")
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{what} {path} cannot be created: {probe} is a file, not a folder")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".trust-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} is not writable: {probe} refuses new files ({exc.strerror or exc}). "
+                          f"Choose a folder you can write to") from None
+    return path
+
+
+def writable_file(path: str | Path, *, what: str = "--out") -> Path:
+    """:func:`writable_folder` for a file's folder, and the file itself not a folder."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder: give a file name")
+    writable_folder(path.parent, what=f"{what} {path.name}: its folder")
+    return path
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path):
+    """Yield a hidden temporary folder beside ``target``; on success it replaces ``target`` as a whole (the two
+    are swapped in one step where the OS can, else by two renames) and the old folder is removed. A reader
+    sees the old set of files or the new one, never a mix; a process killed before the swap leaves ``target``
+    untouched (its hidden temporary folder is removed by the next writer); on an exception the temporary
+    folder is removed and ``target`` left as it was."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target.parent)
+    tmp = _temp_name(target)
+    tmp.mkdir()
+    try:
+        yield tmp
+        fault_point("before-swap")
+        if target.exists():
+            if not _exchange(tmp, target):
+                old = _temp_name(target)
+                os.rename(target, old)
+                os.rename(tmp, target)
+                tmp = old
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old folder
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -26,7 +26,8 @@ def bring_your_own_model(ws) -> None:
                                    help="torchvision:NAME, timm:NAME, torchxrayvision:CLASS, monai:NAME or a "
                                         "registry name (your own code or a .pt2: write its spec into models/)")
             limit = int(st.get_option("server.maxUploadSize"))
-            weights = st.file_uploader("Weights (.pt, .pth, .safetensors)", type=["pt", "pth", "safetensors"],
+            weights = st.file_uploader("Weights (.pt, .pth, .pth.tar, .safetensors)",
+                                       type=["pt", "pth", "tar", "safetensors"],
                                        help=f"a state_dict; at most {limit} MB here (the server's "
                                             f"server.maxUploadSize; larger: write the spec beside the file). "
                                             f"Omit for random weights")

@@ -13,6 +13,8 @@ from trust_core.evaluate import EvalConfig, Evaluation, evaluate
 from trust_core.models import TrainConfig, train_classifier
 from trust_core.models.localizer import train_localizer
 
+from ..helpers import decided
+
 FAST = dict(n_samples=2, smooth_ig_steps=2, ig_steps=3, xrai_steps=3)
 
 
@@ -55,7 +57,7 @@ def test_all_criteria_with_baselines(workspace, rsna, tmp_path):
         difference = (values - base.average_mask[values.index])[paired]
         low, high = entry["difference_ci"]
         assert low <= difference.mean() <= high and entry["difference"] == pytest.approx(difference.mean())
-        expected = "pass" if low > 0 else "fail" if high < 0 else "inconclusive"
+        expected = decided("pass" if low > 0 else "fail" if high < 0 else "inconclusive", entry["n_paired"])
         assert entry["verdict"] == expected
         assert entry["paper_rule"] == ("pass" if entry["mean"] > entry["baseline_low"] else "fail")
         assert entry["p_vs_low"] <= entry["p_vs_low_holm"] <= 1 and entry["p_vs_high_holm"] >= entry["p_vs_high"]
@@ -79,7 +81,8 @@ def test_all_criteria_with_baselines(workspace, rsna, tmp_path):
     assert randomization["baseline"] == pytest.approx(base[difference.index].mean())
     low, high = bootstrap_ci(difference.to_numpy(), seed=0)
     assert randomization["difference_ci"] == pytest.approx([low, high])
-    assert randomization["verdict"] == ("pass" if high < 0 else "fail" if low > 0 else "inconclusive")
+    assert randomization["verdict"] == decided("pass" if high < 0 else "fail" if low > 0 else "inconclusive",
+                                               randomization["n_paired"])
     assert s["repeatability"]["pairs"] == ["densenet_tiny#0 vs densenet_tiny#1"]
     assert s["reproducibility"]["pairs"] == ["densenet_tiny#0 vs resnet_tiny#2"]
     agreement = result.tables["localizer_agreement"]

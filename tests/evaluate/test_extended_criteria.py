@@ -12,6 +12,7 @@ from trust_core.evaluate import CRITERIA, EvalConfig, Evaluation, evaluate
 from trust_core.evaluate.criteria import PAPER_CRITERIA, resolve_criteria
 from trust_core.metrics import extra
 
+from ..helpers import decided
 from .test_evaluate import FAST, workspace  # noqa: F401  (the module's trained models)
 
 NEW = ("pointing_game", "energy_pointing_game", "miou", "spearman", "hog", "emprt")
@@ -53,7 +54,8 @@ def test_extended_criteria_restated_from_tables(workspace, rsna, tmp_path):  # n
             entry = s[name]["methods"][m]
             assert entry["mean"] == pytest.approx(values.mean())
             low, high = entry["difference_ci"]
-            assert entry["verdict"] == ("pass" if low > 0 else "fail" if high < 0 else "inconclusive")
+            assert entry["verdict"] == decided("pass" if low > 0 else "fail" if high < 0 else "inconclusive",
+                                               entry["n_paired"])
     miou = s["miou"]
     assert set(miou["thresholds"]) >= {"grad", "gradcam", "average_mask"}
     assert all(t in extra.MIOU_THRESHOLDS for t in miou["thresholds"].values())
@@ -102,7 +104,8 @@ def test_data_randomization_with_a_shuffled_label_model(workspace, rsna, tmp_pat
         entry = block["methods"][m]
         assert entry["difference"] == pytest.approx((values - baseline)[paired].mean())
         low, high = entry["difference_ci"]
-        assert entry["verdict"] == ("pass" if high < 0 else "fail" if low > 0 else "inconclusive")
+        assert entry["verdict"] == decided("pass" if high < 0 else "fail" if low > 0 else "inconclusive",
+                                           entry["n_paired"])
     assert result.config["models"][-1]["shuffled_labels"] and not result.config["models"][0]["shuffled_labels"]
     assert len(table) == block["n_images"] * 3 and set(table.model) == {1}  # every image × method, model 1
 
@@ -128,7 +131,8 @@ def test_smprt_denoises_over_cached_noisy_copies(workspace, rsna, tmp_path):  # 
         entry = block["methods"][m]
         assert entry["difference"] == pytest.approx((paired.spearman - paired.baseline).mean())
         low, high = entry["difference_ci"]
-        assert entry["verdict"] == ("pass" if high < 0 else "fail" if low > 0 else "inconclusive")
+        assert entry["verdict"] == decided("pass" if high < 0 else "fail" if low > 0 else "inconclusive",
+                                           entry["n_paired"])
     again = evaluate(rsna, models[:2], cfg, cache=store)  # resumable: every noisy map from the cache
     assert again.stats["cached_images"] == again.stats["image_maps"] and again.stats["passes"] == 0
     assert json.dumps(again.summary["criteria"]["smprt"], sort_keys=True) == json.dumps(block, sort_keys=True)

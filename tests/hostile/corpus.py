@@ -37,6 +37,7 @@ class Case:
     check: Callable | None = None  # value check for ok cases
     upload_only: bool = False  # an upload with no on-disk counterpart (size, suffix, name)
     extra: dict = field(default_factory=dict)
+    warns: str = ""  # regex of a line the command line must print (a warning for an ok case)
 
 
 def _pixels(shape=(64, 64), dtype=np.uint16, high=4095, seed=0):
@@ -356,6 +357,170 @@ def _config(*args: str):
     return build
 
 
+# -- a researcher's own data (issue 27): what was silently wrong ------------------------------------------------
+def _png_with_sbit(array: np.ndarray, bits: int) -> bytes:
+    """A 16-bit grayscale PNG with an sBIT chunk (the significant bits it declares) before its image data."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    chunk = struct.pack(">I", 1) + b"sBIT" + bytes([bits])
+    chunk += struct.pack(">I", zlib.crc32(b"sBIT" + bytes([bits])) & 0xFFFFFFFF)
+    at = data.index(b"IDAT") - 4  # the length field of the first IDAT chunk
+    return data[:at] + chunk + data[at:]
+
+
+def _png16(name: str, high: int, *, sbit: int | None = None):
+    """A 16-bit PNG film whose values stay below ``high`` (a 12-bit detector: 4096), optionally declaring
+    ``sbit`` significant bits."""
+    def build(folder: Path) -> dict:
+        array = np.random.default_rng(0).integers(high // 8, high, (64, 64), dtype=np.uint16)
+        path = folder / name
+        if sbit is None:
+            Image.fromarray(array).save(path)
+        else:
+            path.write_bytes(_png_with_sbit(array, sbit))
+        return {"file": path}
+    return build
+
+
+def _check_used_depth(depth: int, high: int):
+    def check(image):
+        import pytest
+
+        _check_range(image)
+        assert image.max() == pytest.approx((high - 1) / (2 ** depth - 1), abs=0.02)
+    return check
+
+
+def _folder(*, mask_shape=(48, 64), film_shape=(64, 48), film: np.ndarray | None = None, warn_only=False):
+    """A ``folder`` dataset: images/film1.png (``film_shape`` as height × width), film2.png, and a mask for
+    film1 of ``mask_shape`` (height × width; a transposed one by default), labels.csv."""
+    def build(folder: Path) -> dict:
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (folder / "masks").mkdir(exist_ok=True)
+        pixels = film if film is not None else _pixels(film_shape, np.uint8, 255)
+        Image.fromarray(pixels).save(folder / "images" / "film1.png")
+        Image.fromarray(_pixels(film_shape, np.uint8, 255, seed=1)).save(folder / "images" / "film2.png")
+        mask = np.zeros(mask_shape, np.uint8)
+        mask[5:20, 5:25] = 255
+        Image.fromarray(mask).save(folder / "masks" / "film1.png")
+        (folder / "labels.csv").write_text("image_id,label\nfilm1,1\nfilm2,0\n")
+        return {"file": folder / "masks" / "film1.png", "dataset": f"folder:{folder}", "image": "film1",
+                "images": True}
+    return build
+
+
+def _with_finding(builder, finding: str):
+    """A multi-finding layout opened with another ``finding`` (a name from the dataset's other files)."""
+    def build(folder: Path) -> dict:
+        info = builder(folder)
+        return {**info, "open": {**info.get("open", {}), "finding": finding}, "args": ["--finding", finding]}
+    return build
+
+
+def _torchscript(path: Path) -> None:
+    import warnings
+
+    from trust_core.models import build as build_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(build_model("resnet_tiny").eval(), torch.zeros(1, 3, 32, 32)), str(path))
+
+
+def _safetensors(path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from trust_core.models import build as build_model
+    save_file(build_model("resnet_tiny").state_dict(), str(path))
+
+
+CHEXNET_CLASSES = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+                   "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"]
+
+
+def _spec(folder: Path, name: str, table: dict) -> Path:
+    from trust_core.models.spec import to_toml
+
+    path = folder / name
+    path.write_text(to_toml(table))
+    return path
+
+
+def _chexnet_pth_tar(folder: Path) -> dict:
+    """CheXNet's layout as shared (``model.pth.tar``, the pre-1.6 pickle format, DataParallel's ``module.``, a
+    ``densenet121.`` wrapper, legacy ``norm.1`` names, a Sequential head, optimizer state), on a small
+    DenseNet; the spec names its target in lower case."""
+    import re
+
+    import torchvision
+
+    kwargs = {"growth_rate": 12, "block_config": [2, 2, 2, 2], "num_init_features": 24, "bn_size": 2,
+              "num_classes": 14}
+    torch.manual_seed(0)
+    net = torchvision.models.DenseNet(**{**kwargs, "block_config": tuple(kwargs["block_config"])})
+    legacy = {}
+    for k, v in net.state_dict().items():
+        k = re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k)
+        legacy["module.densenet121." + k.replace("classifier.", "classifier.0.")] = v
+    weights = folder / "model.pth.tar"
+    torch.save({"epoch": 7, "arch": "densenet121", "state_dict": legacy, "best_loss": 0.15,
+                "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]}}, weights,
+               _use_new_zipfile_serialization=False)
+    spec = _spec(folder, "chexnet.toml", {"source": "torchvision.models:DenseNet", "weights": weights.name,
+                                          "target": "pneumonia", "source_kwargs": kwargs,
+                                          "preprocessing": {"size": 32, "normalization": "imagenet"},
+                                          "outputs": {"activation": "sigmoid", "classes": CHEXNET_CLASSES}})
+    return {"file": weights, "load": spec, "model": spec}
+
+
+def _check_chexnet(model):
+    from trust_core.models.info import info_of
+
+    assert info_of(model).target == CHEXNET_CLASSES.index("Pneumonia")
+    assert len(info_of(model).meta["weights_adapted"]) == 3
+
+
+def _xrv(normalization: str):
+    """A torchxrayvision DenseNet's state_dict saved from a pretrained model (its ``op_threshs`` buffer)."""
+    def build(folder: Path) -> dict:
+        import pytest
+
+        xrv = pytest.importorskip("torchxrayvision")
+        torch.manual_seed(0)
+        small = {"growth_rate": 8, "block_config": [1, 1, 1, 1], "num_init_features": 8, "bn_size": 2}  # fast
+        net = xrv.models.DenseNet(weights=None, **{**small, "block_config": (1, 1, 1, 1)})
+        net.op_threshs = torch.tensor([0.05] * 14 + [float("nan")] * 4)
+        weights = folder / "xrv-densenet.pth"
+        torch.save(net.state_dict(), weights)
+        spec = _spec(folder, f"xrv-{normalization}.toml", {
+            "source": "torchxrayvision:DenseNet", "weights": weights.name, "target": "Pneumonia",
+            "source_kwargs": small,
+            "preprocessing": {"size": 32, "channels": 1, "normalization": normalization},
+            "outputs": {"activation": "sigmoid"}})
+        return {"file": weights, "load": spec, "model": spec}
+    return build
+
+
+def _check_xrv(model):
+    from trust_core.models.info import info_of
+
+    meta = info_of(model).meta
+    assert len(meta["known_buffers"]["op_threshs"]) == 18 and meta["known_buffers"]["op_threshs"][-1] is None
+    assert any("op_threshs" in note for note in meta["weights_adapted"])
+    assert not hasattr(model, "op_threshs") or model.op_threshs is None  # the logit is explained
+
+
+def _occupy(name: str, *, args=()):
+    """A file where the command's output (``out``) or cache (``cache``) folder goes."""
+    def build(folder: Path) -> dict:
+        (folder.parent / name).write_text("a researcher's notes\n")
+        return {"args": [a.format(parent=folder.parent) for a in args]}
+    return build
+
+
 def _check_inverted(image):
     assert image.shape == (64, 64) and 0 <= image.min() and image.max() <= 1
 
@@ -490,6 +655,41 @@ CASES: list[Case] = [
          "refused|not allowed|unsafe|weights_only|code"),
     Case("checkpoint-three-classes", "checkpoint", _checkpoint(num_classes=3), "error", "3 outputs"),
     Case("checkpoint-text-file", "checkpoint", _checkpoint(_text), "error", "corrupt"),
+    # -- a researcher's own data (issue 27) ----------------------------------------------------------------------
+    Case("folder-mask-transposed", "csv", _folder(), "error",
+         r"its mask masks/film1\.png is 64×48 \(width×height\) but the film film1\.png is 48×64: the mask is transposed"),
+    Case("folder-mask-other-size", "csv", _folder(mask_shape=(32, 24)), "error",
+         r"its mask masks/film1\.png is 24×32 .* but the film film1\.png is 48×64: a mask must have its film's exact pixel size"),
+    Case("folder-film-almost-black", "csv", _folder(mask_shape=(48, 64), film_shape=(48, 64),
+                                                    film=np.full((48, 64), 12, np.uint8)), "ok",
+         warns=r"^warning: film1\.png: the film is almost black"),
+    Case("png-16-bit-holding-12-bit", "image", _png16("deep12.png", 4096), "ok", check=_check_used_depth(12, 4096),
+         warns=r"^warning: 1 film\(s\) read at a depth inferred .*deep12\.png: a 16-bit image whose values all stay "
+               r"below 4096 \(max \d+\): read as 12-bit"),
+    Case("png-16-bit-declaring-12-bit", "image", _png16("sbit12.png", 4096, sbit=12), "ok",
+         check=_check_used_depth(12, 4096)),
+    Case("checkpoint-torchscript", "checkpoint", _checkpoint(_torchscript), "error",
+         r"TorchScript archive \(torch\.jit\.save\).*torch\.save\(torch\.jit\.load\(p\)\.state_dict\(\), "),
+    Case("checkpoint-safetensors-alone", "checkpoint", _checkpoint(_safetensors, name="model.safetensors"), "error",
+         "safetensors weights file: it does not say its architecture"),
+    Case("checkpoint-chexnet-pth-tar", "checkpoint", _chexnet_pth_tar, "ok", check=_check_chexnet),
+    Case("checkpoint-xrv-pretrained-state-dict", "checkpoint", _xrv("xrv"), "ok", check=_check_xrv),
+    Case("checkpoint-xrv-unit-normalization", "checkpoint", _xrv("unit"), "ok", check=_check_xrv,
+         warns=r"^warning: model .*xrv-unit\.toml: normalization 'unit' gives inputs in \[0, 1\], but torchxrayvision's "
+               r"models are trained on one channel in \[-1024, 1024\]"),
+    Case("nih-finding-infiltration", "csv", _nih("a.png,Infiltrate,10,10,50,50\n", finding="Infiltration"), "error",
+         r"unknown finding 'Infiltration' \(did you mean 'Infiltrate'\? NIH's box list calls Data_Entry's "
+         r"'Infiltration' 'Infiltrate'\)", names=False),
+    Case("chexlocalize-finding-lung-opacity", "csv", _with_finding(_chexlocalize(), "Lung Opacity"), "error",
+         r"unknown finding 'Lung Opacity' \(did you mean 'Airspace Opacity'\?", names=False),
+    Case("config-out-is-a-file", "config", _occupy("out"), "error", r"^--out .*/out is a file, not a folder",
+         names=False),
+    Case("config-out-under-a-file", "config", _occupy("notes.txt", args=("--out", "{parent}/notes.txt/maps")),
+         "error", r"^--out .*/notes\.txt/maps cannot be created: .*/notes\.txt is a file, not a folder", names=False),
+    Case("config-out-read-only", "config", _config("--out", "/proc/trust-maps"), "error",
+         r"^--out /proc/trust-maps is not writable: /proc refuses new files", names=False),
+    Case("config-cache-is-a-file", "config", _occupy("cache"), "error",
+         r"^the cache folder \(--cache, or \$TRUST_CACHE\) .*/cache is a file, not a folder", names=False),
     # -- configuration --------------------------------------------------------------------------------------
     Case("config-unknown-method", "config", _config("--methods", "grad", "lime"), "error",
          r"--methods: invalid choice: 'lime' \(choose from 'grad', 'smoothgrad'", names=False),

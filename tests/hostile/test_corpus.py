@@ -68,7 +68,7 @@ def _direct(case, info):
                 dataset.image(image_id, 32)
         return dataset
     if case.category == "checkpoint":
-        return load(info["file"], num_classes=2)  # as the CLI and the app load classifiers
+        return load(info.get("load", info["file"]), num_classes=2)  # as the CLI and the app load classifiers
     return None
 
 
@@ -135,9 +135,11 @@ def test_hostile_input(case, tmp_path, model_path, good_rsna, capsys):
                 assert value.skipped.counts.get(case.match, 0) >= 1, value.skipped.counts
     if case.upload_only:
         return
-    # 2. the command line
+    # 2. the command line (a bad film among good ones: `--strict` refuses it, the default skips and lists it)
+    film = case.category in ("dicom", "image") and case.expect == "error"
     capsys.readouterr()
-    code = main(_cli_args(case, info, tmp_path, model_path, good_rsna))
+    args = _cli_args(case, info, tmp_path, model_path, good_rsna)
+    code = main(args + (["--strict"] if film else []))
     err = capsys.readouterr().err
     assert "Traceback" not in err
     if case.expect == "error":
@@ -146,10 +148,25 @@ def test_hostile_input(case, tmp_path, model_path, good_rsna, capsys):
         assert line and re.search(case.match, line.group(1)), err
         if case.names:
             assert info["file"].name in line.group(1), err
+        assert not (tmp_path / "out").is_dir()  # refused before anything was written
     else:
         assert code == 0, err
         if case.expect == "skip":
             assert re.search(rf"note: skipped \d+ item\(s\) of .*: {re.escape(case.match)}", err), err
+    if case.warns:
+        assert re.search(case.warns, err, re.M), err
     _assert_nothing_half_written(tmp_path, case, info)
+    if film:  # the run goes on without the film, says which and why, and records it
+        before = info["file"].read_bytes()
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert re.search(r"^note: skipped 1 item\(s\) of .*: unreadable films", err, re.M), err
+        listed = re.search(rf"^  {re.escape(info['file'].stem)}: (.*)$", err, re.M)
+        assert listed and re.search(case.match, listed.group(1)) and info["file"].name in listed.group(1), err
+        params = __import__("json").loads((tmp_path / "out" / "params.json").read_text())
+        assert params["skipped"] == {"unreadable films": 1} and list(params["unreadable"]) == [info["file"].stem]
+        assert (tmp_path / "out" / "good.npz").exists() and info["file"].read_bytes() == before
+        _assert_nothing_half_written(tmp_path, case, info)
     # 3. a checkpoint's pickle never ran code
     assert not (source / "PICKLE-CODE-RAN").exists()

@@ -119,8 +119,11 @@ def test_kill_9_during_report_export(app_workspace, tmp_path, fault):
         assert z.testzip() is None and "rsna/summary.json" in z.namelist()
 
 
-@pytest.mark.parametrize("fault", ["before-replace", "mid-write"])
+@pytest.mark.parametrize("fault", ["before-replace", "mid-write", "before-swap"])
 def test_kill_9_while_writing_evaluation_outputs(app_workspace, tmp_path, fault):
+    """Outputs are written into a hidden folder beside --out and swapped in whole: a rerun killed while it
+    writes (a table half-written, a table whole but not renamed, the set whole but not swapped in) leaves the
+    previous results untouched, and the next run clears the dead process's folder."""
     import pandas as pd
 
     models = [app_workspace / "models" / "rsna_densenet_tiny_s0.pt"]
@@ -129,11 +132,15 @@ def test_kill_9_while_writing_evaluation_outputs(app_workspace, tmp_path, fault)
             "--ssim-images", "2", "--baseline-pairs", "2", "--cache", tmp_path / "store", "--set=n_samples=2"]
     out = tmp_path / "results" / "rsna"  # a workspace layout: what the app reads
     assert _trust(*args, "--out", out).returncode == 0
-    before = (out / "summary.json").read_text()
-    killed = _trust(*args, "--out", out, fault=fault)  # a rerun killed while it rewrites the outputs
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    refused = _trust(*args, "--out", out)  # a second run into a results folder: refused without --overwrite
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    killed = _trust(*args, "--out", out, "--overwrite", fault=fault)  # a rerun killed while it writes the outputs
     assert killed.returncode == -signal.SIGKILL
-    assert not (out / "summary.json").exists()  # the commit mark is gone: readers see no results…
-    for path in out.iterdir():  # …and every file that is there is whole
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the previous results, whole and alone
+    left = [p for p in out.parent.iterdir() if p.name.startswith(".rsna.")]
+    assert len(left) == 1 and left[0].is_dir()  # only the dead process's hidden folder
+    for path in left[0].iterdir():  # …in which every file that is there is whole
         if path.suffix == ".parquet":
             pd.read_parquet(path)
         elif path.suffix == ".csv":
@@ -141,11 +148,11 @@ def test_kill_9_while_writing_evaluation_outputs(app_workspace, tmp_path, fault)
         elif path.suffix == ".json":
             json.loads(path.read_text())
     from trust_core.workspace import Workspace
-    assert Workspace(tmp_path).results("rsna") is None
-    done = _trust(*args, "--out", out)
+    assert Workspace(tmp_path).results("rsna") == json.loads(before["summary.json"])
+    done = _trust(*args, "--out", out, "--overwrite")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads((out / "summary.json").read_text())["criteria"] == json.loads(before)["criteria"]
-    assert not list(out.glob(".*.tmp"))
+    assert json.loads((out / "summary.json").read_text())["criteria"] == json.loads(before["summary.json"])["criteria"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")] and not list(out.glob(".*.tmp"))
 
 
 def test_two_sessions_and_a_cli_run_compute_each_map_once(app_workspace, tmp_path):

@@ -89,12 +89,25 @@ class Store:
     def __init__(self, directory: str | Path | None = None, *, size_limit: int = DEFAULT_SIZE_LIMIT):
         import diskcache
 
+        import sqlite3
+
+        from ..errors import ConfigError
+        from ..io import writable_folder
+
         self.directory = Path(directory or os.environ.get("TRUST_CACHE") or DEFAULT_DIR)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(str(self.directory), size_limit=size_limit,
-                                      eviction_policy="least-recently-stored", timeout=60)
-        # Claims live in their own small database, so that they never count or evict as entries.
-        self._claims = diskcache.Cache(str(self.directory / "claims"), timeout=60)
+        what = "the cache folder (--cache, or $TRUST_CACHE)"
+        writable_folder(self.directory, what=what)  # before sqlite meets it: a clear error, nothing created
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._cache = diskcache.Cache(str(self.directory), size_limit=size_limit,
+                                          eviction_policy="least-recently-stored", timeout=60)
+            # Claims live in their own small database, so that they never count or evict as entries.
+            self._claims = diskcache.Cache(str(self.directory / "claims"), timeout=60)
+            with self._cache.transact():  # a read-only database file opens, and fails at the first write
+                self._cache.touch("__trust_write_check__")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"{what} {self.directory} cannot be used: {exc}. Choose a writable folder with "
+                              f"--cache, or run with --no-cache") from None
 
     def get(self, key: str, default=None):
         return self._cache.get(key, default=default)

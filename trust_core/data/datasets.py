@@ -30,12 +30,13 @@ import numpy as np
 
 from ..errors import DatasetError, DicomError, ImageError, TrustError
 from ..io import atomic_write
-from .dicom import IMAGE_SUFFIXES, load_radiograph
+from .dicom import IMAGE_SUFFIXES, FilmWarning, film_range_note, load_radiograph
 from .groundtruth import DEFAULT_MASK_RULE, MASK_RULES, rasterize
 from .rle import rle_decode
 from .transforms import crop_window, frame, resize_image, to_model_input
 
 SPLITS = ("train", "val", "test")
+UNREADABLE = "unreadable films"  # the skip reason of films left out by :meth:`RadiographDataset.screen`
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 SPLIT_FILE = "splits.csv"
 
@@ -175,6 +176,8 @@ class RadiographDataset(abc.ABC):
         self.split = split
         self.records = [r for r in self._all.values() if split is None or self.splits[r.image_id] == split]
         self._shape_cache: dict[str, tuple[int, int]] = {}
+        self.unreadable: dict[str, str] = {}  # films left out by screen(): image id → why (the error message)
+        self.film_warnings: dict[str, str] = {}  # films read, but not as their container says (FilmWarning)
 
     # -- subclass hook -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -387,27 +390,92 @@ class RadiographDataset(abc.ABC):
                 votes += self._render_boxes(Record(record.image_id, record.path, 1, reader), height, width)
             mask |= votes >= max(1, record.min_readers)
         if record.mask_path is not None:
-            mask_image = load_radiograph(record.mask_path)
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FilmWarning)  # a mask's scale does not matter (> 0 or > ½)
+                mask_image = load_radiograph(record.mask_path)
             if mask_image.shape != (height, width):
-                mask_image = resize_image(mask_image, (height, width))
+                # never resized onto the film: a transposed or cropped mask would be scored as ground truth
+                turned = mask_image.shape == (width, height)
+                try:
+                    shown = record.mask_path.relative_to(self.root)
+                except ValueError:
+                    shown = record.mask_path.name
+                raise DatasetError(
+                    f"image {record.image_id!r}: its mask {shown} is {mask_image.shape[1]}×{mask_image.shape[0]} (width×height) "
+                    f"but the film {record.path.name} is {width}×{height}"
+                    + (": the mask is transposed (rows and columns swapped when it was saved)" if turned else
+                       ": a mask must have its film's exact pixel size")
+                    + "; save it again at the film's size", path=record.mask_path)
             mask |= mask_image > 0.5 if mask_image.max() > 0.5 else mask_image > 0
         return mask
 
-    def validate(self, ids=None, *, progress=None) -> list[TrustError]:
+    def validate(self, ids=None, *, progress=None, notes: list | None = None) -> list[TrustError]:
         """Decode every image and render every ground truth; return the problems (nothing is changed).
 
         A multi-hour evaluation stops at the first unreadable file; this finds them all beforehand.
+        ``notes``: a list that receives the warnings (``"<file>: <why>"``) about films that were read but look
+        wrong: a depth inferred from the values (:class:`~trust_core.data.dicom.FilmWarning`), an almost
+        black or uniform film.
         """
+        import warnings
+
         problems: list[TrustError] = []
         for image_id in (sorted(self._all) if ids is None else ids):
             try:
-                self.native_image(image_id)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", FilmWarning)
+                    image = self.native_image(image_id)
+                said = [str(w.message) for w in caught if issubclass(w.category, FilmWarning)]
+                note = film_range_note(image)
+                if note:
+                    said.append(f"{self.record(image_id).path.name}: {note}")
+                if notes is not None:
+                    notes.extend(said)
                 self.native_mask(image_id)
             except TrustError as exc:
                 problems.append(exc)
             if progress is not None:
                 progress(image_id)
         return problems
+
+    def screen(self, ids, *, strict: bool = False, films: bool = True, limit: int | None = None,
+               progress=None) -> list[str]:
+        """Read the films ``ids`` (``films=False``: only their sizes, what a mask needs) and return those that
+        read, in order (the first ``limit``). A film that cannot be read (a :class:`DicomError` or
+        :class:`ImageError`, naming the file) is left out of the dataset, listed in :attr:`unreadable` with
+        its reason and counted under the skip :data:`UNREADABLE`; ``strict`` raises it instead. Depths inferred
+        from the values (:class:`FilmWarning`) are listed in :attr:`film_warnings`. Nothing on disk changes.
+        """
+        import warnings
+
+        kept: list[str] = []
+        for image_id in ids:
+            if limit is not None and len(kept) >= limit:
+                break
+            if image_id in self.unreadable:
+                continue
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", FilmWarning)
+                    self.native_image(image_id) if films else self.native_shape(image_id)
+                for w in caught:
+                    if issubclass(w.category, FilmWarning):
+                        self.film_warnings[image_id] = str(w.message)
+            except (DicomError, ImageError) as exc:
+                if strict:
+                    raise type(exc)(exc.reason + " (--strict: a film that cannot be read stops the run; without "
+                                    "it the film is skipped and listed)", path=exc.path) from None
+                self.unreadable[image_id] = str(exc)
+                self.skipped.add(UNREADABLE, image_id)
+                self._all.pop(image_id, None)
+                self.records = [r for r in self.records if r.image_id != image_id]
+            else:
+                kept.append(image_id)
+            if progress is not None:
+                progress(image_id)
+        return kept
 
     # -- summaries -----------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -653,8 +721,12 @@ class FolderDataset(RadiographDataset):
         else:
             if not boxes and not masks:
                 raise DatasetError("folder dataset needs labels.csv, boxes.csv or masks/", path=self.root)
-            labels = {i: int(i in boxes or (i in masks and load_radiograph(masks[i]).max() > 0))
-                      for i in files}
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FilmWarning)  # a mask's scale does not matter here
+                labels = {i: int(i in boxes or (i in masks and load_radiograph(masks[i]).max() > 0))
+                          for i in files}
         records = [Record(image_id, files[image_id], labels[image_id], tuple(boxes.get(image_id, ())),
                           mask_path=masks.get(image_id)) for image_id in self._join(labels, files)]
         for image_id in sorted((boxes.keys() | masks.keys()) - files.keys()):

@@ -301,13 +301,81 @@ def _plain(value):
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+# The detector depths a 16-bit image container commonly carries (10-, 12- and 14-bit detectors; 8-bit data
+# saved as 16-bit): a 16-bit film whose values all stay below 2**d is read as d-bit (see :func:`read_image`).
+FILM_DEPTHS = (8, 10, 12, 14)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class FilmWarning(UserWarning):
+    """A film was read, but not as its container says (a 12-bit film in a 16-bit PNG): the CLI reports
+    these (``trust check`` lists every one; ``maps``/``evaluate`` a count)."""
+
+    def __init__(self, message: str, *, path: str | Path):
+        self.path = str(path)
+        self.reason = message
+        super().__init__(f"{Path(self.path).name}: {message}")
+
+
+def png_significant_bits(path: str | Path) -> int | None:
+    """The bit depth a PNG declares for its samples (its ``sBIT`` chunk), None when it declares none."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != PNG_SIGNATURE:
+                return None
+            while True:
+                head = fh.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"sBIT":
+                    data = fh.read(min(length, 4))
+                    return int(data[0]) if data and 1 <= data[0] <= 16 else None
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+                fh.seek(length + 4, 1)  # the data and its CRC
+    except OSError:
+        return None
+
+
+def _used_depth(values: np.ndarray, path: Path) -> int:
+    """The bit depth of a 16-bit grayscale image's values: its PNG ``sBIT`` when declared, else the smallest
+    of :data:`FILM_DEPTHS` that holds its maximum (a :class:`FilmWarning` says so), else 16."""
+    declared = png_significant_bits(path) if path.suffix.lower() == ".png" else None
+    if declared is not None:
+        return declared
+    high = float(values.max()) if values.size else 0.0
+    depth = next((d for d in FILM_DEPTHS if high < 2 ** d), 16)
+    if depth < 16 and high > 0:
+        warnings.warn(FilmWarning(
+            f"a 16-bit image whose values all stay below {2 ** depth} (max {high:.0f}): read as {depth}-bit "
+            f"(÷ {2 ** depth - 1}), not ÷ 65535, which would bring the film to the model almost black. If it really "
+            f"is a 16-bit film, declare its depth in the PNG (an sBIT chunk of 16)", path=path), stacklevel=3)
+    return depth
+
+
+def film_range_note(image: np.ndarray) -> str | None:
+    """Why a decoded film in [0, 1] looks wrong (almost black or almost uniform), or None."""
+    low, high = float(image.min()), float(image.max())
+    if high < 0.1:
+        return (f"the film is almost black (values in [{low:.3f}, {high:.3f}] of [0, 1]): a wrong bit depth or "
+                f"window? The model would see next to nothing")
+    if high - low < 0.05:
+        return (f"the film is almost uniform (values in [{low:.3f}, {high:.3f}] of [0, 1]): a blank film, or a "
+                f"wrong window?")
+    return None
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read a PNG/JPEG/TIFF/BMP radiograph as float32 (H, W) in [0, 1].
 
-    8- and 16-bit grayscale are scaled by their full range; colour images (RGB, CMYK) are converted to
-    luminance. Raises :class:`ImageError` for empty, truncated or non-image files.
+    8-bit grayscale is scaled by 255. 16-bit grayscale is scaled by its *used* bit depth, what a user of a
+    10-, 12- or 14-bit detector saved into a 16-bit PNG expects: the depth the PNG declares (``sBIT``), else
+    the smallest of 8, 10, 12 or 14 bits that holds the film's maximum (with a :class:`FilmWarning`), else 16
+    bits. Colour images (RGB, CMYK) are converted to luminance. Raises :class:`ImageError` for empty,
+    truncated or non-image files.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -325,7 +393,12 @@ def read_image(path: str | Path) -> np.ndarray:
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(img, dtype=np.float64)
-                scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+                if not mode.startswith("I;16") and arr.max() <= 255:
+                    scale = 255.0  # a 32-bit image holding 8-bit values
+                elif arr.max() > 65535:
+                    scale = 65535.0
+                else:
+                    scale = 2.0 ** _used_depth(arr, path) - 1
                 arr = arr / scale
             elif mode == "F":
                 arr = np.asarray(img, dtype=np.float64)

@@ -44,6 +44,8 @@ class FindingDataset(RadiographDataset):
 
     FINDINGS: tuple[str, ...] = ()
     NEGATIVES_NOTE = {"no-finding": "", "absent": "every image without the finding"}
+    # names a user brings from the dataset's other files or from a model's outputs → (the name here, why)
+    ALIASES: dict[str, tuple[str, str]] = {}
 
     def __init__(self, root, *, finding: str | None = None, negatives: str = "no-finding", **kwargs):
         if finding is None:
@@ -51,8 +53,11 @@ class FindingDataset(RadiographDataset):
                                f"(one of {list(self.FINDINGS)})", path=Path(root))
         if finding not in self.FINDINGS:
             close = [f for f in self.FINDINGS if f.lower() == str(finding).lower()]
-            raise DatasetError(f"unknown finding {finding!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                               + f"; the {self.kind} findings are {list(self.FINDINGS)}", path=Path(root))
+            alias = next((v for k, v in self.ALIASES.items() if k.lower() == str(finding).lower()), None)
+            hint = (f" (did you mean {close[0]!r}?)" if close else
+                    f" (did you mean {alias[0]!r}? {alias[1]})" if alias else "")
+            raise DatasetError(f"unknown finding {finding!r}{hint}; the {self.kind} findings are "
+                               f"{list(self.FINDINGS)}", path=Path(root))
         if negatives not in NEGATIVE_RULES:
             raise DatasetError(f"unknown negatives rule {negatives!r}; choose one of {NEGATIVE_RULES}")
         self.finding, self.negatives = finding, negatives
@@ -116,6 +121,7 @@ class NIHDataset(FindingDataset):
                 "Pneumothorax")
     # The box file says "Infiltrate" where the label file says "Infiltration".
     ENTRY_NAME = {"Infiltrate": "Infiltration"}
+    ALIASES = {"Infiltration": ("Infiltrate", "NIH's box list calls Data_Entry's 'Infiltration' 'Infiltrate'")}
     NATIVE = (1024, 1024)  # the PNGs (and the boxes' pixels)
     NEGATIVES_NOTE = {"no-finding": "Data_Entry 'No Finding' films",
                       "absent": "every film whose Data_Entry labels lack the finding (and without its box)"}
@@ -211,8 +217,8 @@ class NIHDataset(FindingDataset):
         if mode != "L":
             kind = {"RGB": "RGB", "RGBA": "RGBA", "I;16": "16-bit", "I": "32-bit", "LA": "grey+alpha"}.get(mode, mode)
             raise ImageError(f"an NIH film must be an 8-bit grayscale PNG; this one is {kind} (mode {mode}). "
-                             f"Convert it: PIL.Image.open(p).convert('L').save(p) — after checking it is a chest "
-                             f"film", path=path)
+                             f"After checking it is a chest film, convert a copy (never the original), e.g. "
+                             f"PIL.Image.open(p).convert('L').save(copy), and use the copy", path=path)
         if (size[1], size[0]) != self.NATIVE:
             raise ImageError(f"an NIH film is {self.NATIVE[1]}×{self.NATIVE[0]} (the boxes are in its pixels); "
                              f"this one is {size[0]}×{size[1]}", path=path)
@@ -401,6 +407,7 @@ class CheXlocalizeDataset(FindingDataset):
     IMAGE_ROOTS = ("", "CheXpert", "CheXpert-v1.0", "../CheXpert", "../CheXpert-v1.0")
     LABEL_CSVS = ("valid.csv", "val_labels.csv", "test_labels.csv", "test.csv")
     CHEXPERT_NAME = {"Airspace Opacity": "Lung Opacity"}  # CheXpert's label for CheXlocalize's name
+    ALIASES = {"Lung Opacity": ("Airspace Opacity", "CheXlocalize calls CheXpert's 'Lung Opacity' 'Airspace Opacity'")}
     _ID = re.compile(r"^(patient\d+)_(study\d+)_(view\d+_\w+)$")
 
     @classmethod

@@ -102,7 +102,13 @@ def load_score_maps(folder: str | Path, image_ids: list[str], size: int, resize:
                 with np.load(path, allow_pickle=False) as archive:
                     array = archive[archive.files[0]]
             else:
-                array = read_image(path)
+                import warnings
+
+                from ..data.dicom import FilmWarning
+
+                with warnings.catch_warnings():  # a score map's scale does not matter: it is min–max normalized
+                    warnings.simplefilter("ignore", FilmWarning)
+                    array = read_image(path)
         except (OSError, ValueError) as exc:
             raise DatasetError(f"cannot read the score map ({exc})", path=path) from None
         if array.ndim != 2 or not np.isfinite(array).all():

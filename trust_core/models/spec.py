@@ -140,8 +140,7 @@ def spec_from_dict(data: dict, *, path: Path | None = None, base: Path | None = 
         if not isinstance(weights, str):
             raise _err(f"weights must be a file name, got {weights!r}", where)
         weights = Path(weights) if Path(weights).is_absolute() else (base / weights)
-        if weights.suffix not in (".pt", ".pth", ".safetensors", ".bin", ".ckpt"):
-            raise _err(f"weights {weights.name!r}: use a .pt, .pth or .safetensors file", where)
+        # any name (CheXNet ships .pth.tar): the file is read by its content, with weights_only or safetensors
     elif kind not in ("pt2",):
         weights = None  # random initialization (tests, or `trust train` from scratch)
     kwargs = data.get("source_kwargs", {})
@@ -302,10 +301,12 @@ def _state_dict_of(spec: ModelSpec) -> dict:
     """The weights file's tensors, safely (weights_only / safetensors), wrapper prefixes stripped."""
     from .weights import FORMAT, _strip_prefixes, read_checkpoint
 
+    from .weights import file_format
+
     path = spec.weights
     if not path.is_file():
         raise CheckpointError(f"weights file not found (spec {spec.path.name if spec.path else ''})", path=path)
-    if path.suffix == ".safetensors":
+    if path.stat().st_size and file_format(path) == "safetensors":
         try:
             from safetensors.torch import load_file
         except ImportError:
@@ -346,6 +347,11 @@ def adapt_keys(state: dict, expected: dict) -> tuple[dict, list[str]]:
                 if len(stripped.keys() & expected.keys()) > len(state.keys() & expected.keys()):
                     state, notes = stripped, [f"stripped the prefix {prefix!r}"]
                     break
+    if not (state.keys() & expected.keys()) and expected:  # a wrapper prefix stripped too eagerly ("model.":
+        prefix = next(iter(expected)).split(".")[0] + "."  # torchxrayvision's ResNet keeps its torchvision there)
+        if all(k.startswith(prefix) for k in expected) and {prefix + k for k in state} & expected.keys():
+            state = {prefix + k: v for k, v in state.items()}
+            notes = [f"restored the prefix {prefix!r}"]
     legacy = {k: _LEGACY_DENSENET.sub(r"\1\2", k) for k in state}
     if any(k != v for k, v in legacy.items()) and any(v in expected and k not in expected for k, v in legacy.items()):
         state = {legacy[k]: v for k, v in state.items()}
@@ -356,6 +362,31 @@ def adapt_keys(state: dict, expected: dict) -> tuple[dict, list[str]]:
             state = {(f"{head}." + k[len(head) + 3:] if k in old else k): v for k, v in state.items()}
             notes.append(f"read {head}.0 (a Sequential head, its activation dropped: the logit is explained) as {head}")
     return state, notes
+
+
+# Buffers a zoo saves with its pretrained weights that its weight-less build does not register (state_dict()
+# of a pretrained model), by source kind: what each is, and why it is left out of the model.
+KNOWN_BUFFERS = {
+    "torchxrayvision": {
+        "op_threshs": "torchxrayvision's operating-point thresholds (they rescale the sigmoid output so that each "
+                      "threshold maps to 0.5); recorded, not applied: the logit is explained",
+    },
+}
+
+
+def _set_aside_known_buffers(state: dict, model: nn.Module, spec: ModelSpec) -> tuple[dict, dict, list[str]]:
+    """``state`` without the zoo's known extra buffers that ``model`` does not register (a torchxrayvision
+    state_dict saved from a pretrained model carries ``op_threshs``): (state, {name: values}, notes)."""
+    known = KNOWN_BUFFERS.get(spec.kind, {})
+    expected = model.state_dict().keys()
+    extra = {k: v for k, v in state.items() if k.split(".")[-1] in known and k not in expected
+             and k.split(".")[-1] not in expected}
+    if not extra:
+        return state, {}, []
+    kept = {k: v for k, v in state.items() if k not in extra}
+    values = {k: [None if x != x else float(x) for x in v.detach().float().reshape(-1).tolist()] for k, v in extra.items()}
+    notes = [f"set aside {k} ({v.numel()} values): {known[k.split('.')[-1]]}" for k, v in extra.items()]
+    return kept, values, notes
 
 
 def _fit_weights(model: nn.Module, state: dict, spec: ModelSpec) -> list[str]:
@@ -429,8 +460,18 @@ def _resolve_target(spec: ModelSpec, classes: tuple[str, ...] | None, n_out: int
         raise _err(f"target {target!r} is a name but the spec lists no [outputs] classes: add them or give an index",
                    where)
     if target not in classes:
-        raise _err(f"target {target!r} is not among the outputs; choose one of {list(classes)}", where)
+        folded = [c for c in classes if c.casefold() == target.casefold()]
+        if len(folded) == 1:  # case-insensitive ("pneumonia" for "Pneumonia"), when that names one output
+            return classes.index(folded[0])
+        alias = TARGET_ALIASES.get(target.casefold())
+        hint = f" (did you mean {alias!r}?)" if alias and any(c.casefold() == alias.casefold() for c in classes) else ""
+        raise _err(f"target {target!r} is not among the outputs{hint}; choose one of {list(classes)}", where)
     return classes.index(target)
+
+
+# a dataset's name for a finding → a model's usual name for it (a hint when a target is not found)
+TARGET_ALIASES = {"infiltrate": "Infiltration", "infiltration": "Infiltrate", "airspace opacity": "Lung Opacity",
+                  "lung opacity": "Airspace Opacity", "pleural effusion": "Effusion", "effusion": "Pleural Effusion"}
 
 
 def exported_spec(path: str | Path) -> ModelSpec:
@@ -460,10 +501,12 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     where = spec.path or spec.source
     model = build_model(spec)
     adapted: list[str] = []
+    known: dict = {}
+    if state is None and spec.weights is not None:
+        state = _state_dict_of(spec)
     if state is not None:
-        adapted = _fit_weights(model, state, spec)
-    elif spec.weights is not None:
-        adapted = _fit_weights(model, _state_dict_of(spec), spec)
+        state, known, notes = _set_aside_known_buffers(state, model, spec)
+        adapted = notes + _fit_weights(model, state, spec)
     model.eval()
     prep = spec.preprocessing
     n_out = _output_count(model, prep, where)
@@ -513,7 +556,8 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     tag(model, arch=arch, input_size=prep.size, preprocessing=prep, activation=spec.activation,
         classes=classes, target=target, gradcam_layer=layer, blocks=blocks, spec=resolved, fresh=fresh,
         path=str(spec.path) if spec.path else None,
-        meta={"spec": resolved, "input_size": prep.size, **({"weights_adapted": adapted} if adapted else {})})
+        meta={"spec": resolved, "input_size": prep.size, **({"weights_adapted": adapted} if adapted else {}),
+              **({"known_buffers": known} if known else {})})
     check_gradient(model, where)
     return model.to(device).eval()
 
@@ -691,10 +735,17 @@ def describe(model: nn.Module) -> dict:
         "cascade": states, "not_randomized": outside,
         "guided_relus": guided.calls,  # 0: no ReLU (GELU, SiLU…), Guided Backprop is the plain gradient
         "outputs_in_0_1": looks_activated,  # every output in [0, 1]: maybe probabilities, not logits
+        "warnings": _normalization_warnings(model),  # the normalization against what the model's zoo expects
         "sanity": {"forward": bool(torch.isfinite(logits).all()), "probe_target": target,
                    "probe_score": float(activated[0, target]), "input_gradient_l1": grad_norm,
                    "ok": bool(torch.isfinite(logits).all()) and math.isfinite(grad_norm) and grad_norm > 0},
     }
+
+
+def _normalization_warnings(model: nn.Module) -> list[str]:
+    from .sanity import normalization_warnings
+
+    return normalization_warnings(model)
 
 
 def _input_gradient(model: nn.Module) -> tuple[torch.Tensor, int, float]:
@@ -783,8 +834,8 @@ def add_model(folder: str | Path, name: str, table: dict, *, weights: bytes | No
         staging = Path(staging)
         if weights is not None:
             suffix = Path(weights_name or "weights.pth").suffix.lower()
-            if suffix not in (".pt", ".pth", ".safetensors", ".bin", ".ckpt"):
-                raise ConfigError(f"weights {weights_name!r}: upload a .pt, .pth or .safetensors file")
+            if suffix not in (".pt", ".pth", ".safetensors", ".bin", ".ckpt", ".tar"):
+                raise ConfigError(f"weights {weights_name!r}: upload a .pt, .pth, .pth.tar or .safetensors file")
             stored = f"{name}{suffix}"
             if (folder / stored).exists():
                 raise ConfigError(f"a weights file {stored!r} exists already: choose another name", path=folder)

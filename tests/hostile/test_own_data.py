@@ -1,0 +1,286 @@
+"""A researcher's own data (issue 27), beyond the single-file corpus: what `trust check` and `trust inspect` say
+about films and models, the output and cache folders refused before any work, results folders never mixed,
+unreadable films skipped and counted, and verdicts that say their n.
+
+Every input is a few 64×64 (or smaller) films and a tiny model."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from trust_core.cli import main
+
+from .corpus import RSNA_HEADER, _folder, _pixels, _png16, _rsna, _spec
+
+FLAT_NET = '''
+import torch
+
+
+class Net(torch.nn.Module):
+    """A small CNN whose input can be scaled (1e-9: outputs that no longer depend on the film) and whose
+    logits can be shifted (30: a sigmoid saturated at 1)."""
+
+    def __init__(self, num_classes=2, scale=1.0, shift=0.0):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, num_classes)
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x * self.scale)).mean((2, 3))) + self.shift
+
+
+def net(**kwargs):
+    torch.manual_seed(0)
+    return Net(**kwargs)
+'''
+
+
+def _run(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    from trust_core.models import build, save
+
+    folder = tmp_path_factory.mktemp("models")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(save(build("resnet_tiny"), folder / f"tiny{seed}.pt", arch="resnet_tiny",
+                          meta={"input_size": 32}))
+    return paths
+
+
+@pytest.fixture
+def flat_net(tmp_path, monkeypatch):
+    (tmp_path / "flatnet.py").write_text(FLAT_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def _dataset_with_a_bad_film(folder):
+    """RSNA's layout: films a, b (train) and c, d (test positives); d's DICOM is cut short."""
+    info = _rsna(RSNA_HEADER + "a,1,1,20,20,1\nb,,,,,0\nc,5,5,30,30,1\nd,4,4,20,20,1\n", ids=("a", "b", "c", "d"))(folder)
+    bad = folder / "stage_2_train_images" / "d.dcm"
+    bad.write_bytes(bad.read_bytes()[:300])
+    (folder / "splits.csv").write_text("image_id,split\na,train\nb,train\nc,test\nd,test\n")
+    return info
+
+
+def _evaluate_args(dataset, models, out, *extra):
+    return ["evaluate", "--dataset", dataset, *sum((["--model", str(m)] for m in models), []), "--preset", "fast",
+            "--methods", "grad", "--criteria", "utility", "repeatability", "--ssim-images", "2", "--baseline-pairs",
+            "1", "--no-cache", "--set=n_samples=2", "--out", str(out), *extra]
+
+
+# -- trust check / trust inspect ------------------------------------------------------------------------------
+def test_check_lists_films_read_at_an_inferred_depth(tmp_path, capsys):
+    info = _folder(mask_shape=(64, 64), film_shape=(64, 64))(tmp_path)
+    _png16("film1.png", 4096)(tmp_path / "images")  # a 12-bit detector's values in a 16-bit PNG
+    code, out, err = _run(capsys, "check", "--dataset", info["dataset"])
+    assert code == 0, err
+    assert re.search(r"^warning: film1\.png: a 16-bit image whose values all stay below 4096 \(max \d+\): read as "
+                     r"12-bit \(÷ 4095\), not ÷ 65535", err, re.M), err
+    assert "0 with problems" in out and "1 film warnings" in out
+
+
+def test_check_and_inspect_run_the_model_on_the_films(tmp_path, capsys, flat_net):
+    info = _folder(mask_shape=(64, 64), film_shape=(64, 64))(tmp_path / "data")
+    flat = _spec(tmp_path, "flat.toml", {"source": "flatnet:net", "source_kwargs": {"scale": 1e-9},
+                                         "preprocessing": {"size": 32, "normalization": "paper"}})
+    code, out, err = _run(capsys, "check", "--dataset", info["dataset"], "--model", flat)
+    assert code == 2, err
+    assert re.search(r"^error: model .*flat\.toml: the model gives the same outputs for 2 different films", err, re.M)
+    assert "model " in out and "1 problems" in out
+    code, out, err = _run(capsys, "inspect", "--model", flat, "--dataset", info["dataset"])
+    assert code == 2 and re.search(r"^error +the model gives the same outputs for 2 different films", out, re.M), out
+    saturated = _spec(tmp_path, "hot.toml", {"source": "flatnet:net", "source_kwargs": {"shift": 30.0}, "target": 0,
+                                             "preprocessing": {"size": 32}, "outputs": {"activation": "sigmoid"}})
+    code, out, err = _run(capsys, "check", "--dataset", info["dataset"], "--model", saturated)
+    assert code == 0, err  # a warning: probably wrong, said, not refused
+    assert re.search(r"^warning: model .*hot\.toml: the model's sigmoid output for .* is saturated at 1 on all 2 "
+                     r"films checked", err, re.M), err
+    code, out, err = _run(capsys, "inspect", "--model", saturated)
+    assert code == 0 and "films      not checked: add --dataset" in out
+
+
+def test_inspect_says_a_torchxrayvision_model_needs_xrv_normalization(tmp_path, capsys):
+    pytest.importorskip("torchxrayvision")
+    from .corpus import _xrv
+
+    info = _xrv("unit")(tmp_path)
+    code, out, err = _run(capsys, "inspect", "--model", info["model"])
+    assert code == 0, err
+    assert re.search(r"^warning +normalization 'unit' gives inputs in \[0, 1\], but torchxrayvision's models are "
+                     r"trained on one channel in \[-1024, 1024\] .*Set normalization = \"xrv\"", out, re.M), out
+    info = _xrv("xrv")(tmp_path)
+    assert "normalization 'xrv' gives" not in _run(capsys, "inspect", "--model", info["model"])[1]
+
+
+def test_a_wrapper_prefix_stripped_too_eagerly_is_restored():
+    """A wrapper that keeps its network under ``model.`` (torchxrayvision's ResNet does): the shared
+    ``model.`` stripping must not make its weights unloadable."""
+    from trust_core.models.spec import adapt_keys
+
+    expected = {"model.conv1.weight": torch.zeros(1), "model.fc.weight": torch.zeros(1)}
+    state, notes = adapt_keys({"conv1.weight": torch.ones(1), "fc.weight": torch.ones(1)}, expected)
+    assert set(state) == set(expected) and notes == ["restored the prefix 'model.'"]
+
+
+# -- output and cache folders ---------------------------------------------------------------------------------
+def test_evaluate_refuses_an_unwritable_out_or_cache_before_any_work(tmp_path, capsys, tiny_models):
+    info = _dataset_with_a_bad_film(tmp_path / "data")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    for out, pattern in ((tmp_path / "notes.txt", r"--out .*notes\.txt is a file, not a folder"),
+                         (tmp_path / "notes.txt" / "results", r"--out .*results cannot be created: .*notes\.txt is a file"),
+                         ("/proc/trust-results", r"--out /proc/trust-results is not writable: /proc refuses new files")):
+        code, _, err = _run(capsys, *_evaluate_args(info["dataset"], tiny_models[:1], out))
+        assert code == 2 and re.search(rf"^error: {pattern}", err, re.M), err
+        assert "evaluate (" not in err  # nothing ran
+    args = _evaluate_args(info["dataset"], tiny_models[:1], tmp_path / "results")
+    args[args.index("--no-cache")] = "--cache=" + str(tmp_path / "notes.txt")
+    code, _, err = _run(capsys, *args)
+    assert code == 2 and re.search(r"^error: the cache folder .*notes\.txt is a file, not a folder", err, re.M), err
+    assert not (tmp_path / "results").exists() and (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_evaluate_skips_an_unreadable_film_refuses_mixed_folders_and_states_n(tmp_path, capsys, tiny_models):
+    info = _dataset_with_a_bad_film(tmp_path / "data")
+    bad = tmp_path / "data" / "stage_2_train_images" / "d.dcm"
+    before = bad.read_bytes()
+    out = tmp_path / "results"
+    # --strict refuses the film before any work
+    code, _, err = _run(capsys, *_evaluate_args(info["dataset"], tiny_models, out, "--strict"))
+    assert code == 2 and re.search(r"^error: d\.dcm: .*truncated.*\(--strict: a film that cannot be read stops the "
+                                   r"run", err, re.M), err
+    assert not out.exists()
+    # the default skips it, lists it and counts it in summary.json; the user's file is not changed
+    code, printed, err = _run(capsys, *_evaluate_args(info["dataset"], tiny_models, out))
+    assert code == 0, err
+    assert re.search(r"^note: skipped 1 item\(s\) of .*: unreadable films", err, re.M), err
+    assert re.search(r"^  d: d\.dcm: ", err, re.M) and bad.read_bytes() == before
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"]["skipped"]["unreadable films"] == 1 and list(summary["dataset"]["unreadable"]) == ["d"]
+    assert summary["verdict_min_n"] == 6
+    # n stated, and too few images never PASS or FAIL
+    utility = summary["criteria"]["utility"]["methods"]["grad"]
+    assert utility["n_paired"] == 1 and utility["verdict"] == "inconclusive"
+    assert re.search(r"^  grad +\S+ \[\S+, \S+\] n=1 baseline \S+ +INCONCLUSIVE \(n=1 < 6: too few images to decide\)",
+                     printed, re.M), printed
+    # repeatability without a localizer baseline says what gives one, before and after the run
+    hint = r"two localizers of one kind give it — --localizer A\.pt --localizer B\.pt .* or --localizer-maps DIR1"
+    assert re.search(rf"^note: repeatability will be inconclusive without a baseline: {hint}", err, re.M), err
+    assert re.search(rf"^  note: repeatability has no baseline to decide against: {hint}", printed, re.M), printed
+    # another run into the same folder is refused (results of other criteria would sit beside it)…
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "repeatability.csv" in first
+    narrower = _evaluate_args(info["dataset"], tiny_models[:1], out)
+    narrower[narrower.index("repeatability")] = "utility"
+    code, _, err = _run(capsys, *narrower)
+    assert code == 2 and re.search(r"^error: --out .*results already holds the results of \['utility', "
+                                   r"'repeatability'\] on .*data: .* add --overwrite", err, re.M), err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    # …unless --overwrite, which replaces the folder as a whole: no table of the old run is left
+    code, _, err = _run(capsys, *narrower, "--overwrite")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["criteria"]) == ["utility"]
+    assert not [p for p in out.iterdir() if p.name.startswith("repeatability")]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+    # a folder holding anything else is never replaced
+    (out / "my-notes.txt").write_text("mine\n")
+    code, _, err = _run(capsys, *narrower, "--overwrite")
+    assert code == 2 and "holds files that are not evaluation results (e.g. ['my-notes.txt'])" in err, err
+    assert (out / "my-notes.txt").read_text() == "mine\n"
+
+
+def test_maps_with_an_unusable_cache_leaves_no_empty_out(tmp_path, capsys, tiny_models):
+    info = _rsna(RSNA_HEADER + "a,1,1,20,20,1\nb,,,,,0\nc,5,5,30,30,1\n")(tmp_path / "data")
+    (tmp_path / "cache").write_text("not a folder\n")
+    code, _, err = _run(capsys, "maps", "--dataset", info["dataset"], "--model", tiny_models[0], "--images", "a",
+                        "--methods", "grad", "--preset", "fast", "--out", tmp_path / "maps", "--cache", tmp_path / "cache")
+    assert code == 2 and "the cache folder" in err and not (tmp_path / "maps").exists()
+
+
+def test_write_outputs_replaces_a_results_folder_whole(tmp_path):
+    """The library path (the demo, the app's jobs): one run's set of files, swapped in at once."""
+    import pandas as pd
+
+    from trust_core.errors import ConfigError
+    from trust_core.evaluate.run import EvalResult, write_outputs
+
+    def result(tables, criteria):
+        return EvalResult(tables={t: pd.DataFrame({"image_id": ["a"], "value": [0.5]}) for t in tables},
+                          summary={"criteria": {c: {} for c in criteria}, "criteria_run": criteria,
+                                   "dataset": {"kind": "rsna"}},
+                          config={"dataset": {"root": "/data", "skipped": {"unreadable films": 2},
+                                              "unreadable": {"x": "x.dcm: empty"}}}, stats={"units": 1})
+
+    out = tmp_path / "results"
+    write_outputs(result(["utility", "randomization"], ["utility", "randomization"]), out)
+    write_outputs(result(["utility"], ["utility"]), out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "summary.json", "utility.csv", "utility.parquet"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"]["skipped"] == {"unreadable films": 2} and summary["dataset"]["unreadable"] == {
+        "x": "x.dcm: empty"}
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]
+    (out / "photo.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(ConfigError, match=r"holds files that are not evaluation results \(e\.g\. \['photo\.jpg'\]\)"):
+        write_outputs(result(["utility"], ["utility"]), out)
+
+
+# -- verdicts at tiny n -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n, verdict", [(2, "inconclusive"), (5, "inconclusive"), (6, "pass")])
+def test_no_verdict_below_the_minimum_n(n, verdict):
+    from trust_core.metrics.stats import MIN_PAIRED_N, compare_paired
+
+    assert MIN_PAIRED_N == 6
+    baseline = np.linspace(0.1, 0.2, n)
+    c = compare_paired(baseline + 0.5 + np.linspace(0, 0.01, n), baseline, better="greater")
+    assert c.ci_low > 0 and c.n == n and c.verdict == verdict  # the interval lies above 0 in every case
+
+
+def test_an_unreadable_film_in_a_folder_dataset_is_never_rewritten(tmp_path, capsys, tiny_models):
+    """`trust maps` on a folder whose second film is an RGB JPEG renamed .png that cannot be read: listed,
+    skipped, the file untouched."""
+    info = _folder(mask_shape=(64, 64), film_shape=(64, 64))(tmp_path / "data")
+    bad = tmp_path / "data" / "images" / "film2.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    before = bad.read_bytes()
+    code, out, err = _run(capsys, "maps", "--dataset", info["dataset"], "--model", tiny_models[0], "--images", "film1",
+                          "film2", "--methods", "grad", "--preset", "fast", "--no-cache", "--out", tmp_path / "maps")
+    assert code == 0, err
+    assert re.search(r"^  film2: film2\.png: not a readable image file", err, re.M), err
+    assert bad.read_bytes() == before and sorted(p.name for p in (tmp_path / "maps").iterdir()) == [
+        "film1.npz", "params.json"]
+
+
+def test_a_film_image_of_the_wrong_depth_reaches_the_model_bright(tmp_path):
+    """The 12-bit film in a 16-bit PNG is read at its depth (and warns); the same PNG declaring 16 bits is not."""
+    from trust_core.data import read_image
+    from trust_core.data.dicom import FilmWarning
+
+    _png16("plain.png", 4096)(tmp_path)
+    with pytest.warns(FilmWarning, match="read as 12-bit"):
+        assert read_image(tmp_path / "plain.png").max() > 0.99
+    _png16("declared.png", 4096, sbit=16)(tmp_path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FilmWarning)
+        assert read_image(tmp_path / "declared.png").max() < 0.07  # declared 16-bit: taken at its word
+    Image.fromarray(_pixels(dtype=np.uint16, high=65535)).save(tmp_path / "full.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FilmWarning)
+        assert read_image(tmp_path / "full.png").max() > 0.99

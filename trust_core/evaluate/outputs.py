@@ -1,0 +1,64 @@
+"""An evaluation's output folder: one run's results, never two runs mixed.
+
+:func:`~trust_core.evaluate.run.write_outputs` writes the whole set into a hidden folder beside ``--out`` and
+swaps it in (:func:`trust_core.io.atomic_folder`), so the folder holds one run's tables and summary. Before
+any work, the CLI checks the folder (:func:`check_results_folder`): a folder that already holds results is
+replaced only with ``--overwrite``, and a folder holding anything else (a user's files) never is.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+
+RESULT_SUFFIXES = (".json", ".parquet", ".csv")  # what write_outputs writes (tables, config.json, summary.json)
+
+
+def _entries(out: Path) -> list[Path]:
+    """What the folder holds, without the hidden temporary files and folders of atomic writes."""
+    return sorted(p for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp")))
+
+
+def describe_results(out: Path) -> str:
+    """A short description of the results in ``out``: their criteria (summary.json) and dataset (config.json)."""
+    def read(name: str) -> dict:
+        try:
+            data = json.loads((out / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    summary, config = read("summary.json"), read("config.json")
+    criteria = summary.get("criteria_run") or list(summary.get("criteria") or {}) or (
+        (config.get("config") or {}).get("criteria"))
+    dataset = {**(summary.get("dataset") or {}), **(config.get("dataset") or {})}
+    where = dataset.get("root") or dataset.get("kind")
+    finding = dataset.get("finding")
+    if not (criteria or where):
+        return "files of an evaluation"
+    return (f"the results of {list(criteria) if criteria else 'an evaluation'}" + (f" on {where}" if where else "")
+            + (f" ({finding})" if finding else ""))
+
+
+def check_results_folder(out: str | Path, *, overwrite: bool) -> Path:
+    """Refuse, before any work, an ``--out`` that would mix two runs or lose a user's files: a folder holding
+    results without ``overwrite``; a folder holding anything but results (files other than tables and JSON,
+    sub-folders) even with it. An empty or missing folder is fine. Raises :class:`ConfigError`."""
+    out = Path(out)
+    if not out.is_dir():
+        return out
+    entries = _entries(out)
+    if not entries:
+        return out
+    foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if p.is_dir() or p.suffix not in RESULT_SUFFIXES]
+    is_results = (out / "summary.json").is_file() or (out / "config.json").is_file()
+    if foreign or not is_results:
+        shown = foreign or [p.name for p in entries]
+        raise ConfigError(f"--out {out} holds files that are not evaluation results (e.g. {shown[:3]}): results are "
+                          f"written to a folder of their own. Give a new or empty folder")
+    if not overwrite:
+        raise ConfigError(f"--out {out} already holds {describe_results(out)}: writing another run there would mix "
+                          f"two runs' tables. Give a new folder, or add --overwrite to replace that folder as a "
+                          f"whole (the old results stay until the new ones are complete)")
+    return out
