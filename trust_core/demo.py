@@ -143,7 +143,8 @@ LOCALIZER_SEEDS = (0, 1)
 LOCALIZER_SIZES = {"rsna": 64, "siim": 128}
 # the paper's four, and the newer criteria that read the same maps (no pass of their own): the app's
 # "beyond the paper" toggle shows them
-DEMO_EVAL = dict(preset="fast", utility_limit=16, ssim_images=5, group=8,
+# 8 SSIM images: a verdict needs at least MIN_PAIRED_N (6) paired images, with room for a flagged map
+DEMO_EVAL = dict(preset="fast", utility_limit=16, ssim_images=8, group=8,
                  criteria=("utility", "randomization", "repeatability", "reproducibility", "pointing_game",
                            "energy_pointing_game", "spearman", "hog", "emprt"))
 
