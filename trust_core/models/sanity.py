@@ -29,13 +29,13 @@ NARROW_INPUT = 0.1  # films whose model inputs span less than this fraction of t
 
 
 def _kind(model: nn.Module) -> str:
-    from .spec import source_kind
-
+    """The zoo of a spec'd model's source (``torchxrayvision:DenseNet`` → ``torchxrayvision``), read from its
+    prefix (the spec module, which imports this one, owns the full parse: ``spec.source_kind``)."""
     source = (info_of(model).spec or {}).get("source")
-    try:
-        return source_kind(str(source)) if source else "registry"
-    except Exception:  # a source name this build no longer knows: nothing to compare against
-        return "unknown"
+    if not source:
+        return "registry"
+    prefix, sep, _rest = str(source).partition(":")
+    return prefix if sep and prefix in EXPECTED_NORMALIZATION else "other"
 
 
 def _input_range(prep) -> tuple[float, float]:
