@@ -6,6 +6,7 @@ import streamlit as st
 
 from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
+from trust_core.metrics.stats import MIN_PAIRED_N
 from trust_core.report import VERDICT_COLOURS, provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
 from ui.widgets import extended_toggle, shown_criteria, shown_methods
@@ -110,7 +111,8 @@ def render() -> None:
     shown = kind().upper() + (f" — {results['dataset']['finding']}" if results.get("dataset", {}).get("finding") else "")
     st.markdown(f"**Dataset** {shown} · **models** {models} · **preset** {preset} · "
                 f"{results['stats']['image_maps']} image-states")
-    st.caption(provenance_line(results))
+    st.caption(provenance_line(results) + f" · a verdict needs at least {results.get('verdict_min_n', MIN_PAIRED_N)} "
+               "paired images; fewer, or no baseline, reads inconclusive (the table says why)")
 
     table = scorecard_table(results, kind())
     shown = shown_criteria(results["criteria"])
@@ -148,11 +150,12 @@ def render() -> None:
             st.caption(f"Verdict — {block['rule'].rstrip('.')}. Paper rule — {block.get('paper_rule', '—')}."
                        + (f" Scored on {block['scored_maps_note']}." if block.get("scored_maps_note") else "")
                        + (f" Randomized states: {block['explained_class']}." if block.get("explained_class") else ""))
-            view = sub[["label", "verdict", "ours", "baseline_text", "difference_text", "paper_rule", "paper_text",
-                        "n", "excluded"]].rename(columns={
+            view = sub[["label", "verdict", "why", "ours", "baseline_text", "difference_text", "paper_rule",
+                        "paper_text", "n", "excluded"]].rename(columns={
                 "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)"
                 if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
-                "paper_rule": "paper rule", "paper_text": "paper", "excluded": "flagged"})
+                "paper_rule": "paper rule", "paper_text": "paper", "excluded": "flagged",
+                "why": "why inconclusive"})
             event = st.dataframe(view.style.map(verdict_style, subset=["verdict"]), hide_index=True, width="stretch",
                                  on_select="rerun", selection_mode="single-row", key=f"scorecard_{criterion}")
             rows = event.selection.rows if event and event.selection else []

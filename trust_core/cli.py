@@ -9,6 +9,7 @@ from .data.phantom import ANATOMIES
 from .errors import TrustError
 from .evaluate.criteria import CRITERIA, PAPER_CRITERIA
 from .evaluate.criteria import SETS as CRITERIA_SETS
+from .evaluate.verdicts import LOCALIZER_BASELINE, NEEDS_SECOND_MODEL, paired_n, verdict_reason, verdict_reasons
 from .models.registry import ARCHITECTURES
 from .randomization.cascade import INITS, MODES
 from .saliency.explain import PRECISIONS
@@ -259,36 +260,22 @@ def _print_summary(summary: dict) -> None:
     for criterion, block in summary["criteria"].items():
         print(f"\n{criterion} ({block['metric']}, n={block['n_images']}, {block.get('scored_maps', 'clipped')} "
               f"maps): {block['rule']}")
-        from .metrics.stats import MIN_PAIRED_N
-
         no_baseline = False
         for method, entry in block["methods"].items():
             if entry is None:
-                print(f"  {method:<15} n/a" + (f" ({NEEDS_SECOND_MODEL[criterion]})"
-                                                if criterion in NEEDS_SECOND_MODEL else ""))
+                reason = verdict_reason(criterion, None)
+                print(f"  {method:<15} n/a" + (f" ({reason})" if reason else ""))
                 continue
             base = entry.get("baseline_low", entry.get("baseline"))
             base_text = f"{base:.3f}" if isinstance(base, float) else "n/a"
-            n = entry.get("n_paired", entry.get("n"))
-            reasons = []
-            if entry["verdict"] == "inconclusive" and isinstance(n, int) and n < MIN_PAIRED_N:
-                reasons.append(f"n={n} < {MIN_PAIRED_N}: too few images to decide")
-            if base is None and criterion in NEEDS_SECOND_MODEL:
-                no_baseline = True
-                reasons.append("no baseline")
+            reasons = verdict_reasons(criterion, entry, short=True)
+            no_baseline |= base is None and criterion in NEEDS_SECOND_MODEL
             verdict = entry["verdict"].upper() + (f" ({'; '.join(reasons)})" if reasons else "")
-            print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] n={n} "
-                  f"baseline {base_text}  {verdict} (paper rule: {entry.get('paper_rule') or 'n/a'})"
+            print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
+                  f"n={paired_n(entry)} baseline {base_text}  {verdict} (paper rule: {entry.get('paper_rule') or 'n/a'})"
                   + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
         if no_baseline:
             print(f"  note: {criterion} has no baseline to decide against: {LOCALIZER_BASELINE}")
-
-
-NEEDS_SECOND_MODEL = {"repeatability": "needs a second model of the same architecture: repeat --model",
-                      "reproducibility": "needs a model of another architecture: repeat --model"}
-LOCALIZER_BASELINE = ("two localizers of one kind give it — --localizer A.pt --localizer B.pt (U-Nets trained with "
-                      "different seeds: `trust train-localizer --seed`) or --localizer-maps DIR1 --localizer-maps DIR2 "
-                      "(two sets of score maps)")
 
 
 def _baseline_note(args) -> None:

@@ -2,6 +2,7 @@
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -58,6 +59,21 @@ def test_scorecard_shows_results_and_paper_values(app_workspace, monkeypatch):
     assert len(frames) >= 4  # one table per criterion
     assert any("paper" in df.value.columns for df in frames)
     assert any("fast" in w.value for w in at.warning)  # the non-paper preset is called out
+
+
+def test_the_scorecard_says_why_a_verdict_is_inconclusive(app_workspace, monkeypatch):
+    """The workspace scores 3 SSIM images: below the 6 paired images a verdict needs, its randomization,
+    repeatability and reproducibility rows are inconclusive, and the page says so beside each one (and the rule
+    in its caption), as the CLI does."""
+    at = start(app_workspace, monkeypatch)
+    assert any("a verdict needs at least 6 paired images" in c.value for c in at.caption)
+    frames = [df.value for df in at.dataframe if "why inconclusive" in df.value.columns]
+    assert len(frames) >= 4
+    rows = pd.concat(frames)
+    small = rows[rows.n < 6]
+    assert len(small) and (small.verdict == "inconclusive").all()
+    assert small["why inconclusive"].str.contains(r"n=\d < 6: too few images to decide").all()
+    assert (rows[rows.verdict != "inconclusive"]["why inconclusive"] == "").all()
 
 
 def test_the_extended_toggle_adds_the_newer_criteria_and_methods(app_workspace, monkeypatch):

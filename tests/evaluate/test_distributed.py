@@ -129,3 +129,34 @@ def test_ray_runs_a_multi_finding_dataset_and_spec_models(cluster, tmp_path):
     assert local.summary["dataset"]["finding"] == distributed.summary["dataset"]["finding"] == "Infiltrate"
     assert_same_tables(local, distributed)  # a ResNet-18's Grad-CAM at 2×2: the thread count showed here
     assert_equal_tree(local.summary["criteria"], distributed.summary["criteria"])
+
+
+def test_ray_workers_leave_out_the_films_the_driver_skipped(phantom_root, models, cluster, tmp_path):
+    """A film the driver found unreadable (skipped and listed) stays out of every worker's dataset: the workers
+    see the driver's screened dataset, never read the film again, and the results equal the local engine's."""
+    import shutil
+
+    from trust_core.data import RSNADataset
+    from trust_core.evaluate.films import screen_for_evaluation
+
+    shutil.copytree(phantom_root / "rsna", tmp_path / "rsna")
+    probe = RSNADataset(tmp_path / "rsna", image_size=64)
+    bad_id = probe.ids(split="test", label=1)[0]
+    bad = probe.record(bad_id).path
+    bad.write_bytes(bad.read_bytes()[:300])  # cut short: unreadable
+
+    def screened():
+        dataset = RSNADataset(tmp_path / "rsna", image_size=64)
+        assert list(screen_for_evaluation(dataset, config().criteria)) == [bad_id]
+        return dataset
+
+    seen = {}
+    local = Evaluation(screened(), models, config(), cache=Store(tmp_path / "local")).run()
+    distributed = Evaluation(screened(), models, config(), cache=Store(tmp_path / "ray")).run(
+        executor=ray_executor(workers=2, on_actors=lambda actors: seen.update(
+            ids=ray.get([a.image_ids.remote() for a in actors]))))
+    assert all(bad_id not in ids for ids in seen["ids"]) and len(seen["ids"]) == 2
+    assert seen["ids"][0] == screened().ids()
+    assert bad_id not in set(local.tables["utility"].image_id)
+    assert_same_tables(local, distributed)
+    assert_equal_tree(local.summary["criteria"], distributed.summary["criteria"])

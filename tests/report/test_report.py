@@ -109,6 +109,11 @@ def test_page_one_holds_the_warning_the_prediction_and_the_verdicts(app_workspac
     table = scorecard_table(ws.results("rsna"), "rsna")
     expected = table[(table.method == "gradcam") & (table.criterion == "repeatability")].verdict.iloc[0]
     assert report.verdicts["gradcam"]["Repeatability"] == expected
+    # 3 SSIM images: below the 6 paired images a verdict needs; the report says why, not just "inconclusive"
+    assert expected == "inconclusive"
+    assert "A verdict needs at least 6 paired images. " in report.verdict_source
+    assert "Repeatability inconclusive: n=3 < 6: too few images to decide" in report.verdict_source
+    assert "needs at least 6 paired images" in first  # page 1 of the PDF too
     output = ws.prediction("rsna", image_id, "rsna_densenet_tiny_s0.pt")
     assert f"{output['scores'][output['predicted']]:.2f}" in report.prediction
 

@@ -467,15 +467,24 @@ class RadiographDataset(abc.ABC):
                 if strict:
                     raise type(exc)(exc.reason + " (--strict: a film that cannot be read stops the run; without "
                                     "it the film is skipped and listed)", path=exc.path) from None
-                self.unreadable[image_id] = str(exc)
-                self.skipped.add(UNREADABLE, image_id)
-                self._all.pop(image_id, None)
-                self.records = [r for r in self.records if r.image_id != image_id]
+                self.exclude({image_id: str(exc)})
             else:
                 kept.append(image_id)
             if progress is not None:
                 progress(image_id)
         return kept
+
+    def exclude(self, unreadable: dict[str, str]) -> None:
+        """Leave out films already found unreadable (image id → why), as :meth:`screen` does, without reading
+        them again: how a worker rebuilding this dataset elsewhere (the Ray engine) sees the driver's dataset."""
+        for image_id, why in unreadable.items():
+            if image_id in self.unreadable:
+                continue
+            self.unreadable[image_id] = why
+            self.skipped.add(UNREADABLE, image_id)
+            self._all.pop(image_id, None)
+        gone = set(unreadable)
+        self.records = [r for r in self.records if r.image_id not in gone]
 
     # -- summaries -----------------------------------------------------------------------------------
     def summary(self) -> dict:

@@ -32,6 +32,7 @@ class EvaluationSpec:
     localizers: list
     localizer_maps: list
     cache_dir: str | None
+    unreadable: dict  # films the driver skipped (image id → why): left out of the worker's dataset too
 
 
 def spec_of(evaluation) -> EvaluationSpec:
@@ -45,7 +46,8 @@ def spec_of(evaluation) -> EvaluationSpec:
             kwargs[key] = getattr(dataset, key)
     return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_sources)[:evaluation.trained], evaluation.config,
                           list(evaluation.localizer_paths), list(evaluation.localizer_maps),
-                          str(evaluation.cache.directory) if evaluation.cache is not None else None)
+                          str(evaluation.cache.directory) if evaluation.cache is not None else None,
+                          dict(dataset.unreadable))
 
 
 class UnitWorker:
@@ -59,6 +61,7 @@ class UnitWorker:
 
         torch.set_num_threads(max(1, threads))  # before any computation: the kernels' summation order
         dataset = spec.dataset_class(spec.dataset_root, **spec.dataset_kwargs)
+        dataset.exclude(spec.unreadable)  # the driver's screened dataset, not one with its unreadable films back
         cache = Store(spec.cache_dir) if spec.cache_dir else None
         self.evaluation = Evaluation(dataset, spec.model_paths, spec.config, localizers=spec.localizers,
                                      localizer_maps=spec.localizer_maps, cache=cache)
@@ -66,6 +69,9 @@ class UnitWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def image_ids(self) -> list[str]:
+        return self.evaluation.dataset.ids()
 
     def threads(self) -> int:
         import torch

@@ -22,7 +22,8 @@ Criteria and their baselines:
   seeds.
 
 Every verdict is **pass / fail / inconclusive** from the 95 % bootstrap CI of the paired per-image
-difference to the baseline over the same images (flagged maps drop the image on both sides); the
+difference to the baseline over the same images (flagged maps drop the image on both sides), and
+inconclusive below ``MIN_PAIRED_N`` (6) paired images or without a baseline (:mod:`.verdicts`); the
 paper's point rule (means only) is kept beside it as ``paper_rule``.
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, explain_for_classes, predicted_classes, resolve_methods, resolve_params
 from ..saliency.registry import PAPER_PRESET
 from ..saliency.postprocess import minmax_maps
+from .verdicts import VERDICT_RULE
 from .criteria import (CLIPPED, CRITERIA, MAP_FORMS, UNCLIPPED, PAPER_CRITERIA, CriterionResult, resolve_criteria,  # one owner of the names
                        resolve_scored_maps, scored_form)
 RANDOMIZATION_CLASSES = {
@@ -335,9 +337,7 @@ class Evaluation:
                          "preset_is_paper": PRESETS[self.config.preset].paper,
                          "dataset": {"kind": self.dataset.kind, "mask_rule": self.dataset.mask_rule,
                                      **self.dataset.selection},
-                         "verdict_rule": "pass / fail when the 95 % bootstrap CI of the paired per-image "
-                                         "difference (method − baseline, same images) lies wholly on the "
-                                         "passing / failing side of 0; inconclusive when it straddles 0",
+                         "verdict_rule": VERDICT_RULE,
                          "parameters": {k: self.params[k] for k in ("gradcam_interpolation", "xrai_postprocess",
                                                                     "noise_per_model", "xrai_baselines")},
                          "data_range": self.config.data_range}

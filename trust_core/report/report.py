@@ -22,6 +22,7 @@ from ..data.dicom import read_dicom
 from ..data.transforms import crop, crop_window
 from ..errors import DicomError
 from ..metrics import auprc
+from ..metrics.stats import MIN_PAIRED_N
 from ..models.info import info_of
 from ..pseudonyms import pseudonym, pseudonymizer
 from ..saliency import METHODS, PRESETS
@@ -149,13 +150,19 @@ def cohort_verdicts(workspace, kind: str, finding, methods) -> tuple[dict[str, d
         return {}, f"No evaluation has run for {kind.upper()}: no verdicts (trust evaluate, or the Runs page)."
     table = scorecard_table(results, kind)
     out = {m: {} for m in methods}
+    why: dict[str, list[str]] = {}  # criterion label → the reasons its inconclusive verdicts give (once each)
     for row in table.itertuples():
         if row.method in out and row.criterion in CRITERIA and CRITERIA[row.criterion].group == "paper":
-            out[row.method][CRITERIA[row.criterion].label] = row.verdict or "-"
+            label = CRITERIA[row.criterion].label
+            out[row.method][label] = row.verdict or "-"
+            if row.verdict == "inconclusive" and row.why and row.why not in why.setdefault(label, []):
+                why[label].append(row.why)
     n = {k: b.get("n_images") for k, b in results["criteria"].items()}
+    reasons = "".join(f" {label} inconclusive: {'; '.join(texts)}." for label, texts in why.items() if texts)
     return out, (f"Verdicts are the cohort's ({kind.upper()} evaluation, preset {results.get('preset')}, "
                  f"{n.get('utility', '?')} images for utility): whether each method passes each of Arun et al.'s "
-                 f"criteria against its baseline, not a property of this image alone.")
+                 f"criteria against its baseline, not a property of this image alone. A verdict needs at least "
+                 f"{MIN_PAIRED_N} paired images.{reasons}")
 
 
 def _fmt(value) -> str:
@@ -379,11 +386,13 @@ def provenance_line(summary: dict) -> str:
 
 
 def scorecard_table(summary: dict, kind: str):
-    """Method × criterion scorecard: our value, CI, baseline, verdict (pass / fail / inconclusive), the
-    paper's point rule and the paper's value."""
+    """Method × criterion scorecard: our value, CI, baseline, verdict (pass / fail / inconclusive) and why an
+    inconclusive one is (``why``: too few paired images, no baseline, a CI across 0), the paper's point rule
+    and the paper's value."""
     import pandas as pd
 
     from ..evaluate.paper import paper_value
+    from ..evaluate.verdicts import verdict_reason
 
     rows = []
     for criterion, block in summary["criteria"].items():
@@ -395,6 +404,7 @@ def scorecard_table(summary: dict, kind: str):
                          "metric": block["metric"], "value": entry["mean"], "ci_low": entry["ci_low"],
                          "ci_high": entry["ci_high"], "n": entry["n"], "excluded": entry["excluded"],
                          "baseline": baseline, "baseline_high": entry.get("baseline_high"),
-                         "verdict": entry.get("verdict"), "paper_rule": entry.get("paper_rule"),
+                         "verdict": entry.get("verdict"), "why": verdict_reason(criterion, entry),
+                         "paper_rule": entry.get("paper_rule"),
                          "difference_ci": entry.get("difference_ci"), "paper": paper_value(criterion, kind, method)})
     return pd.DataFrame(rows)

@@ -1,0 +1,47 @@
+"""Why a verdict is what it is: one owner for the reasons the CLI, the scorecard page and the reports give
+beside an inconclusive verdict (too few paired images, no baseline to decide against, a CI across 0)."""
+from __future__ import annotations
+
+from ..metrics.stats import MIN_PAIRED_N
+
+# The criteria whose baseline comes from localizers (two U-Nets or two sets of score maps), and what a run
+# without one lacks.
+NEEDS_SECOND_MODEL = {"repeatability": "needs a second model of the same architecture: repeat --model",
+                      "reproducibility": "needs a model of another architecture: repeat --model"}
+LOCALIZER_BASELINE = ("two localizers of one kind give it — --localizer A.pt --localizer B.pt (U-Nets trained with "
+                      "different seeds: `trust train-localizer --seed`) or --localizer-maps DIR1 --localizer-maps DIR2 "
+                      "(two sets of score maps)")
+
+VERDICT_RULE = ("pass / fail when the 95 % bootstrap CI of the paired per-image difference (method − baseline, "
+                f"same images) lies wholly on the passing / failing side of 0; inconclusive when it straddles 0, "
+                f"when there is no baseline, or below n = {MIN_PAIRED_N} paired images (too few to decide)")
+
+
+def paired_n(entry: dict) -> int | None:
+    """The n a verdict was decided on: the paired images (method and baseline both defined), else all."""
+    n = entry.get("n_paired", entry.get("n"))
+    return int(n) if isinstance(n, (int, float)) and n == n else None
+
+
+def verdict_reasons(criterion: str, entry: dict | None, *, short: bool = False) -> list[str]:
+    """Why ``entry`` (a method's block of a criterion in ``summary.json``) is inconclusive, or what a scorecard
+    reader must know beside its verdict; [] for a verdict the data decided. ``short``: the CLI's words, where a
+    note after the table says what gives a missing baseline."""
+    if entry is None:
+        return [NEEDS_SECOND_MODEL[criterion]] if criterion in NEEDS_SECOND_MODEL else []
+    reasons = []
+    n = paired_n(entry)
+    verdict = entry.get("verdict")
+    base = entry.get("baseline_low", entry.get("baseline"))
+    if verdict == "inconclusive" and n is not None and n < MIN_PAIRED_N:
+        reasons.append(f"n={n} < {MIN_PAIRED_N}: too few images to decide")
+    if base is None and criterion in NEEDS_SECOND_MODEL:
+        reasons.append("no baseline" if short else f"no baseline: {LOCALIZER_BASELINE}")
+    if not reasons and verdict == "inconclusive" and not short:
+        reasons.append("the 95 % CI of the difference from the baseline includes 0")
+    return reasons
+
+
+def verdict_reason(criterion: str, entry: dict | None) -> str:
+    """:func:`verdict_reasons` as one line ('' when the data decided the verdict)."""
+    return "; ".join(verdict_reasons(criterion, entry))
