@@ -19,7 +19,7 @@ def test_too_few_images_no_baseline_and_a_ci_across_zero_each_say_so():
     assert six["verdict"] == "pass" and verdict_reason("utility", six) == ""
     across = entry([0.2, 0.8, 0.3, 0.7, 0.4, 0.6, 0.5], [0.5] * 7)
     assert across["verdict"] == "inconclusive"
-    assert verdict_reason("utility", across) == "the 95 % CI of the difference from the baseline includes 0"
+    assert verdict_reason("utility", across) == "95 % CI of ours − baseline includes 0"
     # repeatability without localizers: no baseline, and what gives one (the CLI's short form: a note follows)
     alone = {**entry([0.9] * 8, [0.1] * 8), "baseline": None, "verdict": "inconclusive"}
     assert verdict_reason("repeatability", alone).startswith("no baseline: two localizers of one kind give it — "

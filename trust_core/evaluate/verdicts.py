@@ -38,7 +38,7 @@ def verdict_reasons(criterion: str, entry: dict | None, *, short: bool = False) 
     if base is None and criterion in NEEDS_SECOND_MODEL:
         reasons.append("no baseline" if short else f"no baseline: {LOCALIZER_BASELINE}")
     if not reasons and verdict == "inconclusive" and not short:
-        reasons.append("the 95 % CI of the difference from the baseline includes 0")
+        reasons.append("95 % CI of ours − baseline includes 0")
     return reasons
 
 
