@@ -460,6 +460,30 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_analyze(args) -> int:
+    """When and why each method fails: the failure analysis of a results folder (trust_core.analysis)."""
+    from .analysis import analyze, write_analysis
+
+    analysis = analyze(args.run, criteria=args.criteria, methods=args.methods, dataset=args.dataset)
+    path = write_analysis(analysis, args.run)
+    print(f"{analysis.summary['n_images']} images; features: instances, relative size, elongation, irrectangularity "
+          f"(CheXlocalize), model confidence ({analysis.summary['confidence']})")
+    for line in analysis.lines():
+        print(f"  {line}")
+    print(f"wrote {path} and the analysis_* tables beside it ({analysis.summary['timings']['total_s']:.1f} s)")
+    return 0
+
+
+def _cmd_figures(args) -> int:
+    """The results folder's figures for a paper, as SVG and PDF (trust_core.analysis.figures)."""
+    from .analysis.figures import write_figures
+
+    written = write_figures(args.run, args.out)
+    names = sorted({p.stem for p in written})
+    print(f"wrote {len(written)} files ({len(names)} figures, SVG and PDF) to {args.out}: {', '.join(names)}")
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from .bench import bench_metrics, bench_saliency
 
@@ -692,6 +716,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--include-identifiers", action="store_true", help="put patient identifiers in the report")
     rep.add_argument("--out", required=True, help="file: .pdf, .html (per image) or .zip (cohort)")
     rep.set_defaults(func=_cmd_report)
+
+    ana = sub.add_parser("analyze", help="when and why methods fail: localization scores against lesion geometry, "
+                                         "model confidence and a human ceiling (from an evaluation's results)")
+    ana.add_argument("--run", required=True, help="an evaluation's results folder (its --out)")
+    ana.add_argument("--criteria", nargs="*", default=None, metavar="CRITERION",
+                     choices=[k for k, c in CRITERIA.items() if c.family == "localization"],
+                     help="localization criteria to analyze (default: every one the run scored)")
+    ana.add_argument("--methods", nargs="*", default=None, choices=list(METHODS), metavar="METHOD",
+                     help="methods to analyze (default: every one the run scored)")
+    ana.add_argument("--dataset", default=None, metavar="KIND:PATH",
+                     help="where the evaluated dataset is now, if it moved (default: as recorded in config.json)")
+    ana.set_defaults(func=_cmd_analyze)
+
+    fig = sub.add_parser("figures", help="figures for a paper from an evaluation's results (SVG and PDF)")
+    fig.add_argument("--run", required=True, help="an evaluation's results folder (its --out)")
+    fig.add_argument("--out", required=True, help="folder for the figures")
+    fig.set_defaults(func=_cmd_figures)
 
     bench = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
     bench.add_argument("what", choices=["saliency", "metrics", "engines", "presets", "ui"])

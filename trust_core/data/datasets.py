@@ -63,6 +63,9 @@ class Record:
     coco: tuple[tuple[int, int, str], ...] = ()  # COCO RLEs (height, width, counts): CheXlocalize
     reader_boxes: tuple[tuple[Box, ...], ...] = ()  # one box set per reader, combined by ``min_readers``
     min_readers: int = 0  # a pixel is ground truth where at least this many readers' boxes cover it
+    # every reader's own reading of the film, whatever the reader rule (one box set per reader who read it,
+    # empty for a reader who did not mark the finding): the human ceiling (trust_core.analysis.ceiling)
+    readings: tuple[tuple[Box, ...], ...] = ()
 
 
 @dataclass(frozen=True)

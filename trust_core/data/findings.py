@@ -356,8 +356,9 @@ class VinDrDataset(FindingDataset):
         records = []
         for image_id in sorted(labels):
             sets, need = kept.get(image_id, ((), 0))
+            readings = tuple(tuple(readers.get(image_id, {}).get(r, ())) for r in sorted(said.get(image_id, {})))
             records.append(Record(image_id, files[image_id], labels[image_id], reader_boxes=sets,
-                                  min_readers=need if labels[image_id] else 0,
+                                  min_readers=need if labels[image_id] else 0, readings=readings,
                                   category=self.finding if labels[image_id] else ""))
         return records
 

@@ -1,0 +1,104 @@
+"""How a localization score goes with a lesion's features: Spearman's ρ with a percentile-bootstrap 95 % CI
+(images resampled), a multiple linear regression of the score on all features together (standardized, so
+each coefficient is the change per standard deviation of its feature, with t-based 95 % CIs), and the score
+per feature quartile — the analyses of CheXlocalize (Saporta et al. 2022), on one's own model and data."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..metrics.stats import BOOTSTRAP_RESAMPLES
+
+_CHUNK = 2_000_000  # values per bootstrap chunk: memory stays bounded for any number of images
+
+
+def _ranks(matrix: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(matrix, axis=-1)  # average ranks for ties, as scipy.stats.spearmanr
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+
+
+def spearman_ci(x, y, *, confidence: float = 0.95, n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """Spearman's ρ of the finite pairs, its two-sided p-value (SciPy) and a percentile-bootstrap CI over
+    images (resamples where one side is constant are left out, as ρ is undefined there)."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = int(x.size)
+    nan = float("nan")
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"rho": nan, "ci_low": nan, "ci_high": nan, "p": nan, "n": n}
+    result = spearmanr(x, y)
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK // n)
+    rhos = []
+    for start in range(0, n_boot, step):
+        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
+        rhos.append(_pearson_rows(_ranks(x[idx]), _ranks(y[idx])))
+    rhos = np.concatenate(rhos)
+    rhos = rhos[np.isfinite(rhos)]
+    alpha = (1 - confidence) / 2
+    low, high = (np.quantile(rhos, [alpha, 1 - alpha]) if rhos.size else (nan, nan))
+    return {"rho": float(result.statistic), "ci_low": float(low), "ci_high": float(high), "p": float(result.pvalue),
+            "n": n}
+
+
+def regression(y, features: dict[str, np.ndarray], *, confidence: float = 0.95) -> dict:
+    """Ordinary least squares of ``y`` on the standardized ``features`` (rows with any non-finite value
+    dropped; constant features left out and named): per feature the coefficient (change of ``y`` per SD),
+    its standard error and t-based CI; R² and n. Too few rows for the model: no coefficients, and why."""
+    from scipy import stats
+
+    names = list(features)
+    X = np.column_stack([np.asarray(features[k], np.float64) for k in names]) if names else np.empty((len(y), 0))
+    y = np.asarray(y, np.float64)
+    keep = np.isfinite(y) & np.isfinite(X).all(axis=1)
+    X, y = X[keep], y[keep]
+    n = int(y.size)
+    constant = [k for j, k in enumerate(names) if n == 0 or np.ptp(X[:, j]) == 0]
+    used = [j for j, k in enumerate(names) if k not in constant]
+    out = {"n": n, "r2": float("nan"), "coefficients": {}, "left_out": constant, "note": ""}
+    p = len(used)
+    if p == 0 or n <= p + 1:
+        out["note"] = f"too few images ({n}) for {p} feature(s) and an intercept"
+        return out
+    Z = (X[:, used] - X[:, used].mean(0)) / X[:, used].std(0, ddof=1)
+    A = np.column_stack([np.ones(n), Z])
+    beta, *_ = np.linalg.lstsq(A, y, rcond=None)
+    residual = y - A @ beta
+    dof = n - A.shape[1]
+    sigma2 = float(residual @ residual) / dof
+    covariance = sigma2 * np.linalg.pinv(A.T @ A)
+    t = stats.t.ppf(0.5 + confidence / 2, dof)
+    total = float(((y - y.mean()) ** 2).sum())
+    out["r2"] = 1.0 - float(residual @ residual) / total if total > 0 else float("nan")
+    for k, j in enumerate(used, start=1):
+        se = float(np.sqrt(covariance[k, k]))
+        coefficient = float(beta[k])
+        p_value = float(2 * stats.t.sf(abs(coefficient / se), dof)) if se > 0 else float("nan")
+        out["coefficients"][names[j]] = {"coef": coefficient, "se": se, "ci_low": coefficient - t * se,
+                                         "ci_high": coefficient + t * se, "p": p_value}
+    return out
+
+
+def quartiles(x, y) -> list[dict]:
+    """The mean score per quartile of a feature (quartiles merged where values tie: e.g. instance counts)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": np.asarray(x, np.float64), "y": np.asarray(y, np.float64)}).dropna()
+    if frame.x.nunique() < 2:
+        return []
+    bins = pd.qcut(frame.x, 4, duplicates="drop")
+    rows = []
+    for k, (interval, part) in enumerate(frame.groupby(bins, observed=True)):
+        rows.append({"quartile": k + 1, "low": float(part.x.min()), "high": float(part.x.max()),
+                     "mean": float(part.y.mean()), "n": int(len(part))})
+    return rows

@@ -1,0 +1,227 @@
+"""Figures for a paper from an evaluation's results folder, as vector SVG and PDF (matplotlib), each with the
+provenance line that decides its numbers (dataset and its fingerprint, models, preset, code version):
+
+* ``forest_<criterion>``: per method the mean and its 95 % CI (coloured by verdict), the baseline and the
+  paper's value — the scorecard's forest plots;
+* ``randomization_curves``: mean SSIM per cascade state, per method, with the random-pair baseline;
+* ``utility_boxplots``: per-image AUPRC per method beside the average-mask (and localizer) baselines;
+* ``why_<criterion>``: the failure analysis — per method the score against each feature, with its trend
+  line and Spearman's ρ [95 % CI], and the human ceiling where there is one.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+VERDICT_COLOURS = {"pass": "#15803d", "fail": "#b91c1c", "inconclusive": "#b45309"}
+FORMATS = ("svg", "pdf")
+
+
+def provenance(summary: dict, config: dict) -> str:
+    """One line: dataset (kind, finding, fingerprint), models, preset, evaluation and saliency code versions."""
+    dataset = config.get("dataset", {})
+    models = ", ".join(Path(str(m.get("path"))).name for m in config.get("models", []))
+    versions = config.get("versions", {})
+    finding = f" {dataset['finding']}" if dataset.get("finding") else ""
+    return (f"{str(dataset.get('kind', '?')).upper()}{finding} (fingerprint {dataset.get('fingerprint', '?')}) · "
+            f"models {models} · preset {summary.get('preset')} · {summary.get('code_version')} / "
+            f"{versions.get('saliency_code', '?')} · Saliency Trust Explorer")
+
+
+def _figure(height: float, width: float = 7.0):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "saliency-trust-explorer", "font.size": 8})
+    return plt.figure(figsize=(width, height))
+
+
+def _save(figure, out: Path, name: str, line: str) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_path
+
+    figure.text(0.01, 0.005, line, fontsize=5.5, color="#555555", ha="left", va="bottom", wrap=True)
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    written = []
+    for fmt in FORMATS:
+        path = out / f"{name}.{fmt}"
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=fmt, metadata={"Date": None} if fmt == "svg" else
+                           {"CreationDate": None, "Creator": "Saliency Trust Explorer"})
+        written.append(path)
+    plt.close(figure)
+    return written
+
+
+def forest(summary: dict, criterion: str, kind: str, out: Path, line: str) -> list[Path]:
+    from ..evaluate.criteria import CRITERIA
+    from ..evaluate.paper import paper_value
+    from ..saliency import METHODS
+
+    block = summary["criteria"][criterion]
+    rows = [(m, e) for m, e in block["methods"].items() if e is not None]
+    if not rows:
+        return []
+    figure = _figure(0.6 + 0.28 * len(rows))
+    axis = figure.add_subplot(111)
+    for y, (method, entry) in enumerate(rows):
+        colour = VERDICT_COLOURS.get(entry.get("verdict"), "#555555")
+        axis.errorbar(entry["mean"], y, xerr=[[entry["mean"] - entry["ci_low"]], [entry["ci_high"] - entry["mean"]]],
+                      fmt="o", color=colour, capsize=2, label=entry.get("verdict"))
+        base = entry.get("baseline_low", entry.get("baseline"))
+        if isinstance(base, (int, float)):
+            axis.plot([base], [y], marker="|", markersize=12, color="orange", label="baseline")
+        paper = paper_value(criterion, kind, method)
+        if isinstance(paper, float):
+            axis.plot([paper], [y], marker="D", markersize=4, color="black", label="paper")
+    axis.set_yticks(range(len(rows)), [METHODS[m].label if m in METHODS else m for m, _ in rows])
+    axis.invert_yaxis()
+    axis.set_xlabel(f"{CRITERIA[criterion].label}: {block['metric']} (n = {block.get('n_images')})")
+    handles, labels = axis.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axis.legend(unique.values(), unique.keys(), fontsize=6, loc="best")
+    return _save(figure, out, f"forest_{criterion}", line)
+
+
+def randomization_curves(summary: dict, out: Path, line: str) -> list[Path]:
+    from ..saliency import METHODS
+
+    block = summary["criteria"].get("randomization")
+    if not block:
+        return []
+    figure = _figure(3.2)
+    axis = figure.add_subplot(111)
+    states = []
+    for method, entry in block["methods"].items():
+        if not entry or not entry.get("curve"):
+            continue
+        curve = entry["curve"]
+        states = [c["state"] for c in curve] if len(curve) > len(states) else states
+        x = [c["state_index"] for c in curve]
+        axis.plot(x, [c["mean"] for c in curve], marker="o", markersize=3,
+                  label=METHODS[method].label if method in METHODS else method)
+        if isinstance(entry.get("baseline"), float):
+            axis.axhline(entry["baseline"], color=axis.lines[-1].get_color(), linestyle=":", linewidth=0.8)
+    axis.set_xticks(range(1, len(states) + 1), states, rotation=45, ha="right")
+    axis.set_xlabel("randomized up to (cascading, from the logits down)")
+    axis.set_ylabel("mean SSIM(original, randomized)")
+    axis.legend(fontsize=6, ncol=2)
+    axis.set_title("dotted: each method's random-pair baseline", fontsize=7)
+    return _save(figure, out, "randomization_curves", line)
+
+
+def utility_boxplots(run: Path, summary: dict, out: Path, line: str) -> list[Path]:
+    import pandas as pd
+
+    from ..saliency import METHODS
+
+    if "utility" not in summary["criteria"] or not (run / "utility.parquet").is_file():
+        return []
+    table = pd.read_parquet(run / "utility.parquet")
+    groups, labels = [], []
+    for method in dict.fromkeys(table.method):
+        groups.append(table[table.method == method].auprc.dropna().to_numpy())
+        labels.append(METHODS[method].label if method in METHODS else method)
+    if (run / "utility_baselines.parquet").is_file():
+        baselines = pd.read_parquet(run / "utility_baselines.parquet")
+        for name in dict.fromkeys(baselines.baseline):
+            groups.append(baselines[baselines.baseline == name].auprc.dropna().to_numpy())
+            labels.append(f"baseline: {name.replace('_', ' ')}")
+    figure = _figure(3.2)
+    axis = figure.add_subplot(111)
+    axis.boxplot(groups, tick_labels=labels, showmeans=True)
+    axis.set_ylabel("AUPRC per image")
+    axis.tick_params(axis="x", rotation=45)
+    for tick in axis.get_xticklabels():
+        tick.set_ha("right")
+    return _save(figure, out, "utility_boxplots", line)
+
+
+def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out: Path, line: str) -> list[Path]:
+    """A grid: methods (rows) × features (columns), the score against the feature with its least-squares
+    trend and Spearman's ρ [95 % CI]; the human ceiling as a band where there is one."""
+    import pandas as pd
+
+    from ..evaluate.criteria import CRITERIA
+    from .geometry import FEATURE_LABELS, FEATURES
+
+    block = analysis["criteria"].get(criterion)
+    if not block or not block["methods"]:
+        return []
+    table = pd.read_parquet(run / f"{CRITERIA[criterion].table}.parquet")
+    features = features_table.set_index("image_id")
+    methods = list(block["methods"])
+    names = list(FEATURES)
+    figure = _figure(1.3 * len(methods) + 0.4, 1.6 * len(names))
+    for r, method in enumerate(methods):
+        entry = block["methods"][method]
+        scores = table[table.method == method].groupby(table.image_id.astype(str))[block["column"]].mean()
+        frame = features.join(scores.rename("score"), how="inner")
+        for c, feature in enumerate(names):
+            axis = figure.add_subplot(len(methods), len(names), r * len(names) + c + 1)
+            x, y = frame[feature].to_numpy(float), frame.score.to_numpy(float)
+            keep = np.isfinite(x) & np.isfinite(y)
+            axis.scatter(x[keep], y[keep], s=6, color="#1f77b4")
+            if keep.sum() >= 2 and np.ptp(x[keep]) > 0:
+                slope, intercept = np.polyfit(x[keep], y[keep], 1)
+                grid = np.linspace(x[keep].min(), x[keep].max(), 2)
+                axis.plot(grid, slope * grid + intercept, color="#b91c1c", linewidth=1)
+            ceiling = entry.get("ceiling")
+            if ceiling:
+                axis.axhspan(ceiling["human"] - 1e-3, ceiling["human"] + 1e-3, color="#15803d", alpha=0.6)
+            rho = entry["spearman"][feature]
+            text = "ρ n/a" if rho["rho"] != rho["rho"] else f"ρ {rho['rho']:+.2f} [{rho['ci_low']:+.2f}, {rho['ci_high']:+.2f}]"
+            axis.set_title(text, fontsize=6)
+            axis.tick_params(labelsize=5)
+            if r == len(methods) - 1:
+                axis.set_xlabel(FEATURE_LABELS[feature], fontsize=6)
+            if c == 0:
+                axis.set_ylabel(f"{entry['label']}\n{block.get('short', block['label'])}", fontsize=6)
+    figure.suptitle(f"{block['label']} ({block['metric']}) against lesion geometry and model confidence"
+                    + (" · green band: human ceiling" if any("ceiling" in e for e in block["methods"].values()) else ""),
+                    fontsize=8)
+    return _save(figure, out, f"why_{criterion}", line)
+
+
+def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = None, features=None) -> list[Path]:
+    """Every figure of a results folder into ``out`` (SVG and PDF). The failure-analysis figures use
+    ``analysis`` (default: the folder's ``analysis.json``, computed when absent — nothing is written into
+    the results folder)."""
+    import pandas as pd
+
+    from ..errors import ConfigError
+    from ..io import writable_folder
+    from .analyze import analyze, read_analysis
+
+    run = Path(run)
+    if not (run / "summary.json").is_file() or not (run / "config.json").is_file():
+        raise ConfigError(f"--run {run}: not an evaluation's results folder (no summary.json and config.json)")
+    out = writable_folder(out)
+    summary = json.loads((run / "summary.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    kind = config.get("dataset", {}).get("kind", "rsna")
+    line = provenance(summary, config)
+    written = []
+    for criterion in summary["criteria"]:
+        written += forest(summary, criterion, kind, out, line)
+    written += randomization_curves(summary, out, line)
+    written += utility_boxplots(run, summary, out, line)
+    if analysis is None:
+        analysis = read_analysis(run)
+        features = pd.read_parquet(run / "analysis_features.parquet") if analysis else None
+    if analysis is None:
+        try:
+            computed = analyze(run)
+        except ConfigError:
+            computed = None  # no localization criterion: no failure analysis to draw
+        if computed is not None:
+            analysis, features = computed.summary, computed.tables["analysis_features"]
+    if analysis is not None:
+        for criterion in analysis["criteria"]:
+            written += why_it_fails(analysis, features, run, criterion, out, line)
+    return written
