@@ -36,7 +36,9 @@ def _figure(height: float, width: float = 7.0):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.hashsalt": "saliency-trust-explorer", "font.size": 8})
+    # text stays text (editable in a paper's figure), fonts embedded as TrueType in the PDF
+    plt.rcParams.update({"svg.hashsalt": "saliency-trust-explorer", "svg.fonttype": "none", "pdf.fonttype": 42,
+                         "font.size": 8})
     return plt.figure(figsize=(width, height))
 
 
