@@ -175,7 +175,10 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
     store = Store(layout.store)
     for kind in [*DATASETS, *TRANSFER]:
         out = layout.results(kind)
-        if _current_results(out / "summary.json") or not layout.dataset(kind).is_dir():
+        if not layout.dataset(kind).is_dir():
+            continue
+        if _current_results(out / "summary.json"):
+            _analyze(out, kind, log)  # results from an earlier build: only the failure analysis, if it is missing
             continue
         classifiers, localizers = workspace_models(layout.root, kind)
         if kind in TRANSFER:
@@ -189,6 +192,19 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
         write_outputs(result, out)
         log(f"{kind}: evaluated {result.stats['image_maps']} image-states in {result.stats['seconds']:.0f} s "
             f"→ {out}")
+        _analyze(out, kind, log)
+
+
+def _analyze(out: Path, kind: str, log: Callable[[str], None]) -> None:
+    """The failure analysis beside the results (``trust analyze``; seconds), for the app's Why it fails page."""
+    from .analysis import analyze, read_analysis, write_analysis
+
+    if read_analysis(out) is not None:
+        return
+    analysis = analyze(out)
+    write_analysis(analysis, out)
+    log(f"{kind}: failure analysis of {analysis.summary['n_images']} images in "
+        f"{analysis.summary['timings']['total_s']:.1f} s → {out / 'analysis.json'}")
 
 
 def _current_results(path: Path) -> bool:

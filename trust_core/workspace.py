@@ -109,6 +109,19 @@ class Workspace:
             return None
         return summary
 
+    def analysis(self, kind: str, *, compute: bool = False) -> dict | None:
+        """The failure analysis of the dataset's results (``trust analyze``): as stored beside them, or
+        computed and stored now when ``compute`` (seconds: it reads the tables and the ground truth)."""
+        from .analysis import analyze, read_analysis, write_analysis
+
+        folder = self.layout.results(kind)
+        stored = read_analysis(folder)
+        if stored is not None or not compute or not (folder / "summary.json").is_file():
+            return stored
+        result = analyze(folder)
+        write_analysis(result, folder)
+        return result.summary
+
     def results_finding(self, kind: str) -> str | None:
         """The finding the dataset's stored results are for (multi-finding datasets), else None."""
         return ((self._summary(kind) or {}).get("dataset") or {}).get("finding")

@@ -23,6 +23,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/explorer.py", "Image explorer", "🔎", "explorer"),
     PageSpec("pages/randomization.py", "Randomization", "🎲", "randomization"),
     PageSpec("pages/metrics.py", "Metrics", "📊", "metrics"),
+    PageSpec("pages/why.py", "Why it fails", "🧭", "why"),
     PageSpec("pages/compare.py", "Compare", "⚖️", "compare"),
     PageSpec("pages/upload.py", "Your own image", "📤", "upload"),
     PageSpec("pages/report.py", "Reports", "📄", "reports"),

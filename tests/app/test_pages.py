@@ -470,3 +470,39 @@ def test_the_workbench_grid_crosses_its_choices_filters_and_exports(app_workspac
     at.number_input(key="wb_filter_value").set_value(2.0).run()
     assert not at.exception, at.exception
     assert not any("map" in f.value.columns for f in at.dataframe)  # nothing has an AUPRC ≥ 2
+
+
+def test_why_it_fails_analyzes_on_request_and_a_point_opens_its_image(app_workspace, monkeypatch, tmp_path):
+    """Without an analysis the page offers to run it (nothing is computed behind the user's back); then the
+    ρ table (every feature, the values of analysis.json), the scatter and the quartile bars; a clicked
+    point opens its image at its method in the explorer."""
+    import json
+    import shutil
+
+    from trust_core.report.report import pseudonym
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(app_workspace, workspace, ignore=shutil.ignore_patterns("store"))
+    at = start(workspace, monkeypatch)
+    at.switch_page("pages/why.py").run()
+    assert not at.exception, at.exception
+    assert any("has not run yet" in i.value for i in at.info)
+    assert not (workspace / "results" / "rsna" / "analysis.json").exists()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    analysis = json.loads((workspace / "results" / "rsna" / "analysis.json").read_text())
+    table = at.dataframe[0].value
+    assert list(table.columns[3:8]) == ["instances", "relative size", "elongation", "irrectangularity",
+                                        "model confidence"]
+    gradcam = analysis["criteria"]["utility"]["methods"]["gradcam"]["spearman"]["relative_size"]
+    row = table[table.method == "Grad-CAM"].iloc[0]
+    assert row["relative size"] == ("—" if gradcam["rho"] != gradcam["rho"] else
+                                    f"{gradcam['rho']:+.2f} [{gradcam['ci_low']:+.2f}, {gradcam['ci_high']:+.2f}]")
+    assert len(at.get("plotly_chart")) == 2  # the scatter and the quartile bars
+    image = Workspace(workspace).table("rsna", "analysis_features").image_id.iloc[0]
+    at.session_state["why_scatter"] = {"selection": {"points": [{"customdata": [pseudonym(image, workspace), "gradcam"]}],
+                                                     "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["_image_id"] == image and at.session_state["_explorer_method"] == "gradcam"
+    assert viewer(at)  # the explorer's viewer

@@ -3,6 +3,7 @@ import re
 import zlib
 
 import pydicom
+import pandas as pd
 import pytest
 
 from trust_core.report import build_image_report, pseudonym, render_html, render_pdf
@@ -69,6 +70,16 @@ def test_cohort_archive_and_cli(app_workspace, tmp_path):
                  "--out", str(tmp_path / "c.zip")]) == 0
     names = zipfile.ZipFile(tmp_path / "c.zip").namelist()
     assert "rsna/summary.json" in names and "rsna/utility.parquet" in names and "rsna/scorecard.csv" in names
+    # the failure analysis and the figures for a paper, computed for the archive (the workspace is untouched)
+    assert "rsna/analysis.json" in names and "rsna/analysis_features.csv" in names
+    assert not (app_workspace / "results" / "rsna" / "analysis.json").exists()
+    for name in ("forest_utility", "randomization_curves", "utility_boxplots", "why_utility"):
+        assert f"rsna/figures/{name}.svg" in names and f"rsna/figures/{name}.pdf" in names
+    archive = zipfile.ZipFile(tmp_path / "c.zip")
+    features = archive.read("rsna/analysis_features.csv").decode()
+    assert "img-" in features  # pseudonyms, as every table of the archive
+    utility_ids = set(pd.read_parquet(app_workspace / "results" / "rsna" / "utility.parquet").image_id)
+    assert not any(i in features for i in utility_ids)
     assert main(["report", "--workspace", str(app_workspace), "--dataset", "rsna", "--out",
                  str(tmp_path / "x.pdf")]) == 2  # missing --image: a clear error, exit code 2
 

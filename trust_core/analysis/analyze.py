@@ -112,7 +112,7 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
     import pandas as pd
 
     from ..evaluate.criteria import CRITERIA
-    from ..metrics.stats import compare_paired
+    from ..metrics.stats import bootstrap_ci, compare_paired
     from ..saliency import METHODS
 
     started = time.perf_counter()
@@ -163,6 +163,13 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
                           "models": [m.get("path") for m in config.get("models", [])],
                           "evaluation_code": config.get("versions", {}).get("evaluation_code")}}
     associations, quartile_rows = [], []
+    for criterion in chosen:
+        column = CEILING_COLUMNS.get(criterion)
+        if column and len(ceiling) and ceiling[column].notna().any():
+            values = ceiling[column].dropna().to_numpy()
+            low, high = bootstrap_ci(values, seed=seed)
+            out["ceiling"].setdefault("by_criterion", {})[criterion] = {
+                "mean": float(values.mean()), "ci_low": low, "ci_high": high, "n": int(values.size)}
     for criterion in chosen:
         spec = CRITERIA[criterion]
         table = scores[criterion]

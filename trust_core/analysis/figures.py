@@ -216,6 +216,8 @@ def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = N
     if analysis is None:
         analysis = read_analysis(run)
         features = pd.read_parquet(run / "analysis_features.parquet") if analysis else None
+    elif features is None:
+        raise ValueError("write_figures: an analysis needs its analysis_features table")
     if analysis is None:
         try:
             computed = analyze(run)

@@ -309,7 +309,9 @@ def _table(pdf, title: str, rows: list[tuple], widths: tuple) -> None:
 
 
 def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -> bytes:
-    """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard.
+    """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard, the
+    failure analysis (``analysis.json`` and its tables, as stored beside the results, or computed for the
+    archive when it has not run: nothing is written into the workspace) and the figures for a paper (``figures/``: SVG and PDF, :mod:`trust_core.analysis.figures`).
 
     Image ids (the dataset's file keys, which in some datasets are patient or accession numbers) are
     replaced by their pseudonyms (keyed with the workspace's secret key, which the archive never holds)
@@ -320,7 +322,20 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
     folder = workspace.layout.results(kind)
     if not (folder / "summary.json").is_file():
         raise FileNotFoundError(f"no evaluation results for {kind} in {workspace.root}")
+    from ..analysis import ANALYSIS_FILE, analyze, read_analysis
+    from ..errors import ConfigError
+
     tables = {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet")) if not p.name.startswith(".")}
+    analysis = read_analysis(folder)
+    if analysis is None:
+        try:
+            computed = analyze(folder)
+        except ConfigError:
+            computed = None  # no localization criterion in these results: no failure analysis
+        if computed is not None:
+            analysis = computed.summary
+            tables.update(computed.tables)
+    features = tables["analysis_features"].copy() if "analysis_features" in tables else None
     ids = set()
     for table in tables.values():
         if "image_id" in table:
@@ -344,8 +359,17 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
             if name is not None:
                 payload = _replace_ids(payload, ids, name)
             archive.writestr(f"{kind}/{path.name}", json.dumps(payload, indent=2))
+        if analysis is not None and not (folder / ANALYSIS_FILE).is_file():
+            archive.writestr(f"{kind}/{ANALYSIS_FILE}", json.dumps(analysis, indent=2, default=str))
         archive.writestr(f"{kind}/scorecard.csv", scorecard_table(json.loads((folder / "summary.json").read_text()),
                                                                   kind).to_csv(index=False))
+        import tempfile
+
+        from ..analysis.figures import write_figures
+
+        with tempfile.TemporaryDirectory() as figures:
+            for path in write_figures(folder, figures, analysis=analysis, features=features):
+                archive.write(path, f"{kind}/figures/{path.name}")
     return buffer.getvalue()
 
 
