@@ -102,9 +102,9 @@ def _screened(dataset, ids=None, *, strict: bool, limit: int | None = None, scre
     kept = (screen() if screen is not None else dataset.screen(ids, strict=strict, limit=limit))
     new = {i: why for i, why in dataset.unreadable.items() if i not in before}
     if new:
-        from .data.datasets import UNREADABLE
+        from .data.datasets import UNREADABLE, UNUSABLE_TRUTH
 
-        print(f"note: skipped {len(new)} item(s) of {dataset.root}: {UNREADABLE} (--strict refuses them; your "
+        print(f"note: skipped {len(new)} item(s) of {dataset.root}: {UNREADABLE} or {UNUSABLE_TRUTH} (--strict refuses them; your "
               f"files are not changed):", file=sys.stderr)
         for image_id, why in new.items():
             print(f"  {image_id}: {why}", file=sys.stderr)
@@ -112,6 +112,8 @@ def _screened(dataset, ids=None, *, strict: bool, limit: int | None = None, scre
         example = next(iter(dataset.film_warnings.values()))
         print(f"warning: {len(dataset.film_warnings)} film(s) read at a depth inferred from their values (`trust "
               f"check` lists them), e.g. {example}", file=sys.stderr)
+    if dataset.depth_note:
+        print(f"warning: {dataset.depth_note}", file=sys.stderr)
     import warnings
 
     from .data.dicom import FilmWarning

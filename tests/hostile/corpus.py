@@ -372,11 +372,15 @@ def _png_with_sbit(array: np.ndarray, bits: int) -> bytes:
     return data[:at] + chunk + data[at:]
 
 
-def _png16(name: str, high: int, *, sbit: int | None = None):
+def _png16(name: str, high: int, *, sbit: int | None = None, scaled: bool = False):
     """A 16-bit PNG film whose values stay below ``high`` (a 12-bit detector: 4096), optionally declaring
-    ``sbit`` significant bits."""
+    ``sbit`` significant bits; ``scaled``: as the PNG standard stores them, scaled to the full 16-bit range
+    (left-shifted, the high bits replicated into the low ones)."""
     def build(folder: Path) -> dict:
         array = np.random.default_rng(0).integers(high // 8, high, (64, 64), dtype=np.uint16)
+        if scaled:
+            shift = 16 - int(np.log2(high))
+            array = (array << shift) | (array >> (int(np.log2(high)) - shift))
         path = folder / name
         if sbit is None:
             Image.fromarray(array).save(path)
@@ -667,6 +671,9 @@ CASES: list[Case] = [
          warns=r"^warning: 1 film\(s\) read at a depth inferred .*deep12\.png: a 16-bit image whose values all stay "
                r"below 4096 \(max \d+\): read as 12-bit"),
     Case("png-16-bit-declaring-12-bit", "image", _png16("sbit12.png", 4096, sbit=12), "ok",
+         check=_check_used_depth(12, 4096)),
+    # the PNG standard's own way: 12-bit samples scaled to 16 bits, sBIT 12 only informative (÷ 65535)
+    Case("png-16-bit-declaring-12-bit-scaled", "image", _png16("sbit12s.png", 4096, sbit=12, scaled=True), "ok",
          check=_check_used_depth(12, 4096)),
     Case("checkpoint-torchscript", "checkpoint", _checkpoint(_torchscript), "error",
          r"TorchScript archive \(torch\.jit\.save\).*torch\.save\(torch\.jit\.load\(p\)\.state_dict\(\), "),

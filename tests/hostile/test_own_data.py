@@ -78,6 +78,32 @@ def _dataset_with_a_bad_film(folder):
     return info
 
 
+def test_one_detector_one_depth_a_dim_film_is_not_read_brighter(tmp_path, capsys):
+    """Two 16-bit PNGs of one 12-bit detector, one of them dim (max 999 < 1024): each alone would be read at
+    the depth its values need (10 and 12 bits, the dim one 4× brighter); the dataset reads both as 12-bit
+    and says so."""
+    from trust_core.data import open_dataset
+
+    info = _folder(mask_shape=(64, 48), film_shape=(64, 48))(tmp_path)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(500, 4000, (64, 48), dtype=np.uint16)).save(tmp_path / "images" / "film1.png")
+    Image.fromarray(rng.integers(100, 1000, (64, 48), dtype=np.uint16)).save(tmp_path / "images" / "film2.png")
+    dim = int(np.asarray(Image.open(tmp_path / "images" / "film2.png")).max())
+    code, _, err = _run(capsys, "check", "--dataset", info["dataset"])
+    assert code == 0, err
+    assert re.search(r"^warning: \S+: films of this dataset need different depths by their values \(10-bit: 1, "
+                     r"12-bit: 1\): one detector has one depth, so all are read as 12-bit .*e\.g\. film2", err, re.M), err
+    dataset = open_dataset(info["dataset"], image_size=32)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = dataset.native_image("film2").max()
+        dataset.screen(dataset.ids())
+        together = dataset.native_image("film2").max()
+    assert alone == pytest.approx(dim / 1023, abs=1e-6) and together == pytest.approx(dim / 4095, abs=1e-6)
+    assert dataset.film_depth == 12
+
+
 def _evaluate_args(dataset, models, out, *extra):
     return ["evaluate", "--dataset", dataset, *sum((["--model", str(m)] for m in models), []), "--preset", "fast",
             "--methods", "grad", "--criteria", "utility", "repeatability", "--ssim-images", "2", "--baseline-pairs",

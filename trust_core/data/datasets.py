@@ -37,6 +37,7 @@ from .transforms import crop_window, frame, resize_image, to_model_input
 
 SPLITS = ("train", "val", "test")
 UNREADABLE = "unreadable films"  # the skip reason of films left out by :meth:`RadiographDataset.screen`
+UNUSABLE_TRUTH = "unusable ground truth"  # … and of films whose mask cannot be used (another size)
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 SPLIT_FILE = "splits.csv"
 
@@ -181,6 +182,12 @@ class RadiographDataset(abc.ABC):
         self._shape_cache: dict[str, tuple[int, int]] = {}
         self.unreadable: dict[str, str] = {}  # films left out by screen(): image id → why (the error message)
         self.film_warnings: dict[str, str] = {}  # films read, but not as their container says (FilmWarning)
+        # the bit depth this dataset's films were found to need where their depth is inferred (16-bit images
+        # without sBIT): the deepest of the films screened, so that a dim film of a 12-bit detector is not read
+        # as 10-bit, 4× brighter than its neighbours (see screen())
+        self.film_depth: int | None = None
+        self.inferred_depths: dict[str, int] = {}
+        self.depth_note: str | None = None  # set when films needed different depths (see _settle_depth)
 
     # -- subclass hook -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -287,7 +294,7 @@ class RadiographDataset(abc.ABC):
 
     def native_image(self, image_id: str) -> np.ndarray:
         """The display image at its native resolution, float32 (H, W) in [0, 1]."""
-        image = load_radiograph(self.record(image_id).path)
+        image = load_radiograph(self.record(image_id).path, min_depth=self.film_depth)
         self._shape_cache[image_id] = image.shape
         return image
 
@@ -431,6 +438,9 @@ class RadiographDataset(abc.ABC):
                     warnings.simplefilter("always", FilmWarning)
                     image = self.native_image(image_id)
                 said = [str(w.message) for w in caught if issubclass(w.category, FilmWarning)]
+                for w in caught:
+                    if issubclass(w.category, FilmWarning) and getattr(w.message, "depth", None):
+                        self.inferred_depths[image_id] = w.message.depth
                 note = film_range_note(image)
                 if note:
                     said.append(f"{self.record(image_id).path.name}: {note}")
@@ -441,14 +451,19 @@ class RadiographDataset(abc.ABC):
                 problems.append(exc)
             if progress is not None:
                 progress(image_id)
+        self._settle_depth()
+        if notes is not None and self.depth_note:
+            notes.append(f"{self.root.name}: {self.depth_note}")
         return problems
 
     def screen(self, ids, *, strict: bool = False, films: bool = True, limit: int | None = None,
                progress=None) -> list[str]:
         """Read the films ``ids`` (``films=False``: only their sizes, what a mask needs) and return those that
         read, in order (the first ``limit``). A film that cannot be read (a :class:`DicomError` or
-        :class:`ImageError`, naming the file) is left out of the dataset, listed in :attr:`unreadable` with
-        its reason and counted under the skip :data:`UNREADABLE`; ``strict`` raises it instead. Depths inferred
+        :class:`ImageError`, naming the file), or a positive film whose ground truth cannot be used (a mask of
+        another size: :class:`DatasetError`), is left out of the dataset, listed in :attr:`unreadable` with
+        its reason and counted under the skip :data:`UNREADABLE` (:data:`UNUSABLE_TRUTH`); ``strict`` raises
+        it instead. Depths inferred
         from the values (:class:`FilmWarning`) are listed in :attr:`film_warnings`. Nothing on disk changes.
         """
         import warnings
@@ -463,28 +478,51 @@ class RadiographDataset(abc.ABC):
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", FilmWarning)
                     self.native_image(image_id) if films else self.native_shape(image_id)
+                    if self.record(image_id).label:
+                        self.native_mask(image_id)  # its ground truth too: a mask of another size, found now
                 for w in caught:
                     if issubclass(w.category, FilmWarning):
                         self.film_warnings[image_id] = str(w.message)
-            except (DicomError, ImageError) as exc:
+                        if getattr(w.message, "depth", None):
+                            self.inferred_depths[image_id] = w.message.depth
+            except (DicomError, ImageError, DatasetError) as exc:
                 if strict:
-                    raise type(exc)(exc.reason + " (--strict: a film that cannot be read stops the run; without "
-                                    "it the film is skipped and listed)", path=exc.path) from None
-                self.exclude({image_id: str(exc)})
+                    raise type(exc)(exc.reason + " (--strict: a film or ground truth that cannot be read stops the "
+                                    "run; without it the film is skipped and listed)", path=exc.path) from None
+                self.exclude({image_id: str(exc)}, reason=UNUSABLE_TRUTH if isinstance(exc, DatasetError) else UNREADABLE)
             else:
                 kept.append(image_id)
             if progress is not None:
                 progress(image_id)
+        self._settle_depth()
         return kept
 
-    def exclude(self, unreadable: dict[str, str]) -> None:
+    def _settle_depth(self) -> None:
+        """One depth for the films whose depth is inferred: the deepest any of them needs. Films inferred
+        shallower are named (they are read at that depth from now on, like their neighbours)."""
+        if not self.inferred_depths:
+            return
+        deepest = max(self.inferred_depths.values())
+        self.film_depth = max(deepest, self.film_depth or 0)
+        shallower = sorted(i for i, d in self.inferred_depths.items() if d < self.film_depth)
+        if shallower:
+            counts = {}
+            for d in self.inferred_depths.values():
+                counts[d] = counts.get(d, 0) + 1
+            self.depth_note = (f"films of this dataset need different depths by their values "
+                               f"({', '.join(f'{d}-bit: {n}' for d, n in sorted(counts.items()))}): one detector has "
+                               f"one depth, so all are read as {self.film_depth}-bit (a dim film is not read brighter "
+                               f"than its neighbours); e.g. {', '.join(shallower[:3])}. Declare the depth in the PNGs "
+                               f"(sBIT) if another is right")
+
+    def exclude(self, unreadable: dict[str, str], *, reason: str = UNREADABLE) -> None:
         """Leave out films already found unreadable (image id → why), as :meth:`screen` does, without reading
         them again: how a worker rebuilding this dataset elsewhere (the Ray engine) sees the driver's dataset."""
         for image_id, why in unreadable.items():
             if image_id in self.unreadable:
                 continue
             self.unreadable[image_id] = why
-            self.skipped.add(UNREADABLE, image_id)
+            self.skipped.add(reason, image_id)
             self._all.pop(image_id, None)
         gone = set(unreadable)
         self.records = [r for r in self.records if r.image_id not in gone]

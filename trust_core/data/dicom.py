@@ -311,9 +311,10 @@ class FilmWarning(UserWarning):
     """A film was read, but not as its container says (a 12-bit film in a 16-bit PNG): the CLI reports
     these (``trust check`` lists every one; ``maps``/``evaluate`` a count)."""
 
-    def __init__(self, message: str, *, path: str | Path):
+    def __init__(self, message: str, *, path: str | Path, depth: int | None = None):
         self.path = str(path)
         self.reason = message
+        self.depth = depth  # the bit depth the film was read at, when it was inferred from its values
         super().__init__(f"{Path(self.path).name}: {message}")
 
 
@@ -340,19 +341,27 @@ def png_significant_bits(path: str | Path) -> int | None:
         return None
 
 
-def _used_depth(values: np.ndarray, path: Path) -> int:
-    """The bit depth of a 16-bit grayscale image's values: its PNG ``sBIT`` when declared, else the smallest
-    of :data:`FILM_DEPTHS` that holds its maximum (a :class:`FilmWarning` says so), else 16."""
+def _used_depth(values: np.ndarray, path: Path, min_depth: int | None = None) -> int:
+    """The bit depth a 16-bit grayscale image's values are scaled by.
+
+    A PNG that declares its depth (``sBIT``) and keeps its values below 2**depth: that depth. One that
+    declares it and has values above it follows the PNG standard (samples scaled to the full 16-bit range,
+    the declared depth only informative): 16. Without a declaration, the smallest of :data:`FILM_DEPTHS`
+    that holds its maximum and is at least ``min_depth`` (the depth its dataset's other films were read at:
+    one detector, one depth), with a :class:`FilmWarning`; else 16."""
+    high = float(values.max()) if values.size else 0.0
     declared = png_significant_bits(path) if path.suffix.lower() == ".png" else None
     if declared is not None:
-        return declared
-    high = float(values.max()) if values.size else 0.0
-    depth = next((d for d in FILM_DEPTHS if high < 2 ** d), 16)
+        return declared if high < 2 ** declared else 16
+    depth = next((d for d in FILM_DEPTHS if high < 2 ** d and d >= (min_depth or 0)), 16)
     if depth < 16 and high > 0:
+        floor = (f"; its dataset's other films need {min_depth} bits, so it is read as they are"
+                 if min_depth and depth == min_depth and high < 2 ** (min_depth - 2) else "")
         warnings.warn(FilmWarning(
             f"a 16-bit image whose values all stay below {2 ** depth} (max {high:.0f}): read as {depth}-bit "
-            f"(÷ {2 ** depth - 1}), not ÷ 65535, which would bring the film to the model almost black. If it really "
-            f"is a 16-bit film, declare its depth in the PNG (an sBIT chunk of 16)", path=path), stacklevel=3)
+            f"(÷ {2 ** depth - 1}), not ÷ 65535, which would bring the film to the model almost black{floor}. If it "
+            f"really is a 16-bit film, declare its depth in the PNG (an sBIT chunk of 16)", path=path, depth=depth),
+            stacklevel=3)
     return depth
 
 
@@ -368,13 +377,14 @@ def film_range_note(image: np.ndarray) -> str | None:
     return None
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, *, min_depth: int | None = None) -> np.ndarray:
     """Read a PNG/JPEG/TIFF/BMP radiograph as float32 (H, W) in [0, 1].
 
     8-bit grayscale is scaled by 255. 16-bit grayscale is scaled by its *used* bit depth, what a user of a
     10-, 12- or 14-bit detector saved into a 16-bit PNG expects: the depth the PNG declares (``sBIT``), else
     the smallest of 8, 10, 12 or 14 bits that holds the film's maximum (with a :class:`FilmWarning`), else 16
-    bits. Colour images (RGB, CMYK) are converted to luminance. Raises :class:`ImageError` for empty,
+    bits (``min_depth``: at least that many, the depth its dataset's films were found to need, so that one
+    detector's films are read alike; see :func:`_used_depth`). Colour images (RGB, CMYK) are converted to luminance. Raises :class:`ImageError` for empty,
     truncated or non-image files.
     """
     from PIL import Image, UnidentifiedImageError
@@ -398,7 +408,7 @@ def read_image(path: str | Path) -> np.ndarray:
                 elif arr.max() > 65535:
                     scale = 65535.0
                 else:
-                    scale = 2.0 ** _used_depth(arr, path) - 1
+                    scale = 2.0 ** _used_depth(arr, path, min_depth) - 1
                 arr = arr / scale
             elif mode == "F":
                 arr = np.asarray(img, dtype=np.float64)
@@ -415,11 +425,11 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0).astype(np.float32)
 
 
-def load_radiograph(path: str | Path) -> np.ndarray:
+def load_radiograph(path: str | Path, *, min_depth: int | None = None) -> np.ndarray:
     """DICOM or ordinary image → float32 (H, W) in [0, 1]; image suffixes go to Pillow, all else to DICOM."""
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return read_image(path)
+        return read_image(path, min_depth=min_depth)
     return read_dicom(path).pixels
 
 
