@@ -140,7 +140,10 @@ def _cmd_maps(args) -> int:
     from .errors import ConfigError
     from .models import load
     from .models.info import info_of
-    from .io import atomic_path, atomic_write, writable_folder
+    import contextlib
+
+    from .evaluate.outputs import MAPS_PARAMS, check_maps_folder
+    from .io import atomic_folder, atomic_path, atomic_write, writable_folder
     from .saliency import explain, resolve_methods, resolve_params
 
     out = writable_folder(args.out)  # before any work: nothing computed for an output that cannot be written
@@ -161,25 +164,31 @@ def _cmd_maps(args) -> int:
     ids = _screened(dataset, ids, strict=args.strict, limit=args.limit)
     if not ids:
         raise ConfigError(f"no readable film to explain in {dataset.root} (every one asked for was skipped above)")
+    identity = json.loads(json.dumps({
+        "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
+        "model": str(args.model), "model_spec": info_of(model).spec, "dataset": args.dataset,
+        "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection}, "precision": args.precision},
+        default=str))
+    replace = check_maps_folder(out, identity, overwrite=args.overwrite)  # before any work: never two runs mixed
     store = _open_cache(args)  # still before the output folder is made: a failing cache leaves no empty --out
     computed = from_cache = 0
-    with tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img") as bar:
+    with contextlib.ExitStack() as stack:
+        # another run's maps (--overwrite): written beside and swapped in whole at the end; else into --out
+        # directly, where a stopped run keeps every finished map and a rerun continues it
+        folder = stack.enter_context(atomic_folder(out)) if replace else out
+        bar = stack.enter_context(tqdm(total=len(ids), desc=f"maps ({args.preset})", unit="img"))
         for start in range(0, len(ids), args.group):
             group = ids[start:start + args.group]
             x = torch.stack([prep(dataset.image(i, size, prep.resize)) for i in group])
             result = explain(model, x, methods=methods, preset=args.preset, device=args.device,
                              precision=args.precision, cache=store, batch_size=args.batch_size, **overrides)
             if start == 0:  # the folder and its params once the first maps exist (a refused parameter writes none)
-                out.mkdir(parents=True, exist_ok=True)
-                atomic_write(out / "params.json", json.dumps({
-                    "preset": args.preset, "methods": methods, "params": {k: v for k, v in params.items()},
-                    "model": str(args.model), "model_spec": info_of(model).spec,
-                    "model_meta": {k: v for k, v in info_of(model).meta.items() if k != "spec"},
-                    "dataset": args.dataset, "dataset_selection": {"mask_rule": dataset.mask_rule, **dataset.selection},
-                    "skipped": dataset.skipped.counts, "unreadable": dataset.unreadable,
-                    "precision": args.precision}, indent=2, default=str))
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write(folder / MAPS_PARAMS, json.dumps({
+                    **identity, "model_meta": {k: v for k, v in info_of(model).meta.items() if k != "spec"},
+                    "skipped": dataset.skipped.counts, "unreadable": dataset.unreadable}, indent=2, default=str))
             for j, image_id in enumerate(group):
-                with atomic_path(out / f"{image_id}.npz") as tmp, open(tmp, "wb") as fh:
+                with atomic_path(folder / f"{image_id}.npz") as tmp, open(tmp, "wb") as fh:
                     np.savez_compressed(fh, **{m: result[m][j] for m in methods},
                                         target=result.targets[j],
                                         flags=json.dumps({m: result.flags[m][j] for m in methods}),
@@ -302,7 +311,7 @@ def _cmd_check(args) -> int:
 
         (source,) = _model_sources(args, [args.model])
         model = load(source, num_classes=None)
-    dataset = _open_dataset(args)
+    dataset = _open_dataset(args, save_splits=False)  # check reads, never writes, the dataset folder
     ids = dataset.ids()
     notes: list[str] = []
     with tqdm(total=len(ids), desc="check", unit="img") as bar:
@@ -363,11 +372,12 @@ def _cmd_inspect(args) -> int:
     model = load(source, num_classes=None)
     report = describe(model)
     if args.dataset:  # the model on a few real films: constant or saturated outputs, inputs in a narrow band
-        from .models.sanity import film_findings, sample_films
+        from .models.sanity import film_findings, film_notes, sample_films
 
-        dataset = _open_dataset(args)
+        dataset = _open_dataset(args, save_splits=False)
         films = sample_films(dataset)
         problems, notes = film_findings(model, films)
+        notes = film_notes(dataset) + notes
         report["films"] = {"dataset": args.dataset, "checked": len(films), "problems": problems, "warnings": notes}
     ok = report["sanity"]["ok"] and not report.get("films", {}).get("problems")
     if args.json:
@@ -619,7 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--positives", action="store_true", help="only positive images")
     maps.add_argument("--limit", type=_positive_int, default=None)
     maps.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")
-    maps.add_argument("--out", required=True, help="output folder")
+    maps.add_argument("--out", required=True, help="output folder (a rerun with the same settings continues it)")
+    maps.add_argument("--overwrite", action="store_true",
+                      help="replace a folder holding another run's maps, as a whole once the new ones are complete")
     _add_strict_option(maps)
     _add_compute_options(maps)
     maps.set_defaults(func=_cmd_maps)

@@ -104,6 +104,42 @@ def test_one_detector_one_depth_a_dim_film_is_not_read_brighter(tmp_path, capsys
     assert dataset.film_depth == 12
 
 
+def test_a_mask_of_another_size_on_a_training_film_is_found_before_the_work(tmp_path, capsys):
+    """The average-mask baseline reads every train and val mask: a transposed one used to stop the run after
+    all its maps were computed. Now it is found first: skipped and listed (or refused with --strict)."""
+    import torch
+
+    from trust_core.models import build, save
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    ids = [f"f{k}" for k in range(6)]
+    for k, image_id in enumerate(ids):
+        Image.fromarray(_pixels((64, 48), np.uint8, 255, seed=k)).save(root / "images" / f"{image_id}.png")
+        mask = np.zeros((48, 64) if image_id == "f0" else (64, 48), np.uint8)
+        mask[5:20, 5:25] = 255
+        Image.fromarray(mask).save(root / "masks" / f"{image_id}.png")
+    (root / "labels.csv").write_text("image_id,label\n" + "".join(f"{i},1\n" for i in ids))
+    (root / "splits.csv").write_text("image_id,split\nf0,train\nf1,train\nf2,val\nf3,test\nf4,test\nf5,test\n")
+    torch.manual_seed(0)
+    model = save(build("resnet_tiny"), tmp_path / "m.pt", arch="resnet_tiny", meta={"input_size": 32})
+    before = (root / "masks" / "f0.png").read_bytes()
+    args = ["evaluate", "--dataset", f"folder:{root}", "--model", model, "--preset", "fast", "--methods", "grad",
+            "--criteria", "utility", "--no-cache", "--out", tmp_path / "out"]
+    code, _, err = _run(capsys, *args, "--strict")
+    assert code == 2 and re.search(r"^error: f0\.png: .*the mask is transposed.* \(--strict: a ground truth that cannot "
+                                   r"be used stops the run", err, re.M), err
+    assert not (tmp_path / "out").exists()
+    code, _, err = _run(capsys, *args)
+    assert code == 0, err
+    assert re.search(r"^  f0: f0\.png: image 'f0': its mask masks/f0\.png is 64×48 .*the mask is transposed.*a corrected "
+                     r"copy", err, re.M), err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["dataset"]["skipped"]["unusable ground truth"] == 1 and list(summary["dataset"]["unreadable"]) == ["f0"]
+    assert (root / "masks" / "f0.png").read_bytes() == before
+
+
 def _evaluate_args(dataset, models, out, *extra):
     return ["evaluate", "--dataset", dataset, *sum((["--model", str(m)] for m in models), []), "--preset", "fast",
             "--methods", "grad", "--criteria", "utility", "repeatability", "--ssim-images", "2", "--baseline-pairs",
@@ -119,6 +155,18 @@ def test_check_lists_films_read_at_an_inferred_depth(tmp_path, capsys):
     assert re.search(r"^warning: film1\.png: a 16-bit image whose values all stay below 4096 \(max \d+\): read as "
                      r"12-bit \(÷ 4095\), not ÷ 65535", err, re.M), err
     assert "0 with problems" in out and "1 film warnings" in out
+    assert not (tmp_path / "splits.csv").exists()  # check reads the dataset folder, never writes into it
+
+
+def test_inspect_says_the_depths_it_inferred_and_writes_nothing(tmp_path, capsys, flat_net):
+    info = _folder(mask_shape=(64, 64), film_shape=(64, 64))(tmp_path / "data")
+    _png16("film1.png", 4096)(tmp_path / "data" / "images")
+    model = _spec(tmp_path, "m.toml", {"source": "flatnet:net", "preprocessing": {"size": 32, "normalization": "paper"}})
+    before = sorted(p.name for p in (tmp_path / "data").iterdir())
+    code, out, err = _run(capsys, "inspect", "--model", model, "--dataset", info["dataset"])
+    assert re.search(r"^warning +film1\.png: a 16-bit image whose values all stay below 4096 .*read as 12-bit", out,
+                     re.M), out
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == before  # no splits.csv made there
 
 
 def test_check_and_inspect_run_the_model_on_the_films(tmp_path, capsys, flat_net):
@@ -290,6 +338,30 @@ def test_an_unreadable_film_in_a_folder_dataset_is_never_rewritten(tmp_path, cap
     assert re.search(r"^  film2: film2\.png: not a readable image file", err, re.M), err
     assert bad.read_bytes() == before and sorted(p.name for p in (tmp_path / "maps").iterdir()) == [
         "film1.npz", "params.json"]
+    first = (tmp_path / "maps" / "film1.npz").read_bytes()
+    # the same settings again continue the folder (a rerun adds what is missing)…
+    args = ["maps", "--dataset", info["dataset"], "--model", tiny_models[0], "--images", "film1", "--methods", "grad",
+            "--preset", "fast", "--no-cache", "--out", tmp_path / "maps"]
+    assert _run(capsys, *args)[0] == 0
+    # …other settings are refused: another run's maps would sit beside these
+    other = [a if a != "grad" else "gradcam" for a in args]
+    code, _, err = _run(capsys, *other)
+    assert code == 2 and re.search(r"^error: --out .*maps holds the maps of another run \(methods differ\): "
+                                   r".*add --overwrite", err, re.M), err
+    assert (tmp_path / "maps" / "film1.npz").read_bytes() == first
+    # --overwrite replaces the folder whole: nothing of the old run is left
+    assert _run(capsys, *other, "--overwrite")[0] == 0
+    import json
+    assert json.loads((tmp_path / "maps" / "params.json").read_text())["methods"] == ["gradcam"]
+    import numpy as np
+    with np.load(tmp_path / "maps" / "film1.npz") as saved:
+        assert "gradcam" in saved and "grad" not in saved
+    # a folder of the user's own files is never written into, even with --overwrite
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    code, _, err = _run(capsys, *args[:-1], tmp_path / "mine", "--overwrite")
+    assert code == 2 and "holds files that are not this tool's maps (e.g. ['notes.txt'])" in err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 def test_a_film_image_of_the_wrong_depth_reaches_the_model_bright(tmp_path):

@@ -149,8 +149,10 @@ class RadiographDataset(abc.ABC):
 
     def __init__(self, root: str | Path, *, image_size: int = 320, split: str | None = None,
                  split_file: str | Path | None = None, seed: int = 0,
-                 fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, mask_rule: str = DEFAULT_MASK_RULE):
+                 fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, mask_rule: str = DEFAULT_MASK_RULE,
+                 save_splits: bool = True):
         self.root = Path(root)
+        self.save_splits = save_splits  # False: a made split stays in memory (read-only commands: check, inspect)
         if not self.root.is_dir():
             raise DatasetError(f"dataset folder not found: {self.root}")
         if split is not None and split not in SPLITS:
@@ -255,7 +257,10 @@ class RadiographDataset(abc.ABC):
         return self._save_splits(make_splits({r.image_id: r.label for r in records}, seed=seed, fractions=fractions))
 
     def _save_splits(self, splits: dict[str, str]) -> dict[str, str]:
-        """Write a newly made split to the split file and return it."""
+        """Write a newly made split to the split file and return it (kept in memory only when the dataset is
+        opened not to write: the split is deterministic from the seed)."""
+        if not self.save_splits:
+            return splits
         try:
             write_splits(self.split_file, splits)
         except OSError:
@@ -417,7 +422,8 @@ class RadiographDataset(abc.ABC):
                     f"but the film {record.path.name} is {width}×{height}"
                     + (": the mask is transposed (rows and columns swapped when it was saved)" if turned else
                        ": a mask must have its film's exact pixel size")
-                    + "; save it again at the film's size", path=record.mask_path)
+                    + "; point the dataset at a corrected copy of the mask, at the film's size (this tool never "
+                      "changes your files)", path=record.mask_path)
             mask |= mask_image > 0.5 if mask_image.max() > 0.5 else mask_image > 0
         return mask
 
@@ -487,8 +493,10 @@ class RadiographDataset(abc.ABC):
                             self.inferred_depths[image_id] = w.message.depth
             except (DicomError, ImageError, DatasetError) as exc:
                 if strict:
-                    raise type(exc)(exc.reason + " (--strict: a film or ground truth that cannot be read stops the "
-                                    "run; without it the film is skipped and listed)", path=exc.path) from None
+                    what = "a ground truth that cannot be used" if isinstance(exc, DatasetError) else \
+                        "a film that cannot be read"
+                    raise type(exc)(exc.reason + f" (--strict: {what} stops the run; without it the film is skipped "
+                                    "and listed)", path=exc.path) from None
                 self.exclude({image_id: str(exc)}, reason=UNUSABLE_TRUTH if isinstance(exc, DatasetError) else UNREADABLE)
             else:
                 kept.append(image_id)

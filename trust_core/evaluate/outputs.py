@@ -62,3 +62,37 @@ def check_results_folder(out: str | Path, *, overwrite: bool) -> Path:
                           f"two runs' tables. Give a new folder, or add --overwrite to replace that folder as a "
                           f"whole (the old results stay until the new ones are complete)")
     return out
+
+
+MAPS_PARAMS = "params.json"
+
+
+def check_maps_folder(out: str | Path, identity: dict, *, overwrite: bool) -> bool:
+    """Refuse, before any work, a ``trust maps --out`` that would mix two runs' maps. A folder of maps made
+    with the same ``identity`` (preset, methods, parameters, model, dataset) is continued (a rerun adds what
+    is missing; the maps come from the cache). Maps of another run are replaced as a whole only with
+    ``overwrite`` (returns True: write into a fresh folder swapped in at the end); a folder holding anything
+    but maps (a user's files) never is. Raises :class:`ConfigError`."""
+    out = Path(out)
+    if not out.is_dir() or not _entries(out):
+        return False
+    entries = _entries(out)
+    foreign = [p.name + ("/" if p.is_dir() else "") for p in entries
+               if p.is_dir() or not (p.suffix == ".npz" or p.name == MAPS_PARAMS)]
+    if foreign or not (out / MAPS_PARAMS).is_file():
+        shown = foreign or [p.name for p in entries]
+        raise ConfigError(f"--out {out} holds files that are not this tool's maps (e.g. {shown[:3]}): maps are written "
+                          f"to a folder of their own. Give a new or empty folder")
+    try:
+        stored = json.loads((out / MAPS_PARAMS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stored = {}
+    differs = [k for k in identity if json.dumps(stored.get(k), sort_keys=True, default=str)
+               != json.dumps(identity[k], sort_keys=True, default=str)]
+    if not differs:
+        return False
+    if not overwrite:
+        raise ConfigError(f"--out {out} holds the maps of another run ({', '.join(differs)} differ): writing these "
+                          f"there would mix two runs' maps. Give a new folder, or add --overwrite to replace that "
+                          f"folder as a whole (the old maps stay until the new ones are complete)")
+    return True

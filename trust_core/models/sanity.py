@@ -117,13 +117,20 @@ def sample_films(dataset, count: int = FILMS_CHECKED) -> dict[str, np.ndarray]:
     order = [i for pair in zip(positives, negatives) for i in pair]
     order += [i for i in positives[len(negatives):] + negatives[len(positives):]]
     films: dict[str, np.ndarray] = {}
-    for image_id in order:
-        if len(films) >= count:
-            break
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # recorded by screen() in dataset.film_warnings (the callers say them)
+        for image_id in dataset.screen(order, limit=count):
+            try:
                 films[image_id] = dataset.native_image(image_id)
-        except TrustError:
-            continue
+            except TrustError:
+                continue
     return films
+
+
+def film_notes(dataset) -> list[str]:
+    """What reading a dataset's films found beside their errors: depths inferred from the values, and films
+    of one dataset that needed different depths (see :meth:`RadiographDataset.screen`)."""
+    notes = list(dataset.film_warnings.values())
+    if getattr(dataset, "depth_note", None):
+        notes.append(dataset.depth_note)
+    return notes
