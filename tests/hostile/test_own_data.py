@@ -309,9 +309,23 @@ def test_write_outputs_replaces_a_results_folder_whole(tmp_path):
     assert summary["dataset"]["skipped"] == {"unreadable films": 2} and summary["dataset"]["unreadable"] == {
         "x": "x.dcm: empty"}
     assert [p.name for p in tmp_path.iterdir()] == ["results"]
+    assert summary["files"] == ["config.json", "summary.json", "utility.csv", "utility.parquet"]
+    # a table the set does not list is a user's file, even with a results suffix: never replaced
+    (out / "mine.csv").write_text("a,b\n")
+    with pytest.raises(ConfigError, match=r"holds files that are not evaluation results \(e\.g\. \['mine\.csv'\]\)"):
+        write_outputs(result(["utility"], ["utility"]), out)
+    (out / "mine.csv").unlink()
     (out / "photo.jpg").write_bytes(b"\xff\xd8")
     with pytest.raises(ConfigError, match=r"holds files that are not evaluation results \(e\.g\. \['photo\.jpg'\]\)"):
         write_outputs(result(["utility"], ["utility"]), out)
+    # a user's folder with a config.json and a table is not results: --overwrite never deletes it
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "config.json").write_text("{}")
+    (own / "data.csv").write_text("x\n1\n")
+    with pytest.raises(ConfigError, match="holds files that are not evaluation results"):
+        write_outputs(result(["utility"], ["utility"]), own)
+    assert sorted(p.name for p in own.iterdir()) == ["config.json", "data.csv"]
 
 
 # -- verdicts at tiny n -----------------------------------------------------------------------------------------

@@ -20,6 +20,21 @@ def _entries(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp")))
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _analysis_files() -> set[str]:
+    """The failure analysis's files, written beside the results by ``trust analyze``."""
+    from ..analysis.analyze import ANALYSIS_FILE, ANALYSIS_TABLES
+
+    return {ANALYSIS_FILE} | {f"{t}{suffix}" for t in ANALYSIS_TABLES for suffix in (".parquet", ".csv")}
+
+
 def describe_results(out: Path) -> str:
     """A short description of the results in ``out``: their criteria (summary.json) and dataset (config.json)."""
     def read(name: str) -> dict:
@@ -51,8 +66,15 @@ def check_results_folder(out: str | Path, *, overwrite: bool) -> Path:
     entries = _entries(out)
     if not entries:
         return out
-    foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if p.is_dir() or p.suffix not in RESULT_SUFFIXES]
-    is_results = (out / "summary.json").is_file() or (out / "config.json").is_file()
+    summary = _read_json(out / "summary.json")
+    is_results = isinstance(summary.get("criteria"), dict)  # an evaluation's summary (a config.json alone is not)
+    listed = summary.get("files")  # what write_outputs wrote (results since evaluate-3 list them)
+    if isinstance(listed, list):
+        known = set(listed) | {"summary.json"} | _analysis_files()
+        foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if p.is_dir() or p.name not in known]
+    else:
+        foreign = [p.name + ("/" if p.is_dir() else "") for p in entries
+                   if p.is_dir() or p.suffix not in RESULT_SUFFIXES]
     if foreign or not is_results:
         shown = foreign or [p.name for p in entries]
         raise ConfigError(f"--out {out} holds files that are not evaluation results (e.g. {shown[:3]}): results are "

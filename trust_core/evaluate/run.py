@@ -979,6 +979,9 @@ def write_outputs(result: EvalResult, out: str | Path) -> Path:
     summary["dataset"] = {**summary.get("dataset", {}), "skipped": described.get("skipped", {}),
                           "unreadable": described.get("unreadable", {})}
     summary.setdefault("verdict_min_n", MIN_PAIRED_N)
+    # every file of the set: what a later --overwrite may replace (a user's file beside them never is)
+    summary["files"] = sorted([f"{name}{suffix}" for name in result.tables for suffix in (".parquet", ".csv")]
+                              + ["config.json", "summary.json"])
     with atomic_folder(out) as folder:
         for name, table in result.tables.items():
             for suffix, writer in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
