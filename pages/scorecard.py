@@ -150,11 +150,11 @@ def render() -> None:
             st.caption(f"Verdict — {block['rule'].rstrip('.')}. Paper rule — {block.get('paper_rule', '—')}."
                        + (f" Scored on {block['scored_maps_note']}." if block.get("scored_maps_note") else "")
                        + (f" Randomized states: {block['explained_class']}." if block.get("explained_class") else ""))
-            view = sub[["label", "verdict", "why", "ours", "baseline_text", "difference_text", "paper_rule",
+            view = sub[["label", "verdict", "why", "ours", "baseline_text", "difference_text", "paper_rule_text",
                         "paper_text", "n", "excluded"]].rename(columns={
                 "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)"
                 if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
-                "paper_rule": "paper rule", "paper_text": "paper", "excluded": "flagged",
+                "paper_rule_text": "paper rule", "paper_text": "paper", "excluded": "flagged", "n": "n (paired)",
                 "why": "why inconclusive"})
             event = st.dataframe(view.style.map(verdict_style, subset=["verdict"]), hide_index=True, width="stretch",
                                  on_select="rerun", selection_mode="single-row", key=f"scorecard_{criterion}")

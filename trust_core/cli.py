@@ -9,7 +9,8 @@ from .data.phantom import ANATOMIES
 from .errors import TrustError
 from .evaluate.criteria import CRITERIA, PAPER_CRITERIA
 from .evaluate.criteria import SETS as CRITERIA_SETS
-from .evaluate.verdicts import LOCALIZER_BASELINE, NEEDS_SECOND_MODEL, paired_n, verdict_reason, verdict_reasons
+from .evaluate.verdicts import (LOCALIZER_BASELINE, NEEDS_SECOND_MODEL, paired_n, paper_rule_text, verdict_reason,
+                                verdict_reasons)
 from .models.registry import ARCHITECTURES
 from .randomization.cascade import INITS, MODES
 from .saliency.explain import PRECISIONS
@@ -283,7 +284,7 @@ def _print_summary(summary: dict) -> None:
             no_baseline |= base is None and criterion in NEEDS_SECOND_MODEL
             verdict = entry["verdict"].upper() + (f" ({'; '.join(reasons)})" if reasons else "")
             print(f"  {method:<15} {entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
-                  f"n={paired_n(entry)} baseline {base_text}  {verdict} (paper rule: {entry.get('paper_rule') or 'n/a'})"
+                  f"n={paired_n(entry)} baseline {base_text}  {verdict} (paper rule: {paper_rule_text(entry)})"
                   + (f"  ({entry['excluded']} flagged)" if entry["excluded"] else ""))
         if no_baseline:
             print(f"  note: {criterion} has no baseline to decide against: {LOCALIZER_BASELINE}")

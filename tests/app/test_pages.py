@@ -70,8 +70,11 @@ def test_the_scorecard_says_why_a_verdict_is_inconclusive(app_workspace, monkeyp
     frames = [df.value for df in at.dataframe if "why inconclusive" in df.value.columns]
     assert len(frames) >= 4
     rows = pd.concat(frames)
-    small = rows[rows.n < 6]
+    small = rows[rows["n (paired)"] < 6]
     assert len(small) and (small.verdict == "inconclusive").all()
+    # the paper's point rule is marked as a point estimate where the images are too few for a verdict
+    assert small["paper rule"].str.contains(r"^(pass|fail|n/a)(?: \(point estimate, n=\d\))?$").all()
+    assert small[small["paper rule"] != "n/a"]["paper rule"].str.contains("point estimate").all()
     assert small["why inconclusive"].str.contains(r"n=\d < 6: too few images to decide").all()
     assert (rows[rows.verdict != "inconclusive"]["why inconclusive"] == "").all()
 

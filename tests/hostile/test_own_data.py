@@ -250,8 +250,8 @@ def test_evaluate_skips_an_unreadable_film_refuses_mixed_folders_and_states_n(tm
     # n stated, and too few images never PASS or FAIL
     utility = summary["criteria"]["utility"]["methods"]["grad"]
     assert utility["n_paired"] == 1 and utility["verdict"] == "inconclusive"
-    assert re.search(r"^  grad +\S+ \[\S+, \S+\] n=1 baseline \S+ +INCONCLUSIVE \(n=1 < 6: too few images to decide\)",
-                     printed, re.M), printed
+    assert re.search(r"^  grad +\S+ \[\S+, \S+\] n=1 baseline \S+ +INCONCLUSIVE \(n=1 < 6: too few images to decide\) "
+                     r"\(paper rule: (pass|fail) \(point estimate, n=1\)\)", printed, re.M), printed
     # repeatability without a localizer baseline says what gives one, before and after the run
     hint = r"two localizers of one kind give it — --localizer A\.pt --localizer B\.pt .* or --localizer-maps DIR1"
     assert re.search(rf"^note: repeatability will be inconclusive without a baseline: {hint}", err, re.M), err

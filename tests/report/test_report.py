@@ -123,6 +123,7 @@ def test_page_one_holds_the_warning_the_prediction_and_the_verdicts(app_workspac
     # 3 SSIM images: below the 6 paired images a verdict needs; the report says why, not just "inconclusive"
     assert expected == "inconclusive"
     assert "A verdict needs at least 6 paired images. " in report.verdict_source
+    assert "Paired images per verdict: Utility n = " in report.verdict_source and "Repeatability n = 3" in report.verdict_source
     assert "Repeatability inconclusive: n=3 < 6: too few images to decide" in report.verdict_source
     assert "needs at least 6 paired images" in first  # page 1 of the PDF too
     output = ws.prediction("rsna", image_id, "rsna_densenet_tiny_s0.pt")

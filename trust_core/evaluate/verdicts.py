@@ -45,3 +45,13 @@ def verdict_reasons(criterion: str, entry: dict | None, *, short: bool = False) 
 def verdict_reason(criterion: str, entry: dict | None) -> str:
     """:func:`verdict_reasons` as one line ('' when the data decided the verdict)."""
     return "; ".join(verdict_reasons(criterion, entry))
+
+
+def paper_rule_text(entry: dict | None) -> str:
+    """The paper's point rule (means only), marked as such where the images are too few for a verdict."""
+    if not entry or not entry.get("paper_rule"):
+        return "n/a"
+    n = paired_n(entry)
+    if n is not None and n < MIN_PAIRED_N:
+        return f"{entry['paper_rule']} (point estimate, n={n})"
+    return entry["paper_rule"]

@@ -158,11 +158,17 @@ def cohort_verdicts(workspace, kind: str, finding, methods) -> tuple[dict[str, d
             if row.verdict == "inconclusive" and row.why and row.why not in why.setdefault(label, []):
                 why[label].append(row.why)
     n = {k: b.get("n_images") for k, b in results["criteria"].items()}
+    counts = {}  # criterion label → the paired n of its verdicts (one number, or a range across methods)
+    for row in table.itertuples():
+        if row.criterion in CRITERIA and CRITERIA[row.criterion].group == "paper" and row.n is not None:
+            counts.setdefault(CRITERIA[row.criterion].label, set()).add(int(row.n))
+    said_n = "; ".join(f"{label} n = {min(v)}" + (f"–{max(v)}" if max(v) != min(v) else "")
+                       for label, v in counts.items())
     reasons = "".join(f" {label} inconclusive: {'; '.join(texts)}." for label, texts in why.items() if texts)
     return out, (f"Verdicts are the cohort's ({kind.upper()} evaluation, preset {results.get('preset')}, "
                  f"{n.get('utility', '?')} images for utility): whether each method passes each of Arun et al.'s "
-                 f"criteria against its baseline, not a property of this image alone. A verdict needs at least "
-                 f"{MIN_PAIRED_N} paired images.{reasons}")
+                 f"criteria against its baseline, not a property of this image alone. Paired images per verdict: "
+                 f"{said_n}. A verdict needs at least {MIN_PAIRED_N} paired images.{reasons}")
 
 
 def _fmt(value) -> str:
@@ -416,7 +422,7 @@ def scorecard_table(summary: dict, kind: str):
     import pandas as pd
 
     from ..evaluate.paper import paper_value
-    from ..evaluate.verdicts import verdict_reason
+    from ..evaluate.verdicts import paired_n, paper_rule_text, verdict_reason
 
     rows = []
     for criterion, block in summary["criteria"].items():
@@ -426,9 +432,9 @@ def scorecard_table(summary: dict, kind: str):
             baseline = entry.get("baseline_low", entry.get("baseline"))
             rows.append({"criterion": criterion, "method": method, "label": METHODS[method].label,
                          "metric": block["metric"], "value": entry["mean"], "ci_low": entry["ci_low"],
-                         "ci_high": entry["ci_high"], "n": entry["n"], "excluded": entry["excluded"],
+                         "ci_high": entry["ci_high"], "n": paired_n(entry), "excluded": entry["excluded"],
                          "baseline": baseline, "baseline_high": entry.get("baseline_high"),
                          "verdict": entry.get("verdict"), "why": verdict_reason(criterion, entry),
-                         "paper_rule": entry.get("paper_rule"),
+                         "paper_rule": entry.get("paper_rule"), "paper_rule_text": paper_rule_text(entry),
                          "difference_ci": entry.get("difference_ci"), "paper": paper_value(criterion, kind, method)})
     return pd.DataFrame(rows)
