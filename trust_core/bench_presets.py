@@ -137,8 +137,11 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     from .saliency import METHODS
 
     started = time.perf_counter()
+    from .io import writable_file
+
     root = workspace_path(workspace)
     layout = Layout(root)
+    writable_file(layout.preset_fidelity, what="the workspace's preset figures")  # before the work, not after it
     store = Store(layout.store)
     methods = list(METHODS)
     criteria = tuple(criteria) if criteria else PAPER_CRITERIA

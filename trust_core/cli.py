@@ -19,8 +19,10 @@ from .saliency.registry import METHODS, PAPER_PRESET, PRESETS, SETS
 
 def _cmd_demo(args) -> int:
     from .demo import build_demo
+    from .io import writable_folder
     from .layout import workspace_path
 
+    writable_folder(workspace_path(args.workspace), what="--workspace")  # before minutes of building
     started = time.perf_counter()
     models = build_demo(args.workspace, n_images=args.images, epochs=args.epochs, evaluate=not args.no_evaluate,
                         anatomy=args.anatomy)

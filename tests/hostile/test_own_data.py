@@ -229,6 +229,40 @@ def test_evaluate_refuses_an_unwritable_out_or_cache_before_any_work(tmp_path, c
     assert not (tmp_path / "results").exists() and (tmp_path / "notes.txt").read_text() == "mine\n"
 
 
+def test_every_writing_command_refuses_an_unwritable_output_before_any_work(tmp_path, capsys, tiny_models):
+    """train, train-localizer, report, demo, bench presets: the output checked first, nothing created."""
+    info = _dataset_with_a_bad_film(tmp_path / "data")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    blocked = tmp_path / "notes.txt"
+    cases = [
+        (["train", "--dataset", info["dataset"], "--arch", "resnet_tiny", "--out", blocked / "m.pt", "--epochs", "1"],
+         r"--out m\.pt: its folder .*notes\.txt cannot be created: .*notes\.txt is a file|--out .*m\.pt: its folder"),
+        (["train-localizer", "--dataset", info["dataset"], "--out", blocked / "u.pt", "--epochs", "1"],
+         r"--out u\.pt: its folder"),
+        (["report", "--workspace", tmp_path / "ws", "--cohort", "--out", blocked / "c.zip"], r"--out c\.zip: its folder"),
+        (["report", "--workspace", tmp_path / "ws", "--cohort", "--out", tmp_path], r"--out .* is a folder: give a file name"),
+        (["demo", "--workspace", blocked / "ws"], r"--workspace .*ws cannot be created: .*notes\.txt is a file"),
+        (["bench", "presets", "--workspace", blocked / "ws"], r"preset figures .*cannot be created: .*notes\.txt is a file"),
+    ]
+    for args, pattern in cases:
+        code, out, err = _run(capsys, *args)
+        assert code == 2 and re.search(rf"^error: .*(?:{pattern})", err, re.M), (args[0], err)
+        assert "epoch" not in err + out and "evaluate (" not in err  # nothing ran
+    assert (tmp_path / "notes.txt").read_text() == "mine\n" and not (tmp_path / "ws").exists()
+
+
+def test_a_cache_whose_database_cannot_be_opened_is_a_clear_error(tmp_path):
+    """A cache folder whose sqlite database cannot be opened (here: a folder where cache.db should be) is refused
+    with the fix, not an sqlite traceback."""
+    from trust_core.cache import Store
+    from trust_core.errors import ConfigError
+
+    (tmp_path / "cache" / "cache.db").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"the cache folder .*cache cannot be used: .*Choose a writable folder with "
+                                          r"--cache, or run with --no-cache"):
+        Store(tmp_path / "cache")
+
+
 def test_evaluate_skips_an_unreadable_film_refuses_mixed_folders_and_states_n(tmp_path, capsys, tiny_models):
     info = _dataset_with_a_bad_film(tmp_path / "data")
     bad = tmp_path / "data" / "stage_2_train_images" / "d.dcm"
