@@ -628,7 +628,7 @@ CASES: list[Case] = [
     Case("nih-box-without-image", "csv", _nih("a.png,Mass,10,10,50,50\nghost.png,Mass,10,10,5,5\n"), "skip",
          "box rows without an image file"),
     Case("nih-rgb-png", "csv", _nih("a.png,Mass,10,10,50,50\n", bad_png="rgb"), "error",
-         "8-bit grayscale PNG; this one is RGB"),
+         r"8-bit grayscale PNG; this one is RGB .*convert a copy \(never the original\)"),
     Case("nih-16-bit-png", "csv", _nih("a.png,Mass,10,10,50,50\n", bad_png="16-bit"), "error", "this one is 16-bit"),
     Case("nih-unknown-finding-option", "csv", _nih("a.png,Mass,10,10,50,50\n", finding="Masses"), "error",
          r"unknown finding 'Masses'.*'Atelectasis'", names=False),

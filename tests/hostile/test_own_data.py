@@ -212,6 +212,58 @@ def test_a_wrapper_prefix_stripped_too_eagerly_is_restored():
     assert set(state) == set(expected) and notes == ["restored the prefix 'model.'"]
 
 
+def test_film_findings_narrow_inputs_and_non_finite_outputs():
+    """What one forward pass on the films finds: films that reach the model in a sliver of its input range (a
+    warning), outputs that are not finite (a problem: the maps would be meaningless)."""
+    from trust_core.models.info import tag
+    from trust_core.models.sanity import film_findings
+
+    class Net(torch.nn.Module):
+        def __init__(self, nan=False):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+            self.nan = nan
+
+        def forward(self, x):
+            out = self.fc(x.mean((2, 3)))
+            return out * float("nan") if self.nan else out
+
+    def tiny(nan=False):
+        return tag(Net(nan), input_size=16).eval()  # the paper's preprocessing at 16 px
+
+    rng = np.random.default_rng(0)
+    uniform = {f"f{k}": (0.5 + 0.001 * rng.random((20, 20))).astype(np.float32) for k in range(3)}
+    problems, notes = film_findings(tiny(), uniform)
+    assert not problems and len(notes) == 1
+    assert re.fullmatch(r"the 3 films checked reach the model in \[\S+, \S+\], 0\.\d % of the range its "
+                        r"normalization \(.*\) gives: are the films almost black or uniform \(their bit depth or "
+                        r"window\)\?", notes[0]), notes[0]
+    films = {f"f{k}": rng.random((20, 20)).astype(np.float32) for k in range(3)}
+    problems, _ = film_findings(tiny(nan=True), films)
+    assert problems == ["the model's outputs are not finite on 3 of 3 films (e.g. ['f0', 'f1', 'f2'])"]
+
+
+def test_a_target_named_as_the_dataset_names_it_gets_the_models_name():
+    from types import SimpleNamespace
+
+    from trust_core.errors import ConfigError
+    from trust_core.models.spec import _resolve_target
+
+    classes = ("Atelectasis", "Infiltration", "Lung Opacity")
+
+    def target_index(target):
+        return _resolve_target(SimpleNamespace(target=target, activation="sigmoid"), classes, 3, "m.toml")
+
+    assert target_index("infiltration") == 1  # case does not matter
+    with pytest.raises(ConfigError, match=r"target 'Infiltrate' is not among the outputs \(did you mean "
+                                          r"'Infiltration'\?\)"):
+        target_index("Infiltrate")
+    with pytest.raises(ConfigError, match=r"target 'Airspace Opacity' .*\(did you mean 'Lung Opacity'\?\)"):
+        target_index("Airspace Opacity")
+    with pytest.raises(ConfigError, match=r"target 'Mass' is not among the outputs; choose one of"):
+        target_index("Mass")
+
+
 # -- output and cache folders ---------------------------------------------------------------------------------
 def test_evaluate_refuses_an_unwritable_out_or_cache_before_any_work(tmp_path, capsys, tiny_models):
     info = _dataset_with_a_bad_film(tmp_path / "data")
