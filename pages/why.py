@@ -8,6 +8,7 @@ from plotly.colors import qualitative
 import streamlit as st
 
 from trust_core.analysis import FEATURE_LABELS, FEATURES
+from trust_core.analysis.associations import bin_label, trend_band
 from trust_core.evaluate.criteria import CRITERIA
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, workspace
@@ -53,7 +54,11 @@ def render() -> None:
     block = analysis["criteria"][criterion]
     methods = shown_methods(set(block["methods"]))
     ceiling = analysis["ceiling"].get("by_criterion", {}).get(criterion)
-    st.caption(f"{analysis['n_images']} images · confidence: {analysis['confidence']} · {analysis['ceiling']['note']}")
+    tests = analysis.get("tests", {})
+    st.caption(f"{analysis['n_images']} images · confidence: {analysis['confidence']} · {analysis['ceiling']['note']}"
+               + (f" · {tests['associations']} associations tested: {tests['ci_excludes_0']} with a 95 % CI excluding "
+                  f"0, {tests['holm_below_0.05']} below 0.05 after Holm's adjustment (many tests: read single CIs "
+                  f"with care)" if tests else ""))
 
     rows = []
     for method in methods:
@@ -86,15 +91,21 @@ def render() -> None:
             customdata=[[shown_as(i), method] for i in frame.index],
             hovertemplate="image %{customdata[0]}<br>" + FEATURE_LABELS[feature] + " %{x:.3g}<br>score %{y:.3f}"
                           "<extra>" + method_label(method) + "</extra>"))
-        if len(frame) >= 2 and np.ptp(frame[feature]) > 0:
-            slope, intercept = np.polyfit(frame[feature], frame.score, 1)
-            xs = np.array([frame[feature].min(), frame[feature].max()])
-            figure.add_trace(go.Scatter(x=xs, y=slope * xs + intercept, mode="lines", showlegend=False,
-                                        line=dict(width=1, color=colour), hoverinfo="skip"))
+        if len(frame):
+            xs = np.linspace(frame[feature].min(), frame[feature].max(), 30)
+            band = trend_band(frame[feature], frame.score, xs)
+            if band is not None:  # the least-squares trend with the 95 % CI of its mean
+                fit, low, high = band
+                figure.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([high, low[::-1]]),
+                                            fill="toself", fillcolor=colour, opacity=0.12, line=dict(width=0),
+                                            showlegend=False, hoverinfo="skip"))
+                figure.add_trace(go.Scatter(x=xs, y=fit, mode="lines", showlegend=False,
+                                            line=dict(width=1, color=colour), hoverinfo="skip"))
     if ceiling:
         figure.add_hrect(y0=ceiling["ci_low"], y1=ceiling["ci_high"], fillcolor="#15803d", opacity=0.15,
                          line_width=0, annotation_text=f"human ceiling {ceiling['mean']:.3f} (n = {ceiling['n']})")
     figure.update_layout(height=460, margin=dict(t=30, b=10), xaxis_title=FEATURE_LABELS[feature],
+                         title=dict(text="lines: least-squares trend with the 95 % CI of its mean", font=dict(size=12)),
                          yaxis_title=f"{block['label']}: {block['metric']}", legend=dict(orientation="h", y=-0.2))
     event = st.plotly_chart(figure, width="stretch", on_select="rerun", selection_mode="points", key="why_scatter")
     points = (event or {}).get("selection", {}).get("points", [])
@@ -107,7 +118,7 @@ def render() -> None:
     bars = go.Figure()
     for k, method in enumerate(methods):
         quartiles = block["methods"][method]["quartiles"].get(feature, [])
-        bars.add_trace(go.Bar(x=[f"Q{q['quartile']}: {q['low']:.3g}–{q['high']:.3g}" for q in quartiles],
+        bars.add_trace(go.Bar(x=[bin_label(q) for q in quartiles],
                               y=[q["mean"] for q in quartiles], name=method_label(method),
                               marker_color=palette[k % len(palette)],
                               customdata=[q["n"] for q in quartiles],

@@ -479,7 +479,8 @@ def _cmd_analyze(args) -> int:
     """When and why each method fails: the failure analysis of a results folder (trust_core.analysis)."""
     from .analysis import analyze, write_analysis
 
-    analysis = analyze(args.run, criteria=args.criteria, methods=args.methods, dataset=args.dataset)
+    analysis = analyze(args.run, criteria=args.criteria, methods=args.methods, dataset=args.dataset,
+                       model=args.model)
     path = write_analysis(analysis, args.run)
     print(f"{analysis.summary['n_images']} images; features: instances, relative size, elongation, irrectangularity "
           f"(CheXlocalize), model confidence ({analysis.summary['confidence']})")
@@ -740,10 +741,12 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--criteria", nargs="*", default=None, metavar="CRITERION",
                      choices=[k for k, c in CRITERIA.items() if c.family == "localization"],
                      help="localization criteria to analyze (default: every one the run scored)")
-    ana.add_argument("--methods", nargs="*", default=None, choices=list(METHODS), metavar="METHOD",
+    ana.add_argument("--methods", nargs="*", default=None, metavar="METHOD",
                      help="methods to analyze (default: every one the run scored)")
     ana.add_argument("--dataset", default=None, metavar="KIND:PATH",
                      help="where the evaluated dataset is now, if it moved (default: as recorded in config.json)")
+    ana.add_argument("--model", default=None, metavar="PATH",
+                     help="where the run's main model is now, if it moved (its confidence is read from it)")
     ana.set_defaults(func=_cmd_analyze)
 
     fig = sub.add_parser("figures", help="figures for a paper from an evaluation's results (SVG and PDF)")

@@ -118,9 +118,23 @@ class Workspace:
         stored = read_analysis(folder)
         if stored is not None or not compute or not (folder / "summary.json").is_file():
             return stored
-        result = analyze(folder)
+        result = analyze(folder, **self.analysis_sources(kind))
         write_analysis(result, folder)
         return result.summary
+
+    def analysis_sources(self, kind: str) -> dict:
+        """Where this workspace keeps the evaluated dataset and main model (``analyze``'s overrides), so that
+        an analysis works from any working folder: the results record the paths the evaluation was given."""
+        config = self.results_config(kind) or {}
+        sources = {}
+        if self.layout.dataset(kind).is_dir():
+            sources["dataset"] = f"{kind}:{self.layout.dataset(kind)}"
+        models = config.get("models") or [{}]
+        if not models[0].get("spec") and models[0].get("path"):
+            here = self.layout.models / Path(str(models[0]["path"])).name
+            if here.is_file():
+                sources["model"] = str(here)
+        return sources
 
     def results_finding(self, kind: str) -> str | None:
         """The finding the dataset's stored results are for (multi-finding datasets), else None."""

@@ -1,5 +1,6 @@
 """`trust analyze` and `trust figures` on the app's workspace (RSNA phantoms: one reading per film)."""
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -67,7 +68,8 @@ def test_figures_are_vector_svg_and_pdf_with_their_provenance(run, tmp_path, cap
         svg = (out / f"{name}.svg").read_text()
         ET.fromstring(svg)  # well-formed XML
         text = " ".join(svg.split())
-        assert "models rsna_densenet_tiny_s0.pt" in text and "preset fast" in text and "fingerprint" in text
+        assert re.search(r"models rsna_densenet_tiny_s0\.pt \(weights [0-9a-f]{8}\)", text) and "preset fast" in text
+        assert "fingerprint" in text
         pdf = (out / f"{name}.pdf").read_bytes()
         assert pdf.startswith(b"%PDF") and b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType, not Type 3
     assert not (run / "analysis.json").exists()  # figures never write into the results folder

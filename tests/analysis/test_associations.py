@@ -72,3 +72,30 @@ def test_quartiles_by_hand():
     assert quartiles([1, 1, 1], [1, 2, 3]) == []
     frame = pd.DataFrame({"x": x, "y": y})
     assert rows[0]["mean"] == frame[frame.x <= 3].y.mean()
+
+
+def test_a_feature_without_values_is_left_out_not_every_row():
+    """A logits head has no probability: its confidence column is NaN; the regression leaves the feature out
+    (named) and keeps every image."""
+    x, z, y = data(50)
+    ours = regression(y, {"x": x, "z": z, "confidence": np.full(50, np.nan)})
+    assert ours["n"] == 50 and ours["left_out"] == ["confidence"] and set(ours["coefficients"]) == {"x", "z"}
+    assert ours["coefficients"]["x"]["coef"] == pytest.approx(regression(y, {"x": x, "z": z})["coefficients"]["x"]["coef"])
+
+
+def test_trend_band_is_the_ols_mean_ci():
+    from trust_core.analysis.associations import trend_band
+
+    x, _, y = data(40)
+    grid = np.array([x.min(), 0.0, x.max()])
+    fit, low, high = trend_band(x, y, grid)
+    line = stats.linregress(x, y)
+    assert fit == pytest.approx(line.slope * grid + line.intercept)
+    # at x̄ the half-width is t·s/√n; with scipy's intercept standard error at x = 0
+    t = stats.t.ppf(0.975, 38)
+    residual = y - (line.slope * x + line.intercept)
+    s = np.sqrt((residual ** 2).sum() / 38)
+    band_at_mean = trend_band(x, y, [x.mean()])
+    assert (band_at_mean[2] - band_at_mean[0])[0] == pytest.approx(t * s / np.sqrt(40))
+    assert (high[1] - fit[1]) == pytest.approx(t * line.intercept_stderr)
+    assert trend_band([1, 1, 1], [1, 2, 3], [1]) is None

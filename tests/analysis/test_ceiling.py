@@ -54,7 +54,8 @@ def vindr_films(tmp_path_factory):
     table = pd.read_csv(gzip.open(Path(xrv.__file__).parent / "data" / "vinbigdata-train.csv.gz"))
     cardio = table[table["class_name"] == "Cardiomegaly"]
     marks = cardio.groupby("image_id")["rad_id"].nunique()
-    chosen = sorted(marks[marks >= 2].index)[:12]
+    # six films all three readers marked, six only two (the third reader's empty reading counts too)
+    chosen = sorted(marks[marks == 3].index)[:6] + sorted(marks[marks == 2].index)[:6]
     clean = table.groupby("image_id")["class_name"].apply(lambda s: set(s) == {"No finding"})
     clean = sorted(clean[clean].index)[:8]
     subset = table[table["image_id"].isin(chosen + clean)]
@@ -86,7 +87,13 @@ def _hand_ceiling(subset, image_id, shape):
         consensus = others >= max(1, math.ceil((len(masks) - 1) / 2))
         if consensus.any():
             both, union = (mine & consensus).sum(), (mine | consensus).sum()
-            scores.append((both / union, float(both > 0), both / mine.sum() if mine.sum() else 0.0))
+            prevalence = consensus.sum() / consensus.size
+            if mine.sum():  # a binary map's PR curve: (0, 1) → (recall, precision) → (1, prevalence), trapezoids
+                precision, recall = both / mine.sum(), both / consensus.sum()
+                area = recall * (1 + precision) / 2 + (1 - recall) * (precision + prevalence) / 2
+            else:
+                area = prevalence  # nothing marked: no pixel ranked above another
+            scores.append((both / union, float(both > 0), both / mine.sum() if mine.sum() else 0.0, area))
     return np.mean(scores, axis=0), len(masks)
 
 
@@ -99,14 +106,25 @@ def test_ceiling_on_the_real_vindr_readings(vindr_films):
     assert positives and set(positives) <= set(chosen)
     table, note = human_ceiling(dataset, positives)
     assert len(table) == len(positives) and "several readings" in note
+    empty_readers = 0
     for row in table.itertuples():
-        (miou, pointing, energy), readers = _hand_ceiling(subset, row.image_id, dataset.native_shape(row.image_id))
+        (miou, pointing, energy, area), readers = _hand_ceiling(subset, row.image_id, dataset.native_shape(row.image_id))
         assert row.readers == readers == 3  # VinDr's training films: three radiologists each
-        assert (row.miou, row.pointing_game, row.energy_pointing_game) == pytest.approx((miou, pointing, energy))
-    # one reading per film (a single reader's rule does not change the readings; RSNA has none)
-    none, why = human_ceiling(open_dataset(f"vindr:{root}", finding="Cardiomegaly", readers="reader:R8",
-                                           image_size=64), [])
-    assert not len(none) and why.startswith("no human ceiling")
+        assert (row.miou, row.pointing_game, row.energy_pointing_game, row.auprc) == pytest.approx(
+            (miou, pointing, energy, area), rel=1e-6)
+        rows = subset[(subset.image_id == row.image_id) & (subset.class_name == "Cardiomegaly")]
+        empty_readers += rows.rad_id.nunique() < 3
+    assert empty_readers >= 1  # a film where one of the three readers marked nothing was scored
+    # the readings do not depend on the run's reader rule: one radiologist's rule keeps all three
+    r8 = open_dataset(f"vindr:{root}", finding="Cardiomegaly", readers="reader:R8", image_size=64)
+    again, _ = human_ceiling(r8, [i for i in r8.ids(label=1) if i in set(table.image_id)])
+    assert len(again) and again.set_index("image_id").miou.to_dict() == pytest.approx(
+        table.set_index("image_id").miou.loc[again.image_id].to_dict())
+
+
+def test_one_reading_per_film_has_no_ceiling_and_says_so(rsna):
+    none, why = human_ceiling(rsna, rsna.ids(label=1))
+    assert not len(none) and why.startswith("no human ceiling: the evaluated rsna films carry one reading each")
 
 
 def test_analyze_end_to_end_beside_the_ceiling(vindr_films, tmp_path, capsys):

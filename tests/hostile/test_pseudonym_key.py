@@ -80,7 +80,16 @@ def _archive_ids(data: bytes) -> set[str]:
 def test_pseudonyms_are_keyed_and_a_dictionary_attack_recovers_nothing(app_workspace, results_workspace):
     ids = _all_ids(app_workspace)
     assert len(ids) >= 20
+    # an id inside a JSON file too (a film skipped as unreadable is listed by its id in summary.json)
+    summary_path = results_workspace / "results" / "rsna" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    first = sorted(pd.read_parquet(results_workspace / "results" / "rsna" / "utility.parquet").image_id.astype(str))[0]
+    summary["dataset"]["unreadable"] = {first: "its DICOM is truncated"}
+    summary_path.write_text(json.dumps(summary))
     archive = cohort_archive(Workspace(results_workspace), "rsna")
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        listed = json.loads(opened.read("rsna/summary.json"))["dataset"]["unreadable"]
+    assert list(listed) == [pseudonymizer(results_workspace)(first)]
     shown = _archive_ids(archive)
     key = key_bytes(results_workspace)
     originals = set(pd.read_parquet(results_workspace / "results" / "rsna" / "utility.parquet").image_id.astype(str))

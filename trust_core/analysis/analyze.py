@@ -26,6 +26,7 @@ from .ceiling import CEILING_COLUMNS, human_ceiling
 from .geometry import FEATURE_LABELS, FEATURES, dataset_geometry
 
 ANALYSIS_FILE = "analysis.json"
+ANALYSIS_VERSION = "analysis-1"  # a stored analysis of another version is computed again
 ANALYSIS_TABLES = ("analysis_features", "analysis_associations", "analysis_quartiles", "analysis_ceiling")
 SHAPE_FEATURES = ("instances", "relative_size", "elongation", "irrectangularity")
 
@@ -58,36 +59,76 @@ def localization_criteria(summary: dict, wanted=None) -> list[str]:
     return scored
 
 
-def reopen_dataset(config: dict, override: str | None = None):
-    """The evaluated dataset, with the selection the run used (``override``: ``KIND:PATH`` where it moved)."""
+def located(recorded: str | None, run: Path) -> Path | None:
+    """A path as the evaluation recorded it (relative to the folder it ran in): as it is, else relative to one
+    of the results folder's ancestors (the run's own folder, when only the working folder changed)."""
+    if not recorded:
+        return None
+    path = Path(recorded)
+    if path.exists() or path.is_absolute():
+        return path if path.exists() else None
+    for base in Path(run).resolve().parents:
+        if (base / path).exists():
+            return base / path
+    return None
+
+
+def reopen_dataset(config: dict, override: str | None = None, run: Path = Path(".")):
+    """The evaluated dataset, with the selection the run used (``override``: ``KIND:PATH`` where it moved),
+    opened to read only (a split is never written into it)."""
     from ..data import open_dataset
 
     described = config.get("dataset", {})
     kind, root = described.get("kind"), described.get("root")
-    spec = override or f"{kind}:{root}"
-    if override is None and not Path(root or "").exists():
+    where = located(root, run)
+    if override is None and where is None:
         raise ConfigError(f"the evaluated dataset {root!r} is not there any more: give its new place with "
                           f"--dataset {kind}:PATH")
+    spec = override or f"{kind}:{where}"
     classes = described.get("classes", "paper") if kind == "rsna" else "paper"
     return open_dataset(spec, classes=tuple(classes) if isinstance(classes, list) else (classes or "all"),
                         finding=described.get("finding"), negatives=described.get("negatives"),
                         readers=described.get("readers"), mask_rule=described.get("mask_rule", "paper"),
-                        image_size=config.get("image_size", 224))
+                        image_size=config.get("image_size", 224), save_splits=False)
 
 
-def model_confidence(config: dict, dataset, image_ids) -> tuple[np.ndarray, str]:
-    """(per image, the main model's probability of the class its maps explain; what it is)."""
-    import torch
-
+def main_model(config: dict, run: Path, override: str | None = None):
+    """The run's main model (its first ``--model``: the one the per-image localization tables score)."""
     from ..models import load
-    from ..models.info import info_of
     from ..models.spec import spec_from_dict
 
     entry = config["models"][0]
-    model = load(spec_from_dict(entry["spec"]) if entry.get("spec") else entry["path"], num_classes=None)
+    if override is not None:
+        return load(override, num_classes=None)
+    if entry.get("spec"):
+        spec = dict(entry["spec"])
+        if spec.get("weights") and not Path(spec["weights"]).exists():
+            spec["weights"] = str(located(spec["weights"], run) or spec["weights"])
+        return load(spec_from_dict(spec), num_classes=None)
+    path = located(entry.get("path"), run)
+    if path is None:
+        raise ConfigError(f"the evaluated model {entry.get('path')!r} is not there any more: give its new place with "
+                          f"--model PATH")
+    return load(path, num_classes=None)
+
+
+def explained_class(config: dict, info) -> int | None:
+    """The class the run's maps explain, as :func:`~trust_core.saliency.explain` chose it: a ``--set target``
+    override, else the spec's target, else None (the predicted class)."""
+    override = (config.get("config") or {}).get("overrides", {}).get("target")
+    if override not in (None, "predicted"):
+        return int(override)
+    return info.target
+
+
+def model_confidence(config: dict, dataset, image_ids, model) -> tuple[np.ndarray, str]:
+    """(per image, the main model's probability of the class its maps explain; what it is)."""
+    import torch
+
+    from ..models.info import info_of
+
     info = info_of(model)
-    target = config.get("params", {}).get("target", "predicted")
-    target = info.target if info.target is not None else (None if target in (None, "predicted") else int(target))
+    target = explained_class(config, info)
     prep = info.prep
     out = []
     with torch.no_grad():
@@ -102,17 +143,19 @@ def model_confidence(config: dict, dataset, image_ids) -> tuple[np.ndarray, str]
             else:
                 return np.full(len(image_ids), np.nan), "the model's head gives logits: no probability to read"
             out.append(scores.gather(1, explained[:, None])[:, 0].numpy())
-    what = "predicted" if target is None else f"class {target}"
-    return np.concatenate(out).astype(np.float64), f"{info.activation} probability of the explained ({what}) class"
+    what = "the predicted class" if target is None else (
+        f"class {target}" + (f" ({info.class_name(target)})" if info.classes else ""))
+    return (np.concatenate(out).astype(np.float64),
+            f"the main model's {info.activation} probability of the explained class: {what}")
 
 
-def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None = None,
+def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None = None, model: str | None = None,
             seed: int = 0, progress=None) -> Analysis:
     """The failure analysis of one results folder (see the module docstring)."""
     import pandas as pd
 
     from ..evaluate.criteria import CRITERIA
-    from ..metrics.stats import bootstrap_ci, compare_paired
+    from ..metrics.stats import bootstrap_ci, compare_paired, holm
     from ..saliency import METHODS
 
     started = time.perf_counter()
@@ -141,28 +184,32 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
             raise ConfigError(f"--methods {unknown}: the run has maps of {run_methods} only")
         run_methods = [m for m in run_methods if m in methods]
     image_ids = sorted({i for t in scores.values() for i in t.image_id.astype(str)})
-    data = reopen_dataset(config, dataset)
+    data = reopen_dataset(config, dataset, run)
+    classifier = main_model(config, run, model)
     timings = {}
     t0 = time.perf_counter()
     features = dataset_geometry(data, image_ids)
     timings["geometry_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    confidence, confidence_note = model_confidence(config, data, image_ids)
+    confidence, confidence_note = model_confidence(config, data, image_ids, classifier)
     features["confidence"] = confidence
     timings["confidence_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ceiling, ceiling_note = human_ceiling(data, image_ids)
+    from ..models.info import info_of
+
+    ceiling, ceiling_note = human_ceiling(data, image_ids, size=config.get("image_size"),
+                                          resize=info_of(classifier).prep.resize)
     timings["ceiling_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     names = list(FEATURES)
-    out = {"run": str(run), "dataset": {k: config.get("dataset", {}).get(k) for k in ("kind", "root", "fingerprint",
+    out = {"version": ANALYSIS_VERSION, "run": str(run), "dataset": {k: config.get("dataset", {}).get(k) for k in ("kind", "root", "fingerprint",
                                                                                      "finding", "readers")},
            "features": FEATURES, "confidence": confidence_note, "n_images": len(image_ids),
            "ceiling": {"note": ceiling_note, "films": int(len(ceiling))}, "criteria": {},
            "provenance": {"preset": summary.get("preset"), "code_version": summary.get("code_version"),
                           "models": [m.get("path") for m in config.get("models", [])],
                           "evaluation_code": config.get("versions", {}).get("evaluation_code")}}
-    associations, quartile_rows = [], []
+    associations, quartile_rows, tested = [], [], []
     for criterion in chosen:
         column = CEILING_COLUMNS.get(criterion)
         if column and len(ceiling) and ceiling[column].notna().any():
@@ -186,7 +233,8 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
             for feature in names:
                 rho = spearman_ci(frame[feature], frame.score, seed=seed)
                 entry["spearman"][feature] = rho
-                associations.append({"criterion": criterion, "method": method, "feature": feature, **rho})
+                associations.append({"criterion": criterion, "method": method, "feature": feature})
+                tested.append((rho, associations[-1]))
                 entry["quartiles"][feature] = quartiles(frame[feature], frame.score)
                 quartile_rows += [{"criterion": criterion, "method": method, "feature": feature, **q}
                                   for q in entry["quartiles"][feature]]
@@ -199,6 +247,16 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
                                     "ci_low": c.ci_low, "ci_high": c.ci_high, "n": c.n}
             block["methods"][method] = entry
         out["criteria"][criterion] = block
+    # many tests (methods × criteria × features): Holm's adjustment over all of them, beside each CI
+    finite = [(rho, row) for rho, row in tested if rho["p"] == rho["p"]]
+    for (rho, _), adjusted in zip(finite, holm([rho["p"] for rho, _ in finite]) if finite else []):
+        rho["p_holm"] = float(adjusted)
+    for rho, row in tested:
+        rho.setdefault("p_holm", float("nan"))
+        row.update(rho)
+    out["tests"] = {"associations": len(finite),
+                    "ci_excludes_0": sum(1 for rho, _ in finite if rho["ci_low"] > 0 or rho["ci_high"] < 0),
+                    "holm_below_0.05": sum(1 for rho, _ in finite if rho["p_holm"] < 0.05)}
     timings["associations_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     out["timings"] = timings
@@ -224,8 +282,13 @@ def write_analysis(analysis: Analysis, run: str | Path) -> Path:
 
 
 def read_analysis(run: str | Path) -> dict | None:
+    """The stored analysis of a results folder; None when there is none, or it is of another version."""
     path = Path(run) / ANALYSIS_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    try:
+        stored = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and stored.get("version") == ANALYSIS_VERSION else None
 
 
 def _plain(value):
@@ -244,10 +307,17 @@ def summary_lines(summary: dict, *, limit: int = 12) -> list[str]:
                 low, high = rho["ci_low"], rho["ci_high"]
                 if low == low and high == high and (low > 0 or high < 0):
                     verb = "rises" if rho["rho"] > 0 else "falls"
+                    holm_p = rho.get("p_holm", float("nan"))
                     found.append((abs(rho["rho"]), f"{entry['label']} {block['short']} {verb} with "
                                   f"{FEATURE_LABELS[feature]}: ρ = {rho['rho']:+.2f} [{low:+.2f}, {high:+.2f}] "
-                                  f"(n = {rho['n']})"))
-    lines = [text for _, text in sorted(found, key=lambda t: -t[0])[:limit]]
+                                  f"(n = {rho['n']}; Holm p = {holm_p:.2g})"))
+    tests = summary.get("tests", {})
+    lines = []
+    if tests:
+        lines.append(f"{tests['associations']} associations tested (methods × criteria × features): "
+                     f"{tests['ci_excludes_0']} with a 95 % CI excluding 0, {tests['holm_below_0.05']} below 0.05 "
+                     f"after Holm's adjustment for the {tests['associations']} tests")
+    lines += [text for _, text in sorted(found, key=lambda t: -t[0])[:limit]]
     if not found:
         lines.append("no association whose 95 % CI excludes 0 (at this n)")
     elif len(found) > limit:

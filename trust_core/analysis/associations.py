@@ -57,13 +57,14 @@ def regression(y, features: dict[str, np.ndarray], *, confidence: float = 0.95) 
     its standard error and t-based CI; R² and n. Too few rows for the model: no coefficients, and why."""
     from scipy import stats
 
-    names = list(features)
-    X = np.column_stack([np.asarray(features[k], np.float64) for k in names]) if names else np.empty((len(y), 0))
     y = np.asarray(y, np.float64)
+    missing = [k for k in features if not np.isfinite(np.asarray(features[k], np.float64)).any()]  # e.g. confidence
+    names = [k for k in features if k not in missing]  # of a logits head: left out, not every row dropped
+    X = np.column_stack([np.asarray(features[k], np.float64) for k in names]) if names else np.empty((len(y), 0))
     keep = np.isfinite(y) & np.isfinite(X).all(axis=1)
     X, y = X[keep], y[keep]
     n = int(y.size)
-    constant = [k for j, k in enumerate(names) if n == 0 or np.ptp(X[:, j]) == 0]
+    constant = missing + [k for j, k in enumerate(names) if n == 0 or np.ptp(X[:, j]) == 0]
     used = [j for j, k in enumerate(names) if k not in constant]
     out = {"n": n, "r2": float("nan"), "coefficients": {}, "left_out": constant, "note": ""}
     p = len(used)
@@ -97,8 +98,35 @@ def quartiles(x, y) -> list[dict]:
     if frame.x.nunique() < 2:
         return []
     bins = pd.qcut(frame.x, 4, duplicates="drop")
+    groups = list(frame.groupby(bins, observed=True))
     rows = []
-    for k, (interval, part) in enumerate(frame.groupby(bins, observed=True)):
-        rows.append({"quartile": k + 1, "low": float(part.x.min()), "high": float(part.x.max()),
+    for k, (interval, part) in enumerate(groups):
+        rows.append({"quartile": k + 1, "of": len(groups), "low": float(part.x.min()), "high": float(part.x.max()),
                      "mean": float(part.y.mean()), "n": int(len(part))})
     return rows
+
+
+def bin_label(row: dict) -> str:
+    """'Q2: 0.03–0.05' for a quartile; 'bin 1 of 2: 1–2' where tied values merged quartiles."""
+    name = f"Q{row['quartile']}" if row.get("of", 4) == 4 else f"bin {row['quartile']} of {row['of']}"
+    return f"{name}: {row['low']:.3g}–{row['high']:.3g}"
+
+
+def trend_band(x, y, grid, *, confidence: float = 0.95):
+    """The least-squares line of ``y`` on ``x`` at ``grid`` with the pointwise t-based CI of its mean
+    (fit, low, high); None with fewer than three finite pairs or a constant ``x``."""
+    from scipy import stats
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 3 or np.ptp(x) == 0:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    s = np.sqrt(float(residual @ residual) / (x.size - 2))
+    sxx = float(((x - x.mean()) ** 2).sum())
+    grid = np.asarray(grid, np.float64)
+    fit = slope * grid + intercept
+    half = stats.t.ppf(0.5 + confidence / 2, x.size - 2) * s * np.sqrt(1 / x.size + (grid - x.mean()) ** 2 / sxx)
+    return fit, fit - half, fit + half

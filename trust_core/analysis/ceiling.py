@@ -4,14 +4,20 @@ Saporta et al. 2022).
 
 Where a dataset carries several readings of a film (VinDr-CXR's training films: three radiologists each),
 each reader's boxes become a binary map R scored against the others' consensus G — the pixels marked by at
-least half of the other readers (⌈m/2⌉ of m: with three readers, either of the other two) — as the
-evaluation scores a saliency map against its ground truth, at the film's native resolution:
+least half of the other readers (⌈m/2⌉ of m: with three readers, either of the other two), whatever the
+run's ``--readers`` rule — as the evaluation scores a saliency map against its ground truth: drawn at the
+film's native resolution, then brought to the evaluation's size and framing by the dataset's own mask rule
+(:meth:`~trust_core.data.datasets.RadiographDataset.framed_mask`), like the ground truth the maps were
+scored against. (That ground truth is the run's consensus of all readers; each reader's reference leaves
+the reader out, as CheXlocalize's benchmark radiologists are scored against others' annotations.)
 
 * mIoU: |R ∩ G| / |R ∪ G| (a binary map needs no threshold);
 * pointing game: a hit when R marks a pixel inside G (a binary map's maxima are all of R; ties "any", as
   the evaluation's unclipped pointing game); a reader who marks nothing misses;
 * energy pointing game: |R ∩ G| / |R| (0 when R is empty);
-* AUPRC: the average precision of R's values (0/1) against G, computed as the evaluation's.
+* AUPRC: the area under the precision–recall curve of R's values (0/1) against G, computed as the
+  evaluation's; a reader who marks nothing ranks no pixel above another: the prevalence |G| / N (a constant
+  map's precision at every recall), not the trapezoid from (0, 1) a flat map would otherwise get.
 
 A film's ceiling is the mean over its readers; films where the others' consensus is empty are left out.
 Datasets with one reading per film (RSNA, SIIM, NIH, CheXlocalize, VinDr's official test consensus) have no
@@ -39,11 +45,12 @@ def reader_agreement(reader: np.ndarray, consensus: np.ndarray) -> dict[str, flo
     return {"miou": both / union if union else float("nan"),
             "pointing_game": 1.0 if both > 0 else 0.0,
             "energy_pointing_game": both / marked if marked else 0.0,
-            "auprc": float(auprc(reader.astype(np.float32), consensus))}
+            "auprc": float(auprc(reader.astype(np.float32), consensus)) if marked else
+            float(consensus.sum()) / consensus.size}
 
 
 def readings_of(dataset, image_id: str) -> list[np.ndarray]:
-    """Every reader's own mask of a film at native resolution ([] or one for single-reading datasets)."""
+    """Every reader's own mask of a film at native resolution ([] for single-reading datasets)."""
     from ..data.datasets import Record
 
     record = dataset.record(image_id)
@@ -54,30 +61,34 @@ def readings_of(dataset, image_id: str) -> list[np.ndarray]:
     return [dataset._render_boxes(Record(image_id, record.path, 1, tuple(boxes)), height, width) for boxes in readings]
 
 
-def film_ceiling(masks: list[np.ndarray]) -> dict[str, float] | None:
+def film_ceiling(masks: list[np.ndarray], frame=None) -> dict[str, float] | None:
     """The mean of each reader's agreement with the others' consensus; None when no reader's consensus of
-    the others marks anything (nothing to agree on) or fewer than two readings."""
+    the others marks anything (nothing to agree on) or fewer than two readings. ``frame`` brings a native
+    mask to the scored size (default: scored at native resolution)."""
     if len(masks) < 2:
         return None
+    frame = frame or (lambda mask: mask)
     scores = []
     votes = np.sum(np.stack(masks).astype(np.int16), axis=0)
     for k, mine in enumerate(masks):
         others = votes - mine
-        consensus = others >= max(1, math.ceil((len(masks) - 1) / 2))
+        consensus = frame(others >= max(1, math.ceil((len(masks) - 1) / 2)))
         if consensus.any():
-            scores.append(reader_agreement(mine, consensus))
+            scores.append(reader_agreement(frame(mine), consensus))
     if not scores:
         return None
     return {key: float(np.nanmean([s[key] for s in scores])) for key in scores[0]} | {"readers": len(scores)}
 
 
-def human_ceiling(dataset, image_ids) -> tuple["pd.DataFrame", str]:
-    """One row per film with several readings (its ceiling per metric) and a line saying what was found."""
+def human_ceiling(dataset, image_ids, *, size: int | None = None, resize: str = "stretch") -> tuple["pd.DataFrame", str]:
+    """One row per film with several readings (its ceiling per metric, scored at ``size`` framed by
+    ``resize``, as the evaluation scored the maps; None: native resolution) and a line saying what was found."""
     import pandas as pd
 
+    frame = None if size is None else (lambda mask: dataset.framed_mask(mask, size, resize))
     rows = []
     for image_id in image_ids:
-        ceiling = film_ceiling(readings_of(dataset, image_id))
+        ceiling = film_ceiling(readings_of(dataset, image_id), frame)
         if ceiling is not None:
             rows.append({"image_id": image_id, **ceiling})
     table = pd.DataFrame(rows, columns=["image_id", *CEILING_COLUMNS.values(), "readers"])

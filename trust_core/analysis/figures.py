@@ -20,14 +20,16 @@ FORMATS = ("svg", "pdf")
 
 
 def provenance(summary: dict, config: dict) -> str:
-    """One line: dataset (kind, finding, fingerprint), models, preset, evaluation and saliency code versions."""
+    """One line: dataset (kind, finding, fingerprint), models (and their weights' digests), preset, evaluation
+    and saliency code versions, the tool's version."""
     dataset = config.get("dataset", {})
-    models = ", ".join(Path(str(m.get("path"))).name for m in config.get("models", []))
+    models = ", ".join(f"{Path(str(m.get('path'))).name} (weights {str(m.get('weights_digest', '?'))[:8]})"
+                       for m in config.get("models", []))
     versions = config.get("versions", {})
     finding = f" {dataset['finding']}" if dataset.get("finding") else ""
     return (f"{str(dataset.get('kind', '?')).upper()}{finding} (fingerprint {dataset.get('fingerprint', '?')}) · "
             f"models {models} · preset {summary.get('preset')} · {summary.get('code_version')} / "
-            f"{versions.get('saliency_code', '?')} · Saliency Trust Explorer")
+            f"{versions.get('saliency_code', '?')} · Saliency Trust Explorer {versions.get('trust_core', '')}")
 
 
 def _figure(height: float, width: float = 7.0):
@@ -150,6 +152,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
     import pandas as pd
 
     from ..evaluate.criteria import CRITERIA
+    from .associations import trend_band
     from .geometry import FEATURE_LABELS, FEATURES
 
     block = analysis["criteria"].get(criterion)
@@ -159,6 +162,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
     features = features_table.set_index("image_id")
     methods = list(block["methods"])
     names = list(FEATURES)
+    human = analysis.get("ceiling", {}).get("by_criterion", {}).get(criterion)
     figure = _figure(1.3 * len(methods) + 0.4, 1.6 * len(names))
     for r, method in enumerate(methods):
         entry = block["methods"][method]
@@ -169,13 +173,16 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
             x, y = frame[feature].to_numpy(float), frame.score.to_numpy(float)
             keep = np.isfinite(x) & np.isfinite(y)
             axis.scatter(x[keep], y[keep], s=6, color="#1f77b4")
-            if keep.sum() >= 2 and np.ptp(x[keep]) > 0:
-                slope, intercept = np.polyfit(x[keep], y[keep], 1)
-                grid = np.linspace(x[keep].min(), x[keep].max(), 2)
-                axis.plot(grid, slope * grid + intercept, color="#b91c1c", linewidth=1)
-            ceiling = entry.get("ceiling")
-            if ceiling:
-                axis.axhspan(ceiling["human"] - 1e-3, ceiling["human"] + 1e-3, color="#15803d", alpha=0.6)
+            if keep.any():
+                grid = np.linspace(x[keep].min(), x[keep].max(), 50)
+                band = trend_band(x, y, grid)
+                if band is not None:  # the least-squares trend and the 95 % CI of its mean
+                    fit, low, high = band
+                    axis.fill_between(grid, low, high, color="#b91c1c", alpha=0.15, linewidth=0)
+                    axis.plot(grid, fit, color="#b91c1c", linewidth=1)
+            if human:  # the human ceiling: its mean and 95 % CI over the films with several readings
+                axis.axhspan(human["ci_low"], human["ci_high"], color="#15803d", alpha=0.2, linewidth=0)
+                axis.axhline(human["mean"], color="#15803d", linewidth=0.8)
             rho = entry["spearman"][feature]
             text = "ρ n/a" if rho["rho"] != rho["rho"] else f"ρ {rho['rho']:+.2f} [{rho['ci_low']:+.2f}, {rho['ci_high']:+.2f}]"
             axis.set_title(text, fontsize=6)
@@ -184,9 +191,9 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
                 axis.set_xlabel(FEATURE_LABELS[feature], fontsize=6)
             if c == 0:
                 axis.set_ylabel(f"{entry['label']}\n{block.get('short', block['label'])}", fontsize=6)
-    figure.suptitle(f"{block['label']} ({block['metric']}) against lesion geometry and model confidence"
-                    + (" · green band: human ceiling" if any("ceiling" in e for e in block["methods"].values()) else ""),
-                    fontsize=8)
+    figure.suptitle(f"{block['label']} ({block['metric']}) against lesion geometry and model confidence · red: "
+                    f"least-squares trend with the 95 % CI of its mean"
+                    + (" · green: human ceiling (mean, 95 % CI)" if human else ""), fontsize=8)
     return _save(figure, out, f"why_{criterion}", line)
 
 

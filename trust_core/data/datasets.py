@@ -348,6 +348,14 @@ class RadiographDataset(abc.ABC):
         return rasterize(boxes=record.boxes, native_box_mask=boxes, other_mask=other, native=boxes.shape,
                          size=size or self.image_size, rule=self.mask_rule)
 
+    def framed_mask(self, native_mask: np.ndarray, size: int | None = None, resize: str = "stretch") -> np.ndarray:
+        """A mask drawn at a film's native resolution (a reader's own boxes, a consensus) brought to ``size``
+        as :meth:`mask` brings the dataset's own non-box ground truth there: framed by ``resize``, resized by
+        the dataset's ``mask_rule``."""
+        y0, x0, h, w = crop_window(native_mask.shape, resize)
+        part = native_mask[y0:y0 + h, x0:x0 + w]
+        return rasterize(other_mask=part, native=part.shape, size=size or self.image_size, rule=self.mask_rule)
+
     def _native_parts(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         record = self.record(image_id)
         height, width = self.native_shape(image_id)

@@ -335,7 +335,7 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
     analysis = read_analysis(folder)
     if analysis is None:
         try:
-            computed = analyze(folder)
+            computed = analyze(folder, **workspace.analysis_sources(kind))
         except ConfigError:
             computed = None  # no localization criterion in these results: no failure analysis
         if computed is not None:
@@ -353,11 +353,11 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
                 table["image_id"] = table["image_id"].astype(str).map(name)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, table in tables.items():
-            archive.writestr(f"{kind}/{name}.csv", table.to_csv(index=False))
+        for table_name, table in tables.items():
+            archive.writestr(f"{kind}/{table_name}.csv", table.to_csv(index=False))
             parquet = io.BytesIO()
             table.to_parquet(parquet, index=False)
-            archive.writestr(f"{kind}/{name}.parquet", parquet.getvalue())
+            archive.writestr(f"{kind}/{table_name}.parquet", parquet.getvalue())
         for path in sorted(folder.glob("*.json")):
             if path.name.startswith("."):
                 continue
