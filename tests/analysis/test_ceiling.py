@@ -102,10 +102,11 @@ def test_ceiling_on_the_real_vindr_readings(vindr_films):
 
     root, subset, chosen = vindr_films
     dataset = open_dataset(f"vindr:{root}", finding="Cardiomegaly", image_size=64)
-    positives = dataset.ids(label=1)
-    assert positives and set(positives) <= set(chosen)
+    assert set(dataset.ids(label=1)) <= set(chosen)
+    # at native resolution (≈2000² px per film): three films all readers marked, three where one did not
+    positives = [i for i in chosen[:3] + chosen[6:9] if i in set(dataset.ids(label=1))]
     table, note = human_ceiling(dataset, positives)
-    assert len(table) == len(positives) and "several readings" in note
+    assert len(table) == len(positives) >= 4 and "several readings" in note
     empty_readers = 0
     for row in table.itertuples():
         (miou, pointing, energy, area), readers = _hand_ceiling(subset, row.image_id, dataset.native_shape(row.image_id))
@@ -117,7 +118,7 @@ def test_ceiling_on_the_real_vindr_readings(vindr_films):
     assert empty_readers >= 1  # a film where one of the three readers marked nothing was scored
     # the readings do not depend on the run's reader rule: one radiologist's rule keeps all three
     r8 = open_dataset(f"vindr:{root}", finding="Cardiomegaly", readers="reader:R8", image_size=64)
-    again, _ = human_ceiling(r8, [i for i in r8.ids(label=1) if i in set(table.image_id)])
+    again, _ = human_ceiling(r8, [i for i in r8.ids(label=1) if i in set(table.image_id)][:2])
     assert len(again) and again.set_index("image_id").miou.to_dict() == pytest.approx(
         table.set_index("image_id").miou.loc[again.image_id].to_dict())
 

@@ -44,13 +44,14 @@ def _figure(height: float, width: float = 7.0):
     return plt.figure(figsize=(width, height))
 
 
-def _save(figure, out: Path, name: str, line: str) -> list[Path]:
+def _save(figure, out: Path, name: str, line: str, *, tight: bool = True) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from ..io import atomic_path
 
     figure.text(0.01, 0.005, line, fontsize=5.5, color="#555555", ha="left", va="bottom", wrap=True)
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    if tight:  # (a large grid sets its margins itself: tight_layout costs seconds there)
+        figure.tight_layout(rect=(0, 0.04, 1, 1))
     written = []
     for fmt in FORMATS:
         path = out / f"{name}.{fmt}"
@@ -163,7 +164,12 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
     methods = list(block["methods"])
     names = list(FEATURES)
     human = analysis.get("ceiling", {}).get("by_criterion", {}).get(criterion)
-    figure = _figure(1.3 * len(methods) + 0.4, 1.6 * len(names))
+    from matplotlib.ticker import MaxNLocator
+
+    height = 1.3 * len(methods) + 0.8
+    figure = _figure(height, 1.6 * len(names))
+    figure.subplots_adjust(left=0.09, right=0.99, top=1 - 0.85 / height, bottom=0.75 / height, wspace=0.35,
+                           hspace=0.55)
     for r, method in enumerate(methods):
         entry = block["methods"][method]
         scores = table[table.method == method].groupby(table.image_id.astype(str))[block["column"]].mean()
@@ -187,14 +193,16 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
             text = "ρ n/a" if rho["rho"] != rho["rho"] else f"ρ {rho['rho']:+.2f} [{rho['ci_low']:+.2f}, {rho['ci_high']:+.2f}]"
             axis.set_title(text, fontsize=6)
             axis.tick_params(labelsize=5)
+            axis.xaxis.set_major_locator(MaxNLocator(3, integer=feature == "instances"))
+            axis.yaxis.set_major_locator(MaxNLocator(3))
             if r == len(methods) - 1:
                 axis.set_xlabel(FEATURE_LABELS[feature], fontsize=6)
             if c == 0:
                 axis.set_ylabel(f"{entry['label']}\n{block.get('short', block['label'])}", fontsize=6)
-    figure.suptitle(f"{block['label']} ({block['metric']}) against lesion geometry and model confidence · red: "
+    figure.suptitle(f"{block['label']} ({block['metric']}) against lesion geometry and model confidence\nred: "
                     f"least-squares trend with the 95 % CI of its mean"
                     + (" · green: human ceiling (mean, 95 % CI)" if human else ""), fontsize=8)
-    return _save(figure, out, f"why_{criterion}", line)
+    return _save(figure, out, f"why_{criterion}", line, tight=False)
 
 
 def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = None, features=None) -> list[Path]:

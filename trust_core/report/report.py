@@ -314,10 +314,11 @@ def _table(pdf, title: str, rows: list[tuple], widths: tuple) -> None:
     pdf.ln(2)
 
 
-def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -> bytes:
+def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, figures: bool = True) -> bytes:
     """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard, the
     failure analysis (``analysis.json`` and its tables, as stored beside the results, or computed for the
-    archive when it has not run: nothing is written into the workspace) and the figures for a paper (``figures/``: SVG and PDF, :mod:`trust_core.analysis.figures`).
+    archive when it has not run: nothing is written into the workspace) and the figures for a paper (``figures/``: SVG and PDF, :mod:`trust_core.analysis.figures`; ``figures=False``
+    leaves them out, seconds faster).
 
     Image ids (the dataset's file keys, which in some datasets are patient or accession numbers) are
     replaced by their pseudonyms (keyed with the workspace's secret key, which the archive never holds)
@@ -373,8 +374,8 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False) -
 
         from ..analysis.figures import write_figures
 
-        with tempfile.TemporaryDirectory() as figures:
-            for path in write_figures(folder, figures, analysis=analysis, features=features):
+        with tempfile.TemporaryDirectory() as drawn:
+            for path in (write_figures(folder, drawn, analysis=analysis, features=features) if figures else ()):
                 archive.write(path, f"{kind}/figures/{path.name}")
     return buffer.getvalue()
 
