@@ -1,4 +1,5 @@
-"""Reports: a per-image report (HTML, PDF) and the cohort results (ZIP of tables and scorecard)."""
+"""Reports: a per-image report (HTML, PDF) and the cohort results (ZIP of tables, scorecard, failure analysis
+and figures), each built when asked."""
 import streamlit as st
 
 from trust_core.report import build_image_report, cohort_archive, render_html, render_pdf
@@ -42,9 +43,17 @@ def render() -> None:
     if ws.results(kind(), finding()) is None:
         st.info("Run an evaluation first (Runs page).")
     else:
-        with friendly_errors():
-            st.download_button("Download cohort results (ZIP: CSV, Parquet, summary, scorecard)",
-                               cohort_archive(ws, kind(), include_identifiers=identifiers),
+        # built when asked (the failure analysis and the figures take seconds), kept while it stays current
+        summary = ws.layout.results(kind()) / "summary.json"
+        cohort_for = (str(ws.root), kind(), finding(), identifiers, summary.stat().st_mtime_ns)
+        if st.session_state.get("cohort", (None,))[0] != cohort_for:
+            st.session_state.pop("cohort", None)
+        if "cohort" not in st.session_state and st.button("Prepare cohort results (ZIP)"):
+            with friendly_errors(), st.spinner("Tables, scorecard, failure analysis and figures…"):
+                st.session_state["cohort"] = (cohort_for, cohort_archive(ws, kind(), include_identifiers=identifiers))
+        if "cohort" in st.session_state:
+            st.download_button("Download cohort results (ZIP: CSV, Parquet, summary, scorecard, failure analysis, "
+                               "figures as SVG and PDF)", st.session_state["cohort"][1],
                                file_name=f"{kind()}_results.zip", mime="application/zip",
                                help="Image ids are replaced by pseudonyms unless identifiers are included above.")
     st.caption(f"Same exports on the command line: `trust report --workspace {ws.root} --dataset {kind()} "

@@ -314,15 +314,46 @@ def _cmd_check(args) -> int:
 
         (source,) = _model_sources(args, [args.model])
         model = load(source, num_classes=None)
+    import os
+
+    from .data.check import check_films, reason_class, write_csv
+
+    if args.csv:
+        from .io import writable_file
+
+        writable_file(args.csv, what="--csv")
     dataset = _open_dataset(args, save_splits=False)  # check reads, never writes, the dataset folder
     ids = dataset.ids()
-    notes: list[str] = []
-    with tqdm(total=len(ids), desc="check", unit="img") as bar:
-        problems = dataset.validate(ids, progress=lambda _: bar.update(1), notes=notes)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
+    workers = args.workers or os.cpu_count() or 1
+    started = time.perf_counter()
+    with tqdm(total=len(ids), desc=f"check ({workers} workers)", unit="img") as bar:
+        report = check_films(dataset, ids, workers=workers, progress=bar.update)
+    seconds = time.perf_counter() - started
+    problems, notes = report.problems, report.warnings
+    if len(problems) <= SHOWN_ONE_BY_ONE:
+        for _, file, reason in problems:
+            print(f"error: {file}: {reason}" if file else f"error: {reason}", file=sys.stderr)
+    else:  # thousands of one reason: a count and examples, every one in the CSV
+        for reason, group in report.groups().items():
+            examples = ", ".join(f or i for i, f, _ in group[:3])
+            print(f"error: {len(group)} films: {reason} (e.g. {examples})", file=sys.stderr)
+    if len(notes) <= SHOWN_ONE_BY_ONE:
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+    else:
+        by: dict[str, list[str]] = {}
+        for note in notes:
+            by.setdefault(reason_class(note.split(":", 1)[-1].strip()), []).append(note.split(":", 1)[0])
+        for reason, files in sorted(by.items(), key=lambda kv: -len(kv[1])):
+            print(f"warning: {len(files)} films: {reason} (e.g. {', '.join(files[:3])})", file=sys.stderr)
+    for reason, items in report.skipped.items():
+        print(f"note: {len(items)} skipped: {reason} (e.g. {', '.join(items[:3])})", file=sys.stderr)
+    listed = len(report.rows())
+    if args.csv:
+        write_csv(report, args.csv)
+        print(f"wrote all {listed} problems, skips and warnings to {args.csv} (image_id, file, kind, reason)")
+    elif listed:
+        print(f"add --csv FILE to list all {listed} problems, skips and warnings in a table")
     model_problems: list[str] = []
     model_notes: list[str] = []
     if model is not None:
@@ -333,10 +364,14 @@ def _cmd_check(args) -> int:
             print(f"warning: model {args.model}: {text}", file=sys.stderr)
     summary = dataset.summary()
     print(f"{dataset.kind} dataset {dataset.root}: {summary['images']} labelled images, "
-          f"{len(problems)} with problems, {len(dataset.skipped)} items skipped, {len(notes)} film warnings"
+          f"{len(problems)} with problems, {len(dataset.skipped)} items skipped, {len(notes)} film warnings "
+          f"({len(ids) / max(seconds, 1e-9):.0f} films/s on {workers} workers)"
           + (f"; model {args.model} on {checked} films: {len(model_problems)} problems, {len(model_notes)} warnings"
              if model is not None else ""))
     return 2 if problems or model_problems else 0
+
+
+SHOWN_ONE_BY_ONE = 20  # problems printed one per line; more are grouped by reason (all of them in --csv)
 
 
 def _film_findings(model, dataset) -> tuple[list[str], list[str], int]:
@@ -500,6 +535,40 @@ def _cmd_figures(args) -> int:
     return 0
 
 
+def _cmd_workspace_init(args) -> int:
+    """A workspace the app can open, from your dataset folder, models, results and cache (see
+    trust_core.workspace_init)."""
+    from .workspace_init import init_workspace
+
+    init_workspace(args.out, dataset=args.dataset, models=args.model, localizers=args.localizer or (),
+                   results=args.results, store=args.store, classes=args.classes, finding=args.finding,
+                   readers=args.readers)
+    return 0
+
+
+def _cmd_app(args) -> int:
+    """Open a workspace in the app (Streamlit), on this machine only unless --address says otherwise."""
+    import os
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .layout import Layout, read_index
+
+    root = Path(args.workspace)
+    if not root.is_dir():
+        raise ConfigError(f"--workspace {root} is not a folder: make one with `trust workspace init` (or `trust demo`)")
+    read_index(root)  # an unreadable model index: said now, not on every page
+    if not any(Layout(root).dataset(k).is_dir() for k in ("rsna", "siim", "nih", "vindr", "chexlocalize", "folder")):
+        raise ConfigError(f"--workspace {root} holds no dataset folder: make it with `trust workspace init`")
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+               "--server.address", args.address, "--server.port", str(args.port)]
+    print(f"serving {root} at http://{args.address}:{args.port} (Ctrl-C stops it)", flush=True)
+    env = {**os.environ, "TRUST_WORKSPACE": str(root.resolve())}
+    os.chdir(app.parent)
+    os.execve(sys.executable, command, env)  # the server takes this process's place (its signals, its exit)
+
+
 def _cmd_bench(args) -> int:
     from .bench import bench_metrics, bench_saliency
 
@@ -620,6 +689,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", default=None, help="also check a model against the films: its normalization, "
                                                      "and its outputs on a few films (constant or saturated)")
     _add_spec_options(check)
+    check.add_argument("--workers", type=_positive_int, default=None,
+                       help="processes reading the films (default: every core)")
+    check.add_argument("--csv", default=None, metavar="FILE",
+                       help="write every problem, skipped item and warning to a CSV (image_id, file, kind, reason)")
     check.set_defaults(func=_cmd_check)
 
     maps = sub.add_parser("maps", help="compute saliency maps for dataset images (NPZ per image)")
@@ -748,6 +821,31 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--model", default=None, metavar="PATH",
                      help="where the run's main model is now, if it moved (its confidence is read from it)")
     ana.set_defaults(func=_cmd_analyze)
+
+    ws = sub.add_parser("workspace", help="make a workspace the app opens from your own dataset, models and results")
+    ws_sub = ws.add_subparsers(dest="action", required=True)
+    init = ws_sub.add_parser("init", help="link a dataset folder, copy models (with their roles) and an evaluation's "
+                                          "results, link its map cache; nothing of yours is changed")
+    init.add_argument("--dataset", required=True, metavar="KIND:PATH", help="your dataset folder (linked, never copied)")
+    init.add_argument("--model", action="append", required=True, metavar="PATH",
+                      help="a classifier checkpoint (repeat: the first is the main model, then a replicate of its "
+                           "architecture, then one of another) or a model spec (.toml)")
+    init.add_argument("--localizer", action="append", default=None, metavar="PATH",
+                      help="U-Net localizers (the high baseline; repeat)")
+    init.add_argument("--results", default=None, metavar="DIR", help="an evaluation's --out for this dataset")
+    init.add_argument("--store", default=None, metavar="DIR",
+                      help="the map cache that evaluation filled (its --cache; default cache/store): linked, so the "
+                           "app shows the very maps that were scored")
+    init.add_argument("--out", required=True, help="the new workspace folder")
+    _add_dataset_options(init)
+    init.set_defaults(func=_cmd_workspace_init)
+
+    app_parser = sub.add_parser("app", help="open a workspace in the app (Streamlit)")
+    app_parser.add_argument("--workspace", required=True, help="a workspace folder (trust workspace init, trust demo)")
+    app_parser.add_argument("--port", type=_positive_int, default=8501)
+    app_parser.add_argument("--address", default="127.0.0.1",
+                            help="where to listen (default: this machine only; 0.0.0.0 serves the network)")
+    app_parser.set_defaults(func=_cmd_app)
 
     fig = sub.add_parser("figures", help="figures for a paper from an evaluation's results (SVG and PDF)")
     fig.add_argument("--run", required=True, help="an evaluation's results folder (its --out)")

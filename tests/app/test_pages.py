@@ -178,6 +178,14 @@ def test_report_export(app_workspace, monkeypatch):
     assert not at.exception
     _built_for, title, html_text, pdf = at.session_state["report"]
     assert pdf.startswith(b"%PDF") and "AUPRC" in html_text and title.startswith("img-")
+    # the cohort ZIP is built when asked (seconds: the failure analysis and the figures), then offered
+    assert "cohort" not in at.session_state
+    next(b for b in at.button if b.label.startswith("Prepare cohort results")).click().run()
+    assert not at.exception
+    import io
+    import zipfile
+    names = zipfile.ZipFile(io.BytesIO(at.session_state["cohort"][1])).namelist()
+    assert "rsna/analysis.json" in names and "rsna/figures/why_utility.svg" in names
 
 
 def test_upload_builtin_example(app_workspace, monkeypatch):

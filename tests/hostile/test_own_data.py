@@ -169,6 +169,41 @@ def test_inspect_says_the_depths_it_inferred_and_writes_nothing(tmp_path, capsys
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == before  # no splits.csv made there
 
 
+def test_check_on_a_big_tree_groups_problems_and_lists_every_one(tmp_path, capsys):
+    """60 films, 25 of them cut short and 4 listed but missing: `trust check` reads them on two processes,
+    prints one line per reason (with a count and examples) instead of 25, and its CSV holds every problem and
+    every missing film; one process finds the same."""
+    import csv as csv_module
+
+    ids = [f"f{k:02d}" for k in range(60)]
+    rows = "".join(f"{i},2,2,10,10,1\n" if k % 2 else f"{i},,,,,0\n" for k, i in enumerate(ids))
+    missing = "".join(f"gone{k},,,,,0\n" for k in range(4))
+    info = _rsna(RSNA_HEADER + rows + missing, ids=tuple(ids))(tmp_path / "data")
+    for image_id in ids[:25]:
+        path = tmp_path / "data" / "stage_2_train_images" / f"{image_id}.dcm"
+        path.write_bytes(path.read_bytes()[:300])
+
+    def run(workers):
+        out_csv = tmp_path / f"check{workers}.csv"
+        code, out, err = _run(capsys, "check", "--dataset", info["dataset"], "--workers", str(workers), "--csv", out_csv)
+        with open(out_csv, newline="") as fh:
+            return code, out, err, sorted(tuple(r.values()) for r in csv_module.DictReader(fh))
+
+    code, out, err, table = run(2)
+    assert code == 2
+    assert re.search(r"^error: 25 films: the DICOM file has no pixel data: it is truncated.* \(e\.g\. f00\.dcm, f01\.dcm, "
+                     r"f02\.dcm\)$", err, re.M), err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1  # one line, not 25
+    assert re.search(r"^note: 4 skipped: labels without an image file \(e\.g\. gone0, gone1, gone2\)", err, re.M), err
+    assert "25 with problems" in out and "on 2 workers" in out and re.search(r"wrote all \d+ problems, skips and "
+                                                                              r"warnings to .*check2\.csv", out)
+    errors = [r for r in table if r[2] == "error"]
+    assert [r[0] for r in errors] == ids[:25] and all(r[1] == f"{r[0]}.dcm" for r in errors)
+    assert sorted(r[0] for r in table if r[2] == "skipped") == ["gone0", "gone1", "gone2", "gone3"]
+    assert run(1)[3] == table  # one process: the same findings
+    assert not (tmp_path / "data" / "splits.csv").exists()
+
+
 def test_check_and_inspect_run_the_model_on_the_films(tmp_path, capsys, flat_net):
     info = _folder(mask_shape=(64, 64), film_shape=(64, 64))(tmp_path / "data")
     flat = _spec(tmp_path, "flat.toml", {"source": "flatnet:net", "source_kwargs": {"scale": 1e-9},
@@ -438,11 +473,11 @@ def test_an_unreadable_film_in_a_folder_dataset_is_never_rewritten(tmp_path, cap
     assert re.search(r"^  film2: film2\.png: not a readable image file", err, re.M), err
     assert bad.read_bytes() == before and sorted(p.name for p in (tmp_path / "maps").iterdir()) == [
         "film1.npz", "params.json"]
-    first = (tmp_path / "maps" / "film1.npz").read_bytes()
     # the same settings again continue the folder (a rerun adds what is missing)…
     args = ["maps", "--dataset", info["dataset"], "--model", tiny_models[0], "--images", "film1", "--methods", "grad",
             "--preset", "fast", "--no-cache", "--out", tmp_path / "maps"]
     assert _run(capsys, *args)[0] == 0
+    first = (tmp_path / "maps" / "film1.npz").read_bytes()
     # …other settings are refused: another run's maps would sit beside these
     other = [a if a != "grad" else "gradcam" for a in args]
     code, _, err = _run(capsys, *other)

@@ -435,13 +435,27 @@ class RadiographDataset(abc.ABC):
             mask |= mask_image > 0.5 if mask_image.max() > 0.5 else mask_image > 0
         return mask
 
-    def validate(self, ids=None, *, progress=None, notes: list | None = None) -> list[TrustError]:
+    def reopen_kwargs(self) -> dict:
+        """What reopens this dataset elsewhere (a Ray worker, a ``check`` worker process): its class's
+        arguments, the selection included (RSNA's classes — None, all, travels too — a finding's, a reader
+        rule), and the split file it uses."""
+        kwargs = {"image_size": self.image_size, "split_file": str(self.split_file), "mask_rule": self.mask_rule,
+                  "save_splits": self.save_splits}
+        if hasattr(self, "classes"):
+            kwargs["classes"] = self.classes
+        for key in ("finding", "negatives", "readers"):
+            if hasattr(self, key):
+                kwargs[key] = getattr(self, key)
+        return kwargs
+
+    def validate(self, ids=None, *, progress=None, notes: list | None = None,
+                 found: list | None = None) -> list[TrustError]:
         """Decode every image and render every ground truth; return the problems (nothing is changed).
 
         A multi-hour evaluation stops at the first unreadable file; this finds them all beforehand.
         ``notes``: a list that receives the warnings (``"<file>: <why>"``) about films that were read but look
         wrong: a depth inferred from the values (:class:`~trust_core.data.dicom.FilmWarning`), an almost
-        black or uniform film.
+        black or uniform film. ``found``: a list that receives ``(image_id, problem)`` for every problem.
         """
         import warnings
 
@@ -463,6 +477,8 @@ class RadiographDataset(abc.ABC):
                 self.native_mask(image_id)
             except TrustError as exc:
                 problems.append(exc)
+                if found is not None:
+                    found.append((image_id, exc))
             if progress is not None:
                 progress(image_id)
         self._settle_depth()

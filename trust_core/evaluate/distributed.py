@@ -37,14 +37,7 @@ class EvaluationSpec:
 
 def spec_of(evaluation) -> EvaluationSpec:
     dataset = evaluation.dataset
-    kwargs = {"image_size": dataset.image_size, "split_file": str(dataset.split_file),
-              "mask_rule": dataset.mask_rule}
-    if hasattr(dataset, "classes"):  # RSNA: None (all) must travel too, not fall back to the default
-        kwargs["classes"] = dataset.classes
-    for key in ("finding", "negatives", "readers"):  # the multi-finding kinds' selection
-        if hasattr(dataset, key):
-            kwargs[key] = getattr(dataset, key)
-    return EvaluationSpec(type(dataset), str(dataset.root), kwargs, list(evaluation.model_sources)[:evaluation.trained], evaluation.config,
+    return EvaluationSpec(type(dataset), str(dataset.root), dataset.reopen_kwargs(), list(evaluation.model_sources)[:evaluation.trained], evaluation.config,
                           list(evaluation.localizer_paths), list(evaluation.localizer_maps),
                           str(evaluation.cache.directory) if evaluation.cache is not None else None,
                           dict(dataset.unreadable))
