@@ -48,9 +48,11 @@ def render() -> None:
         cohort_for = (str(ws.root), kind(), finding(), identifiers, summary.stat().st_mtime_ns)
         if st.session_state.get("cohort", (None,))[0] != cohort_for:
             st.session_state.pop("cohort", None)
-        if "cohort" not in st.session_state and st.button("Prepare cohort results (ZIP)"):
+        slot = st.empty()  # the button gives way to the download once the ZIP is built
+        if "cohort" not in st.session_state and slot.button("Prepare cohort results (ZIP)"):
             with friendly_errors(), st.spinner("Tables, scorecard, failure analysis and figures…"):
                 st.session_state["cohort"] = (cohort_for, cohort_archive(ws, kind(), include_identifiers=identifiers))
+            slot.empty()
         if "cohort" in st.session_state:
             st.download_button("Download cohort results (ZIP: CSV, Parquet, summary, scorecard, failure analysis, "
                                "figures as SVG and PDF)", st.session_state["cohort"][1],
