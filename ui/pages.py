@@ -18,6 +18,9 @@ class PageSpec:
         return Path(self.path).name
 
 
+# Each page's url path is its file's name: Streamlit also routes the pages/ folder by file name on a first
+# visit, before app.py declares the navigation, and a path that is no file's ("reports" for report.py) then
+# showed "Page not found" over the page a deep link opened.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/scorecard.py", "Scorecard", "📋", "scorecard", default=True),
     PageSpec("pages/explorer.py", "Image explorer", "🔎", "explorer"),
@@ -26,6 +29,6 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/why.py", "Why it fails", "🧭", "why"),
     PageSpec("pages/compare.py", "Compare", "⚖️", "compare"),
     PageSpec("pages/upload.py", "Your own image", "📤", "upload"),
-    PageSpec("pages/report.py", "Reports", "📄", "reports"),
+    PageSpec("pages/reports.py", "Reports", "📄", "reports"),
     PageSpec("pages/runs.py", "Runs", "▶️", "runs"),
 )

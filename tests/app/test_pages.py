@@ -173,7 +173,7 @@ def test_randomization_scrubber(app_workspace, monkeypatch):
 
 def test_report_export(app_workspace, monkeypatch):
     at = start(app_workspace, monkeypatch)
-    at.switch_page("pages/report.py").run()
+    at.switch_page("pages/reports.py").run()
     at.button[0].click().run()
     assert not at.exception
     _built_for, title, html_text, pdf = at.session_state["report"]
@@ -269,7 +269,7 @@ def test_a_multi_finding_dataset_has_a_finding_picker(app_workspace, monkeypatch
 def test_a_report_is_cleared_when_its_image_changes(app_workspace, monkeypatch):
     """The stale-report regression: a report built for one image is not offered for another."""
     at = start(app_workspace, monkeypatch)
-    at.switch_page("pages/report.py").run()
+    at.switch_page("pages/reports.py").run()
     labels = at.selectbox(key="image_id").options
     images = image_ids(app_workspace, at)
     at.selectbox(key="image_id").select(labels[0]).run()
@@ -308,7 +308,7 @@ def test_the_explorer_says_which_class_is_explained_and_its_probability(app_work
 
 
 @pytest.mark.parametrize("page", ["pages/explorer.py", "pages/compare.py", "pages/randomization.py",
-                                  "pages/report.py"])
+                                  "pages/reports.py"])
 def test_pages_name_images_by_pseudonym_unless_identifiers_are_asked(app_workspace, monkeypatch, page):
     at = start(app_workspace, monkeypatch)
     at.switch_page(page).run()
@@ -517,3 +517,10 @@ def test_why_it_fails_analyzes_on_request_and_a_point_opens_its_image(app_worksp
     assert not at.exception, at.exception
     assert at.session_state["_image_id"] == image and at.session_state["_explorer_method"] == "gradcam"
     assert viewer(at)  # the explorer's viewer
+
+
+def test_every_url_path_is_its_page_file_name():
+    """Streamlit routes a first visit to /<name> by the pages/ folder's file names before app.py declares
+    the navigation: a url path that is no file's name showed 'Page not found' over the page (a deep link
+    to /reports did, in Chromium)."""
+    assert all(Path(spec.path).stem == spec.url_path for spec in SPECS)
