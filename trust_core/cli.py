@@ -316,7 +316,7 @@ def _cmd_check(args) -> int:
         model = load(source, num_classes=None)
     import os
 
-    from .data.check import check_films, reason_class, write_csv
+    from .data.check import check_films, write_csv
 
     if args.csv:
         from .io import writable_file
@@ -341,10 +341,7 @@ def _cmd_check(args) -> int:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)
     else:
-        by: dict[str, list[str]] = {}
-        for note in notes:
-            by.setdefault(reason_class(note.split(":", 1)[-1].strip()), []).append(note.split(":", 1)[0])
-        for reason, files in sorted(by.items(), key=lambda kv: -len(kv[1])):
+        for reason, files in report.warning_groups().items():
             print(f"warning: {len(files)} films: {reason} (e.g. {', '.join(files[:3])})", file=sys.stderr)
     for reason, items in report.skipped.items():
         print(f"note: {len(items)} skipped: {reason} (e.g. {', '.join(items[:3])})", file=sys.stderr)

@@ -197,14 +197,14 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
 
 def _analyze(out: Path, kind: str, log: Callable[[str], None]) -> None:
     """The failure analysis beside the results (``trust analyze``; seconds), for the app's Why it fails page."""
-    from .analysis import analyze, read_analysis, write_analysis
+    from .analysis import read_analysis
+    from .workspace import Workspace
 
     if read_analysis(out) is not None:
         return
-    analysis = analyze(out)
-    write_analysis(analysis, out)
-    log(f"{kind}: failure analysis of {analysis.summary['n_images']} images in "
-        f"{analysis.summary['timings']['total_s']:.1f} s → {out / 'analysis.json'}")
+    summary = Workspace(out.parents[1]).analysis(kind, compute=True)  # <ws>/results/<kind>
+    log(f"{kind}: failure analysis of {summary['n_images']} images in {summary['timings']['total_s']:.1f} s "
+        f"→ {out / 'analysis.json'}")
 
 
 def _current_results(path: Path) -> bool:

@@ -20,7 +20,7 @@ from .data.groundtruth import DEFAULT_MASK_RULE
 from .layout import Layout, read_index, workspace_models, workspace_path
 from .errors import ConfigError
 from .models.checkpoint import load
-from .models.info import info_of
+from .models.info import activated, info_of
 from .randomization.cascade import StateModels, model_seed, states
 from .saliency import explain, explain_for_classes, predicted_classes
 
@@ -292,7 +292,7 @@ class Workspace:
 
 def _scored(logits: torch.Tensor, activation: str) -> dict:
     """A head's activated scores (softmax, sigmoid; raw for logits heads), the predicted class, the activation."""
-    scores = {"softmax": lambda v: torch.softmax(v, 0), "sigmoid": torch.sigmoid, "logits": lambda v: v}[activation](logits)
+    scores = activated(logits, activation)
     return {"scores": scores.tolist(), "predicted": int(logits.argmax()), "activation": activation}
 
 

@@ -125,9 +125,11 @@ def model_confidence(config: dict, dataset, image_ids, model) -> tuple[np.ndarra
     """(per image, the main model's probability of the class its maps explain; what it is)."""
     import torch
 
-    from ..models.info import info_of
+    from ..models.info import activated, info_of
 
     info = info_of(model)
+    if info.activation not in ("softmax", "sigmoid"):
+        return np.full(len(image_ids), np.nan), "the model's head gives logits: no probability to read"
     target = explained_class(config, info)
     prep = info.prep
     out = []
@@ -136,13 +138,7 @@ def model_confidence(config: dict, dataset, image_ids, model) -> tuple[np.ndarra
             x = torch.stack([prep(dataset.image(i, prep.size, prep.resize)) for i in image_ids[start:start + 16]])
             logits = model(x).float()
             explained = logits.argmax(1) if target is None else torch.full((len(x),), target)
-            if info.activation == "softmax":
-                scores = torch.softmax(logits, 1)
-            elif info.activation == "sigmoid":
-                scores = torch.sigmoid(logits)
-            else:
-                return np.full(len(image_ids), np.nan), "the model's head gives logits: no probability to read"
-            out.append(scores.gather(1, explained[:, None])[:, 0].numpy())
+            out.append(activated(logits, info.activation).gather(1, explained[:, None])[:, 0].numpy())
     what = "the predicted class" if target is None else (
         f"class {target}" + (f" ({info.class_name(target)})" if info.classes else ""))
     return (np.concatenate(out).astype(np.float64),

@@ -29,6 +29,14 @@ class CheckReport:
             by.setdefault(reason_class(problem[2]), []).append(problem)
         return OrderedDict(sorted(by.items(), key=lambda kv: -len(kv[1])))
 
+    def warning_groups(self) -> "OrderedDict[str, list[str]]":
+        """Warnings (``"<file>: <why>"``) by reason, the most frequent first: reason → files."""
+        by: dict[str, list[str]] = {}
+        for note in self.warnings:
+            file, _, why = note.partition(":")
+            by.setdefault(reason_class(why.strip()), []).append(file)
+        return OrderedDict(sorted(by.items(), key=lambda kv: -len(kv[1])))
+
     def rows(self) -> list[dict]:
         rows = [{"image_id": i, "file": f, "kind": "error", "reason": r} for i, f, r in self.problems]
         for reason, ids in self.skipped.items():

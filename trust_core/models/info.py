@@ -89,3 +89,15 @@ def tag(model: nn.Module, **changes) -> nn.Module:
     """Give ``model`` a new :class:`ModelInfo` with ``changes``; returns the model."""
     model.trust_info = dataclasses.replace(info_of(model), **changes)
     return model
+
+
+def activated(logits, activation: str):
+    """A head's scores over its last dimension: softmax or sigmoid probabilities, the logits themselves for a
+    ``logits`` head (one owner for the app's prediction, the sanity checks and the failure analysis)."""
+    import torch
+
+    if activation == "softmax":
+        return torch.softmax(logits, -1)
+    if activation == "sigmoid":
+        return torch.sigmoid(logits)
+    return logits

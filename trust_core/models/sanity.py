@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .info import info_of
+from .info import activated, info_of
 
 # What a zoo's models are trained on: source kind → (normalization name, why). torchxrayvision's models all take
 # one channel in [-1024, 1024] (its own ``normalize(img, 255)``), whatever weights they were trained with.
@@ -96,7 +96,7 @@ def film_findings(model: nn.Module, films: dict[str, np.ndarray]) -> tuple[list[
                         f"the input does not reach it as it was trained. Check the normalization ({prep.label}), "
                         f"the channels and the weights")
     if info.activation in ("sigmoid", "softmax") and out.shape[1] >= 1:
-        probs = torch.sigmoid(out) if info.activation == "sigmoid" else torch.softmax(out, 1)
+        probs = activated(out, info.activation)
         target = info.target
         chosen = probs[:, target] if target is not None else probs.max(1).values
         if len(ids) >= 2 and (bool((chosen < SATURATED).all()) or bool((chosen > 1 - SATURATED).all())):
