@@ -124,3 +124,23 @@ def test_computing_claims_waits_and_releases_even_on_error(tmp_path):
     with store.computing(["a", "b"]) as arrived:
         assert arrived == {"a": 1} and not store.claim("b")
     assert store.claim("b")
+
+
+def test_a_run_that_needs_more_than_the_limit_keeps_its_maps(tmp_path):
+    store = Store(tmp_path / "store", size_limit=2_000_000)
+    for i in range(4):  # an earlier run's entries
+        store.set(make_key(old=i), np.zeros(100_000, dtype=np.float32))
+    note = store.reserve(60 * 400_000)  # this run plans 60 maps of 400 kB: 24 MB, past the 2 MB limit
+    assert note and "raised" in note and store.size_limit >= 24_000_000
+    for i in range(60):
+        store.set(make_key(i=i), np.zeros(100_000, dtype=np.float32))
+    assert all(make_key(i=i) in store for i in range(60))  # none of the run's own maps evicted
+    reopened = Store(tmp_path / "store")  # the raised limit stays with the store (the app browses them)
+    assert reopened.size_limit >= store.size_limit
+    assert store.reserve(1000) is None  # room enough: nothing to say
+
+
+def test_a_new_store_gets_the_default_limit(tmp_path):
+    from trust_core.cache.store import DEFAULT_SIZE_LIMIT
+
+    assert Store(tmp_path / "store").size_limit == DEFAULT_SIZE_LIMIT

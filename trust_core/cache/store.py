@@ -4,7 +4,9 @@ A key is the SHA-256 of an explicit description — image digest, model fingerpr
 randomization state), method, the method's parameters and the code version — never an accident of
 argument order. diskcache commits each value in one SQLite transaction after its file is fully written,
 so an interrupted computation leaves no entry and several processes can share one folder. The size is
-bounded (least-recently-stored entries are evicted).
+bounded (least-recently-stored entries are evicted); a run that plans more maps than the bound holds
+raises it for itself (:meth:`Store.reserve`), so that it never evicts its own maps. Maps are kept in the
+form :mod:`trust_core.cache.codec` describes (``map_storage``: compact, or exact).
 
 Several processes (app sessions, CLI runs, workers) asking for the same missing entry at once would
 each compute it. :meth:`Store.claim` prevents that: the first caller claims the key and computes, the
@@ -27,6 +29,7 @@ import torch
 
 from ..io import process_alive as _alive
 from ..models.info import info_of
+from .codec import DEFAULT_MAP_STORAGE, MAP_STORAGES
 
 DEFAULT_DIR = Path("cache/store")
 DEFAULT_SIZE_LIMIT = 8 * 2**30
@@ -83,10 +86,14 @@ class Store:
     Parameters
     ----------
     directory : folder of the store (default ``cache/store`` or ``$TRUST_CACHE``).
-    size_limit : bytes kept before eviction.
+    size_limit : bytes kept before eviction (raised by :meth:`reserve` for a run that needs more). None:
+        the store's own (``DEFAULT_SIZE_LIMIT`` for a new store; a limit a run raised stays raised).
+    map_storage : how maps are kept ('compact' or 'exact', see :mod:`trust_core.cache.codec`);
+        part of every map's key, so that one store can hold both.
     """
 
-    def __init__(self, directory: str | Path | None = None, *, size_limit: int = DEFAULT_SIZE_LIMIT):
+    def __init__(self, directory: str | Path | None = None, *, size_limit: int | None = None,
+                 map_storage: str = DEFAULT_MAP_STORAGE):
         import diskcache
 
         import sqlite3
@@ -94,13 +101,20 @@ class Store:
         from ..errors import ConfigError
         from ..io import writable_folder
 
+        if map_storage not in MAP_STORAGES:
+            raise ConfigError(f"map storage must be one of {MAP_STORAGES}, got {map_storage!r}")
+        self.map_storage = map_storage
         self.directory = Path(directory or os.environ.get("TRUST_CACHE") or DEFAULT_DIR)
         what = "the cache folder (--cache, or $TRUST_CACHE)"
         writable_folder(self.directory, what=what)  # before sqlite meets it: a clear error, nothing created
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(str(self.directory), size_limit=size_limit,
-                                          eviction_policy="least-recently-stored", timeout=60)
+            # No memory-mapped database: its pages would count in the process's resident memory, growing
+            # with the store up to 64 MB (diskcache's default) while a run's memory should stay flat.
+            self._cache = diskcache.Cache(str(self.directory), eviction_policy="least-recently-stored",
+                                          timeout=60, sqlite_mmap_size=0)
+            if size_limit is not None or self._cache.size_limit < DEFAULT_SIZE_LIMIT:
+                self._cache.reset("size_limit", int(size_limit or DEFAULT_SIZE_LIMIT))
             # Claims live in their own small database, so that they never count or evict as entries.
             self._claims = diskcache.Cache(str(self.directory / "claims"), timeout=60)
             with self._cache.transact():  # a read-only database file opens, and fails at the first write
@@ -202,6 +216,32 @@ class Store:
 
     def volume(self) -> int:
         return self._cache.volume()
+
+    @property
+    def size_limit(self) -> int:
+        return int(self._cache.size_limit)
+
+    def reserve(self, planned: int) -> str | None:
+        """Make room for a run that will store ``planned`` more bytes, so that it never evicts its own
+        maps: the limit is raised to what the store holds plus the plan when they exceed it (the next
+        culling then keeps every entry of the run, the most recently stored). Returns a warning when the
+        limit was raised, or when the disk lacks the room (the run would fail writing); None otherwise."""
+        import shutil
+
+        held = self.volume()
+        needed = held + int(planned)
+        note = None
+        if needed > self.size_limit:
+            self._cache.reset("size_limit", int(needed * 1.1))
+            note = (f"the run plans ≈{planned / 2**30:.1f} GiB of maps and the store {self.directory} holds "
+                    f"{held / 2**30:.1f} GiB of its {DEFAULT_SIZE_LIMIT / 2**30:.0f} GiB default: its limit is "
+                    f"raised to {self.size_limit / 2**30:.1f} GiB so that the run keeps every map it computes")
+        free = shutil.disk_usage(self.directory).free
+        if planned > free:
+            note = ((note + "; ") if note else "") + (
+                f"but the disk of {self.directory} has {free / 2**30:.1f} GiB free for ≈{planned / 2**30:.1f} "
+                f"GiB: free some space or choose another --cache")
+        return note
 
     def clear(self) -> None:
         self._cache.clear()

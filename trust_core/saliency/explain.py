@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
+from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES, decode, pack
 from ..cache.store import Store, digest_array, make_key, model_fingerprint, weights_digest
 from ..errors import SaliencyError
 from ..hardware import precision_problem
@@ -329,7 +330,7 @@ def _compute_within_memory(model, x, methods, params, *, device, batch_size, pre
 
 def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PRESET, device=None, *,
             batch_size: int | None = None, precision: str = "fp32", cache: Store | None = None,
-            **overrides) -> SaliencyMaps:
+            map_storage: str | None = None, **overrides) -> SaliencyMaps:
     """Saliency maps of ``images`` for ``model``, exactly as protocol.md section 2 defines them.
 
     Parameters
@@ -345,6 +346,9 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
         convolutions in TF32), 'tf32' (CUDA tensor cores for float32), 'bf16' or 'fp16' autocast.
         Reduced precisions change the maps slightly: ``trust bench saliency`` reports their SSIM to fp32.
     cache : a :class:`~trust_core.cache.Store`; maps found there are not recomputed.
+    map_storage : the form the maps are kept in (:mod:`trust_core.cache.codec`): 'compact' (exact up to
+        120 KB a map, half precision beyond) or 'exact'. Default: the cache's (its ``map_storage``), else the maps as computed. Given
+        or taken from the cache, the maps returned are those the store gives back, computed now or read.
     **overrides : any preset parameter (``n_samples=50``, ``target=1``, ``gradcam_layer='layer3'``…).
 
     Returns
@@ -385,33 +389,37 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
         per_method = {m: method_params(m, params) for m in methods}
         noisy = any(METHODS[m].uses_noise for m in methods) and params["noise_per_model"]
         weights = weights_digest(model) if cache is not None or noisy else ""
+        storage = map_storage or (cache.map_storage if cache is not None else None)
+        if storage is not None and storage not in MAP_STORAGES:
+            raise SaliencyError(f"map_storage must be one of {MAP_STORAGES}, got {storage!r}")
         keys: dict[tuple[str, int], str] = {}
         found: dict[tuple[str, int], dict] = {}
         if cache is not None:
-            keys = _map_keys(x, model_fingerprint(model, weights), per_method, precision)
+            keys = _map_keys(x, model_fingerprint(model, weights), per_method, precision, storage)
             hits = cache.get_many(list(keys.values()))
-            found = {k: hits[key] for k, key in keys.items() if key in hits and "unclipped" in hits[key]}
+            found = {k: hits[key] for k, key in keys.items() if key in hits and "packed" in hits[key]}
         absent = [keys[k] for k in keys if k not in found]
         # Claim the missing entries (released however this ends); wait for those another process or
         # session is computing.
         with cache.computing(absent) if cache is not None else contextlib.nullcontext({}) as arrived:
-            found.update({k: arrived[key] for k, key in keys.items() if key in arrived and "unclipped" in arrived[key]})
+            found.update({k: arrived[key] for k, key in keys.items() if key in arrived and "packed" in arrived[key]})
             return _fill(model, x, methods, params, per_method, found, keys, cache, device=device,
-                         batch_size=batch_size, precision=precision, weights=weights)
+                         batch_size=batch_size, precision=precision, weights=weights, storage=storage)
 
 
-def _map_keys(x: torch.Tensor, fingerprint: str, per_method: dict, precision: str) -> dict[tuple[str, int], str]:
-    """The cache key of every (method, image): image content, model state, method parameters, precision
-    and code version."""
+def _map_keys(x: torch.Tensor, fingerprint: str, per_method: dict, precision: str,
+              storage: str | None) -> dict[tuple[str, int], str]:
+    """The cache key of every (method, image): image content, model state, method parameters, precision,
+    the form the map is kept in and code version."""
     digests = [digest_array(x[i]) for i in range(x.shape[0])]
     return {(m, i): make_key(kind="map", image=digests[i], model=fingerprint, method=m, params=per_method[m],
-                             precision=precision, code=CODE_VERSION,
+                             precision=precision, storage=storage or DEFAULT_MAP_STORAGE, code=CODE_VERSION,
                              **({"revision": METHODS[m].revision} if METHODS[m].revision else {}))
             for m in per_method for i in range(x.shape[0])}
 
 
 def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, batch_size, precision,
-          weights) -> SaliencyMaps:
+          weights, storage) -> SaliencyMaps:
     """The maps of every image: those ``found`` in the cache, the rest computed (and stored)."""
     n = x.shape[0]
     todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
@@ -424,8 +432,7 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     raw: dict[str, np.ndarray] = {}
     passes = forwards = 0
     for (m, i), entry in found.items():
-        maps[m][i], flags[m][i], targets[i] = entry["map"], entry["flag"], entry["target"]
-        unclipped[m][i] = entry["map"] if entry.get("unclipped") is None else entry["unclipped"]
+        (maps[m][i], unclipped[m][i]), flags[m][i], targets[i] = decode(entry["packed"]), entry["flag"], entry["target"]
         if m in stats:
             stats[m][i] = entry.get("stats")
     if todo:
@@ -442,17 +449,21 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
         for j, i in enumerate(todo):
             targets[i] = int(sub_targets[j])
             for m in missing:
-                maps[m][i] = computed[m][j]
-                unclipped[m][i] = sub_unclipped[m][j]
+                if (m, i) in found:
+                    continue
+                same = sub_unclipped[m] is computed[m]  # min–max-only methods: one array
                 flags[m][i] = sub_flags[m][j]
                 if m in stats:
                     stats[m][i] = sub_stats[m][j]
-                if cache is not None and (m, i) not in found:
-                    same = sub_unclipped[m] is computed[m]  # min–max-only methods: one array
-                    cache.set(keys[(m, i)], {"map": maps[m][i], "flag": flags[m][i],
-                                             "unclipped": None if same else unclipped[m][i],
-                                             "target": targets[i], "params": per_method[m],
-                                             "stats": stats[m][i] if m in stats else None})
+                if storage is None:
+                    maps[m][i], unclipped[m][i] = computed[m][j], sub_unclipped[m][j]
+                    continue
+                # the maps as the store keeps them, whether stored now or read back later
+                packed, (maps[m][i], unclipped[m][i]) = pack(computed[m][j], None if same else sub_unclipped[m][j],
+                                                             storage=storage, percentile=params["percentile"])
+                if cache is not None:
+                    cache.set(keys[(m, i)], {"packed": packed, "flag": flags[m][i], "target": targets[i],
+                                             "params": per_method[m], "stats": stats[m][i] if m in stats else None})
         raw = {m: v.detach().cpu().numpy() for m, v in sub_raw.items() if m in methods}
     from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
     return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,

@@ -1,0 +1,103 @@
+"""How maps are kept in the store (trust_core.cache.codec), against numpy's own float16 and the
+postprocessing that makes the clipped form."""
+import numpy as np
+import pytest
+import torch
+
+from trust_core.cache.codec import MAP_BUDGET, decode, encode, pack, planned_bytes, round_trip, stored_bytes
+from trust_core.saliency.postprocess import minmax_maps, normalize_maps, unclipped_maps
+
+
+def _forms(seed=0, size=64, smooth=False):
+    rng = np.random.default_rng(seed)
+    raw = rng.standard_normal((1, 3, size, size)).astype(np.float32)
+    if smooth:
+        raw = np.cumsum(np.cumsum(raw, axis=2), axis=3)
+    attributions = torch.from_numpy(raw)
+    clipped, _ = normalize_maps(attributions, 99.0)
+    return clipped[0].numpy(), unclipped_maps(attributions)[0].numpy()
+
+
+def test_float32_keeps_both_forms_bit_for_bit():
+    clipped, unclipped = _forms()
+    back = decode(encode(clipped, unclipped, storage="exact"))
+    np.testing.assert_array_equal(back[0], clipped)
+    np.testing.assert_array_equal(back[1], unclipped)
+
+
+def test_float16_is_numpys_half_and_the_clip_is_derived_again():
+    clipped, unclipped = _forms(1)
+    packed = encode(clipped, unclipped, storage="compact", budget=0, percentile=99.0)
+    assert packed["map"] is None  # one array kept: the clipped form is derived on read
+    back_clipped, back_unclipped = decode(packed)
+    np.testing.assert_array_equal(back_unclipped, unclipped.astype(np.float16).astype(np.float32))
+    # the paper's clip of the half-precision map: within half precision of the float32 one
+    np.testing.assert_allclose(back_clipped, clipped, atol=2e-3)
+    expected, _ = normalize_maps(torch.from_numpy(back_unclipped)[None], 99.0)
+    np.testing.assert_array_equal(back_clipped, expected[0].numpy())
+
+
+def test_a_minmax_map_is_one_form():
+    product = torch.from_numpy(np.random.default_rng(2).random((1, 32, 32)).astype(np.float32))
+    clipped, _ = minmax_maps(product)
+    back = decode(encode(clipped[0].numpy(), None, storage="compact", budget=0))
+    assert back[0] is back[1]
+    np.testing.assert_array_equal(back[0], clipped[0].numpy().astype(np.float16).astype(np.float32))
+
+
+def test_flagged_maps_stay_nan():
+    nan = np.full((16, 16), np.nan, np.float32)
+    for precision in ("compact", "exact"):
+        back = decode(encode(nan, nan.copy(), storage=precision, percentile=99.0))
+        assert np.isnan(back[0]).all() and np.isnan(back[1]).all()
+
+
+def test_a_map_whose_clip_cannot_be_derived_keeps_it():
+    # two values differing below half precision: the float32 clip has a span, the half one none
+    unclipped = np.full((32, 32), 0.50001, np.float32)
+    unclipped[:16] = 0.5
+    unclipped[0, 0] = 1.0
+    clipped, _ = normalize_maps(torch.from_numpy(unclipped)[None], 99.0)
+    clipped = clipped[0].numpy()
+    assert np.isfinite(clipped).all()
+    packed = encode(clipped, unclipped, storage="compact", budget=0, percentile=99.0)
+    assert packed["map"] is not None
+    assert np.isfinite(decode(packed)[0]).all()
+
+
+def test_encoding_what_the_store_gave_back_is_lossless():
+    clipped, unclipped = _forms(3)
+    first = round_trip(clipped, unclipped, storage="compact", budget=0, percentile=99.0)
+    packed, second = pack(*first, storage="compact", budget=0, percentile=99.0)
+    np.testing.assert_array_equal(second[0], first[0])
+    np.testing.assert_array_equal(second[1], first[1])
+
+
+def test_compact_keeps_a_map_exactly_while_it_fits_the_budget():
+    small = _forms(6, size=96)  # about the demo's maps: exact under the budget
+    packed, back = pack(*small, storage="compact", percentile=99.0)
+    assert packed["codec"] == "float32" and stored_bytes(packed) <= MAP_BUDGET
+    np.testing.assert_array_equal(back[0], small[0])
+    large = _forms(7, size=320)  # a noise-like 320² map: half precision, within the size the issue asks
+    packed = encode(*large, storage="compact", percentile=99.0)
+    assert packed["codec"] == "float16" and stored_bytes(packed) <= 320 * 320 * 1.6
+    steps = np.zeros((320, 320), np.float32)  # a piecewise-constant map (XRAI-like): exact at any size
+    steps[:, 160:] = 0.5
+    steps[100:200, 100:200] = 1.0
+    assert encode(steps, None, storage="compact")["codec"] == "float32"
+
+
+def test_sizes_and_the_planning_bound():
+    clipped, unclipped = _forms(4, size=320)
+    half = stored_bytes(encode(clipped, unclipped, storage="compact", percentile=99.0))
+    full = stored_bytes(encode(clipped, unclipped, storage="exact"))
+    assert half < 320 * 320 * 1.6 < planned_bytes(320, "compact")  # white noise: the worst case
+    assert full < planned_bytes(320, "exact") and full > 3 * half
+    assert planned_bytes(64, "compact") == planned_bytes(64, "exact")  # small maps are kept exactly
+    smooth = stored_bytes(encode(*_forms(5, size=320, smooth=True), storage="compact", budget=0, percentile=99.0))
+    assert smooth < half
+
+
+def test_an_unknown_storage_is_refused():
+    with pytest.raises(ValueError, match="compact"):
+        encode(np.zeros((2, 2), np.float32), None, storage="int8")
