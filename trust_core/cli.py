@@ -82,7 +82,10 @@ def _opened(dataset):
 def _open_cache(args):
     from .cache import Store
 
-    return None if args.no_cache else Store(args.cache)
+    from .cache.codec import DEFAULT_MAP_STORAGE
+
+    return None if args.no_cache else Store(args.cache, map_storage=getattr(args, "map_storage", None)
+                                                 or DEFAULT_MAP_STORAGE)
 
 
 def _check_cache(args) -> None:
@@ -246,6 +249,7 @@ def _cmd_evaluate(args) -> int:
                         data_range=PAPER_DATA_RANGE if args.data_range is None else args.data_range,
                         randomization_mode=args.randomization, randomization_init=args.init, ttest=args.ttest,
                         precision=args.precision, device=args.device, batch_size=args.batch_size,
+                        map_storage=args.map_storage,
                         group=args.group, shuffled_models=tuple(args.shuffled_model or ()),
                         smprt_samples=args.smprt_samples, smprt_noise=args.smprt_noise,
                         randomization_class=args.randomization_class,
@@ -253,6 +257,9 @@ def _cmd_evaluate(args) -> int:
     evaluation = Evaluation(dataset, model_paths, config, localizers=args.localizer or (),
                             localizer_maps=args.localizer_maps or (), cache=_open_cache(args))
     units = evaluation.units()
+    note = evaluation.reserve_store(units)  # a run never evicts its own maps
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     executor = None
     if args.engine == "ray":
         from .evaluate.distributed import ray_executor
@@ -580,7 +587,10 @@ def _cmd_bench(args) -> int:
         bench_presets(args.workspace, images=args.n or 6, device=None if args.device == "cpu" else args.device)
     elif args.what == "engines":
         from .bench import bench_engines
-        bench_engines(args.workspace, args.dataset, images=args.n or 64)
+        bench_engines(args.workspace, args.dataset or "rsna", images=args.n or 64)
+    elif args.what == "scale":
+        from .bench_scale import bench_scale
+        bench_scale(args.dataset, films=args.n or 400, size=args.size or 64)
     else:
         bench_metrics(args.n or 64, args.size or 320, args.device)
     return 0
@@ -850,9 +860,10 @@ def build_parser() -> argparse.ArgumentParser:
     fig.set_defaults(func=_cmd_figures)
 
     bench = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
-    bench.add_argument("what", choices=["saliency", "metrics", "engines", "presets", "ui"])
+    bench.add_argument("what", choices=["saliency", "metrics", "engines", "presets", "ui", "scale"])
     bench.add_argument("--workspace", default=None, help="engines, presets: demo workspace")
-    bench.add_argument("--dataset", default="rsna", help="engines: dataset kind")
+    bench.add_argument("--dataset", default=None, help="engines: dataset kind (default rsna); scale: a KIND:PATH "
+                       "tree to measure instead of a phantom one")
     bench.add_argument("--arch", default="densenet121", choices=list(ARCHITECTURES))
     bench.add_argument("--model", default=None, help="saliency: any model instead of --arch (a .toml spec, a "
                                                      ".pt2 program or a checkpoint; weights as they are)")
@@ -861,7 +872,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--batch-size", type=_positive_int, default=None)
     bench.add_argument("--n", type=_positive_int, default=None,
-                       help="maps (metrics, default 64), images (engines, default 64; presets, default 6)")
+                       help="maps (metrics, default 64), images (engines, default 64; presets, default 6), "
+                            "films of the phantom tree (scale, default 400)")
     bench.add_argument("--skip-reference", action="store_true")
     bench.set_defaults(func=_cmd_bench)
     return parser
@@ -1031,6 +1043,12 @@ def _add_compute_options(parser) -> None:
     parser.add_argument("--group", type=_positive_int, default=4, help="images per explain call")
     parser.add_argument("--cache", default=None, help="cache folder (default cache/store or $TRUST_CACHE)")
     parser.add_argument("--no-cache", action="store_true")
+    from .cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES
+
+    parser.add_argument("--map-storage", default=DEFAULT_MAP_STORAGE, choices=MAP_STORAGES,
+                        help="how maps are kept and scored: compact (default: exact up to 120 KB a map, as at the "
+                             "demo's 128 px; half precision beyond, ≈100–150 KB a 320² map) or exact (bit for bit, "
+                             "≈650 KB a 320² map)")
 
 
 def main(argv: list[str] | None = None) -> int:

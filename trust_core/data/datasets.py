@@ -550,6 +550,7 @@ class RadiographDataset(abc.ABC):
     def exclude(self, unreadable: dict[str, str], *, reason: str = UNREADABLE) -> None:
         """Leave out films already found unreadable (image id → why), as :meth:`screen` does, without reading
         them again: how a worker rebuilding this dataset elsewhere (the Ray engine) sees the driver's dataset."""
+        self.source_fingerprint  # noqa: B018 — fixed before the first film leaves
         for image_id, why in unreadable.items():
             if image_id in self.unreadable:
                 continue
@@ -576,6 +577,15 @@ class RadiographDataset(abc.ABC):
     def selection(self) -> dict:
         """Which images the dataset keeps beyond its files (RSNA: its classes), for results."""
         return {}
+
+    @property
+    def source_fingerprint(self) -> str:
+        """The :attr:`fingerprint` of the dataset as opened, before any film found unreadable left it: what
+        names the files derived from the labels (the stored average-mask baseline), the same on a rerun that
+        has not read the films yet."""
+        if getattr(self, "_source_fingerprint", None) is None:
+            self._source_fingerprint = self.fingerprint
+        return self._source_fingerprint
 
     @property
     def fingerprint(self) -> str:

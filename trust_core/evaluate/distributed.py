@@ -138,7 +138,7 @@ def ray_executor(*, address: str | None = None, workers: int | None = None, gpus
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     k = pending.pop(ref)
-                    outputs[k] = ray.get(ref)
+                    outputs[k] = evaluation.keep(units[k], ray.get(ref))  # its maps to the driver's spool
                     done += 1
                     if progress:
                         progress(done, len(units), f"{units[k].state} (ray, {count} workers)")

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES
 from ..cache.store import Store, weights_digest
 from ..data.datasets import RadiographDataset
 from ..data.transforms import resize_image
@@ -90,6 +91,9 @@ class EvalConfig:
     scored_maps: dict = field(default_factory=dict)  # criterion → 'clipped' / 'unclipped' departures
     ttest: bool = False
     precision: str = "fp32"
+    # how maps are kept and scored (trust_core.cache.codec): 'compact' (exact up to 120 KB a map, half
+    # precision beyond), or 'exact'
+    map_storage: str = DEFAULT_MAP_STORAGE
     device: str | None = None
     batch_size: int | None = None
     group: int = 4
@@ -138,6 +142,8 @@ class Evaluation:
         if config.randomization_class not in RANDOMIZATION_CLASSES:
             raise ConfigError(f"randomization_class must be one of {list(RANDOMIZATION_CLASSES)}, got "
                               f"{config.randomization_class!r}")
+        if config.map_storage not in MAP_STORAGES:
+            raise ConfigError(f"map_storage must be one of {MAP_STORAGES}, got {config.map_storage!r}")
         self.methods = resolve_methods(config.methods)
         self.params = resolve_params(config.preset, **config.overrides)
         self.dataset = dataset
@@ -276,7 +282,7 @@ class Evaluation:
         else:
             result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
                              precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
-                             **self.config.overrides)
+                             map_storage=self.config.map_storage, **self.config.overrides)
         maps, unclipped = {}, {}
 
         def framed(value):
@@ -293,39 +299,75 @@ class Evaluation:
                                         for j, i in enumerate(unit.image_ids)},
                 "stats": {i: {m: result.stats[m][j] for m in result.stats} for j, i in enumerate(unit.image_ids)},
                 "targets": {i: int(result.targets[j]) for j, i in enumerate(unit.image_ids)},
-                "passes": result.passes, "forwards": getattr(result, "forwards", 0), "cached_images": cached}
+                "passes": result.passes, "forwards": getattr(result, "forwards", 0), "cached_images": cached,
+                "percentile": self.params["percentile"]}
+
+    def keep(self, unit: Unit, output: dict) -> dict:
+        """What the run keeps of a finished unit: its maps go to the spool (disk) while a run is on, the rest
+        (flags, targets, statistics) stays in memory."""
+        return self._spool.add(unit, output) if getattr(self, "_spool", None) is not None else output
+
+    def release_inputs(self) -> None:
+        """Forget the model inputs read so far (a model's states are done: the next model reads its own)."""
+        self._images.clear()
+
+    def planned_store_bytes(self, units: list[Unit] | None = None) -> int:
+        """What this run's maps will add to the store at most (the codec's bound for this map size)."""
+        from ..cache.codec import planned_bytes
+
+        units = self.units() if units is None else units
+        pairs = sum(len(u.image_ids) for u in units)
+        return pairs * len(self.methods) * planned_bytes(self.size, self.config.map_storage)
+
+    def reserve_store(self, units: list[Unit] | None = None) -> str | None:
+        """Raise the store's limit for this run where it needs more (see :meth:`Store.reserve`); a note to say."""
+        if self.cache is None:
+            return None
+        return self.cache.reserve(self.planned_store_bytes(units))
 
     def run(self, *, progress: Callable[[int, int, str], None] | None = None,
-            executor: Callable | None = None) -> EvalResult:
-        """Run every unit (``executor`` may run them elsewhere, see :func:`run_units_local`) and score."""
+            executor: Callable | None = None, spool_dir: str | Path | None = None) -> EvalResult:
+        """Run every unit (``executor`` may run them elsewhere, see :func:`run_units_local`) and score. Maps
+        wait for scoring in a spool on disk (:mod:`~trust_core.evaluate.spool`: in ``spool_dir``, else in the
+        cache's folder, else the system's temporary folder), removed when the run ends."""
+        from .spool import MapSpool
+
         started = time.perf_counter()
         units = self.units()
-        outputs = (executor or run_units_local)(self, units, progress)
-        return self._score(units, outputs, time.perf_counter() - started)
+        note = self.reserve_store(units)
+        if note:
+            import warnings
+
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
+        where = spool_dir or (self.cache.directory / "spool" if self.cache is not None else None)
+        with MapSpool(where, storage=self.config.map_storage) as spool:
+            self._spool = spool
+            try:
+                outputs = (executor or run_units_local)(self, units, progress)
+                outputs = [o if "maps" not in o else spool.add(u, o) for u, o in zip(units, outputs)]
+                self.release_inputs()
+                return self._score(units, outputs, time.perf_counter() - started, spool)
+            finally:
+                self._spool = None
 
     # -- scoring -----------------------------------------------------------------------------------
-    def _score(self, units: list[Unit], outputs: list[dict], seconds: float) -> EvalResult:
-        maps: dict[tuple[int, str], dict[str, dict[str, np.ndarray]]] = {}
-        unclipped: dict[tuple[int, str], dict[str, dict[str, np.ndarray]]] = {}  # the maps before the clip
+    def _score(self, units: list[Unit], outputs: list[dict], seconds: float, spool) -> EvalResult:
+        from .spool import CLIPPED_FORM, UNCLIPPED_FORM
+
         flags: dict[tuple[int, str], dict] = {}
         stats: dict[tuple[int, str], dict] = {}
         state_index: dict[str, int] = {}
-        noisy = {CLIPPED: {}, UNCLIPPED: {}}  # sMPRT's maps of noisy copies, in both forms
         for unit, out in zip(units, outputs):
             if unit.noise:
-                for form, key in ((CLIPPED, "maps"), (UNCLIPPED, "unclipped")):
-                    for image_id, per_method in out[key].items():
-                        for m, value in per_method.items():
-                            noisy[form].setdefault((unit.model_index, unit.state), {}).setdefault(image_id, {}) \
-                                .setdefault(m, []).append(value)
                 continue
-            maps.setdefault((unit.model_index, unit.state), {}).update(out["maps"])
-            unclipped.setdefault((unit.model_index, unit.state), {}).update(out["unclipped"])
             flags.setdefault((unit.model_index, unit.state), {}).update(out["flags"])
             stats.setdefault((unit.model_index, unit.state), {}).update(out.get("stats", {}))
             state_index[unit.state] = unit.state_index
         criteria = set(self.criteria)
-        forms = {CLIPPED: maps, UNCLIPPED: unclipped}
+        # the maps, read back from the spool when a criterion asks; sMPRT's noisy copies apart
+        forms = {CLIPPED: spool.maps(CLIPPED_FORM), UNCLIPPED: spool.maps(UNCLIPPED_FORM)}
+        noisy = {CLIPPED: spool.maps(CLIPPED_FORM, noise=True), UNCLIPPED: spool.maps(UNCLIPPED_FORM, noise=True)}
+        maps = forms[CLIPPED]
 
         def scored(key):  # the maps a criterion scores: the form its authors score, or the departure asked for
             return forms[scored_form(key, self.scored_maps)]
@@ -340,7 +382,7 @@ class Evaluation:
                          "verdict_rule": VERDICT_RULE,
                          "parameters": {k: self.params[k] for k in ("gradcam_interpolation", "xrai_postprocess",
                                                                     "noise_per_model", "xrai_baselines")},
-                         "data_range": self.config.data_range}
+                         "data_range": self.config.data_range, "map_storage": self.config.map_storage}
         localizer = self._localizer_baselines(criteria)
         if "utility" in criteria:
             tables.update(self._utility(scored("utility"), flags, stats, state_index, localizer, summary))
@@ -527,9 +569,10 @@ class Evaluation:
 
     def _prior(self) -> np.ndarray:
         """The average ground-truth mask of train+val (the low baseline of every localization criterion)."""
-        if getattr(self, "_prior_mask", None) is None:
-            prior_ids = self.dataset.ids(split="train") + self.dataset.ids(split="val")
-            self._prior_mask = self._masks(prior_ids).mean(axis=0).astype(np.float32)
+        if getattr(self, "_prior_mask", None) is None:  # stored beside the split file, read on reruns
+            from .baseline import average_mask
+
+            self._prior_mask = average_mask(self.dataset, self.size, self.resize)
         return self._prior_mask
 
     def _average_mask_auprc(self, masks: np.ndarray) -> np.ndarray:
@@ -659,7 +702,7 @@ class Evaluation:
         stays fixed."""
         kwargs = dict(methods=self.methods, preset=self.config.preset, device=self.config.device,
                       precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
-                      **self.config.overrides)
+                      map_storage=self.config.map_storage, **self.config.overrides)
         if "target" in self.config.overrides or info_of(model).target is not None:
             return explain(model, images, **kwargs)  # the class is fixed already
         classes = predicted_classes(classifier if classifier is not None else model, clean,
@@ -950,13 +993,14 @@ def run_units_local(evaluation: Evaluation, units: list[Unit], progress=None) ->
                 continue
             for k in indices:
                 if units[k].state == state_name:
-                    outputs[k] = evaluation.run_unit(units[k], model)
+                    outputs[k] = evaluation.keep(units[k], evaluation.run_unit(units[k], model))
                     done += 1
                     if progress:
                         progress(done, len(units), f"{evaluation.arches[model_index]}#{model_index} {state_name}")
             wanted.discard(state_name)
             if not wanted:
                 break
+        evaluation.release_inputs()  # this model's states are done
     return outputs
 
 

@@ -1,0 +1,160 @@
+"""Where an evaluation keeps its maps between computing and scoring: on disk, not in memory.
+
+Each unit's maps are written to a spool folder the moment the unit finishes (in the form the store keeps,
+:mod:`trust_core.cache.codec`, when that gives back these very maps — float32 otherwise: nothing is lost
+that the scores would see) and only their flags, targets
+and statistics stay in memory. Scoring reads back the maps each criterion compares, one stack at a time
+(:class:`SpooledMaps` is a read-only ``(model, state) → image → method → map`` mapping). Memory then stays
+flat however many image-model-state pairs a run has: what a paper run at 320 px held in RAM (≈14 GB) is on
+disk (at most ≈160 KB a 320² map, compact) for as long as the run lasts, and removed after it.
+"""
+from __future__ import annotations
+
+import pickle
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..cache.codec import decode, pack
+
+CLIPPED_FORM, UNCLIPPED_FORM = 0, 1
+
+
+class MapSpool:
+    """Unit outputs' maps, appended to files in ``directory`` (a fresh temporary folder inside it)."""
+
+    def __init__(self, directory: str | Path | None = None, *, storage: str = "compact"):
+        if directory is not None:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="trust-spool-", dir=directory))
+        self.storage = storage
+        # (model index, state, noise) → image id → method → (file number, offset, length)
+        self.index: dict[tuple[int, str, int], dict[str, dict[str, tuple[int, int, int]]]] = {}
+        self.files = 0
+        self.bytes = 0
+
+    def add(self, unit, output: dict) -> dict:
+        """Spool ``output``'s maps (both forms) and return it without them (what scoring keeps in memory)."""
+        number = self.files
+        self.files += 1
+        path = self.folder / f"{number}.bin"
+        offset = 0
+        where = self.index.setdefault((unit.model_index, unit.state, unit.noise), {})
+        with open(path, "wb") as handle:
+            for image_id, per_method in output["maps"].items():
+                for method, clipped in per_method.items():
+                    unclipped = output["unclipped"][image_id][method]
+                    same = unclipped is clipped or np.array_equal(unclipped, clipped, equal_nan=True)
+                    blob = pickle.dumps(_lossless(clipped, None if same else unclipped, self.storage,
+                                                  output.get("percentile")), protocol=5)
+                    handle.write(blob)
+                    where.setdefault(image_id, {})[method] = (number, offset, len(blob))
+                    offset += len(blob)
+        self.bytes += offset
+        return {k: v for k, v in output.items() if k not in ("maps", "unclipped")}
+
+    def read(self, location: tuple[int, int, int], form: int) -> np.ndarray:
+        number, offset, length = location
+        with open(self.folder / f"{number}.bin", "rb") as handle:
+            handle.seek(offset)
+            return decode(pickle.loads(handle.read(length)))[form]
+
+    def maps(self, form: int, *, noise: bool = False) -> "SpooledMaps":
+        """The spooled maps of one form: those of the images themselves, or (``noise``) sMPRT's noisy copies."""
+        return SpooledMaps(self, form, noise)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _lossless(clipped, unclipped, storage, percentile) -> dict:
+    """The compact form when it gives these very maps back (maps the store gave: the usual case), else
+    float32 (a map resized to the first model's size, or maps kept exactly)."""
+    if storage != "exact":
+        packed, (back_clipped, back_unclipped) = pack(clipped, unclipped, storage=storage, percentile=percentile)
+        if np.array_equal(back_clipped, clipped, equal_nan=True) and np.array_equal(
+                back_unclipped, clipped if unclipped is None else unclipped, equal_nan=True):
+            return packed
+    return pack(clipped, unclipped, storage="exact")[0]
+
+
+class SpooledMaps(Mapping):
+    """``(model index, state) → image id → method → map`` (noise: → a list of maps, one per noisy copy, in
+    copy order), each read from the spool when asked for."""
+
+    def __init__(self, spool: MapSpool, form: int, noise: bool):
+        self.spool, self.form, self.noise = spool, form, noise
+
+    def _keys(self) -> list[tuple[int, str]]:
+        return sorted({(m, s) for (m, s, k) in self.spool.index if (k > 0) == self.noise},
+                      key=lambda key: (key[0], key[1]))
+
+    def __getitem__(self, key):
+        model_index, state = key
+        if not self.noise:
+            where = self.spool.index.get((model_index, state, 0))
+            if where is None:
+                raise KeyError(key)
+            return _Images(self.spool, self.form, [where])
+        copies = sorted(k for (m, s, k) in self.spool.index if (m, s) == (model_index, state) and k > 0)
+        if not copies:
+            raise KeyError(key)
+        return _Images(self.spool, self.form, [self.spool.index[(model_index, state, k)] for k in copies],
+                       listed=True)
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+
+class _Images(Mapping):
+    def __init__(self, spool, form, indices, listed: bool = False):
+        self.spool, self.form, self.indices, self.listed = spool, form, indices, listed
+
+    def __getitem__(self, image_id):
+        if not any(image_id in where for where in self.indices):
+            raise KeyError(image_id)
+        return _Methods(self.spool, self.form, [where[image_id] for where in self.indices if image_id in where],
+                        self.listed)
+
+    def __iter__(self):
+        seen = {}
+        for where in self.indices:
+            seen.update(dict.fromkeys(where))
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return len(set().union(*[set(where) for where in self.indices]))
+
+
+class _Methods(Mapping):
+    def __init__(self, spool, form, locations, listed):
+        self.spool, self.form, self.locations, self.listed = spool, form, locations, listed
+
+    def __getitem__(self, method):
+        if self.listed:
+            return [self.spool.read(where[method], self.form) for where in self.locations]
+        return self.spool.read(self.locations[0][method], self.form)
+
+    def __iter__(self):
+        return iter(self.locations[0])
+
+    def __len__(self) -> int:
+        return len(self.locations[0])
