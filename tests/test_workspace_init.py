@@ -110,3 +110,14 @@ def test_trust_app_serves_the_workspace(own_workspace, tmp_path):
         out = server.communicate(timeout=30)[0]
     assert f"serving {own_workspace} at http://127.0.0.1:{port}" in out
     assert main(["app", "--workspace", str(tmp_path / "none")]) == 2
+
+
+def test_the_app_reads_maps_in_the_storage_the_evaluation_kept(tmp_path):
+    import json
+
+    from trust_core.workspace import Workspace
+
+    (tmp_path / "results" / "rsna").mkdir(parents=True)
+    assert Workspace(tmp_path).store.map_storage == "compact"
+    (tmp_path / "results" / "rsna" / "summary.json").write_text(json.dumps({"map_storage": "exact"}))
+    assert Workspace(tmp_path).store.map_storage == "exact"

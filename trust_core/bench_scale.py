@@ -178,7 +178,7 @@ def bench_scale(dataset: str | None = None, *, films: int = 400, size: int = 64,
         rerun = opened()  # a rerun: the stored baseline and the films it left out, no header read
         started = time.perf_counter()
         found = stored_baseline(rerun, size)
-        rerun.exclude(found[1] if found else {})
+        rerun.exclude({i: why for i, (why, _reason) in (found[1] if found else {}).items()})
         average_mask(rerun, size)
         baseline_s = time.perf_counter() - started
         log(f"average-mask baseline over {len(rerun.ids(split='train')) + len(rerun.ids(split='val'))} films: "

@@ -238,7 +238,8 @@ def _cmd_evaluate(args) -> int:
     _model_warnings(first, args.model[0])
     dataset = _open_dataset(args, image_size=info_of(first).size)
     _screened(dataset, strict=args.strict, screen=lambda: screen_for_evaluation(
-        dataset, tuple(args.criteria) if args.criteria else None, strict=args.strict))
+        dataset, tuple(args.criteria) if args.criteria else None, strict=args.strict, size=info_of(first).size,
+        resize=info_of(first).prep.resize))
     _baseline_note(args)
     config = EvalConfig(methods=tuple(args.methods) if args.methods else None, preset=args.preset,
                         overrides=_overrides(args.set),

@@ -38,11 +38,26 @@ class Workspace:
     def __init__(self, root: str | Path | None = None):
         self.root = workspace_path(root)
         self.layout = Layout(self.root)
-        self.store = Store(self.layout.store)
+        self.store = Store(self.layout.store, map_storage=self._map_storage())
         self._datasets: dict[str, object] = {}
         self._lock = threading.Lock()
         self._typical: dict = {}  # (model, dataset, n) → the training films' histogram statistics
         self._typical_lock = threading.Lock()
+
+    def _map_storage(self) -> str:
+        """The storage the workspace's evaluations kept their maps in (``summary.json``'s ``map_storage``), so
+        that the app reads the very maps they scored: 'exact' when every result says so, else the default."""
+        import json
+
+        from .cache.codec import DEFAULT_MAP_STORAGE
+
+        said = set()
+        for summary in sorted((self.root / "results").glob("*/summary.json")):
+            try:
+                said.add(json.loads(summary.read_text()).get("map_storage", DEFAULT_MAP_STORAGE))
+            except (OSError, ValueError, AttributeError):
+                continue
+        return said.pop() if len(said) == 1 else DEFAULT_MAP_STORAGE
 
     # -- contents ------------------------------------------------------------------------------------
     @property

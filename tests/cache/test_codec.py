@@ -101,3 +101,15 @@ def test_sizes_and_the_planning_bound():
 def test_an_unknown_storage_is_refused():
     with pytest.raises(ValueError, match="compact"):
         encode(np.zeros((2, 2), np.float32), None, storage="int8")
+
+
+def test_a_clip_that_stretches_the_rounding_keeps_the_clipped_form():
+    # values between 0.9 and 1: the clip maps a span of 0.1 onto [0, 1], ten times the half-precision step
+    rng = np.random.default_rng(8)
+    unclipped = (0.9 + 0.1 * rng.random((320, 320))).astype(np.float32)
+    unclipped[0, 0] = 1.0
+    clipped, _ = normalize_maps(torch.from_numpy(unclipped)[None], 99.0)
+    clipped = clipped[0].numpy()
+    packed, (back, _) = pack(clipped, unclipped, storage="compact", percentile=99.0, budget=0)
+    assert packed["map"] is not None
+    assert np.max(np.abs(back - clipped)) <= 1e-3

@@ -126,3 +126,33 @@ def test_half_precision_maps_move_no_verdict(workspace, rsna, tmp_path, monkeypa
     # means and paired differences within 1e-3; a median or CI bound of 3–4 images may step a little further
     assert all(d <= 1e-3 for where, d in compared if where.endswith((".mean", ".difference"))), moved[:5]
     assert moved[0][1] <= 2e-3, moved[:5]
+
+
+def test_a_rerun_leaves_out_the_same_films_for_the_same_reasons_and_reads_a_repaired_one(copied):
+    from trust_core.data.datasets import UNREADABLE
+
+    dataset = RSNADataset(copied, image_size=32)
+    broken = dataset.ids(split="train")[0]
+    film = dataset.record(broken).path
+    original = film.read_bytes()
+    film.write_bytes(b"not a dicom")
+    screen_for_evaluation(dataset, ("utility",))
+    assert broken in dataset.unreadable
+    average_mask(dataset, 32)
+
+    rerun = RSNADataset(copied, image_size=32)
+    screen_for_evaluation(rerun, ("utility",))
+    assert rerun.unreadable == dataset.unreadable
+    assert rerun.skipped.counts.get(UNREADABLE) == dataset.skipped.counts.get(UNREADABLE)
+
+    film.write_bytes(original)  # repaired: the stored baseline no longer holds, the film is read again
+    repaired = RSNADataset(copied, image_size=32)
+    screen_for_evaluation(repaired, ("utility",))
+    assert broken not in repaired.unreadable
+
+
+def test_a_dataset_opened_on_one_split_has_no_baseline_to_store(copied):
+    from trust_core.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="train and validation"):
+        average_mask(RSNADataset(copied, image_size=32, split="test"), 32)

@@ -31,6 +31,7 @@ import numpy as np
 MAP_STORAGES = ("compact", "exact")
 DEFAULT_MAP_STORAGE = "compact"
 MAP_BUDGET = 120 * 1024  # bytes: a map kept exactly up to this, in half precision beyond (compact)
+MAX_ERROR = 1e-3  # the largest error a derived clipped map may carry; beyond, the clipped form is kept too
 _LEVEL = 6
 
 
@@ -91,12 +92,22 @@ def pack(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = DE
     packed = {"codec": "float16", "map": None, "unclipped": _pack(unclipped, np.float16), "percentile": percentile}
     back = _unpack(packed["unclipped"])
     derived = _derived(back, percentile)
-    # A map whose clip cannot be derived again (the half-precision values tie at the clip where the
-    # float32 ones did not, so that the derived map is flat) keeps its clipped form too.
-    if np.isfinite(clipped).all() and not np.isfinite(derived).all():
+    # A map whose clip cannot be derived again within MAX_ERROR keeps its clipped form too: the clip
+    # stretches the rounding where the span above the minimum is small (values between 0.9 and 1), and
+    # the half-precision values may tie at the clip where the float32 ones did not (a flat derived map).
+    finite = np.isfinite(clipped)
+    if finite.any() and not (np.array_equal(finite, np.isfinite(derived))
+                             and float(np.max(np.abs(derived[finite] - clipped[finite]))) <= MAX_ERROR):
         packed["map"] = _pack(clipped, np.float16)
         derived = _unpack(packed["map"])
     return packed, (derived, back)
+
+
+def decode_form(packed: dict, form: int) -> np.ndarray:
+    """One form of a stored map (0: clipped, 1: unclipped), without deriving the other."""
+    if form == 1 and packed.get("unclipped") is not None:
+        return _unpack(packed["unclipped"])
+    return decode(packed)[form]
 
 
 def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -113,7 +113,8 @@ class Store:
             # with the store up to 64 MB (diskcache's default) while a run's memory should stay flat.
             self._cache = diskcache.Cache(str(self.directory), eviction_policy="least-recently-stored",
                                           timeout=60, sqlite_mmap_size=0)
-            if size_limit is not None or self._cache.size_limit < DEFAULT_SIZE_LIMIT:
+            fresh = self._cache.size_limit == 2**30  # diskcache's own default: a store this tool never sized
+            if size_limit is not None or fresh:
                 self._cache.reset("size_limit", int(size_limit or DEFAULT_SIZE_LIMIT))
             # Claims live in their own small database, so that they never count or evict as entries.
             self._claims = diskcache.Cache(str(self.directory / "claims"), timeout=60)
@@ -222,25 +223,25 @@ class Store:
         return int(self._cache.size_limit)
 
     def reserve(self, planned: int) -> str | None:
-        """Make room for a run that will store ``planned`` more bytes, so that it never evicts its own
-        maps: the limit is raised to what the store holds plus the plan when they exceed it (the next
-        culling then keeps every entry of the run, the most recently stored). Returns a warning when the
-        limit was raised, or when the disk lacks the room (the run would fail writing); None otherwise."""
+        """Make room for a run that will store up to ``planned`` bytes of maps, so that it never evicts its
+        own: the store culls its least recently stored entries first, so a limit of at least the plan (with
+        a tenth to spare) keeps every map the run stores; the limit is raised to that when it is lower, and
+        stays raised (the app browses those maps). Returns a note when the limit was raised, or when the disk
+        lacks the room for the maps and their spool (the run would fail writing); None otherwise."""
         import shutil
 
-        held = self.volume()
-        needed = held + int(planned)
         note = None
-        if needed > self.size_limit:
-            self._cache.reset("size_limit", int(needed * 1.1))
-            note = (f"the run plans ≈{planned / 2**30:.1f} GiB of maps and the store {self.directory} holds "
-                    f"{held / 2**30:.1f} GiB of its {DEFAULT_SIZE_LIMIT / 2**30:.0f} GiB default: its limit is "
-                    f"raised to {self.size_limit / 2**30:.1f} GiB so that the run keeps every map it computes")
+        limit = self.size_limit
+        if 1.1 * planned > limit:  # the store culls its least recently stored entries: never this run's
+            self._cache.reset("size_limit", int(1.1 * planned))
+            note = (f"the run plans ≈{planned / 2**30:.1f} GiB of maps, more than the store {self.directory} "
+                    f"keeps ({limit / 2**30:.1f} GiB): its limit is raised to {self.size_limit / 2**30:.1f} GiB so "
+                    f"that the run keeps every map it computes")
         free = shutil.disk_usage(self.directory).free
-        if planned > free:
+        if 2 * planned > free:  # the maps, and their spool while the run lasts
             note = ((note + "; ") if note else "") + (
-                f"but the disk of {self.directory} has {free / 2**30:.1f} GiB free for ≈{planned / 2**30:.1f} "
-                f"GiB: free some space or choose another --cache")
+                f"the disk of {self.directory} has {free / 2**30:.1f} GiB free for ≈{2 * planned / 2**30:.1f} GiB "
+                f"(the maps, and their spool until the run is scored): free some space or choose another --cache")
         return note
 
     def clear(self) -> None:

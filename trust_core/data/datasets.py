@@ -288,6 +288,10 @@ class RadiographDataset(abc.ABC):
                       if (self.split is None or self.splits[i] == self.split)
                       and (split is None or self.splits[i] == split) and (label is None or r.label == label))
 
+    def record_of_any(self, image_id: str) -> Record | None:
+        """The record of an image, kept or left out as unreadable (None when the dataset never had it)."""
+        return self._all.get(image_id) or self.__dict__.get("_left_out", {}).get(image_id)
+
     def record(self, image_id: str) -> Record:
         try:
             return self._all[image_id]
@@ -556,7 +560,9 @@ class RadiographDataset(abc.ABC):
                 continue
             self.unreadable[image_id] = why
             self.skipped.add(reason, image_id)
-            self._all.pop(image_id, None)
+            record = self._all.pop(image_id, None)
+            if record is not None:
+                self.__dict__.setdefault("_left_out", {})[image_id] = record
         gone = set(unreadable)
         self.records = [r for r in self.records if r.image_id not in gone]
 

@@ -316,8 +316,8 @@ class Evaluation:
         from ..cache.codec import planned_bytes
 
         units = self.units() if units is None else units
-        pairs = sum(len(u.image_ids) for u in units)
-        return pairs * len(self.methods) * planned_bytes(self.size, self.config.map_storage)
+        return sum(len(u.image_ids) * len(self.methods)
+                   * planned_bytes(info_of(self.models[u.model_index]).size, self.config.map_storage) for u in units)
 
     def reserve_store(self, units: list[Unit] | None = None) -> str | None:
         """Raise the store's limit for this run where it needs more (see :meth:`Store.reserve`); a note to say."""
@@ -342,6 +342,7 @@ class Evaluation:
         where = spool_dir or (self.cache.directory / "spool" if self.cache is not None else None)
         with MapSpool(where, storage=self.config.map_storage) as spool:
             self._spool = spool
+            spool.plan(units)
             try:
                 outputs = (executor or run_units_local)(self, units, progress)
                 outputs = [o if "maps" not in o else spool.add(u, o) for u, o in zip(units, outputs)]
@@ -1058,7 +1059,9 @@ def evaluate(dataset: RadiographDataset, model_paths, config: EvalConfig = EvalC
         from .outputs import check_results_folder
 
         check_results_folder(writable_folder(out), overwrite=True)  # before the work, not after it
-    screen_for_evaluation(dataset, config.criteria, utility_split=config.utility_split, strict=strict)
+    first = info_of(model_paths[0]) if isinstance(model_paths[0], torch.nn.Module) else info_of(load(model_paths[0], num_classes=2))
+    screen_for_evaluation(dataset, config.criteria, utility_split=config.utility_split, strict=strict,
+                          size=first.size, resize=first.prep.resize)
     evaluation = Evaluation(dataset, model_paths, config, localizers=localizers, localizer_maps=localizer_maps,
                             cache=cache)
     result = evaluation.run(progress=progress)

@@ -10,15 +10,17 @@ disk (at most ≈160 KB a 320² map, compact) for as long as the run lasts, and 
 """
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
+import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..cache.codec import decode, pack
+from ..cache.codec import decode_form, pack
 
 CLIPPED_FORM, UNCLIPPED_FORM = 0, 1
 
@@ -29,12 +31,20 @@ class MapSpool:
     def __init__(self, directory: str | Path | None = None, *, storage: str = "compact"):
         if directory is not None:
             Path(directory).mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix="trust-spool-", dir=directory))
+        _remove_orphans(Path(directory or tempfile.gettempdir()))
+        self.folder = Path(tempfile.mkdtemp(prefix=f"trust-spool-{socket.gethostname()}-{os.getpid()}-",
+                                            dir=directory))
         self.storage = storage
         # (model index, state, noise) → image id → method → (file number, offset, length)
         self.index: dict[tuple[int, str, int], dict[str, dict[str, tuple[int, int, int]]]] = {}
         self.files = 0
         self.bytes = 0
+        self.rank: dict[tuple[int, str], int] = {}  # (model, state) → its place in the run's plan
+
+    def plan(self, units) -> None:
+        """Order the states as the run planned them (units may finish in another order: the Ray engine)."""
+        for k, unit in enumerate(units):
+            self.rank.setdefault((unit.model_index, unit.state), k)
 
     def add(self, unit, output: dict) -> dict:
         """Spool ``output``'s maps (both forms) and return it without them (what scoring keeps in memory)."""
@@ -60,7 +70,7 @@ class MapSpool:
         number, offset, length = location
         with open(self.folder / f"{number}.bin", "rb") as handle:
             handle.seek(offset)
-            return decode(pickle.loads(handle.read(length)))[form]
+            return decode_form(pickle.loads(handle.read(length)), form)
 
     def maps(self, form: int, *, noise: bool = False) -> "SpooledMaps":
         """The spooled maps of one form: those of the images themselves, or (``noise``) sMPRT's noisy copies."""
@@ -74,6 +84,17 @@ class MapSpool:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Remove the spools of runs of this host whose process is gone (killed before it could clean up)."""
+    from ..io import process_alive
+
+    host = socket.gethostname()
+    for folder in directory.glob(f"trust-spool-{host}-*-*"):
+        pid = folder.name[len(f"trust-spool-{host}-"):].split("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _lossless(clipped, unclipped, storage, percentile) -> dict:
@@ -94,9 +115,9 @@ class SpooledMaps(Mapping):
     def __init__(self, spool: MapSpool, form: int, noise: bool):
         self.spool, self.form, self.noise = spool, form, noise
 
-    def _keys(self) -> list[tuple[int, str]]:
-        return sorted({(m, s) for (m, s, k) in self.spool.index if (k > 0) == self.noise},
-                      key=lambda key: (key[0], key[1]))
+    def _keys(self) -> list[tuple[int, str]]:  # in the run's plan order (models, then their cascade)
+        keys = list(dict.fromkeys((m, s) for (m, s, k) in self.spool.index if (k > 0) == self.noise))
+        return sorted(keys, key=lambda key: self.spool.rank.get(key, len(self.spool.rank)))
 
     def __getitem__(self, key):
         model_index, state = key
@@ -144,13 +165,26 @@ class _Images(Mapping):
         return len(set().union(*[set(where) for where in self.indices]))
 
 
+class _Copies(Sequence):
+    def __init__(self, spool, form, locations):
+        self.spool, self.form, self.locations = spool, form, locations
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        return self.spool.read(self.locations[k], self.form)
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+
 class _Methods(Mapping):
     def __init__(self, spool, form, locations, listed):
         self.spool, self.form, self.locations, self.listed = spool, form, locations, listed
 
     def __getitem__(self, method):
-        if self.listed:
-            return [self.spool.read(where[method], self.form) for where in self.locations]
+        if self.listed:  # each copy read when indexed, not the whole list at once
+            return _Copies(self.spool, self.form, [where[method] for where in self.locations])
         return self.spool.read(self.locations[0][method], self.form)
 
     def __iter__(self):
