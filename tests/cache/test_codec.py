@@ -113,3 +113,12 @@ def test_a_clip_that_stretches_the_rounding_keeps_the_clipped_form():
     packed, (back, _) = pack(clipped, unclipped, storage="compact", percentile=99.0, budget=0)
     assert packed["map"] is not None
     assert np.max(np.abs(back - clipped)) <= 1e-3
+
+
+def test_the_storage_is_said_as_it_was():
+    from trust_core.cache.codec import storage_note
+
+    assert "exactly" in storage_note("compact", {"maps": 10, "half_precision": 0})
+    assert "3 of 10 maps kept in half precision" in storage_note("compact", {"maps": 10, "half_precision": 3})
+    assert "departure" in storage_note("compact", {"maps": 10, "half_precision": 3})
+    assert "exact" in storage_note("exact")

@@ -78,6 +78,7 @@ def test_maps_wait_on_disk_not_in_memory(workspace, rsna, tmp_path):  # noqa: F8
     assert kept and all("maps" not in o and "unclipped" not in o for o in kept)
     assert spools and not spools[0].exists()  # the spool is removed with the run
     assert result.summary["map_storage"] == "compact"
+    assert result.summary["maps_kept"]["half_precision"] == 0 and result.summary["maps_kept"]["maps"] > 0
 
 
 def _differences(a, b, where="criteria") -> list[tuple[str, float]]:
@@ -123,6 +124,7 @@ def test_half_precision_maps_move_no_verdict(workspace, rsna, tmp_path, monkeypa
     compared = _differences(compact, exact)
     moved = sorted(compared, key=lambda x: -x[1])
     assert len(compared) > 100 and moved[0][1] > 0  # the half-precision path was taken
+    assert result.summary["maps_kept"]["half_precision"] > 0
     # means and paired differences within 1e-3; a median or CI bound of 3–4 images may step a little further
     assert all(d <= 1e-3 for where, d in compared if where.endswith((".mean", ".difference"))), moved[:5]
     assert moved[0][1] <= 2e-3, moved[:5]

@@ -126,6 +126,19 @@ def round_trip(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: st
     return pack(clipped, unclipped, storage=storage, percentile=percentile, budget=budget)[1]
 
 
+def storage_note(storage: str, kept: dict | None = None) -> str:
+    """How a run's maps were kept, in words (provenance lines of the app and the reports): said as a
+    departure where maps were scored in half precision."""
+    if storage == "exact":
+        return "every map kept exactly (--map-storage exact)"
+    if kept and kept.get("half_precision"):
+        return (f"{kept['half_precision']:,} of {kept['maps']:,} maps kept in half precision (compact storage, a "
+                f"departure: --map-storage exact keeps every map bit for bit)")
+    if kept:
+        return "every map kept exactly (compact storage: each within its 120 KB budget)"
+    return "compact storage (exact up to 120 KB a map, half precision beyond)"
+
+
 def planned_bytes(size: int, storage: str = DEFAULT_MAP_STORAGE) -> int:
     """A bound on what one stored map of ``size``² costs (both forms, with the entry's other fields):
     float32 forms of a noise-like map take ≈3.2 B a pixel each; compact keeps at most ``MAP_BUDGET`` exactly,

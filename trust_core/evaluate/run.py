@@ -347,7 +347,10 @@ class Evaluation:
                 outputs = (executor or run_units_local)(self, units, progress)
                 outputs = [o if "maps" not in o else spool.add(u, o) for u, o in zip(units, outputs)]
                 self.release_inputs()
-                return self._score(units, outputs, time.perf_counter() - started, spool)
+                result = self._score(units, outputs, time.perf_counter() - started, spool)
+                result.summary["maps_kept"] = {"storage": self.config.map_storage, "maps": spool.count,
+                                               "half_precision": spool.half}
+                return result
             finally:
                 self._spool = None
 

@@ -39,6 +39,7 @@ class MapSpool:
         self.index: dict[tuple[int, str, int], dict[str, dict[str, tuple[int, int, int]]]] = {}
         self.files = 0
         self.bytes = 0
+        self.count = self.half = 0  # maps spooled, and those kept in half precision (as the store keeps them)
         self.rank: dict[tuple[int, str], int] = {}  # (model, state) → its place in the run's plan
 
     def plan(self, units) -> None:
@@ -58,8 +59,10 @@ class MapSpool:
                 for method, clipped in per_method.items():
                     unclipped = output["unclipped"][image_id][method]
                     same = unclipped is clipped or np.array_equal(unclipped, clipped, equal_nan=True)
-                    blob = pickle.dumps(_lossless(clipped, None if same else unclipped, self.storage,
-                                                  output.get("percentile")), protocol=5)
+                    packed = _lossless(clipped, None if same else unclipped, self.storage, output.get("percentile"))
+                    self.count += 1
+                    self.half += packed["codec"] == "float16"
+                    blob = pickle.dumps(packed, protocol=5)
                     handle.write(blob)
                     where.setdefault(image_id, {})[method] = (number, offset, len(blob))
                     offset += len(blob)

@@ -413,6 +413,10 @@ def provenance_line(summary: dict) -> str:
         parts.append("noise drawn per model state" if params["noise_per_model"] else "noise shared by all models")
     if summary.get("data_range") is not None:
         parts.append(f"SSIM data range {summary['data_range']:g}")
+    if summary.get("map_storage"):
+        from ..cache.codec import storage_note
+
+        parts.append("maps: " + storage_note(summary["map_storage"], summary.get("maps_kept")))
     return " · ".join(parts)
 
 
