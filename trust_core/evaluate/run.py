@@ -300,6 +300,7 @@ class Evaluation:
                 "stats": {i: {m: result.stats[m][j] for m in result.stats} for j, i in enumerate(unit.image_ids)},
                 "targets": {i: int(result.targets[j]) for j, i in enumerate(unit.image_ids)},
                 "passes": result.passes, "forwards": getattr(result, "forwards", 0), "cached_images": cached,
+                "half_precision": sum(c == "float16" for m in self.methods for c in result.kept[m]),
                 "percentile": self.params["percentile"]}
 
     def keep(self, unit: Unit, output: dict) -> dict:
@@ -349,7 +350,8 @@ class Evaluation:
                 self.release_inputs()
                 result = self._score(units, outputs, time.perf_counter() - started, spool)
                 result.summary["maps_kept"] = {"storage": self.config.map_storage, "maps": spool.count,
-                                               "half_precision": spool.half}
+                                               "half_precision": int(sum(o.get("half_precision", 0)
+                                                                         for o in outputs))}
                 return result
             finally:
                 self._spool = None

@@ -23,6 +23,7 @@ import numpy as np
 from ..cache.codec import decode_form, pack
 
 CLIPPED_FORM, UNCLIPPED_FORM = 0, 1
+RAW_PIXELS = 160 * 160  # maps up to this size wait as they are (no compression: faster, ≤ 200 KB each)
 
 
 class MapSpool:
@@ -39,7 +40,7 @@ class MapSpool:
         self.index: dict[tuple[int, str, int], dict[str, dict[str, tuple[int, int, int]]]] = {}
         self.files = 0
         self.bytes = 0
-        self.count = self.half = 0  # maps spooled, and those kept in half precision (as the store keeps them)
+        self.count = 0  # maps spooled
         self.rank: dict[tuple[int, str], int] = {}  # (model, state) → its place in the run's plan
 
     def plan(self, units) -> None:
@@ -59,9 +60,11 @@ class MapSpool:
                 for method, clipped in per_method.items():
                     unclipped = output["unclipped"][image_id][method]
                     same = unclipped is clipped or np.array_equal(unclipped, clipped, equal_nan=True)
-                    packed = _lossless(clipped, None if same else unclipped, self.storage, output.get("percentile"))
                     self.count += 1
-                    self.half += packed["codec"] == "float16"
+                    if clipped.size <= RAW_PIXELS:  # small maps wait as they are (no compression to pay)
+                        packed = {"codec": "raw", "forms": (clipped, None if same else unclipped)}
+                    else:
+                        packed = _lossless(clipped, None if same else unclipped, self.storage, output.get("percentile"))
                     blob = pickle.dumps(packed, protocol=5)
                     handle.write(blob)
                     where.setdefault(image_id, {})[method] = (number, offset, len(blob))
@@ -73,7 +76,11 @@ class MapSpool:
         number, offset, length = location
         with open(self.folder / f"{number}.bin", "rb") as handle:
             handle.seek(offset)
-            return decode_form(pickle.loads(handle.read(length)), form)
+            packed = pickle.loads(handle.read(length))
+        if packed["codec"] == "raw":
+            clipped, unclipped = packed["forms"]
+            return clipped if form == CLIPPED_FORM or unclipped is None else unclipped
+        return decode_form(packed, form)
 
     def maps(self, form: int, *, noise: bool = False) -> "SpooledMaps":
         """The spooled maps of one form: those of the images themselves, or (``noise``) sMPRT's noisy copies."""

@@ -50,11 +50,14 @@ class SaliencyMaps(dict):
     passes : forward+backward passes this call ran.
     forwards : forward-only passes this call ran (occlusion, Score-CAM).
     from_cache : method → per-image bool.
+    kept : method → per-image form the store keeps the map in ('float32', 'float16'; None: not through a
+        store's form, see ``map_storage``).
     """
 
     def __init__(self, maps, *, flags, raw, params, method_params, targets, passes, from_cache, precision,
-                 stats=None, forwards=0, unclipped=None):
+                 stats=None, forwards=0, unclipped=None, kept=None):
         super().__init__(maps)
+        self.kept = kept or {m: [None] * len(v) for m, v in maps.items()}
         self.unclipped = unclipped if unclipped is not None else dict(maps)
         self.forwards = forwards
         self.flags = flags
@@ -427,12 +430,14 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
     unclipped = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
     flags = {m: [None] * n for m in methods}
+    kept = {m: [None] * n for m in methods}
     targets = np.full(n, -1, dtype=np.int64)
     stats: dict[str, list] = {m: [None] * n for m in methods if METHODS[m].stats is not None}
     raw: dict[str, np.ndarray] = {}
     passes = forwards = 0
     for (m, i), entry in found.items():
         (maps[m][i], unclipped[m][i]), flags[m][i], targets[i] = decode(entry["packed"]), entry["flag"], entry["target"]
+        kept[m][i] = entry["packed"]["codec"]
         if m in stats:
             stats[m][i] = entry.get("stats")
     if todo:
@@ -461,6 +466,7 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
                 # the maps as the store keeps them, whether stored now or read back later
                 packed, (maps[m][i], unclipped[m][i]) = pack(computed[m][j], None if same else sub_unclipped[m][j],
                                                              storage=storage, percentile=params["percentile"])
+                kept[m][i] = packed["codec"]
                 if cache is not None:
                     cache.set(keys[(m, i)], {"packed": packed, "flag": flags[m][i], "target": targets[i],
                                              "params": per_method[m], "stats": stats[m][i] if m in stats else None})
@@ -468,7 +474,7 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     from_cache = {m: [(m, i) in found for i in range(n)] for m in methods}
     return SaliencyMaps(maps, flags=flags, raw=raw, params=params, method_params=per_method,
                         targets=targets, passes=passes, from_cache=from_cache, precision=precision,
-                        stats=stats, forwards=forwards, unclipped=unclipped)
+                        stats=stats, forwards=forwards, unclipped=unclipped, kept=kept)
 
 
 def predicted_classes(model: torch.nn.Module, images, *, device=None, precision: str = "fp32") -> torch.Tensor:
@@ -524,4 +530,5 @@ def explain_for_classes(model: torch.nn.Module, images, classes, methods=None, *
                                        for m, p in first.method_params.items()},
                         targets=targets, passes=sum(r.passes for r in results.values()),
                         from_cache=merged(lambda r, m: r.from_cache[m], False), precision=first.precision,
-                        stats=stats, forwards=sum(r.forwards for r in results.values()), unclipped=unclipped)
+                        stats=stats, forwards=sum(r.forwards for r in results.values()), unclipped=unclipped,
+                        kept=merged(lambda r, m: r.kept[m], None))
