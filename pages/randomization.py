@@ -36,8 +36,9 @@ def curve(ws, results, states, image_id, methods, live) -> dict:
 def render() -> None:
     ws, dataset = dataset_page(
         "Cascading randomization",
-        "State 0 is the trained model; each next state re-initializes one more block, from the logits down "
-        "(forward order). A trustworthy map should change as the model is destroyed.")
+        "State 0 is the trained model; each next state re-initializes one more block, top-down: the output "
+        "layer first, then block by block towards the input, the stem last (Adebayo et al.'s cascade). A "
+        "trustworthy map should change as the model is destroyed.")
     with friendly_errors():
         states = ws.state_names(model_name())
         results = ws.results(kind(), finding())

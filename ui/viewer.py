@@ -42,7 +42,7 @@ PRESET_HELP = {
     "default": "the file's own display window: a DICOM header's Window Center/Width, else the range its stored "
                "bits can hold; for an ordinary image, its full range",
 }
-DEFAULT_SETTINGS = {"method": None, "opacity": 0.5, "cmap": COLORMAPS[0], "mode": "all", "threshold": 0.5,
+DEFAULT_SETTINGS = {"method": None, "opacity": 0.5, "cmap": COLORMAPS[0], "mode": "fade", "threshold": 0.5,
                     "top": 10, "window": {"preset": "default"}, "gt": True, "seq": 0}  # default: the file's own window
 
 

@@ -122,3 +122,20 @@ def test_the_storage_is_said_as_it_was():
     assert "3 of 10 maps kept in half precision" in storage_note("compact", {"maps": 10, "half_precision": 3})
     assert "departure" in storage_note("compact", {"maps": 10, "half_precision": 3})
     assert "exact" in storage_note("exact")
+
+
+def test_an_entry_of_the_former_raw_format_is_recomputed_not_read(tmp_path, tiny_model, tiny_images):
+    from trust_core.cache import Store
+    from trust_core.saliency import explain
+
+    store = Store(tmp_path / "store")
+    fresh = explain(tiny_model, tiny_images, methods=["grad"], cache=store)
+    for key in list(store._cache.iterkeys()):  # the store as the former code left it: raw float32 arrays
+        entry = store.get(key)
+        store.set(key, {k: v for k, v in entry.items() if k != "packed"} | {"map": np.zeros((2, 2)), "unclipped": None})
+    again = explain(tiny_model, tiny_images, methods=["grad"], cache=store)
+    assert not any(again.from_cache["grad"])  # recomputed …
+    np.testing.assert_array_equal(again["grad"], fresh["grad"])
+    assert all("packed" in store.get(key) for key in store._cache.iterkeys())  # … and stored anew
+    exact = explain(tiny_model, tiny_images, methods=["grad"], cache=store, map_storage="exact")
+    assert not any(exact.from_cache["grad"])  # exact maps have keys of their own

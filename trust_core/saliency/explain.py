@@ -411,12 +411,14 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
 
 
 def _map_keys(x: torch.Tensor, fingerprint: str, per_method: dict, precision: str,
-              storage: str | None) -> dict[tuple[str, int], str]:
+              storage: str | None = None) -> dict[tuple[str, int], str]:
     """The cache key of every (method, image): image content, model state, method parameters, precision,
-    the form the map is kept in and code version."""
+    the form the map is kept in (named only when it is not the default: compact keys are those the store
+    always had, whose entries of the former raw format are recomputed, never read) and code version."""
     digests = [digest_array(x[i]) for i in range(x.shape[0])]
+    kept = {} if (storage or DEFAULT_MAP_STORAGE) == DEFAULT_MAP_STORAGE else {"storage": storage}
     return {(m, i): make_key(kind="map", image=digests[i], model=fingerprint, method=m, params=per_method[m],
-                             precision=precision, storage=storage or DEFAULT_MAP_STORAGE, code=CODE_VERSION,
+                             precision=precision, code=CODE_VERSION, **kept,
                              **({"revision": METHODS[m].revision} if METHODS[m].revision else {}))
             for m in per_method for i in range(x.shape[0])}
 

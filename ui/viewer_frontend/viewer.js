@@ -103,6 +103,8 @@ function cutoff(m) {  // the value above which a map's top k % lies (its percent
   return m[key];
 }
 
+const FADE_END = 0.5;  // map value (|v| for signed maps) from which "fade" paints at the full opacity
+
 function mapCanvas(panel) {
   const m = S.maps[panel.key];
   if (!m) return null;
@@ -116,11 +118,15 @@ function mapCanvas(panel) {
   const lut = S.args.colormaps[cmap], alpha = Math.round(255 * s.opacity);
   const floor = s.mode === "threshold" ? s.threshold : cutoff(m);
   const [lo, hi] = panel.signed ? [-1, 1] : [0, 1];
+  // "fade": the opacity ramps up from 0 at a zero value to the slider's at FADE_END and above, so that the
+  // film shows through where the map says nothing (a heat map's transparent low end)
+  const fade = s.mode === "fade";
   for (let i = 0, j = 0; i < m.values.length; i++, j += 4) {
     const v = m.values[i];
     if (!Number.isFinite(v) || (!panel.signed && v < floor)) { px[j + 3] = 0; continue; }
     let t = Math.round(255 * (v - lo) / (hi - lo)); t = t < 0 ? 0 : t > 255 ? 255 : t;
-    px[j] = lut[3 * t]; px[j + 1] = lut[3 * t + 1]; px[j + 2] = lut[3 * t + 2]; px[j + 3] = alpha;
+    px[j] = lut[3 * t]; px[j + 1] = lut[3 * t + 1]; px[j + 2] = lut[3 * t + 2];
+    px[j + 3] = fade ? Math.round(alpha * Math.min(1, Math.abs(v) / FADE_END)) : alpha;
   }
   ctx.putImageData(img, 0, 0);
   S.mapCanvases[panel.key] = { canvas, sig };
@@ -327,6 +333,7 @@ function toolbar() {
   bar.append(el("label", {}, "Colormap", el("select", { id: "cmap", onchange: e => change({ cmap: e.target.value }) },
     ...a.cmaps.map(c => el("option", { value: c }, c)))));
   const mode = el("select", { id: "mode", onchange: e => change({ mode: e.target.value }) },
+    el("option", { value: "fade", title: `low values transparent, fading in up to ${FADE_END}` }, "fade in low values"),
     el("option", { value: "all" }, "all values"), el("option", { value: "threshold" }, "above threshold"),
     el("option", { value: "top" }, "top k %"));
   bar.append(el("label", {}, "Show", mode,
