@@ -89,7 +89,7 @@ class Store:
     size_limit : bytes kept before eviction (raised by :meth:`reserve` for a run that needs more). None:
         the store's own (``DEFAULT_SIZE_LIMIT`` for a new store; a limit a run raised stays raised).
     map_storage : how maps are kept ('compact' or 'exact', see :mod:`trust_core.cache.codec`);
-        part of every map's key, so that one store can hold both.
+        'exact' maps have keys of their own, so that one store can hold both.
     """
 
     def __init__(self, directory: str | Path | None = None, *, size_limit: int | None = None,

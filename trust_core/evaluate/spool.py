@@ -39,7 +39,6 @@ class MapSpool:
         # (model index, state, noise) → image id → method → (file number, offset, length)
         self.index: dict[tuple[int, str, int], dict[str, dict[str, tuple[int, int, int]]]] = {}
         self.files = 0
-        self.bytes = 0
         self.count = 0  # maps spooled
         self.rank: dict[tuple[int, str], int] = {}  # (model, state) → its place in the run's plan
 
@@ -69,7 +68,6 @@ class MapSpool:
                     handle.write(blob)
                     where.setdefault(image_id, {})[method] = (number, offset, len(blob))
                     offset += len(blob)
-        self.bytes += offset
         return {k: v for k, v in output.items() if k not in ("maps", "unclipped")}
 
     def read(self, location: tuple[int, int, int], form: int) -> np.ndarray:
@@ -141,12 +139,6 @@ class SpooledMaps(Mapping):
             raise KeyError(key)
         return _Images(self.spool, self.form, [self.spool.index[(model_index, state, k)] for k in copies],
                        listed=True)
-
-    def get(self, key, default=None):
-        try:
-            return self[key]
-        except KeyError:
-            return default
 
     def __iter__(self):
         return iter(self._keys())
