@@ -79,6 +79,25 @@ def test_hog_similarity_is_pearson_of_skimage_hog(pairs):
     assert extra.hog_similarity(maps, maps) == pytest.approx(np.ones(len(maps)))
 
 
+@pytest.mark.parametrize("shape", [(32, 32), (128, 128), (40, 27)])
+def test_hog_features_equal_skimage_hog_map_by_map(shape):
+    """The batched descriptors are scikit-image's: its bins (orientations on a bin edge, at 180°), its C
+    float cell sums, L2-Hys; flat, signed, tied and ragged (not a multiple of the cell) maps; more maps
+    than one chunk."""
+    rng = np.random.default_rng(1)
+    maps = rng.random((70 if shape == (32, 32) else 5, *shape))
+    maps[0] = 0.0
+    maps[1] = np.round(maps[1] * 4) / 4  # many gradients exactly on bin edges (0°, 45°, 90°, 135°)
+    maps[2] = -maps[2]
+    maps[3, :, : shape[1] // 2] = 1.0  # a vertical edge: orientation 0 / 180
+    ours = extra.hog_features(maps)
+    for i in range(len(maps)):
+        reference = hog(maps[i], orientations=8, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
+        np.testing.assert_allclose(ours[i], reference, rtol=0, atol=1e-15)
+    with pytest.raises(MetricError, match="at least 16"):
+        extra.hog_features(rng.random((2, 12, 40)))
+
+
 def test_entropy_and_emprt_equal_quantus(pairs):
     maps, _ = pairs
     from quantus.functions.complexity_func import discrete_entropy

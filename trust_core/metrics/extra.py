@@ -110,13 +110,63 @@ def spearman(a, b) -> np.ndarray:
 
 
 def hog_features(maps) -> np.ndarray:
-    """(N, F) HOG descriptors of 2-D maps (scikit-image ``hog``, 8 orientations, 8×8 cells, 2×2 blocks)."""
-    from skimage.feature import hog
+    """(N, F) HOG descriptors of 2-D maps: scikit-image's ``hog`` (8 orientations, 8×8 cells, 2×2 blocks,
+    L2-Hys), batched over the maps in numpy.
 
+    The steps are scikit-image's own (``feature/_hog.py`` and its Cython cell histogram): central
+    differences with zero borders, magnitude ``hypot``, orientation ``rad2deg(arctan2) % 180`` binned by
+    ``start <= o < end`` (an orientation rounding to 180.0 falls in no bin, as there), cells summed in C
+    ``float`` in row-major order and averaged over their 64 pixels in ``float``, as the Cython does, blocks
+    normalized L2-Hys with eps 1e-5. Equal to ``hog`` map by map (tested); batched, several times
+    faster than the per-map loop, whose block normalization runs in Python.
+    """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim == 2:
         maps = maps[None]
-    return np.stack([hog(m, **HOG, feature_vector=True) for m in maps])
+    chunk = max(1, 2 ** 18 // max(1, maps.shape[1] * maps.shape[2]))  # a few MB per array: cache-sized
+    if len(maps) > chunk:
+        return np.concatenate([hog_features(maps[i:i + chunk]) for i in range(0, len(maps), chunk)])
+    n, height, width = maps.shape
+    n_orient = HOG["orientations"]
+    c_row, c_col = HOG["pixels_per_cell"]
+    b_row, b_col = HOG["cells_per_block"]
+    cells_r, cells_c = height // c_row, width // c_col
+    blocks_r, blocks_c = cells_r - b_row + 1, cells_c - b_col + 1
+    if blocks_r <= 0 or blocks_c <= 0:
+        raise MetricError(f"HOG needs maps of at least {c_row * b_row}×{c_col * b_col} pixels, got {height}×{width}")
+    g_row = np.zeros_like(maps)
+    g_col = np.zeros_like(maps)
+    g_row[:, 1:-1, :] = maps[:, 2:, :] - maps[:, :-2, :]
+    g_col[:, :, 1:-1] = maps[:, :, 2:] - maps[:, :, :-2]
+    crop = (slice(None), slice(0, cells_r * c_row), slice(0, cells_c * c_col))
+    magnitude = np.hypot(g_col, g_row)[crop]
+    orientation = (np.rad2deg(np.arctan2(g_row, g_col)) % 180)[crop]
+    per_bin = 180.0 / n_orient
+    # each pixel's bin by scikit-image's comparisons start <= o < end (the division's rounding corrected
+    # at the edges); n_orient, no bin, for an orientation that rounds to 180.0
+    bins = np.floor(orientation / per_bin)
+    bins -= orientation < per_bin * bins
+    bins += orientation >= per_bin * (bins + 1)
+    bins = np.minimum(bins, n_orient).astype(np.int64)
+    # the Cython sums a cell in C float over its pixels in row-major order, then divides in float: each
+    # pixel offset of the cells in turn, added to its bin (one pixel per cell per step)
+    magnitude = magnitude.reshape(n, cells_r, c_row, cells_c, c_col)
+    bins = bins.reshape(n, cells_r, c_row, cells_c, c_col)
+    base = np.arange(n * cells_r * cells_c).reshape(n, cells_r, cells_c) * (n_orient + 1)
+    total = np.zeros(n * cells_r * cells_c * (n_orient + 1), dtype=np.float32)
+    for dy in range(c_row):
+        for dx in range(c_col):
+            at = base + bins[:, :, dy, :, dx]
+            total[at] = total[at] + magnitude[:, :, dy, :, dx]  # float32 + float64, stored as float32
+    total = total.reshape(n, cells_r, cells_c, n_orient + 1)[..., :n_orient]
+    hist = (total / np.float32(c_row * c_col)).astype(np.float64)
+    blocks = np.lib.stride_tricks.sliding_window_view(hist, (b_row, b_col), axis=(1, 2))
+    blocks = blocks.transpose(0, 1, 2, 4, 5, 3)  # (N, blocks_r, blocks_c, b_row, b_col, orientations)
+    eps = 1e-5
+    out = blocks / np.sqrt((blocks ** 2).sum(axis=(3, 4, 5), keepdims=True) + eps ** 2)
+    out = np.minimum(out, 0.2)
+    out = out / np.sqrt((out ** 2).sum(axis=(3, 4, 5), keepdims=True) + eps ** 2)
+    return out.reshape(n, -1)
 
 
 def hog_similarity(a, b) -> np.ndarray:
