@@ -11,7 +11,8 @@ from trust_core.data.transforms import crop
 from trust_core.metrics import auprc, ssim
 from trust_core.report import overlay, to_png
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.measures import localization_measures
+from ui.export import model_provenance, workbench_csv
+from ui.measures import POINTING_HELP, localization_measures
 from ui.state import finding, kind, model_name, preset, shared
 from ui.viewer import film_for, map_panel, show, truth_payload
 from ui.widgets import extended_toggle, id_namer, image_picker, method_label, prediction_line, shown_methods
@@ -28,22 +29,21 @@ def workbench(ws, dataset, ids, models) -> None:
     st.subheader("Workbench")
     st.caption("Every combination of the images, methods, models and randomization states chosen below, one row "
                "each with its thumbnail and scores. Click a column header to sort; narrow the choices to filter.")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2 = st.columns([3, 2])  # wide enough for every method's full name on its chip
     shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
     shown = {shown_as(i): i for i in ids}
     current = shared("image_id")
     default_images = [shown_as(current)] if current in ids else list(shown)[:1]
     with c1:
         images = st.multiselect("Images", list(shown), default=default_images, key="wb_images")
-    with c2:
         methods = st.multiselect("Methods", shown_methods(), default=shown_methods()[:4], format_func=method_label,
                                  key="wb_methods")
-    with c3:
+    with c2:
         chosen_models = st.multiselect("Models", models, default=[model_name()] if model_name() in models else
                                        models[:1], key="wb_models")
-    state_names = sorted({s for m in chosen_models for s in ws.state_names(m)},
-                         key=lambda s: min(ws.state_names(m).index(s) for m in chosen_models if s in ws.state_names(m)))
-    with c4:
+        state_names = sorted({s for m in chosen_models for s in ws.state_names(m)},
+                             key=lambda s: min(ws.state_names(m).index(s) for m in chosen_models
+                                               if s in ws.state_names(m)))  # the cascade's order, original first
         states = st.multiselect("States", state_names, default=state_names[:1], key="wb_states")
     combos = [(i, m, mo, s) for i in images for mo in chosen_models for s in states
               if s in ws.state_names(mo) for m in methods]
@@ -53,7 +53,7 @@ def workbench(ws, dataset, ids, models) -> None:
     if len(combos) > GRID_LIMIT:
         st.warning(f"{len(combos)} maps chosen: narrow the choice to at most {GRID_LIMIT}.")
         return
-    rows = []
+    rows, provenance = [], {}
     progress = st.progress(0.0, text="Computing the grid's maps (cached after the first time)…")
     with friendly_errors():
         for k, (label, mo, s) in enumerate({(i, mo, s) for i, _m, mo, s in combos}):
@@ -65,6 +65,9 @@ def workbench(ws, dataset, ids, models) -> None:
             framing = ws.framing(mo)
             mask = dataset.mask(image_id, size, framing)
             film = resize_image(crop(dataset.native_image(image_id), framing), 160)
+            if mo not in provenance:
+                provenance[mo] = model_provenance(ws, mo)
+            explained = int(maps.targets[0])
             for m in methods:
                 values, flag = maps[m][0], maps.flags[m][0]
                 rows.append({"map": thumbnail(film, values, mask),
@@ -72,10 +75,12 @@ def workbench(ws, dataset, ids, models) -> None:
                              **localization_measures(maps, m, 0, mask),
                              "SSIM to original": ssim(original[m][0], values) if flag is None and
                              original.flags[m][0] is None else None,
-                             "note": flag or ""})
+                             "note": flag or "", "_explained": f"{explained}: {ws.class_name(mo, explained)}",
+                             "_cascade": ws.state_names(mo).index(s), "_method": methods.index(m)})
             progress.progress((k + 1) / len({(i, mo, s) for i, _m, mo, s in combos}))
     progress.empty()
-    table = pd.DataFrame(rows).sort_values(["image", "model", "state", "method"], kind="stable")
+    # images and models by name, states in the cascade's order, methods in the registry's
+    table = pd.DataFrame(rows).sort_values(["image", "model", "_cascade", "_method"], kind="stable")
     numeric = ["AUPRC", "mass inside GT", "pointing hit", "SSIM to original"]
     f1, f2, f3 = st.columns([2, 1, 2])
     column = f1.selectbox("Filter on", ["(no filter)"] + numeric, key="wb_filter_column")
@@ -87,15 +92,23 @@ def workbench(ws, dataset, ids, models) -> None:
         st.caption(f"{len(table)} of {len(rows)} maps with {column} {side} {level:g} (unscored maps left out).")
     if not len(table):
         return
-    st.dataframe(table.round(3), hide_index=True, width="stretch", height=min(720, 40 + 84 * len(table)), row_height=84,
-                 column_config={"map": st.column_config.ImageColumn("map", width="medium")})
-    st.download_button("Download the grid as CSV", table.drop(columns="map").round(4).to_csv(index=False),
-                       file_name=f"workbench_{kind()}.csv", mime="text/csv")
+    shown = table.drop(columns=["_explained", "_cascade", "_method"])
+    st.dataframe(shown.style.format(precision=3, na_rep="—"), hide_index=True, width="stretch",
+                 height=min(720, 40 + 84 * len(table)), row_height=84,
+                 column_config={"map": st.column_config.ImageColumn("map", width="medium"),
+                                "pointing hit": st.column_config.NumberColumn("pointing hit", help=POINTING_HELP)})
+    st.caption("pointing hit: " + POINTING_HELP)
+    st.download_button("Download the grid as CSV",
+                       workbench_csv(table, dataset=dataset, preset=preset(), dataset_label=kind() + (
+                           f" ({finding()})" if finding() else ""), provenance=provenance),
+                       file_name=f"workbench_{kind()}.csv", mime="text/csv",
+                       help="One row per map with its provenance: preset, dataset and its fingerprint, the model's "
+                            "weights and training seed, the class explained, the code versions")
 
 
 def difference(ws, dataset, ids, models) -> None:
     st.subheader("A − B over the anatomy")
-    image_id = image_picker(ids, dataset)
+    image_id = image_picker(ids, dataset, viewer="compare_viewer")
     sides = []
     for column, side, default_method in zip(st.columns(2), ("A", "B"), ("grad", "gradcam")):
         with column:

@@ -4,6 +4,7 @@ import streamlit as st
 from trust_core.saliency import METHODS
 from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
+from ui.measures import POINTING_HELP
 from ui.state import finding, kind, model_name, preset, shared, shared_widget
 from ui.viewer import film_for, map_panel, show, sync, truth_payload
 from ui.widgets import extended_toggle, id_namer, image_picker, method_label, prediction_line, shown_methods
@@ -33,7 +34,8 @@ def render() -> None:
         shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
         shown.index = [shown_as(i) for i in shown.index]
         shown.index.name = "image"
-        event = st.dataframe(shown, on_select="rerun", selection_mode="single-row", key="gallery",
+        # (an image outside the randomization cohort has no SSIM: a dash, not "None")
+        event = st.dataframe(shown.style.format(precision=3, na_rep="—"), on_select="rerun", selection_mode="single-row", key="gallery",
                              width="stretch", height=220)
         rows = event.selection.rows
         chosen = (order, rows[0]) if rows else None
@@ -54,7 +56,7 @@ def render() -> None:
 def viewer(ws, dataset, ids) -> None:
     """The image, its maps and the controls: a fragment, so that choosing an image or a class reruns this
     part only. Everything else (window, opacity, colormap, method, zoom) runs in the browser viewer."""
-    image_id = image_picker(ids, dataset)
+    image_id = image_picker(ids, dataset, viewer="explorer_viewer")
     with friendly_errors():
         output = ws.prediction(kind(), image_id, model_name(), finding=finding())
     choices = [f"predicted ({ws.class_name(model_name(), output['predicted'])})"] + [
@@ -100,9 +102,33 @@ def viewer(ws, dataset, ids) -> None:
                                                  f"the film)" for k, b in enumerate(boxes))
                                        if boxes else f"mask, {100 * mask.mean():.1f} % of the film")
                    + ". Per method: AUPRC, the share of the map's mass inside the ground truth (energy pointing "
-                     "game) and whether its maximum lies inside it (pointing game; tied maxima count by their "
-                     "share inside).")
-        st.dataframe(measured, hide_index=True, width="stretch")
+                     "game) and the pointing hit — " + POINTING_HELP + ". A flagged map has none (—).")
+        st.dataframe(measured.style.format(precision=3, na_rep="—"), hide_index=True, width="stretch")
+    dicom_header(dataset, image_id)
+
+
+def dicom_header(dataset, image_id: str) -> None:
+    """The film's DICOM header, identifying elements hidden unless the sidebar asks for identifiers."""
+    from trust_core.data.dicom import IMAGE_SUFFIXES
+
+    path = dataset.record(image_id).path
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return  # a PNG or JPEG film has no header
+    identifiers = bool(shared("identifiers", False))
+    with st.expander("DICOM header"):
+        with friendly_errors():
+            rows, hidden = _header(str(path), path.stat().st_mtime, identifiers)
+            st.dataframe(rows, hide_index=True, width="stretch", height=320)
+            st.caption(f"{hidden} identifying elements hidden (names, dates, times, UIDs, private elements): the "
+                       "sidebar's “Show patient identifiers” shows them." if hidden else
+                       "Every element shown" + (" (identifiers asked for in the sidebar)." if identifiers else "."))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _header(path: str, mtime: float, identifiers: bool):
+    from trust_core.data.dicom import header_elements
+
+    return header_elements(path, include_identifiers=identifiers)
 
 
 run_page(__file__, render)

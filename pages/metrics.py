@@ -10,7 +10,7 @@ from trust_core.evaluate.paper import paper_value
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, workspace
 from trust_core.evaluate.criteria import CRITERIA
-from ui.widgets import extended_toggle, id_namer, method_label, shown_criteria, shown_methods
+from ui.widgets import extended_toggle, figure_downloads, id_namer, method_label, shown_criteria, shown_methods
 
 
 def render() -> None:
@@ -19,8 +19,8 @@ def render() -> None:
     results = require_results()
     with friendly_errors():
         ws = workspace()
-    def strip_box(table, value: str, title: str, key: str, *, baselines=(), paper=None, method_baselines=None,
-                  state=None):
+    def strip_box(table, value: str, title: str, key: str, *, axis: str, baselines=(), paper=None,
+                  method_baselines=None, state=None):
         figure = go.Figure()
         methods = shown_methods(set(table.method))
         shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
@@ -29,7 +29,7 @@ def render() -> None:
             figure.add_trace(go.Box(y=sub[value], x=[method_label(m)] * len(sub), name=method_label(m), boxpoints="all",
                                     jitter=0.4, pointpos=0, customdata=[[shown_as(i), m] for i in sub.image_id],
                                     showlegend=False,
-                                    hovertemplate="image %{customdata[0]}<br>" + value + " %{y:.3f}<extra></extra>"))
+                                    hovertemplate="image %{customdata[0]}<br>" + axis + " %{y:.3f}<extra></extra>"))
         for name, level, color in baselines:
             if level is not None:
                 figure.add_hline(y=level, line_dash="dash", line_color=color, annotation_text=name)
@@ -42,7 +42,7 @@ def render() -> None:
             xs = [method_label(m) for m in methods if paper.get(m) is not None]
             figure.add_trace(go.Scatter(x=xs, y=[paper[m] for m in methods if paper.get(m) is not None], mode="markers",
                                         marker=dict(symbol="diamond", size=12, color="black"), name="paper"))
-        figure.update_layout(title=title, height=420, yaxis_title=value, margin=dict(t=40, b=10))
+        figure.update_layout(title=title, height=420, yaxis_title=axis, margin=dict(t=40, b=10))
         event = st.plotly_chart(figure, width="stretch", on_select="rerun", key=key, selection_mode="points")
         points = (event or {}).get("selection", {}).get("points", [])  # (a dict, as the frontend sends it)
         if points and points[0].get("customdata"):  # the click carries its image, its method and its state
@@ -86,8 +86,10 @@ def render() -> None:
                 bars = {m: e.get("baseline") for m, e in entries.items()}
         paper = {m: v for m in entries if isinstance(v := paper_value(key, kind(), m), float)}
         title = f"{criterion.label} — {block['metric']} per image (n = {block['n_images']})"
-        strip_box(per_image, criterion.column, title, key, baselines=lines, paper=paper, method_baselines=bars,
-                  state=state)
+        axis = f"{block['metric']} per image" + (f" at state {state} (fully randomized)" if state is not None else "")
+        strip_box(per_image, criterion.column, title, key, axis=axis, baselines=lines, paper=paper,
+                  method_baselines=bars, state=state)
+        figure_downloads(ws, f"metric_{key}", f"metric_{key}")
         st.caption(f"{criterion.direction.capitalize()}; baseline: {criterion.baseline}"
                    + (f". {criterion.reference}." if criterion.reference else ".")
                    + (f" Scored on {block['scored_maps_note']}." if block.get("scored_maps_note") else "")

@@ -6,7 +6,8 @@ from trust_core.metrics import ssim
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset
 from ui.viewer import film_for, map_panel, show, truth_payload
-from ui.widgets import extended_toggle, image_picker, method_label, prediction_line, shown_methods
+from ui.widgets import (extended_toggle, figure_downloads, image_picker, method_label, prediction_line,
+                        shown_methods)
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 BASELINE_PALETTE = ["#7f7f7f", "#bcbd22", "#393b79", "#e7969c", "#637939", "#843c39", "#5254a3", "#8ca252"]
@@ -51,7 +52,7 @@ def render() -> None:
     if table is not None and len(table):  # the images of the evaluation's SSIM cohort first
         scored = list(dict.fromkeys(table.image_id))
         ids = scored + [i for i in ids if i not in set(scored)]
-    image_id = image_picker(ids, dataset)
+    image_id = image_picker(ids, dataset, viewer="randomization_viewer")
     extended_toggle()
     focus = st.session_state.pop("_rand_focus", None)  # a click elsewhere: its method, at its state
     default = ["grad", "gbp", "gradcam", "xrai"]
@@ -98,6 +99,9 @@ def render() -> None:
          focus=dict(focus, frame=min(focus["frame"], len(states) - 1)) if focus else None)
     if not (results or {}).get("criteria", {}).get("randomization"):
         st.caption("Cohort curves and baselines appear once an evaluation has run for this dataset (Runs page).")
+    else:
+        st.caption("The cohort's randomization curves for a paper (every method, with its random-pair baseline):")
+        figure_downloads(ws, "randomization_curves", "randomization_curves")
 
 
 run_page(__file__, render)

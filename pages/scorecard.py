@@ -6,10 +6,11 @@ import streamlit as st
 
 from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
+from trust_core.evaluate.verdicts import SMALL_SAMPLE_N, VERDICT_VS_PAPER
 from trust_core.metrics.stats import MIN_PAIRED_N
 from trust_core.report import VERDICT_COLOURS, provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
-from ui.widgets import extended_toggle, shown_criteria, shown_methods
+from ui.widgets import extended_toggle, figure_downloads, shown_criteria, shown_methods
 from ui.state import finding, kind, workspace
 
 
@@ -114,6 +115,8 @@ def render() -> None:
     st.caption(provenance_line(results) + f" · a verdict needs at least {results.get('verdict_min_n', MIN_PAIRED_N)} "
                "paired images; fewer, or no baseline, reads inconclusive (the table says why)")
 
+    with st.expander("Verdict and paper rule: why they can differ"):
+        st.markdown(VERDICT_VS_PAPER + " Each row says where its two differ (column *verdict vs paper rule*).")
     table = scorecard_table(results, kind())
     shown = shown_criteria(results["criteria"])
     if len(table):
@@ -126,7 +129,9 @@ def render() -> None:
         col.metric(CRITERIA[criterion].label, f"{counts.get('pass', 0)}/{len(sub)} pass" if len(sub) else "n/a",
                    help=results["criteria"].get(criterion, {}).get("rule", ""))
         if len(sub):
-            col.caption(f"{counts.get('fail', 0)} fail · {counts.get('inconclusive', 0)} inconclusive")
+            block = results["criteria"].get(criterion, {})
+            col.caption(f"{counts.get('fail', 0)} fail · {counts.get('inconclusive', 0)} inconclusive · "
+                        f"n = {block.get('n_images', '?')} images")
 
     def cell(row) -> str:
         return f"{row.value:.3f} [{row.ci_low:.2f}–{row.ci_high:.2f}]"
@@ -150,11 +155,18 @@ def render() -> None:
             st.caption(f"Verdict — {block['rule'].rstrip('.')}. Paper rule — {block.get('paper_rule', '—')}."
                        + (f" Scored on {block['scored_maps_note']}." if block.get("scored_maps_note") else "")
                        + (f" Randomized states: {block['explained_class']}." if block.get("explained_class") else ""))
-            view = sub[["label", "verdict", "why", "ours", "baseline_text", "difference_text", "paper_rule_text",
-                        "paper_text", "n", "excluded"]].rename(columns={
+            small = sub[sub.n.notna() & (sub.n < SMALL_SAMPLE_N)]
+            if len(small):
+                st.warning(f"Small sample: {len(small)} of {len(sub)} verdicts rest on fewer than {SMALL_SAMPLE_N} "
+                           f"paired images (n = {int(small.n.min())}"
+                           + (f"–{int(small.n.max())}" if small.n.max() != small.n.min() else "")
+                           + "). Their intervals are wide; more images may change them.", icon="⚠️")
+            view = sub[["label", "verdict", "n", "why", "ours", "baseline_text", "difference_text", "paper_rule_text",
+                        "versus_paper", "paper_text", "excluded"]].rename(columns={
                 "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)"
                 if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
                 "paper_rule_text": "paper rule", "paper_text": "paper", "excluded": "flagged", "n": "n (paired)",
+                "versus_paper": "verdict vs paper rule",
                 "why": "why inconclusive"})
             event = st.dataframe(view.style.map(verdict_style, subset=["verdict"]), hide_index=True, width="stretch",
                                  on_select="rerun", selection_mode="single-row", key=f"scorecard_{criterion}")
@@ -162,6 +174,7 @@ def render() -> None:
             if rows and rows[0] < len(sub):
                 open_at(ws, criterion, sub.iloc[rows[0]])
             forest(sub, block, criterion)
+            figure_downloads(ws, f"forest_{criterion}", f"forest_{criterion}")
         st.caption(f"Paper values: {SOURCE}. Randomization in the paper is reported as pass/fail.")
 
     with st.expander("Datasets and models in this workspace"):

@@ -8,6 +8,10 @@ from trust_core.metrics import auprc
 from trust_core.metrics import extra
 
 
+POINTING_HELP = ("1 when the map's maximum lies inside the ground truth, 0 when outside; with tied maxima, 1 when any "
+                 "of them is inside (Quantus's rule), on the unclipped map")
+
+
 def _form(result, key: str, criterion: str, j: int):
     return (result.unclipped if CRITERIA[criterion].maps == UNCLIPPED else result)[key][j]
 

@@ -43,7 +43,15 @@ PRESET_HELP = {
                "bits can hold; for an ordinary image, its full range",
 }
 DEFAULT_SETTINGS = {"method": None, "opacity": 0.5, "cmap": COLORMAPS[0], "mode": "fade", "threshold": 0.5,
-                    "top": 10, "window": {"preset": "default"}, "gt": True, "seq": 0}  # default: the file's own window
+                    "top": 10, "window": {"preset": "default"}, "gt": True, "invert": False, "markers": True,
+                    "seq": 0}  # default: the file's own window
+# A preset spans at least this many stored levels: on an 8-bit film the bone and mediastinum percentiles hold
+# 23 and 56 levels, which stretched over the display's 256 show as bands (posterized); widened about their
+# centre to 96 levels, steps stay below ~3 display levels.
+MIN_PRESET_LEVELS = 96
+# The header's window is the default only where it frames the film: at least this share of the window's width
+# holds stored values (a 16-bit MONOCHROME1 file declaring L 15000 W 30000 over values 0–4095 shows flat grey).
+MIN_WINDOW_COVER = 0.25
 
 
 def encode(array: np.ndarray) -> dict:
@@ -54,9 +62,11 @@ def encode(array: np.ndarray) -> dict:
     return {"shape": list(array.shape), "dtype": dtype[0], "data": base64.b64encode(zlib.compress(raw, 1)).decode()}
 
 
-def film_payload(values: np.ndarray, *, inverted: bool = False, header_window=None, unit: str = "") -> dict:
+def film_payload(values: np.ndarray, *, inverted: bool = False, header_window=None, unit: str = "",
+                 spacing=None, orientation: dict | None = None) -> dict:
     """A film in its stored (modality) values, losslessly as 8/16-bit integers where they are integers in
-    range, else quantized to 16 bits; with the window presets computed on it."""
+    range, else quantized to 16 bits; with the window presets computed on it, its pixel spacing ([row,
+    column] mm, for distances) and the patient's orientation at its right and bottom edges (markers)."""
     values = np.asarray(values, dtype=np.float64)
     lo, hi = float(values.min()), float(values.max())
     integral = np.array_equal(values, np.round(values))
@@ -68,10 +78,26 @@ def film_payload(values: np.ndarray, *, inverted: bool = False, header_window=No
         scale = max(hi - lo, 1e-12) / 65535
         stored = np.round((values - lo) / scale).astype(np.uint16)
     presets = window_presets(values, inverted)
-    presets["default"] = ([float(header_window[0]), float(header_window[1])] if header_window is not None
-                          else presets["full"])
+    help_ = dict(PRESET_HELP)
+    if header_window is not None and frames_film(header_window, lo, hi):
+        presets["default"] = [float(header_window[0]), float(header_window[1])]
+    else:
+        presets["default"] = presets["full"]
+        if header_window is not None:
+            help_["default"] = (f"the file's window (L {header_window[0]:g} W {header_window[1]:g}) misses its values "
+                                f"({lo:g}–{hi:g}): the full range instead")
     return dict(encode(stored), offset=lo, scale=scale, lo=lo, hi=hi, inverted=bool(inverted), presets=presets,
-                preset_help=PRESET_HELP, unit=unit)
+                preset_help=help_, unit=unit, spacing=spacing, orientation=orientation)
+
+
+def frames_film(window, lo: float, hi: float) -> bool:
+    """Whether a (center, width) window frames values in [lo, hi]: at least :data:`MIN_WINDOW_COVER` of its
+    width holds them (a header's window written for another range shows a flat film)."""
+    center, width = float(window[0]), float(window[1])
+    if not width > 0:
+        return False
+    low, high = center - width / 2, center + width / 2
+    return max(0.0, min(high, hi) - max(low, lo)) >= MIN_WINDOW_COVER * width
 
 
 def window_presets(values: np.ndarray, inverted: bool = False) -> dict[str, list[float]]:
@@ -88,7 +114,10 @@ def window_presets(values: np.ndarray, inverted: bool = False) -> dict[str, list
         else:
             a, b = np.percentile(sample, [p_low, p_high])
         width = max(float(b - a) + 1.0, 2.0)
-        out[name] = [float(a) + 0.5 + (width - 1) / 2, width]  # the window that maps a → 0 and b → 1
+        center = float(a) + 0.5 + (width - 1) / 2  # the window that maps a → 0 and b → 1
+        if p_low is not None and np.array_equal(sample, np.round(sample)):
+            width = max(width, min(float(MIN_PRESET_LEVELS), hi - lo + 1.0))  # integer levels: no banding
+        out[name] = [center, width]
     return out
 
 
@@ -178,13 +207,55 @@ def film_of(decoded, framing: str = "stretch") -> dict:
 
     if isinstance(decoded, DicomImage):
         return film_payload(crop(decoded.modality_values, framing), inverted=decoded.inverted,
-                            header_window=decoded.window)
+                            header_window=decoded.window, spacing=pixel_spacing(decoded.metadata),
+                            orientation=patient_orientation(decoded.metadata))
     image = crop(np.asarray(decoded), framing).astype(np.float64)
     stored = image * 255  # an 8-bit film comes back to its stored values exactly
     return film_payload(np.round(stored) if np.allclose(stored, np.round(stored), atol=1e-3) else image)
+
+
+def pixel_spacing(metadata: dict) -> list[float] | None:
+    """[row, column] spacing in mm: Pixel Spacing, else Imager Pixel Spacing (at the detector: a radiograph's
+    distances then read as at the detector, without magnification correction)."""
+    for key in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = metadata.get(key)
+        try:
+            row, column = (float(v) for v in value)
+        except (TypeError, ValueError):
+            continue
+        if row > 0 and column > 0:
+            return [row, column]
+    return None
+
+
+def patient_orientation(metadata: dict) -> dict | None:
+    """The patient's direction at the film's right and bottom edges: from Patient Orientation (0020,0020),
+    else, for a chest film taken PA or AP, the display convention of chest radiographs (the patient's left on
+    the viewer's right, feet down), said as an assumption; None when the file says neither."""
+    value = metadata.get("PatientOrientation")
+    codes = [str(v).strip().upper() for v in value] if isinstance(value, (list, tuple)) else []
+    if len(codes) == 2 and all(codes) and all(set(c) <= set("LRAPHF") for c in codes):
+        return {"right": codes[0], "bottom": codes[1], "source": "from the file's Patient Orientation"}
+    view = str(metadata.get("ViewPosition") or "").strip().upper()
+    if view in ("PA", "AP") and str(metadata.get("BodyPartExamined") or "CHEST").strip().upper() == "CHEST":
+        return {"right": "L", "bottom": "F", "source": f"assumed: a {view} chest film shown as chest films are read "
+                                                      f"(no Patient Orientation in the file)"}
+    return None
 
 
 def film_for(dataset, image_id: str, framing: str) -> dict:
     """The payload of a dataset film (the part its model sees), cached per file and framing."""
     path = dataset.record(image_id).path
     return _film(str(path), path.stat().st_mtime, framing)
+
+
+def navigation(key: str) -> int:
+    """The previous (−1) or next (+1) image asked from the viewer ``key`` by the keyboard (← →, PgUp PgDn), once
+    per key press (each carries a token); 0 when none is new."""
+    value = st.session_state.get(key)
+    nav = value.get("nav") if isinstance(value, dict) else None
+    seen = f"_nav_{key}"
+    if not isinstance(nav, dict) or nav.get("token") == st.session_state.get(seen):
+        return 0
+    st.session_state[seen] = nav.get("token")
+    return nav["step"] if nav.get("step") in (-1, 1) else 0

@@ -24,13 +24,22 @@ def shown_id(image_id: str) -> str:
     return id_namer()(image_id)
 
 
-def image_picker(ids: list[str], dataset) -> str:
+def image_picker(ids: list[str], dataset, viewer: str | None = None) -> str:
     """The image selector every page shares (the current image follows you across pages), in the order
-    given (the gallery's sort drives it), each image named by :func:`id_namer`. Returns the image id."""
+    given (the gallery's sort drives it), each image named by :func:`id_namer`; ``viewer``: the key of the
+    page's viewer, whose ← → / PgUp PgDn keys step through the same list. Returns the image id."""
     current = shared("image_id")
     options = list(dict.fromkeys(ids))
     if current in dataset and current not in options:
         options.insert(0, current)
+    if viewer is not None:
+        from ui.viewer import navigation
+
+        step = navigation(viewer)
+        if step and options:
+            at = options.index(current) if current in options else 0
+            current = options[(at + step) % len(options)]
+            st.session_state["_image_id"] = current
     name = id_namer()
     labels = [name(i) for i in options]  # the widget holds labels: what it shows is what it stores
     by_label = dict(zip(labels, options))
@@ -93,3 +102,20 @@ def prediction_line(ws, dataset, image_id: str, model: str, explained: int, outp
         st.warning(f"These maps explain class {explained}, **{label}** ({why}): they show what argues against the "
                    "finding, not where it is. The paper explained the predicted class; read them with that in mind.",
                    icon="⚠️")
+
+
+def figure_downloads(ws, name: str, key: str) -> None:
+    """SVG and PDF downloads of one of the results folder's figures for a paper (``name`` as in
+    :func:`trust_core.analysis.figures.figure_bytes`: ``forest_<criterion>``, ``randomization_curves``,
+    ``utility_boxplots``), with its provenance line; drawn when a button is clicked, not on every rerun."""
+    from trust_core.analysis.figures import FORMATS, figure_bytes
+    from ui.state import kind
+
+    run = ws.layout.results(kind())
+    mimes = {"svg": "image/svg+xml", "pdf": "application/pdf"}
+    columns = st.columns([1] * len(FORMATS) + [6])
+    for column, fmt in zip(columns, FORMATS):
+        column.download_button(f"⬇ {fmt.upper()}", data=lambda fmt=fmt: figure_bytes(run, name, fmt),
+                               file_name=f"{kind()}_{name}.{fmt}", mime=mimes[fmt], on_click="ignore",
+                               key=f"figure_{key}_{fmt}",
+                               help=f"This figure for a paper ({fmt.upper()}, vector, with the provenance line)")

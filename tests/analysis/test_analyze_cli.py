@@ -75,3 +75,25 @@ def test_figures_are_vector_svg_and_pdf_with_their_provenance(run, tmp_path, cap
     assert not (run / "analysis.json").exists()  # figures never write into the results folder
     svg = (out / "why_utility.svg").read_text()
     assert "instances" in svg and "model confidence" in svg and "ρ" in svg
+
+
+def test_figure_bytes_are_the_figures_trust_figures_writes(run, tmp_path):
+    """The app's per-figure downloads: the same drawing as `trust figures` (byte for byte), one per request,
+    the Metrics page's plots among them; a figure the run did not score is refused by name."""
+    from trust_core.analysis.figures import figure_bytes
+    from trust_core.errors import ConfigError
+
+    out = tmp_path / "figures"
+    assert main(["figures", "--run", str(run), "--out", str(out)]) == 0
+    for name in ("forest_utility", "metric_utility", "metric_randomization", "metric_repeatability",
+                 "randomization_curves", "utility_boxplots"):
+        for fmt in ("svg", "pdf"):
+            assert figure_bytes(run, name, fmt) == (out / f"{name}.{fmt}").read_bytes(), (name, fmt)
+    svg = " ".join(figure_bytes(run, "metric_randomization", "svg").decode().split())
+    assert "SSIM per image (state 9)" in svg and "baseline" in svg and "fingerprint" in svg
+    svg = " ".join(figure_bytes(run, "metric_utility", "svg").decode().split())
+    assert all(text in svg for text in ("AUPRC per image", "average mask (low)", "localizer (high)", "paper"))
+    with pytest.raises(ConfigError, match="no figure 'forest_miou'"):
+        figure_bytes(run, "forest_miou", "svg")
+    with pytest.raises(ConfigError, match="choose one of svg, pdf"):
+        figure_bytes(run, "forest_utility", "png")

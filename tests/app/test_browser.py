@@ -427,3 +427,171 @@ def test_viewer_settings_stick_through_their_round_trips(server, tmp_path):
         assert again["window"] == {"preset": "lung"} and again["opacity"] == 0.8, again
     finally:
         driver.quit()
+
+
+def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
+    """A radiologist's tools in the explorer's viewer, checked on the pixels painted and against the file:
+    invert (film grey levels mirrored), flip and rotate (the panel's pixels mirrored / turned), the L/R markers,
+    a distance in mm (the header's pixel spacing, read here with pydicom), a rectangle ROI's mean ± SD (numpy
+    on pydicom's pixels), the readout after a wheel zoom, and the keyboard: I, ↓ (next method), → (next image)."""
+    import re
+
+    import numpy as np
+    import pydicom
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from trust_core.workspace import Workspace
+
+    dataset = Workspace(app_workspace).dataset("rsna")
+    driver = _chrome(tmp_path)
+    try:
+        driver.get(server + "/explorer")
+        wait = WebDriverWait(driver, 120)
+        _in_viewer(driver, wait)
+        main = driver.find_elements(By.CSS_SELECTOR, ".panel canvas")[0]
+        driver.execute_script("const o = document.getElementById('opacity'); o.value = 0;"
+                              " o.dispatchEvent(new Event('input'))")  # the film alone, for the pixel checks
+        time.sleep(0.3)
+        # painted pixels, compared in the page: the current panel against a snapshot, mirrored or turned
+        snap = ("const c = window.__viewer.panels[0].canvas;"
+                "window.__snap = c.getContext('2d').getImageData(0, 0, c.width, c.height); return 1")
+        differ = ("const c = window.__viewer.panels[0].canvas, now = c.getContext('2d').getImageData(0, 0, c.width,"
+                  " c.height), was = window.__snap, w = c.width, h = c.height, how = arguments[0]; let sum = 0, n = 0;"
+                  "for (let y = 0; y < h; y += 3) for (let x = 0; x < w; x += 3) {"
+                  " const sx = how === 'same' ? x : w - 1 - x, sy = how === 'turn' ? h - 1 - y : y;"
+                  " sum += Math.abs(now.data[4 * (y * w + x)] - was.data[4 * (sy * w + sx)]); n++; }"
+                  "return sum / n")
+        driver.execute_script(snap)
+        assert driver.execute_script(differ, "flip") > 3  # (the film is not symmetric: the checks mean something)
+        # invert: the film's grey levels mirrored
+        ActionChains(driver).move_to_element(main).click().send_keys("i").perform()
+        wait.until(lambda d: d.execute_script("return window.__viewer.settings.invert"))
+        time.sleep(0.3)
+        inverted = driver.execute_script("return window.__viewer.filmCanvas.getContext('2d').getImageData(5, 7, 1, 1).data[0]")
+        driver.find_element(By.ID, "invert").click()  # back
+        wait.until(lambda d: not d.execute_script("return window.__viewer.settings.invert"))
+        time.sleep(0.3)
+        plain = driver.execute_script("return window.__viewer.filmCanvas.getContext('2d').getImageData(5, 7, 1, 1).data[0]")
+        assert abs(inverted - (255 - plain)) <= 1 and driver.execute_script(differ, "same") < 1
+        # flip: the panel mirrored left–right; two quarter turns: turned upside down (the film is centred)
+        driver.find_element(By.ID, "flip").click()
+        time.sleep(0.4)
+        assert driver.execute_script(differ, "flip") < 3
+        driver.find_element(By.ID, "flip").click()
+        for _ in range(2):
+            driver.find_element(By.ID, "rotate").click()
+        time.sleep(0.4)
+        assert driver.execute_script(differ, "turn") < 3
+        assert "rotated 180°" in driver.find_element(By.ID, "readout").text
+        for _ in range(2):
+            driver.find_element(By.ID, "rotate").click()  # a full turn: upright again
+        time.sleep(0.4)
+        assert driver.execute_script(differ, "same") < 1
+        # the markers: the demo's AP/PA chest films, read as chest films are (patient's left on the right)
+        orientation = driver.execute_script("return window.__viewer.film.orientation")
+        assert orientation["right"] == "L" and "assumed" in orientation["source"]
+        # the file on screen: the test positive whose pixels (read by pydicom) are the film's
+        w, h, sample = driver.execute_script("const f = window.__viewer.film, out = [];"
+                                             "for (let k = 0; k < 64; k++) { const i = (k * 7919) % (f.w * f.h);"
+                                             " out.push([i, f.offset + f.values[i] * f.scale]); } return [f.w, f.h, out]")
+        header = None
+        for candidate in dataset.ids(split="test", label=1):
+            ds = pydicom.dcmread(dataset.record(candidate).path)
+            flat = ds.pixel_array.ravel()
+            if ds.pixel_array.shape == (h, w) and all(flat[i] == v for i, v in sample):
+                header = ds
+                break
+        assert header is not None
+        row_mm, col_mm = (float(v) for v in header.PixelSpacing)
+        # a distance: screen pixels → film pixels at the fitted zoom → mm
+        driver.find_element(By.ID, "tool-measure").click()
+        fit = driver.execute_script("const S = window.__viewer, c = S.panels[0].canvas;"
+                                    "return [Math.min(c.width / S.film.w, c.height / S.film.h), window.devicePixelRatio || 1,"
+                                    " c.width, c.height, S.film.w, S.film.h]")
+        scale, dpr = fit[0], fit[1]
+        ActionChains(driver).move_to_element_with_offset(main, -100, -60).click_and_hold() \
+            .move_by_offset(150, 0).move_by_offset(30, 80).release().perform()
+        wait.until(lambda d: "distance" in d.find_element(By.ID, "readout").text)
+        text = driver.find_element(By.ID, "readout").text
+        measured = float(re.search(r"distance ([\d.]+) mm", text).group(1))
+        dx, dy = 180 * dpr / scale, 80 * dpr / scale
+        assert measured == pytest.approx(np.hypot(dx * col_mm, dy * row_mm), abs=0.6)
+        # a rectangle ROI: mean ± SD of the stored values inside, as numpy computes them on pydicom's pixels
+        driver.find_element(By.ID, "tool-roi").click()
+        ActionChains(driver).move_to_element_with_offset(main, -60, -40).click_and_hold() \
+            .move_by_offset(90, 70).release().perform()
+        wait.until(lambda d: "ROI mean" in d.find_element(By.ID, "readout").text)
+        a, b = driver.execute_script("const m = window.__viewer.marks.at(-1); return [m.a, m.b]")
+        x0, x1 = int(np.floor(min(a[0], b[0]))), int(np.ceil(max(a[0], b[0])))
+        y0, y1 = int(np.floor(min(a[1], b[1]))), int(np.ceil(max(a[1], b[1])))
+        inside = header.pixel_array[y0:y1, x0:x1].astype(float)
+        mean, sd = re.search(r"ROI mean ([\d.]+) ± ([\d.]+)", driver.find_element(By.ID, "readout").text).groups()
+        assert float(mean) == pytest.approx(inside.mean(), abs=0.06) and float(sd) == pytest.approx(inside.std(ddof=1), abs=0.06)
+        ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+        wait.until(lambda d: not d.execute_script("return window.__viewer.marks.length"))
+        driver.find_element(By.ID, "tool-pan").click()
+        # the readout after a wheel zoom: the film point under the cursor where the wheel turned
+        ActionChains(driver).move_to_element_with_offset(main, -120, -90).perform()
+        before_wheel = driver.find_element(By.ID, "readout").text
+        driver.execute_script("const c = arguments[0], r = c.getBoundingClientRect();"
+                              "c.dispatchEvent(new WheelEvent('wheel', {deltaY: -300, clientX: r.left + r.width / 2 + 80,"
+                              " clientY: r.top + r.height / 2 + 50, bubbles: true, cancelable: true}))", main)
+        time.sleep(0.3)
+        cursor = driver.execute_script("return [window.__viewer.cursor.fx, window.__viewer.cursor.fy]")
+        cw, ch, fw, fh = fit[2:]  # (fitted, centred: film x = (canvas x − margin) / scale)
+        expected = [(cw / 2 + 80 * dpr - (cw - fw * scale) / 2) / scale, (ch / 2 + 50 * dpr - (ch - fh * scale) / 2) / scale]
+        assert cursor == pytest.approx(expected, abs=1.5) and driver.find_element(By.ID, "readout").text != before_wheel
+        # the keyboard: ↓ the next method, → the next image (the page's list, through Python)
+        first_method = driver.execute_script("return window.__viewer.settings.method")
+        ActionChains(driver).send_keys(Keys.ARROW_DOWN).perform()
+        wait.until(lambda d: d.execute_script("return window.__viewer.settings.method") != first_method)
+        key = driver.execute_script("return window.__viewer.dataKey")
+        ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+        wait.until(lambda d: _in_viewer(d, wait, "return window.__viewer.dataKey") != key)
+        driver.switch_to.default_content()
+        shot = ROOT / "cache" / "screenshots" / "explorer_tools.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(shot))
+        assert "Traceback" not in driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        driver.quit()
+
+
+def test_uploader_end_to_end_in_chromium(server, tmp_path):
+    """The uploader in a real browser: a real DICOM (pydicom-data's chest film RG1_UNCR) gets its prediction and
+    its maps in the viewer, at a window that frames its values; a text file renamed .png gets a message that
+    names it, and the app keeps running."""
+    from pydicom.data import get_testdata_file
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    real = tmp_path / "chest.dcm"
+    real.write_bytes(Path(get_testdata_file("RG1_UNCR.dcm")).read_bytes())
+    renamed = tmp_path / "scan_notes.png"
+    renamed.write_text("findings: none\n" * 20)
+    driver = _chrome(tmp_path)
+    try:
+        driver.get(server + "/upload")
+        wait = WebDriverWait(driver, 180)
+        field = "[data-testid='stMain'] input[type='file']"
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, field))
+        driver.find_element(By.CSS_SELECTOR, field).send_keys(str(real))
+        wait.until(lambda d: "Maps explain class" in d.find_element(By.TAG_NAME, "body").text)
+        assert "chest.dcm" in driver.find_element(By.TAG_NAME, "body").text  # the uploader's chip
+        panels, window, lo, hi = _in_viewer(driver, wait, "const S = window.__viewer; return [S.panels.length,"
+                                            " S.film.presets.default, S.film.lo, S.film.hi]")
+        assert panels == 9  # the chosen map large and the eight methods
+        center, width = window
+        assert lo < center < hi and width <= 2 * (hi - lo)  # a window over the film's values, not a flat grey
+        driver.switch_to.default_content()
+        driver.find_element(By.CSS_SELECTOR, field).send_keys(str(renamed))
+        wait.until(lambda d: "cannot be used" in d.find_element(By.TAG_NAME, "body").text)
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert "scan_notes.png" in text and "Traceback" not in text
+        driver.get(server + "/scorecard")
+        wait.until(lambda d: "Scorecard" in d.find_element(By.TAG_NAME, "body").text)
+    finally:
+        driver.quit()

@@ -77,6 +77,14 @@ def test_the_scorecard_says_why_a_verdict_is_inconclusive(app_workspace, monkeyp
     assert small[small["paper rule"] != "n/a"]["paper rule"].str.contains("point estimate").all()
     assert small["why inconclusive"].str.contains(r"n=\d < 6: too few images to decide").all()
     assert (rows[rows.verdict != "inconclusive"]["why inconclusive"] == "").all()
+    # where the verdict and the paper's point rule differ, the row says why; where they agree, nothing
+    differ = rows[(rows["paper rule"] != "n/a") & (rows.verdict != rows["paper rule"].str.split().str[0])]
+    assert len(differ) and (differ["verdict vs paper rule"] != "").all()
+    assert (rows[rows.verdict == rows["paper rule"]]["verdict vs paper rule"] == "").all()
+    assert any("Two rules read the same numbers" in m.value for m in at.markdown)
+    # n per criterion beside its counts, and the small-sample warning (3 SSIM images here)
+    assert any("n = " in c.value and "images" in c.value for c in at.caption)
+    assert any("Small sample" in w.value for w in at.warning)
 
 
 def test_the_extended_toggle_adds_the_newer_criteria_and_methods(app_workspace, monkeypatch):
@@ -476,6 +484,23 @@ def test_the_workbench_grid_crosses_its_choices_filters_and_exports(app_workspac
     expected = average_precision_score(mask.ravel().astype(int), maps["grad"][0].ravel())
     assert np.isclose(row.AUPRC, expected, atol=1e-3)
     assert any("CSV" in b.proto.label for b in at.get("download_button"))
+    # states in the cascade's order (original first), methods in the registry's
+    assert list(dict.fromkeys(grid.state)) == states and list(dict.fromkeys(grid.method)) == ["Gradient", "Grad-CAM"]
+    # the CSV: the grid's rows, each with its provenance
+    import io
+
+    from trust_core.cache import weights_digest
+    from ui.export import model_provenance, workbench_csv
+
+    table = grid.assign(_explained="1: finding", _cascade=0, _method=0)
+    csv = pd.read_csv(io.StringIO(workbench_csv(table, dataset=ws.dataset("rsna"), preset="fast",
+                                                dataset_label="rsna", provenance={model: model_provenance(ws, model)})))
+    assert len(csv) == len(grid) and "map" not in csv and not any(c.startswith("_") for c in csv)
+    entry = next(e for e in ws.index() if e["file"] == model)
+    assert (csv["weights"] == weights_digest(ws.model(model))[:12]).all()
+    assert (csv["training seed"] == entry["seed"]).all() and (csv["preset"] == "fast").all()
+    assert (csv["dataset fingerprint"] == ws.dataset("rsna").fingerprint).all()
+    assert (csv["explained class"] == "1: finding").all() and csv["saliency code"].str.startswith("saliency-").all()
     at.selectbox(key="wb_filter_column").select("AUPRC").run()
     at.radio(key="wb_filter_side").set_value("≥").run()
     at.number_input(key="wb_filter_value").set_value(2.0).run()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from trust_core.data.dicom import _apply_window
-from ui.viewer import encode, film_payload, map_panel, truth_payload, window_presets
+from ui.viewer import (MIN_PRESET_LEVELS, encode, film_of, film_payload, map_panel, patient_orientation, pixel_spacing,
+                       truth_payload, window_presets)
 
 
 def decoded(payload: dict) -> np.ndarray:
@@ -89,3 +90,68 @@ def test_truth_keeps_boxes_apart_and_outlines_masks():
     assert areas[0] == pytest.approx(150, rel=0.05) and areas[1] == pytest.approx(800, rel=0.05)
     xs = [x for c in contours for x, _ in c]
     assert min(xs) == pytest.approx(30, abs=0.6) and max(xs) == pytest.approx(95, abs=0.6)
+
+
+def test_presets_of_an_8_bit_film_span_enough_levels_not_to_band():
+    """On an 8-bit film the bone and mediastinum percentiles hold a few dozen levels; stretched over 256 display
+    levels they band (posterize). Each preset keeps its centre and spans at least MIN_PRESET_LEVELS levels."""
+    rng = np.random.default_rng(4)
+    values = np.clip(rng.normal(120, 30, (256, 256)), 0, 255).round()
+    values[:8, :8] = 255  # a bright corner: the top percentiles sit in a narrow band
+    narrow = {name: np.percentile(values, high) - np.percentile(values, low)
+              for name, (low, high) in (("bone", (75, 99.9)), ("mediastinum", (45, 99.5)))}
+    presets = window_presets(values)
+    for name in ("lung", "mediastinum", "bone"):
+        center, width = presets[name]
+        assert width >= MIN_PRESET_LEVELS
+        shown = np.unique(np.round(_apply_window(values, center, width, False) * 255))
+        assert len(shown) >= min(MIN_PRESET_LEVELS, 256) * 0.5  # many grey levels, not a few bands
+    assert min(narrow.values()) < MIN_PRESET_LEVELS  # (the percentile windows alone were narrower)
+    wide = np.random.default_rng(5).normal(2000, 500, (64, 64)).round()  # a 12-bit film keeps its windows
+    a, b = np.percentile(wide, [75, 99.9])
+    assert window_presets(wide)["bone"][1] == pytest.approx(b - a + 1)
+
+
+def test_a_header_window_that_misses_the_film_opens_it_at_its_range(tmp_path):
+    """A 16-bit MONOCHROME1 film whose header declares L 15000 W 30000 over values 0–4095 (flat grey) opens at
+    its values' range; a header window that frames the film stays the default."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from trust_core.data import read_dicom
+
+    def write(path, center, width):
+        meta = FileMetaDataset()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.Rows, ds.Columns = "DX", 64, 64
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.WindowCenter, ds.WindowWidth = center, width
+        ds.PixelSpacing, ds.PatientOrientation = [0.2, 0.15], ["R", "F"]
+        ds.PixelData = (np.arange(64 * 64, dtype=np.uint16) % 4096).reshape(64, 64).tobytes()
+        ds.save_as(path, enforce_file_format=True)
+        return read_dicom(path)
+
+    film = film_of(write(tmp_path / "flat.dcm", 15000, 30000))
+    assert film["presets"]["default"] == film["presets"]["full"] and film["inverted"]
+    assert "misses its values (0–4095)" in film["preset_help"]["default"]
+    framed = film_of(write(tmp_path / "framed.dcm", 2000, 3000))
+    assert framed["presets"]["default"] == [2000.0, 3000.0]
+    # the distance tool's spacing ([row, column] mm) and the markers' orientation come from the header
+    assert framed["spacing"] == [0.2, 0.15]
+    assert framed["orientation"] == {"right": "R", "bottom": "F", "source": "from the file's Patient Orientation"}
+
+
+def test_orientation_and_spacing_rules():
+    assert patient_orientation({"ViewPosition": "PA", "BodyPartExamined": "CHEST"})["right"] == "L"
+    assert "assumed" in patient_orientation({"ViewPosition": "AP"})["source"]
+    assert patient_orientation({"ViewPosition": "LL"}) is None  # a lateral film: no left/right to mark
+    assert patient_orientation({"ViewPosition": "PA", "BodyPartExamined": "HAND"}) is None
+    assert patient_orientation({"PatientOrientation": ["A", "FR"]}) == {
+        "right": "A", "bottom": "FR", "source": "from the file's Patient Orientation"}
+    assert pixel_spacing({"ImagerPixelSpacing": [0.143, 0.143]}) == [0.143, 0.143]
+    assert pixel_spacing({"PixelSpacing": ["bad", 1]}) is None and pixel_spacing({}) is None

@@ -156,3 +156,27 @@ def test_renamed_text_file_is_not_an_image(tmp_path):
     (tmp_path / "scan.png").write_text("hello")
     with pytest.raises(ImageError, match="scan.png: not a readable image"):
         read_image(tmp_path / "scan.png")
+
+
+def test_header_view_hides_identifying_elements_unless_asked():
+    """The explorer's header view: technical elements shown; names, dates, times, UIDs, private elements and
+    the identifying keywords hidden (counted) unless identifiers are asked for — checked against pydicom's own
+    reading of the file."""
+    import pydicom
+
+    from trust_core.data.dicom import IDENTIFYING_KEYWORDS, header_elements
+
+    path = get_testdata_file("RG1_UNCR.dcm")
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    rows, hidden = header_elements(path)
+    shown = {r["keyword"] for r in rows}
+    assert {"Modality", "Rows", "Columns", "BitsStored", "PhotometricInterpretation"} <= shown
+    every = [*ds.file_meta, *ds]
+    identifying = [e for e in every if e.keyword in IDENTIFYING_KEYWORDS or e.VR in ("PN", "DA", "DT", "TM", "UI")
+                   or e.tag.is_private]
+    assert identifying and hidden == len(identifying) and len(rows) + hidden == len(every)
+    assert not shown & {e.keyword for e in identifying}
+    assert str(ds.PatientName) not in " ".join(r["value"] for r in rows)
+    rows, hidden = header_elements(path, include_identifiers=True)
+    assert hidden == 0 and any(r["keyword"] == "PatientName" and r["value"] == str(ds.PatientName) for r in rows)
+    assert all(len(r["value"]) <= 120 for r in rows)

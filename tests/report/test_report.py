@@ -126,6 +126,8 @@ def test_page_one_holds_the_warning_the_prediction_and_the_verdicts(app_workspac
     assert "Paired images per verdict: Utility n = " in report.verdict_source and "Repeatability n = 3" in report.verdict_source
     assert "Repeatability inconclusive: n=3 < 6: too few images to decide" in report.verdict_source
     assert "needs at least 6 paired images" in first  # page 1 of the PDF too
+    # the maps start on page 1, right after the verdicts (its lower half was left empty before)
+    assert re.search(r"Maps \\?\(each over the film", first) and re.search(r"/I\d+ Do", first)
     output = ws.prediction("rsna", image_id, "rsna_densenet_tiny_s0.pt")
     assert f"{output['scores'][output['predicted']]:.2f}" in report.prediction
 

@@ -3,6 +3,8 @@ provenance line that decides its numbers (dataset and its fingerprint, models, p
 
 * ``forest_<criterion>``: per method the mean and its 95 % CI (coloured by verdict), the baseline and the
   paper's value — the scorecard's forest plots;
+* ``metric_<criterion>``: per-image values per method with baselines and the paper's values — the Metrics
+  page's plots;
 * ``randomization_curves``: mean SSIM per cascade state, per method, with the random-pair baseline;
 * ``utility_boxplots``: per-image AUPRC per method beside the average-mask (and localizer) baselines;
 * ``why_<criterion>``: the failure analysis — per method the score against each feature, with its trend
@@ -147,6 +149,69 @@ def utility_boxplots(run: Path, summary: dict, out: Path, line: str) -> list[Pat
     return _save(figure, out, "utility_boxplots", line)
 
 
+def metric_plot(run: Path, summary: dict, criterion: str, kind: str, out: Path, line: str) -> list[Path]:
+    """The Metrics page's plot of one criterion: its per-image values per method (boxes with the points; a
+    randomization criterion at its fully randomized state), its baselines as lines (a per-method baseline as a
+    tick on its box) and the paper's values as diamonds."""
+    import pandas as pd
+
+    from ..evaluate.criteria import CRITERIA
+    from ..evaluate.paper import paper_value
+    from ..saliency import METHODS
+
+    spec = CRITERIA[criterion]
+    block = summary["criteria"].get(criterion)
+    path = run / f"{spec.table}.parquet"
+    if not block or not spec.table or not path.is_file():
+        return []
+    table = pd.read_parquet(path)
+    if spec.column not in table or not len(table):
+        return []
+    state = None
+    if "state_index" in table:
+        state = int(table.state_index.max())
+        table = table[table.state_index == state]
+    per_image = table.groupby(["method", "image_id"])[spec.column].mean().reset_index()
+    methods = [m for m in block["methods"] if m in set(per_image.method)]
+    if not methods:
+        return []
+    figure = _figure(3.2)
+    axis = figure.add_subplot(111)
+    groups = [per_image[per_image.method == m][spec.column].dropna().to_numpy() for m in methods]
+    positions = list(range(1, len(methods) + 1))
+    axis.boxplot(groups, positions=positions, tick_labels=[METHODS[m].label if m in METHODS else m for m in methods],
+                 showmeans=True)
+    rng = np.random.default_rng(0)  # the points, jittered (a fixed seed: the same figure each time)
+    for x, values in zip(positions, groups):
+        axis.plot(x + rng.uniform(-0.15, 0.15, len(values)), values, ".", color="#555555", markersize=2, alpha=0.6)
+    if criterion == "utility":
+        levels = [("average mask (low)", block["baselines"]["average_mask"]["mean"], "orange"),
+                  ("localizer (high)", block["baselines"].get("localizer", {}).get("mean"), "green")]
+    elif spec.family == "agreement":
+        levels = [("localizers", (block.get("baseline") or {}).get("mean"), "green")]
+    else:
+        levels = []
+        for x, m in zip(positions, methods):
+            base = (block["methods"].get(m) or {}).get("baseline")
+            if isinstance(base, (int, float)):
+                axis.plot([x - 0.3, x + 0.3], [base, base], color="orange", linewidth=2,
+                          label="baseline" if x == 1 else None)
+    for name, level, colour in levels:
+        if isinstance(level, (int, float)):
+            axis.axhline(level, color=colour, linestyle="--", linewidth=1, label=name)
+    papers = [(x, v) for x, m in zip(positions, methods) if isinstance(v := paper_value(criterion, kind, m), float)]
+    if papers:
+        axis.plot([x for x, _ in papers], [v for _, v in papers], "D", color="black", markersize=4, label="paper")
+    axis.set_ylabel(f"{block['metric']} per image" + (f" (state {state})" if state is not None else ""))
+    axis.set_title(f"{spec.label} (n = {block.get('n_images')})", fontsize=8)
+    axis.tick_params(axis="x", rotation=45)
+    for tick in axis.get_xticklabels():
+        tick.set_ha("right")
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=6, loc="best")
+    return _save(figure, out, f"metric_{criterion}", line)
+
+
 def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out: Path, line: str) -> list[Path]:
     """A grid: methods (rows) × features (columns), the score against the feature with its least-squares
     trend and Spearman's ρ [95 % CI]; the human ceiling as a band where there is one."""
@@ -226,6 +291,8 @@ def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = N
     written = []
     for criterion in summary["criteria"]:
         written += forest(summary, criterion, kind, out, line)
+    for criterion in summary["criteria"]:
+        written += metric_plot(run, summary, criterion, kind, out, line)
     written += randomization_curves(summary, out, line)
     written += utility_boxplots(run, summary, out, line)
     if analysis is None:
@@ -244,3 +311,44 @@ def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = N
         for criterion in analysis["criteria"]:
             written += why_it_fails(analysis, features, run, criterion, out, line)
     return written
+
+
+PAGE_FIGURES = ("randomization_curves", "utility_boxplots")  # beside forest_<criterion>, one per criterion
+
+
+def figure_bytes(run: str | Path, name: str, fmt: str) -> bytes:
+    """One figure of a results folder as SVG or PDF bytes, with its provenance line: ``forest_<criterion>``
+    (the scorecard's forest plot), ``metric_<criterion>`` (the Metrics page's), ``randomization_curves`` or
+    ``utility_boxplots`` — the figures the app's
+    pages export, drawn as :func:`write_figures` draws them."""
+    import tempfile
+
+    from ..errors import ConfigError
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"figure format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    run = Path(run)
+    if not (run / "summary.json").is_file() or not (run / "config.json").is_file():
+        raise ConfigError(f"{run}: not an evaluation's results folder (no summary.json and config.json)")
+    summary = json.loads((run / "summary.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    line = provenance(summary, config)
+    with tempfile.TemporaryDirectory(prefix="trust-figure-") as folder:
+        out = Path(folder)
+        if name.startswith("forest_") and name[len("forest_"):] in summary["criteria"]:
+            written = forest(summary, name[len("forest_"):], config.get("dataset", {}).get("kind", "rsna"), out, line)
+        elif name.startswith("metric_") and name[len("metric_"):] in summary["criteria"]:
+            written = metric_plot(run, summary, name[len("metric_"):], config.get("dataset", {}).get("kind", "rsna"),
+                                  out, line)
+        elif name == "randomization_curves":
+            written = randomization_curves(summary, out, line)
+        elif name == "utility_boxplots":
+            written = utility_boxplots(run, summary, out, line)
+        else:
+            raise ConfigError(f"no figure {name!r} in {run}: forest_<criterion> or metric_<criterion> for a scored "
+                              f"criterion, "
+                              f"{' or '.join(PAGE_FIGURES)}")
+        path = out / f"{name}.{fmt}"
+        if path not in written:
+            raise ConfigError(f"{run}: nothing to draw for {name} (the run scored none of it)")
+        return path.read_bytes()

@@ -29,7 +29,7 @@ IDENTIFYING_KEYWORDS = (
 SAFE_KEYWORDS = (
     "Modality", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
     "PhotometricInterpretation", "SamplesPerPixel", "PixelSpacing", "ImagerPixelSpacing",
-    "ViewPosition", "BodyPartExamined", "Manufacturer", "ManufacturerModelName",
+    "ViewPosition", "PatientOrientation", "BodyPartExamined", "Manufacturer", "ManufacturerModelName",
     "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth",
 )
 MAX_PIXELS = 8192 * 8192  # larger images are refused before decoding (memory safety)
@@ -467,3 +467,39 @@ def decode_upload(name: str, data: bytes, *, max_bytes: int) -> DicomImage | np.
             return read_image(path) if suffix in IMAGE_SUFFIXES else read_dicom(path)
         except (ImageError, DicomError) as exc:
             raise type(exc)(exc.reason, path=base) from None
+
+
+# What a header view hides unless identifiers are asked for, beyond IDENTIFYING_KEYWORDS: every person name,
+# date, time and UID (PS3.15's basic profile removes or replaces them), and private elements (their content is
+# undeclared).
+IDENTIFYING_VRS = ("PN", "DA", "DT", "TM", "UI")
+
+
+def header_elements(path: str | Path, *, include_identifiers: bool = False, width: int = 120) -> tuple[list[dict], int]:
+    """A DICOM file's header for reading: one row per element (file meta, then data set; sequences as their
+    item count), ``tag``, ``keyword``, ``VR`` and ``value`` cut to ``width`` characters; without the identifying
+    elements (:data:`IDENTIFYING_KEYWORDS`, :data:`IDENTIFYING_VRS`, private tags) unless asked. Returns the
+    rows and how many elements were hidden."""
+    import pydicom
+
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception as exc:  # noqa: BLE001 - any parse error: the file's header cannot be shown
+        raise DicomError(f"the header cannot be read ({type(exc).__name__}: {exc})", path=path) from exc
+    rows, hidden = [], 0
+    for element in [*ds.file_meta, *ds]:
+        identifying = (element.keyword in IDENTIFYING_KEYWORDS or element.VR in IDENTIFYING_VRS
+                       or element.tag.is_private)
+        if identifying and not include_identifiers:
+            hidden += 1
+            continue
+        if element.VR == "SQ":
+            value = f"sequence of {len(element.value)} item{'s' if len(element.value) != 1 else ''}"
+        elif isinstance(element.value, (bytes, bytearray)):
+            value = f"{len(element.value)} bytes"
+        else:
+            value = str(element.value)
+        rows.append({"tag": f"({element.tag.group:04X},{element.tag.element:04X})", "keyword": element.keyword or "",
+                     "VR": element.VR, "value": value if len(value) <= width else value[: width - 1] + "…"})
+    return rows, hidden

@@ -55,3 +55,29 @@ def paper_rule_text(entry: dict | None) -> str:
     if n is not None and n < MIN_PAIRED_N:
         return f"{entry['paper_rule']} (point estimate, n={n})"
     return entry["paper_rule"]
+
+
+# Below this many paired images a bootstrap CI is wide and its own coverage uncertain (Efron & Tibshirani's
+# advice for the percentile interval): a verdict stands, with a warning that more images may change it.
+SMALL_SAMPLE_N = 30
+
+VERDICT_VS_PAPER = ("Two rules read the same numbers. The paper's rule compares point estimates: the method's mean "
+                    "against the baseline's, with no uncertainty. Our verdict asks the 95 % bootstrap CI of the "
+                    "paired per-image difference (method − baseline) to lie wholly on one side of 0, with at least "
+                    f"{MIN_PAIRED_N} paired images. Where the means differ by less than the images' spread, the "
+                    "paper's rule still says pass or fail and our verdict says inconclusive: the data do not decide it.")
+
+
+def verdict_vs_paper(entry: dict | None) -> str:
+    """Why a method's verdict and the paper's point rule differ ('' where they agree or one is missing)."""
+    if not entry or not entry.get("paper_rule") or not entry.get("verdict"):
+        return ""
+    verdict, rule, n = entry["verdict"], entry["paper_rule"], paired_n(entry)
+    if verdict == rule:
+        return ""
+    if verdict == "inconclusive":
+        if n is not None and n < MIN_PAIRED_N:
+            return f"the paper's rule reads the means alone ({rule}); n={n} is too few for a verdict"
+        return f"the means say {rule}, but the 95 % CI of the difference includes 0: not decided by the data"
+    return f"the means say {rule}, the paired difference's CI says {verdict} (the two rules weigh other images)"
+

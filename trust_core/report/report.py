@@ -221,8 +221,9 @@ cyan.</small></p><div class="maps">{panels}</div>
 
 
 def render_pdf(report: ImageReport) -> bytes:
-    """A PDF with the same content as the HTML report (fpdf2): page 1 holds the warnings, the prediction and
-    the verdicts per method; then the maps, two to a row at the film's resolution; then the provenance."""
+    """A PDF with the same content as the HTML report (fpdf2): page 1 holds the warnings, the prediction, the
+    verdicts per method and the first maps, two to a row at the film's resolution; the provenance follows the
+    last map."""
     from fpdf import FPDF
     from fpdf.fonts import FontFace
 
@@ -268,21 +269,28 @@ def render_pdf(report: ImageReport) -> bytes:
                 cells.cell(_latin(text), style=style)
     pdf.set_font("Helvetica", "I", 8)
     pdf.multi_cell(width, 4, _latin(report.verdict_source), new_x="LMARGIN", new_y="NEXT")
-    pdf.add_page()
-    pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(0, 7, "Maps (each over the film at its own resolution; ground truth: boxes green, masks cyan)",
-             new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
     gap = 4
     height, width_px = report.image.shape
     side = min((width - gap) / 2, ((pdf.eph - 8) / 3 - 11) * width_px / height)  # two a row, three rows a page
     tall = side * height / width_px  # the film's aspect kept
-    pdf.set_font("Helvetica", size=9)
     panels = report.panels()
-    for start in range(0, len(panels), 2):  # a row: two panels, their captions wrapped, measured first
+
+    def row_height(row) -> float:  # a row: two panels, their captions wrapped (measured at the captions' font)
+        pdf.set_font("Helvetica", size=9)
+        return tall + 1 + 4.5 * max(len(pdf.multi_cell(side, 4.5, _latin(c), dry_run=True, output="LINES"))
+                                    for c, _ in row) + 4
+
+    # the maps follow the verdicts on page 1 where their heading and a first row fit; else from page 2
+    if panels and pdf.get_y() + 7 + row_height(panels[:2]) > pdf.h - pdf.b_margin:
+        pdf.add_page()
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(0, 7, "Maps (each over the film at its own resolution; ground truth: boxes green, masks cyan)",
+             new_x="LMARGIN", new_y="NEXT")
+    for start in range(0, len(panels), 2):
         row = panels[start:start + 2]
-        captions = max(len(pdf.multi_cell(side, 4.5, _latin(c), dry_run=True, output="LINES")) for c, _ in row)
-        row_height = tall + 1 + 4.5 * captions + 4
-        if pdf.get_y() + row_height > pdf.h - pdf.b_margin:
+        needed = row_height(row)
+        if pdf.get_y() + needed > pdf.h - pdf.b_margin:
             pdf.add_page()
         y = pdf.get_y()
         for col, (caption, jpeg) in enumerate(row):
@@ -290,8 +298,8 @@ def render_pdf(report: ImageReport) -> bytes:
             pdf.image(io.BytesIO(jpeg), x=x, y=y, w=side, h=tall)
             pdf.set_xy(x, y + tall + 0.5)
             pdf.multi_cell(side, 4.5, _latin(caption), align="C")
-        pdf.set_xy(pdf.l_margin, y + row_height)
-    pdf.add_page()
+        pdf.set_xy(pdf.l_margin, y + needed)
+    pdf.ln(2)  # the provenance follows (its tables break across pages where they must)
     _table(pdf, "Provenance", [(k, _fmt(v)) for k, v in report.provenance.items()], (50, width - 50))
     _table(pdf, "Method parameters", [(k, _fmt(v)) for k, v in sorted(report.params.items())], (50, width - 50))
     return bytes(pdf.output())
@@ -422,12 +430,12 @@ def provenance_line(summary: dict) -> str:
 
 def scorecard_table(summary: dict, kind: str):
     """Method × criterion scorecard: our value, CI, baseline, verdict (pass / fail / inconclusive) and why an
-    inconclusive one is (``why``: too few paired images, no baseline, a CI across 0), the paper's point rule
-    and the paper's value."""
+    inconclusive one is (``why``: too few paired images, no baseline, a CI across 0), the paper's point rule,
+    why the two differ where they do (``versus_paper``) and the paper's value."""
     import pandas as pd
 
     from ..evaluate.paper import paper_value
-    from ..evaluate.verdicts import paired_n, paper_rule_text, verdict_reason
+    from ..evaluate.verdicts import paired_n, paper_rule_text, verdict_reason, verdict_vs_paper
 
     rows = []
     for criterion, block in summary["criteria"].items():
@@ -441,5 +449,6 @@ def scorecard_table(summary: dict, kind: str):
                          "baseline": baseline, "baseline_high": entry.get("baseline_high"),
                          "verdict": entry.get("verdict"), "why": verdict_reason(criterion, entry),
                          "paper_rule": entry.get("paper_rule"), "paper_rule_text": paper_rule_text(entry),
+                         "versus_paper": verdict_vs_paper(entry),
                          "difference_ci": entry.get("difference_ci"), "paper": paper_value(criterion, kind, method)})
     return pd.DataFrame(rows)

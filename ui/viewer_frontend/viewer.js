@@ -16,9 +16,10 @@ const ST = {
 };
 
 const S = {              // everything the viewer shows
-  args: null, dataKey: null, film: null, maps: {}, settings: null, view: { zoom: 1, cx: null, cy: null },
+  args: null, dataKey: null, film: null, maps: {}, settings: null,
+  view: { zoom: 1, cx: null, cy: null, rot: 0, flip: false },  // rot: quarter turns clockwise; flip: left–right
   frame: 0, playing: null, tool: "pan", filmCanvas: null, filmSig: null, mapCanvases: {}, panels: [],
-  lastSent: null, lastReceived: null, draws: 0, cursor: null,
+  lastSent: null, lastReceived: null, draws: 0, cursor: null, marks: [], navSeq: 0,
 };
 window.__viewer = S;     // for the browser tests and the latency bench
 
@@ -64,7 +65,8 @@ function windowOf() {
 
 function renderFilm() {
   const f = S.film, [center, width] = windowOf();
-  const sig = center + "/" + width;
+  const invert = !!S.settings.invert;  // the reader's inversion, on top of the photometry's
+  const sig = center + "/" + width + "/" + invert;
   if (S.filmCanvas && S.filmSig === sig) return;
   const canvas = S.filmCanvas || el("canvas");
   canvas.width = f.w; canvas.height = f.h;
@@ -75,7 +77,7 @@ function renderFilm() {
     const value = f.offset + stored * f.scale;
     let g = width > 1 ? (value - low) * scale : (value > center - 0.5 ? 255 : 0);
     g = g < 0 ? 0 : g > 255 ? 255 : g;
-    return f.inverted ? 255 - g : g;
+    return f.inverted !== invert ? 255 - g : g;
   };
   if (f.dtype !== "f4") {  // a look-up table over the stored values
     let max = 0; for (let i = 0; i < n; i++) if (v[i] > max) max = v[i];
@@ -135,10 +137,25 @@ function mapCanvas(panel) {
 
 /* ---------- drawing one panel: film, map, ground truth, all under one shared zoom/pan ---------- */
 
-function transformOf(canvas) {
-  const f = S.film, fit = Math.min(canvas.width / f.w, canvas.height / f.h), s = fit * S.view.zoom;
+function fitScale(canvas) {  // the film fitted to the panel, turned a quarter where rotated
+  const f = S.film, turned = S.view.rot % 2 === 1;
+  return Math.min(canvas.width / (turned ? f.h : f.w), canvas.height / (turned ? f.w : f.h));
+}
+
+function matrixOf(canvas) {  // film pixel → canvas pixel: centre, quarter turns, left–right flip, zoom, pan
+  const f = S.film, s = fitScale(canvas) * S.view.zoom;
   const cx = S.view.cx ?? f.w / 2, cy = S.view.cy ?? f.h / 2;
-  return { s, tx: canvas.width / 2 - cx * s, ty: canvas.height / 2 - cy * s };
+  return new DOMMatrix().translate(canvas.width / 2, canvas.height / 2).rotate(90 * S.view.rot)
+    .scale(S.view.flip ? -1 : 1, 1).scale(s).translate(-cx, -cy);
+}
+
+function transformOf(canvas) {  // (the scale alone, for what is measured in screen pixels)
+  return { s: fitScale(canvas) * S.view.zoom };
+}
+
+function filmDelta(canvas, dx, dy) {  // a screen displacement in film pixels (rotation and flip undone)
+  const m = matrixOf(canvas).inverse();
+  return [m.a * dx + m.c * dy, m.b * dx + m.d * dy];
 }
 
 function drawPanel(view) {
@@ -146,10 +163,11 @@ function drawPanel(view) {
   const dpr = window.devicePixelRatio || 1;
   const w = Math.max(1, Math.round(canvas.clientWidth * dpr)), h = Math.max(1, Math.round(canvas.clientHeight * dpr));
   if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-  const { s, tx, ty } = transformOf(canvas);
+  const { s } = transformOf(canvas), M = matrixOf(canvas);
+  const at = (x, y) => { const p = M.transformPoint(new DOMPoint(x, y)); return [p.x, p.y]; };
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#000"; ctx.fillRect(0, 0, w, h);
-  ctx.setTransform(s, 0, 0, s, tx, ty);
+  ctx.setTransform(M);
   ctx.imageSmoothingEnabled = s < 2;  // magnified beyond 2×: each stored pixel shown as it is
   ctx.drawImage(S.filmCanvas, 0, 0);
   const mc = panel && S.settings.opacity > 0 ? mapCanvas(panel) : null;
@@ -159,14 +177,19 @@ function drawPanel(view) {
     const gt = S.args.truth || {};
     ctx.lineWidth = 1.5 * dpr;
     ctx.strokeStyle = "#39ff14";
-    for (const [x, y, bw, bh] of gt.boxes || []) ctx.strokeRect(x * s + tx, y * s + ty, bw * s, bh * s);
+    for (const [x, y, bw, bh] of gt.boxes || []) polygon(ctx, [[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]].map(p => at(...p)));
     ctx.strokeStyle = "#00e5ff";
-    for (const line of gt.contours || []) {
-      ctx.beginPath();
-      line.forEach(([x, y], k) => (k ? ctx.lineTo : ctx.moveTo).call(ctx, x * s + tx, y * s + ty));
-      ctx.closePath(); ctx.stroke();
-    }
+    for (const line of gt.contours || []) polygon(ctx, line.map(p => at(...p)));
   }
+  drawMarks(ctx, at, dpr, view);
+  drawOrientation(ctx, at, dpr, w, h);
+}
+
+function polygon(ctx, points, closed = true) {
+  ctx.beginPath();
+  points.forEach(([x, y], k) => (k ? ctx.lineTo : ctx.moveTo).call(ctx, x, y));
+  if (closed) ctx.closePath();
+  ctx.stroke();
 }
 
 function drawAll() {
@@ -187,6 +210,96 @@ function redraw() {  // at most one draw per animation frame
   if (pending) return;
   pending = true;
   requestAnimationFrame(() => { pending = false; drawAll(); });
+}
+
+/* ---------- the reader's marks (distance, rectangle ROI) and the orientation markers ---------- */
+
+const OPPOSITE = { L: "R", R: "L", A: "P", P: "A", H: "F", F: "H" };
+const opposite = code => [...code].map(c => OPPOSITE[c] || c).join("");
+
+function distance(a, b) {  // in mm where the film has a pixel spacing ([row, column] mm), else in pixels
+  const f = S.film, dx = b[0] - a[0], dy = b[1] - a[1];
+  if (f.spacing) return { value: Math.hypot(dx * f.spacing[1], dy * f.spacing[0]), unit: "mm" };
+  return { value: Math.hypot(dx, dy), unit: "px" };
+}
+
+function roiStats(mark, panel) {  // the film's values inside a rectangle (modality units), and the map's mean
+  const f = S.film;
+  const x0 = Math.max(0, Math.floor(Math.min(mark.a[0], mark.b[0]))), x1 = Math.min(f.w, Math.ceil(Math.max(mark.a[0], mark.b[0])));
+  const y0 = Math.max(0, Math.floor(Math.min(mark.a[1], mark.b[1]))), y1 = Math.min(f.h, Math.ceil(Math.max(mark.a[1], mark.b[1])));
+  if (!mark.film) {  // the film's part, once per rectangle
+    let n = 0, sum = 0, sq = 0;
+    for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+      const v = f.offset + f.values[y * f.w + x] * f.scale; n++; sum += v; sq += v * v;
+    }
+    const mean = n ? sum / n : NaN;
+    const area = f.spacing ? { value: (x1 - x0) * (y1 - y0) * f.spacing[0] * f.spacing[1], unit: "mm²" }
+                           : { value: (x1 - x0) * (y1 - y0), unit: "px²" };
+    mark.film = { n, mean, sd: n > 1 ? Math.sqrt(Math.max(0, (sq - n * mean * mean) / (n - 1))) : 0, area };
+  }
+  const m = panel && S.maps[panel.key];
+  let mapMean;
+  if (m) {
+    const mx0 = Math.floor(x0 * m.w / f.w), mx1 = Math.max(mx0 + 1, Math.ceil(x1 * m.w / f.w));
+    const my0 = Math.floor(y0 * m.h / f.h), my1 = Math.max(my0 + 1, Math.ceil(y1 * m.h / f.h));
+    let n = 0, sum = 0;
+    for (let y = my0; y < Math.min(m.h, my1); y++) for (let x = mx0; x < Math.min(m.w, mx1); x++) {
+      const v = m.values[y * m.w + x]; if (Number.isFinite(v)) { n++; sum += v; }
+    }
+    mapMean = n ? sum / n : undefined;
+  }
+  return Object.assign({ mapMean }, mark.film);
+}
+
+function markText(mark, panel) {
+  if (mark.type === "line") { const d = distance(mark.a, mark.b); return `${d.value.toFixed(d.unit === "mm" ? 1 : 0)} ${d.unit}`; }
+  const r = roiStats(mark, panel), unit = S.film.unit ? " " + S.film.unit : "";
+  return `mean ${r.mean.toFixed(1)}${unit} ± ${r.sd.toFixed(1)} · ${r.area.value.toFixed(r.area.unit === "mm²" ? 0 : 0)} ${r.area.unit}` +
+         (r.mapMean !== undefined ? ` · map ${r.mapMean.toFixed(3)}` : "");
+}
+
+function drawMarks(ctx, at, dpr, view) {
+  ctx.lineWidth = 1.5 * dpr;
+  ctx.font = `${12 * dpr}px sans-serif`;
+  for (const mark of S.marks) {
+    ctx.strokeStyle = "#ffd60a"; ctx.fillStyle = "#ffd60a";
+    let end;
+    if (mark.type === "line") {
+      const a = at(...mark.a), b = at(...mark.b);
+      polygon(ctx, [a, b], false);
+      for (const p of [a, b]) ctx.fillRect(p[0] - 2 * dpr, p[1] - 2 * dpr, 4 * dpr, 4 * dpr);
+      end = b;
+    } else {
+      const [x0, y0] = mark.a, [x1, y1] = mark.b;
+      const corners = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]].map(p => at(...p));
+      polygon(ctx, corners);
+      end = corners.reduce((m, p) => (p[1] > m[1] ? p : m));
+    }
+    const text = markText(mark, view.panel);
+    ctx.lineWidth = 3 * dpr; ctx.strokeStyle = "#000";
+    ctx.strokeText(text, end[0] + 6 * dpr, end[1] + 14 * dpr); ctx.fillText(text, end[0] + 6 * dpr, end[1] + 14 * dpr);
+    ctx.lineWidth = 1.5 * dpr;
+  }
+}
+
+function drawOrientation(ctx, at, dpr, w, h) {  // the patient's directions at the film's four edges, as shown
+  const o = S.film.orientation;
+  if (!o || !S.settings.markers) return;
+  const f = S.film, pad = 16 * dpr;
+  const edges = [[f.w, f.h / 2, o.right], [0, f.h / 2, opposite(o.right)]];
+  const small = h < 300 * dpr;  // a thumbnail: left and right only (its tag sits at the top)
+  if (o.bottom && !small) edges.push([f.w / 2, f.h, o.bottom], [f.w / 2, 0, opposite(o.bottom)]);
+  ctx.font = `bold ${15 * dpr}px sans-serif`; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+  const [cx, cy] = at(f.w / 2, f.h / 2);
+  for (const [x, y, label] of edges) {
+    let [px, py] = at(x, y);
+    const len = Math.hypot(px - cx, py - cy) || 1;  // a little inside the film's edge
+    px -= (px - cx) / len * pad; py -= (py - cy) / len * pad;
+    px = Math.min(w - pad, Math.max(pad, px)); py = Math.min(h - pad, Math.max(pad, py));
+    ctx.lineWidth = 3 * dpr; ctx.strokeStyle = "#000"; ctx.fillStyle = "#ffd60a";
+    ctx.strokeText(label, px, py); ctx.fillText(label, px, py);
+  }
+  ctx.textAlign = "start"; ctx.textBaseline = "alphabetic";
 }
 
 /* ---------- colorbar and the value under the cursor ---------- */
@@ -232,6 +345,10 @@ function updateReadout() {
     text += ` · x ${Math.floor(fx)} y ${Math.floor(fy)} · pixel ${(f.offset + stored * f.scale).toFixed(f.scale === 1 ? 0 : 2)}${unit}`;
     if (panel && value !== undefined) text += ` · ${panel.label} ${Number.isFinite(value) ? value.toFixed(3) : "—"}`;
   }
+  const last = S.marks[S.marks.length - 1];
+  if (last) text += ` · ${last.type === "line" ? "distance" : "ROI"} ${markText(last, S.panels[0] && S.panels[0].panel)}`;
+  const turned = [S.view.rot ? `rotated ${90 * S.view.rot}°` : "", S.view.flip ? "flipped" : "", S.settings.invert ? "inverted" : ""].filter(Boolean);
+  if (turned.length) text += ` · ${turned.join(", ")}`;
   out.textContent = text;
 }
 
@@ -242,33 +359,49 @@ function attach(view) {
   let drag = null;
   const filmPoint = e => {
     const r = canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
-    const { s, tx, ty } = transformOf(canvas);
-    return [((e.clientX - r.left) * dpr - tx) / s, ((e.clientY - r.top) * dpr - ty) / s];
+    const p = matrixOf(canvas).inverse().transformPoint(new DOMPoint((e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr));
+    return [p.x, p.y];
+  };
+  const hover = e => {  // what the readout shows: the film point under the cursor now
+    const [fx, fy] = filmPoint(e), f = S.film;
+    S.cursor = fx >= 0 && fy >= 0 && fx < f.w && fy < f.h ? { fx, fy, view, panel: view.panel, value: sample(view.panel, fx, fy) } : null;
+    return [fx, fy];
   };
   canvas.addEventListener("wheel", e => {
     e.preventDefault();
     const [fx, fy] = filmPoint(e), f = S.film;
     const factor = Math.exp(-e.deltaY * 0.0015), zoom = Math.min(40, Math.max(0.5, S.view.zoom * factor));
     const cx = S.view.cx ?? f.w / 2, cy = S.view.cy ?? f.h / 2, k = S.view.zoom / zoom;
-    S.view = { zoom, cx: fx + (cx - fx) * k, cy: fy + (cy - fy) * k };  // the point under the cursor stays
+    // the point under the cursor stays (in film pixels, whatever the rotation)
+    S.view = Object.assign({}, S.view, { zoom, cx: fx + (cx - fx) * k, cy: fy + (cy - fy) * k });
+    hover(e);  // the readout follows the zoom, not the last move
     redraw();
   }, { passive: false });
   canvas.addEventListener("contextmenu", e => e.preventDefault());
   canvas.addEventListener("pointerdown", e => {
     canvas.setPointerCapture(e.pointerId);
-    const mode = e.button === 2 || e.shiftKey || S.tool === "wl" ? "wl" : "pan";
+    const mode = e.button === 2 || e.shiftKey || S.tool === "wl" ? "wl"
+      : S.tool === "measure" || S.tool === "roi" ? "mark" : "pan";
     const [c, w] = windowOf();
     drag = { x: e.clientX, y: e.clientY, mode, view: Object.assign({}, S.view), c, w, moved: false };
+    if (mode === "mark") {
+      const p = filmPoint(e);
+      drag.mark = { type: S.tool === "measure" ? "line" : "rect", a: p, b: p };
+      S.marks.push(drag.mark);
+    }
   });
   canvas.addEventListener("pointermove", e => {
-    const [fx, fy] = filmPoint(e), f = S.film;
-    S.cursor = fx >= 0 && fy >= 0 && fx < f.w && fy < f.h ? { fx, fy, view, panel: view.panel, value: sample(view.panel, fx, fy) } : null;
+    const [fx, fy] = hover(e), f = S.film;
     if (drag) {
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
       if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
       if (drag.mode === "pan") {
-        const { s } = transformOf(canvas), dpr = window.devicePixelRatio || 1, f0 = drag.view;
-        S.view = { zoom: f0.zoom, cx: (f0.cx ?? f.w / 2) - dx * dpr / s, cy: (f0.cy ?? f.h / 2) - dy * dpr / s };
+        const dpr = window.devicePixelRatio || 1, f0 = drag.view;
+        const [ddx, ddy] = filmDelta(canvas, dx * dpr, dy * dpr);
+        S.view = Object.assign({}, f0, { cx: (f0.cx ?? f.w / 2) - ddx, cy: (f0.cy ?? f.h / 2) - ddy });
+      } else if (drag.mode === "mark") {
+        drag.mark.b = [Math.min(f.w, Math.max(0, fx)), Math.min(f.h, Math.max(0, fy))];
+        drag.mark.film = null;
       } else {  // right or shift drag: horizontal = width, vertical = level (as in OHIF and Weasis)
         const span = Math.max(f.hi - f.lo, 1), per = span / 400;
         setWindow(drag.c + dy * per, Math.max(1, drag.w + dx * per));
@@ -278,11 +411,12 @@ function attach(view) {
   });
   canvas.addEventListener("pointerleave", () => { S.cursor = null; redraw(); });
   canvas.addEventListener("pointerup", () => {
-    if (drag && !drag.moved && view.choose) view.choose();
+    if (drag && drag.mode === "mark" && !drag.moved) S.marks.pop();  // a click, not a drag: no mark
+    if (drag && drag.mode !== "mark" && !drag.moved && view.choose) view.choose();
     if (drag && drag.mode === "wl") commit();
     drag = null;
   });
-  canvas.addEventListener("dblclick", () => { S.view = { zoom: 1, cx: null, cy: null }; redraw(); });
+  canvas.addEventListener("dblclick", () => { S.view = Object.assign({}, S.view, { zoom: 1, cx: null, cy: null }); redraw(); });
 }
 
 function setWindow(center, width) {
@@ -346,34 +480,64 @@ function toolbar() {
     presets.append(el("button", { "data-preset": name, title: S.film.presetHelp[name] || "",
       onclick: () => change({ window: { preset: name } }) }, name));
   bar.append(presets);
+  const tool = (id, name, label, title) => el("button", { id, title, onclick: () => setTool(name) }, label);
   bar.append(el("span", { class: "group" }, "Drag ",
-    el("button", { id: "tool-pan", onclick: () => { S.tool = "pan"; syncControls(); } }, "pan"),
-    el("button", { id: "tool-wl", title: "or drag with the right button / shift", onclick: () => { S.tool = "wl"; syncControls(); } }, "window")));
+    tool("tool-pan", "pan", "pan", "drag to pan (P)"),
+    tool("tool-wl", "wl", "window", "drag: horizontal = width, vertical = level; or drag with the right button / shift (W)"),
+    tool("tool-measure", "measure", "distance", "drag to measure a distance, in mm where the film has a pixel spacing (M)"),
+    tool("tool-roi", "roi", "ROI", "drag a rectangle: mean ± SD of the film's values, its area, the map's mean inside (O)"),
+    el("button", { id: "clear-marks", title: "remove the distances and ROIs (Esc)", onclick: () => { S.marks = []; redraw(); } }, "clear")));
+  bar.append(el("span", { class: "group" }, "View ",
+    el("button", { id: "invert", title: "invert the film's grey scale (I)", onclick: () => change({ invert: !S.settings.invert }) }, "invert"),
+    el("button", { id: "flip", title: "flip left–right (H)", onclick: () => turn(0, true) }, "flip ↔"),
+    el("button", { id: "rotate", title: "rotate 90° clockwise (R)", onclick: () => turn(1, false) }, "rotate ⟳")));
   bar.append(el("label", {}, el("input", { id: "gt", type: "checkbox", onchange: e => change({ gt: e.target.checked }) }), "ground truth"));
+  bar.append(el("label", { title: S.film.orientation ? S.film.orientation.source : "the file does not say the patient's orientation" },
+    el("input", { id: "markers", type: "checkbox", disabled: !S.film.orientation, onchange: e => change({ markers: e.target.checked }) }), "L/R markers"));
   bar.append(el("span", { class: "group" },
     el("button", { id: "one", title: "one stored pixel per screen pixel", onclick: () => {
-      const v = S.panels[0] && S.panels[0].canvas, f = S.film;
-      if (v) { const fit = Math.min(v.width / f.w, v.height / f.h); S.view = Object.assign({}, S.view, { zoom: 1 / fit }); redraw(); }
+      const v = S.panels[0] && S.panels[0].canvas;
+      if (v) { S.view = Object.assign({}, S.view, { zoom: 1 / fitScale(v) }); redraw(); }
     } }, "1:1"),
-    el("button", { id: "reset", onclick: () => { S.view = { zoom: 1, cx: null, cy: null }; redraw(); } }, "fit"),
+    el("button", { id: "reset", title: "fit the film to the panel (F)", onclick: () => fit() }, "fit"),
     el("button", { id: "fullscreen", title: "the main panel over the whole screen, at full resolution",
       onclick: () => { const m = document.getElementById("stage");
         if (document.fullscreenElement) document.exitFullscreen(); else if (m && m.requestFullscreen) m.requestFullscreen(); } },
-      "fullscreen")));
+      "fullscreen"),
+    el("button", { id: "keys", title: KEYS_HELP, onclick: e => { const n = document.getElementById("keys-help");
+      n.style.display = n.style.display === "none" ? "" : "none"; ST.height(document.body.scrollHeight + 4); } }, "⌨ keys")));
   return bar;
+}
+
+const KEYS_HELP = "← → or PgUp PgDn: previous / next image (← → step the states where they play) · ↑ ↓: previous / " +
+  "next method · 1–9: window presets, 0: the file's own window · I invert · H flip · R rotate · F fit · G ground " +
+  "truth · L markers · P pan · W window · M distance · O ROI · Esc clear marks · Space play / pause";
+
+function setTool(name) { S.tool = name; syncControls(); }
+
+function fit() { S.view = Object.assign({}, S.view, { zoom: 1, cx: null, cy: null }); redraw(); }
+
+function turn(quarters, flip) {  // rotation and flip of the view (this film's: a new film opens upright)
+  S.view = Object.assign({}, S.view, { rot: (S.view.rot + quarters) % 4, flip: flip ? !S.view.flip : S.view.flip });
+  syncControls(); redraw();
 }
 
 function syncControls() {
   const s = S.settings, set = (id, prop, v) => { const n = document.getElementById(id); if (n) n[prop] = v; };
   set("method", "value", s.method); set("opacity", "value", s.opacity); set("cmap", "value", s.cmap);
   set("mode", "value", s.mode); set("threshold", "value", s.threshold); set("top", "value", s.top);
-  set("gt", "checked", s.gt);
+  set("gt", "checked", s.gt); set("markers", "checked", !!(s.markers && S.film.orientation));
+  document.getElementById("invert")?.classList.toggle("on", !!s.invert);
+  document.getElementById("flip")?.classList.toggle("on", !!S.view.flip);
+  document.getElementById("rotate")?.classList.toggle("on", S.view.rot !== 0);
   const show = (id, on) => { const n = document.getElementById(id); if (n) n.style.display = on ? "" : "none"; };
   show("threshold", s.mode === "threshold"); show("top", s.mode === "top");
   document.querySelectorAll("#presets button").forEach(b =>
     b.classList.toggle("on", !!(s.window && s.window.preset === b.dataset.preset)));
   document.getElementById("tool-pan")?.classList.toggle("on", S.tool === "pan");
   document.getElementById("tool-wl")?.classList.toggle("on", S.tool === "wl");
+  document.getElementById("tool-measure")?.classList.toggle("on", S.tool === "measure");
+  document.getElementById("tool-roi")?.classList.toggle("on", S.tool === "roi");
 }
 
 function panelBox(panel, height, choose, extraClass = "") {
@@ -412,6 +576,7 @@ function build() {
     stage = el("div", { id: "stage" }, toolbar());
     root.replaceChildren(stage);
   }
+  stage.append(el("div", { id: "keys-help", class: "caption", style: "display:none" }, "Keys (click the viewer first): " + KEYS_HELP));
   if (a.layout === "explorer") {
     const chosen = panelByKey(a.panels, s.method);
     stage.append(mainArea([chosen], a.height));
@@ -518,6 +683,41 @@ function curve(c) {  // this image's SSIM curve and the cohort's, with baselines
   return el("div", {}, svg, legend);
 }
 
+/* ---------- keyboard ---------- */
+
+function navigate(step) {  // previous / next image: Python chooses it (the page's image list), once per press
+  S.navSeq += 1;
+  ST.value(Object.assign({}, S.settings, { nav: { step, token: `${Date.now()}-${S.navSeq}` } }));
+}
+
+function stepMethod(step) {
+  const keys = S.args.panels.map(p => p.key), k = keys.indexOf(S.settings.method);
+  change({ method: keys[(Math.max(0, k) + step + keys.length) % keys.length] }, true);
+}
+
+document.addEventListener("keydown", e => {
+  if (!S.args || e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName)) return;
+  const states = S.args.layout === "states", presets = Object.keys(S.film.presets);
+  const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+  const actions = {
+    ArrowLeft: () => states ? showFrame((S.frame - 1 + S.args.frames.length) % S.args.frames.length) : navigate(-1),
+    ArrowRight: () => states ? showFrame((S.frame + 1) % S.args.frames.length) : navigate(1),
+    PageUp: () => navigate(-1), PageDown: () => navigate(1),
+    ArrowUp: () => S.args.layout === "explorer" && stepMethod(-1),
+    ArrowDown: () => S.args.layout === "explorer" && stepMethod(1),
+    i: () => change({ invert: !S.settings.invert }), h: () => turn(0, true), r: () => turn(1, false), f: fit,
+    g: () => change({ gt: !S.settings.gt }), l: () => S.film.orientation && change({ markers: !S.settings.markers }),
+    p: () => setTool("pan"), w: () => setTool("wl"), m: () => setTool("measure"), o: () => setTool("roi"),
+    Escape: () => { S.marks = []; redraw(); }, " ": () => states && togglePlay(),
+    0: () => change({ window: { preset: "default" } }),
+  };
+  if (/^[1-9]$/.test(key) && presets[+key - 1]) actions[key] = () => change({ window: { preset: presets[+key - 1] } });
+  const action = actions[key];
+  if (!action) return;
+  e.preventDefault();
+  action();
+});
+
 /* ---------- the component protocol ---------- */
 
 function newer(incoming) {
@@ -545,7 +745,8 @@ async function onRender(args) {
     const first = S.args === null;
     S.args = args; S.film = film; S.maps = maps; S.mapCanvases = {}; S.filmCanvas = null; S.filmSig = null;
     if (first || S.settings === null || newer(incoming)) S.settings = JSON.parse(incoming);
-    if (!first) S.view = { zoom: 1, cx: null, cy: null };  // a new film opens fitted
+    if (!first) S.view = { zoom: 1, cx: null, cy: null, rot: 0, flip: false };  // a new film opens fitted, upright
+    S.marks = [];  // a film's distances and ROIs are its own
     S.frame = Math.min(S.frame, Math.max(0, (args.frames || []).length - 1));
     focus(args);
     S.timing.decoded = Date.now();
