@@ -93,7 +93,7 @@ def workbench(ws, dataset, ids, models) -> None:
     if not len(table):
         return
     shown = table.drop(columns=["_explained", "_cascade", "_method"])
-    st.dataframe(shown.style.format(precision=3, na_rep="—"), hide_index=True, width="stretch",
+    st.dataframe(shown.round(3), hide_index=True, width="stretch", placeholder="—",
                  height=min(720, 40 + 84 * len(table)), row_height=84,
                  column_config={"map": st.column_config.ImageColumn("map", width="medium"),
                                 "pointing hit": st.column_config.NumberColumn("pointing hit", help=POINTING_HELP)})

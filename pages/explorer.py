@@ -24,19 +24,24 @@ def measurements(result, methods, mask):
 def render() -> None:
     ws, dataset = dataset_page("Image explorer")
     extended_toggle()
-    order = shared_widget(st.radio, "Sort", "gallery_order", list(GALLERY_ORDERS)[0], options=list(GALLERY_ORDERS),
-                          horizontal=True)
+    order = shared("gallery_order", list(GALLERY_ORDERS)[0])
     with friendly_errors():
-        gallery = ws.gallery(kind(), order, finding=finding())
+        gallery = ws.gallery(kind(), order if order in GALLERY_ORDERS else list(GALLERY_ORDERS)[0], finding=finding())
 
     if gallery is not None:
-        shown = gallery.round(3).rename(columns={k: method_label(k) for k in METHODS})  # labels, never raw keys
-        shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
-        shown.index = [shown_as(i) for i in shown.index]
-        shown.index.name = "image"
-        # (an image outside the randomization cohort has no SSIM: a dash, not "None")
-        event = st.dataframe(shown.style.format(precision=3, na_rep="—"), on_select="rerun", selection_mode="single-row", key="gallery",
-                             width="stretch", height=220)
+        # the gallery folded by default: the film and its maps open in view; the keyboard (← →) and the image
+        # picker step through the gallery's order
+        with st.expander(f"Gallery: {len(gallery)} evaluated images, {order} — click a row to open it"):
+            # (the radio's callback keeps the order before the rerun: the gallery above is already in it)
+            order = shared_widget(st.radio, "Sort", "gallery_order", list(GALLERY_ORDERS)[0],
+                                  options=list(GALLERY_ORDERS), horizontal=True)
+            shown = gallery.round(3).rename(columns={k: method_label(k) for k in METHODS})  # labels, never raw keys
+            shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
+            shown.index = [shown_as(i) for i in shown.index]
+            shown.index.name = "image"
+            # (an image outside the randomization cohort has no SSIM: a dash, not "None")
+            event = st.dataframe(shown, placeholder="—", on_select="rerun", selection_mode="single-row",
+                                 key="gallery", width="stretch", height=220)
         rows = event.selection.rows
         chosen = (order, rows[0]) if rows else None
         if chosen and chosen != st.session_state.get("_gallery_chosen") and rows[0] < len(gallery):
@@ -87,9 +92,8 @@ def viewer(ws, dataset, ids) -> None:
                                 caption=f"AUPRC {score:.3f}" if score is not None else ""))
     sync("explorer_viewer")  # what the viewer sent last, before reading it
     kept = shared("explorer_method", methods[0])
-    st.caption("Drag to pan, wheel to zoom (all panels together), right-drag or shift-drag for window/level; "
-               "click a small panel to show it large. Map values are normalized to [0, 1]; the value under the "
-               "cursor is read from the map itself.")
+    st.caption("Drag to pan, wheel to zoom (all panels together), right- or shift-drag for window/level; click a "
+               "small panel to show it large; ⌨ keys lists the shortcuts. Map values are normalized to [0, 1].")
     show(film, panels, truth=truth_payload(dataset, image_id, framing, film["shape"]), layout="explorer",
          method=kept if kept in methods else methods[0], key="explorer_viewer", height=640)
 
@@ -103,7 +107,7 @@ def viewer(ws, dataset, ids) -> None:
                                        if boxes else f"mask, {100 * mask.mean():.1f} % of the film")
                    + ". Per method: AUPRC, the share of the map's mass inside the ground truth (energy pointing "
                      "game) and the pointing hit — " + POINTING_HELP + ". A flagged map has none (—).")
-        st.dataframe(measured.style.format(precision=3, na_rep="—"), hide_index=True, width="stretch")
+        st.dataframe(measured, hide_index=True, width="stretch", placeholder="—")
     dicom_header(dataset, image_id)
 
 

@@ -52,16 +52,19 @@ def render() -> None:
     if table is not None and len(table):  # the images of the evaluation's SSIM cohort first
         scored = list(dict.fromkeys(table.image_id))
         ids = scored + [i for i in ids if i not in set(scored)]
-    image_id = image_picker(ids, dataset, viewer="randomization_viewer")
-    extended_toggle()
+    picker, chooser = st.columns([2, 3])  # image and methods side by side: the viewer and its curve in view
+    with picker:
+        image_id = image_picker(ids, dataset, viewer="randomization_viewer")
+        extended_toggle()
     focus = st.session_state.pop("_rand_focus", None)  # a click elsewhere: its method, at its state
     default = ["grad", "gbp", "gradcam", "xrai"]
     if focus and focus["method"] in shown_methods() and focus["method"] not in default:
         default = [focus["method"]] + default
     if focus:
         st.session_state.pop("rand_methods", None)
-    methods = st.multiselect("Methods", shown_methods(), default=default, format_func=method_label,
-                             key="rand_methods")
+    with chooser:
+        methods = st.multiselect("Methods", shown_methods(), default=default, format_func=method_label,
+                                 key="rand_methods")
     if not methods:
         st.info("Choose at least one method.")
         st.stop()
@@ -95,7 +98,7 @@ def render() -> None:
                "and each method's random-pair baseline (dotted).")
     show(film, reference, truth=truth_payload(dataset, image_id, framing, film["shape"]), layout="states",
          frames=frames, curve=curve(ws, results, states, image_id, methods, live), key="randomization_viewer",
-         height=300 if len(methods) <= 4 else 220, reference_title="original (state 0: the trained model)",
+         height=230 if len(methods) <= 4 else 170, reference_title="original (state 0: the trained model)",
          focus=dict(focus, frame=min(focus["frame"], len(states) - 1)) if focus else None)
     if not (results or {}).get("criteria", {}).get("randomization"):
         st.caption("Cohort curves and baselines appear once an evaluation has run for this dataset (Runs page).")

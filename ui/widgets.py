@@ -113,9 +113,9 @@ def figure_downloads(ws, name: str, key: str) -> None:
 
     run = ws.layout.results(kind())
     mimes = {"svg": "image/svg+xml", "pdf": "application/pdf"}
-    columns = st.columns([1] * len(FORMATS) + [6])
-    for column, fmt in zip(columns, FORMATS):
-        column.download_button(f"⬇ {fmt.upper()}", data=lambda fmt=fmt: figure_bytes(run, name, fmt),
+    row = st.container(horizontal=True)  # the buttons side by side, at their own width
+    for fmt in FORMATS:
+        row.download_button(f"⬇ {fmt.upper()}", data=lambda fmt=fmt: figure_bytes(run, name, fmt),
                                file_name=f"{kind()}_{name}.{fmt}", mime=mimes[fmt], on_click="ignore",
                                key=f"figure_{key}_{fmt}",
                                help=f"This figure for a paper ({fmt.upper()}, vector, with the provenance line)")

@@ -588,19 +588,22 @@ function build() {
       grid.append(el("div", {}, box));
     }
     root.append(grid);
-  } else if (a.layout === "states") {
-    stage.append(el("div", { class: "row-title" }, a.reference_title || "original"));
-    stage.append(mainArea(a.panels, a.height));
+  } else if (a.layout === "states") {  // the panels on the left, the SSIM curve beside them (in view with them)
+    const left = el("div", { class: "states-left" });
+    left.append(el("div", { class: "row-title" }, a.reference_title || "original"));
+    left.append(mainArea(a.panels, a.height));
     const frame = a.frames[S.frame];
     const slider = el("input", { id: "frame", type: "range", min: 0, max: a.frames.length - 1, step: 1, value: S.frame,
       oninput: e => showFrame(+e.target.value) });
     const play = el("button", { id: "play", onclick: () => togglePlay() }, S.playing ? "❚❚ pause" : "▶ play");
-    stage.append(el("div", { class: "frames" }, play, slider, el("span", { id: "state-label", class: "state-label" }, frame.label)));
+    left.append(el("div", { class: "frames" }, play, slider, el("span", { id: "state-label", class: "state-label" }, frame.label)));
     const row = mainArea(frame.panels, a.height);
     row.id = "current"; row.querySelector(".colorbar").remove();
-    stage.append(row);
-    stage.append(el("div", { id: "readout", class: "readout" }));
-    if (a.curve) root.append(curve(a.curve));
+    left.append(row);
+    left.append(el("div", { id: "readout", class: "readout" }));
+    const states = el("div", { class: "states" }, left);
+    if (a.curve) states.append(el("div", { class: "states-right" }, curve(a.curve)));
+    stage.append(states);
   } else {
     stage.append(mainArea(a.panels, a.height));
     stage.append(el("div", { id: "readout", class: "readout" }));
@@ -648,7 +651,7 @@ function togglePlay() {
 }
 
 function curve(c) {  // this image's SSIM curve and the cohort's, with baselines, and a cursor at the frame
-  const W = 760, H = 260, L = 40, R = 10, T = 10, B = 58, n = c.xlabels.length;
+  const W = 540, H = 300, L = 40, R = 10, T = 10, B = 64, n = c.xlabels.length;  // beside the panels: ~its shown size
   const x = i => L + (W - L - R) * (n > 1 ? i / (n - 1) : 0.5), y = v => T + (H - T - B) * (1.05 - v) / 1.25;
   S.curveX = x;
   const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
