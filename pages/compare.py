@@ -76,7 +76,8 @@ def workbench(ws, dataset, ids, models) -> None:
                              "SSIM to original": ssim(original[m][0], values) if flag is None and
                              original.flags[m][0] is None else None,
                              "note": flag or "", "_explained": f"{explained}: {ws.class_name(mo, explained)}",
-                             "_cascade": ws.state_names(mo).index(s), "_method": methods.index(m)})
+                             "_cascade": ws.state_names(mo).index(s), "_method": methods.index(m),
+                             "_seed": maps.params.get("seed")})
             progress.progress((k + 1) / len({(i, mo, s) for i, _m, mo, s in combos}))
     progress.empty()
     # images and models by name, states in the cascade's order, methods in the registry's
@@ -92,7 +93,7 @@ def workbench(ws, dataset, ids, models) -> None:
         st.caption(f"{len(table)} of {len(rows)} maps with {column} {side} {level:g} (unscored maps left out).")
     if not len(table):
         return
-    shown = table.drop(columns=["_explained", "_cascade", "_method"])
+    shown = table.drop(columns=["_explained", "_cascade", "_method", "_seed"])
     st.dataframe(shown.round(3), hide_index=True, width="stretch", placeholder="—",
                  height=min(720, 40 + 84 * len(table)), row_height=84,
                  column_config={"map": st.column_config.ImageColumn("map", width="medium"),

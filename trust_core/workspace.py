@@ -191,6 +191,11 @@ class Workspace:
     def model(self, name: str) -> torch.nn.Module:
         return _load_cached(str(self.layout.model(name)))
 
+    def _model_file(self, name: str) -> tuple[str, float]:
+        """A model's file and its modification time (a replaced file is loaded anew)."""
+        path = self.layout.model(name)
+        return str(path), path.stat().st_mtime
+
     def state_names(self, name: str) -> list[str]:
         return [s.name for s in states(self.model(name))]
 
@@ -207,8 +212,11 @@ class Workspace:
         info = info_of(model)
         prep = info.prep
         x = prep(self.dataset(kind, finding=finding).image(image_id, prep.size, prep.resize))[None]
-        with self._lock, torch.no_grad():  # the model is shared: not while a computation hooks its layers
-            logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
+        # its own copy of the model: a prediction never waits for (nor disturbs) a computation hooking the
+        # shared model's layers in another session
+        predictor, lock = _predictor(*self._model_file(model_name))
+        with lock, torch.no_grad():
+            logits = predictor(x.to(next(predictor.parameters()).device)).float()[0].cpu()
         return _scored(logits, info.activation)
 
     def negative_class(self, name: str, n_classes: int, activation: str) -> int | None:
@@ -249,10 +257,24 @@ class Workspace:
         prep = info_of(model).prep
         dataset = self.dataset(kind, finding=finding)
         x = torch.stack([prep(dataset.image(i, prep.size, prep.resize)) for i in image_ids])
+        pinned = state != "original" and "target" not in overrides and info_of(model).target is None
+        # maps the cache holds are read at once, not behind another session's computation; a randomized state's
+        # class (the trained model's prediction) comes from the prediction copy, which no computation hooks
+        from .saliency.explain import cached_maps
+
+        classes = None
+        if pinned:
+            predictor, lock = _predictor(*self._model_file(model_name))
+            with lock:
+                classes = predicted_classes(predictor, x, precision=overrides.get("precision", "fp32"))
+            hit = explain_for_classes(model, x, classes, methods=methods, preset=preset, cache=self.store,
+                                      runner=cached_maps, **overrides)
+        else:
+            hit = cached_maps(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
+        if hit is not None:
+            return hit
         with self._lock:  # one computation at a time per workspace (app sessions share it)
-            if state != "original" and "target" not in overrides and info_of(model).target is None:
-                classes = predicted_classes(self.state_model(model_name, "original"), x,
-                                            precision=overrides.get("precision", "fp32"))
+            if pinned:
                 return explain_for_classes(model, x, classes, methods=methods, preset=preset, cache=self.store,
                                            **overrides)
             return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
@@ -260,19 +282,25 @@ class Workspace:
     def maps_for_image(self, image01: np.ndarray, model_name: str, *, methods=None, preset: str = "fast",
                        **overrides):
         """Maps of an arbitrary grayscale image in [0, 1] (an upload), resized to the model input."""
-        prep = info_of(self.model(model_name)).prep
+        from .saliency.explain import cached_maps
+
+        model = self.model(model_name)
+        prep = info_of(model).prep
         x = prep(prep.film(image01))[None]
+        hit = cached_maps(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
+        if hit is not None:  # (an upload seen before: read at once)
+            return hit
         with self._lock:
-            return explain(self.model(model_name), x, methods=methods, preset=preset, cache=self.store,
-                           **overrides)
+            return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
 
     def prediction_for_image(self, image01: np.ndarray, model_name: str) -> dict:
         """:meth:`prediction` of an arbitrary grayscale image in [0, 1] (an upload)."""
         model = self.model(model_name)
         info = info_of(model)
         x = info.prep(info.prep.film(image01))[None]
-        with self._lock, torch.no_grad():
-            logits = model(x.to(next(model.parameters()).device)).float()[0].cpu()
+        predictor, lock = _predictor(*self._model_file(model_name))  # (see prediction)
+        with lock, torch.no_grad():
+            logits = predictor(x.to(next(predictor.parameters()).device)).float()[0].cpu()
         return _scored(logits, info.activation)
 
     def typicality(self, image01: np.ndarray, model_name: str, *, reference: int = 48) -> dict | None:
@@ -326,3 +354,13 @@ def _load_cached(path: str) -> torch.nn.Module:
 def _states(path: str) -> StateModels:
     base = _load_cached(path)
     return StateModels(base, seed=model_seed(base))
+
+
+@lru_cache(maxsize=16)
+def _predictor(path: str, mtime: float) -> tuple[torch.nn.Module, threading.Lock]:
+    """A model's second copy, loaded on its own from the file, for the app's predictions, and the lock its
+    callers share: the shared copy may be hooked by another session's map computation at any time."""
+    model = load(path, num_classes=2).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model, threading.Lock()

@@ -16,18 +16,19 @@ def model_provenance(ws, name: str) -> dict:
 def workbench_csv(table: pd.DataFrame, *, dataset, preset: str, dataset_label: str, provenance: dict) -> str:
     """The grid as CSV, each row with what decides its numbers: the preset, the dataset and its fingerprint, the
     model's weights and training seed, the class explained, the saliency code and the tool's version. The
-    grid's helper columns (``map``, ``_cascade``, ``_method``) are left out; ``_explained`` is the class."""
+    grid's helper columns (``map``, ``_cascade``, ``_method``) are left out; ``_explained`` is the class and
+    ``_seed`` the preset's noise seed (each map's noise is drawn from it, the film's content and the weights'
+    digest)."""
     from trust_core import __version__
     from trust_core.saliency.explain import CODE_VERSION
 
     out = table.drop(columns=[c for c in ("map", "_cascade", "_method") if c in table]).rename(
-        columns={"_explained": "explained class"})
+        columns={"_explained": "explained class", "_seed": "noise seed"})
     out["preset"] = preset
     out["dataset"] = dataset_label
     out["dataset fingerprint"] = dataset.fingerprint
     out["weights"] = out.model.map(lambda m: provenance[m]["weights"])
     out["training seed"] = out.model.map(lambda m: provenance[m]["training seed"])
-    out["noise seed"] = "from the weights"
     out["saliency code"] = CODE_VERSION
     out["tool"] = f"Saliency Trust Explorer {__version__}"
     return out.round(4).to_csv(index=False)

@@ -115,8 +115,11 @@ def window_presets(values: np.ndarray, inverted: bool = False) -> dict[str, list
             a, b = np.percentile(sample, [p_low, p_high])
         width = max(float(b - a) + 1.0, 2.0)
         center = float(a) + 0.5 + (width - 1) / 2  # the window that maps a → 0 and b → 1
-        if p_low is not None and np.array_equal(sample, np.round(sample)):
-            width = max(width, min(float(MIN_PRESET_LEVELS), hi - lo + 1.0))  # integer levels: no banding
+        if p_low is not None and np.array_equal(sample, np.round(sample)) and width < MIN_PRESET_LEVELS:
+            width = min(float(MIN_PRESET_LEVELS), hi - lo + 1.0)  # integer levels: no banding
+            # kept inside the film's values, so that the preset's brightest (darkest) level still shows white
+            # (black): [center − width/2, center + width/2] within [lo − 0.5, hi + 0.5]
+            center = min(max(center, lo - 0.5 + width / 2), hi + 0.5 - width / 2)
         out[name] = [center, width]
     return out
 
@@ -235,11 +238,12 @@ def patient_orientation(metadata: dict) -> dict | None:
     value = metadata.get("PatientOrientation")
     codes = [str(v).strip().upper() for v in value] if isinstance(value, (list, tuple)) else []
     if len(codes) == 2 and all(codes) and all(set(c) <= set("LRAPHF") for c in codes):
-        return {"right": codes[0], "bottom": codes[1], "source": "from the file's Patient Orientation"}
+        return {"right": codes[0], "bottom": codes[1], "source": "from the file's Patient Orientation",
+                "assumed": False}
     view = str(metadata.get("ViewPosition") or "").strip().upper()
     if view in ("PA", "AP") and str(metadata.get("BodyPartExamined") or "CHEST").strip().upper() == "CHEST":
         return {"right": "L", "bottom": "F", "source": f"assumed: a {view} chest film shown as chest films are read "
-                                                      f"(no Patient Orientation in the file)"}
+                                                      f"(no Patient Orientation in the file)", "assumed": True}
     return None
 
 

@@ -486,10 +486,35 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
         time.sleep(0.4)
         assert driver.execute_script(differ, "turn") < 3
         assert "rotated 180°" in driver.find_element(By.ID, "readout").text
-        for _ in range(2):
-            driver.find_element(By.ID, "rotate").click()  # a full turn: upright again
+        driver.find_element(By.ID, "rotate").click()  # three quarters: a flip there is still left–right on screen
         time.sleep(0.4)
-        assert driver.execute_script(differ, "same") < 1
+        driver.execute_script(snap)
+        ActionChains(driver).send_keys("h").perform()
+        time.sleep(0.4)
+        assert driver.execute_script(differ, "flip") < 3
+        ActionChains(driver).send_keys("h").perform()
+        ActionChains(driver).send_keys("r").perform()  # a full turn: upright again
+        time.sleep(0.4)
+        driver.execute_script(snap)
+        ActionChains(driver).send_keys("f").perform()
+        assert driver.execute_script("return window.__viewer.view.rot") == 0
+        # the markers: drawn at the film's left and right edges (light blue with "?": assumed here)
+        markers = ("const c = window.__viewer.panels[0].canvas, d = c.getContext('2d').getImageData(0, 0, c.width,"
+                   " c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4)"
+                   " if (d[i] === 0x8e && d[i + 1] === 0xca && d[i + 2] === 0xe6) n++; return n")
+        assert driver.execute_script(markers) > 20
+        driver.find_element(By.ID, "markers").click()
+        time.sleep(0.3)
+        assert driver.execute_script(markers) == 0 and not driver.execute_script("return window.__viewer.settings.markers")
+        driver.find_element(By.ID, "markers").click()
+        # preset keys: 2 is the second preset (lung), 0 the file's own window
+        ActionChains(driver).send_keys("2").perform()
+        wait.until(lambda d: "(lung)" in d.find_element(By.ID, "readout").text)
+        ActionChains(driver).send_keys("0").perform()
+        wait.until(lambda d: "(default)" in d.find_element(By.ID, "readout").text)
+        # the keys button shows the list of shortcuts
+        driver.find_element(By.ID, "keys").click()
+        assert "PgUp PgDn" in driver.find_element(By.ID, "keys-help").text
         # the markers: the demo's AP/PA chest films, read as chest films are (patient's left on the right)
         orientation = driver.execute_script("return window.__viewer.film.orientation")
         assert orientation["right"] == "L" and "assumed" in orientation["source"]
@@ -532,6 +557,10 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
         assert float(mean) == pytest.approx(inside.mean(), abs=0.06) and float(sd) == pytest.approx(inside.std(ddof=1), abs=0.06)
         ActionChains(driver).send_keys(Keys.ESCAPE).perform()
         wait.until(lambda d: not d.execute_script("return window.__viewer.marks.length"))
+        ActionChains(driver).move_to_element_with_offset(main, -30, -30).click_and_hold().move_by_offset(40, 40) \
+            .release().perform()
+        driver.find_element(By.ID, "clear-marks").click()
+        assert not driver.execute_script("return window.__viewer.marks.length")
         driver.find_element(By.ID, "tool-pan").click()
         # the readout after a wheel zoom: the film point under the cursor where the wheel turned
         ActionChains(driver).move_to_element_with_offset(main, -120, -90).perform()
@@ -551,6 +580,22 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
         key = driver.execute_script("return window.__viewer.dataKey")
         ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
         wait.until(lambda d: _in_viewer(d, wait, "return window.__viewer.dataKey") != key)
+        key = driver.execute_script("return window.__viewer.dataKey")
+        driver.find_elements(By.CSS_SELECTOR, ".panel canvas")[0].click()
+        ActionChains(driver).send_keys(Keys.PAGE_DOWN).perform()
+        wait.until(lambda d: _in_viewer(d, wait, "return window.__viewer.dataKey") != key)
+        # at 1920×1200 the film opens in view (the gallery folded), and on Randomization the curve beside it
+        driver.switch_to.default_content()
+        driver.set_window_size(1920, 1200)
+        for page, inner in (("explorer", "#main .panel"), ("randomization", "#curve")):
+            driver.get(server + "/" + page)
+            _in_viewer(driver, wait)
+            top = driver.execute_script("return document.querySelector(arguments[0]).getBoundingClientRect().top", inner)
+            driver.switch_to.default_content()  # back to the top of the page, as it opens
+            frame = driver.execute_script("window.scrollTo(0, 0); document.querySelectorAll('*').forEach("
+                                          "e => { if (e.scrollTop) e.scrollTop = 0; });"
+                                          "return document.querySelector('iframe').getBoundingClientRect().top")
+            assert frame + top < driver.execute_script("return window.innerHeight") - 200, (page, frame, top)
         driver.switch_to.default_content()
         shot = ROOT / "cache" / "screenshots" / "explorer_tools.png"
         shot.parent.mkdir(parents=True, exist_ok=True)

@@ -489,15 +489,18 @@ def test_the_workbench_grid_crosses_its_choices_filters_and_exports(app_workspac
     # the CSV: the grid's rows, each with its provenance
     import io
 
-    from trust_core.cache import weights_digest
     from ui.export import model_provenance, workbench_csv
 
-    table = grid.assign(_explained="1: finding", _cascade=0, _method=0)
+    table = grid.assign(_explained="1: finding", _cascade=0, _method=0, _seed=maps.params["seed"])
     csv = pd.read_csv(io.StringIO(workbench_csv(table, dataset=ws.dataset("rsna"), preset="fast",
                                                 dataset_label="rsna", provenance={model: model_provenance(ws, model)})))
     assert len(csv) == len(grid) and "map" not in csv and not any(c.startswith("_") for c in csv)
     entry = next(e for e in ws.index() if e["file"] == model)
-    assert (csv["weights"] == weights_digest(ws.model(model))[:12]).all()
+    import json
+
+    config = json.loads((app_workspace / "results" / "rsna" / "config.json").read_text())  # the evaluation's record
+    recorded = next(m["weights_digest"] for m in config["models"] if str(m["path"]).endswith(model))
+    assert (csv["weights"] == recorded[:12]).all() and (csv["noise seed"] == maps.params["seed"]).all()
     assert (csv["training seed"] == entry["seed"]).all() and (csv["preset"] == "fast").all()
     assert (csv["dataset fingerprint"] == ws.dataset("rsna").fingerprint).all()
     assert (csv["explained class"] == "1: finding").all() and csv["saliency code"].str.startswith("saliency-").all()

@@ -104,6 +104,8 @@ def test_presets_of_an_8_bit_film_span_enough_levels_not_to_band():
     for name in ("lung", "mediastinum", "bone"):
         center, width = presets[name]
         assert width >= MIN_PRESET_LEVELS
+        assert center - width / 2 >= -0.5 - 1e-9 and center + width / 2 <= 255.5 + 1e-9  # inside the values
+        assert _apply_window(np.array([255.0]), center, width, False)[0] == 1.0  # the brightest still white
         shown = np.unique(np.round(_apply_window(values, center, width, False) * 255))
         assert len(shown) >= min(MIN_PRESET_LEVELS, 256) * 0.5  # many grey levels, not a few bands
     assert min(narrow.values()) < MIN_PRESET_LEVELS  # (the percentile windows alone were narrower)
@@ -143,7 +145,8 @@ def test_a_header_window_that_misses_the_film_opens_it_at_its_range(tmp_path):
     assert framed["presets"]["default"] == [2000.0, 3000.0]
     # the distance tool's spacing ([row, column] mm) and the markers' orientation come from the header
     assert framed["spacing"] == [0.2, 0.15]
-    assert framed["orientation"] == {"right": "R", "bottom": "F", "source": "from the file's Patient Orientation"}
+    assert framed["orientation"] == {"right": "R", "bottom": "F", "source": "from the file's Patient Orientation",
+                                     "assumed": False}
 
 
 def test_orientation_and_spacing_rules():
@@ -152,6 +155,7 @@ def test_orientation_and_spacing_rules():
     assert patient_orientation({"ViewPosition": "LL"}) is None  # a lateral film: no left/right to mark
     assert patient_orientation({"ViewPosition": "PA", "BodyPartExamined": "HAND"}) is None
     assert patient_orientation({"PatientOrientation": ["A", "FR"]}) == {
-        "right": "A", "bottom": "FR", "source": "from the file's Patient Orientation"}
+        "right": "A", "bottom": "FR", "source": "from the file's Patient Orientation", "assumed": False}
+    assert patient_orientation({"ViewPosition": "PA"})["assumed"]
     assert pixel_spacing({"ImagerPixelSpacing": [0.143, 0.143]}) == [0.143, 0.143]
     assert pixel_spacing({"PixelSpacing": ["bad", 1]}) is None and pixel_spacing({}) is None

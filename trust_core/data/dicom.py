@@ -469,17 +469,24 @@ def decode_upload(name: str, data: bytes, *, max_bytes: int) -> DicomImage | np.
             raise type(exc)(exc.reason, path=base) from None
 
 
-# What a header view hides unless identifiers are asked for, beyond IDENTIFYING_KEYWORDS: every person name,
-# date, time and UID (PS3.15's basic profile removes or replaces them), and private elements (their content is
-# undeclared).
+# What a header view shows when identifiers are not asked for: an allow-list, since free text (comments,
+# descriptions, histories, IDs in LO/SH elements) can name a patient anywhere else. The groups of the file meta
+# (0002), acquisition (0018) and image pixel (0028) modules, and the named elements of the general ones; within
+# them, still never a person's name, date, time, UID or private element.
+HEADER_GROUPS = (0x0002, 0x0018, 0x0028)
+HEADER_KEYWORDS = ("Modality", "ConversionType", "ImageType", "Manufacturer", "ManufacturerModelName",
+                   "SOPClassUID", "PatientOrientation", "Laterality", "ImageLaterality", "InstanceNumber",
+                   "SpecificCharacterSet", "BurnedInAnnotation", "LossyImageCompression",
+                   "LossyImageCompressionRatio", "LossyImageCompressionMethod", "PresentationLUTShape")
 IDENTIFYING_VRS = ("PN", "DA", "DT", "TM", "UI")
 
 
 def header_elements(path: str | Path, *, include_identifiers: bool = False, width: int = 120) -> tuple[list[dict], int]:
     """A DICOM file's header for reading: one row per element (file meta, then data set; sequences as their
-    item count), ``tag``, ``keyword``, ``VR`` and ``value`` cut to ``width`` characters; without the identifying
-    elements (:data:`IDENTIFYING_KEYWORDS`, :data:`IDENTIFYING_VRS`, private tags) unless asked. Returns the
-    rows and how many elements were hidden."""
+    item count), ``tag``, ``keyword``, ``VR`` and ``value`` cut to ``width`` characters. Unless identifiers are
+    asked for, only the allow-listed elements (:data:`HEADER_GROUPS`, :data:`HEADER_KEYWORDS`) that are no
+    person name, date, time, UID (:data:`IDENTIFYING_VRS`), private or :data:`IDENTIFYING_KEYWORDS` element.
+    Returns the rows and how many elements were hidden."""
     import pydicom
 
     path = Path(path)
@@ -489,7 +496,8 @@ def header_elements(path: str | Path, *, include_identifiers: bool = False, widt
         raise DicomError(f"the header cannot be read ({type(exc).__name__}: {exc})", path=path) from exc
     rows, hidden = [], 0
     for element in [*ds.file_meta, *ds]:
-        identifying = (element.keyword in IDENTIFYING_KEYWORDS or element.VR in IDENTIFYING_VRS
+        allowed = element.tag.group in HEADER_GROUPS or element.keyword in HEADER_KEYWORDS
+        identifying = (not allowed or element.keyword in IDENTIFYING_KEYWORDS or element.VR in IDENTIFYING_VRS
                        or element.tag.is_private)
         if identifying and not include_identifiers:
             hidden += 1

@@ -79,5 +79,6 @@ def verdict_vs_paper(entry: dict | None) -> str:
         if n is not None and n < MIN_PAIRED_N:
             return f"the paper's rule reads the means alone ({rule}); n={n} is too few for a verdict"
         return f"the means say {rule}, but the 95 % CI of the difference includes 0: not decided by the data"
-    return f"the means say {rule}, the paired difference's CI says {verdict} (the two rules weigh other images)"
+    return (f"the means say {rule}, the paired difference's 95 % CI says {verdict}: on the same images, the "
+            f"bootstrap distribution is skewed past the mean difference (or the means tie)")
 

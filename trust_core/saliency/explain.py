@@ -389,18 +389,7 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
                                     f"{n_classes} outputs")
         if any(METHODS[m].needs_layer for m in methods):
             _resolve_layer(model, params)
-        per_method = {m: method_params(m, params) for m in methods}
-        noisy = any(METHODS[m].uses_noise for m in methods) and params["noise_per_model"]
-        weights = weights_digest(model) if cache is not None or noisy else ""
-        storage = map_storage or (cache.map_storage if cache is not None else None)
-        if storage is not None and storage not in MAP_STORAGES:
-            raise SaliencyError(f"map_storage must be one of {MAP_STORAGES}, got {storage!r}")
-        keys: dict[tuple[str, int], str] = {}
-        found: dict[tuple[str, int], dict] = {}
-        if cache is not None:
-            keys = _map_keys(x, model_fingerprint(model, weights), per_method, precision, storage)
-            hits = cache.get_many(list(keys.values()))
-            found = {k: hits[key] for k, key in keys.items() if key in hits and "packed" in hits[key]}
+        per_method, weights, storage, keys, found = _lookup(model, x, methods, params, precision, cache, map_storage)
         absent = [keys[k] for k in keys if k not in found]
         # Claim the missing entries (released however this ends); wait for those another process or
         # session is computing.
@@ -408,6 +397,46 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
             found.update({k: arrived[key] for k, key in keys.items() if key in arrived and "packed" in arrived[key]})
             return _fill(model, x, methods, params, per_method, found, keys, cache, device=device,
                          batch_size=batch_size, precision=precision, weights=weights, storage=storage)
+
+
+def _lookup(model, x, methods, params, precision, cache, map_storage):
+    """What :func:`explain` reads before it computes: each method's parameters, the weights' digest (it seeds
+    the noise), the storage, each (method, image)'s cache key and the entries the cache holds. It reads the
+    model's weights and layer names only: no forward pass, no hook, no mode switch."""
+    per_method = {m: method_params(m, params) for m in methods}
+    noisy = any(METHODS[m].uses_noise for m in methods) and params["noise_per_model"]
+    weights = weights_digest(model) if cache is not None or noisy else ""
+    storage = map_storage or (cache.map_storage if cache is not None else None)
+    if storage is not None and storage not in MAP_STORAGES:
+        raise SaliencyError(f"map_storage must be one of {MAP_STORAGES}, got {storage!r}")
+    keys: dict[tuple[str, int], str] = {}
+    found: dict[tuple[str, int], dict] = {}
+    if cache is not None:
+        keys = _map_keys(x, model_fingerprint(model, weights), per_method, precision, storage)
+        hits = cache.get_many(list(keys.values()))
+        found = {k: hits[key] for k, key in keys.items() if key in hits and "packed" in hits[key]}
+    return per_method, weights, storage, keys, found
+
+
+def cached_maps(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PRESET, *, cache: Store,
+                precision: str = "fp32", map_storage: str | None = None, **overrides) -> SaliencyMaps | None:
+    """The maps :func:`explain` would give when ``cache`` holds every one of them, else None — read without
+    running, hooking or switching the model, so that one app session reads the cache while another computes
+    on the same model (the app answers from here before it queues for a computation). A Grad-CAM layer the
+    model lacks, or a target class out of range, is left to :func:`explain` to report."""
+    methods = resolve_methods(methods)
+    if info_of(model).target is not None and "target" not in overrides:
+        overrides["target"] = info_of(model).target
+    params = resolve_params(preset, **overrides)
+    if precision not in PRECISIONS:
+        raise SaliencyError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    x = _check_images(model, images)
+    per_method, weights, storage, keys, found = _lookup(model, x, methods, params, precision, cache, map_storage)
+    if len(found) < len(keys) or not keys:
+        return None
+    device = next(model.parameters()).device
+    return _fill(model, x, methods, params, per_method, found, keys, cache, device=device, batch_size=None,
+                 precision=precision, weights=weights, storage=storage)
 
 
 def _map_keys(x: torch.Tensor, fingerprint: str, per_method: dict, precision: str,
@@ -491,17 +520,22 @@ def predicted_classes(model: torch.nn.Module, images, *, device=None, precision:
         return compute_model(model, device, precision)(x.to(device)).float().argmax(1).cpu()
 
 
-def explain_for_classes(model: torch.nn.Module, images, classes, methods=None, **kwargs) -> SaliencyMaps:
+def explain_for_classes(model: torch.nn.Module, images, classes, methods=None, *, runner=None,
+                        **kwargs) -> SaliencyMaps | None:
     """:func:`explain` with the explained class given per image (``classes``, (N,)): one call per class,
     merged back in image order. What the randomization criteria use to explain a randomized state for the
-    class the *original* model explains (Adebayo et al. 2018; Quantus's MPRT keeps ``y`` fixed)."""
+    class the *original* model explains (Adebayo et al. 2018; Quantus's MPRT keeps ``y`` fixed). ``runner``
+    :func:`cached_maps`: the same from the cache alone (None unless it holds every map)."""
     x = _check_images(model, images)
     classes = [int(c) for c in torch.as_tensor(classes).reshape(-1).tolist()]
     if len(classes) != x.shape[0]:
         raise SaliencyError(f"{len(classes)} classes given for {x.shape[0]} images")
     kwargs.pop("target", None)
     parts = {c: [j for j, k in enumerate(classes) if k == c] for c in sorted(set(classes))}
-    results = {c: explain(model, x[rows], methods=methods, target=c, **kwargs) for c, rows in parts.items()}
+    results = {c: (runner or explain)(model, x[rows], methods=methods, target=c, **kwargs)
+               for c, rows in parts.items()}
+    if any(r is None for r in results.values()):
+        return None
     first = next(iter(results.values()))
     n = x.shape[0]
     keys = list(first.keys())

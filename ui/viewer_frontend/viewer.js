@@ -254,7 +254,8 @@ function roiStats(mark, panel) {  // the film's values inside a rectangle (modal
 function markText(mark, panel) {
   if (mark.type === "line") { const d = distance(mark.a, mark.b); return `${d.value.toFixed(d.unit === "mm" ? 1 : 0)} ${d.unit}`; }
   const r = roiStats(mark, panel), unit = S.film.unit ? " " + S.film.unit : "";
-  return `mean ${r.mean.toFixed(1)}${unit} ± ${r.sd.toFixed(1)} · ${r.area.value.toFixed(r.area.unit === "mm²" ? 0 : 0)} ${r.area.unit}` +
+  if (!r.n) return "outside the film";
+  return `mean ${r.mean.toFixed(1)}${unit} ± ${r.sd.toFixed(1)} · ${r.area.value.toFixed(r.area.unit === "mm²" ? 1 : 0)} ${r.area.unit}` +
          (r.mapMean !== undefined ? ` · map ${r.mapMean.toFixed(3)}` : "");
 }
 
@@ -296,8 +297,10 @@ function drawOrientation(ctx, at, dpr, w, h) {  // the patient's directions at t
     const len = Math.hypot(px - cx, py - cy) || 1;  // a little inside the film's edge
     px -= (px - cx) / len * pad; py -= (py - cy) / len * pad;
     px = Math.min(w - pad, Math.max(pad, px)); py = Math.min(h - pad, Math.max(pad, py));
-    ctx.lineWidth = 3 * dpr; ctx.strokeStyle = "#000"; ctx.fillStyle = "#ffd60a";
-    ctx.strokeText(label, px, py); ctx.fillText(label, px, py);
+    // read from the file: yellow; assumed from the view position: light blue with a "?" (the readout says why)
+    const shown = o.assumed ? label + "?" : label;
+    ctx.lineWidth = 3 * dpr; ctx.strokeStyle = "#000"; ctx.fillStyle = o.assumed ? "#8ecae6" : "#ffd60a";
+    ctx.strokeText(shown, px, py); ctx.fillText(shown, px, py);
   }
   ctx.textAlign = "start"; ctx.textBaseline = "alphabetic";
 }
@@ -349,6 +352,7 @@ function updateReadout() {
   if (last) text += ` · ${last.type === "line" ? "distance" : "ROI"} ${markText(last, S.panels[0] && S.panels[0].panel)}`;
   const turned = [S.view.rot ? `rotated ${90 * S.view.rot}°` : "", S.view.flip ? "flipped" : "", S.settings.invert ? "inverted" : ""].filter(Boolean);
   if (turned.length) text += ` · ${turned.join(", ")}`;
+  if (f.orientation && f.orientation.assumed && S.settings.markers) text += " · L/R assumed (chest film convention)";
   out.textContent = text;
 }
 
@@ -385,7 +389,7 @@ function attach(view) {
     const [c, w] = windowOf();
     drag = { x: e.clientX, y: e.clientY, mode, view: Object.assign({}, S.view), c, w, moved: false };
     if (mode === "mark") {
-      const p = filmPoint(e);
+      const f = S.film, q = filmPoint(e), p = [Math.min(f.w, Math.max(0, q[0])), Math.min(f.h, Math.max(0, q[1]))];
       drag.mark = { type: S.tool === "measure" ? "line" : "rect", a: p, b: p };
       S.marks.push(drag.mark);
     }
@@ -412,7 +416,7 @@ function attach(view) {
   canvas.addEventListener("pointerleave", () => { S.cursor = null; redraw(); });
   canvas.addEventListener("pointerup", () => {
     if (drag && drag.mode === "mark" && !drag.moved) S.marks.pop();  // a click, not a drag: no mark
-    if (drag && drag.mode !== "mark" && !drag.moved && view.choose) view.choose();
+    if (drag && !drag.moved && view.choose) view.choose();
     if (drag && drag.mode === "wl") commit();
     drag = null;
   });
@@ -518,7 +522,9 @@ function setTool(name) { S.tool = name; syncControls(); }
 function fit() { S.view = Object.assign({}, S.view, { zoom: 1, cx: null, cy: null }); redraw(); }
 
 function turn(quarters, flip) {  // rotation and flip of the view (this film's: a new film opens upright)
-  S.view = Object.assign({}, S.view, { rot: (S.view.rot + quarters) % 4, flip: flip ? !S.view.flip : S.view.flip });
+  // a flip is left–right on screen: after a turn by θ, flipping the film and turning by −θ is that flip
+  const rot = flip ? (4 - S.view.rot) % 4 : (S.view.rot + quarters) % 4;
+  S.view = Object.assign({}, S.view, { rot, flip: flip ? !S.view.flip : S.view.flip });
   syncControls(); redraw();
 }
 
@@ -690,6 +696,8 @@ function curve(c) {  // this image's SSIM curve and the cohort's, with baselines
 
 function navigate(step) {  // previous / next image: Python chooses it (the page's image list), once per press
   S.navSeq += 1;
+  clearTimeout(timer);  // a change still waiting for its debounce goes with it (one value carries both)
+  if (S.dirty) { S.settings.seq = (S.settings.seq || 0) + 1; S.lastSent = JSON.stringify(S.settings); S.dirty = false; }
   ST.value(Object.assign({}, S.settings, { nav: { step, token: `${Date.now()}-${S.navSeq}` } }));
 }
 
@@ -699,19 +707,21 @@ function stepMethod(step) {
 }
 
 document.addEventListener("keydown", e => {
-  if (!S.args || e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName)) return;
+  const t = e.target, typing = t.tagName === "SELECT" || t.tagName === "TEXTAREA" ||
+    (t.tagName === "INPUT" && /^(text|number|search)$/.test(t.type));  // a checkbox or slider keeps the keys
+  if (!S.args || e.ctrlKey || e.metaKey || e.altKey || typing) return;
   const states = S.args.layout === "states", presets = Object.keys(S.film.presets);
   const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
   const actions = {
     ArrowLeft: () => states ? showFrame((S.frame - 1 + S.args.frames.length) % S.args.frames.length) : navigate(-1),
     ArrowRight: () => states ? showFrame((S.frame + 1) % S.args.frames.length) : navigate(1),
     PageUp: () => navigate(-1), PageDown: () => navigate(1),
-    ArrowUp: () => S.args.layout === "explorer" && stepMethod(-1),
-    ArrowDown: () => S.args.layout === "explorer" && stepMethod(1),
+    ArrowUp: S.args.layout === "explorer" ? () => stepMethod(-1) : null,
+    ArrowDown: S.args.layout === "explorer" ? () => stepMethod(1) : null,
     i: () => change({ invert: !S.settings.invert }), h: () => turn(0, true), r: () => turn(1, false), f: fit,
     g: () => change({ gt: !S.settings.gt }), l: () => S.film.orientation && change({ markers: !S.settings.markers }),
     p: () => setTool("pan"), w: () => setTool("wl"), m: () => setTool("measure"), o: () => setTool("roi"),
-    Escape: () => { S.marks = []; redraw(); }, " ": () => states && togglePlay(),
+    Escape: () => { S.marks = []; redraw(); }, " ": states ? togglePlay : null,
     0: () => change({ window: { preset: "default" } }),
   };
   if (/^[1-9]$/.test(key) && presets[+key - 1]) actions[key] = () => change({ window: { preset: presets[+key - 1] } });
@@ -748,8 +758,12 @@ async function onRender(args) {
     const first = S.args === null;
     S.args = args; S.film = film; S.maps = maps; S.mapCanvases = {}; S.filmCanvas = null; S.filmSig = null;
     if (first || S.settings === null || newer(incoming)) S.settings = JSON.parse(incoming);
-    if (!first) S.view = { zoom: 1, cx: null, cy: null, rot: 0, flip: false };  // a new film opens fitted, upright
-    S.marks = [];  // a film's distances and ROIs are its own
+    const sameFilm = !first && S.filmData === args.film.data;  // other maps over the same film (another class)
+    S.filmData = args.film.data;
+    if (!first && !sameFilm) {
+      S.view = { zoom: 1, cx: null, cy: null, rot: 0, flip: false };  // a new film opens fitted, upright
+      S.marks = [];  // a film's distances and ROIs are its own
+    }
     S.frame = Math.min(S.frame, Math.max(0, (args.frames || []).length - 1));
     focus(args);
     S.timing.decoded = Date.now();
