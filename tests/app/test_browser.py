@@ -640,3 +640,46 @@ def test_uploader_end_to_end_in_chromium(server, tmp_path):
         wait.until(lambda d: "Scorecard" in d.find_element(By.TAG_NAME, "body").text)
     finally:
         driver.quit()
+
+
+def test_scorecard_and_explorer_panels_in_chromium(server, tmp_path):
+    """The controls Streamlit draws for issue 25, clicked in a real browser: the scorecard's explanation of
+    verdict against paper rule and its figure downloads; the explorer's folded gallery and its sort, and the
+    DICOM header without identifiers."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def expand(driver, label):
+        for summary in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stExpander'] summary"):
+            if label in summary.text:
+                driver.execute_script("arguments[0].scrollIntoView()", summary)
+                summary.click()
+                return
+        raise AssertionError(f"no expander {label!r}")
+
+    driver = _chrome(tmp_path)
+    try:
+        wait = WebDriverWait(driver, 180)
+        body = lambda d: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
+        driver.get(server + "/")
+        wait.until(lambda d: "Verdict and paper rule" in body(d))
+        expand(driver, "Verdict and paper rule")
+        wait.until(lambda d: "Two rules read the same numbers" in body(d))
+        labels = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stDownloadButton'] button")]
+        assert labels.count("⬇ SVG") >= 4 and labels.count("⬇ PDF") >= 4  # one pair per criterion's forest plot
+        driver.get(server + "/explorer")
+        wait.until(lambda d: "Gallery:" in body(d) and "DICOM header" in body(d))
+        assert "worst AUPRC first" in body(driver)
+        expand(driver, "Gallery:")
+        wait.until(lambda d: "most disagreement first" in body(d))
+        option = next(l for l in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stRadio'] label")
+                      if "most disagreement first" in l.text)
+        option.click()
+        wait.until(lambda d: any("Gallery:" in s.text and "most disagreement first" in s.text
+                                 for s in d.find_elements(By.CSS_SELECTOR, "[data-testid='stExpander'] summary")))
+        expand(driver, "DICOM header")
+        wait.until(lambda d: "identifying elements hidden" in body(d))
+        text = body(driver)
+        assert "Traceback" not in text
+    finally:
+        driver.quit()
