@@ -665,8 +665,11 @@ def test_scorecard_and_explorer_panels_in_chromium(server, tmp_path):
         wait.until(lambda d: "Verdict and paper rule" in body(d))
         expand(driver, "Verdict and paper rule")
         wait.until(lambda d: "Two rules read the same numbers" in body(d))
-        labels = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stDownloadButton'] button")]
-        assert labels.count("⬇ SVG") >= 4 and labels.count("⬇ PDF") >= 4  # one pair per criterion's forest plot
+        # one pair per criterion's forest plot; the page streams its elements in, and a button still laid out
+        # has no rendered text yet, so read textContent and wait for all four pairs
+        labels = lambda d: [b.get_attribute("textContent").strip() for b in  # noqa: E731
+                            d.find_elements(By.CSS_SELECTOR, "[data-testid='stDownloadButton'] button")]
+        wait.until(lambda d: labels(d).count("⬇ SVG") >= 4 and labels(d).count("⬇ PDF") >= 4)
         driver.get(server + "/explorer")
         wait.until(lambda d: "Gallery:" in body(d) and "DICOM header" in body(d))
         assert "worst AUPRC first" in body(driver)
