@@ -209,7 +209,7 @@ def test_random_pair_baseline_uses_the_same_replicates_as_the_states(workspace, 
     cfg = config(methods=("grad",), criteria=("randomization",))
     evaluation = Evaluation(rsna, models[:2], cfg, cache=store)
     result = evaluation.run()
-    ids, partners = evaluation.ssim_ids, evaluation._partners()
+    ids, partners = evaluation.ssim_ids, evaluation.partners()
     x = torch.stack([to_model_input(rsna.image(i, 64)) for i in ids])
     per_replicate = []
     for path in models[:2]:

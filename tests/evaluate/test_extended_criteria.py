@@ -43,8 +43,8 @@ def test_extended_criteria_restated_from_tables(workspace, rsna, tmp_path):  # n
             paper.summary["criteria"][name]["methods"], sort_keys=True)  # NaN-safe equality
     ev = Evaluation(rsna, models[:2], config(criteria=NEW))
     ids = ev.utility_ids
-    masks = ev._masks(ids)
-    prior = np.repeat(ev._prior()[None], len(ids), 0)
+    masks = ev.masks(ids)
+    prior = np.repeat(ev.prior()[None], len(ids), 0)
     for name, fn in (("pointing_game", extra.pointing_game), ("energy_pointing_game", extra.energy_pointing_game)):
         table = result.tables[name]
         base = result.tables[f"{name}_baselines"].set_index("image_id")[name]
@@ -237,7 +237,7 @@ def test_newer_criteria_score_the_maps_their_authors_score(workspace, rsna, tmp_
     x = torch.stack([prep(rsna.image(i, prep.size, prep.resize)) for i in ids])
     maps = explain(model, x, methods=("grad", "gradcam", "input_x_gradient"), preset="fast", cache=store, **FAST)
     assert all(maps.from_cache["grad"])  # the very maps the evaluation scored
-    masks = ev._masks(ids)
+    masks = ev.masks(ids)
     s = result.summary["criteria"]
     for m in ("grad", "gradcam"):
         ok = np.array([f is None for f in maps.flags[m]])

@@ -33,7 +33,6 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -47,8 +46,7 @@ from ..data.transforms import resize_image
 from ..models.preprocessing import paper_preprocessing
 from ..errors import ConfigError
 from ..io import atomic_path, atomic_write
-from ..metrics import (PAPER_DATA_RANGE, auprc_batch, compare_paired, holm, one_sided_below, paired_test,
-                       ssim_batch, summarize)
+from ..metrics import PAPER_DATA_RANGE, auprc_batch
 from ..models.checkpoint import load
 from ..models.info import info_of
 from ..randomization.cascade import StateModels, model_seed
@@ -56,8 +54,10 @@ from ..saliency import PRESETS, explain, explain_for_classes, predicted_classes,
 from ..saliency.registry import PAPER_PRESET
 from ..saliency.postprocess import minmax_maps
 from .verdicts import VERDICT_RULE
-from .criteria import (CLIPPED, CRITERIA, MAP_FORMS, UNCLIPPED, PAPER_CRITERIA, CriterionResult, resolve_criteria,  # one owner of the names
+from .criteria import (CLIPPED, CRITERIA, MAP_FORMS, UNCLIPPED, PAPER_CRITERIA, resolve_criteria,
                        resolve_scored_maps, scored_form)
+from .criteria import score as score_criterion
+from .criteria.context import similarity
 RANDOMIZATION_CLASSES = {
     "original": "each randomized state explains the class the trained model explains for the image (Adebayo et "
                 "al. 2018; Quantus MPRT)",
@@ -202,7 +202,7 @@ class Evaluation:
         self._gt: dict[str, np.ndarray] = {}
         localization = [c for c in self.criteria if CRITERIA[c].family == "localization"]
         if localization:  # every ground truth scored, read once now (kept for scoring): a film without one fails here
-            empty = [i for i in self.utility_ids + self.tuning_ids if not self._masks([i]).any()]
+            empty = [i for i in self.utility_ids + self.tuning_ids if not self.masks([i]).any()]
             if empty:
                 raise ConfigError(f"the criteria {localization} score maps against ground-truth masks, and "
                                   f"{len(empty)} positive image(s) of {dataset.root} have none at {self.size} px "
@@ -358,6 +358,9 @@ class Evaluation:
 
     # -- scoring -----------------------------------------------------------------------------------
     def _score(self, units: list[Unit], outputs: list[dict], seconds: float, spool) -> EvalResult:
+        """Every criterion scored by its own module (:func:`~trust_core.evaluate.criteria.score`), on the maps
+        read back from the spool in the form each scores."""
+        from .criteria.context import ScoringContext
         from .spool import CLIPPED_FORM, UNCLIPPED_FORM
 
         flags: dict[tuple[int, str], dict] = {}
@@ -370,14 +373,11 @@ class Evaluation:
             stats.setdefault((unit.model_index, unit.state), {}).update(out.get("stats", {}))
             state_index[unit.state] = unit.state_index
         criteria = set(self.criteria)
-        # the maps, read back from the spool when a criterion asks; sMPRT's noisy copies apart
-        forms = {CLIPPED: spool.maps(CLIPPED_FORM), UNCLIPPED: spool.maps(UNCLIPPED_FORM)}
-        noisy = {CLIPPED: spool.maps(CLIPPED_FORM, noise=True), UNCLIPPED: spool.maps(UNCLIPPED_FORM, noise=True)}
-        maps = forms[CLIPPED]
-
-        def scored(key):  # the maps a criterion scores: the form its authors score, or the departure asked for
-            return forms[scored_form(key, self.scored_maps)]
-
+        localizer = self.localizer_baselines(criteria)
+        ctx = ScoringContext(
+            plan=self, forms={CLIPPED: spool.maps(CLIPPED_FORM), UNCLIPPED: spool.maps(UNCLIPPED_FORM)},
+            noisy={CLIPPED: spool.maps(CLIPPED_FORM, noise=True), UNCLIPPED: spool.maps(UNCLIPPED_FORM, noise=True)},
+            flags=flags, stats=stats, state_index=state_index, localizer=localizer)
         tables: dict[str, pd.DataFrame] = {}
         summary: dict = {"criteria": {}, "methods": self.methods, "preset": self.config.preset,
                          "criteria_run": list(self.criteria),
@@ -389,42 +389,21 @@ class Evaluation:
                          "parameters": {k: self.params[k] for k in ("gradcam_interpolation", "xrai_postprocess",
                                                                     "noise_per_model", "xrai_baselines")},
                          "data_range": self.config.data_range, "map_storage": self.config.map_storage}
-        localizer = self._localizer_baselines(criteria)
-        if "utility" in criteria:
-            tables.update(self._utility(scored("utility"), flags, stats, state_index, localizer, summary))
-        for name in ("pointing_game", "energy_pointing_game", "miou"):
-            if name in criteria:
-                tables.update(self._localization(name, scored(name), flags, summary))
-        if "randomization" in criteria:
-            tables.update(self._randomization(scored("randomization"), state_index, summary))
-        for name in ("spearman", "hog"):
-            if name in criteria:
-                tables.update(self._randomization(scored(name), state_index, summary, key=name))
-        if "emprt" in criteria:
-            tables.update(self._emprt(scored("emprt"), state_index, summary))
-        if "data_randomization" in criteria:
-            tables.update(self._data_randomization(scored("data_randomization"), summary))
-        if "smprt" in criteria:
-            tables.update(self._smprt(scored("smprt"), noisy[scored_form("smprt", self.scored_maps)], state_index,
-                                      summary))
-        for name, pairs in (("repeatability", [(0, i) for i in self.replicates[1:]]),
-                            ("reproducibility", [(0, i) for i in self.others])):
-            if name in criteria:
-                tables.update(self._agreement(name, pairs, scored(name), localizer, summary))
-        for key, block in summary["criteria"].items():  # what each criterion scored, said in its results
+        for key in self.criteria:
+            result = score_criterion(key, ctx)
+            tables.update(result.tables)
+            block = result.as_dict()  # what each criterion scored, said in its results
             form = scored_form(key, self.scored_maps)
             block["scored_maps"] = form
             block["scored_maps_note"] = MAP_FORMS[form] + (
                 " — a departure from the criterion's default" if key in self.scored_maps else "")
-            if CRITERIA[key].family in ("randomization",):
+            if CRITERIA[key].family == "randomization":
                 block["explained_class"] = RANDOMIZATION_CLASSES[self.config.randomization_class]
+            summary["criteria"][key] = block
         if localizer["agreement"] is not None:
             tables["localizer_agreement"] = pd.DataFrame({"image_id": self.ssim_ids, "ssim": localizer["agreement"]})
         elif criteria & {"repeatability", "reproducibility"}:
             tables["localizer_agreement"] = pd.DataFrame(columns=["image_id", "ssim"])
-        # every block through its typed result (the registry's keys, the fields each result must have)
-        summary["criteria"] = {k: CriterionResult.from_block(k, block).as_dict()
-                               for k, block in summary["criteria"].items()}
         stats_out = {"units": len(units), "passes": int(sum(o["passes"] for o in outputs)),
                      "forwards": int(sum(o.get("forwards", 0) for o in outputs)),
                      "cached_images": int(sum(o["cached_images"] for o in outputs)),
@@ -458,7 +437,7 @@ class Evaluation:
         normalized, _reasons = minmax_maps(torch.from_numpy(raw.astype(np.float32)))
         return normalized.numpy()
 
-    def _localizer_baselines(self, criteria: set) -> dict:
+    def localizer_baselines(self, criteria: set) -> dict:
         """The high baselines: the first localizer's maps for utility; the SSIM between two localizers
         of the same kind (two score-map folders, else two checkpoints: retrained with another seed) for
         repeatability and reproducibility."""
@@ -472,108 +451,25 @@ class Evaluation:
                 same = [s for s in sources if s[0] == kind]
                 if len(same) >= 2:
                     a, b = (self._source_maps(s, self.ssim_ids) for s in same[:2])
-                    out["agreement"] = self._ssim(a, b)
+                    out["agreement"] = similarity("ssim", a, b, data_range=self.config.data_range)
                     out["agreement_pair"] = f"{same[0][1]} vs {same[1][1]}"
                     break
         return out
 
-    # -- criteria ----------------------------------------------------------------------------------
-    def _model_label(self, model_index: int) -> str:
+    # -- what the criteria read (criteria/context.py holds the measures) ---------------------------
+    def model_label(self, model_index: int) -> str:
         return f"{self.arches[model_index]}#{model_index}"
 
-    def _utility(self, maps, flags, stats, state_index, localizer, summary) -> dict[str, pd.DataFrame]:
-        ids = self.utility_ids
-        masks = self._masks(ids)
-        original, original_flags = maps[(0, "original")], flags[(0, "original")]
-        per_method = {m: self._auprc(np.stack([original[i][m] for i in ids]), masks) for m in self.methods}
-        rows = []
-        for m, values in per_method.items():
-            negative = [((stats.get((0, "original"), {}).get(i) or {}).get(m) or {}).get("negative_fraction")
-                        for i in ids]
-            rows += [{"image_id": i, "method": m, "auprc": v, "flag": original_flags[i][m],
-                      "xrai_negative_fraction": np.nan if f is None else f}
-                     for i, v, f in zip(ids, values, negative)]
-        baselines = {"average_mask": self._average_mask_auprc(masks)}
-        if localizer["utility_maps"] is not None:
-            baselines["localizer"] = self._auprc(localizer["utility_maps"], masks)
-        base_rows = [{"image_id": i, "baseline": b, "auprc": float(v)} for b, vals in baselines.items()
-                     for i, v in zip(ids, vals)]
-        low, high = baselines["average_mask"], baselines.get("localizer")
-        p_low = {m: paired_test(v, low, alternative="greater").p_value for m, v in per_method.items()}
-        p_high = ({m: paired_test(v, high, alternative="two-sided").p_value for m, v in per_method.items()}
-                  if high is not None else {})
-        p_low_holm = dict(zip(p_low, holm(list(p_low.values()))))
-        p_high_holm = dict(zip(p_high, holm(list(p_high.values())))) if p_high else {}
-        entries = {}
-        for m, values in per_method.items():
-            s = summarize(values, seed=self.config.bootstrap_seed)
-            vs_low = compare_paired(values, low, better=_better("utility"), seed=self.config.bootstrap_seed)
-            entry = {**s.as_dict(), "baseline_low": vs_low.baseline,
-                     "baseline_high": _paired_mean(high, values) if high is not None else None,
-                     "difference": vs_low.difference, "difference_ci": [vs_low.ci_low, vs_low.ci_high],
-                     "p_vs_low": p_low[m], "p_vs_low_holm": p_low_holm[m],
-                     "p_vs_high": p_high.get(m), "p_vs_high_holm": p_high_holm.get(m),
-                     "n_paired": vs_low.n, "verdict": vs_low.verdict,
-                     "paper_rule": _point_rule(vs_low.mean > vs_low.baseline, vs_low.n)}
-            if m == "xrai":
-                fractions = np.array([r["xrai_negative_fraction"] for r in rows if r["method"] == "xrai"], float)
-                entry["negative_fraction_mean"] = float(np.nanmean(fractions)) if np.isfinite(fractions).any() \
-                    else None
-            entries[m] = entry
-        by_model, model_rows = self._utility_by_model(maps, state_index)
-        summary["criteria"]["utility"] = {
-            "metric": "AUPRC", "n_images": len(ids), "methods": entries, "by_model": by_model,
-            "baselines": {b: summarize(v, seed=self.config.bootstrap_seed).as_dict() for b, v in baselines.items()},
-            "high_baseline_source": localizer["utility_source"],
-            "rule": "pass: the 95 % CI of the paired AUPRC difference to the average-mask baseline lies above 0 "
-                    "(fail: below 0; else inconclusive). Paired Wilcoxon p against the low (one-sided) and "
-                    "high (two-sided) baselines, Holm-corrected across methods, are reported beside.",
-            "paper_rule": "mean AUPRC > the average-mask baseline's mean"}
-        return {"utility": pd.DataFrame(rows), "utility_baselines": pd.DataFrame(base_rows),
-                "utility_by_model": model_rows}
 
-    def _auprc(self, stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(stack).all(axis=(1, 2))
-        values = np.full(len(stack), np.nan)
-        if finite.any():
-            values[finite] = auprc_batch(torch.from_numpy(stack[finite]), torch.from_numpy(masks[finite])).numpy()
-        return values
-
-    def _utility_by_model(self, maps, state_index) -> tuple[list[dict], pd.DataFrame]:
-        """AUPRC of every model state that has maps of positive images: each replicate and the other
-        architecture (on the utility images) and each randomized state (on the SSIM images) — the
-        paper's trained and "untrained" rows (Fig. 2)."""
-        positives = set(self.utility_ids) | set(self.ssim_ids)
-        rows, entries = [], []
-        for (model_index, state), state_maps in sorted(maps.items(), key=lambda kv: (kv[0][0], state_index.get(kv[0][1], 0))):
-            if model_index >= self.trained:  # a shuffled-label model is data_randomization's, not a trained row
-                continue
-            ids = sorted(i for i in state_maps if i in positives)
-            if state == "original":
-                ids = [i for i in ids if i in set(self.utility_ids)] or ids
-            if not ids:
-                continue
-            masks = self._masks(ids)
-            for m in self.methods:
-                values = self._auprc(np.stack([state_maps[i][m] for i in ids]), masks)
-                rows += [{"model": model_index, "arch": self.arches[model_index], "state": state,
-                          "state_index": state_index.get(state, 0), "image_id": i, "method": m, "auprc": v}
-                         for i, v in zip(ids, values)]
-                s = summarize(values, seed=self.config.bootstrap_seed)
-                entries.append({"model": self._model_label(model_index), "state": state,
-                                "state_index": state_index.get(state, 0), "method": m, "mean": s.mean,
-                                "ci_low": s.ci_low, "ci_high": s.ci_high, "n": s.n, "excluded": s.excluded})
-        return entries, pd.DataFrame(rows, columns=["model", "arch", "state", "state_index", "image_id", "method",
-                                                    "auprc"])
-
-    def _masks(self, ids: list[str]) -> np.ndarray:
+    def masks(self, ids: list[str]) -> np.ndarray:
         """Ground-truth masks (N, S, S) at the classifiers' size, each read and rasterized once per run."""
         for i in ids:
             if i not in self._gt:
                 self._gt[i] = self.dataset.mask(i, self.size, self.resize)
         return np.stack([self._gt[i] for i in ids])
 
-    def _prior(self) -> np.ndarray:
+
+    def prior(self) -> np.ndarray:
         """The average ground-truth mask of train+val (the low baseline of every localization criterion)."""
         if getattr(self, "_prior_mask", None) is None:  # stored beside the split file, read on reruns
             from .baseline import average_mask
@@ -581,20 +477,13 @@ class Evaluation:
             self._prior_mask = average_mask(self.dataset, self.size, self.resize)
         return self._prior_mask
 
-    def _average_mask_auprc(self, masks: np.ndarray) -> np.ndarray:
-        prior = self._prior()
+
+    def average_mask_auprc(self, masks: np.ndarray) -> np.ndarray:
+        prior = self.prior()
         return auprc_batch(torch.from_numpy(np.repeat(prior[None], len(masks), 0)), torch.from_numpy(masks)).numpy()
 
-    def _ssim(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per-image SSIM of stacks (N, H, W); NaN where either map is flagged."""
-        out = np.full(len(a), np.nan)
-        ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
-        if ok.any():
-            out[ok] = ssim_batch(torch.from_numpy(a[ok]), torch.from_numpy(b[ok]),
-                                 data_range=self.config.data_range).numpy()
-        return out
 
-    def _partners(self) -> list[np.ndarray]:
+    def partners(self) -> list[np.ndarray]:
         """Random partners of each SSIM image for the random-pair baseline (``baseline_pairs`` other
         images, seeded), the same for every method and replicate."""
         rng = np.random.default_rng(self.config.ssim_seed)
@@ -606,101 +495,6 @@ class Evaluation:
                        if others.size else others)
         return out
 
-    def _randomization(self, maps, state_index, summary, key: str = "randomization") -> dict[str, pd.DataFrame]:
-        """The model-randomization test under one similarity: SSIM (the paper's ``randomization``), Spearman
-        rank correlation (``spearman``) or HOG similarity (``hog``); same states, images and baseline rule."""
-        ids = self.ssim_ids
-        similar = self._ssim if key == "randomization" else partial(self._similarity, key)
-        label = {"randomization": "SSIM", "spearman": "Spearman ρ", "hog": "HOG similarity"}[key]
-        independent = self.config.randomization_mode == "independent"
-        rows, base_rows = [], []
-        partners = self._partners()
-        for model_index in self.replicates:
-            reference = maps[(model_index, "original")]
-            for (mi, state), state_maps in maps.items():
-                if mi != model_index or state == "original":
-                    continue
-                for m in self.methods:
-                    values = similar(np.stack([reference[i][m] for i in ids]), np.stack([state_maps[i][m] for i in ids]))
-                    rows += [{"model": model_index, "state": state, "state_index": state_index[state], "image_id": i,
-                              "method": m, "ssim": v} for i, v in zip(ids, values)]
-            # Random-pair baseline of this replicate: its own original maps of two different images.
-            for m in self.methods:
-                stack = np.stack([reference[i][m] for i in ids])
-                for k, image_id in enumerate(ids):
-                    if not partners[k].size:
-                        continue
-                    values = similar(np.repeat(stack[k][None], len(partners[k]), 0), stack[partners[k]])
-                    base_rows.append({"model": model_index, "image_id": image_id, "method": m,
-                                      "ssim": float(np.nanmean(values)) if np.isfinite(values).any() else np.nan,
-                                      "pairs": int(np.isfinite(values).sum())})
-        table = pd.DataFrame(rows, columns=["model", "state", "state_index", "image_id", "method", "ssim"])
-        baseline = pd.DataFrame(base_rows, columns=["model", "image_id", "method", "ssim", "pairs"])
-        last = max(state_index.values()) if state_index else 0
-        entries = {}
-        for m in self.methods:
-            sub = table[table.method == m]
-            curve = (sub.groupby(["state_index", "state"]).ssim.agg(["mean", "std", "count"]).reset_index()
-                     .sort_values("state_index"))
-            per_replicate = sub.groupby(["state_index", "model"]).ssim.mean().unstack()
-            # per image: the mean over the replicates where both the state's SSIM and that replicate's
-            # random-pair baseline exist, so both sides average the same replicates
-            base_m = baseline[baseline.method == m][["model", "image_id", "ssim"]].rename(columns={"ssim": "base"})
-            comparisons, per_state = {}, {}
-            for name in curve.state:
-                paired = sub[sub.state == name].merge(base_m, on=["model", "image_id"]).dropna(subset=["ssim", "base"])
-                means = paired.groupby("image_id")[["ssim", "base"]].mean().reindex(ids)
-                per_state[name] = means.ssim.to_numpy()
-                comparisons[name] = compare_paired(means.ssim.to_numpy(), means.base.to_numpy(), better=_better(key),
-                                                   seed=self.config.bootstrap_seed)
-            if independent and comparisons:
-                decisive = max(comparisons, key=lambda n: (comparisons[n].mean if comparisons[n].n else -np.inf))
-                verdicts = [c.verdict for c in comparisons.values()]
-                verdict = "fail" if "fail" in verdicts else "pass" if all(v == "pass" for v in verdicts) \
-                    else "inconclusive"
-                paper_rule = _point_rule(all(c.n and c.mean < c.baseline for c in comparisons.values()),
-                                         min(c.n for c in comparisons.values()))
-            else:
-                decisive = curve.state.iloc[-1] if len(curve) else None
-                verdict = comparisons[decisive].verdict if decisive else "inconclusive"
-                c = comparisons.get(decisive)
-                paper_rule = _point_rule(bool(c and c.mean < c.baseline), c.n if c else 0)
-            final = per_state.get(decisive, np.full(len(ids), np.nan))
-            c = comparisons.get(decisive)
-            s = summarize(final, seed=self.config.bootstrap_seed)
-            entry = {**s.as_dict(), "baseline": c.baseline if c else float("nan"),
-                     "difference": c.difference if c else float("nan"),
-                     "difference_ci": [c.ci_low, c.ci_high] if c else [float("nan")] * 2,
-                     "n_paired": c.n if c else 0, "final_state": decisive, "verdict": verdict,
-                     "paper_rule": paper_rule,
-                     "states": {name: comp.as_dict() for name, comp in comparisons.items()},
-                     "curve": [{"state": r.state, "state_index": int(r.state_index), "mean": float(r["mean"]),
-                                "std": float(per_replicate.loc[r.state_index].std()) if per_replicate.shape[1] > 1
-                                else float(r["std"]), "n": int(r["count"])} for _, r in curve.iterrows()]}
-            if self.config.ttest:
-                entry["ttest_p"] = one_sided_below(final, entry["baseline"]).p_value
-            entries[m] = entry
-        rule = ("independent: every block randomized alone must bring the maps below the random-pair baseline "
-                "(pass: each block's 95 % CI of SSIM − baseline below 0; fail: any block's above 0); the "
-                "headline is the least sensitive block" if independent else
-                "cascading: pass when the 95 % CI of SSIM(original, fully randomized) − random-pair baseline "
-                "lies below 0 (fail: above 0; else inconclusive)")
-        if key != "randomization":
-            rule = rule.replace("SSIM", label)
-        summary["criteria"][key] = {
-            "metric": label, "n_images": len(ids), "replicates": len(self.replicates),
-            "mode": self.config.randomization_mode, "init": self.config.randomization_init, "methods": entries,
-            "baseline": f"mean {label} between original maps of two different images ({self.config.baseline_pairs} "
-                        f"partners per image), per replicate, averaged over the same replicates as the states",
-            "rule": rule, "paper_rule": (f"mean {label} at the fully randomized state < the random-pair baseline's mean"
-                                         + (" (for every block)" if independent else "")) if key == "randomization"
-            else None, "last_state_index": last}
-        if key == "randomization":
-            return {"randomization": table, "randomization_baseline": baseline}
-        for entry in entries.values():
-            entry["paper_rule"] = None  # the paper tested SSIM only
-        return {f"randomization_{key}": table.rename(columns={"ssim": key}),
-                f"randomization_{key}_baseline": baseline.rename(columns={"ssim": key})}
 
     def _explain_pinned(self, model, clean: torch.Tensor, images: torch.Tensor, classifier=None):
         """Maps of ``images`` explaining, per image, the class ``classifier`` (default: ``model``) predicts for
@@ -724,225 +518,6 @@ class Evaluation:
         sigma = self.config.smprt_noise * float(image.max() - image.min())
         return (torch.randn(image.shape, generator=generator) * sigma).to(image.device)
 
-    def _smprt(self, maps, noisy, state_index, summary) -> dict[str, pd.DataFrame]:
-        """sMPRT (Hedström et al. 2023): MPRT on denoised maps — each the mean of the maps of the image and of
-        smprt_samples − 1 noisy copies — by Spearman correlation of the original and fully randomized states,
-        against the random-pair baseline of the denoised original maps; per replicate, then averaged."""
-        ids = self.ssim_ids
-        last = max(state_index.values()) if state_index else 0
-        final = next((s for s, k in state_index.items() if k == last), None)
-        partners = self._partners()
-
-        def denoised(model_index, state, m):
-            stacks = [np.stack([maps[(model_index, state)][i][m] for i in ids])]
-            extra_maps = noisy.get((model_index, state), {})
-            stacks += [np.stack([extra_maps[i][m][k] for i in ids]) for k in range(self.config.smprt_samples - 1)]
-            return np.mean(stacks, axis=0)  # NaN where any copy's map is flagged
-
-        rows, entries = [], {}
-        for m in self.methods:
-            values_by_replicate, base_by_replicate = [], []
-            for model_index in self.replicates:
-                if final is None or (model_index, final) not in maps:
-                    continue
-                a, b = denoised(model_index, "original", m), denoised(model_index, final, m)
-                values = self._similarity("spearman", a, b)
-                base = np.full(len(ids), np.nan)
-                for j in range(len(ids)):
-                    if partners[j].size:
-                        pair = self._similarity("spearman", np.repeat(a[j][None], len(partners[j]), 0), a[partners[j]])
-                        base[j] = np.nanmean(pair) if np.isfinite(pair).any() else np.nan
-                values_by_replicate.append(values)
-                base_by_replicate.append(base)
-                rows += [{"model": model_index, "state": final, "image_id": i, "method": m, "spearman": v,
-                          "baseline": w} for i, v, w in zip(ids, values, base)]
-            with np.errstate(all="ignore"):
-                values = np.nanmean(np.stack(values_by_replicate), 0) if values_by_replicate else np.full(len(ids), np.nan)
-                base = np.nanmean(np.stack(base_by_replicate), 0) if base_by_replicate else np.full(len(ids), np.nan)
-            s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, base, better=_better("smprt"), seed=self.config.bootstrap_seed)
-            entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
-                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
-                          "paper_rule": None, "final_state": final}
-        criterion = CRITERIA["smprt"]
-        summary["criteria"]["smprt"] = {
-            "metric": criterion.metric, "n_images": len(ids), "replicates": len(self.replicates), "methods": entries,
-            "samples": self.config.smprt_samples, "noise": self.config.smprt_noise, "baseline": criterion.baseline,
-            "rule": criterion.rule + " (fail: above 0; else inconclusive)", "paper_rule": None}
-        return {"smprt": pd.DataFrame(rows, columns=["model", "state", "image_id", "method", "spearman", "baseline"])}
-
-    def _data_randomization(self, maps, summary) -> dict[str, pd.DataFrame]:
-        """Adebayo et al.'s data randomization test: per image, SSIM between the first model's map and the map
-        of each model trained on shuffled labels (averaged over them), against the first model's random-pair
-        baseline; pass when the paired 95 % CI lies below 0 (the maps differ as much as maps of different
-        images)."""
-        ids = self.ssim_ids
-        partners = self._partners()
-        reference = maps[(0, "original")]
-        rows, base_rows, entries = [], [], {}
-        for m in self.methods:
-            stack = np.stack([reference[i][m] for i in ids])
-            per_model = []
-            for k in self.shuffled:
-                values = self._ssim(stack, np.stack([maps[(k, "original")][i][m] for i in ids]))
-                per_model.append(values)
-                rows += [{"model": k, "image_id": i, "method": m, "ssim": v} for i, v in zip(ids, values)]
-            base = np.full(len(ids), np.nan)
-            for j in range(len(ids)):
-                if partners[j].size:
-                    values = self._ssim(np.repeat(stack[j][None], len(partners[j]), 0), stack[partners[j]])
-                    base[j] = np.nanmean(values) if np.isfinite(values).any() else np.nan
-            base_rows += [{"image_id": i, "method": m, "ssim": v} for i, v in zip(ids, base)]
-            values = np.nanmean(np.stack(per_model), 0) if per_model else np.full(len(ids), np.nan)
-            s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, base, better=_better("data_randomization"), seed=self.config.bootstrap_seed)
-            entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
-                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
-                          "paper_rule": None}
-        criterion = CRITERIA["data_randomization"]
-        summary["criteria"]["data_randomization"] = {
-            "metric": "SSIM", "n_images": len(ids), "methods": entries, "shuffled_models":
-            [self.model_paths[k] for k in self.shuffled], "baseline": criterion.baseline,
-            "rule": criterion.rule + " (fail: above 0; else inconclusive)", "paper_rule": None}
-        return {"data_randomization": pd.DataFrame(rows, columns=["model", "image_id", "method", "ssim"]),
-                "data_randomization_baseline": pd.DataFrame(base_rows, columns=["image_id", "method", "ssim"])}
-
-    def _similarity(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per-image Spearman or HOG similarity of stacks (N, H, W); NaN where either map is flagged."""
-        from ..metrics import extra
-
-        out = np.full(len(a), np.nan)
-        ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
-        if ok.any():
-            out[ok] = (extra.spearman if name == "spearman" else extra.hog_similarity)(a[ok], b[ok])
-        return out
-
-    def _localization(self, name: str, maps, flags, summary) -> dict[str, pd.DataFrame]:
-        """Pointing game, energy pointing game or CheXlocalize's mIoU of the first model's maps on the utility
-        images, against the average-mask prior of train+val scored the same way (paired bootstrap CI)."""
-        from ..metrics import extra
-
-        ids = self.utility_ids
-        masks = self._masks(ids)
-        prior = self._prior()
-        original = maps[(0, "original")]
-        thresholds: dict[str, float] = {}
-        # tied maxima: a hit when any is inside (Quantus) on the unclipped map; on the clipped map (~1 % of the
-        # pixels tie at 1.0) their share inside, the expected hit of a random tie break
-        ties = "any" if scored_form(name, self.scored_maps) == UNCLIPPED else "share"
-
-        def score(stack: np.ndarray, key: str) -> np.ndarray:
-            out = np.full(len(stack), np.nan)
-            ok = np.isfinite(stack).all(axis=(1, 2))
-            if not ok.any():
-                return out
-            if name == "pointing_game":
-                out[ok] = extra.pointing_game(stack[ok], masks[ok], ties=ties)
-            elif name == "energy_pointing_game":
-                out[ok] = extra.energy_pointing_game(stack[ok], masks[ok])
-            else:
-                tuning = np.stack([original[i][key] for i in self.tuning_ids]) if key != "average_mask" else \
-                    np.repeat(prior[None], len(self.tuning_ids), 0)
-                keep = np.isfinite(tuning).all(axis=(1, 2))
-                thresholds[key], _means = extra.tune_threshold(tuning[keep], self._masks(self.tuning_ids)[keep])
-                out[ok] = extra.iou_at(stack[ok], masks[ok], thresholds[key])
-            return out
-
-        base = score(np.repeat(prior[None], len(ids), 0), "average_mask")
-        rows, entries = [], {}
-        criterion = CRITERIA[name]
-        for m in self.methods:
-            values = score(np.stack([original[i][m] for i in ids]), m)
-            rows += [{"image_id": i, "method": m, name: v, "flag": flags[(0, "original")][i][m]}
-                     for i, v in zip(ids, values)]
-            s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, base, better=_better(name), seed=self.config.bootstrap_seed)
-            entries[m] = {**s.as_dict(), "baseline": c.baseline, "difference": c.difference,
-                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
-                          "paper_rule": None, **({"threshold": thresholds[m]} if m in thresholds else {})}
-        summary["criteria"][name] = {
-            "metric": criterion.metric, "n_images": len(ids), "methods": entries,
-            "baselines": {"average_mask": summarize(base, seed=self.config.bootstrap_seed).as_dict()},
-            "baseline": criterion.baseline, "rule": criterion.rule + " (else inconclusive)", "paper_rule": None,
-            **({"ties": ties} if name == "pointing_game" else {}),
-            **({"thresholds": thresholds, "tuning_images": len(self.tuning_ids), "binarization": "map > threshold",
-                "threshold_grid": list(extra.MIOU_THRESHOLDS)} if name == "miou" else {})}
-        baseline_rows = [{"image_id": i, "baseline": "average_mask", name: v} for i, v in zip(ids, base)]
-        return {name: pd.DataFrame(rows), f"{name}_baselines": pd.DataFrame(baseline_rows)}
-
-    def _emprt(self, maps, state_index, summary) -> dict[str, pd.DataFrame]:
-        """eMPRT (Hedström et al. 2023): per image, the rise of the map's discrete entropy from the original to
-        the fully randomized state, (H₁ − H₀) / H₀, averaged over the replicates; pass when its CI lies above 0."""
-        from ..metrics import extra
-
-        ids = self.ssim_ids
-        last = max(state_index.values()) if state_index else 0
-        final = next((st for st, k in state_index.items() if k == last), None)
-        rows, entries = [], {}
-        for m in self.methods:
-            per_replicate = []
-            for model_index in self.replicates:
-                if last == 0 or (model_index, final) not in maps:
-                    continue
-                a = np.stack([maps[(model_index, "original")][i][m] for i in ids])
-                b = np.stack([maps[(model_index, final)][i][m] for i in ids])
-                values = np.full(len(ids), np.nan)
-                ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
-                if ok.any():
-                    values[ok] = extra.emprt(a[ok], b[ok])
-                per_replicate.append(values)
-                rows += [{"model": model_index, "state": final, "image_id": i, "method": m, "emprt": v}
-                         for i, v in zip(ids, values)]
-            values = np.nanmean(np.stack(per_replicate), 0) if per_replicate else np.full(len(ids), np.nan)
-            s = summarize(values, seed=self.config.bootstrap_seed)
-            c = compare_paired(values, np.zeros(len(ids)), better=_better("emprt"), seed=self.config.bootstrap_seed)
-            entries[m] = {**s.as_dict(), "baseline": 0.0, "difference": c.difference,
-                          "difference_ci": [c.ci_low, c.ci_high], "n_paired": c.n, "verdict": c.verdict,
-                          "paper_rule": None, "final_state": final}
-        criterion = CRITERIA["emprt"]
-        summary["criteria"]["emprt"] = {
-            "metric": criterion.metric, "n_images": len(ids), "replicates": len(self.replicates), "methods": entries,
-            "baseline": criterion.baseline, "rule": criterion.rule + " (else inconclusive)", "paper_rule": None,
-            "bins": extra.ENTROPY_BINS}
-        return {"emprt": pd.DataFrame(rows, columns=["model", "state", "image_id", "method", "emprt"])}
-
-    def _agreement(self, name, pairs, maps, localizer, summary) -> dict[str, pd.DataFrame]:
-        ids = self.ssim_ids
-        rows = []
-        for a, b in pairs:
-            for m in self.methods:
-                values = self._ssim(np.stack([maps[(a, "original")][i][m] for i in ids]),
-                                    np.stack([maps[(b, "original")][i][m] for i in ids]))
-                rows += [{"criterion": name, "pair": f"{a}-{b}", "image_id": i, "method": m, "ssim": v}
-                         for i, v in zip(ids, values)]
-        table = pd.DataFrame(rows, columns=["criterion", "pair", "image_id", "method", "ssim"])
-        base = localizer["agreement"]
-        entries = {}
-        for m in self.methods:
-            if not pairs:
-                entries[m] = None
-                continue
-            values = table[table.method == m].groupby("image_id").ssim.mean().reindex(ids).to_numpy()
-            s = summarize(values, seed=self.config.bootstrap_seed)
-            entry = {**s.as_dict(), "baseline": None, "verdict": "inconclusive", "paper_rule": None,
-                     "reason": "no localizer baseline (give two localizers)"}
-            if base is not None:
-                c = compare_paired(values, base, better=_better(name), seed=self.config.bootstrap_seed)
-                entry.update(baseline=c.baseline, difference=c.difference, difference_ci=[c.ci_low, c.ci_high],
-                             n_paired=c.n, verdict=c.verdict, paper_rule=_point_rule(c.mean >= c.baseline, c.n),
-                             reason=None)
-            entries[m] = entry
-        summary["criteria"][name] = {
-            "metric": "SSIM", "n_images": len(ids), "pairs": [f"{self._model_label(a)} vs {self._model_label(b)}"
-                                                              for a, b in pairs],
-            "methods": entries, "available": bool(pairs),
-            "baseline": summarize(base, seed=self.config.bootstrap_seed).as_dict() if base is not None else None,
-            "baseline_pair": localizer["agreement_pair"],
-            "rule": "pass: the 95 % CI of the paired SSIM difference to the SSIM between two localizers trained "
-                    "with different seeds lies above 0 (fail: below 0; else inconclusive)",
-            "paper_rule": "mean SSIM ≥ the two localizers' mean SSIM"}
-        return {name: table}
-
     def describe(self) -> dict:
         import captum
         import skimage
@@ -965,24 +540,6 @@ class Evaluation:
                              "captum": captum.__version__, "scikit-image": skimage.__version__,
                              "scikit-learn": sklearn.__version__, "numpy": np.__version__,
                              "python": platform.python_version()}}
-
-
-def _better(criterion: str) -> str:
-    """The passing side of a criterion's paired difference, from the registry."""
-    return "greater" if CRITERIA[criterion].higher_is_better else "less"
-
-
-def _paired_mean(values: np.ndarray, partner: np.ndarray) -> float:
-    """Mean of ``values`` over the images where both arrays are finite (the same images as its partner's)."""
-    keep = np.isfinite(values) & np.isfinite(partner)
-    return float(values[keep].mean()) if keep.any() else float("nan")
-
-
-def _point_rule(passed, n: int = 1) -> str | None:
-    """The paper's point-estimate rule, kept beside the verdict: 'pass', 'fail', or None without data."""
-    if not n:
-        return None
-    return "pass" if passed else "fail"
 
 
 def run_units_local(evaluation: Evaluation, units: list[Unit], progress=None) -> list[dict]:

@@ -17,6 +17,13 @@ VERDICT_RULE = ("pass / fail when the 95 % bootstrap CI of the paired per-image 
                 f"when there is no baseline, or below n = {MIN_PAIRED_N} paired images (too few to decide)")
 
 
+def point_rule(passed, n: int = 1) -> str | None:
+    """The paper's point-estimate rule, kept beside the verdict: 'pass', 'fail', or None without data."""
+    if not n:
+        return None
+    return "pass" if passed else "fail"
+
+
 def paired_n(entry: dict) -> int | None:
     """The n a verdict was decided on: the paired images (method and baseline both defined), else all."""
     n = entry.get("n_paired", entry.get("n"))

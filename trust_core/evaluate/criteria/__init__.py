@@ -1,7 +1,15 @@
-"""The criteria registry: every trust criterion with its metric, direction, baselines, verdict rule and the
-ground truth it needs — one owner for the CLI, the evaluation, the scorecard, the pages and the reports.
+"""The criteria registry: every trust criterion with its metric, direction, baselines, verdict rule, the
+tables it writes and the ground truth it needs — one owner for the CLI, the evaluation, the scorecard, the
+pages and the reports.
 
-Import-light (no torch, no pandas): the CLI builds its choices from here without loading the engine.
+Each criterion scores itself: ``score(ctx) -> CriterionResult`` in the module its registry entry names
+(``scorer``: :mod:`.utility`, :mod:`.localization`, :mod:`.randomization`, :mod:`.smprt`, :mod:`.emprt`,
+:mod:`.data_randomization`, :mod:`.agreement`), given a :class:`~.context.ScoringContext` (the plan, the
+maps in the form the criterion scores, the shared per-image measures and the random-pair baseline), as
+Quantus metrics do. The evaluation (``evaluate/run.py``) plans and executes; :func:`score` dispatches.
+
+Import-light (no torch, no pandas): the CLI builds its choices from here without loading the engine; a
+scorer module is imported when its criterion is scored.
 
 The paper's four (Arun et al. 2021) are the default set; the others are the field's newer tests:
 localization by pointing game, energy-based pointing game and CheXlocalize's mIoU; randomization by
@@ -12,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from ..metrics.stats import Summary
+from ...metrics.stats import Summary
 
 PAPER_SET = "paper"
 EXTENDED_SET = "extended"
@@ -45,6 +53,10 @@ class Criterion:
     group : 'paper' or 'extended'.
     reference : where it comes from.
     table, column : the per-image table the evaluation writes for it and its value column (pages plot them).
+    baseline_table : the per-image table of its baseline ('' when it writes none); more_tables: any other.
+    scorer : the module of this package whose ``score(ctx)`` scores it.
+    independent_rule : the rule under independent randomization (the randomization family's similarity tests).
+    paper_rule : the paper's point rule kept beside the verdict (None: the paper did not test the criterion).
     maps : the form of the map it scores by default (:data:`MAP_FORMS`): what its authors score — the
         paper's four and Adebayo's similarity tests the clipped visualization, Quantus's metrics the raw
         attribution, CheXlocalize the min–max normalized map without a clip. ``--scored-maps`` picks the
@@ -64,76 +76,128 @@ class Criterion:
     table: str = ""
     column: str = ""
     maps: str = CLIPPED
+    baseline_table: str = ""
+    more_tables: tuple[str, ...] = ()
+    scorer: str = ""
+    independent_rule: str = ""
+    paper_rule: str | None = None
 
     @property
     def direction(self) -> str:
         return "higher is better" if self.higher_is_better else "lower is better"
 
+    @property
+    def better(self) -> str:
+        """The passing side of the paired difference to the baseline ('greater' or 'less')."""
+        return "greater" if self.higher_is_better else "less"
 
-_PAIRED = ("pass when the 95 % bootstrap CI of the paired per-image difference to the baseline lies wholly on "
-           "the passing side of 0, fail when wholly on the failing side, else inconclusive")
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Every per-image table the criterion writes."""
+        return tuple(t for t in (self.table, self.baseline_table, *self.more_tables) if t)
+
+    def rule_for(self, mode: str = "cascading") -> str:
+        """The verdict rule as the results state it, under a randomization mode."""
+        return self.independent_rule if mode == "independent" and self.independent_rule else self.rule
+
+    def paper_rule_for(self, mode: str = "cascading") -> str | None:
+        """The paper's point rule (None: the paper did not test this criterion), under a randomization mode."""
+        if self.paper_rule and mode == "independent" and self.independent_rule:
+            return self.paper_rule + " (for every block)"
+        return self.paper_rule
+
+
+# the similarities of the randomization and agreement families (a criterion's ``column``), as results name them
+SIMILARITY_LABELS = {"ssim": "SSIM", "spearman": "Spearman ρ", "hog": "HOG similarity"}
+
+
+def _cascading(label: str) -> str:
+    return (f"cascading: pass when the 95 % CI of {label}(original, fully randomized) − random-pair baseline lies "
+            f"below 0 (fail: above 0; else inconclusive)")
+
+
+def _independent(label: str) -> str:
+    return (f"independent: every block randomized alone must bring the maps below the random-pair baseline (pass: "
+            f"each block's 95 % CI of {label} − baseline below 0; fail: any block's above 0); the headline is the "
+            f"least sensitive block")
+
+
+_AGREEMENT = ("pass: the 95 % CI of the paired SSIM difference to the SSIM between two localizers trained with "
+              "different seeds lies above 0 (fail: below 0; else inconclusive)")
 
 CRITERIA: dict[str, Criterion] = {c.key: c for c in (
     Criterion("utility", "Utility", "localization", "AUPRC", True,
               "average ground-truth mask of train+val (low); a localizer's score maps (high)",
-              "pass: the 95 % CI of the paired AUPRC difference to the average-mask baseline lies above 0",
-              ("masks",), PAPER_SET, "Arun et al. 2021", table="utility", column="auprc"),
+              "pass: the 95 % CI of the paired AUPRC difference to the average-mask baseline lies above 0 "
+              "(fail: below 0; else inconclusive). Paired Wilcoxon p against the low (one-sided) and "
+              "high (two-sided) baselines, Holm-corrected across methods, are reported beside.",
+              ("masks",), PAPER_SET, "Arun et al. 2021", table="utility", column="auprc",
+              baseline_table="utility_baselines", more_tables=("utility_by_model",), scorer="utility",
+              paper_rule="mean AUPRC > the average-mask baseline's mean"),
     Criterion("randomization", "Randomization", "randomization", "SSIM", False,
               "mean SSIM between original maps of two different images",
-              "pass: the 95 % CI of SSIM(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), PAPER_SET, "Adebayo et al. 2018; Arun et al. 2021", table="randomization", column="ssim"),
+              _cascading(SIMILARITY_LABELS["ssim"]), ("randomized states",), PAPER_SET, "Adebayo et al. 2018; Arun et al. 2021",
+              table="randomization", column="ssim", baseline_table="randomization_baseline", scorer="randomization",
+              independent_rule=_independent(SIMILARITY_LABELS["ssim"]),
+              paper_rule="mean SSIM at the fully randomized state < the random-pair baseline's mean"),
     Criterion("repeatability", "Repeatability", "agreement", "SSIM", True,
               "SSIM between two localizers trained with different seeds",
-              "pass: the 95 % CI of the paired SSIM difference to the localizers' lies above 0",
-              ("replicates",), PAPER_SET, "Arun et al. 2021", table="repeatability", column="ssim"),
+              _AGREEMENT, ("replicates",), PAPER_SET, "Arun et al. 2021", table="repeatability", column="ssim",
+              scorer="agreement", paper_rule="mean SSIM ≥ the two localizers' mean SSIM"),
     Criterion("reproducibility", "Reproducibility", "agreement", "SSIM", True,
               "SSIM between two localizers trained with different seeds",
-              "pass: the 95 % CI of the paired SSIM difference to the localizers' lies above 0",
-              ("other architectures",), PAPER_SET, "Arun et al. 2021", table="reproducibility", column="ssim"),
+              _AGREEMENT, ("other architectures",), PAPER_SET, "Arun et al. 2021", table="reproducibility",
+              column="ssim", scorer="agreement", paper_rule="mean SSIM ≥ the two localizers' mean SSIM"),
     Criterion("pointing_game", "Pointing game", "localization", "hit (map maximum inside the ground truth)", True,
               "the average ground-truth mask of train+val, scored the same way",
-              "pass: the 95 % CI of the paired hit-rate difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Zhang et al., ECCV 2016 (Quantus PointingGame)", table="pointing_game", column="pointing_game",
-              maps=UNCLIPPED),
+              "pass: the 95 % CI of the paired hit-rate difference to the average-mask baseline lies above 0 "
+              "(else inconclusive)", ("masks",), reference="Zhang et al., ECCV 2016 (Quantus PointingGame)",
+              table="pointing_game", column="pointing_game", maps=UNCLIPPED, baseline_table="pointing_game_baselines",
+              scorer="localization"),
     Criterion("energy_pointing_game", "Energy pointing game", "localization",
               "share of the map's energy inside the ground truth", True,
               "the average ground-truth mask of train+val, scored the same way",
-              "pass: the 95 % CI of the paired difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Wang et al., CVPRW 2020 (Quantus RelevanceMassAccuracy)", table="energy_pointing_game",
-              column="energy_pointing_game", maps=UNCLIPPED),
+              "pass: the 95 % CI of the paired difference to the average-mask baseline lies above 0 (else "
+              "inconclusive)", ("masks",), reference="Wang et al., CVPRW 2020 (Quantus RelevanceMassAccuracy)",
+              table="energy_pointing_game", column="energy_pointing_game", maps=UNCLIPPED,
+              baseline_table="energy_pointing_game_baselines", scorer="localization"),
     Criterion("miou", "mIoU (CheXlocalize)", "localization",
               "IoU of the map thresholded at its method's tuned threshold", True,
               "the average ground-truth mask of train+val, thresholded and tuned the same way",
-              "pass: the 95 % CI of the paired IoU difference to the average-mask baseline lies above 0",
-              ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)", table="miou", column="miou",
-              maps=UNCLIPPED),
+              "pass: the 95 % CI of the paired IoU difference to the average-mask baseline lies above 0 (else "
+              "inconclusive)", ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)",
+              table="miou", column="miou", maps=UNCLIPPED, baseline_table="miou_baselines", scorer="localization"),
     Criterion("spearman", "Randomization (Spearman)", "randomization",
               "Spearman rank correlation of the original and fully randomized maps", False,
               "mean Spearman correlation between original maps of two different images",
-              "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), reference="Adebayo et al., NeurIPS 2018", table="randomization_spearman", column="spearman"),
+              _cascading(SIMILARITY_LABELS["spearman"]), ("randomized states",), reference="Adebayo et al., NeurIPS 2018",
+              table="randomization_spearman", column="spearman", baseline_table="randomization_spearman_baseline",
+              scorer="randomization", independent_rule=_independent(SIMILARITY_LABELS["spearman"])),
     Criterion("hog", "Randomization (HOG)", "randomization",
               "Pearson correlation of the HOG features of the original and fully randomized maps", False,
               "mean HOG similarity between original maps of two different images",
-              "pass: the 95 % CI of HOG similarity(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), reference="Adebayo et al., NeurIPS 2018", table="randomization_hog", column="hog"),
+              _cascading(SIMILARITY_LABELS["hog"]), ("randomized states",), reference="Adebayo et al., NeurIPS 2018",
+              table="randomization_hog", column="hog", baseline_table="randomization_hog_baseline",
+              scorer="randomization", independent_rule=_independent(SIMILARITY_LABELS["hog"])),
     Criterion("smprt", "sMPRT", "randomization",
               "Spearman ρ of the denoised maps (mean over the image and noisy copies) of the original and the fully "
               "randomized model", False, "mean ρ between denoised original maps of two different images",
-              "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0",
-              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus SmoothMPRT)", table="smprt", column="spearman",
-              maps=UNCLIPPED),
+              "pass: the 95 % CI of ρ(original, fully randomized) − random-pair baseline lies below 0 (fail: above 0; "
+              "else inconclusive)", ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus SmoothMPRT)",
+              table="smprt", column="spearman", maps=UNCLIPPED, scorer="smprt"),
     Criterion("emprt", "eMPRT", "randomization",
               "rise of complexity (H(fully randomized map) − H(original)) / H(original), H the entropy of a "
               "100-bin histogram", True, "0 (no rise in complexity)",
-              "pass: the 95 % CI of the mean rise lies above 0 (fail: below 0)",
-              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)", table="emprt", column="emprt",
-              maps=UNCLIPPED),
+              "pass: the 95 % CI of the mean rise lies above 0 (fail: below 0) (else inconclusive)",
+              ("randomized states",), reference="Hedström et al., TMLR 2023 (Quantus EfficientMPRT)", table="emprt",
+              column="emprt", maps=UNCLIPPED, scorer="emprt"),
     Criterion("data_randomization", "Data randomization", "data",
               "SSIM of the maps of the model and of a model trained on shuffled labels", False,
               "mean SSIM between the model's maps of two different images",
-              "pass: the 95 % CI of SSIM(model, shuffled-label model) − random-pair baseline lies below 0",
-              ("a model trained on shuffled labels",), reference="Adebayo et al., NeurIPS 2018", table="data_randomization", column="ssim"),
+              "pass: the 95 % CI of SSIM(model, shuffled-label model) − random-pair baseline lies below 0 (fail: above "
+              "0; else inconclusive)", ("a model trained on shuffled labels",), reference="Adebayo et al., NeurIPS 2018",
+              table="data_randomization", column="ssim", baseline_table="data_randomization_baseline",
+              scorer="data_randomization"),
 )}
 
 PAPER_CRITERIA = tuple(k for k, c in CRITERIA.items() if c.group == PAPER_SET)
@@ -203,20 +267,36 @@ class CriterionResult:
     rule: str
     methods: dict  # method → MethodResult (None where the criterion could not run, e.g. one replicate)
     details: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict, repr=False)  # table name → per-image DataFrame (not in the summary)
 
     @classmethod
-    def from_block(cls, key: str, block: dict) -> "CriterionResult":
+    def from_block(cls, key: str, block: dict, tables: dict | None = None) -> "CriterionResult":
+        """A ``summary.json`` block (with the tables it was scored from, when there are) as a typed result;
+        raises ValueError when a field every result must have is missing."""
         if key not in CRITERIA:
             raise ValueError(f"unknown criterion {key!r}")
+        unknown = set(tables or {}) - set(CRITERIA[key].tables)
+        if unknown:
+            raise ValueError(f"criterion {key!r} writes {list(CRITERIA[key].tables)}, not {sorted(unknown)}")
         methods = {m: (None if e is None else MethodResult.from_entry(e)) for m, e in block["methods"].items()}
         rest = {k: v for k, v in block.items() if k not in ("metric", "n_images", "rule", "methods")}
-        return cls(key, block["metric"], block["n_images"], block["rule"], methods, rest)
+        return cls(key, block["metric"], block["n_images"], block["rule"], methods, rest, dict(tables or {}))
 
     def as_dict(self) -> dict:
         """The block as written (``dataclasses.asdict`` of the typed results, details merged back)."""
         return {"metric": self.metric, "n_images": self.n_images, "rule": self.rule,
                 "methods": {m: (None if r is None else r.as_dict()) for m, r in self.methods.items()},
                 **self.details}
+
+
+def score(key: str, ctx) -> CriterionResult:
+    """Criterion ``key`` scored by its own module (the registry's ``scorer``) on a
+    :class:`~.context.ScoringContext`."""
+    from importlib import import_module
+
+    return import_module(f"{__name__}.{CRITERIA[key].scorer}").score(ctx.for_criterion(key))
+
+
 SETS = (PAPER_SET, EXTENDED_SET)
 
 
