@@ -69,7 +69,7 @@ def test_the_walker_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     edges = graph()
     assert "trust_core.models.unet" in edges["trust_core.models.registry"]  # imports are seen
-    assert "trust_core.models.localizer" in edges["trust_core.evaluate.run"]  # lazy ones too
+    assert "trust_core.models.localizer" in edges["trust_core.evaluate.localizers"]  # lazy ones too
 
 
 def test_no_import_cycle_lazy_or_not():

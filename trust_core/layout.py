@@ -25,6 +25,16 @@ from .errors import ConfigError
 from .io import atomic_write
 
 DEFAULT_WORKSPACE = Path("cache/demo")
+# an evaluation's results folder (``trust evaluate --out``, ``<root>/results/<kind>/``): the summary the
+# scorecard, the reports and the CLI read, the configuration it ran with, and one Parquet + CSV per table
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def table_files(name: str) -> list[str]:
+    """The files of one per-image table in a results folder."""
+    return [f"{name}{suffix}" for suffix in TABLE_SUFFIXES]
 ROLE_ORDER = {"replicate A": 0, "replicate B": 1, "other architecture": 2}  # classifiers, main first
 
 
@@ -72,6 +82,14 @@ class Layout:
 
     def results(self, kind: str) -> Path:
         return self.root / "results" / kind
+
+    def summary(self, kind: str) -> Path:
+        """The ``summary.json`` of a dataset's evaluation."""
+        return self.results(kind) / SUMMARY_FILE
+
+    def run_config(self, kind: str) -> Path:
+        """The ``config.json`` of a dataset's evaluation."""
+        return self.results(kind) / CONFIG_FILE
 
     def model(self, name: str) -> Path:
         return self.models / name

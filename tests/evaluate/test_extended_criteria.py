@@ -147,8 +147,8 @@ def test_smprt_copies_explain_the_images_class(workspace, rsna):  # noqa: F811
     noisy_unit = next(u for u in ev.units() if u.noise and u.state == "original" and u.image_ids == clean_unit.image_ids)
     model = ev.models[0]
     clean, noisy = ev.run_unit(clean_unit, model), ev.run_unit(noisy_unit, model)
-    assert noisy["targets"] == clean["targets"]
-    assert set(noisy["maps"]) == set(clean["maps"])
+    assert noisy.targets == clean.targets
+    assert set(noisy.maps) == set(clean.maps) and noisy.image_ids == clean.image_ids
 
 
 def test_criteria_refuse_data_that_cannot_support_them(workspace, rsna, monkeypatch):  # noqa: F811
@@ -296,7 +296,7 @@ def test_scored_maps_and_randomization_class_are_named_options(workspace, rsna, 
     from trust_core.models.info import info_of
     prep = info_of(original_model).prep
     x = torch.stack([prep(rsna.image(i, prep.size, prep.resize)) for i in unit.image_ids])
-    assert pinned.run_unit(unit, state_model)["targets"] == dict(zip(unit.image_ids,
+    assert pinned.run_unit(unit, state_model).targets == dict(zip(unit.image_ids,
                                                                      predicted_classes(original_model, x).tolist()))
-    assert own.run_unit(unit, state_model)["targets"] == dict(zip(unit.image_ids,
+    assert own.run_unit(unit, state_model).targets == dict(zip(unit.image_ids,
                                                                   predicted_classes(state_model, x).tolist()))

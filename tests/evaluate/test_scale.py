@@ -75,7 +75,7 @@ def test_maps_wait_on_disk_not_in_memory(workspace, rsna, tmp_path):  # noqa: F8
 
     spools = []
     result = evaluation.run(executor=executor)
-    assert kept and all("maps" not in o and "unclipped" not in o for o in kept)
+    assert kept and all(o.spooled and o.unclipped is None for o in kept)
     assert spools and not spools[0].exists()  # the spool is removed with the run
     assert result.summary["map_storage"] == "compact"
     assert result.summary["maps_kept"]["half_precision"] == 0 and result.summary["maps_kept"]["maps"] > 0

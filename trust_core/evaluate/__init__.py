@@ -1,4 +1,4 @@
-"""The four trust criteria over datasets, with baselines, split into cacheable work units.
+"""The trust criteria over datasets, with baselines, split into cacheable work units.
 
 The names below load lazily (PEP 562): ``trust_core.evaluate.criteria`` can be read without pandas and
 the evaluation engine (the CLI's ``--help``)."""

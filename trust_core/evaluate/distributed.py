@@ -16,8 +16,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .units import UnitOutput
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class UnitWorker:
             self.states[model_index] = self.evaluation.state_models(model_index)
         return self.states[model_index].get(state)
 
-    def run(self, unit) -> dict:
+    def run(self, unit) -> "UnitOutput":
         return self.evaluation.run_unit(unit, self._model(unit.model_index, unit.state))
 
 
@@ -132,7 +136,7 @@ def ray_executor(*, address: str | None = None, workers: int | None = None, gpus
             for g, indices in enumerate(groups.values()):
                 for k in indices:
                     pending[actors[g % count].run.remote(units[k])] = k
-            outputs: list[dict | None] = [None] * len(units)
+            outputs: list["UnitOutput | None"] = [None] * len(units)
             done = 0
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

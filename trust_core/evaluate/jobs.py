@@ -47,7 +47,7 @@ class JobManager:
         return job
 
     def _run(self, job: Job, build_evaluation) -> None:
-        from .run import write_outputs
+        from .outputs import write_outputs
 
         job.status = "running"
         try:

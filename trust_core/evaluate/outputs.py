@@ -11,8 +11,22 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..layout import CONFIG_FILE, SUMMARY_FILE, table_files
 
 RESULT_SUFFIXES = (".json", ".parquet", ".csv")  # what write_outputs writes (tables, config.json, summary.json)
+
+
+def read_summary(folder: str | Path) -> dict | None:
+    """The ``summary.json`` of a results folder; None when there is none, or it is unreadable or not an
+    evaluation's (no ``criteria``)."""
+    summary = _read_json(Path(folder) / SUMMARY_FILE)
+    return summary if isinstance(summary.get("criteria"), dict) else None
+
+
+def read_config(folder: str | Path) -> dict | None:
+    """The ``config.json`` of a results folder (what the evaluation ran with); None when missing or unreadable."""
+    path = Path(folder) / CONFIG_FILE
+    return _read_json(path) if path.is_file() else None
 
 
 def _entries(out: Path) -> list[Path]:
@@ -44,7 +58,7 @@ def describe_results(out: Path) -> str:
             return {}
         return data if isinstance(data, dict) else {}
 
-    summary, config = read("summary.json"), read("config.json")
+    summary, config = read(SUMMARY_FILE), read(CONFIG_FILE)
     criteria = summary.get("criteria_run") or list(summary.get("criteria") or {}) or (
         (config.get("config") or {}).get("criteria"))
     dataset = {**(summary.get("dataset") or {}), **(config.get("dataset") or {})}
@@ -66,11 +80,11 @@ def check_results_folder(out: str | Path, *, overwrite: bool) -> Path:
     entries = _entries(out)
     if not entries:
         return out
-    summary = _read_json(out / "summary.json")
+    summary = _read_json(out / SUMMARY_FILE)
     is_results = isinstance(summary.get("criteria"), dict)  # an evaluation's summary (a config.json alone is not)
     listed = summary.get("files")  # what write_outputs wrote (results since evaluate-3 list them)
     if isinstance(listed, list):
-        known = set(listed) | {"summary.json"} | _analysis_files()
+        known = set(listed) | {SUMMARY_FILE} | _analysis_files()
         foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if p.is_dir() or p.name not in known]
     else:
         foreign = [p.name + ("/" if p.is_dir() else "") for p in entries
@@ -84,6 +98,47 @@ def check_results_folder(out: str | Path, *, overwrite: bool) -> Path:
                           f"two runs' tables. Give a new folder, or add --overwrite to replace that folder as a "
                           f"whole (the old results stay until the new ones are complete)")
     return out
+
+
+def write_outputs(result, out: str | Path) -> Path:
+    """Per-image tables (Parquet + CSV), ``config.json``, then ``summary.json``, as one set: written into a
+    hidden folder beside ``out`` that then replaces ``out`` whole (:func:`trust_core.io.atomic_folder`), so
+    ``out`` holds this run's files only — never another run's tables beside this summary — and a run killed
+    while writing leaves the previous results untouched. A folder holding anything but results is refused
+    (:func:`~trust_core.evaluate.outputs.check_results_folder`; the CLI also refuses results without
+    ``--overwrite``). ``summary.json`` states what was skipped (``dataset.skipped``: counts by reason;
+    ``dataset.unreadable``: each unreadable film and why) and the smallest n that decides a verdict.
+    """
+    from ..io import atomic_folder, atomic_path, atomic_write
+    from ..metrics.stats import MIN_PAIRED_N
+
+    out = check_results_folder(out, overwrite=True)
+    described = result.config.get("dataset", {}) if isinstance(result.config, dict) else {}
+    summary = {**result.summary, "stats": result.stats}
+    summary["dataset"] = {**summary.get("dataset", {}), "skipped": described.get("skipped", {}),
+                          "unreadable": described.get("unreadable", {})}
+    summary.setdefault("verdict_min_n", MIN_PAIRED_N)
+    # every file of the set: what a later --overwrite may replace (a user's file beside them never is)
+    summary["files"] = sorted([f for name in result.tables for f in table_files(name)] + [CONFIG_FILE, SUMMARY_FILE])
+    with atomic_folder(out) as folder:
+        for name, table in result.tables.items():
+            for suffix, writer in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
+                                   (".csv", lambda t, p: t.to_csv(p, index=False))):
+                with atomic_path(folder / f"{name}{suffix}") as tmp:
+                    writer(table, tmp)
+        atomic_write(folder / CONFIG_FILE, json.dumps(result.config, indent=2, default=_json_default))
+        atomic_write(folder / SUMMARY_FILE, json.dumps(summary, indent=2, default=_json_default))
+    return out
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 MAPS_PARAMS = "params.json"

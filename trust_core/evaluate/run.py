@@ -1,25 +1,12 @@
-"""The four trust criteria over a dataset (protocol.md sections 1, 3, 4, 6).
+"""An evaluation: plan the work, execute it, hand the maps to the criteria (protocol.md sections 1, 3, 4, 6).
 
-Work is split into independent **units** — one model state × a group of images, all methods — so that
-it can be spread over workers (see ``engine=``) and so that every finished unit lands in the map cache at
-once: a killed run resumes where it stopped and reaches identical results (maps are deterministic and
-content-addressed). Metrics are cheap and recomputed from the maps.
-
-Criteria and their baselines:
-
-* **utility** — per-image AUPRC on the positive test images; low baseline: the average ground-truth mask
-  of train+val scored the same way; high baseline: a localizer's score maps (U-Net or user maps,
-  min–max normalized like saliency maps). Also for every replicate, the other architectures and each
-  randomized state (the paper's "untrained" rows). Paired Wilcoxon tests against both baselines,
-  Holm-corrected across the methods.
-* **randomization** — SSIM(map of the original, map after randomization) per state and image, for every
-  replicate of the main architecture; baseline: per replicate, mean SSIM between its original maps of
-  two different images (``baseline_pairs`` random partners per image), averaged over the same
-  replicates as the states. Cascading mode decides on the fully randomized state; independent mode on
-  every block (each must change the maps).
-* **repeatability / reproducibility** — per-image SSIM between maps of two replicates of one
-  architecture / of two architectures; high baseline: SSIM between two localizers trained with different
-  seeds.
+Work is split into independent **units** (:mod:`.units`) — one model state × a group of images, all
+methods — so that it can be spread over workers (the local engine, or Ray: :mod:`.distributed`) and so
+that every finished unit lands in the map cache at once: a killed run resumes where it stopped and reaches
+identical results (maps are deterministic and content-addressed). Finished units' maps wait in a spool on
+disk (:mod:`.spool`); each criterion then scores itself from them (:mod:`.criteria`: ``score(ctx)``, the
+baselines and verdict rules with it), and :func:`~.outputs.write_outputs` writes the tables and
+``summary.json``.
 
 Every verdict is **pass / fail / inconclusive** from the 95 % bootstrap CI of the paired per-image
 difference to the baseline over the same images (flagged maps drop the image on both sides), and
@@ -28,10 +15,9 @@ paper's point rule (means only) is kept beside it as ``paper_rule``.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -39,79 +25,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES
+from ..cache.codec import MAP_STORAGES
 from ..cache.store import Store, weights_digest
 from ..data.datasets import RadiographDataset
 from ..data.transforms import resize_image
-from ..models.preprocessing import paper_preprocessing
 from ..errors import ConfigError
-from ..io import atomic_path, atomic_write
-from ..metrics import PAPER_DATA_RANGE, auprc_batch
+from ..metrics import auprc_batch
 from ..models.checkpoint import load
 from ..models.info import info_of
 from ..randomization.cascade import StateModels, model_seed
 from ..saliency import PRESETS, explain, explain_for_classes, predicted_classes, resolve_methods, resolve_params
-from ..saliency.registry import PAPER_PRESET
-from ..saliency.postprocess import minmax_maps
 from .verdicts import VERDICT_RULE
-from .criteria import (CLIPPED, CRITERIA, MAP_FORMS, UNCLIPPED, PAPER_CRITERIA, resolve_criteria,
+from .criteria import (CLIPPED, CRITERIA, MAP_FORMS, UNCLIPPED, resolve_criteria,
                        resolve_scored_maps, scored_form)
 from .criteria import score as score_criterion
-from .criteria.context import similarity
-RANDOMIZATION_CLASSES = {
-    "original": "each randomized state explains the class the trained model explains for the image (Adebayo et "
-                "al. 2018; Quantus MPRT)",
-    "own": "each randomized state explains its own predicted class (the tool's behaviour before evaluate-3)"}
-# 2: verdicts from paired CIs, random-pair baseline per replicate, localizer normalization and pairing,
-# utility of every model state, paper ground-truth rule and RSNA classes (results of 1 are not reused)
-EVAL_CODE_VERSION = "evaluate-3"  # 3: criteria on the map form their authors score, randomized states explain
-# the original model's class, 10,000 bootstrap resamples, mIoU binarized with > (CheXlocalize)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Everything an evaluation depends on; recorded in ``config.json``."""
-
-    methods: tuple[str, ...] | None = None
-    preset: str = PAPER_PRESET
-    overrides: dict = field(default_factory=dict)
-    criteria: tuple[str, ...] = PAPER_CRITERIA
-    utility_split: str = "test"
-    utility_limit: int | None = None
-    ssim_images: int = 100
-    ssim_seed: int = 1
-    baseline_pairs: int = 50
-    data_range: float = PAPER_DATA_RANGE
-    randomization_mode: str = "cascading"
-    randomization_init: str = "reset"
-    randomization_seed: int = 0
-    # the class a randomized state explains: 'original' (the class the trained model explains for the image,
-    # as Adebayo et al. and Quantus's MPRT keep y fixed) or 'own' (each state's own predicted class)
-    randomization_class: str = "original"
-    scored_maps: dict = field(default_factory=dict)  # criterion → 'clipped' / 'unclipped' departures
-    ttest: bool = False
-    precision: str = "fp32"
-    # how maps are kept and scored (trust_core.cache.codec): 'compact' (exact up to 120 KB a map, half
-    # precision beyond), or 'exact'
-    map_storage: str = DEFAULT_MAP_STORAGE
-    device: str | None = None
-    batch_size: int | None = None
-    group: int = 4
-    bootstrap_seed: int = 0
-    shuffled_models: tuple[str, ...] = ()  # models trained on shuffled labels (data_randomization)
-    smprt_samples: int = 10  # sMPRT: maps averaged over the image and smprt_samples − 1 noisy copies
-    smprt_noise: float = 0.1  # their σ, × the image's (max − min) (Quantus SmoothMPRT's noise_magnitude)
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One model state × a group of images: the unit of work and of caching."""
-
-    model_index: int
-    state: str
-    state_index: int
-    image_ids: tuple[str, ...]
-    noise: int = 0  # sMPRT: the k-th noisy copy of each image (0: the image itself)
+from .config import EVAL_CODE_VERSION, RANDOMIZATION_CLASSES, EvalConfig  # noqa: F401  (the evaluation's names)
+from .units import Unit, UnitOutput, run_units_local  # noqa: F401
+from .localizers import localizer_baselines
+from .outputs import write_outputs  # noqa: F401  (the evaluation's names)
 
 
 @dataclass
@@ -254,7 +185,7 @@ class Evaluation:
         return units
 
     # -- execution ---------------------------------------------------------------------------------
-    def _input(self, image_id: str, prep) -> torch.Tensor:
+    def model_input(self, image_id: str, prep) -> torch.Tensor:
         """The image in a model's input space (its size, channels and value mapping), kept per mapping."""
         key = (image_id, prep)
         if key not in self._images:
@@ -267,10 +198,10 @@ class Evaluation:
         return StateModels(model, mode=self.config.randomization_mode, init=self.config.randomization_init,
                            seed=model_seed(model, self.config.randomization_seed), keep=keep)
 
-    def run_unit(self, unit: Unit, model: torch.nn.Module) -> dict:
-        """Maps of one unit (through the cache): ``{image_id: {method: map}}`` plus cache statistics."""
+    def run_unit(self, unit: Unit, model: torch.nn.Module) -> UnitOutput:
+        """Maps of one unit (through the cache), framed at the first model's size."""
         prep = info_of(model).prep
-        x = torch.stack([self._input(i, prep) for i in unit.image_ids])
+        x = torch.stack([self.model_input(i, prep) for i in unit.image_ids])
         # a randomized state explains the class its trained model explains (randomization_class 'original')
         classifier = (self.models[unit.model_index] if unit.state != "original"
                       and self.config.randomization_class == "original" else model)
@@ -283,7 +214,6 @@ class Evaluation:
             result = explain(model, x, methods=self.methods, preset=self.config.preset, device=self.config.device,
                              precision=self.config.precision, cache=self.cache, batch_size=self.config.batch_size,
                              map_storage=self.config.map_storage, **self.config.overrides)
-        maps, unclipped = {}, {}
 
         def framed(value):
             if value.shape != (self.size, self.size):  # another architecture's input size
@@ -291,19 +221,20 @@ class Evaluation:
                     (self.size, self.size), np.nan, np.float32)
             return value
 
-        for j, image_id in enumerate(unit.image_ids):
-            maps[image_id] = {m: framed(result[m][j]) for m in self.methods}
-            unclipped[image_id] = {m: framed(result.unclipped[m][j]) for m in self.methods}
-        cached = sum(all(result.from_cache[m][j] for m in self.methods) for j in range(len(unit.image_ids)))
-        return {"maps": maps, "unclipped": unclipped, "flags": {i: {m: result.flags[m][j] for m in self.methods}
-                                        for j, i in enumerate(unit.image_ids)},
-                "stats": {i: {m: result.stats[m][j] for m in result.stats} for j, i in enumerate(unit.image_ids)},
-                "targets": {i: int(result.targets[j]) for j, i in enumerate(unit.image_ids)},
-                "passes": result.passes, "forwards": getattr(result, "forwards", 0), "cached_images": cached,
-                "half_precision": sum(c == "float16" for m in self.methods for c in result.kept[m]),
-                "percentile": self.params["percentile"]}
+        ids = unit.image_ids
+        return UnitOutput(
+            image_ids=tuple(ids),
+            maps={m: np.stack([framed(result[m][j]) for j in range(len(ids))]) for m in self.methods},
+            unclipped={m: np.stack([framed(result.unclipped[m][j]) for j in range(len(ids))]) for m in self.methods},
+            flags={i: {m: result.flags[m][j] for m in self.methods} for j, i in enumerate(ids)},
+            stats={i: {m: result.stats[m][j] for m in result.stats} for j, i in enumerate(ids)},
+            targets={i: int(result.targets[j]) for j, i in enumerate(ids)},
+            passes=result.passes, forwards=getattr(result, "forwards", 0),
+            cached_images=sum(all(result.from_cache[m][j] for m in self.methods) for j in range(len(ids))),
+            half_precision=sum(c == "float16" for m in self.methods for c in result.kept[m]),
+            percentile=self.params["percentile"])
 
-    def keep(self, unit: Unit, output: dict) -> dict:
+    def keep(self, unit: Unit, output: UnitOutput) -> UnitOutput:
         """What the run keeps of a finished unit: its maps go to the spool (disk) while a run is on, the rest
         (flags, targets, statistics) stays in memory."""
         return self._spool.add(unit, output) if getattr(self, "_spool", None) is not None else output
@@ -346,18 +277,17 @@ class Evaluation:
             spool.plan(units)
             try:
                 outputs = (executor or run_units_local)(self, units, progress)
-                outputs = [o if "maps" not in o else spool.add(u, o) for u, o in zip(units, outputs)]
+                outputs = [o if o.spooled else spool.add(u, o) for u, o in zip(units, outputs)]
                 self.release_inputs()
                 result = self._score(units, outputs, time.perf_counter() - started, spool)
                 result.summary["maps_kept"] = {"storage": self.config.map_storage, "maps": spool.count,
-                                               "half_precision": int(sum(o.get("half_precision", 0)
-                                                                         for o in outputs))}
+                                               "half_precision": int(sum(o.half_precision for o in outputs))}
                 return result
             finally:
                 self._spool = None
 
     # -- scoring -----------------------------------------------------------------------------------
-    def _score(self, units: list[Unit], outputs: list[dict], seconds: float, spool) -> EvalResult:
+    def _score(self, units: list[Unit], outputs: list[UnitOutput], seconds: float, spool) -> EvalResult:
         """Every criterion scored by its own module (:func:`~trust_core.evaluate.criteria.score`), on the maps
         read back from the spool in the form each scores."""
         from .criteria.context import ScoringContext
@@ -369,11 +299,11 @@ class Evaluation:
         for unit, out in zip(units, outputs):
             if unit.noise:
                 continue
-            flags.setdefault((unit.model_index, unit.state), {}).update(out["flags"])
-            stats.setdefault((unit.model_index, unit.state), {}).update(out.get("stats", {}))
+            flags.setdefault((unit.model_index, unit.state), {}).update(out.flags)
+            stats.setdefault((unit.model_index, unit.state), {}).update(out.stats)
             state_index[unit.state] = unit.state_index
         criteria = set(self.criteria)
-        localizer = self.localizer_baselines(criteria)
+        localizer = localizer_baselines(self, criteria)
         ctx = ScoringContext(
             plan=self, forms={CLIPPED: spool.maps(CLIPPED_FORM), UNCLIPPED: spool.maps(UNCLIPPED_FORM)},
             noisy={CLIPPED: spool.maps(CLIPPED_FORM, noise=True), UNCLIPPED: spool.maps(UNCLIPPED_FORM, noise=True)},
@@ -404,57 +334,11 @@ class Evaluation:
             tables["localizer_agreement"] = pd.DataFrame({"image_id": self.ssim_ids, "ssim": localizer["agreement"]})
         elif criteria & {"repeatability", "reproducibility"}:
             tables["localizer_agreement"] = pd.DataFrame(columns=["image_id", "ssim"])
-        stats_out = {"units": len(units), "passes": int(sum(o["passes"] for o in outputs)),
-                     "forwards": int(sum(o.get("forwards", 0) for o in outputs)),
-                     "cached_images": int(sum(o["cached_images"] for o in outputs)),
+        stats_out = {"units": len(units), "passes": int(sum(o.passes for o in outputs)),
+                     "forwards": int(sum(o.forwards for o in outputs)),
+                     "cached_images": int(sum(o.cached_images for o in outputs)),
                      "image_maps": int(sum(len(u.image_ids) for u in units)), "seconds": round(seconds, 1)}
         return EvalResult(tables=tables, summary=summary, config=self.describe(), stats=stats_out)
-
-    # -- localizer baselines -----------------------------------------------------------------------
-    def _localizer_sources(self) -> list[tuple[str, str, str]]:
-        """(kind, name, path) of every localizer: score-map folders first, then checkpoints."""
-        return ([("maps", f"score maps {Path(p).name}", p) for p in self.localizer_maps]
-                + [("checkpoint", f"localizer {Path(p).name}", p) for p in self.localizer_paths])
-
-    def _source_maps(self, source: tuple[str, str, str], ids: list[str]) -> np.ndarray:
-        """Score maps (N, S, S) of one localizer, min–max normalized per map like saliency maps (NaN
-        where a map is constant), at the classifiers' input size."""
-        from ..models.localizer import load_localizer, load_score_maps, predict_maps
-
-        kind, _name, path = source
-        if kind == "maps":
-            found = load_score_maps(path, ids, self.size, self.resize)
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise ConfigError(f"{len(missing)} image(s) have no localizer score map in {path} "
-                                  f"(e.g. {missing[:3]})")
-            raw = np.stack([found[i] for i in ids])
-        else:
-            model = load_localizer(path)
-            size = info_of(model).input_size or self.size
-            raw = predict_maps(model, torch.stack([self._input(i, paper_preprocessing(size, self.resize)) for i in ids]))
-            raw = np.stack([resize_image(m, self.size) for m in raw])
-        normalized, _reasons = minmax_maps(torch.from_numpy(raw.astype(np.float32)))
-        return normalized.numpy()
-
-    def localizer_baselines(self, criteria: set) -> dict:
-        """The high baselines: the first localizer's maps for utility; the SSIM between two localizers
-        of the same kind (two score-map folders, else two checkpoints: retrained with another seed) for
-        repeatability and reproducibility."""
-        sources = self._localizer_sources()
-        out = {"utility_source": None, "utility_maps": None, "agreement": None, "agreement_pair": None}
-        if "utility" in criteria and sources:
-            out["utility_source"] = sources[0][1]
-            out["utility_maps"] = self._source_maps(sources[0], self.utility_ids)
-        if criteria & {"repeatability", "reproducibility"}:
-            for kind in ("maps", "checkpoint"):
-                same = [s for s in sources if s[0] == kind]
-                if len(same) >= 2:
-                    a, b = (self._source_maps(s, self.ssim_ids) for s in same[:2])
-                    out["agreement"] = similarity("ssim", a, b, data_range=self.config.data_range)
-                    out["agreement_pair"] = f"{same[0][1]} vs {same[1][1]}"
-                    break
-        return out
 
     # -- what the criteria read (criteria/context.py holds the measures) ---------------------------
     def model_label(self, model_index: int) -> str:
@@ -540,72 +424,6 @@ class Evaluation:
                              "captum": captum.__version__, "scikit-image": skimage.__version__,
                              "scikit-learn": sklearn.__version__, "numpy": np.__version__,
                              "python": platform.python_version()}}
-
-
-def run_units_local(evaluation: Evaluation, units: list[Unit], progress=None) -> list[dict]:
-    """The local engine: units in order, each model state built once, maps through the cache."""
-    outputs: list[dict | None] = [None] * len(units)
-    by_model: dict[int, list[int]] = {}
-    for k, unit in enumerate(units):
-        by_model.setdefault(unit.model_index, []).append(k)
-    done = 0
-    for model_index, indices in by_model.items():
-        wanted = {units[k].state for k in indices}
-        for state_name, model in evaluation.state_models(model_index, keep=False):
-            if state_name not in wanted:
-                continue
-            for k in indices:
-                if units[k].state == state_name:
-                    outputs[k] = evaluation.keep(units[k], evaluation.run_unit(units[k], model))
-                    done += 1
-                    if progress:
-                        progress(done, len(units), f"{evaluation.arches[model_index]}#{model_index} {state_name}")
-            wanted.discard(state_name)
-            if not wanted:
-                break
-        evaluation.release_inputs()  # this model's states are done
-    return outputs
-
-
-def write_outputs(result: EvalResult, out: str | Path) -> Path:
-    """Per-image tables (Parquet + CSV), ``config.json``, then ``summary.json``, as one set: written into a
-    hidden folder beside ``out`` that then replaces ``out`` whole (:func:`trust_core.io.atomic_folder`), so
-    ``out`` holds this run's files only — never another run's tables beside this summary — and a run killed
-    while writing leaves the previous results untouched. A folder holding anything but results is refused
-    (:func:`~trust_core.evaluate.outputs.check_results_folder`; the CLI also refuses results without
-    ``--overwrite``). ``summary.json`` states what was skipped (``dataset.skipped``: counts by reason;
-    ``dataset.unreadable``: each unreadable film and why) and the smallest n that decides a verdict.
-    """
-    from ..io import atomic_folder
-    from ..metrics.stats import MIN_PAIRED_N
-    from .outputs import check_results_folder
-
-    out = check_results_folder(out, overwrite=True)
-    described = result.config.get("dataset", {}) if isinstance(result.config, dict) else {}
-    summary = {**result.summary, "stats": result.stats}
-    summary["dataset"] = {**summary.get("dataset", {}), "skipped": described.get("skipped", {}),
-                          "unreadable": described.get("unreadable", {})}
-    summary.setdefault("verdict_min_n", MIN_PAIRED_N)
-    # every file of the set: what a later --overwrite may replace (a user's file beside them never is)
-    summary["files"] = sorted([f"{name}{suffix}" for name in result.tables for suffix in (".parquet", ".csv")]
-                              + ["config.json", "summary.json"])
-    with atomic_folder(out) as folder:
-        for name, table in result.tables.items():
-            for suffix, writer in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
-                                   (".csv", lambda t, p: t.to_csv(p, index=False))):
-                with atomic_path(folder / f"{name}{suffix}") as tmp:
-                    writer(table, tmp)
-        atomic_write(folder / "config.json", json.dumps(result.config, indent=2, default=_json_default))
-        atomic_write(folder / "summary.json", json.dumps(summary, indent=2, default=_json_default))
-    return out
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def evaluate(dataset: RadiographDataset, model_paths, config: EvalConfig = EvalConfig(), *,

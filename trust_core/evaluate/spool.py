@@ -47,28 +47,27 @@ class MapSpool:
         for k, unit in enumerate(units):
             self.rank.setdefault((unit.model_index, unit.state), k)
 
-    def add(self, unit, output: dict) -> dict:
-        """Spool ``output``'s maps (both forms) and return it without them (what scoring keeps in memory)."""
+    def add(self, unit, output):
+        """Spool a :class:`~trust_core.evaluate.units.UnitOutput`'s maps (both forms) and return it without them
+        (what scoring keeps in memory)."""
         number = self.files
         self.files += 1
         path = self.folder / f"{number}.bin"
         offset = 0
         where = self.index.setdefault((unit.model_index, unit.state, unit.noise), {})
         with open(path, "wb") as handle:
-            for image_id, per_method in output["maps"].items():
-                for method, clipped in per_method.items():
-                    unclipped = output["unclipped"][image_id][method]
-                    same = unclipped is clipped or np.array_equal(unclipped, clipped, equal_nan=True)
-                    self.count += 1
-                    if clipped.size <= RAW_PIXELS:  # small maps wait as they are (no compression to pay)
-                        packed = {"codec": "raw", "forms": (clipped, None if same else unclipped)}
-                    else:
-                        packed = _lossless(clipped, None if same else unclipped, self.storage, output.get("percentile"))
-                    blob = pickle.dumps(packed, protocol=5)
-                    handle.write(blob)
-                    where.setdefault(image_id, {})[method] = (number, offset, len(blob))
-                    offset += len(blob)
-        return {k: v for k, v in output.items() if k not in ("maps", "unclipped")}
+            for image_id, method, clipped, unclipped in output.per_image():
+                same = unclipped is clipped or np.array_equal(unclipped, clipped, equal_nan=True)
+                self.count += 1
+                if clipped.size <= RAW_PIXELS:  # small maps wait as they are (no compression to pay)
+                    packed = {"codec": "raw", "forms": (clipped, None if same else unclipped)}
+                else:
+                    packed = _lossless(clipped, None if same else unclipped, self.storage, output.percentile)
+                blob = pickle.dumps(packed, protocol=5)
+                handle.write(blob)
+                where.setdefault(image_id, {})[method] = (number, offset, len(blob))
+                offset += len(blob)
+        return output.without_maps()
 
     def read(self, location: tuple[int, int, int], form: int) -> np.ndarray:
         number, offset, length = location
