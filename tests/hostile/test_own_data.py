@@ -282,7 +282,7 @@ def test_a_target_named_as_the_dataset_names_it_gets_the_models_name():
     from types import SimpleNamespace
 
     from trust_core.errors import ConfigError
-    from trust_core.models.spec import _resolve_target
+    from trust_core.models.spec.load import _resolve_target
 
     classes = ("Atelectasis", "Infiltration", "Lung Opacity")
 

@@ -669,3 +669,11 @@ def test_the_fingerprint_follows_the_models_code(tmp_path, monkeypatch):
     zoo = load(spec_from_dict({"source": "timm:resnet18", "source_kwargs": {"num_classes": 2}, "preprocessing": {"size": SIZE}}))
     import timm
     assert info_of(zoo).spec["code"] == f"timm {timm.__version__}"
+
+
+def test_every_source_kind_has_one_builder():
+    """The schema's source kinds and the builders' zoos name the same kinds (the builders are one dict)."""
+    from trust_core.models.spec import SOURCE_KINDS, ZOO_KINDS, ZOOS, source_kind
+
+    assert tuple(ZOOS) == SOURCE_KINDS and set(ZOO_KINDS) < set(ZOOS)
+    assert source_kind("timm:resnet18") == "timm" and source_kind("model.pt2") == "pt2"

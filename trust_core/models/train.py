@@ -125,7 +125,8 @@ def _trainable(config: TrainConfig) -> tuple[nn.Module, str | None]:
 def init_from(model: nn.Module, path: str | Path) -> dict:
     """Copy the tensors of a weights file (weights_only / safetensors) whose names and shapes fit; the
     rest (typically a 1000-class ImageNet head) keeps its fresh initialization and is listed."""
-    from .spec import ModelSpec, _state_dict_of
+    from .spec import ModelSpec
+    from .spec.load import _state_dict_of
 
     state = _state_dict_of(ModelSpec(source="init", weights=Path(path)))
     own = model.state_dict()
