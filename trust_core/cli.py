@@ -488,8 +488,6 @@ def _cmd_report(args) -> int:
     ``cache/demo``). De-identified output names images by the pseudonyms of that workspace: keyed with its
     secret ``<workspace>/pseudonym.key`` (created there, mode 0600, on first use; never written into the
     output), so the CLI and the app show the same pseudonym for an image of one workspace."""
-    from pathlib import Path
-
     from .io import atomic_write
     from .report import build_image_report, cohort_archive, render_html, render_pdf
     from .workspace import Workspace
@@ -599,20 +597,9 @@ def _cmd_bench(args) -> int:
 
 def _overrides(pairs: list[str] | None) -> dict:
     """``--set name=value`` pairs → typed overrides (JSON values, else strings)."""
-    import json
+    from .models.spec.flags import parse_pairs
 
-    from .errors import ConfigError
-
-    out = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects name=value, got {pair!r}")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name] = value
-    return out
+    return parse_pairs(pairs, what="--set")
 
 
 def _number(kind, low, *, strict: bool):
@@ -914,10 +901,6 @@ def _add_dataset_options(parser) -> None:
                              "resized masks != 0; the default) or 'coverage' (half a pixel's area)")
 
 
-SPEC_FLAGS = ("source", "num_classes", "kwarg", "input_size", "channels", "normalization", "resize", "activation",
-              "output_classes", "target", "gradcam_layer", "cascade_blocks")
-
-
 def _add_spec_options(parser) -> None:
     """The model spec's fields as flags (README 'Bring your own model'): with --source, --model is the
     weights file; with a .toml --model, the flags override its fields."""
@@ -950,12 +933,15 @@ def _model_sources(args, models: list[str]) -> list:
     are given (``--source`` makes each --model a weights file; a .toml is read and overridden)."""
     from pathlib import Path
 
+    from .models.spec.flags import SPEC_FLAGS
+
     if not any(getattr(args, name, None) not in (None, []) for name in SPEC_FLAGS):
         return list(models)
     import tomllib
 
     from .errors import ConfigError
     from .models.spec import spec_from_dict
+    from .models.spec.flags import parse_names, parse_normalization, parse_pairs, parse_target, spec_table
 
     out = []
     for model in models:
@@ -984,53 +970,18 @@ def _model_sources(args, models: list[str]) -> list:
                                   f"torchvision:densenet121), or write a .toml spec", path=path)
         else:
             data, base = {"weights": str(path.resolve())}, Path.cwd()
+        source = None
         if args.source:
-            data["source"] = args.source if not args.source.endswith(".pt2") else str(Path(args.source).resolve())
-        kwargs = dict(data.get("source_kwargs", {}))
-        kwargs.update(_overrides(args.kwarg))
-        if args.num_classes is not None:
-            kwargs["num_classes"] = args.num_classes
-        if kwargs:
-            data["source_kwargs"] = kwargs
-        prep = dict(data.get("preprocessing", {}))
-        if args.input_size is not None:
-            prep["size"] = args.input_size
-        if args.channels is not None:
-            prep["channels"] = args.channels
-        if args.normalization is not None:
-            prep["normalization"] = _normalization(args.normalization)
-        if args.resize is not None:
-            prep["resize"] = args.resize
-        if prep:
-            data["preprocessing"] = prep
-        outputs = dict(data.get("outputs", {}))
-        if args.activation:
-            outputs["activation"] = args.activation
-        if args.output_classes:
-            outputs["classes"] = [c.strip() for c in args.output_classes.split(",") if c.strip()]
-        if outputs:
-            data["outputs"] = outputs
-        if args.target is not None:
-            data["target"] = int(args.target) if args.target.isdigit() else args.target
-        if args.gradcam_layer:
-            data["gradcam_layer"] = args.gradcam_layer
-        if args.cascade_blocks:
-            data["cascade"] = {"blocks": [b.strip() for b in args.cascade_blocks.split(",") if b.strip()]}
+            source = args.source if not args.source.endswith(".pt2") else str(Path(args.source).resolve())
+        data = spec_table(data, source=source, num_classes=args.num_classes,
+                          kwargs=parse_pairs(args.kwarg, what="--kwarg"), input_size=args.input_size,
+                          channels=args.channels, resize=args.resize,
+                          normalization=None if args.normalization is None else parse_normalization(args.normalization),
+                          activation=args.activation, output_classes=parse_names(args.output_classes),
+                          target=None if args.target is None else parse_target(args.target),
+                          gradcam_layer=args.gradcam_layer, cascade_blocks=parse_names(args.cascade_blocks))
         out.append(spec_from_dict(data, base=base) if spec_path is None else spec_from_dict(data, path=spec_path))
     return out
-
-
-def _normalization(text: str):
-    """``paper``/``imagenet``/``xrv`` or ``MEAN,…:STD,…`` (custom, in units of the [0, 1] film)."""
-    from .errors import ConfigError
-
-    if ":" not in text:
-        return text
-    mean, _, std = text.partition(":")
-    try:
-        return {"mean": [float(v) for v in mean.split(",")], "std": [float(v) for v in std.split(",")]}
-    except ValueError:
-        raise ConfigError(f"--normalization expects MEAN,…:STD,… numbers, got {text!r}") from None
 
 
 def _add_compute_options(parser) -> None:

@@ -7,6 +7,8 @@ import streamlit as st
 from trust_core.errors import TrustError
 from trust_core.models.preprocessing import NORMALIZATIONS
 from trust_core.models.spec import ACTIVATIONS
+from trust_core.models.spec.flags import (parse_names, parse_normalization, parse_pairs, parse_target, spec_table,
+                                          split_pairs)
 
 
 
@@ -56,18 +58,12 @@ def bring_your_own_model(ws) -> None:
         if not submitted:
             return
         try:
-            table = {
-                "source": source.strip(),
-                "target": (int(target) if target.strip().isdigit() else target.strip()) or None,
-                "gradcam_layer": layer.strip() or None,
-                "source_kwargs": _kwargs(kwargs),
-                "preprocessing": {"size": int(size), "channels": int(channels),
-                                  "normalization": _custom(custom) if normalization == "custom" else normalization,
-                                  "resize": resize},
-                "cascade": {"blocks": [b.strip() for b in blocks.split(",") if b.strip()]} if blocks.strip() else None,
-                "outputs": {"activation": activation,
-                            "classes": [c.strip() for c in classes.split(",") if c.strip()] or None},
-            }
+            table = spec_table(
+                source=source.strip(), target=parse_target(target), gradcam_layer=layer.strip() or None,
+                kwargs=parse_pairs(split_pairs(kwargs), what="builder argument", identifiers=True),
+                input_size=int(size), channels=int(channels), resize=resize,
+                normalization=parse_normalization(custom, custom=True) if normalization == "custom" else normalization,
+                cascade_blocks=parse_names(blocks), activation=activation, output_classes=parse_names(classes))
             with st.spinner("Loading and checking the model…"):
                 path = ws.add_model(name.strip(), table, weights=weights.getvalue() if weights else None,
                                     weights_name=weights.name if weights else None)
@@ -77,31 +73,3 @@ def bring_your_own_model(ws) -> None:
         st.session_state["_model"] = path.name
         st.session_state["_byom_added"] = path.name
         st.rerun()
-
-
-def _custom(text: str) -> dict:
-    mean, sep, std = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return {"mean": [float(v) for v in mean.split(",")], "std": [float(v) for v in std.split(",")]}
-    except ValueError:
-        raise TrustError(f"custom normalization {text!r}: write MEAN:STD, e.g. 0.5:0.25 or "
-                         f"0.485,0.456,0.406:0.229,0.224,0.225") from None
-
-
-def _kwargs(text: str) -> dict:
-    import json
-
-    out = {}
-    import re
-
-    for pair in [p.strip() for p in re.split(r",(?![^\[]*\])", text) if p.strip()]:  # commas outside [...]
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise TrustError(f"builder argument {pair!r}: write NAME=VALUE")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value.strip()
-    return out

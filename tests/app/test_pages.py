@@ -210,7 +210,8 @@ def test_bring_your_own_model_joins_the_picker_and_the_pages_run_on_it(app_works
     """A model added as a spec (what the sidebar's 'Bring your own model' form writes, after checking it)
     is offered by the model picker for every dataset, and the pages run on it: a torchvision ResNet18 at
     64 px with ImageNet statistics. (AppTest drops the sidebar on reruns under st.navigation, so the form
-    itself is exercised in the browser test and its core, Workspace.add_model, in test_spec.)"""
+    itself is exercised in test_browser.test_bring_your_own_model_form_in_chromium and its core,
+    Workspace.add_model, in test_spec.)"""
     import shutil
 
     from trust_core.workspace import Workspace
