@@ -10,6 +10,7 @@ from ui.access import access_gate
 from ui.byom import bring_your_own_model
 from ui.state import get_workspace, jobs, shared, shared_widget, workspace_root
 from ui.pages import PAGES as PAGE_SPECS
+from trust_core.saliency.registry import FAST_PRESET
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
 
@@ -41,7 +42,7 @@ with st.sidebar:
     if models:
         shared_widget(st.selectbox, "Model", "model", models[0], options=models)
     bring_your_own_model(ws)
-    shared_widget(st.selectbox, "Preset", "preset", "fast", options=list(PRESETS),
+    shared_widget(st.selectbox, "Preset", "preset", FAST_PRESET, options=list(PRESETS),
                   format_func=lambda p: PRESETS[p].label)
     shared_widget(st.toggle, "Show patient identifiers", "identifiers", False,
                   help="Off: images are named by pseudonyms (img-…) on every page and in every export, as in "

@@ -11,6 +11,7 @@ from trust_core.saliency import PRESETS, resolve_methods
 from ui.frame import friendly_errors, redact, run_page
 from ui.state import finding, jobs, kind, workspace
 from ui.widgets import extended_toggle, method_label, shown_criteria, shown_methods
+from trust_core.saliency.registry import FAST_PRESET
 
 
 
@@ -28,7 +29,7 @@ def render() -> None:
         models = st.multiselect("Models (first = main)", classifiers,  # the dataset's own by default, not specs
                                 default=[c for c in classifiers if not c.endswith(".toml")] or classifiers[:1])
         preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label,
-                              index=list(PRESETS).index("fast"))
+                              index=list(PRESETS).index(FAST_PRESET))
         methods = st.multiselect("Methods", shown_methods(), default=resolve_methods("paper"), format_func=method_label)
         criteria = st.multiselect("Criteria", shown_criteria(), default=list(PAPER_CRITERIA),
                                   format_func=lambda c: CRITERIA[c].label)

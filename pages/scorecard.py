@@ -6,7 +6,7 @@ import streamlit as st
 
 from trust_core.evaluate import CRITERIA, EVAL_CODE_VERSION
 from trust_core.evaluate.paper import SOURCE
-from trust_core.evaluate.verdicts import SMALL_SAMPLE_N, VERDICT_VS_PAPER
+from trust_core.evaluate.verdicts import SMALL_SAMPLE_N, VERDICT_MARKS, VERDICT_VS_PAPER
 from trust_core.metrics.stats import MIN_PAIRED_N
 from trust_core.report import VERDICT_COLOURS, provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
@@ -28,10 +28,9 @@ def forest(sub, block: dict, criterion: str) -> None:
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    colours = {"pass": "#15803d", "fail": "#b91c1c", "inconclusive": "#b45309"}
     for verdict, part in sub.groupby("verdict"):
         figure.add_trace(go.Scatter(
-            x=part.value, y=part.label, mode="markers", name=verdict, marker=dict(size=10, color=colours.get(verdict)),
+            x=part.value, y=part.label, mode="markers", name=verdict, marker=dict(size=10, color=VERDICT_MARKS.get(verdict)),
             error_x=dict(type="data", symmetric=False, array=part.ci_high - part.value,
                          arrayminus=part.value - part.ci_low, thickness=2)))
     baseline = sub[sub.baseline.notna()]

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+from .saliency.registry import FAST_PRESET
 
 
 def _sync() -> None:
@@ -341,7 +342,7 @@ def bench_engines(workspace=None, kind: str = "rsna", *, images: int = 8, log=pr
     layout = Layout.of(workspace)
     classifiers, _ = workspace_models(layout.root, kind)
     dataset = DATASETS[kind][0](layout.dataset(kind), image_size=128)
-    config = EvalConfig(preset="fast", utility_limit=images, ssim_images=min(images, 5), group=2,
+    config = EvalConfig(preset=FAST_PRESET, utility_limit=images, ssim_images=min(images, 5), group=2,
                         criteria=("utility", "randomization"))
     times = {}
     for label, executor in (("local", None), ("ray1", ray_executor(workers=1)), ("ray2", ray_executor(workers=2))):

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from .metrics import PAPER_DATA_RANGE
-from .saliency.registry import PAPER_PRESET
+from .saliency.registry import FAST_PRESET, PAPER_PRESET
 
-FAST = "fast"
+FAST = FAST_PRESET
 
 
 def _finite_or_none(value):

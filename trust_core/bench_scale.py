@@ -116,6 +116,7 @@ def bench_scale(dataset: str | None = None, *, films: int = 400, size: int = 64,
     from .data.kinds import open_dataset
     from .data.phantom import build_phantom_dataset
     from .evaluate import EvalConfig, Evaluation
+    from .saliency.registry import FAST_PRESET
     from .evaluate.baseline import average_mask, stored_baseline
     from .evaluate.films import screen_for_evaluation
     from .models import TrainConfig, train_classifier
@@ -155,7 +156,7 @@ def bench_scale(dataset: str | None = None, *, films: int = 400, size: int = 64,
         baseline_first_s = time.perf_counter() - started
         ds = opened()
         screen_for_evaluation(ds)
-        config = EvalConfig(preset="fast", overrides=FAST_SCALE, ssim_images=100, group=4)
+        config = EvalConfig(preset=FAST_PRESET, overrides=FAST_SCALE, ssim_images=100, group=4)
         evaluation = Evaluation(ds, models, config, cache=Store(tmp / "store"))
         units = evaluation.units()
         total_pairs = sum(len(u.image_ids) for u in units)

@@ -14,7 +14,7 @@ from .evaluate.verdicts import (LOCALIZER_BASELINE, NEEDS_SECOND_MODEL, paired_n
 from .models.registry import ARCHITECTURES
 from .randomization.cascade import INITS, MODES
 from .saliency.explain import PRECISIONS
-from .saliency.registry import METHODS, PAPER_PRESET, PRESETS, SETS
+from .saliency.registry import FAST_PRESET, METHODS, PAPER_PRESET, PRESETS, SETS
 
 
 def _cmd_demo(args) -> int:
@@ -795,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--finding", default=None, help="multi-finding datasets: the finding (default: its results')")
     rep.add_argument("--image", default=None, help="image id")
     rep.add_argument("--model", default=None, help="model file name in the workspace")
-    rep.add_argument("--preset", default="fast", choices=list(PRESETS))
+    rep.add_argument("--preset", default=FAST_PRESET, choices=list(PRESETS))
     rep.add_argument("--methods", nargs="*", default=None, choices=list(METHODS) + list(SETS), metavar="METHOD",
                      help="the maps to show (default: the paper's eight; 'extended': every method)")
     rep.add_argument("--cohort", action="store_true", help="export the cohort results instead (ZIP)")

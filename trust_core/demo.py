@@ -24,6 +24,7 @@ from .layout import Layout, read_index, workspace_models, write_index
 from .models.registry import get_architecture
 from .models.train import TrainConfig, load_arrays, train_classifier
 from .progress import epoch_bar, unit_bar
+from .saliency.registry import FAST_PRESET
 
 DATASETS = {"rsna": (RSNADataset, "stage_2_train_labels.csv"), "siim": (SIIMDataset, "train-rle.csv")}
 # An NIH ChestX-ray14-style set with two findings, assessed with the RSNA-trained models (external films,
@@ -144,7 +145,7 @@ LOCALIZER_SIZES = {"rsna": 64, "siim": 128}
 # the paper's four, and the newer criteria that read the same maps (no pass of their own): the app's
 # "beyond the paper" toggle shows them
 # 8 SSIM images: a verdict needs at least MIN_PAIRED_N (6) paired images, with room for a flagged map
-DEMO_EVAL = dict(preset="fast", utility_limit=16, ssim_images=8, group=8,
+DEMO_EVAL = dict(preset=FAST_PRESET, utility_limit=16, ssim_images=8, group=8,
                  criteria=("utility", "randomization", "repeatability", "reproducibility", "pointing_game",
                            "energy_pointing_game", "spearman", "hog", "emprt"))
 

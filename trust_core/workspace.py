@@ -23,6 +23,7 @@ from .models.checkpoint import load
 from .models.info import activated, info_of
 from .randomization.cascade import StateModels, model_seed, states
 from .saliency import explain, explain_for_classes, predicted_classes
+from .saliency.registry import FAST_PRESET
 
 
 GALLERY_ORDERS = {"worst AUPRC first": ("mean AUPRC", True), "most disagreement first": ("disagreement", False),
@@ -248,7 +249,7 @@ class Workspace:
     def input_size(self, name: str) -> int:
         return info_of(self.model(name)).size
 
-    def maps(self, kind: str, image_ids: list[str], model_name: str, *, methods=None, preset: str = "fast",
+    def maps(self, kind: str, image_ids: list[str], model_name: str, *, methods=None, preset: str = FAST_PRESET,
              state: str = "original", finding: str | None = None, **overrides):
         """Saliency maps (``SaliencyMaps``) of dataset images, through the workspace cache. A randomized state
         explains the class the trained model explains for each image, as the evaluation does by default
@@ -279,7 +280,7 @@ class Workspace:
                                            **overrides)
             return explain(model, x, methods=methods, preset=preset, cache=self.store, **overrides)
 
-    def maps_for_image(self, image01: np.ndarray, model_name: str, *, methods=None, preset: str = "fast",
+    def maps_for_image(self, image01: np.ndarray, model_name: str, *, methods=None, preset: str = FAST_PRESET,
                        **overrides):
         """Maps of an arbitrary grayscale image in [0, 1] (an upload), resized to the model input."""
         from .saliency.explain import cached_maps

@@ -6,6 +6,7 @@ import streamlit as st
 from trust_core.access import AccessError, confine, configured_roots
 from trust_core.data.kinds import MULTI_FINDING
 from trust_core.workspace import Workspace
+from trust_core.saliency.registry import FAST_PRESET
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,7 +72,7 @@ def model_name() -> str:
 
 
 def preset() -> str:
-    return shared("preset", "fast")
+    return shared("preset", FAST_PRESET)
 
 
 @st.cache_resource

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-VERDICT_COLOURS = {"pass": "#15803d", "fail": "#b91c1c", "inconclusive": "#b45309"}
+from ..evaluate.verdicts import VERDICT_MARKS
+
+VERDICT_COLOURS = VERDICT_MARKS  # a verdict's mark
 FORMATS = ("svg", "pdf")
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from ..metrics.stats import MIN_PAIRED_N
 
+# How a verdict is drawn everywhere (scorecard, figures, reports): a mark (forest plots, curves) and a table
+# cell (background, text).
+VERDICT_MARKS = {"pass": "#15803d", "fail": "#b91c1c", "inconclusive": "#b45309"}
+VERDICT_CELLS = {"pass": ("#d3f0d8", "#14532d"), "fail": ("#fbd5d5", "#7f1d1d"), "inconclusive": ("#fdf0c4", "#713f12")}
+
 # The criteria whose baseline comes from localizers (two U-Nets or two sets of score maps), and what a run
 # without one lacks.
 NEEDS_SECOND_MODEL = {"repeatability": "needs a second model of the same architecture: repeat --model",

@@ -6,10 +6,11 @@ import io
 import cv2
 import numpy as np
 
+from ..evaluate.verdicts import VERDICT_CELLS
+
 COLORMAPS = ("inferno", "jet", "viridis", "magma", "hot", "gray")
 # A verdict's chip, wherever one is shown (scorecard, reports): (background, text), as hex colours
-VERDICT_COLOURS = {"pass": ("#d3f0d8", "#14532d"), "fail": ("#fbd5d5", "#7f1d1d"),
-                   "inconclusive": ("#fdf0c4", "#713f12")}
+VERDICT_COLOURS = VERDICT_CELLS  # (background, text) of a verdict's cell
 
 
 def rgb(hex_colour: str) -> tuple[int, int, int]:

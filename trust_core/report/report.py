@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.dicom import read_dicom
-from ..data.transforms import crop, crop_window
+from ..data.transforms import crop
 from ..errors import DicomError
 from ..metrics import auprc
 from ..metrics.stats import MIN_PAIRED_N
@@ -27,6 +27,7 @@ from ..models.info import info_of
 from ..pseudonyms import pseudonym, pseudonymizer
 from ..saliency import METHODS, PRESETS
 from .render import VERDICT_COLOURS, overlay, rgb, to_jpeg
+from ..saliency.registry import FAST_PRESET
 
 
 PANEL_MAX = 1536  # report panels: the film's own resolution up to this many pixels a side
@@ -70,7 +71,7 @@ class ImageReport:
 
 
 def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, methods=None,
-                       preset: str = "fast", include_identifiers: bool = False, finding: str | None = None,
+                       preset: str = FAST_PRESET, include_identifiers: bool = False, finding: str | None = None,
                        **overrides) -> ImageReport:
     """Compute (or fetch from the cache) every map of one dataset image and assemble its report."""
     dataset = workspace.dataset(kind, finding=finding)

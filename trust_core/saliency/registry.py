@@ -59,6 +59,7 @@ _ARUN2021 = {
 
 
 PAPER_PRESET = "arun2021"  # the paper's preset: every default that means "as the paper" names it
+FAST_PRESET = "fast"  # the interactive preset (the app's and the demo's default): every such default names it
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ PRESETS: dict[str, Preset] = {
     PAPER_PRESET: Preset(PAPER_PRESET, "Paper (Arun et al. 2021)",
                        "Every parameter as in the paper: SmoothGrad 25 samples σ=0.15, IG 10 steps, "
                        "Smooth IG 25×10, XRAI 2×100 steps, 'full' ranking.", dict(_ARUN2021), paper=True),
-    "fast": Preset("fast", "Fast (NOT the paper's preset)",
+    FAST_PRESET: Preset(FAST_PRESET, "Fast (NOT the paper's preset)",
                    "Fewer samples and steps for interactive CPU use: SmoothGrad/Smooth IG 8 samples, "
                    "Smooth IG 8×5, XRAI 2×20 steps. Maps are noisier than the paper's.",
                    {**_ARUN2021, "n_samples": 8, "smooth_ig_steps": 5, "xrai_steps": 20}),

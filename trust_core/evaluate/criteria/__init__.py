@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ...metrics.stats import Summary
+from ...sets import EXTENDED_SET, PAPER_SET, SETS
 
-PAPER_SET = "paper"
-EXTENDED_SET = "extended"
 
 # The two forms of a saliency map a criterion can score (``trust_core.saliency.postprocess``).
 CLIPPED, UNCLIPPED = "clipped", "unclipped"
@@ -295,9 +294,6 @@ def score(key: str, ctx) -> CriterionResult:
     from importlib import import_module
 
     return import_module(f"{__name__}.{CRITERIA[key].scorer}").score(ctx.for_criterion(key))
-
-
-SETS = (PAPER_SET, EXTENDED_SET)
 
 
 def criterion_set(name: str) -> tuple[str, ...]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 import re
 
-from .base import EXTENDED_SET, PAPER_SET, Method, Plan
+from ...sets import EXTENDED_SET, PAPER_SET, SETS
+from .base import Method, Plan
 
 ENTRY_POINT_GROUP = "trust_core.methods"
 _BUILTIN = ("grad", "smoothgrad", "ig", "smooth_ig", "gbp", "gradcam", "guided_gradcam", "xrai",
@@ -61,7 +62,6 @@ def method_set(name: str) -> list[str]:
     raise KeyError(name)
 
 
-SETS = (PAPER_SET, EXTENDED_SET)
 
 for _name in _BUILTIN:
     register(importlib.import_module(f".{_name}", __name__).METHOD)

@@ -24,10 +24,9 @@ import torch
 
 from ...cache.store import digest_array
 from ...models.info import info_of
+from ...sets import PAPER_SET
 from ..engine import PathSet, autocast, fp32_mode
 
-PAPER_SET = "paper"
-EXTENDED_SET = "extended"
 
 
 @dataclass(frozen=True)

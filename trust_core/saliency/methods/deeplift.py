@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from ..engine import autocast, fp32_mode
-from .base import EXTENDED_SET, Method, check_number
+from ...sets import EXTENDED_SET
+from .base import Method, check_number
 
 EPS = 1e-10  # captum's
 

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import upsample_cam
-from .base import EXTENDED_SET, Method
+from ...sets import EXTENDED_SET
+from .base import Method
 
 EPS = 1e-6  # pytorch-grad-cam's
 

@@ -8,7 +8,8 @@ content and the run's seed, so maps do not depend on batching. Each sample is on
 import torch
 
 from ...errors import ConfigError
-from .base import EXTENDED_SET, Method, seeded_generator
+from ...sets import EXTENDED_SET
+from .base import Method, seeded_generator
 
 
 def draws(image: torch.Tensor, params: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,8 @@
 of its own). captum's ``InputXGradient`` is its oracle."""
 import torch
 
-from .base import EXTENDED_SET, Method
+from ...sets import EXTENDED_SET
+from .base import Method
 
 
 def plan(ctx):

@@ -23,7 +23,8 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..engine import autocast, fp32_mode
-from .base import EXTENDED_SET, Method
+from ...sets import EXTENDED_SET
+from .base import Method
 
 EPSILON = STABILIZER = 1e-6  # zennit's defaults
 COMPOSITES = ("epsilon_plus_flat", "epsilon_alpha2_beta1", "epsilon_plus")

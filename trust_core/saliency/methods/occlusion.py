@@ -9,7 +9,8 @@ import math
 import torch
 
 from ...errors import ConfigError
-from .base import EXTENDED_SET, Method, check_number
+from ...sets import EXTENDED_SET
+from .base import Method, check_number
 
 
 def geometry(size: int, params: dict) -> tuple[int, int, list[int]]:

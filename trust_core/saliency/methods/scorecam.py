@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import upsample_cam
-from .base import EXTENDED_SET, Method
+from ...sets import EXTENDED_SET
+from .base import Method
 
 
 def plan(ctx):
