@@ -5,7 +5,7 @@ from trust_core.saliency import METHODS
 from trust_core.workspace import GALLERY_ORDERS
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.measures import POINTING_HELP
-from ui.state import finding, kind, model_name, preset, shared, shared_widget
+from ui.state import finding, kind, model_name, open_image, preset, shared, shared_widget
 from ui.viewer import film_for, map_panel, show, sync, truth_payload
 from ui.widgets import extended_toggle, id_namer, image_picker, method_label, prediction_line, shown_methods
 
@@ -45,7 +45,7 @@ def render() -> None:
         rows = event.selection.rows
         chosen = (order, rows[0]) if rows else None
         if chosen and chosen != st.session_state.get("_gallery_chosen") and rows[0] < len(gallery):
-            st.session_state["_image_id"] = gallery.index[rows[0]]  # a new click, not a kept selection
+            open_image(gallery.index[rows[0]])  # a new click, not a kept selection
         st.session_state["_gallery_chosen"] = chosen
         ids = list(gallery.index)
     else:

@@ -1,6 +1,5 @@
 """Metrics: every scored criterion per image and method (the registry's tables), baselines as lines or per-method
 bars, the paper's values as markers; a click opens that image at that method in the explorer."""
-import time
 
 import plotly.graph_objects as go
 
@@ -8,9 +7,10 @@ import streamlit as st
 
 from trust_core.evaluate.paper import paper_value
 from ui.frame import friendly_errors, require_results, run_page
-from ui.state import kind, workspace
+from ui.state import focus_randomization, kind, open_image, shared, workspace
 from trust_core.evaluate.criteria import CRITERIA
 from ui.widgets import extended_toggle, figure_downloads, id_namer, method_label, shown_criteria, shown_methods
+from ui.pages import goto
 
 
 def render() -> None:
@@ -47,16 +47,15 @@ def render() -> None:
         points = (event or {}).get("selection", {}).get("points", [])  # (a dict, as the frontend sends it)
         if points and points[0].get("customdata"):  # the click carries its image, its method and its state
             shown, method = points[0]["customdata"][:2]
-            st.session_state["_image_id"] = {shown_as(i): i for i in table.image_id}.get(shown, shown)
-            st.session_state["_explorer_method"] = method
+            open_image({shown_as(i): i for i in table.image_id}.get(shown, shown), method)
             if state is not None:  # a similarity at a randomization state: the cascade, at that state
-                st.session_state["_rand_focus"] = {"method": method, "frame": state, "token": time.time()}
-                st.switch_page("pages/randomization.py")
-            st.switch_page("pages/explorer.py")
+                focus_randomization(method, state)
+                goto("randomization")
+            goto("explorer")
 
 
     keys = shown_criteria(results["criteria"])
-    focus = st.session_state.get("_metrics_focus")
+    focus = shared("metrics_focus")
     if focus in keys:  # opened from a scorecard cell: its criterion first
         keys = [focus] + [k for k in keys if k != focus]
     for key in keys:  # every scored criterion, from the registry

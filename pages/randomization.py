@@ -4,7 +4,7 @@ import streamlit as st
 
 from trust_core.metrics import ssim
 from ui.frame import dataset_page, friendly_errors, run_page
-from ui.state import finding, kind, model_name, preset
+from ui.state import finding, kind, model_name, preset, take_randomization_focus
 from ui.viewer import film_for, map_panel, show, truth_payload
 from ui.widgets import (extended_toggle, figure_downloads, image_picker, method_label, prediction_line,
                         shown_methods)
@@ -56,7 +56,7 @@ def render() -> None:
     with picker:
         image_id = image_picker(ids, dataset, viewer="randomization_viewer")
         extended_toggle()
-    focus = st.session_state.pop("_rand_focus", None)  # a click elsewhere: its method, at its state
+    focus = take_randomization_focus()  # a click elsewhere: its method, at its state
     default = ["grad", "gbp", "gradcam", "xrai"]
     if focus and focus["method"] in shown_methods() and focus["method"] not in default:
         default = [focus["method"]] + default

@@ -1,5 +1,4 @@
 """Scorecard: method × criterion, with CI, baselines, pass/fail and the paper's value beside ours."""
-import time
 
 import pandas as pd
 import streamlit as st
@@ -11,7 +10,8 @@ from trust_core.metrics.stats import MIN_PAIRED_N
 from trust_core.report import VERDICT_COLOURS, provenance_line, scorecard_table
 from ui.frame import fast_distance_text, friendly_errors, run_page
 from ui.widgets import extended_toggle, figure_downloads, shown_criteria, shown_methods
-from ui.state import finding, kind, workspace
+from ui.state import finding, focus_metrics, focus_randomization, kind, open_image, workspace
+from ui.pages import goto
 
 
 
@@ -64,16 +64,14 @@ def open_at(ws, criterion: str, row) -> None:
     where = (f"🎲 {row.label} in the cascade at state {state}" if state is not None
              else f"🔎 {row.label} in the explorer")
     if c1.button(where + (" (its worst image here)" if worst is not None else ""), key=f"open_explorer_{criterion}"):
-        st.session_state["_explorer_method"] = row.method
-        if worst is not None:
-            st.session_state["_image_id"] = worst
+        open_image(worst, row.method)
         if state is not None:
-            st.session_state["_rand_focus"] = {"method": row.method, "frame": state, "token": time.time()}
-            st.switch_page("pages/randomization.py")
-        st.switch_page("pages/explorer.py")
+            focus_randomization(row.method, state)
+            goto("randomization")
+        goto("explorer")
     if c2.button(f"📊 {spec.label} on Metrics", key=f"open_metrics_{criterion}"):
-        st.session_state["_metrics_focus"] = criterion
-        st.switch_page("pages/metrics.py")
+        focus_metrics(criterion)
+        goto("metrics")
 
 
 def render() -> None:

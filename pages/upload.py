@@ -4,6 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 from trust_core.data import DicomImage, read_dicom
+from trust_core.prose import explained_sentence, negative_class_warning
 from trust_core.data.dicom import UPLOAD_SUFFIXES, decode_upload
 from trust_core.errors import TrustError
 from trust_core.saliency import resolve_methods
@@ -48,15 +49,13 @@ def render() -> None:
         typical = workspace().typicality(image, model_name())
         output = workspace().prediction_for_image(image, model_name())
     target = int(result.targets[0])
-    name = workspace().class_name(model_name(), target)
-    kind_of_score = "probability" if output["activation"] != "logits" else "logit"
-    st.success(f"Maps explain class {target} — **{name}** (the model's {kind_of_score} {output['scores'][target]:.2f}; "
-               f"predicted: {workspace().class_name(model_name(), output['predicted'])}); "
+    st.success(explained_sentence(output, target, lambda k: workspace().class_name(model_name(), k)) + "; "
                + ("from the cache" if all(all(v) for v in result.from_cache.values())
                   else f"{result.passes} forward+backward passes"))
-    if target == workspace().negative_class(model_name(), len(output["scores"]), output["activation"]):
-        st.warning(f"These maps explain class {target}, **{name}** (the negative class): they show what argues "
-                   "against the finding, not where it is.", icon="⚠️")
+    negative = workspace().negative_class(model_name(), len(output["scores"]), output["activation"])
+    if target == negative:
+        st.warning(negative_class_warning(target, workspace().class_name(model_name(), target),
+                                          predicted_negative=output["predicted"] == negative), icon="⚠️")
     if typical and typical["unlike"]:
         st.warning(f"This image is **unlike the model's training films** ({typical['dataset'].upper()} of this "
                    f"workspace): its intensity histogram lies {typical['distance']:.2f} from theirs (Jensen–Shannon), "

@@ -11,8 +11,9 @@ from trust_core.analysis import FEATURE_LABELS, FEATURES
 from trust_core.analysis.associations import bin_label, trend_band
 from trust_core.evaluate.criteria import CRITERIA
 from ui.frame import friendly_errors, require_results, run_page
-from ui.state import kind, workspace
+from ui.state import kind, open_image, workspace
 from ui.widgets import id_namer, method_label, shown_methods
+from ui.pages import goto
 
 
 def rho_text(rho: dict) -> str:
@@ -111,9 +112,8 @@ def render() -> None:
     points = (event or {}).get("selection", {}).get("points", [])
     if points and points[0].get("customdata"):  # a point opens its image at its method in the explorer
         shown, method = points[0]["customdata"][:2]
-        st.session_state["_image_id"] = {shown_as(i): i for i in features.index}.get(shown, shown)
-        st.session_state["_explorer_method"] = method
-        st.switch_page("pages/explorer.py")
+        open_image({shown_as(i): i for i in features.index}.get(shown, shown), method)
+        goto("explorer")
 
     bars = go.Figure()
     for k, method in enumerate(methods):

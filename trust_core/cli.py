@@ -9,8 +9,8 @@ from .data.phantom import ANATOMIES
 from .errors import TrustError
 from .evaluate.criteria import CRITERIA, PAPER_CRITERIA
 from .evaluate.criteria import SETS as CRITERIA_SETS
-from .evaluate.verdicts import (LOCALIZER_BASELINE, NEEDS_SECOND_MODEL, paired_n, paper_rule_text, verdict_reason,
-                                verdict_reasons)
+from .evaluate.verdicts import (LOCALIZER_BASELINE, NEEDS_SECOND_MODEL, baseline_of, paired_n, paper_rule_text,
+                                verdict_reason, verdict_reasons)
 from .models.registry import ARCHITECTURES
 from .randomization.cascade import INITS, MODES
 from .saliency.explain import PRECISIONS
@@ -288,7 +288,7 @@ def _print_summary(summary: dict) -> None:
                 reason = verdict_reason(criterion, None)
                 print(f"  {method:<15} n/a" + (f" ({reason})" if reason else ""))
                 continue
-            base = entry.get("baseline_low", entry.get("baseline"))
+            base = baseline_of(entry)
             base_text = f"{base:.3f}" if isinstance(base, float) else "n/a"
             reasons = verdict_reasons(criterion, entry, short=True)
             no_baseline |= base is None and criterion in NEEDS_SECOND_MODEL

@@ -32,3 +32,18 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/reports.py", "Reports", "📄", "reports"),
     PageSpec("pages/runs.py", "Runs", "▶️", "runs"),
 )
+
+
+def page(name: str) -> PageSpec:
+    """A page by its url path (its file's name without .py): 'explorer', 'randomization'…"""
+    for spec in PAGES:
+        if spec.url_path == name:
+            return spec
+    raise KeyError(f"no page {name!r}; pages: {[p.url_path for p in PAGES]}")
+
+
+def goto(name: str) -> None:
+    """Open another page of the app by name (see :func:`page`)."""
+    import streamlit as st
+
+    st.switch_page(page(name).path)

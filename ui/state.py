@@ -81,3 +81,34 @@ def jobs():
     from trust_core.evaluate.jobs import JobManager
 
     return JobManager()
+
+
+# -- hand-offs between pages: what one page asks another to open ------------------------------------------
+def set_shared(name: str, value) -> None:
+    """Set a shared choice (see :func:`shared`)."""
+    st.session_state[f"_{name}"] = value
+
+
+def open_image(image_id: str | None = None, method: str | None = None) -> None:
+    """Make ``image_id`` the image every page shows and ``method`` the explorer's method (None: unchanged)."""
+    if image_id is not None:
+        set_shared("image_id", image_id)
+    if method is not None:
+        set_shared("explorer_method", method)
+
+
+def focus_randomization(method: str, frame: int) -> None:
+    """Ask the randomization page to show ``method`` at cascade state ``frame`` (once: a new token each time)."""
+    import time
+
+    set_shared("rand_focus", {"method": method, "frame": frame, "token": time.time()})
+
+
+def take_randomization_focus() -> dict | None:
+    """What another page asked the randomization page to show (consumed)."""
+    return st.session_state.pop("_rand_focus", None)
+
+
+def focus_metrics(criterion: str) -> None:
+    """Ask the metrics page to show ``criterion`` first."""
+    set_shared("metrics_focus", criterion)

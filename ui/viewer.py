@@ -19,7 +19,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from trust_core.report import COLORMAPS
-from ui.state import shared
+from ui.state import open_image, shared
 
 _FRONTEND = Path(__file__).parent / "viewer_frontend"
 _component = components.declare_component("trust_viewer", path=str(_FRONTEND))
@@ -170,7 +170,7 @@ def keep(value: dict | None, *, chooses_method: bool = True) -> None:
     if isinstance(value, dict) and value.get("seq", 0) > shared("viewer", {}).get("seq", 0):
         st.session_state["_viewer"] = {k: value[k] for k in DEFAULT_SETTINGS if k in value}
         if chooses_method and value.get("method"):
-            st.session_state["_explorer_method"] = value["method"]
+            open_image(method=value["method"])
 
 
 def sync(key: str, *, chooses_method: bool = True) -> None:

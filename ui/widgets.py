@@ -57,13 +57,25 @@ def method_label(key: str) -> str:
     return METHODS[key].label
 
 
+def extended_help() -> str:
+    """What the 'beyond the paper' switch adds, from the method and criterion registries (plugins included)."""
+    from trust_core.evaluate.criteria import CRITERIA
+    from trust_core.sets import PAPER_SET
+
+    paper_methods = [m.label for m in METHODS.values() if m.group == PAPER_SET]
+    paper_criteria = [c.label for c in CRITERIA.values() if c.group == PAPER_SET]
+    more_methods = [m.label for m in METHODS.values() if m.group != PAPER_SET]
+    more_criteria = [c.label for c in CRITERIA.values() if c.group != PAPER_SET]
+    return (f"Off: Arun et al.'s {len(paper_methods)} methods and {len(paper_criteria)} criteria "
+            f"({', '.join(paper_criteria)}). On: also the methods {', '.join(more_methods)}; and the criteria "
+            f"{', '.join(more_criteria)}.")
+
+
 def extended_toggle() -> bool:
-    """The 'beyond the paper' switch every page shares: off shows the paper's eight methods and four criteria
-    (the default view), on adds every registered method and criterion."""
+    """The 'beyond the paper' switch every page shares: off shows the paper's methods and criteria (the
+    default view), on adds every registered method and criterion."""
     return shared_widget(st.toggle, "Beyond the paper: extended methods and criteria", "extended", False,
-                         help="Off: Arun et al.'s eight methods and four criteria. On: also Grad-CAM++, Score-CAM, "
-                              "Input×Gradient, DeepLIFT, GradientSHAP, Occlusion and plugins; pointing games, "
-                              "mIoU, Spearman/HOG randomization and eMPRT.")
+                         help=extended_help())
 
 
 def shown_methods(available=None) -> list[str]:
@@ -71,15 +83,18 @@ def shown_methods(available=None) -> list[str]:
     restricted to ``available`` when given."""
     from trust_core.saliency.registry import resolve_methods
 
-    keys = resolve_methods("extended" if shared("extended", False) else "paper")
+    from trust_core.sets import EXTENDED_SET, PAPER_SET
+
+    keys = resolve_methods(EXTENDED_SET if shared("extended", False) else PAPER_SET)
     return [k for k in keys if available is None or k in available]
 
 
 def shown_criteria(available=None) -> list[str]:
     """The criteria to offer, like :func:`shown_methods`."""
     from trust_core.evaluate.criteria import resolve_criteria
+    from trust_core.sets import EXTENDED_SET, PAPER_SET
 
-    keys = resolve_criteria("extended" if shared("extended", False) else "paper")
+    keys = resolve_criteria(EXTENDED_SET if shared("extended", False) else PAPER_SET)
     return [k for k in keys if available is None or k in available]
 
 
@@ -88,20 +103,16 @@ def prediction_line(ws, dataset, image_id: str, model: str, explained: int, outp
     a warning when the maps explain the negative class: wherever maps are shown."""
     from ui.state import finding, kind
 
+    from trust_core.prose import explained_sentence, negative_class_warning
+
     output = output or ws.prediction(kind(), image_id, model, finding=finding())
-    score = "probability" if output["activation"] != "logits" else "logit"
-    label = ws.class_name(model, explained)
-    st.markdown(f"Maps explain class {explained} — **{label}** (the model's {score} "
-                f"{output['scores'][explained]:.2f}; predicted: **{ws.class_name(model, output['predicted'])}**, "
-                f"{score} {output['scores'][output['predicted']]:.2f}) · ground truth: label "
-                f"{dataset.label(image_id)} · model {model}")
+    st.markdown(explained_sentence(output, explained, lambda k: ws.class_name(model, k))
+                + f" · ground truth: label {dataset.label(image_id)} · model {model}")
     negative = ws.negative_class(model, len(output["scores"]), output["activation"])
     if explained == negative:
-        why = ("the model predicts this film negative" if output["predicted"] == negative else
-               "you chose it, although the model predicts another class")
-        st.warning(f"These maps explain class {explained}, **{label}** ({why}): they show what argues against the "
-                   "finding, not where it is. The paper explained the predicted class; read them with that in mind.",
-                   icon="⚠️")
+        st.warning(negative_class_warning(explained, ws.class_name(model, explained),
+                                          predicted_negative=output["predicted"] == negative)
+                   + " The paper explained the predicted class; read them with that in mind.", icon="⚠️")
 
 
 def figure_downloads(ws, name: str, key: str) -> None:

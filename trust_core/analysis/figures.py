@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluate.verdicts import VERDICT_MARKS
+from ..evaluate.verdicts import VERDICT_MARKS, baseline_of
 
 VERDICT_COLOURS = VERDICT_MARKS  # a verdict's mark
 FORMATS = ("svg", "pdf")
@@ -82,7 +82,7 @@ def forest(summary: dict, criterion: str, kind: str, out: Path, line: str) -> li
         colour = VERDICT_COLOURS.get(entry.get("verdict"), "#555555")
         axis.errorbar(entry["mean"], y, xerr=[[entry["mean"] - entry["ci_low"]], [entry["ci_high"] - entry["mean"]]],
                       fmt="o", color=colour, capsize=2, label=entry.get("verdict"))
-        base = entry.get("baseline_low", entry.get("baseline"))
+        base = baseline_of(entry)
         if isinstance(base, (int, float)):
             axis.plot([base], [y], marker="|", markersize=12, color="orange", label="baseline")
         paper = paper_value(criterion, kind, method)

@@ -131,6 +131,41 @@ def write_outputs(result, out: str | Path) -> Path:
     return out
 
 
+def describe_evaluation(evaluation) -> dict:
+    """What ``config.json`` records of an evaluation: its configuration, dataset, models (with their weights'
+    digests), localizers, image sets and the versions of the code and libraries that scored it."""
+    import platform
+    from dataclasses import asdict
+
+    import captum
+    import numpy as np
+    import skimage
+    import sklearn
+    import torch
+
+    from .. import __version__
+    from ..cache.store import weights_digest
+    from ..models.info import info_of
+    from ..saliency import CODE_VERSION
+    from .config import EVAL_CODE_VERSION
+
+    ev, dataset = evaluation, evaluation.dataset
+    return {"config": asdict(ev.config), "methods": ev.methods, "params": ev.params,
+            "dataset": {"kind": dataset.kind, "root": str(dataset.root), "fingerprint": dataset.fingerprint,
+                        "skipped": dataset.skipped.counts, "mask_rule": dataset.mask_rule, **dataset.selection},
+            "models": [{"path": p, "arch": a, "spec": info_of(m).spec, "weights_digest": weights_digest(m),
+                        "meta": {k: v for k, v in info_of(m).meta.items() if k != "spec"},
+                        "shuffled_labels": index >= ev.trained}
+                       for index, (p, a, m) in enumerate(zip(ev.model_paths, ev.arches, ev.models))],
+            "localizers": ev.localizer_paths, "localizer_maps": ev.localizer_maps,
+            "image_size": ev.size, "utility_images": len(ev.utility_ids), "ssim_images": len(ev.ssim_ids),
+            "versions": {"trust_core": __version__, "saliency_code": CODE_VERSION, "evaluation_code": EVAL_CODE_VERSION,
+                         "torch": str(torch.__version__),
+                         "captum": captum.__version__, "scikit-image": skimage.__version__,
+                         "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()}}
+
+
 def _json_default(value):
     import numpy as np
 

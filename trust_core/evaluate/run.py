@@ -15,9 +15,8 @@ paper's point rule (means only) is kept beside it as ``paper_rule``.
 """
 from __future__ import annotations
 
-import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,7 @@ import pandas as pd
 import torch
 
 from ..cache.codec import MAP_STORAGES
-from ..cache.store import Store, weights_digest
+from ..cache.store import Store
 from ..data.datasets import RadiographDataset
 from ..data.transforms import resize_image
 from ..errors import ConfigError
@@ -42,7 +41,7 @@ from .criteria import score as score_criterion
 from .config import EVAL_CODE_VERSION, RANDOMIZATION_CLASSES, EvalConfig  # noqa: F401  (the evaluation's names)
 from .units import Unit, UnitOutput, run_units_local  # noqa: F401
 from .localizers import localizer_baselines
-from .outputs import write_outputs  # noqa: F401  (the evaluation's names)
+from .outputs import describe_evaluation, write_outputs  # noqa: F401  (the evaluation's names)
 
 
 @dataclass
@@ -403,27 +402,8 @@ class Evaluation:
         return (torch.randn(image.shape, generator=generator) * sigma).to(image.device)
 
     def describe(self) -> dict:
-        import captum
-        import skimage
-        import sklearn
-
-        from .. import __version__
-        from ..saliency import CODE_VERSION
-
-        return {"config": asdict(self.config), "methods": self.methods, "params": self.params,
-                "dataset": {"kind": self.dataset.kind, "root": str(self.dataset.root),
-                            "fingerprint": self.dataset.fingerprint, "skipped": self.dataset.skipped.counts,
-                            "mask_rule": self.dataset.mask_rule, **self.dataset.selection},
-                "models": [{"path": p, "arch": a, "spec": info_of(m).spec, "weights_digest": weights_digest(m),
-                            "meta": {k: v for k, v in info_of(m).meta.items() if k != "spec"},
-                            "shuffled_labels": index >= self.trained}
-                           for index, (p, a, m) in enumerate(zip(self.model_paths, self.arches, self.models))],
-                "localizers": self.localizer_paths, "localizer_maps": self.localizer_maps,
-                "image_size": self.size, "utility_images": len(self.utility_ids), "ssim_images": len(self.ssim_ids),
-                "versions": {"trust_core": __version__, "saliency_code": CODE_VERSION, "evaluation_code": EVAL_CODE_VERSION, "torch": str(torch.__version__),
-                             "captum": captum.__version__, "scikit-image": skimage.__version__,
-                             "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-                             "python": platform.python_version()}}
+        """What ``config.json`` records of this evaluation (see :func:`~.outputs.describe_evaluation`)."""
+        return describe_evaluation(self)
 
 
 def evaluate(dataset: RadiographDataset, model_paths, config: EvalConfig = EvalConfig(), *,

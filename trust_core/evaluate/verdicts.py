@@ -29,6 +29,12 @@ def point_rule(passed, n: int = 1) -> str | None:
     return "pass" if passed else "fail"
 
 
+def baseline_of(entry: dict):
+    """The baseline a method's verdict was decided against: utility's low baseline (``baseline_low``; its
+    localizer is ``baseline_high``), every other criterion's ``baseline``."""
+    return entry.get("baseline_low", entry.get("baseline"))
+
+
 def paired_n(entry: dict) -> int | None:
     """The n a verdict was decided on: the paired images (method and baseline both defined), else all."""
     n = entry.get("n_paired", entry.get("n"))
@@ -44,7 +50,7 @@ def verdict_reasons(criterion: str, entry: dict | None, *, short: bool = False) 
     reasons = []
     n = paired_n(entry)
     verdict = entry.get("verdict")
-    base = entry.get("baseline_low", entry.get("baseline"))
+    base = baseline_of(entry)
     if verdict == "inconclusive" and n is not None and n < MIN_PAIRED_N:
         reasons.append(f"n={n} < {MIN_PAIRED_N}: too few images to decide")
     if base is None and criterion in NEEDS_SECOND_MODEL:

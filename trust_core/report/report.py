@@ -24,10 +24,12 @@ from ..errors import DicomError
 from ..metrics import auprc
 from ..metrics.stats import MIN_PAIRED_N
 from ..models.info import info_of
+from ..prose import explained_sentence, negative_class_warning
 from ..pseudonyms import pseudonym, pseudonymizer
 from ..saliency import METHODS, PRESETS
-from .render import VERDICT_COLOURS, overlay, rgb, to_jpeg
 from ..saliency.registry import FAST_PRESET
+from .render import VERDICT_COLOURS, overlay, rgb, to_jpeg
+from .summary import scorecard_table
 
 
 PANEL_MAX = 1536  # report panels: the film's own resolution up to this many pixels a side
@@ -120,18 +122,17 @@ def build_image_report(workspace, kind: str, image_id: str, model_name: str, *, 
     title = image_id if include_identifiers else pseudonym(image_id, workspace)  # the workspace's key
     output = workspace.prediction(kind, image_id, model_name, finding=finding)
     explained = int(result.targets[0])
-    score = "probability" if output["activation"] != "logits" else "logit"
-    prediction = (f"{model_name} predicts class {output['predicted']} - {workspace.class_name(model_name, output['predicted'])} "
-                  f"({score} {output['scores'][output['predicted']]:.2f}). The maps explain class {explained} - "
-                  f"{workspace.class_name(model_name, explained)} ({score} {output['scores'][explained]:.2f}); "
-                  f"ground truth: label {dataset.label(image_id)}.")
+    prediction = (f"{model_name} predicts class {output['predicted']}. "
+                  + explained_sentence(output, explained, lambda k: workspace.class_name(model_name, k), bold=False,
+                                       lead="The maps explain") + f"; ground truth: label {dataset.label(image_id)}.")
     warnings = []
     if not PRESETS[preset].paper:
         warnings.append(f"Preset {PRESETS[preset].label}: {PRESETS[preset].description} "
                         f"{provenance['preset_distance'][0].upper()}{provenance['preset_distance'][1:]}.")
-    if explained == workspace.negative_class(model_name, len(output["scores"]), output["activation"]):
-        warnings.append(f"These maps explain class {explained} ('{workspace.class_name(model_name, explained)}', "
-                        "the negative class): they show what argues against the finding, not where it is.")
+    negative = workspace.negative_class(model_name, len(output["scores"]), output["activation"])
+    if explained == negative:
+        warnings.append(negative_class_warning(explained, workspace.class_name(model_name, explained), bold=False,
+                                               predicted_negative=output["predicted"] == negative))
     verdicts, source = cohort_verdicts(workspace, kind, finding, list(result))
     native = crop(dataset.native_image(image_id), framing)
     return ImageReport(title=title, image=native, mask=crop(dataset.native_mask(image_id), framing),
@@ -398,58 +399,3 @@ def _replace_ids(value, ids: set[str], name):
     if isinstance(value, str) and value in ids:
         return name(value)
     return value
-
-
-def provenance_line(summary: dict) -> str:
-    """What decides the numbers beside the method: dataset selection, ground-truth rule and the
-    fidelity parameters (one line for the scorecard, reports and exports)."""
-    dataset = summary.get("dataset", {})
-    params = summary.get("parameters", {})
-    parts = []
-    if dataset.get("classes") is not None or dataset.get("classes_note"):
-        classes = ", ".join(dataset["classes"]) if dataset.get("classes") else "all"
-        parts.append(f"classes: {classes} ({dataset.get('classes_note', '')})")
-    if dataset.get("finding"):
-        parts.append(f"finding: {dataset['finding']} (negatives: {dataset.get('negatives_note') or dataset.get('negatives')}"
-                     + (f"; readers: {dataset['readers']}" if dataset.get("readers") else "") + ")")
-    if dataset.get("mask_rule"):
-        parts.append(f"ground truth: {dataset['mask_rule']} rule")
-    if params.get("gradcam_interpolation"):
-        parts.append(f"Grad-CAM upsampling: {params['gradcam_interpolation']}")
-    if params.get("xrai_postprocess"):
-        parts.append(f"XRAI post-processing: {params['xrai_postprocess']}")
-    if "noise_per_model" in params:
-        parts.append("noise drawn per model state" if params["noise_per_model"] else "noise shared by all models")
-    if summary.get("data_range") is not None:
-        parts.append(f"SSIM data range {summary['data_range']:g}")
-    if summary.get("map_storage"):
-        from ..cache.codec import storage_note
-
-        parts.append("maps: " + storage_note(summary["map_storage"], summary.get("maps_kept")))
-    return " · ".join(parts)
-
-
-def scorecard_table(summary: dict, kind: str):
-    """Method × criterion scorecard: our value, CI, baseline, verdict (pass / fail / inconclusive) and why an
-    inconclusive one is (``why``: too few paired images, no baseline, a CI across 0), the paper's point rule,
-    why the two differ where they do (``versus_paper``) and the paper's value."""
-    import pandas as pd
-
-    from ..evaluate.paper import paper_value
-    from ..evaluate.verdicts import paired_n, paper_rule_text, verdict_reason, verdict_vs_paper
-
-    rows = []
-    for criterion, block in summary["criteria"].items():
-        for method, entry in block["methods"].items():
-            if entry is None:
-                continue
-            baseline = entry.get("baseline_low", entry.get("baseline"))
-            rows.append({"criterion": criterion, "method": method, "label": METHODS[method].label,
-                         "metric": block["metric"], "value": entry["mean"], "ci_low": entry["ci_low"],
-                         "ci_high": entry["ci_high"], "n": paired_n(entry), "excluded": entry["excluded"],
-                         "baseline": baseline, "baseline_high": entry.get("baseline_high"),
-                         "verdict": entry.get("verdict"), "why": verdict_reason(criterion, entry),
-                         "paper_rule": entry.get("paper_rule"), "paper_rule_text": paper_rule_text(entry),
-                         "versus_paper": verdict_vs_paper(entry),
-                         "difference_ci": entry.get("difference_ci"), "paper": paper_value(criterion, kind, method)})
-    return pd.DataFrame(rows)
