@@ -17,7 +17,7 @@ warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
 @pytest.fixture(scope="session")
 def phantom_root(tmp_path_factory):
     """A tiny demo-like workspace: 24 RSNA and 24 SIIM phantom DICOMs in the Kaggle layouts."""
-    from trust_core.data.phantom import build_phantom_dataset
+    from trust_core.demo.films import build_phantom_dataset
 
     root = tmp_path_factory.mktemp("phantom")
     build_phantom_dataset(root / "rsna", "rsna", n_images=24, seed=3, positive_fraction=0.5, workers=1)

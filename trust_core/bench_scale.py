@@ -114,7 +114,7 @@ def bench_scale(dataset: str | None = None, *, films: int = 400, size: int = 64,
     from .data.check import check_films
     from .data.datasets import RSNADataset
     from .data.kinds import open_dataset
-    from .data.phantom import build_phantom_dataset
+    from .demo.films import build_phantom_dataset
     from .evaluate import EvalConfig, Evaluation
     from .saliency.registry import FAST_PRESET
     from .evaluate.baseline import average_mask, stored_baseline

@@ -238,7 +238,7 @@ def test_a_multi_finding_dataset_has_a_finding_picker(app_workspace, monkeypatch
 
     from tests.conftest import APP_LIGHT
     from trust_core.data import open_dataset
-    from trust_core.data.phantom import build_nih_phantom
+    from trust_core.demo.films import build_nih_phantom
     from trust_core.evaluate import EvalConfig, evaluate
     from trust_core.layout import workspace_models
 

@@ -19,7 +19,7 @@ from PIL import Image
 from trust_core.cli import main
 from trust_core.data import open_dataset
 from trust_core.data.findings import CheXlocalizeDataset, NIHDataset, VinDrDataset
-from trust_core.data.phantom import make_case
+from trust_core.demo.anatomy import make_case
 from trust_core.errors import DatasetError, ImageError
 
 from ..helpers import write_dicom

@@ -5,8 +5,8 @@ import functools
 import numpy as np
 import pytest
 
-from trust_core.data import phantom
-from trust_core.data.phantom import ANATOMIES
+from trust_core.demo import anatomy as phantom
+from trust_core.demo.anatomy import ANATOMIES
 
 make_case = phantom.make_case
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from trust_core.data import RSNADataset, SIIMDataset
-from trust_core.data.phantom import PhantomCase, write_dicom
+from trust_core.demo.anatomy import PhantomCase
+from trust_core.demo.films import write_dicom
 
 from .test_rle import kaggle_rle2mask
 

@@ -111,7 +111,7 @@ def test_ray_runs_a_multi_finding_dataset_and_spec_models(cluster, tmp_path):
     import torch
 
     from trust_core.data import open_dataset
-    from trust_core.data.phantom import build_nih_phantom
+    from trust_core.demo.films import build_nih_phantom
     from trust_core.models.spec import spec_from_dict
 
     build_nih_phantom(tmp_path / "nih", n_images=24, workers=1)

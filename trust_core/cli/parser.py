@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..data.phantom import ANATOMIES
+from ..demo import ANATOMIES
 from ..evaluate.criteria import CRITERIA, PAPER_CRITERIA
 from ..evaluate.criteria import SETS as CRITERIA_SETS
 from ..models.registry import ARCHITECTURES

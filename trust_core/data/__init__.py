@@ -1,5 +1,5 @@
 """Data layer: DICOM/image reading, RSNA/SIIM/folder and NIH/VinDr/CheXlocalize datasets, ground truth at the model size
-(:mod:`.groundtruth`: the paper's rule and the coverage rule), RLE, phantom generator."""
+(:mod:`.groundtruth`: the paper's rule and the coverage rule), RLE (the demo's phantom films: trust_core.demo)."""
 from .datasets import (Box, FolderDataset, RadiographDataset, Record, RSNADataset, Sample, SIIMDataset,
                        make_splits)
 from .findings import CheXlocalizeDataset, NIHDataset, VinDrDataset

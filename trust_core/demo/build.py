@@ -17,19 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .data.datasets import RSNADataset, SIIMDataset
-from .data.kinds import open_dataset
-from .data.phantom import build_nih_phantom, build_phantom_dataset
-from .layout import Layout, read_index, workspace_models, write_index
-from .models.registry import get_architecture
-from .models.train import TrainConfig, load_arrays, train_classifier
-from .progress import epoch_bar, unit_bar
-from .saliency.registry import FAST_PRESET
+from ..data.datasets import RSNADataset, SIIMDataset
+from ..data.findings import NIHDataset
+from ..data.kinds import open_dataset
+from .films import build_nih_phantom, build_phantom_dataset
+from ..layout import Layout, read_index, workspace_models, write_index
+from ..models.registry import get_architecture
+from ..models.train import TrainConfig, load_arrays, train_classifier
+from ..progress import epoch_bar, unit_bar
+from ..saliency.registry import FAST_PRESET
 
-DATASETS = {"rsna": (RSNADataset, "stage_2_train_labels.csv"), "siim": (SIIMDataset, "train-rle.csv")}
+# the demo's datasets: each dataset class and the label file it reads (its own layout; written last)
+DATASETS = {"rsna": (RSNADataset, RSNADataset.LABELS), "siim": (SIIMDataset, SIIMDataset.LABELS)}
 # An NIH ChestX-ray14-style set with two findings, assessed with the RSNA-trained models (external films,
 # as a researcher would test a model on another hospital's data) for the finding their task matches.
-TRANSFER = {"nih": ("rsna", "Infiltrate", "BBox_List_2017.csv")}
+TRANSFER = {"nih": ("rsna", "Infiltrate", NIHDataset.LABELS)}
 MIN_TEST_AUC = 0.85
 
 
@@ -51,9 +53,9 @@ def demo_anatomy(layout: Layout, asked: str | None) -> str:
     """The anatomy of a demo workspace's films: the one it was built with (``demo.json``; a workspace with
     films but no record predates the choice: ``phantom``), else ``asked``, else ``rg1``. Asking for another
     anatomy than a workspace's films have is refused (completing it would mix the two)."""
-    from .data.phantom import ANATOMIES
-    from .errors import ConfigError
-    from .io import atomic_write
+    from .anatomy import ANATOMIES
+    from ..errors import ConfigError
+    from ..io import atomic_write
 
     record = layout.root / "demo.json"
     built = None
@@ -151,7 +153,7 @@ DEMO_EVAL = dict(preset=FAST_PRESET, utility_limit=16, ssim_images=8, group=8,
 
 
 def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) -> None:
-    from .models.localizer import train_localizer
+    from ..models.localizer import train_localizer
 
     for seed in LOCALIZER_SEEDS:
         name = f"{kind}_unet_s{seed}.pt"
@@ -169,8 +171,8 @@ def _build_localizers(dataset, kind: str, models_dir: Path, index: dict, log) ->
 
 def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], None] = print) -> None:
     """Score the demo datasets (preset 'fast', a small subset) into ``results/<dataset>/``."""
-    from .cache.store import Store
-    from .evaluate import EvalConfig, Evaluation, write_outputs
+    from ..cache.store import Store
+    from ..evaluate import EvalConfig, Evaluation, write_outputs
 
     layout = Layout.of(workspace)
     store = Store(layout.store)
@@ -198,8 +200,8 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
 
 def _analyze(out: Path, kind: str, log: Callable[[str], None]) -> None:
     """The failure analysis beside the results (``trust analyze``; seconds), for the app's Why it fails page."""
-    from .analysis import read_analysis
-    from .workspace import Workspace
+    from ..analysis import read_analysis
+    from ..workspace import Workspace
 
     if read_analysis(out) is not None:
         return
@@ -211,7 +213,7 @@ def _analyze(out: Path, kind: str, log: Callable[[str], None]) -> None:
 def _current_results(path: Path) -> bool:
     """Results exist, were scored by the current evaluation code and hold every criterion the demo scores
     (older ones are recomputed: the maps come from the cache)."""
-    from .evaluate.run import EVAL_CODE_VERSION
+    from ..evaluate.run import EVAL_CODE_VERSION
 
     try:
         summary = json.loads(path.read_text())
