@@ -121,6 +121,16 @@ def _independent(label: str) -> str:
             f"least sensitive block")
 
 
+def _similarity_test(key: str, label: str, metric: str, baseline: str) -> "Criterion":
+    """Adebayo et al.'s model-randomization test under another similarity than the paper's SSIM (``key``, one
+    of :data:`SIMILARITY_LABELS`): the same states, images, baseline and rules."""
+    name = SIMILARITY_LABELS[key]
+    return Criterion(key, label, "randomization", metric, False, baseline, _cascading(name), ("randomized states",),
+                     reference="Adebayo et al., NeurIPS 2018", table=f"randomization_{key}", column=key,
+                     baseline_table=f"randomization_{key}_baseline", scorer="randomization",
+                     independent_rule=_independent(name))
+
+
 _AGREEMENT = ("pass: the 95 % CI of the paired SSIM difference to the SSIM between two localizers trained with "
               "different seeds lies above 0 (fail: below 0; else inconclusive)")
 
@@ -166,18 +176,12 @@ CRITERIA: dict[str, Criterion] = {c.key: c for c in (
               "pass: the 95 % CI of the paired IoU difference to the average-mask baseline lies above 0 (else "
               "inconclusive)", ("masks",), reference="Saporta et al., Nature Machine Intelligence 2022 (CheXlocalize)",
               table="miou", column="miou", maps=UNCLIPPED, baseline_table="miou_baselines", scorer="localization"),
-    Criterion("spearman", "Randomization (Spearman)", "randomization",
-              "Spearman rank correlation of the original and fully randomized maps", False,
-              "mean Spearman correlation between original maps of two different images",
-              _cascading(SIMILARITY_LABELS["spearman"]), ("randomized states",), reference="Adebayo et al., NeurIPS 2018",
-              table="randomization_spearman", column="spearman", baseline_table="randomization_spearman_baseline",
-              scorer="randomization", independent_rule=_independent(SIMILARITY_LABELS["spearman"])),
-    Criterion("hog", "Randomization (HOG)", "randomization",
-              "Pearson correlation of the HOG features of the original and fully randomized maps", False,
-              "mean HOG similarity between original maps of two different images",
-              _cascading(SIMILARITY_LABELS["hog"]), ("randomized states",), reference="Adebayo et al., NeurIPS 2018",
-              table="randomization_hog", column="hog", baseline_table="randomization_hog_baseline",
-              scorer="randomization", independent_rule=_independent(SIMILARITY_LABELS["hog"])),
+    _similarity_test("spearman", "Randomization (Spearman)",
+                     "Spearman rank correlation of the original and fully randomized maps",
+                     "mean Spearman correlation between original maps of two different images"),
+    _similarity_test("hog", "Randomization (HOG)",
+                     "Pearson correlation of the HOG features of the original and fully randomized maps",
+                     "mean HOG similarity between original maps of two different images"),
     Criterion("smprt", "sMPRT", "randomization",
               "Spearman ρ of the denoised maps (mean over the image and noisy copies) of the original and the fully "
               "randomized model", False, "mean ρ between denoised original maps of two different images",
