@@ -34,7 +34,7 @@ warnings.filterwarnings("ignore")
 
 with atheris.instrument_imports(include=["pydicom", "trust_core.data", "trust_core.errors"]):
     import pydicom.pixels  # noqa: F401  (instrumented: the parser and pixel pipeline)
-    from trust_core.data.datasets import RSNADataset, SIIMDataset
+    from trust_core.data.kaggle import RSNADataset, SIIMDataset
     from trust_core.data.dicom import read_dicom
     from trust_core.data.rle import rle_decode, rle_encode
     from trust_core.errors import TrustError

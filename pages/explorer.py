@@ -113,7 +113,7 @@ def viewer(ws, dataset, ids) -> None:
 
 def dicom_header(dataset, image_id: str) -> None:
     """The film's DICOM header, identifying elements hidden unless the sidebar asks for identifiers."""
-    from trust_core.data.dicom import IMAGE_SUFFIXES
+    from trust_core.data.images import IMAGE_SUFFIXES
 
     path = dataset.record(image_id).path
     if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from trust_core.data import DicomImage, read_dicom
 from trust_core.prose import explained_sentence, negative_class_warning
-from trust_core.data.dicom import UPLOAD_SUFFIXES, decode_upload
+from trust_core.data.images import UPLOAD_SUFFIXES, decode_upload
 from trust_core.errors import TrustError
 from trust_core.saliency import resolve_methods
 from ui.frame import friendly_errors, preset_note, run_page

@@ -1,4 +1,5 @@
-"""The package's import graph, lazy (function-level) imports included, has no cycle."""
+"""The package's shape: its import graph, lazy (function-level) imports included, has no cycle, and no module
+is over the house's size bar."""
 import ast
 from pathlib import Path
 
@@ -75,3 +76,13 @@ def test_the_walker_finds_a_planted_cycle():
 def test_no_import_cycle_lazy_or_not():
     cycle = find_cycle(graph())  # package re-exports included: a cycle through them counts too
     assert cycle is None, " → ".join(cycle)
+
+
+MAX_LINES = 450  # the house's bar for one module (issue 26): a longer one holds more than one idea
+
+
+def test_no_module_over_the_size_bar():
+    sizes = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert len(sizes) > 100  # the walk saw the package
+    over = {name: n for name, n in sizes.items() if n > MAX_LINES}
+    assert not over, f"modules over {MAX_LINES} lines: {over}"

@@ -47,7 +47,7 @@ def _pass_time(model, x, batch_sizes=None, precision="fp32", repeats=2, log=None
     """Best seconds per image of a forward+backward w.r.t. the input (parameters frozen), over batch
     sizes and over both memory layouts (contiguous, and channels-last as the engine uses on CPUs)."""
     from .saliency.engine import autocast, fp32_mode, frozen_eval
-    from .saliency.explain import compute_model
+    from .saliency.device import compute_model
 
     if batch_sizes is None:
         batch_sizes = (1, 8, 32, 64, 128) if x.device.type == "cuda" else (1, 4, 8, 16, 32)

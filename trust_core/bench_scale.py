@@ -112,7 +112,7 @@ def bench_scale(dataset: str | None = None, *, films: int = 400, size: int = 64,
 
     from .cache.store import Store
     from .data.check import check_films
-    from .data.datasets import RSNADataset
+    from .data.kaggle import RSNADataset
     from .data.kinds import open_dataset
     from .demo.films import build_phantom_dataset
     from .evaluate import EvalConfig, Evaluation

@@ -197,7 +197,7 @@ def show(film: dict, panels: list[dict], *, truth: dict, layout: str = "row", he
 @st.cache_resource(show_spinner=False, max_entries=16)  # shared, never copied: payloads are not mutated
 def _film(path: str, mtime: float, framing: str) -> dict:
     from trust_core.data import read_dicom, read_image
-    from trust_core.data.dicom import IMAGE_SUFFIXES
+    from trust_core.data.images import IMAGE_SUFFIXES
 
     return film_of(read_image(path) if Path(path).suffix.lower() in IMAGE_SUFFIXES else read_dicom(path), framing)
 

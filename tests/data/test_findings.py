@@ -18,7 +18,9 @@ from PIL import Image
 
 from trust_core.cli import main
 from trust_core.data import open_dataset
-from trust_core.data.findings import CheXlocalizeDataset, NIHDataset, VinDrDataset
+from trust_core.data.chexlocalize import CheXlocalizeDataset
+from trust_core.data.findings import NIHDataset
+from trust_core.data.vindr import VinDrDataset
 from trust_core.demo.anatomy import make_case
 from trust_core.errors import DatasetError, ImageError
 

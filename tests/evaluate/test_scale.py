@@ -131,7 +131,7 @@ def test_half_precision_maps_move_no_verdict(workspace, rsna, tmp_path, monkeypa
 
 
 def test_a_rerun_leaves_out_the_same_films_for_the_same_reasons_and_reads_a_repaired_one(copied):
-    from trust_core.data.datasets import UNREADABLE
+    from trust_core.data.records import UNREADABLE
 
     dataset = RSNADataset(copied, image_size=32)
     broken = dataset.ids(split="train")[0]

@@ -17,7 +17,7 @@ import torch
 from trust_core.cache import Store
 from trust_core.cli import main
 from trust_core.data import load_radiograph, open_dataset
-from trust_core.data.dicom import read_upload
+from trust_core.data.images import read_upload
 from trust_core.errors import TrustError
 from trust_core.models import build, load, save
 

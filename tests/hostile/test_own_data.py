@@ -502,7 +502,7 @@ def test_an_unreadable_film_in_a_folder_dataset_is_never_rewritten(tmp_path, cap
 def test_a_film_image_of_the_wrong_depth_reaches_the_model_bright(tmp_path):
     """The 12-bit film in a 16-bit PNG is read at its depth (and warns); the same PNG declaring 16 bits is not."""
     from trust_core.data import read_image
-    from trust_core.data.dicom import FilmWarning
+    from trust_core.data.images import FilmWarning
 
     _png16("plain.png", 4096)(tmp_path)
     with pytest.warns(FilmWarning, match="read as 12-bit"):

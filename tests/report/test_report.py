@@ -89,7 +89,7 @@ def test_overlapping_boxes_are_drawn_apart():
     contour would draw their union's outline only)."""
     import numpy as np
 
-    from trust_core.data.datasets import Box
+    from trust_core.data.records import Box
     from trust_core.report import overlay
     mask = np.zeros((100, 100), bool)
     mask[10:50, 10:50] = mask[30:70, 30:70] = True
@@ -158,7 +158,7 @@ def test_non_square_films_keep_their_shape_and_box_positions():
     import numpy as np
     from PIL import Image
 
-    from trust_core.data.datasets import Box
+    from trust_core.data.records import Box
     from trust_core.report.report import ImageReport
 
     film = np.full((300, 200), 0.2, np.float32)

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from trust_core import explain
-from trust_core.saliency.explain import compute_model
+from trust_core.saliency.device import compute_model
 
 
 def test_channels_last_copy_is_cached_and_never_touches_the_model(tiny_model, tiny_images):

@@ -51,7 +51,7 @@ def reader_agreement(reader: np.ndarray, consensus: np.ndarray) -> dict[str, flo
 
 def readings_of(dataset, image_id: str) -> list[np.ndarray]:
     """Every reader's own mask of a film at native resolution ([] for single-reading datasets)."""
-    from ..data.datasets import Record
+    from ..data.records import Record
 
     record = dataset.record(image_id)
     readings = getattr(record, "readings", ())

@@ -52,7 +52,7 @@ def _screened(dataset, ids=None, *, strict: bool, limit: int | None = None, scre
     kept = (screen() if screen is not None else dataset.screen(ids, strict=strict, limit=limit))
     new = {i: why for i, why in dataset.unreadable.items() if i not in before}
     if new:
-        from ..data.datasets import UNREADABLE, UNUSABLE_TRUTH
+        from ..data.records import UNREADABLE, UNUSABLE_TRUTH
 
         print(f"note: skipped {len(new)} item(s) of {dataset.root}: {UNREADABLE} or {UNUSABLE_TRUTH} (--strict refuses them; your "
               f"files are not changed):", file=sys.stderr)
@@ -66,7 +66,7 @@ def _screened(dataset, ids=None, *, strict: bool, limit: int | None = None, scre
         print(f"warning: {dataset.depth_note}", file=sys.stderr)
     import warnings
 
-    from ..data.dicom import FilmWarning
+    from ..data.images import FilmWarning
 
     warnings.filterwarnings("ignore", category=FilmWarning)  # said once above, not again for every decoding
     return kept

@@ -9,7 +9,7 @@ from ..evaluate.criteria import CRITERIA, PAPER_CRITERIA
 from ..evaluate.criteria import SETS as CRITERIA_SETS
 from ..models.registry import ARCHITECTURES
 from ..randomization.cascade import INITS, MODES
-from ..saliency.explain import PRECISIONS
+from ..saliency.device import PRECISIONS
 from ..saliency.registry import FAST_PRESET, METHODS, PAPER_PRESET, PRESETS, SETS
 from .compute import (_cmd_bench, _cmd_check, _cmd_demo, _cmd_evaluate, _cmd_maps, _cmd_train, _cmd_train_localizer)
 from .read import (_cmd_analyze, _cmd_app, _cmd_figures, _cmd_inspect, _cmd_methods, _cmd_report, _cmd_workspace_init)

@@ -64,7 +64,7 @@ def _worker_open(dataset_class, root, kwargs):
 def _worker_check(ids: list[str], dataset=None):
     import warnings
 
-    from .dicom import FilmWarning
+    from .images import FilmWarning
 
     dataset = dataset if dataset is not None else _DATASET
     found, notes = [], []

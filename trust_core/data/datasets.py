@@ -1,136 +1,46 @@
-"""Datasets of chest radiographs with localization ground truth, read exactly as distributed.
+"""Datasets of chest radiographs with localization ground truth, read exactly as distributed: the base class.
 
-* :class:`RSNADataset` — RSNA Pneumonia Detection (Kaggle stage 2): ``stage_2_train_labels.csv``
-  (``patientId,x,y,width,height,Target``, one row per box), ``stage_2_train_images/<patientId>.dcm``,
-  optional ``stage_2_detailed_class_info.csv``.
-* :class:`SIIMDataset` — SIIM-ACR Pneumothorax: ``train-rle.csv`` (``ImageId, EncodedPixels``, relative
-  column-major RLE, ``-1`` = none, several rows per image unioned), DICOMs nested as
-  ``<study>/<series>/<ImageId>.dcm``.
-* :class:`FolderDataset` — PNG/JPEG/DICOM files in ``images/`` with ``labels.csv`` (``image_id,label``)
-  and optional ``boxes.csv`` (``image_id,x,y,width,height``) or ``masks/<image_id>.png``.
+The layouts, each read by its own class:
 
-Every dataset yields :class:`Sample` (image id, model-ready tensor, binary mask, label, split). Problems
-are either raised as :class:`~trust_core.errors.DatasetError` (the data cannot be trusted: wrong
-columns, bad numbers, contradictory labels, malformed RLE) or skipped and counted in
+* :class:`~trust_core.data.kaggle.RSNADataset` — RSNA Pneumonia Detection (Kaggle stage 2):
+  ``stage_2_train_labels.csv`` (``patientId,x,y,width,height,Target``, one row per box),
+  ``stage_2_train_images/<patientId>.dcm``, optional ``stage_2_detailed_class_info.csv``.
+* :class:`~trust_core.data.kaggle.SIIMDataset` — SIIM-ACR Pneumothorax: ``train-rle.csv`` (``ImageId,
+  EncodedPixels``, relative column-major RLE, ``-1`` = none, several rows per image unioned), DICOMs nested
+  as ``<study>/<series>/<ImageId>.dcm``.
+* :class:`~trust_core.data.folder.FolderDataset` — PNG/JPEG/DICOM files in ``images/`` with ``labels.csv``
+  (``image_id,label``) and optional ``boxes.csv`` (``image_id,x,y,width,height``) or ``masks/<image_id>.png``.
+* NIH ChestX-ray14, VinDr-CXR and CheXlocalize: :mod:`trust_core.data.findings`.
+
+Every dataset yields :class:`~trust_core.data.records.Sample` (image id, model-ready tensor, binary mask,
+label, split). Problems are either raised as :class:`~trust_core.errors.DatasetError` (the data cannot be
+trusted: wrong columns, bad numbers, contradictory labels, malformed RLE) or skipped and counted in
 :attr:`RadiographDataset.skipped` (an image without labels, labels without an image, exact duplicate
-rows), so that a report can say how many and which.
+rows), so that a report can say how many and which. Reading the films beforehand:
+:mod:`trust_core.data.screening`.
 """
 from __future__ import annotations
 
 import abc
-import csv
 import hashlib
-import io
 import json
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, DicomError, ImageError, TrustError
-from ..io import atomic_write
-from .dicom import IMAGE_SUFFIXES, FilmWarning, film_range_note, load_radiograph
+from ..errors import DatasetError, DicomError, ImageError
 from .groundtruth import DEFAULT_MASK_RULE, MASK_RULES, rasterize
+from .images import IMAGE_SUFFIXES, FilmWarning, load_radiograph
+from .records import (DEFAULT_FRACTIONS, SPLIT_FILE, SPLITS, Box, Record, Sample, Skip, _number, make_splits,
+                      read_csv, write_splits)
 from .rle import rle_decode
+from .screening import FilmScreening
 from .transforms import crop_window, frame, resize_image, to_model_input
 
-SPLITS = ("train", "val", "test")
-UNREADABLE = "unreadable films"  # the skip reason of films left out by :meth:`RadiographDataset.screen`
-UNUSABLE_TRUTH = "unusable ground truth"  # … and of films whose mask cannot be used (another size)
-DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
-SPLIT_FILE = "splits.csv"
 
 
-@dataclass(frozen=True)
-class Box:
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-@dataclass(frozen=True)
-class Record:
-    """One image and its annotation (boxes, RLE strings or a mask file)."""
-
-    image_id: str
-    path: Path
-    label: int
-    boxes: tuple[Box, ...] = ()
-    rles: tuple[str, ...] = ()
-    mask_path: Path | None = None
-    category: str = ""
-    coco: tuple[tuple[int, int, str], ...] = ()  # COCO RLEs (height, width, counts): CheXlocalize
-    reader_boxes: tuple[tuple[Box, ...], ...] = ()  # one box set per reader, combined by ``min_readers``
-    min_readers: int = 0  # a pixel is ground truth where at least this many readers' boxes cover it
-    # every reader's own reading of the film, whatever the reader rule (one box set per reader who read it,
-    # empty for a reader who did not mark the finding): the human ceiling (trust_core.analysis.ceiling)
-    readings: tuple[tuple[Box, ...], ...] = ()
-
-
-@dataclass(frozen=True)
-class Sample:
-    image_id: str
-    image: "object"  # torch.Tensor (3, S, S) in [-1, 1]
-    mask: np.ndarray  # bool (S, S)
-    label: int
-    split: str
-
-
-@dataclass
-class Skip:
-    """Items left out while reading a dataset, by reason (a counted, reported skip)."""
-
-    reasons: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, reason: str, item: str) -> None:
-        self.reasons[reason].append(item)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {reason: len(items) for reason, items in self.reasons.items()}
-
-    def __len__(self) -> int:
-        return sum(self.counts.values())
-
-
-def read_csv(path: Path, required: tuple[str, ...], *, what: str) -> list[dict[str, str]]:
-    """Read a label CSV (BOM, CRLF and padded header names tolerated), checking its columns."""
-    if not path.is_file():
-        raise DatasetError(f"{what} not found", path=path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DatasetError(f"{what} is not UTF-8 text", path=path) from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DatasetError(f"{what} lacks the column(s) {missing}; found {header or 'no header'}; "
-                           f"expected {list(required)}", path=path)
-    rows = []
-    for row in reader:
-        rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None})
-    return rows
-
-
-def _number(row: dict, key: str, line: int, path: Path) -> float:
-    return parse_number(row.get(key), line, key, path)
-
-
-def parse_number(text, line: int, column: str, path: Path) -> float:
-    """A label file's number, or an error naming the file, the line and the column."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise DatasetError(f"line {line}: column '{column}' must be a number, got {text!r}", path=path) from None
-    if not np.isfinite(value):
-        raise DatasetError(f"line {line}: column '{column}' is not finite ({text!r})", path=path)
-    return value
-
-
-class RadiographDataset(abc.ABC):
+class RadiographDataset(FilmScreening, abc.ABC):
     """Common machinery: records, splits, images and masks at any size, fingerprint.
 
     Parameters
@@ -452,120 +362,6 @@ class RadiographDataset(abc.ABC):
                 kwargs[key] = getattr(self, key)
         return kwargs
 
-    def validate(self, ids=None, *, progress=None, notes: list | None = None,
-                 found: list | None = None) -> list[TrustError]:
-        """Decode every image and render every ground truth; return the problems (nothing is changed).
-
-        A multi-hour evaluation stops at the first unreadable file; this finds them all beforehand.
-        ``notes``: a list that receives the warnings (``"<file>: <why>"``) about films that were read but look
-        wrong: a depth inferred from the values (:class:`~trust_core.data.dicom.FilmWarning`), an almost
-        black or uniform film. ``found``: a list that receives ``(image_id, problem)`` for every problem.
-        """
-        import warnings
-
-        problems: list[TrustError] = []
-        for image_id in (sorted(self._all) if ids is None else ids):
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", FilmWarning)
-                    image = self.native_image(image_id)
-                said = [str(w.message) for w in caught if issubclass(w.category, FilmWarning)]
-                for w in caught:
-                    if issubclass(w.category, FilmWarning) and getattr(w.message, "depth", None):
-                        self.inferred_depths[image_id] = w.message.depth
-                note = film_range_note(image)
-                if note:
-                    said.append(f"{self.record(image_id).path.name}: {note}")
-                if notes is not None:
-                    notes.extend(said)
-                self.native_mask(image_id)
-            except TrustError as exc:
-                problems.append(exc)
-                if found is not None:
-                    found.append((image_id, exc))
-            if progress is not None:
-                progress(image_id)
-        self._settle_depth()
-        if notes is not None and self.depth_note:
-            notes.append(f"{self.root.name}: {self.depth_note}")
-        return problems
-
-    def screen(self, ids, *, strict: bool = False, films: bool = True, limit: int | None = None,
-               progress=None) -> list[str]:
-        """Read the films ``ids`` (``films=False``: only their sizes, what a mask needs) and return those that
-        read, in order (the first ``limit``). A film that cannot be read (a :class:`DicomError` or
-        :class:`ImageError`, naming the file), or a positive film whose ground truth cannot be used (a mask of
-        another size: :class:`DatasetError`), is left out of the dataset, listed in :attr:`unreadable` with
-        its reason and counted under the skip :data:`UNREADABLE` (:data:`UNUSABLE_TRUTH`); ``strict`` raises
-        it instead. Depths inferred
-        from the values (:class:`FilmWarning`) are listed in :attr:`film_warnings`. Nothing on disk changes.
-        """
-        import warnings
-
-        kept: list[str] = []
-        for image_id in ids:
-            if limit is not None and len(kept) >= limit:
-                break
-            if image_id in self.unreadable:
-                continue
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", FilmWarning)
-                    self.native_image(image_id) if films else self.native_shape(image_id)
-                    if self.record(image_id).label:
-                        self.native_mask(image_id)  # its ground truth too: a mask of another size, found now
-                for w in caught:
-                    if issubclass(w.category, FilmWarning):
-                        self.film_warnings[image_id] = str(w.message)
-                        if getattr(w.message, "depth", None):
-                            self.inferred_depths[image_id] = w.message.depth
-            except (DicomError, ImageError, DatasetError) as exc:
-                if strict:
-                    what = "a ground truth that cannot be used" if isinstance(exc, DatasetError) else \
-                        "a film that cannot be read"
-                    raise type(exc)(exc.reason + f" (--strict: {what} stops the run; without it the film is skipped "
-                                    "and listed)", path=exc.path) from None
-                self.exclude({image_id: str(exc)}, reason=UNUSABLE_TRUTH if isinstance(exc, DatasetError) else UNREADABLE)
-            else:
-                kept.append(image_id)
-            if progress is not None:
-                progress(image_id)
-        self._settle_depth()
-        return kept
-
-    def _settle_depth(self) -> None:
-        """One depth for the films whose depth is inferred: the deepest any of them needs. Films inferred
-        shallower are named (they are read at that depth from now on, like their neighbours)."""
-        if not self.inferred_depths:
-            return
-        deepest = max(self.inferred_depths.values())
-        self.film_depth = max(deepest, self.film_depth or 0)
-        shallower = sorted(i for i, d in self.inferred_depths.items() if d < self.film_depth)
-        if shallower:
-            counts = {}
-            for d in self.inferred_depths.values():
-                counts[d] = counts.get(d, 0) + 1
-            self.depth_note = (f"films of this dataset need different depths by their values "
-                               f"({', '.join(f'{d}-bit: {n}' for d, n in sorted(counts.items()))}): one detector has "
-                               f"one depth, so all are read as {self.film_depth}-bit (a dim film is not read brighter "
-                               f"than its neighbours); e.g. {', '.join(shallower[:3])}. Declare the depth in the PNGs "
-                               f"(sBIT) if another is right")
-
-    def exclude(self, unreadable: dict[str, str], *, reason: str = UNREADABLE) -> None:
-        """Leave out films already found unreadable (image id → why), as :meth:`screen` does, without reading
-        them again: how a worker rebuilding this dataset elsewhere (the Ray engine) sees the driver's dataset."""
-        self.source_fingerprint  # noqa: B018 — fixed before the first film leaves
-        for image_id, why in unreadable.items():
-            if image_id in self.unreadable:
-                continue
-            self.unreadable[image_id] = why
-            self.skipped.add(reason, image_id)
-            record = self._all.pop(image_id, None)
-            if record is not None:
-                self.__dict__.setdefault("_left_out", {})[image_id] = record
-        gone = set(unreadable)
-        self.records = [r for r in self.records if r.image_id not in gone]
-
     # -- summaries -----------------------------------------------------------------------------------
     def summary(self) -> dict:
         """Counts per split and label, and what was skipped and why."""
@@ -609,224 +405,3 @@ class RadiographDataset(abc.ABC):
         return digest.hexdigest()[:16]
 
 
-def make_splits(labels: dict[str, int], *, seed: int = 0,
-                fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> dict[str, str]:
-    """Stratified, seeded train/val/test assignment (independent of listing order)."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
-        raise DatasetError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
-    rng = np.random.default_rng(seed)
-    splits: dict[str, str] = {}
-    for label in sorted(set(labels.values())):
-        ids = sorted(i for i, l in labels.items() if l == label)
-        order = rng.permutation(len(ids))
-        n_train = int(round(fractions[0] * len(ids)))
-        n_val = int(round(fractions[1] * len(ids)))
-        for rank, idx in enumerate(order):
-            splits[ids[idx]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
-    return splits
-
-
-def write_splits(path: Path, splits: dict[str, str]) -> None:
-    """Write a split file atomically."""
-    path = Path(path)
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(["image_id", "split"])
-    for image_id in sorted(splits):
-        writer.writerow([image_id, splits[image_id]])
-    atomic_write(path, buffer.getvalue())
-
-
-def _index_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    """Map file stem → path under folder (recursive), refusing ambiguous duplicates."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in suffixes:
-            if path.stem in found:
-                raise DatasetError(f"image id {path.stem!r} appears twice: {found[path.stem]} and {path}")
-            found[path.stem] = path
-    return found
-
-
-class RSNADataset(RadiographDataset):
-    """RSNA Pneumonia Detection Challenge, Kaggle stage-2 layout.
-
-    Parameters
-    ----------
-    classes : keep only images whose detailed class (``stage_2_detailed_class_info.csv``) is one of
-        these. ``"paper"`` (default): the paper's ``("Normal", "Lung Opacity")`` — the "No Lung Opacity /
-        Not Normal" patients are neither positives nor clean negatives — when the class file exists,
-        every image otherwise (said in :attr:`selection`). ``None`` or ``"all"`` keeps every image.
-    """
-
-    kind = "rsna"
-    LABELS = "stage_2_train_labels.csv"
-    CLASS_INFO = "stage_2_detailed_class_info.csv"
-    IMAGES = "stage_2_train_images"
-    COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
-    CLASSES = ("Normal", "Lung Opacity", "No Lung Opacity / Not Normal")
-    PAPER_CLASSES = ("Normal", "Lung Opacity")
-
-    def __init__(self, root, *, classes: tuple[str, ...] | str | None = "paper", **kwargs):
-        self._classes_asked = classes
-        if classes == "paper":
-            has_info = (Path(root) / self.CLASS_INFO).is_file()
-            self.classes = self.PAPER_CLASSES if has_info else None
-        elif classes in (None, "all"):
-            self.classes = None
-        else:
-            classes = tuple(classes)
-            unknown = [c for c in classes if c not in self.CLASSES]
-            if unknown or not classes:
-                raise DatasetError(f"unknown RSNA class(es) {unknown or 'none given'}; the classes of "
-                                   f"{self.CLASS_INFO} are {list(self.CLASSES)}", path=Path(root))
-            self.classes = classes
-        super().__init__(root, **kwargs)
-
-    def _excluded(self, record: Record) -> str | None:
-        if self.classes and record.category not in self.classes:
-            return f"class not in {list(self.classes)}"
-        return None
-
-    @property
-    def selection(self) -> dict:
-        if self.classes is not None:
-            note = "the paper's choice" if self.classes == self.PAPER_CLASSES else "chosen"
-        elif self._classes_asked == "paper":
-            note = f"all: no {self.CLASS_INFO} to filter by (the paper kept Normal and Lung Opacity only)"
-        else:
-            note = "all (the paper kept Normal and Lung Opacity only)"
-        return {"classes": list(self.classes) if self.classes else None, "classes_note": note}
-
-    def _scan(self) -> list[Record]:
-        labels_path = self.root / self.LABELS
-        rows = read_csv(labels_path, self.COLUMNS, what="RSNA label file")
-        boxes: dict[str, list[Box]] = defaultdict(list)
-        targets: dict[str, int] = {}
-        for line, row in enumerate(rows, start=2):
-            pid = row["patientId"]
-            if not pid:
-                raise DatasetError(f"line {line}: empty patientId", path=labels_path)
-            target = row["Target"]
-            if target not in ("0", "1"):
-                raise DatasetError(f"line {line}: Target must be 0 or 1, got {target!r}", path=labels_path)
-            target = int(target)
-            if pid in targets and targets[pid] != target:
-                raise DatasetError(f"line {line}: patient {pid!r} has rows with Target 0 and Target 1",
-                                   path=labels_path)
-            targets[pid] = target
-            if target == 0:
-                if any(row[c] for c in ("x", "y", "width", "height")):
-                    raise DatasetError(f"line {line}: a Target 0 row must have empty box columns",
-                                       path=labels_path)
-                continue
-            self._add_box(boxes, pid, row, line, labels_path)
-        categories: dict[str, str] = {}
-        info_path = self.root / self.CLASS_INFO
-        if info_path.is_file():
-            for line, row in enumerate(read_csv(info_path, ("patientId", "class"),
-                                                what="RSNA class info file"), start=2):
-                categories.setdefault(row["patientId"], row["class"])
-        elif self.classes:
-            raise DatasetError(f"class filter {self.classes} needs {self.CLASS_INFO}", path=info_path)
-        image_dir = self.root / self.IMAGES
-        if not image_dir.is_dir():
-            raise DatasetError(f"image folder {self.IMAGES}/ not found", path=self.root)
-        files = _index_files(image_dir, (".dcm",))
-        return [Record(pid, files[pid], targets[pid], tuple(boxes.get(pid, ())), category=categories.get(pid, ""))
-                for pid in self._join(targets, files)]
-
-
-class SIIMDataset(RadiographDataset):
-    """SIIM-ACR Pneumothorax Segmentation layout (DICOMs nested as study/series/ImageId.dcm)."""
-
-    kind = "siim"
-    LABELS = "train-rle.csv"
-    COLUMNS = ("ImageId", "EncodedPixels")
-    IMAGE_DIRS = ("dicom-images-train", "stage_2_images", "dicom-images-test")
-
-    def _scan(self) -> list[Record]:
-        labels_path = self.root / self.LABELS
-        rows = read_csv(labels_path, self.COLUMNS, what="SIIM RLE file")
-        rles: dict[str, list[str]] = defaultdict(list)
-        for line, row in enumerate(rows, start=2):
-            image_id, rle = row["ImageId"], row["EncodedPixels"]
-            if not image_id:
-                raise DatasetError(f"line {line}: empty ImageId", path=labels_path)
-            if rle == "":
-                raise DatasetError(f"line {line}: empty EncodedPixels (use -1 for no pneumothorax)",
-                                   path=labels_path)
-            tokens = rle.split()
-            if rle != "-1" and (len(tokens) % 2 or not all(t.isascii() and t.isdigit() for t in tokens)):
-                raise DatasetError(f"line {line}: malformed RLE for {image_id!r} (expected non-negative "
-                                   f"integer offset/length pairs or -1)", path=labels_path)
-            self._add_unique(rles, image_id, rle, "duplicate RLE rows")
-        for image_id, items in rles.items():
-            if "-1" in items and len(items) > 1:
-                raise DatasetError(f"image {image_id!r} has both -1 (no pneumothorax) and a mask",
-                                   path=labels_path)
-        image_dirs = [self.root / d for d in self.IMAGE_DIRS if (self.root / d).is_dir()]
-        if not image_dirs:
-            raise DatasetError(f"no DICOM folder found (expected one of {self.IMAGE_DIRS})", path=self.root)
-        files: dict[str, Path] = {}
-        for folder in image_dirs:
-            for stem, path in _index_files(folder, (".dcm",)).items():
-                if stem in files:
-                    raise DatasetError(f"image id {stem!r} appears twice: {files[stem]} and {path}")
-                files[stem] = path
-        records = []
-        for image_id in self._join(rles, files):
-            masks = tuple(r for r in rles[image_id] if r != "-1")
-            records.append(Record(image_id, files[image_id], int(bool(masks)), rles=masks))
-        return records
-
-
-class FolderDataset(RadiographDataset):
-    """Images in ``images/`` (PNG/JPEG/TIFF/DICOM) with ``labels.csv`` and boxes or masks.
-
-    ``labels.csv``: ``image_id,label`` (0/1). Ground truth from ``boxes.csv``
-    (``image_id,x,y,width,height`` in native pixels) and/or ``masks/<image_id>.png``. Without
-    ``labels.csv``, an image is positive when it has a box or a non-empty mask file.
-    """
-
-    kind = "folder"
-
-    def _scan(self) -> list[Record]:
-        image_dir = self.root / "images"
-        if not image_dir.is_dir():
-            raise DatasetError("folder dataset needs an images/ folder", path=self.root)
-        files = _index_files(image_dir, IMAGE_SUFFIXES + (".dcm",))
-        boxes: dict[str, list[Box]] = defaultdict(list)
-        boxes_path = self.root / "boxes.csv"
-        if boxes_path.is_file():
-            for line, row in enumerate(read_csv(boxes_path, ("image_id", "x", "y", "width", "height"),
-                                                what="box file"), start=2):
-                self._add_box(boxes, row["image_id"], row, line, boxes_path)
-        mask_dir = self.root / "masks"
-        masks = _index_files(mask_dir, IMAGE_SUFFIXES) if mask_dir.is_dir() else {}
-        labels_path = self.root / "labels.csv"
-        labels: dict[str, int] = {}
-        if labels_path.is_file():
-            for line, row in enumerate(read_csv(labels_path, ("image_id", "label"), what="label file"),
-                                       start=2):
-                if row["label"] not in ("0", "1"):
-                    raise DatasetError(f"line {line}: label must be 0 or 1, got {row['label']!r}",
-                                       path=labels_path)
-                if row["image_id"] in labels:
-                    raise DatasetError(f"line {line}: duplicate image id {row['image_id']!r}",
-                                       path=labels_path)
-                labels[row["image_id"]] = int(row["label"])
-        else:
-            if not boxes and not masks:
-                raise DatasetError("folder dataset needs labels.csv, boxes.csv or masks/", path=self.root)
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FilmWarning)  # a mask's scale does not matter here
-                labels = {i: int(i in boxes or (i in masks and load_radiograph(masks[i]).max() > 0))
-                          for i in files}
-        records = [Record(image_id, files[image_id], labels[image_id], tuple(boxes.get(image_id, ())),
-                          mask_path=masks.get(image_id)) for image_id in self._join(labels, files)]
-        for image_id in sorted((boxes.keys() | masks.keys()) - files.keys()):
-            self.skipped.add("annotations without an image file", image_id)
-        return records

@@ -4,8 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError
-from .datasets import FolderDataset, RadiographDataset, RSNADataset, SIIMDataset
-from .findings import CheXlocalizeDataset, FindingDataset, NIHDataset, VinDrDataset
+from .datasets import RadiographDataset
+from .folder import FolderDataset
+from .kaggle import RSNADataset, SIIMDataset
+from .chexlocalize import CheXlocalizeDataset
+from .findings import FindingDataset, NIHDataset
+from .vindr import VinDrDataset
 
 DATASETS: dict[str, type[RadiographDataset]] = {
     "rsna": RSNADataset, "siim": SIIMDataset, "folder": FolderDataset,

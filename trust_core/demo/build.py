@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..data.datasets import RSNADataset, SIIMDataset
+from ..data.kaggle import RSNADataset, SIIMDataset
 from ..data.findings import NIHDataset
 from ..data.kinds import open_dataset
 from .films import build_nih_phantom, build_phantom_dataset

@@ -13,7 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.datasets import SPLIT_FILE, RSNADataset, SIIMDataset, make_splits, write_splits
+from ..data.kaggle import RSNADataset, SIIMDataset
+
+from ..data.records import SPLIT_FILE, make_splits, write_splits
 from ..data.findings import NIHDataset
 from ..io import atomic_write
 from ..data.rle import rle_encode

@@ -83,7 +83,7 @@ def load_localizer(path: str | Path, device: str = "cpu") -> nn.Module:
 def load_score_maps(folder: str | Path, image_ids: list[str], size: int, resize: str = "stretch") -> dict[str, np.ndarray]:
     """User-supplied localization score maps over the whole film: ``<image_id>.npy``/``.npz`` (first array)
     or ``.png``; framed by ``resize`` (``center_crop``: their central square) and resized to ``size``."""
-    from ..data.dicom import read_image
+    from ..data.images import read_image
     from ..data.transforms import frame
 
     folder = Path(folder)
@@ -104,7 +104,7 @@ def load_score_maps(folder: str | Path, image_ids: list[str], size: int, resize:
             else:
                 import warnings
 
-                from ..data.dicom import FilmWarning
+                from ..data.images import FilmWarning
 
                 with warnings.catch_warnings():  # a score map's scale does not matter: it is min–max normalized
                     warnings.simplefilter("ignore", FilmWarning)

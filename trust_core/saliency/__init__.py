@@ -1,5 +1,8 @@
 """The eight saliency methods of Arun et al. 2021, exact, batched and cached."""
-from .explain import CODE_VERSION, PRECISIONS, SaliencyMaps, explain, explain_for_classes, predicted_classes
+from .device import PRECISIONS
+from .explain import CODE_VERSION, explain, predicted_classes
+from .maps import SaliencyMaps
+from .pinned import explain_for_classes
 from .postprocess import normalize_maps
 from .registry import METHODS, PRESETS, Method, Preset, method_params, resolve_methods, resolve_params
 

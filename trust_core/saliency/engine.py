@@ -164,6 +164,17 @@ def upsample_cam(cam: torch.Tensor, size: tuple[int, int], rule: str) -> torch.T
     raise ValueError(f"unknown Grad-CAM interpolation {rule!r}")
 
 
+def weighted_cam(weights: torch.Tensor, acts: torch.Tensor, size: tuple[int, int], rule: str) -> torch.Tensor:
+    """The class activation map of every CAM method: ReLU(Σ_c w_c A_c) of (N, C) — or (N, C, 1, 1) —
+    channel weights and (N, C, h, w) activations, summed in their dtype, then as float32 upsampled to
+    ``size`` by :func:`upsample_cam` → (N, H, W). Grad-CAM (gradient means), Grad-CAM++ (α-weighted
+    positive gradients) and Score-CAM (softmax of masked-image logits) differ only in ``weights``."""
+    if weights.dim() == 2:
+        weights = weights[:, :, None, None]
+    cam = F.relu((weights * acts).sum(dim=1, keepdim=True)).float()
+    return upsample_cam(cam, size, rule)[:, 0]
+
+
 def token_grid(acts: torch.Tensor) -> torch.Tensor:
     """A Grad-CAM feature map as (N, C, h, w): convolutional maps as they are (square inputs give square
     maps; a channels-last (N, h, w, C) map is permuted); a vision transformer's tokens (N, T, D) reshaped
@@ -291,11 +302,10 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                     acts = token_grid(captured["acts"][plain_at].float())
                     acts_grad = token_grid(grads[1][plain_at].float())
                     weights = acts_grad.mean(dim=(2, 3), keepdim=True)
-                    cam = F.relu((weights * acts).sum(dim=1, keepdim=True))
-                    cam = upsample_cam(cam, tuple(shape[1:]), gradcam_interpolation)
+                    cam = weighted_cam(weights, acts, tuple(shape[1:]), gradcam_interpolation)
                     if cams is None:
                         cams = torch.zeros((n_images, *shape[1:]), device=device)
-                    cams[plain_images] = cam[:, 0].detach()
+                    cams[plain_images] = cam.detach()
                     if keep_layer:
                         if layer_acts is None:
                             layer_acts = acts.new_zeros((n_images, *acts.shape[1:]))

@@ -1,13 +1,10 @@
-"""``explain``: the eight saliency maps of a batch of images, batched, shared, cached."""
+"""``explain``: the saliency maps of a batch of images, batched, shared, cached (:func:`cached_maps`: the same
+from the cache alone)."""
 from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
-import threading
 import warnings
-import weakref
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -19,64 +16,17 @@ from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES, decode, pack
 from ..cache.store import Store, digest_array, make_key, model_fingerprint, weights_digest
 from ..errors import SaliencyError
 from ..hardware import precision_problem
-from ..models.info import info_of, tag
+from ..models.info import info_of
+from .device import PRECISIONS, compute_model, default_batch_size
 from .engine import autocast, fp32_mode, frozen_eval, run_paths
 from .methods import PAPER_SET, Plan
 from .postprocess import NON_FINITE, minmax_maps, normalize_maps, unclipped_maps
-from .registry import METHODS, PAPER_PRESET, PRESETS, method_params, resolve_methods, resolve_params
+from .maps import SaliencyMaps
+from .registry import METHODS, PAPER_PRESET, method_params, resolve_methods, resolve_params
 
 CODE_VERSION = "saliency-2"  # 2: Guided Grad-CAM min–max only, Grad-CAM upsampling rules, noise per model, XRAI post-processing
 # (a method's own rule changes go into its key through ``Method.revision``; an entry without the unclipped map,
 # written before the criteria read it, is recomputed and replaced)
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-
-
-class SaliencyMaps(dict):
-    """``method → float32 (N, H, W)`` maps in [0, 1] (NaN where a map could not be normalized).
-
-    Attributes
-    ----------
-    flags : method → per-image reason (None when the map is valid).
-    unclipped : method → (N, H, W) float32 maps before the percentile clip (``|a| / max |a|``, see
-        ``postprocess.unclipped_maps``; the map itself for min–max-only methods), NaN where flagged: what
-        the pointing game, the energy pointing game, mIoU and eMPRT score by default.
-    raw : method → raw attributions ((N, 3, H, W), or (N, H, W) for Grad-CAM/XRAI/Guided Grad-CAM) for
-        the images computed in this call (cached maps carry no raw attributions).
-    params : every resolved parameter, including the preset name.
-    method_params : method → the parameters its maps depend on.
-    targets : (N,) explained class per image.
-    stats : method → per-image dict of diagnostics (XRAI: ``negative_fraction``, the share of pixels
-        whose gain density is negative before post-processing).
-    passes : forward+backward passes this call ran.
-    forwards : forward-only passes this call ran (occlusion, Score-CAM).
-    from_cache : method → per-image bool.
-    kept : method → per-image form the store keeps the map in ('float32', 'float16'; None: not through a
-        store's form, see ``map_storage``).
-    """
-
-    def __init__(self, maps, *, flags, raw, params, method_params, targets, passes, from_cache, precision,
-                 stats=None, forwards=0, unclipped=None, kept=None):
-        super().__init__(maps)
-        self.kept = kept or {m: [None] * len(v) for m, v in maps.items()}
-        self.unclipped = unclipped if unclipped is not None else dict(maps)
-        self.forwards = forwards
-        self.flags = flags
-        self.stats = stats or {}
-        self.raw = raw
-        self.params = params
-        self.method_params = method_params
-        self.targets = targets
-        self.passes = passes
-        self.from_cache = from_cache
-        self.precision = precision
-
-    @property
-    def preset(self) -> str:
-        return self.params["preset"]
-
-    @property
-    def preset_label(self) -> str:
-        return PRESETS[self.preset].label
 
 
 def _resolve_layer(model: torch.nn.Module, params: dict) -> torch.nn.Module:
@@ -114,61 +64,6 @@ def _check_images(model: torch.nn.Module, images) -> torch.Tensor:
         raise SaliencyError(f"this {info.arch or ''} model expects {size}×{size} inputs, got "
                             f"{images.shape[2]}×{images.shape[3]}")
     return images.float()
-
-
-_LAYOUTS: "OrderedDict[int, tuple]" = OrderedDict()  # id(model) → (weakref, state signature, copy)
-_LAYOUTS_KEPT = 8
-_LAYOUTS_LOCK = threading.Lock()
-
-
-def _state_signature(model: torch.nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer is replaced or modified in place."""
-    return tuple((id(t), t._version) for t in itertools.chain(model.parameters(), model.buffers()))
-
-
-def compute_model(model: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
-    """The module the passes run on: on CPUs, a channels-last copy of a convolutional model (oneDNN is
-    faster with it: DenseNet121 at 320, batch 8, measured 239 vs 263 ms per image in fp32 and 103 vs
-    177 ms in bf16); on GPUs the model itself (cuDNN was slower in channels-last for DenseNet121 at 320
-    on an H100, batch 128: fp32 2.03 vs 1.53 ms per image, tf32 1.14 vs 0.97, bf16 0.83 vs 0.67). The
-    copy is made once per model state (kept for the last few models) and the caller's model is never
-    modified."""
-    convolutional = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    if not convolutional or device.type == "cuda":
-        return model
-    signature = _state_signature(model)
-    with _LAYOUTS_LOCK:
-        entry = _LAYOUTS.get(id(model))
-        if entry is not None and entry[0]() is model and entry[1] == signature:
-            _LAYOUTS.move_to_end(id(model))
-            return entry[2]
-    fast = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
-    for p in fast.parameters():
-        p.requires_grad_(False)
-    tag(fast, channels_last=True)
-    with _LAYOUTS_LOCK:
-        _LAYOUTS[id(model)] = (weakref.ref(model), signature, fast)
-        while len(_LAYOUTS) > _LAYOUTS_KEPT:
-            _LAYOUTS.popitem(last=False)
-    return fast
-
-
-def default_batch_size(device: torch.device, image_shape, precision: str = "fp32") -> int:
-    """Passes per chunk. CPUs (measured on this project's 2-core AMX CPU, DenseNet121 at 320, in the
-    channels-last layout the engine uses): fp32 costs about the same per image at any batch (226 ms at
-    4, 239 at 8, 310 at 2), bf16 is best at 8 (103 ms; 114 at 16, 132 at 32). GPUs want large batches
-    (H100, fp32: 1.62 ms per image at 64, 1.53 at 128, 1.84 at 32) within their memory: DenseNet121 at
-    320 peaked at 16.2 GiB for 64 images, so 0.375 GiB per image (1.5 × that) is budgeted within 60 %
-    of the free memory (PyTorch's cached blocks counted as free, so that the batch, and the shapes
-    cuDNN has already planned for, stay the same from call to call), 16 to 128."""
-    pixels = int(np.prod(image_shape[-2:]))
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # PyTorch's own cache
-        budget = int(min(128, max(16, 0.6 * free / (0.375 * 2**30))))
-    else:
-        budget = 8 if precision != "fp32" else 4
-    return max(1, min(4 * budget, budget * (320 * 320) // pixels))
 
 
 def plan_order(methods) -> list[str]:
@@ -518,53 +413,3 @@ def predicted_classes(model: torch.nn.Module, images, *, device=None, precision:
         model = copy.deepcopy(model).to(device)
     with frozen_eval(model), torch.no_grad(), fp32_mode(device, precision), autocast(device, precision):
         return compute_model(model, device, precision)(x.to(device)).float().argmax(1).cpu()
-
-
-def explain_for_classes(model: torch.nn.Module, images, classes, methods=None, *, runner=None,
-                        **kwargs) -> SaliencyMaps | None:
-    """:func:`explain` with the explained class given per image (``classes``, (N,)): one call per class,
-    merged back in image order. What the randomization criteria use to explain a randomized state for the
-    class the *original* model explains (Adebayo et al. 2018; Quantus's MPRT keeps ``y`` fixed). ``runner``
-    :func:`cached_maps`: the same from the cache alone (None unless it holds every map)."""
-    x = _check_images(model, images)
-    classes = [int(c) for c in torch.as_tensor(classes).reshape(-1).tolist()]
-    if len(classes) != x.shape[0]:
-        raise SaliencyError(f"{len(classes)} classes given for {x.shape[0]} images")
-    kwargs.pop("target", None)
-    parts = {c: [j for j, k in enumerate(classes) if k == c] for c in sorted(set(classes))}
-    results = {c: (runner or explain)(model, x[rows], methods=methods, target=c, **kwargs)
-               for c, rows in parts.items()}
-    if any(r is None for r in results.values()):
-        return None
-    first = next(iter(results.values()))
-    n = x.shape[0]
-    keys = list(first.keys())
-
-    def merged(get, fill):
-        out = {}
-        for m in keys:
-            values = [fill] * n
-            for c, rows in parts.items():
-                for k, j in enumerate(rows):
-                    values[j] = get(results[c], m)[k]
-            out[m] = values
-        return out
-
-    maps = {m: np.stack(v) for m, v in merged(lambda r, m: r[m], None).items()}
-    unclipped = {m: np.stack(v) for m, v in merged(lambda r, m: r.unclipped[m], None).items()}
-    targets = np.zeros(n, dtype=np.int64)
-    for c, rows in parts.items():
-        targets[rows] = results[c].targets
-    stats = {m: [None] * n for m in first.stats}
-    for c, rows in parts.items():
-        for m, values in results[c].stats.items():
-            for k, j in enumerate(rows):
-                stats[m][j] = values[k]
-    params = {**first.params, "target": "per image (pinned)"}
-    return SaliencyMaps(maps, flags=merged(lambda r, m: r.flags[m], None), raw={}, params=params,
-                        method_params={m: {**p, "target": "per image (pinned)"} if "target" in p else p
-                                       for m, p in first.method_params.items()},
-                        targets=targets, passes=sum(r.passes for r in results.values()),
-                        from_cache=merged(lambda r, m: r.from_cache[m], False), precision=first.precision,
-                        stats=stats, forwards=sum(r.forwards for r in results.values()), unclipped=unclipped,
-                        kept=merged(lambda r, m: r.kept[m], None))

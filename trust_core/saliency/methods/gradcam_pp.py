@@ -5,7 +5,7 @@ gradients (no pass of its own), upsampled by ``gradcam_interpolation``. pytorch-
 import torch
 import torch.nn.functional as F
 
-from ..engine import upsample_cam
+from ..engine import weighted_cam
 from ...sets import EXTENDED_SET
 from .base import Method
 
@@ -28,8 +28,7 @@ def plan(ctx):
 
 def assemble(ctx, out, _plain):
     acts, grads = out.layer_acts.double(), out.layer_grads.double()
-    cam = F.relu((cam_weights(acts, grads)[:, :, None, None] * acts).sum(1, keepdim=True)).float()
-    return upsample_cam(cam, tuple(ctx.x.shape[2:]), ctx.params["gradcam_interpolation"])[:, 0]
+    return weighted_cam(cam_weights(acts, grads), acts, tuple(ctx.x.shape[2:]), ctx.params["gradcam_interpolation"])
 
 
 METHOD = Method(

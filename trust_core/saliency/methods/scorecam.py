@@ -6,7 +6,7 @@ plain pass. pytorch-grad-cam's ``ScoreCAM`` is its oracle."""
 import torch
 import torch.nn.functional as F
 
-from ..engine import upsample_cam
+from ..engine import weighted_cam
 from ...sets import EXTENDED_SET
 from .base import Method
 
@@ -31,8 +31,7 @@ def assemble(ctx, out, _plain):
             scores.append(ctx.forward(ctx.x[i][None] * masks[:, None])[:, int(targets[i])])
         weights.append(torch.softmax(torch.cat(scores), dim=0))
     weights = torch.stack(weights).to(acts.device)
-    cam = F.relu((weights[:, :, None, None] * acts.float()).sum(1, keepdim=True))
-    return upsample_cam(cam, size, ctx.params["gradcam_interpolation"])[:, 0]
+    return weighted_cam(weights, acts.float(), size, ctx.params["gradcam_interpolation"])
 
 
 METHOD = Method(
