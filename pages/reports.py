@@ -44,7 +44,7 @@ def render() -> None:
         st.info("Run an evaluation first (Runs page).")
     else:
         # built when asked (the failure analysis and the figures take seconds), kept while it stays current
-        summary = ws.layout.results(kind()) / "summary.json"
+        summary = ws.layout.summary(kind())
         cohort_for = (str(ws.root), kind(), finding(), identifiers, summary.stat().st_mtime_ns)
         if st.session_state.get("cohort", (None,))[0] != cohort_for:
             st.session_state.pop("cohort", None)

@@ -30,6 +30,9 @@ DEFAULT_WORKSPACE = Path("cache/demo")
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.json"
 TABLE_SUFFIXES = (".parquet", ".csv")
+# … and the failure analysis ``trust analyze`` writes beside them: its summary and tables
+ANALYSIS_FILE = "analysis.json"
+ANALYSIS_TABLES = ("analysis_features", "analysis_associations", "analysis_quartiles", "analysis_ceiling")
 
 
 def table_files(name: str) -> list[str]:

@@ -19,6 +19,7 @@ from .data.kinds import DATASETS as DATASET_CLASSES, MULTI_FINDING
 from .data.groundtruth import DEFAULT_MASK_RULE
 from .layout import Layout, read_index, workspace_models, workspace_path
 from .errors import ConfigError
+from .evaluate.outputs import read_config, read_summary
 from .models.checkpoint import load
 from .models.info import activated, info_of
 from .randomization.cascade import StateModels, model_seed, states
@@ -81,18 +82,16 @@ class Workspace:
         if kind not in DATASET_CLASSES:
             raise ConfigError(f"unknown dataset kind {kind!r}")
         recorded = (self.results_config(kind) or {}).get("dataset", {})
-        if classes is None and mask_rule is None:
-            mask_rule = recorded.get("mask_rule")
-            if kind == "rsna" and "classes" in recorded:
-                classes = tuple(recorded["classes"]) if recorded["classes"] else "all"
-        options = {"mask_rule": mask_rule or DEFAULT_MASK_RULE}
-        if kind == "rsna":
-            options["classes"] = None if classes == "all" else classes or "paper"
+        kept = DATASET_CLASSES[kind].selection_kwargs(recorded)  # the selection the results were computed with
+        chosen = classes is not None or mask_rule is not None  # the caller's own (the Runs page)
+        options = {"mask_rule": mask_rule or (None if chosen else recorded.get("mask_rule")) or DEFAULT_MASK_RULE}
+        if "classes" in DATASET_CLASSES[kind].SELECTION_ARGS:
+            options["classes"] = (kept["classes"] if not chosen and "classes" in kept
+                                  else None if classes == "all" else classes or "paper")
         if kind in MULTI_FINDING:
             options["finding"] = finding or (self.findings(kind) or [None])[0]
-            for key in ("negatives", "readers"):
-                if recorded.get(key) and (key != "readers" or kind == "vindr") and options["finding"] == recorded.get("finding"):
-                    options[key] = recorded[key]
+            if options["finding"] == kept.get("finding"):  # its negatives and reader rules go with that finding
+                options.update({key: value for key, value in kept.items() if key != "finding" and value})
         key = (kind, json.dumps(options, sort_keys=True, default=list))
         if key not in self._datasets:
             self._datasets[key] = DATASET_CLASSES[kind](self.layout.dataset(kind), image_size=128, **options)
@@ -132,7 +131,7 @@ class Workspace:
 
         folder = self.layout.results(kind)
         stored = read_analysis(folder)
-        if stored is not None or not compute or not (folder / "summary.json").is_file():
+        if stored is not None or not compute or read_summary(folder) is None:
             return stored
         result = analyze(folder, **self.analysis_sources(kind))
         write_analysis(result, folder)
@@ -157,12 +156,10 @@ class Workspace:
         return ((self._summary(kind) or {}).get("dataset") or {}).get("finding")
 
     def _summary(self, kind: str) -> dict | None:
-        path = self.layout.results(kind) / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_summary(self.layout.results(kind))
 
     def results_config(self, kind: str) -> dict | None:
-        path = self.layout.results(kind) / "config.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_config(self.layout.results(kind))
 
     def table(self, kind: str, name: str) -> pd.DataFrame | None:
         path = self.layout.results(kind) / f"{name}.parquet"

@@ -9,7 +9,6 @@ instead of computing them again. It is built in a hidden folder beside ``--out``
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -47,6 +46,7 @@ def init_workspace(out: str | Path, *, dataset: str, models=(), localizers=(), r
     Every input is checked before anything is written: the dataset opens (read only), the models load (with
     ``weights_only``), the results are an evaluation's of this dataset kind, the store is a cache folder."""
     from .data import open_dataset
+    from .evaluate.outputs import read_results
     from .io import atomic_folder, writable_folder
     from .layout import Layout, write_index
     from .models import load
@@ -78,12 +78,7 @@ def init_workspace(out: str | Path, *, dataset: str, models=(), localizers=(), r
     summary = config = None
     if results is not None:
         results = Path(results)
-        try:
-            summary = json.loads((results / "summary.json").read_text())
-            config = json.loads((results / "config.json").read_text())
-        except (OSError, ValueError):
-            raise ConfigError(f"--results {results}: not an evaluation's results folder (summary.json and "
-                              f"config.json); give the --out of a `trust evaluate` run") from None
+        summary, config = read_results(results, what=f"--results {results}")
         recorded = config.get("dataset", {}).get("kind")
         if recorded != kind:
             raise ConfigError(f"--results {results} are of a {recorded} dataset, not {kind}")

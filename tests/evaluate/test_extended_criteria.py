@@ -114,7 +114,7 @@ def test_smprt_denoises_over_cached_noisy_copies(workspace, rsna, tmp_path):  # 
     _root, models, _localizers = workspace
     cfg = config(criteria=("smprt",), smprt_samples=3)
     ev = Evaluation(rsna, models[:2], cfg)
-    noisy = [u for u in ev.units() if u.noise]
+    noisy = [u for u in ev.units() if u.noisy_copy]
     # replicates × (original, fully randomized) × (samples − 1) copies of every SSIM image
     assert sum(len(u.image_ids) for u in noisy) == len(ev.replicates) * 2 * 2 * len(ev.ssim_ids)
     image = torch.zeros(3, 8, 8)
@@ -143,8 +143,8 @@ def test_smprt_denoises_over_cached_noisy_copies(workspace, rsna, tmp_path):  # 
 def test_smprt_copies_explain_the_images_class(workspace, rsna):  # noqa: F811
     _root, models, _localizers = workspace
     ev = Evaluation(rsna, models[:1], config(criteria=("smprt",), smprt_samples=2))
-    clean_unit = next(u for u in ev.units() if not u.noise and u.state == "original")
-    noisy_unit = next(u for u in ev.units() if u.noise and u.state == "original" and u.image_ids == clean_unit.image_ids)
+    clean_unit = next(u for u in ev.units() if not u.noisy_copy and u.state == "original")
+    noisy_unit = next(u for u in ev.units() if u.noisy_copy and u.state == "original" and u.image_ids == clean_unit.image_ids)
     model = ev.models[0]
     clean, noisy = ev.run_unit(clean_unit, model), ev.run_unit(noisy_unit, model)
     assert noisy.targets == clean.targets

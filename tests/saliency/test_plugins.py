@@ -38,20 +38,20 @@ GOOD = """
 import torch
 from trust_core.saliency.methods import Method
 
-def plan(ctx):
-    return ctx.use_plain()                       # reuse the shared plain pass
+def plan(run):
+    return run.use_plain()                       # reuse the shared plain pass
 
-def assemble(ctx, out, plain):
-    grads = torch.stack([out.endpoints[plain[i]] for i in range(ctx.n)])
+def assemble(run, out, plain):
+    grads = torch.stack([out.endpoints[plain[i]] for i in range(run.n)])
     return grads.abs().amax(1)                   # a 2-D map per image
 
-def wrong_shape(ctx, out, plain):
-    return torch.zeros(ctx.n, 5)
+def wrong_shape(run, out, plain):
+    return torch.zeros(run.n, 5)
 
-def with_nan(ctx, out, plain):
-    return torch.full(ctx.x.shape, float("nan"))
+def with_nan(run, out, plain):
+    return torch.full(run.x.shape, float("nan"))
 
-def raises(ctx, out, plain):
+def raises(run, out, plain):
     raise RuntimeError("boom")
 
 METHOD = Method("max_grad", "Max |gradient|", "a plugin", "max over channels of |∂y/∂x|", plain=True,
@@ -101,7 +101,7 @@ def test_unknown_names_list_the_valid_ones(tiny_model, tiny_images):
         explain(tiny_model, tiny_images, methods=["lrpp"])
     with pytest.raises(ValueError, match="needs plan and assemble"):
         from trust_core.saliency.methods import register
-        register(Method("half", "Half", "", "", plan=lambda ctx: None))
+        register(Method("half", "Half", "", "", plan=lambda run: None))
     with pytest.raises(ConfigError, match="lrp_composite .* must be one of"):
         explain(tiny_model, tiny_images, methods=["lrp"], lrp_composite="z_box")
     assert torch.is_grad_enabled()
@@ -110,11 +110,11 @@ def test_unknown_names_list_the_valid_ones(tiny_model, tiny_images):
 BAD_PARAMETERS = """
 from trust_core.saliency.methods import Method
 
-def plan(ctx):
-    return ctx.use_plain()
+def plan(run):
+    return run.use_plain()
 
-def assemble(ctx, out, plain):
-    return ctx.x
+def assemble(run, out, plain):
+    return run.x
 
 def strict(params):
     raise ValueError("never valid")

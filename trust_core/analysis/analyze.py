@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..layout import ANALYSIS_FILE
 from .associations import quartiles, regression, spearman_ci
 from .ceiling import CEILING_COLUMNS, human_ceiling
 from .geometry import FEATURE_LABELS, FEATURES, dataset_geometry
 
-ANALYSIS_FILE = "analysis.json"
 ANALYSIS_VERSION = "analysis-1"  # a stored analysis of another version is computed again
-ANALYSIS_TABLES = ("analysis_features", "analysis_associations", "analysis_quartiles", "analysis_ceiling")
 SHAPE_FEATURES = ("instances", "relative_size", "elongation", "irrectangularity")
 
 
@@ -151,16 +150,13 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
     import pandas as pd
 
     from ..evaluate.criteria import CRITERIA
+    from ..evaluate.outputs import read_results
     from ..metrics.stats import bootstrap_ci, compare_paired, holm
     from ..saliency import METHODS
 
     started = time.perf_counter()
     run = Path(run)
-    summary_path, config_path = run / "summary.json", run / "config.json"
-    if not summary_path.is_file() or not config_path.is_file():
-        raise ConfigError(f"--run {run}: not an evaluation's results folder (no summary.json and config.json); "
-                          f"give the --out of a `trust evaluate` run")
-    summary, config = json.loads(summary_path.read_text()), json.loads(config_path.read_text())
+    summary, config = read_results(run, what=f"--run {run}")
     chosen = localization_criteria(summary, criteria)
     if not chosen:
         raise ConfigError(f"--run {run}: the run scored no localization criterion (utility, pointing_game, "

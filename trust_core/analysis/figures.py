@@ -12,11 +12,11 @@ provenance line that decides its numbers (dataset and its fingerprint, models, p
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from ..evaluate.outputs import read_results
 from ..evaluate.verdicts import VERDICT_MARKS, baseline_of
 
 VERDICT_COLOURS = VERDICT_MARKS  # a verdict's mark
@@ -283,11 +283,8 @@ def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = N
     from .analyze import analyze, read_analysis
 
     run = Path(run)
-    if not (run / "summary.json").is_file() or not (run / "config.json").is_file():
-        raise ConfigError(f"--run {run}: not an evaluation's results folder (no summary.json and config.json)")
+    summary, config = read_results(run, what=f"--run {run}")
     out = writable_folder(out)
-    summary = json.loads((run / "summary.json").read_text())
-    config = json.loads((run / "config.json").read_text())
     kind = config.get("dataset", {}).get("kind", "rsna")
     line = provenance(summary, config)
     written = []
@@ -330,10 +327,7 @@ def figure_bytes(run: str | Path, name: str, fmt: str) -> bytes:
     if fmt not in FORMATS:
         raise ConfigError(f"figure format {fmt!r}: choose one of {', '.join(FORMATS)}")
     run = Path(run)
-    if not (run / "summary.json").is_file() or not (run / "config.json").is_file():
-        raise ConfigError(f"{run}: not an evaluation's results folder (no summary.json and config.json)")
-    summary = json.loads((run / "summary.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    summary, config = read_results(run, what=str(run))
     line = provenance(summary, config)
     with tempfile.TemporaryDirectory(prefix="trust-figure-") as folder:
         out = Path(folder)

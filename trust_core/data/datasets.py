@@ -56,6 +56,9 @@ class RadiographDataset(FilmScreening, abc.ABC):
     """
 
     kind = "base"
+    # the constructor's arguments that choose the images beyond the files (RSNA's classes, a finding and its
+    # negatives rule, a reader rule), recorded under the same names in :attr:`selection`
+    SELECTION_ARGS: tuple[str, ...] = ()
 
     def __init__(self, root: str | Path, *, image_size: int = 320, split: str | None = None,
                  split_file: str | Path | None = None, seed: int = 0,
@@ -353,14 +356,14 @@ class RadiographDataset(FilmScreening, abc.ABC):
         """What reopens this dataset elsewhere (a Ray worker, a ``check`` worker process): its class's
         arguments, the selection included (RSNA's classes — None, all, travels too — a finding's, a reader
         rule), and the split file it uses."""
-        kwargs = {"image_size": self.image_size, "split_file": str(self.split_file), "mask_rule": self.mask_rule,
-                  "save_splits": self.save_splits}
-        if hasattr(self, "classes"):
-            kwargs["classes"] = self.classes
-        for key in ("finding", "negatives", "readers"):
-            if hasattr(self, key):
-                kwargs[key] = getattr(self, key)
-        return kwargs
+        return {"image_size": self.image_size, "split_file": str(self.split_file), "mask_rule": self.mask_rule,
+                "save_splits": self.save_splits, **{key: getattr(self, key) for key in self.SELECTION_ARGS}}
+
+    @classmethod
+    def selection_kwargs(cls, recorded: dict) -> dict:
+        """The arguments that reopen the selection a results folder records (its ``config.json``'s dataset,
+        which holds :attr:`selection`): what the app opens to show the images the scorecard counted."""
+        return {key: recorded[key] for key in cls.SELECTION_ARGS if key in recorded}
 
     # -- summaries -----------------------------------------------------------------------------------
     def summary(self) -> dict:

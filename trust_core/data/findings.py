@@ -43,6 +43,7 @@ class FindingDataset(RadiographDataset):
     """A dataset with several findings, of which one (``finding``) is evaluated at a time."""
 
     FINDINGS: tuple[str, ...] = ()
+    SELECTION_ARGS = ("finding", "negatives")
     NEGATIVES_NOTE = {"no-finding": "", "absent": "every image without the finding"}
     # names a user brings from the dataset's other files or from a model's outputs → (the name here, why)
     ALIASES: dict[str, tuple[str, str]] = {}

@@ -22,6 +22,7 @@ class RSNADataset(RadiographDataset):
     """
 
     kind = "rsna"
+    SELECTION_ARGS = ("classes",)
     LABELS = "stage_2_train_labels.csv"
     CLASS_INFO = "stage_2_detailed_class_info.csv"
     IMAGES = "stage_2_train_images"
@@ -44,6 +45,12 @@ class RSNADataset(RadiographDataset):
                                    f"{self.CLASS_INFO} are {list(self.CLASSES)}", path=Path(root))
             self.classes = classes
         super().__init__(root, **kwargs)
+
+    @classmethod
+    def selection_kwargs(cls, recorded: dict) -> dict:
+        if "classes" not in recorded:
+            return {}
+        return {"classes": tuple(recorded["classes"]) if recorded["classes"] else None}  # None: all were kept
 
     def _excluded(self, record: Record) -> str | None:
         if self.classes and record.category not in self.classes:

@@ -24,6 +24,7 @@ class VinDrDataset(FindingDataset):
     """
 
     kind = "vindr"
+    SELECTION_ARGS = ("finding", "negatives", "readers")
     LABELS = ("train.csv", "annotations/annotations_train.csv")
     TEST_LABELS = "annotations/annotations_test.csv"
     COLUMNS = ("image_id", "class_name", "rad_id", "x_min", "y_min", "x_max", "y_max")

@@ -180,7 +180,7 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
         out = layout.results(kind)
         if not layout.dataset(kind).is_dir():
             continue
-        if _current_results(out / "summary.json"):
+        if _current_results(out):
             _analyze(out, kind, log)  # results from an earlier build: only the failure analysis, if it is missing
             continue
         classifiers, localizers = workspace_models(layout.root, kind)
@@ -210,13 +210,13 @@ def _analyze(out: Path, kind: str, log: Callable[[str], None]) -> None:
         f"→ {out / 'analysis.json'}")
 
 
-def _current_results(path: Path) -> bool:
+def _current_results(folder: Path) -> bool:
     """Results exist, were scored by the current evaluation code and hold every criterion the demo scores
     (older ones are recomputed: the maps come from the cache)."""
+    from ..evaluate.outputs import read_summary
     from ..evaluate.run import EVAL_CODE_VERSION
 
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
+    summary = read_summary(folder)
+    if summary is None:
         return False
     return summary.get("code_version") == EVAL_CODE_VERSION and set(DEMO_EVAL["criteria"]) <= set(summary["criteria"])

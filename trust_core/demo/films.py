@@ -1,6 +1,7 @@
 """The demo's datasets on disk: phantom films written as real RSNA (DICOM), SIIM (DICOM + RLE) and NIH
-(PNG + box list) trees, under the file names their dataset classes read (:mod:`trust_core.data.datasets`,
-:mod:`trust_core.data.findings`); label files are written last, atomically (:mod:`trust_core.io`)."""
+(PNG + box list) trees, under the file names their dataset classes read (:mod:`trust_core.data.kaggle`,
+:mod:`trust_core.data.findings`). Films and label files are written atomically through :mod:`trust_core.io`,
+the label files last."""
 from __future__ import annotations
 
 import csv
@@ -17,7 +18,7 @@ from ..data.kaggle import RSNADataset, SIIMDataset
 
 from ..data.records import SPLIT_FILE, make_splits, write_splits
 from ..data.findings import NIHDataset
-from ..io import atomic_write
+from ..io import atomic_path, atomic_write
 from ..data.rle import rle_encode
 from .anatomy import SPLIT_FRACTIONS, UID_PREFIX, PhantomCase, make_case
 
@@ -55,9 +56,8 @@ def write_dicom(path: Path, case: PhantomCase, *, patient_id: str, sop_uid: str,
     ds.LossyImageCompression = "01"
     ds.PixelData = encapsulate([buffer.getvalue()])
     ds["PixelData"].VR = "OB"
-    tmp = path.with_name(f".{path.name}.tmp")
-    ds.save_as(tmp, enforce_file_format=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
 
 
 def _plan(kind: str, n_images: int, seed: int, positive_fraction: float) -> list[dict]:
@@ -165,9 +165,8 @@ def _write_nih_one(args) -> dict:
 
     path = root / "images_001" / "images" / item["name"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(case.image).save(tmp, format="PNG")  # 8-bit grayscale 1024×1024, as NIH ships
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(case.image).save(tmp, format="PNG")  # 8-bit grayscale 1024×1024, as NIH ships
     return dict(name=item["name"], finding=finding, boxes=boxes if finding else [], sex=case.sex, age=case.age,
                 view=case.view, patient=item["patient"])
 

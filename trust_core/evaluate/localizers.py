@@ -1,5 +1,5 @@
 """The high baselines that come from localizers — U-Net checkpoints or folders of score maps — for an
-evaluation: the first localizer's maps for utility, the SSIM between two localizers of one kind for
+evaluation: the first localizer's maps for utility, the SSIM between two localizers of one form for
 repeatability and reproducibility."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .criteria.context import similarity
 
 
 def _sources(evaluation) -> list[tuple[str, str, str]]:
-    """(kind, name, path) of every localizer: score-map folders first, then checkpoints."""
+    """(form, name, path) of every localizer: score-map folders first, then checkpoints."""
     return ([("maps", f"score maps {Path(p).name}", p) for p in evaluation.localizer_maps]
             + [("checkpoint", f"localizer {Path(p).name}", p) for p in evaluation.localizer_paths])
 
@@ -27,8 +27,8 @@ def _source_maps(evaluation, source: tuple[str, str, str], ids: list[str]) -> np
     where a map is constant), at the classifiers' input size."""
     from ..models.localizer import load_localizer, load_score_maps, predict_maps
 
-    kind, _name, path = source
-    if kind == "maps":
+    form, _name, path = source
+    if form == "maps":
         found = load_score_maps(path, ids, evaluation.size, evaluation.resize)
         missing = [i for i in ids if i not in found]
         if missing:
@@ -47,7 +47,7 @@ def _source_maps(evaluation, source: tuple[str, str, str], ids: list[str]) -> np
 
 def localizer_baselines(evaluation, criteria: set) -> dict:
     """The high baselines: the first localizer's maps for utility; the SSIM between two localizers
-    of the same kind (two score-map folders, else two checkpoints: retrained with another seed) for
+    of the same form (two score-map folders, else two checkpoints: retrained with another seed) for
     repeatability and reproducibility."""
     sources = _sources(evaluation)
     out = {"utility_source": None, "utility_maps": None, "agreement": None, "agreement_pair": None}
@@ -55,8 +55,8 @@ def localizer_baselines(evaluation, criteria: set) -> dict:
         out["utility_source"] = sources[0][1]
         out["utility_maps"] = _source_maps(evaluation, sources[0], evaluation.utility_ids)
     if criteria & {"repeatability", "reproducibility"}:
-        for kind in ("maps", "checkpoint"):
-            same = [s for s in sources if s[0] == kind]
+        for form in ("maps", "checkpoint"):
+            same = [s for s in sources if s[0] == form]
             if len(same) >= 2:
                 a, b = (_source_maps(evaluation, s, evaluation.ssim_ids) for s in same[:2])
                 out["agreement"] = similarity("ssim", a, b, data_range=evaluation.config.data_range)

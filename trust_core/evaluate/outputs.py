@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..layout import CONFIG_FILE, SUMMARY_FILE, table_files
+from ..layout import ANALYSIS_FILE, ANALYSIS_TABLES, CONFIG_FILE, SUMMARY_FILE, table_files
 
 RESULT_SUFFIXES = (".json", ".parquet", ".csv")  # what write_outputs writes (tables, config.json, summary.json)
 
@@ -29,6 +29,17 @@ def read_config(folder: str | Path) -> dict | None:
     return _read_json(path) if path.is_file() else None
 
 
+def read_results(folder: str | Path, *, what: str) -> tuple[dict, dict]:
+    """The summary and config of an evaluation's results folder, or a :class:`ConfigError` that starts with
+    ``what`` (the flag or place the folder came from) and says what the folder lacks."""
+    summary, config = read_summary(folder), read_config(folder)
+    if summary is None or config is None:
+        lacking = " and ".join(name for name, found in ((SUMMARY_FILE, summary), (CONFIG_FILE, config)) if found is None)
+        raise ConfigError(f"{what}: not an evaluation's results folder (no readable {lacking}); give the --out of "
+                          f"a `trust evaluate` run")
+    return summary, config
+
+
 def _entries(out: Path) -> list[Path]:
     """What the folder holds, without the hidden temporary files and folders of atomic writes."""
     return sorted(p for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp")))
@@ -44,21 +55,12 @@ def _read_json(path: Path) -> dict:
 
 def _analysis_files() -> set[str]:
     """The failure analysis's files, written beside the results by ``trust analyze``."""
-    from ..analysis.analyze import ANALYSIS_FILE, ANALYSIS_TABLES
-
-    return {ANALYSIS_FILE} | {f"{t}{suffix}" for t in ANALYSIS_TABLES for suffix in (".parquet", ".csv")}
+    return {ANALYSIS_FILE} | {name for table in ANALYSIS_TABLES for name in table_files(table)}
 
 
 def describe_results(out: Path) -> str:
     """A short description of the results in ``out``: their criteria (summary.json) and dataset (config.json)."""
-    def read(name: str) -> dict:
-        try:
-            data = json.loads((out / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    summary, config = read(SUMMARY_FILE), read(CONFIG_FILE)
+    summary, config = _read_json(out / SUMMARY_FILE), _read_json(out / CONFIG_FILE)
     criteria = summary.get("criteria_run") or list(summary.get("criteria") or {}) or (
         (config.get("config") or {}).get("criteria"))
     dataset = {**(summary.get("dataset") or {}), **(config.get("dataset") or {})}

@@ -179,7 +179,7 @@ class Evaluation:
                 final = states(self.models[i], mode=self.config.randomization_mode)[-1]
                 for name, index in (("original", 0), (final.name, final.index)):
                     for k in range(1, self.config.smprt_samples):
-                        units += [Unit(i, name, index, tuple(self.ssim_ids[s:s + g]), noise=k)
+                        units += [Unit(i, name, index, tuple(self.ssim_ids[s:s + g]), noisy_copy=k)
                                   for s in range(0, len(self.ssim_ids), g)]
         return units
 
@@ -204,8 +204,8 @@ class Evaluation:
         # a randomized state explains the class its trained model explains (randomization_class 'original')
         classifier = (self.models[unit.model_index] if unit.state != "original"
                       and self.config.randomization_class == "original" else model)
-        if unit.noise:  # sMPRT: a noisy copy explains the class explained for the image itself (Quantus's y)
-            result = self._explain_pinned(model, x, torch.stack([image + self._smprt_noise(image, unit.noise)
+        if unit.noisy_copy:  # sMPRT: a noisy copy explains the class explained for the image itself (Quantus's y)
+            result = self._explain_pinned(model, x, torch.stack([image + self._smprt_noise(image, unit.noisy_copy)
                                                                  for image in x]), classifier)
         elif classifier is not model:
             result = self._explain_pinned(model, x, x, classifier)
@@ -296,7 +296,7 @@ class Evaluation:
         stats: dict[tuple[int, str], dict] = {}
         state_index: dict[str, int] = {}
         for unit, out in zip(units, outputs):
-            if unit.noise:
+            if unit.noisy_copy:
                 continue
             flags.setdefault((unit.model_index, unit.state), {}).update(out.flags)
             stats.setdefault((unit.model_index, unit.state), {}).update(out.stats)
@@ -305,7 +305,7 @@ class Evaluation:
         localizer = localizer_baselines(self, criteria)
         ctx = ScoringContext(
             plan=self, forms={CLIPPED: spool.maps(CLIPPED_FORM), UNCLIPPED: spool.maps(UNCLIPPED_FORM)},
-            noisy={CLIPPED: spool.maps(CLIPPED_FORM, noise=True), UNCLIPPED: spool.maps(UNCLIPPED_FORM, noise=True)},
+            noisy={CLIPPED: spool.maps(CLIPPED_FORM, noisy=True), UNCLIPPED: spool.maps(UNCLIPPED_FORM, noisy=True)},
             flags=flags, stats=stats, state_index=state_index, localizer=localizer)
         tables: dict[str, pd.DataFrame] = {}
         summary: dict = {"criteria": {}, "methods": self.methods, "preset": self.config.preset,

@@ -36,7 +36,7 @@ class MapSpool:
         self.folder = Path(tempfile.mkdtemp(prefix=f"trust-spool-{socket.gethostname()}-{os.getpid()}-",
                                             dir=directory))
         self.storage = storage
-        # (model index, state, noise) → image id → method → (file number, offset, length)
+        # (model index, state, noisy copy) → image id → method → (file number, offset, length)
         self.index: dict[tuple[int, str, int], dict[str, dict[str, tuple[int, int, int]]]] = {}
         self.files = 0
         self.count = 0  # maps spooled
@@ -54,7 +54,7 @@ class MapSpool:
         self.files += 1
         path = self.folder / f"{number}.bin"
         offset = 0
-        where = self.index.setdefault((unit.model_index, unit.state, unit.noise), {})
+        where = self.index.setdefault((unit.model_index, unit.state, unit.noisy_copy), {})
         with open(path, "wb") as handle:
             for image_id, method, clipped, unclipped in output.per_image():
                 same = unclipped is clipped or np.array_equal(unclipped, clipped, equal_nan=True)
@@ -79,9 +79,9 @@ class MapSpool:
             return clipped if form == CLIPPED_FORM or unclipped is None else unclipped
         return decode_form(packed, form)
 
-    def maps(self, form: int, *, noise: bool = False) -> "SpooledMaps":
-        """The spooled maps of one form: those of the images themselves, or (``noise``) sMPRT's noisy copies."""
-        return SpooledMaps(self, form, noise)
+    def maps(self, form: int, *, noisy: bool = False) -> "SpooledMaps":
+        """The spooled maps of one form: those of the images themselves, or (``noisy``) sMPRT's noisy copies."""
+        return SpooledMaps(self, form, noisy)
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -116,19 +116,19 @@ def _lossless(clipped, unclipped, storage, percentile) -> dict:
 
 
 class SpooledMaps(Mapping):
-    """``(model index, state) → image id → method → map`` (noise: → a list of maps, one per noisy copy, in
+    """``(model index, state) → image id → method → map`` (noisy: → a list of maps, one per noisy copy, in
     copy order), each read from the spool when asked for."""
 
-    def __init__(self, spool: MapSpool, form: int, noise: bool):
-        self.spool, self.form, self.noise = spool, form, noise
+    def __init__(self, spool: MapSpool, form: int, noisy: bool):
+        self.spool, self.form, self.noisy = spool, form, noisy
 
     def _keys(self) -> list[tuple[int, str]]:  # in the run's plan order (models, then their cascade)
-        keys = list(dict.fromkeys((m, s) for (m, s, k) in self.spool.index if (k > 0) == self.noise))
+        keys = list(dict.fromkeys((m, s) for (m, s, k) in self.spool.index if (k > 0) == self.noisy))
         return sorted(keys, key=lambda key: self.spool.rank.get(key, len(self.spool.rank)))
 
     def __getitem__(self, key):
         model_index, state = key
-        if not self.noise:
+        if not self.noisy:
             where = self.spool.index.get((model_index, state, 0))
             if where is None:
                 raise KeyError(key)

@@ -16,7 +16,7 @@ class Unit:
     state: str
     state_index: int
     image_ids: tuple[str, ...]
-    noise: int = 0  # sMPRT: the k-th noisy copy of each image (0: the image itself)
+    noisy_copy: int = 0  # sMPRT: explains the k-th noisy copy of each image (0: the image itself)
 
 
 @dataclass(frozen=True)

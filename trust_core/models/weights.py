@@ -66,17 +66,17 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError("checkpoint file not found", path=path)
     if path.stat().st_size == 0:
         raise CheckpointError("the checkpoint file is empty (0 bytes)", path=path)
-    kind = file_format(path)
-    if kind == "torchscript":
+    form = file_format(path)
+    if form == "torchscript":
         raise CheckpointError(
             "this is a TorchScript archive (torch.jit.save): a compiled program with its own code, which is not "
             "loaded here (weights are read with weights_only=True or safetensors only). Extract its weights once, "
             "in trusted code: torch.save(torch.jit.load(p).state_dict(), 'weights.pt'), then give weights.pt with "
             "the architecture (--source …, or a .toml model spec; README 'Bring your own model')", path=path)
-    if kind == "export":
+    if form == "export":
         raise CheckpointError("this is a torch.export program, not a weights file: give it as a .pt2 file (--model "
                               "model.pt2, or source = \"model.pt2\" in a spec)", path=path)
-    if kind == "safetensors":
+    if form == "safetensors":
         raise CheckpointError("this is a safetensors weights file: it does not say its architecture, so give it with "
                               "one (--source torchvision:densenet121 …, or weights = \"…\" in a .toml model spec)",
                               path=path)

@@ -21,6 +21,7 @@ import numpy as np
 from ..data.dicom import read_dicom
 from ..data.transforms import crop
 from ..errors import DicomError
+from ..evaluate.outputs import read_summary
 from ..metrics import auprc
 from ..metrics.stats import MIN_PAIRED_N
 from ..models.info import info_of
@@ -337,7 +338,8 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, f
     import pandas as pd
 
     folder = workspace.layout.results(kind)
-    if not (folder / "summary.json").is_file():
+    summary = read_summary(folder)
+    if summary is None:
         raise FileNotFoundError(f"no evaluation results for {kind} in {workspace.root}")
     from ..analysis import ANALYSIS_FILE, analyze, read_analysis
     from ..errors import ConfigError
@@ -378,8 +380,7 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, f
             archive.writestr(f"{kind}/{path.name}", json.dumps(payload, indent=2))
         if analysis is not None and not (folder / ANALYSIS_FILE).is_file():
             archive.writestr(f"{kind}/{ANALYSIS_FILE}", json.dumps(analysis, indent=2, default=str))
-        archive.writestr(f"{kind}/scorecard.csv", scorecard_table(json.loads((folder / "summary.json").read_text()),
-                                                                  kind).to_csv(index=False))
+        archive.writestr(f"{kind}/scorecard.csv", scorecard_table(summary, kind).to_csv(index=False))
         import tempfile
 
         from ..analysis.figures import write_figures

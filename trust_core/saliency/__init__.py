@@ -1,4 +1,5 @@
-"""The eight saliency methods of Arun et al. 2021, exact, batched and cached."""
+"""Saliency maps, exact, batched and cached: the eight methods of Arun et al. 2021 and the field's newer ones
+(the registry: :data:`METHODS`; the named sets: :mod:`trust_core.sets`)."""
 from .device import PRECISIONS
 from .explain import CODE_VERSION, explain, predicted_classes
 from .maps import SaliencyMaps

@@ -131,51 +131,51 @@ def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device:
     # CPU work that depends on the images alone runs beside the passes on a GPU: the noisy copies (drawn
     # on the CPU, so that the maps do not depend on the device) and XRAI's segmentation.
     pool = ThreadPoolExecutor(2, thread_name_prefix="saliency-cpu") if device.type == "cuda" else None
-    ctx = Plan(model, x, params, device=device, precision=precision, batch_size=batch_size, model_key=model_key,
+    run = Plan(model, x, params, device=device, precision=precision, batch_size=batch_size, model_key=model_key,
                pool=pool)
     if any(METHODS[m].needs_layer for m in order):
-        ctx.layer = _resolve_layer(model, params)
-    ctx.keep_layer = any(METHODS[m].keeps_layer for m in order)
+        run.layer = _resolve_layer(model, params)
+    run.keep_layer = any(METHODS[m].keeps_layer for m in order)
     if any(METHODS[m].plain for m in order):
-        ctx.use_plain()  # first: the plain points fix the targets
+        run.use_plain()  # first: the plain points fix the targets
     try:
-        return _planned_run(ctx, order, model, x, params, device=device, batch_size=batch_size, precision=precision)
+        return _planned_run(run, order, model, x, params, device=device, batch_size=batch_size, precision=precision)
     finally:
         if pool is not None:
             pool.shutdown(wait=False)
 
 
-def _planned_run(ctx, order, model, x, params, *, device, batch_size, precision) -> Computed:
-    """Plan every method on ``ctx``, run the engine once, assemble and post-process."""
+def _planned_run(run, order, model, x, params, *, device, batch_size, precision) -> Computed:
+    """Plan every method on ``run``, run the engine once, assemble and post-process."""
     n = x.shape[0]
     for key in order:
         method = METHODS[key]
         if method.plan is not None:
-            before = len(ctx.paths.image)
-            ctx.planned[key] = _plugin_call(method, "plan", method.plan, ctx)
+            before = len(run.paths.image)
+            run.planned[key] = _plugin_call(method, "plan", method.plan, run)
             if method.group != PAPER_SET:  # run after the paper's points, in chunks of their own: the
-                ctx.paths.mark_late(before)  # paper's chunks (and so their maps) are the same with or without
+                run.paths.mark_late(before)  # paper's chunks (and so their maps) are the same with or without
 
     targets = None
     if params["target"] != "predicted":
         targets = torch.full((n,), int(params["target"]), dtype=torch.long)
-    elif not ctx.plain:
+    elif not run.plain:
         with torch.no_grad(), fp32_mode(device, precision), autocast(device, precision):
             targets = model(x).float().argmax(1)
     with record_function("saliency.passes"):
-        out = run_paths(model, x, ctx.paths, n_images=n, targets=targets, device=device, batch_size=batch_size,
-                        precision=precision, gradcam_layer=ctx.layer,
-                        gradcam_interpolation=params["gradcam_interpolation"], bank_extra=ctx.noisy,
-                        keep_layer=ctx.keep_layer)
-    ctx.targets = out.targets
+        out = run_paths(model, x, run.paths, n_images=n, targets=targets, device=device, batch_size=batch_size,
+                        precision=precision, gradcam_layer=run.layer,
+                        gradcam_interpolation=params["gradcam_interpolation"], bank_extra=run.noisy,
+                        keep_layer=run.keep_layer)
+    run.targets = out.targets
 
     raw: dict[str, torch.Tensor] = {}
     for key in order:
         method = METHODS[key]
         if method.assemble is not None:
             with record_function(f"saliency.assemble.{key}"):
-                raw[key] = _check_raw(method, _plugin_call(method, "assemble", method.assemble, ctx, out,
-                                                           ctx.planned.get(key)), x)
+                raw[key] = _check_raw(method, _plugin_call(method, "assemble", method.assemble, run, out,
+                                                           run.planned.get(key)), x)
     out.bank = None
 
     with record_function("saliency.normalize"):
@@ -193,12 +193,12 @@ def _planned_run(ctx, order, model, x, params, *, device, batch_size, precision)
         for key in order:  # methods built from normalized maps (Guided Grad-CAM)
             method = METHODS[key]
             if method.combine is not None:
-                raw[key], result_maps[key], flags[key] = _plugin_call(method, "combine", method.combine, ctx,
+                raw[key], result_maps[key], flags[key] = _plugin_call(method, "combine", method.combine, run,
                                                                       result_maps, flags)
                 unclipped[key] = result_maps[key]  # combined maps are min–max only
     stats = {key: METHODS[key].stats(raw[key]) for key in order if METHODS[key].stats is not None}
-    return Computed(result_maps, unclipped, flags, raw, out.targets.cpu(), out.passes + ctx.passes, stats,
-                    ctx.forwards)
+    return Computed(result_maps, unclipped, flags, raw, out.targets.cpu(), out.passes + run.passes, stats,
+                    run.forwards)
 
 
 def _flagged(maps: torch.Tensor, reasons) -> torch.Tensor:
@@ -236,7 +236,7 @@ def explain(model: torch.nn.Module, images, methods=None, preset: str = PAPER_PR
     model : classifier returning logits (N, K). It is never modified (a copy is moved if ``device``
         differs from the model's device).
     images : (N, 3, H, W) or (3, H, W) model inputs in [-1, 1] (see ``trust_core.data.to_model_input``).
-    methods : method keys (default: all eight, see ``trust_core.METHODS``).
+    methods : method keys or a set name (default: the paper's eight; see ``trust_core.METHODS``).
     preset : 'arun2021' (the paper) or 'fast' (interactive; not the paper's values).
     device : where to compute (default: the model's device).
     batch_size : forward+backward passes per chunk (memory bound).

@@ -90,7 +90,7 @@ ZOOS = {"registry": _registry, "torchvision": _torchvision, "timm": _timm, "torc
 def build_model(spec: ModelSpec) -> nn.Module:
     """The spec's architecture with random weights (no download: pretrained weights are refused)."""
     where = spec.path or spec.source
-    kind, name = spec.kind, spec.source.partition(":")[2]
+    zoo, name = spec.source_kind, spec.source.partition(":")[2]
     kwargs = dict(spec.source_kwargs)
     for key in kwargs:  # builders must not fetch or read weights themselves (no network; weights_only only)
         lowered = key.lower()
@@ -98,12 +98,12 @@ def build_model(spec: ModelSpec) -> nn.Module:
                 word in lowered for word in ("checkpoint", "url", "cache_dir", "pretrained_cfg", "file", "path")):
             raise _err(f"source_kwargs.{key} would make the builder download or read weights itself; give "
                        f"weights = \"file.pth\" (read with weights_only=True) instead", where)
-    if kind not in ZOOS:
+    if zoo not in ZOOS:
         raise _err(f"unknown model source {spec.source!r}", where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return ZOOS[kind](spec, name, kwargs, where)
+            return ZOOS[zoo](spec, name, kwargs, where)
     except (ConfigError, CheckpointError):
         raise
     except TypeError as exc:

@@ -100,7 +100,7 @@ KNOWN_BUFFERS = {
 def _set_aside_known_buffers(state: dict, model: nn.Module, spec: ModelSpec) -> tuple[dict, dict, list[str]]:
     """``state`` without the zoo's known extra buffers that ``model`` does not register (a torchxrayvision
     state_dict saved from a pretrained model carries ``op_threshs``): (state, {name: values}, notes)."""
-    known = KNOWN_BUFFERS.get(spec.kind, {})
+    known = KNOWN_BUFFERS.get(spec.source_kind, {})
     expected = model.state_dict().keys()
     extra = {k: v for k, v in state.items() if k.split(".")[-1] in known and k not in expected
              and k.split(".")[-1] not in expected}
@@ -210,7 +210,7 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
     prep = spec.preprocessing
     n_out = _output_count(model, prep, where)
     classes = spec.classes
-    if classes is None and spec.kind == "torchxrayvision":
+    if classes is None and spec.source_kind == "torchxrayvision":
         classes = tuple(getattr(model, "pathologies", None) or _import("torchxrayvision", where).datasets.default_pathologies)
         classes = classes if len(classes) == n_out else None
     if classes is not None and len(classes) != n_out:
@@ -232,23 +232,23 @@ def load_spec(spec: ModelSpec | str | Path, *, device: str | torch.device = "cpu
         if unused:
             raise _err(f"cascade blocks {unused} never run in a forward pass: list modules the model uses", where)
         blocks = tuple((p, (p,)) for p in reversed(order))
-    elif spec.kind == "registry":
+    elif spec.source_kind == "registry":
         blocks = info_of(model).blocks
     else:
         try:
             blocks = detect_blocks(model, prep)
         except ConfigError as exc:
             raise _err(exc.reason, where) from None
-    arch = spec.source if spec.kind == "registry" else None
+    arch = spec.source if spec.source_kind == "registry" else None
     if blocks is None:
         raise _err("no cascade blocks: list [cascade] blocks", where)
     resolved = {**spec.as_dict(), "gradcam_layer": layer, "cascade": [b[0] for b in blocks][::-1],
                 "target_index": target, "classes": list(classes) if classes else None,
                 "code": _code_identity(spec)}
-    if spec.kind == "pt2":  # the program by name (its weights are in the fingerprint): a moved workspace still hits
+    if spec.source_kind == "pt2":  # the program by name (its weights are in the fingerprint): a moved workspace still hits
         resolved["source"] = Path(spec.source).name
     fresh = None
-    if spec.kind not in ("registry", "pt2"):
+    if spec.source_kind not in ("registry", "pt2"):
         from dataclasses import replace as _replace
         unweighted = _replace(spec, weights=None)
         fresh = lambda: build_model(unweighted).eval()  # noqa: E731 (a picklable-enough closure)
@@ -267,11 +267,11 @@ def _code_identity(spec: ModelSpec) -> str | None:
     import hashlib
     import inspect as pyinspect
 
-    kind = spec.kind
-    if kind in ("torchvision", "timm", "torchxrayvision", "monai"):
-        module = importlib.import_module(kind)
-        return f"{kind} {getattr(module, '__version__', '?')}"
-    if kind == "callable":
+    zoo = spec.source_kind
+    if zoo in ("torchvision", "timm", "torchxrayvision", "monai"):
+        module = importlib.import_module(zoo)
+        return f"{zoo} {getattr(module, '__version__', '?')}"
+    if zoo == "callable":
         module = importlib.import_module(spec.source.partition(":")[0])
         try:
             source = pyinspect.getsource(module)

@@ -41,7 +41,8 @@ class ModelSpec:
     name: str | None = None
 
     @property
-    def kind(self) -> str:
+    def source_kind(self) -> str:
+        """Where the architecture comes from: a zoo (torchvision, timm…), the registry, a .pt2 program or code."""
         return source_kind(self.source)
 
     def as_dict(self) -> dict:
@@ -98,7 +99,7 @@ def spec_from_dict(data: dict, *, path: Path | None = None, base: Path | None = 
     if source.endswith(".pt2"):
         source = str((base / source).resolve()) if not Path(source).is_absolute() else source
     try:
-        kind = source_kind(source)
+        zoo = source_kind(source)
     except ConfigError as exc:
         raise _err(exc.reason, where) from None
     weights = data.get("weights")
@@ -107,7 +108,7 @@ def spec_from_dict(data: dict, *, path: Path | None = None, base: Path | None = 
             raise _err(f"weights must be a file name, got {weights!r}", where)
         weights = Path(weights) if Path(weights).is_absolute() else (base / weights)
         # any name (CheXNet ships .pth.tar): the file is read by its content, with weights_only or safetensors
-    elif kind not in ("pt2",):
+    elif zoo not in ("pt2",):
         weights = None  # random initialization (tests, or `trust train` from scratch)
     kwargs = data.get("source_kwargs", {})
     if not isinstance(kwargs, dict):
@@ -115,16 +116,16 @@ def spec_from_dict(data: dict, *, path: Path | None = None, base: Path | None = 
     prep_table = data.get("preprocessing", {})
     if not isinstance(prep_table, dict) or set(prep_table) - _PREP_KEYS:
         raise _err(f"[preprocessing] takes {sorted(_PREP_KEYS)}, got {prep_table!r}", where)
-    size = prep_table.get("size", 224 if kind not in ("registry", "pt2") else None)
-    if kind == "registry" and size is None:
+    size = prep_table.get("size", 224 if zoo not in ("registry", "pt2") else None)
+    if zoo == "registry" and size is None:
         from ..registry import get_architecture
         size = get_architecture(source).input_size
     channels = prep_table.get("channels")
-    if kind == "pt2" and size is None:  # the program's own input (N, C, S, S)
+    if zoo == "pt2" and size is None:  # the program's own input (N, C, S, S)
         program_prep = exported_spec(source).preprocessing
         size, channels = program_prep.size, channels or program_prep.channels
     try:
-        default = ("paper" if kind in ("registry", "pt2") else
+        default = ("paper" if zoo in ("registry", "pt2") else
                    "unit" if channels == 1 else "imagenet")
         prep = Preprocessing.named(prep_table.get("normalization", default),
                                    size=size, channels=channels,

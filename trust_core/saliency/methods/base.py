@@ -2,11 +2,11 @@
 
 A method is one file in this package (or a third-party plugin, see :mod:`.`) with
 
-* a **plan** part, ``plan(ctx)``, which registers the (path, α) points it needs on the shared engine
-  (:class:`~trust_core.saliency.engine.PathSet`) through ``ctx`` — reusing the points other methods
-  registered (the plain gradient, Smooth IG's noisy paths, the noise) — and returns whatever its assemble
-  part needs; and
-* an **assemble** part, ``assemble(ctx, out, planned)``, which builds its raw attribution from the
+* a **plan** part, ``plan(run)``, which registers the (path, α) points it needs on the shared engine
+  (:class:`~trust_core.saliency.engine.PathSet`) through ``run``, the :class:`Plan` of one compute call —
+  reusing the points other methods registered (the plain gradient, Smooth IG's noisy paths, the noise) —
+  and returns whatever its assemble part needs; and
+* an **assemble** part, ``assemble(run, out, planned)``, which builds its raw attribution from the
   engine's output: (N, C, H, W) for attributions in input space, (N, H, W) for 2-D maps.
 
 ``explain`` plans every requested method in dependency order (``after``), runs the engine once, then

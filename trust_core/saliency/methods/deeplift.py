@@ -156,15 +156,15 @@ def multipliers(model, x: torch.Tensor, baseline, targets: torch.Tensor, *, devi
     return torch.autograd.grad(chosen, batch)[0][: x.shape[0]].to(wide)
 
 
-def assemble(ctx, out, _planned):
-    baseline = ctx.prep.from_paper_scale(ctx.params["deeplift_baseline"])
-    baseline = baseline.to(ctx.x.device) if isinstance(baseline, torch.Tensor) else baseline
-    targets = ctx.targets.to(ctx.x.device)
-    step = max(1, ctx.batch_size // 2)
-    grads = [multipliers(ctx.model, ctx.x[i:i + step], baseline, targets[i:i + step], device=ctx.device,
-                         precision=ctx.precision) for i in range(0, ctx.n, step)]
-    ctx.passes += 2 * ctx.n
-    return (ctx.x - baseline) * torch.cat(grads)
+def assemble(run, out, _planned):
+    baseline = run.prep.from_paper_scale(run.params["deeplift_baseline"])
+    baseline = baseline.to(run.x.device) if isinstance(baseline, torch.Tensor) else baseline
+    targets = run.targets.to(run.x.device)
+    step = max(1, run.batch_size // 2)
+    grads = [multipliers(run.model, run.x[i:i + step], baseline, targets[i:i + step], device=run.device,
+                         precision=run.precision) for i in range(0, run.n, step)]
+    run.passes += 2 * run.n
+    return (run.x - baseline) * torch.cat(grads)
 
 
 def validate(params):
@@ -175,5 +175,5 @@ METHOD = Method(
     "deeplift", "DeepLIFT (rescale)", "Shrikumar et al., ICML 2017 (captum DeepLift)",
     "(x − b) ⊙ multipliers, each nonlinearity passing Δout/Δin between the image and a baseline",
     ("deeplift_baseline",), group=EXTENDED_SET, passes="2 per image (image and baseline in one batch)",
-    defaults={"deeplift_baseline": -1.0}, validate=validate, revision="overlapping-pools-add", cost=lambda p: 2, plan=lambda ctx: None,
+    defaults={"deeplift_baseline": -1.0}, validate=validate, revision="overlapping-pools-add", cost=lambda p: 2, plan=lambda run: None,
     assemble=assemble)

@@ -5,12 +5,12 @@ import torch
 from .base import Method
 
 
-def plan(ctx):
-    return {i: ctx.paths.add(end_index=i, image=i, alphas=[1.0], guided=True) for i in range(ctx.n)}
+def plan(run):
+    return {i: run.paths.add(end_index=i, image=i, alphas=[1.0], guided=True) for i in range(run.n)}
 
 
-def assemble(ctx, out, paths):
-    return torch.stack([out.endpoints[paths[i]] for i in range(ctx.n)])
+def assemble(run, out, paths):
+    return torch.stack([out.endpoints[paths[i]] for i in range(run.n)])
 
 
 METHOD = Method(

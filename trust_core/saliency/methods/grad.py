@@ -2,13 +2,13 @@
 from .base import Method
 
 
-def plan(ctx):
-    return ctx.use_plain()
+def plan(run):
+    return run.use_plain()
 
 
-def assemble(ctx, out, plain):
+def assemble(run, out, plain):
     import torch
-    return torch.stack([out.endpoints[plain[i]] for i in range(ctx.n)])
+    return torch.stack([out.endpoints[plain[i]] for i in range(run.n)])
 
 
 METHOD = Method(

@@ -3,11 +3,11 @@
 from .base import Method
 
 
-def plan(ctx):
-    return ctx.use_plain()
+def plan(run):
+    return run.use_plain()
 
 
-def assemble(ctx, out, _plain):
+def assemble(run, out, _plain):
     return out.cams
 
 

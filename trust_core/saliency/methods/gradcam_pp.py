@@ -22,13 +22,13 @@ def cam_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     return (F.relu(grads) * alpha).sum(dim=(2, 3))
 
 
-def plan(ctx):
-    return ctx.use_plain()
+def plan(run):
+    return run.use_plain()
 
 
-def assemble(ctx, out, _plain):
+def assemble(run, out, _plain):
     acts, grads = out.layer_acts.double(), out.layer_grads.double()
-    return weighted_cam(cam_weights(acts, grads), acts, tuple(ctx.x.shape[2:]), ctx.params["gradcam_interpolation"])
+    return weighted_cam(cam_weights(acts, grads), acts, tuple(run.x.shape[2:]), run.params["gradcam_interpolation"])
 
 
 METHOD = Method(

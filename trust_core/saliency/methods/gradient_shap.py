@@ -21,24 +21,24 @@ def draws(image: torch.Tensor, params: dict) -> tuple[torch.Tensor, torch.Tensor
     return index, alphas
 
 
-def baselines(ctx) -> list:
-    values = [ctx.prep.value(0.0), ctx.prep.value(1.0)][: 2 if ctx.params["shap_baselines"] == "black_white" else 1]
-    return [v.to(ctx.x.device) if isinstance(v, torch.Tensor) else v for v in values]
+def baselines(run) -> list:
+    values = [run.prep.value(0.0), run.prep.value(1.0)][: 2 if run.params["shap_baselines"] == "black_white" else 1]
+    return [v.to(run.x.device) if isinstance(v, torch.Tensor) else v for v in values]
 
 
-def plan(ctx):
-    choices = baselines(ctx)
+def plan(run):
+    choices = baselines(run)
     planned = {}
-    for i in range(ctx.n):
-        index, alphas = draws(ctx.x[i], ctx.params)
-        planned[i] = [(choices[int(k)], ctx.paths.add(end_index=i, image=i, start=choices[int(k)], alphas=[float(a)]))
+    for i in range(run.n):
+        index, alphas = draws(run.x[i], run.params)
+        planned[i] = [(choices[int(k)], run.paths.add(end_index=i, image=i, start=choices[int(k)], alphas=[float(a)]))
                       for k, a in zip(index, alphas)]
     return planned
 
 
-def assemble(ctx, out, planned):
-    return torch.stack([torch.stack([(ctx.x[i] - b) * out.sums[p] for b, p in planned[i]]).mean(0)
-                        for i in range(ctx.n)])
+def assemble(run, out, planned):
+    return torch.stack([torch.stack([(run.x[i] - b) * out.sums[p] for b, p in planned[i]]).mean(0)
+                        for i in range(run.n)])
 
 
 def validate(params):

@@ -6,10 +6,10 @@ from .base import Method
 from ..postprocess import minmax_maps
 
 
-def combine(ctx, maps, flags):
+def combine(run, maps, flags):
     product = maps["gbp"] * maps["gradcam"]  # NaN propagates from either factor
     result, reasons = minmax_maps(torch.nan_to_num(product, nan=0.0))
-    for i in range(ctx.n):
+    for i in range(run.n):
         upstream = flags["gbp"][i] or flags["gradcam"][i]
         if upstream:
             reasons[i] = f"from its factors: {upstream}"

@@ -5,15 +5,15 @@ import torch
 from .base import Method
 
 
-def plan(ctx):
-    ctx.use_plain()
-    return {i: ctx.integration(ctx.params["ig_steps"], i, i, ctx.ig_baseline, True) for i in range(ctx.n)}
+def plan(run):
+    run.use_plain()
+    return {i: run.integration(run.params["ig_steps"], i, i, run.ig_baseline, True) for i in range(run.n)}
 
 
-def assemble(ctx, out, paths):
-    x, plain = ctx.x, ctx.plain
+def assemble(run, out, paths):
+    x, plain = run.x, run.plain
     return torch.stack([
-        (x[i] - ctx.ig_baseline) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0)) / ctx.params["ig_steps"]
+        (x[i] - run.ig_baseline) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0)) / run.params["ig_steps"]
         for i, (p, shared) in paths.items()])
 
 

@@ -6,12 +6,12 @@ from ...sets import EXTENDED_SET
 from .base import Method
 
 
-def plan(ctx):
-    return ctx.use_plain()
+def plan(run):
+    return run.use_plain()
 
 
-def assemble(ctx, out, plain):
-    return ctx.x * torch.stack([out.endpoints[plain[i]] for i in range(ctx.n)])
+def assemble(run, out, plain):
+    return run.x * torch.stack([out.endpoints[plain[i]] for i in range(run.n)])
 
 
 METHOD = Method(

@@ -200,12 +200,12 @@ def relevance(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, composit
             handle.remove()
 
 
-def assemble(ctx, out, _planned):
-    targets = ctx.targets.to(ctx.x.device)
-    step = max(1, ctx.batch_size)
-    maps = [relevance(ctx.model, ctx.x[i:i + step], targets[i:i + step], ctx.params["lrp_composite"], device=ctx.device,
-                      precision=ctx.precision) for i in range(0, ctx.n, step)]
-    ctx.passes += ctx.n
+def assemble(run, out, _planned):
+    targets = run.targets.to(run.x.device)
+    step = max(1, run.batch_size)
+    maps = [relevance(run.model, run.x[i:i + step], targets[i:i + step], run.params["lrp_composite"], device=run.device,
+                      precision=run.precision) for i in range(0, run.n, step)]
+    run.passes += run.n
     return torch.cat(maps)
 
 
@@ -214,4 +214,4 @@ METHOD = Method(
     "relevance of the target logit propagated by ε / z⁺ / α2β1 / flat rules (lrp_composite)",
     ("lrp_composite",), group=EXTENDED_SET, passes="1 per image (a modified backward)",
     defaults={"lrp_composite": "epsilon_plus_flat"}, choices={"lrp_composite": COMPOSITES},
-    cost=lambda p: 1, plan=lambda ctx: None, assemble=assemble)
+    cost=lambda p: 1, plan=lambda run: None, assemble=assemble)

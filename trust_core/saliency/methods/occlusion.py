@@ -21,23 +21,23 @@ def geometry(size: int, params: dict) -> tuple[int, int, list[int]]:
     return window, stride, [k * stride for k in range(count)]
 
 
-def assemble(ctx, out, _planned):
-    x = ctx.x
+def assemble(run, out, _planned):
+    x = run.x
     n, c, h, w = x.shape
-    fill = ctx.prep.from_paper_scale(ctx.params["occlusion_baseline"])
+    fill = run.prep.from_paper_scale(run.params["occlusion_baseline"])
     fill = fill.to(x.device) if isinstance(fill, torch.Tensor) else fill
-    win_h, _, rows = geometry(h, ctx.params)
-    win_w, _, cols = geometry(w, ctx.params)
+    win_h, _, rows = geometry(h, run.params)
+    win_w, _, cols = geometry(w, run.params)
     masks = torch.zeros((len(rows) * len(cols), 1, h, w), device=x.device)
     for k, (top, left) in enumerate((r, q) for r in rows for q in cols):
         masks[k, :, top:top + win_h, left:left + win_w] = 1
     weights = masks.sum(0)  # windows covering each pixel
-    targets = ctx.targets.to(x.device)
+    targets = run.targets.to(x.device)
     maps = []
-    reference = ctx.forward(x).gather(1, targets.view(-1, 1))[:, 0]
-    step = max(1, ctx.batch_size)
+    reference = run.forward(x).gather(1, targets.view(-1, 1))[:, 0]
+    step = max(1, run.batch_size)
     for i in range(n):
-        drops = torch.cat([reference[i] - ctx.forward(x[i][None] * (1 - m) + fill * m)[:, int(targets[i])]
+        drops = torch.cat([reference[i] - run.forward(x[i][None] * (1 - m) + fill * m)[:, int(targets[i])]
                            for m in masks.split(step)])
         maps.append(((drops.view(-1, 1, 1, 1) * masks).sum(0) / weights).expand(c, h, w))
     return torch.stack(maps)
@@ -63,4 +63,4 @@ METHOD = Method(
     ("occlusion_window", "occlusion_stride", "occlusion_baseline"), group=EXTENDED_SET,
     passes="forward only: (⌈(1 − window)/stride⌉ + 1)² + 1 per image",
     defaults={"occlusion_window": 0.125, "occlusion_stride": 0.0625, "occlusion_baseline": 0.0},
-    validate=validate, cost=lambda p: 0, forward_cost=_forwards, plan=lambda ctx: None, assemble=assemble)
+    validate=validate, cost=lambda p: 0, forward_cost=_forwards, plan=lambda run: None, assemble=assemble)

@@ -11,27 +11,27 @@ from ...sets import EXTENDED_SET
 from .base import Method
 
 
-def plan(ctx):
-    return ctx.use_plain()
+def plan(run):
+    return run.use_plain()
 
 
-def assemble(ctx, out, _plain):
+def assemble(run, out, _plain):
     acts = out.layer_acts
     n, channels = acts.shape[:2]
-    size = tuple(ctx.x.shape[2:])
-    targets = ctx.targets
+    size = tuple(run.x.shape[2:])
+    targets = run.targets
     weights = []
     for i in range(n):
         scores = []
-        for chunk in acts[i].split(max(1, ctx.batch_size)):
+        for chunk in acts[i].split(max(1, run.batch_size)):
             up = F.interpolate(chunk[None].float(), size=size, mode="bilinear", align_corners=True)[0]
             low = up.flatten(1).min(1).values.view(-1, 1, 1)
             high = up.flatten(1).max(1).values.view(-1, 1, 1)
             masks = (up - low) / (high - low + 1e-8)
-            scores.append(ctx.forward(ctx.x[i][None] * masks[:, None])[:, int(targets[i])])
+            scores.append(run.forward(run.x[i][None] * masks[:, None])[:, int(targets[i])])
         weights.append(torch.softmax(torch.cat(scores), dim=0))
     weights = torch.stack(weights).to(acts.device)
-    return weighted_cam(weights, acts.float(), size, ctx.params["gradcam_interpolation"])
+    return weighted_cam(weights, acts.float(), size, run.params["gradcam_interpolation"])
 
 
 METHOD = Method(

@@ -5,19 +5,19 @@ import torch
 from .base import Method
 
 
-def plan(ctx):
-    rows = ctx.noisy_rows()
-    return {i: [ctx.integration(ctx.params["smooth_ig_steps"], i, row, ctx.ig_baseline, False)[0] for row in rows[i]]
-            for i in range(ctx.n)}
+def plan(run):
+    rows = run.noisy_rows()
+    return {i: [run.integration(run.params["smooth_ig_steps"], i, row, run.ig_baseline, False)[0] for row in rows[i]]
+            for i in range(run.n)}
 
 
-def assemble(ctx, out, paths):
-    rows = ctx.noisy_rows()
+def assemble(run, out, paths):
+    rows = run.noisy_rows()
     maps = []
-    for i in range(ctx.n):
+    for i in range(run.n):
         noisy = out.bank[rows[i]]  # the same noisy copies the paths ended at
-        ig = (noisy - ctx.ig_baseline) * out.sums[paths[i]] / ctx.params["smooth_ig_steps"]
-        maps.append((ig * ig if ctx.params["magnitude"] else ig).mean(0))
+        ig = (noisy - run.ig_baseline) * out.sums[paths[i]] / run.params["smooth_ig_steps"]
+        maps.append((ig * ig if run.params["magnitude"] else ig).mean(0))
     return torch.stack(maps)
 
 

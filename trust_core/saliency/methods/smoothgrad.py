@@ -7,21 +7,21 @@ import torch
 from .base import Method
 
 
-def plan(ctx):
-    rows = ctx.noisy_rows()
-    smooth_ig = ctx.planned.get("smooth_ig")
+def plan(run):
+    rows = run.noisy_rows()
+    smooth_ig = run.planned.get("smooth_ig")
     paths = {}
-    for i in range(ctx.n):
-        if smooth_ig and float(ctx.paths.alphas[smooth_ig[i][0]][-1]) == 1.0:
+    for i in range(run.n):
+        if smooth_ig and float(run.paths.alphas[smooth_ig[i][0]][-1]) == 1.0:
             paths[i] = smooth_ig[i]  # α = 1 of each Smooth IG path is a SmoothGrad sample
         else:
-            paths[i] = [ctx.paths.add(end_index=row, image=i, alphas=[1.0]) for row in rows[i]]
+            paths[i] = [run.paths.add(end_index=row, image=i, alphas=[1.0]) for row in rows[i]]
     return paths
 
 
-def assemble(ctx, out, paths):
-    grads = [out.endpoints[paths[i]] for i in range(ctx.n)]
-    return torch.stack([(g * g if ctx.params["magnitude"] else g).mean(0) for g in grads])
+def assemble(run, out, paths):
+    grads = [out.endpoints[paths[i]] for i in range(run.n)]
+    return torch.stack([(g * g if run.params["magnitude"] else g).mean(0) for g in grads])
 
 
 METHOD = Method(

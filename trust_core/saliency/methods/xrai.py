@@ -15,11 +15,11 @@ def _segment_params(params) -> SegmentParams:
                          resize=params["xrai_resize"], dilation_radius=params["xrai_dilation_radius"])
 
 
-def plan(ctx):
-    ctx.use_plain()
-    x, prep, params = ctx.x, ctx.prep, ctx.params
+def plan(run):
+    run.use_plain()
+    x, prep, params = run.x, run.prep, run.params
     paths = {}
-    for i in range(ctx.n):
+    for i in range(run.n):
         if params["xrai_baselines"] == "image_min_max" and prep.paper:
             baselines = (float(x[i].min()), float(x[i].max()))  # PAIR's: the array's min and max
         elif params["xrai_baselines"] == "image_min_max":  # per channel: the film's own black and white
@@ -27,10 +27,10 @@ def plan(ctx):
         else:  # black and white of the model's input space
             baselines = tuple(v.to(x.device) if isinstance(v, torch.Tensor) else v
                               for v in (prep.value(0.0), prep.value(1.0)))
-        paths[i] = [(b, *ctx.integration(params["xrai_steps"], i, i, b, True)) for b in baselines]
+        paths[i] = [(b, *run.integration(params["xrai_steps"], i, i, b, True)) for b in baselines]
     seg = _segment_params(params)
-    segmenting = {i: ctx.beside(partial(cached_labels, ctx.films[i].permute(1, 2, 0).cpu().numpy(), seg))
-                  for i in range(ctx.n)}
+    segmenting = {i: run.beside(partial(cached_labels, run.films[i].permute(1, 2, 0).cpu().numpy(), seg))
+                  for i in range(run.n)}
     return paths, segmenting
 
 
@@ -46,15 +46,15 @@ def _xrai_map(image, attrs, labels, params, seg_params):
                          min_pixel_diff=params["xrai_min_pixel_diff"]).float()
 
 
-def assemble(ctx, out, planned):
+def assemble(run, out, planned):
     paths, segmenting = planned
-    x, params, plain = ctx.x, ctx.params, ctx.plain
+    x, params, plain = run.x, run.params, run.plain
     seg = _segment_params(params)
     return torch.stack([
-        _xrai_map(ctx.films[i], [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
+        _xrai_map(run.films[i], [(x[i] - b) * (out.sums[p] + (out.endpoints[plain[i]] if shared else 0))
                                  / params["xrai_steps"] for b, p, shared in paths[i]],
                   segmenting[i], params, seg)
-        for i in range(ctx.n)])
+        for i in range(run.n)])
 
 
 def stats(raw):
