@@ -9,7 +9,7 @@ from trust_core.saliency import PRESETS
 from ui.access import access_gate
 from ui.byom import bring_your_own_model
 from ui.state import get_workspace, jobs, shared, shared_widget, workspace_root
-from ui.pages import PAGES as PAGE_SPECS
+from ui.pages import PAGES as PAGE_SPECS, mark_framed, take_asked_page
 from trust_core.saliency.registry import FAST_PRESET
 
 st.set_page_config(page_title="Saliency Trust Explorer", page_icon="🩻", layout="wide")
@@ -58,10 +58,10 @@ with st.sidebar:
     busy()
 
 navigation = st.navigation(list(PAGE_FILES.values()))
-goto = st.session_state.pop("_goto", None)
+goto = take_asked_page()
 if goto in PAGE_FILES:  # a page asked for directly before the frame existed (see ui.frame.ensure_frame)
     st.switch_page(PAGE_FILES[goto])
-st.session_state["_frame"] = True
+mark_framed()
 try:
     navigation.run()
 except TrustError as exc:  # whatever page met a bad file: a message, never a traceback

@@ -30,10 +30,11 @@ def evaluate(kind, root, methods, criteria, store, images, ssim_images, localize
     from trust_core.demo import DATASETS
     from trust_core.layout import Layout, workspace_models
     from trust_core.evaluate import EvalConfig, Evaluation
+    from trust_core.saliency.registry import FAST_PRESET
 
     classifiers, demo_localizers = workspace_models(root, kind)
-    dataset = DATASETS[kind][0](Layout(root).dataset(kind), image_size=128)
-    config = EvalConfig(methods=tuple(methods), preset="fast", criteria=tuple(criteria), overrides=overrides,
+    dataset = DATASETS[kind](Layout(root).dataset(kind), image_size=128)
+    config = EvalConfig(methods=tuple(methods), preset=FAST_PRESET, criteria=tuple(criteria), overrides=overrides,
                         utility_limit=images, ssim_images=ssim_images, group=8)
     return Evaluation(dataset, classifiers, config, localizers=list(localizers or demo_localizers),
                       cache=store).run().summary
@@ -97,7 +98,7 @@ def main() -> None:
         # (d) localizer resolution
         if not args.skip_localizer:
             from trust_core.models.localizer import train_localizer
-            dataset = DATASETS[kind][0](layout.dataset(kind), image_size=128)
+            dataset = DATASETS[kind](layout.dataset(kind), image_size=128)
             _classifiers, small = workspace_models(root, kind)
             large = []
             for seed in (0, 1):

@@ -341,7 +341,7 @@ def bench_engines(workspace=None, kind: str = "rsna", *, images: int = 8, log=pr
 
     layout = Layout.of(workspace)
     classifiers, _ = workspace_models(layout.root, kind)
-    dataset = DATASETS[kind][0](layout.dataset(kind), image_size=128)
+    dataset = DATASETS[kind](layout.dataset(kind), image_size=128)
     config = EvalConfig(preset=FAST_PRESET, utility_limit=images, ssim_images=min(images, 5), group=2,
                         criteria=("utility", "randomization"))
     times = {}

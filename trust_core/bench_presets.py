@@ -149,7 +149,8 @@ def bench_presets(workspace=None, kinds=("rsna", "siim"), *, images: int = 6, ss
     for kind in kinds:
         if kind not in DATASETS:
             raise ConfigError(f"unknown dataset kind {kind!r}; known: {list(DATASETS)}")
-        dataset_class, label_file = DATASETS[kind]
+        dataset_class = DATASETS[kind]
+        label_file = dataset_class.LABELS
         if not (layout.dataset(kind) / label_file).is_file():
             log(f"{kind}: not in the workspace {root}, skipped")
             continue

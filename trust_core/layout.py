@@ -32,12 +32,18 @@ CONFIG_FILE = "config.json"
 TABLE_SUFFIXES = (".parquet", ".csv")
 # … and the failure analysis ``trust analyze`` writes beside them: its summary and tables
 ANALYSIS_FILE = "analysis.json"
-ANALYSIS_TABLES = ("analysis_features", "analysis_associations", "analysis_quartiles", "analysis_ceiling")
+ANALYSIS_FEATURES = "analysis_features"  # per image: the lesion geometry and the model's confidence
+ANALYSIS_TABLES = (ANALYSIS_FEATURES, "analysis_associations", "analysis_quartiles", "analysis_ceiling")
 
 
 def table_files(name: str) -> list[str]:
     """The files of one per-image table in a results folder."""
     return [f"{name}{suffix}" for suffix in TABLE_SUFFIXES]
+
+
+def table_path(folder: str | Path, name: str) -> Path:
+    """The Parquet file of one per-image table in a results folder: the form the tools read back."""
+    return Path(folder) / table_files(name)[0]
 ROLE_ORDER = {"replicate A": 0, "replicate B": 1, "other architecture": 2}  # classifiers, main first
 
 
@@ -85,6 +91,10 @@ class Layout:
 
     def results(self, kind: str) -> Path:
         return self.root / "results" / kind
+
+    def summaries(self) -> list[Path]:
+        """The summary of every dataset's results in the workspace."""
+        return sorted((self.root / "results").glob(f"*/{SUMMARY_FILE}"))
 
     def summary(self, kind: str) -> Path:
         """The ``summary.json`` of a dataset's evaluation."""

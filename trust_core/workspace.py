@@ -17,7 +17,7 @@ import torch
 from .cache.store import Store
 from .data.kinds import DATASETS as DATASET_CLASSES, MULTI_FINDING
 from .data.groundtruth import DEFAULT_MASK_RULE
-from .layout import Layout, read_index, workspace_models, workspace_path
+from .layout import Layout, read_index, table_path, workspace_models, workspace_path
 from .errors import ConfigError
 from .evaluate.outputs import read_config, read_summary
 from .models.checkpoint import load
@@ -54,7 +54,7 @@ class Workspace:
         from .cache.codec import DEFAULT_MAP_STORAGE
 
         said = set()
-        for summary in sorted((self.root / "results").glob("*/summary.json")):
+        for summary in self.layout.summaries():
             try:
                 said.add(json.loads(summary.read_text()).get("map_storage", DEFAULT_MAP_STORAGE))
             except (OSError, ValueError, AttributeError):
@@ -162,7 +162,7 @@ class Workspace:
         return read_config(self.layout.results(kind))
 
     def table(self, kind: str, name: str) -> pd.DataFrame | None:
-        path = self.layout.results(kind) / f"{name}.parquet"
+        path = table_path(self.layout.results(kind), name)
         return pd.read_parquet(path) if path.is_file() else None
 
     def gallery(self, kind: str, order: str = "worst AUPRC first", finding: str | None = None) -> pd.DataFrame | None:

@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import streamlit as st
 
 from trust_core.errors import TrustError
 from trust_core.saliency import METHODS, PRESETS
+from ui.pages import framed, through_frame
 from ui.state import finding, kind, preset, workspace, workspace_root
 
 
 def ensure_frame(page_file: str) -> None:
     """Pages run inside app.py's frame. A fresh server asked for /page directly may run the page file on
     its own (Streamlit's legacy pages/ routing) — then go through app.py, which returns here."""
-    if not st.session_state.get("_frame"):
-        st.session_state["_goto"] = Path(page_file).name
-        st.switch_page("app.py")
+    if not framed():
+        through_frame(page_file)
 
 
 def run_page(page_file: str, body) -> None:

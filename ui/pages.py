@@ -34,6 +34,39 @@ PAGES: tuple[PageSpec, ...] = (
 )
 
 
+ENTRY = "app.py"  # the router and frame every page runs inside
+_FRAMED, _ASKED = "_frame", "_goto"  # session keys: the frame has run; the page asked for before it had
+
+
+def through_frame(page_file: str) -> None:
+    """A page that runs outside the frame (a fresh server asked for /page directly): remember it and go
+    through :data:`ENTRY`, which opens it (:func:`take_asked_page`)."""
+    import streamlit as st
+
+    st.session_state[_ASKED] = Path(page_file).name
+    st.switch_page(ENTRY)
+
+
+def framed() -> bool:
+    """Whether the frame has run in this session."""
+    import streamlit as st
+
+    return bool(st.session_state.get(_FRAMED))
+
+
+def take_asked_page() -> str | None:
+    """The file name of the page asked for before the frame existed, once (None when none was)."""
+    import streamlit as st
+
+    return st.session_state.pop(_ASKED, None)
+
+
+def mark_framed() -> None:
+    import streamlit as st
+
+    st.session_state[_FRAMED] = True
+
+
 def page(name: str) -> PageSpec:
     """A page by its url path (its file's name without .py): 'explorer', 'randomization'…"""
     for spec in PAGES:

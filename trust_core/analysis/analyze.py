@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..layout import ANALYSIS_FILE
+from ..layout import ANALYSIS_FILE, ANALYSIS_TABLES
 from .associations import quartiles, regression, spearman_ci
 from .ceiling import CEILING_COLUMNS, human_ceiling
 from .geometry import FEATURE_LABELS, FEATURES, dataset_geometry
@@ -75,7 +75,7 @@ def located(recorded: str | None, run: Path) -> Path | None:
 def reopen_dataset(config: dict, override: str | None = None, run: Path = Path(".")):
     """The evaluated dataset, with the selection the run used (``override``: ``KIND:PATH`` where it moved),
     opened to read only (a split is never written into it)."""
-    from ..data import open_dataset
+    from ..data import DATASETS, open_dataset
 
     described = config.get("dataset", {})
     kind, root = described.get("kind"), described.get("root")
@@ -84,10 +84,10 @@ def reopen_dataset(config: dict, override: str | None = None, run: Path = Path("
         raise ConfigError(f"the evaluated dataset {root!r} is not there any more: give its new place with "
                           f"--dataset {kind}:PATH")
     spec = override or f"{kind}:{where}"
-    classes = described.get("classes", "paper") if kind == "rsna" else "paper"
-    return open_dataset(spec, classes=tuple(classes) if isinstance(classes, list) else (classes or "all"),
-                        finding=described.get("finding"), negatives=described.get("negatives"),
-                        readers=described.get("readers"), mask_rule=described.get("mask_rule", "paper"),
+    selection = DATASETS[kind].selection_kwargs(described) if kind in DATASETS else {}
+    if "classes" in selection and selection["classes"] is None:
+        selection["classes"] = "all"  # the class's None (every image kept), as open_dataset is told it
+    return open_dataset(spec, **selection, mask_rule=described.get("mask_rule", "paper"),
                         image_size=config.get("image_size", 224), save_splits=False)
 
 
@@ -252,10 +252,7 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
     timings["associations_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     out["timings"] = timings
-    tables = {"analysis_features": features,
-              "analysis_associations": pd.DataFrame(associations),
-              "analysis_quartiles": pd.DataFrame(quartile_rows),
-              "analysis_ceiling": ceiling}
+    tables = dict(zip(ANALYSIS_TABLES, (features, pd.DataFrame(associations), pd.DataFrame(quartile_rows), ceiling)))
     return Analysis(out, tables)
 
 

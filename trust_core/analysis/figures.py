@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluate.outputs import read_results
+from ..layout import ANALYSIS_FEATURES, table_path
 from ..evaluate.verdicts import VERDICT_MARKS, baseline_of
 
-VERDICT_COLOURS = VERDICT_MARKS  # a verdict's mark
 FORMATS = ("svg", "pdf")
 
 
@@ -79,7 +79,7 @@ def forest(summary: dict, criterion: str, kind: str, out: Path, line: str) -> li
     figure = _figure(0.6 + 0.28 * len(rows))
     axis = figure.add_subplot(111)
     for y, (method, entry) in enumerate(rows):
-        colour = VERDICT_COLOURS.get(entry.get("verdict"), "#555555")
+        colour = VERDICT_MARKS.get(entry.get("verdict"), "#555555")
         axis.errorbar(entry["mean"], y, xerr=[[entry["mean"] - entry["ci_low"]], [entry["ci_high"] - entry["mean"]]],
                       fmt="o", color=colour, capsize=2, label=entry.get("verdict"))
         base = baseline_of(entry)
@@ -127,17 +127,19 @@ def randomization_curves(summary: dict, out: Path, line: str) -> list[Path]:
 def utility_boxplots(run: Path, summary: dict, out: Path, line: str) -> list[Path]:
     import pandas as pd
 
+    from ..evaluate.criteria import CRITERIA
     from ..saliency import METHODS
 
-    if "utility" not in summary["criteria"] or not (run / "utility.parquet").is_file():
+    utility = CRITERIA["utility"]
+    if "utility" not in summary["criteria"] or not table_path(run, utility.table).is_file():
         return []
-    table = pd.read_parquet(run / "utility.parquet")
+    table = pd.read_parquet(table_path(run, utility.table))
     groups, labels = [], []
     for method in dict.fromkeys(table.method):
         groups.append(table[table.method == method].auprc.dropna().to_numpy())
         labels.append(METHODS[method].label if method in METHODS else method)
-    if (run / "utility_baselines.parquet").is_file():
-        baselines = pd.read_parquet(run / "utility_baselines.parquet")
+    if table_path(run, utility.baseline_table).is_file():
+        baselines = pd.read_parquet(table_path(run, utility.baseline_table))
         for name in dict.fromkeys(baselines.baseline):
             groups.append(baselines[baselines.baseline == name].auprc.dropna().to_numpy())
             labels.append(f"baseline: {name.replace('_', ' ')}")
@@ -163,7 +165,7 @@ def metric_plot(run: Path, summary: dict, criterion: str, kind: str, out: Path, 
 
     spec = CRITERIA[criterion]
     block = summary["criteria"].get(criterion)
-    path = run / f"{spec.table}.parquet"
+    path = table_path(run, spec.table)
     if not block or not spec.table or not path.is_file():
         return []
     table = pd.read_parquet(path)
@@ -226,7 +228,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
     block = analysis["criteria"].get(criterion)
     if not block or not block["methods"]:
         return []
-    table = pd.read_parquet(run / f"{CRITERIA[criterion].table}.parquet")
+    table = pd.read_parquet(table_path(run, CRITERIA[criterion].table))
     features = features_table.set_index("image_id")
     methods = list(block["methods"])
     names = list(FEATURES)
@@ -296,16 +298,16 @@ def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = N
     written += utility_boxplots(run, summary, out, line)
     if analysis is None:
         analysis = read_analysis(run)
-        features = pd.read_parquet(run / "analysis_features.parquet") if analysis else None
+        features = pd.read_parquet(table_path(run, ANALYSIS_FEATURES)) if analysis else None
     elif features is None:
-        raise ValueError("write_figures: an analysis needs its analysis_features table")
+        raise ValueError(f"write_figures: an analysis needs its {ANALYSIS_FEATURES} table")
     if analysis is None:
         try:
             computed = analyze(run)
         except ConfigError:
             computed = None  # no localization criterion: no failure analysis to draw
         if computed is not None:
-            analysis, features = computed.summary, computed.tables["analysis_features"]
+            analysis, features = computed.summary, computed.tables[ANALYSIS_FEATURES]
     if analysis is not None:
         for criterion in analysis["criteria"]:
             written += why_it_fails(analysis, features, run, criterion, out, line)

@@ -10,7 +10,8 @@ The layouts, each read by its own class:
   as ``<study>/<series>/<ImageId>.dcm``.
 * :class:`~trust_core.data.folder.FolderDataset` — PNG/JPEG/DICOM files in ``images/`` with ``labels.csv``
   (``image_id,label``) and optional ``boxes.csv`` (``image_id,x,y,width,height``) or ``masks/<image_id>.png``.
-* NIH ChestX-ray14, VinDr-CXR and CheXlocalize: :mod:`trust_core.data.findings`.
+* NIH ChestX-ray14, VinDr-CXR and CheXlocalize: :mod:`trust_core.data.findings` (the layouts; NIH there,
+  the others in :mod:`~trust_core.data.vindr` and :mod:`~trust_core.data.chexlocalize`).
 
 Every dataset yields :class:`~trust_core.data.records.Sample` (image id, model-ready tensor, binary mask,
 label, split). Problems are either raised as :class:`~trust_core.errors.DatasetError` (the data cannot be
@@ -32,7 +33,7 @@ import numpy as np
 from ..errors import DatasetError, DicomError, ImageError
 from .groundtruth import DEFAULT_MASK_RULE, MASK_RULES, rasterize
 from .images import IMAGE_SUFFIXES, FilmWarning, load_radiograph
-from .records import (DEFAULT_FRACTIONS, SPLIT_FILE, SPLITS, Box, Record, Sample, Skip, _number, make_splits,
+from .records import (DEFAULT_FRACTIONS, SPLIT_FILE, SPLITS, Box, Record, Sample, Skip, number_of, make_splits,
                       read_csv, write_splits)
 from .rle import rle_decode
 from .screening import FilmScreening
@@ -120,7 +121,7 @@ class RadiographDataset(FilmScreening, abc.ABC):
     def _add_box(self, boxes: dict, image_id: str, row: dict, line: int, path: Path) -> None:
         """One ``x, y, width, height`` row of a box file into ``boxes[image_id]`` (validated; an exact
         duplicate is a counted skip)."""
-        box = Box(*(_number(row, c, line, path) for c in ("x", "y", "width", "height")))
+        box = Box(*(number_of(row, c, line, path) for c in ("x", "y", "width", "height")))
         if box.width <= 0 or box.height <= 0:
             raise DatasetError(f"line {line}: box of {image_id!r} has a non-positive size "
                                f"({box.width} x {box.height})", path=path)

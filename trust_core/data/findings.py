@@ -103,7 +103,8 @@ class FindingDataset(RadiographDataset):
         return None
 
 
-def _check_box(image_id: str, box: Box, line: int, path: Path) -> None:
+def check_box(image_id: str, box: Box, line: int, path: Path) -> None:
+    """Refuse a box of no area or one that starts outside the image, naming the label file's line."""
     if not (box.width > 0 and box.height > 0):
         raise DatasetError(f"line {line}: box of {image_id!r} has a zero or negative size "
                            f"({box.width:g} x {box.height:g})", path=path)
@@ -147,7 +148,7 @@ class NIHDataset(FindingDataset):
                 raise DatasetError(f"line {line}: unknown finding {label!r}; the box list's findings are "
                                    f"{list(self.FINDINGS)}", path=box_path)
             box = Box(*(parse_number(row[k], line, name, box_path) for k, name in ((2, "x"), (3, "y"), (4, "w"), (5, "h"))))
-            _check_box(image_id, box, line, box_path)
+            check_box(image_id, box, line, box_path)
             if box.x + box.width > self.NATIVE[1] + 1 or box.y + box.height > self.NATIVE[0] + 1:
                 raise DatasetError(f"line {line}: box of {image_id!r} ends outside the {self.NATIVE[1]}×"
                                    f"{self.NATIVE[0]} film ({box})", path=box_path)

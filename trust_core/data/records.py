@@ -14,7 +14,7 @@ from ..errors import DatasetError
 from ..io import atomic_write
 
 SPLITS = ("train", "val", "test")
-UNREADABLE = "unreadable films"  # the skip reason of films left out by :meth:`RadiographDataset.screen`
+UNREADABLE = "unreadable films"  # the skip reason of films left out by :meth:`~trust_core.data.screening.FilmScreening.screen`
 UNUSABLE_TRUTH = "unusable ground truth"  # … and of films whose mask cannot be used (another size)
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 SPLIT_FILE = "splits.csv"
@@ -93,7 +93,8 @@ def read_csv(path: Path, required: tuple[str, ...], *, what: str) -> list[dict[s
     return rows
 
 
-def _number(row: dict, key: str, line: int, path: Path) -> float:
+def number_of(row: dict, key: str, line: int, path: Path) -> float:
+    """The number in ``row``'s column ``key`` (see :func:`parse_number`)."""
     return parse_number(row.get(key), line, key, path)
 
 

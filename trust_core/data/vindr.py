@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from .records import Box, Record, index_files, parse_number, read_csv
-from .findings import DEFAULT_READERS, READER_RULES, FindingDataset, _check_box
+from .findings import DEFAULT_READERS, READER_RULES, FindingDataset, check_box
 
 
 class VinDrDataset(FindingDataset):
@@ -78,7 +78,7 @@ class VinDrDataset(FindingDataset):
                 continue
             x0, y0, x1, y1 = (parse_number(row[c], line, c, path) for c in ("x_min", "y_min", "x_max", "y_max"))
             box = Box(x0, y0, x1 - x0, y1 - y0)
-            _check_box(image_id, box, line, path)
+            check_box(image_id, box, line, path)
             if name == self.finding:
                 boxes[image_id][reader].append(box)
         return boxes, said

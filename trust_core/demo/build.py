@@ -21,14 +21,14 @@ from ..data.kaggle import RSNADataset, SIIMDataset
 from ..data.findings import NIHDataset
 from ..data.kinds import open_dataset
 from .films import build_nih_phantom, build_phantom_dataset
-from ..layout import Layout, read_index, workspace_models, write_index
+from ..layout import ANALYSIS_FILE, Layout, read_index, workspace_models, write_index
 from ..models.registry import get_architecture
 from ..models.train import TrainConfig, load_arrays, train_classifier
 from ..progress import epoch_bar, unit_bar
 from ..saliency.registry import FAST_PRESET
 
-# the demo's datasets: each dataset class and the label file it reads (its own layout; written last)
-DATASETS = {"rsna": (RSNADataset, RSNADataset.LABELS), "siim": (SIIMDataset, SIIMDataset.LABELS)}
+# the demo's datasets by kind: their classes own the layouts (the label file, ``LABELS``, is written last)
+DATASETS = {cls.kind: cls for cls in (RSNADataset, SIIMDataset)}
 # An NIH ChestX-ray14-style set with two findings, assessed with the RSNA-trained models (external films,
 # as a researcher would test a model on another hospital's data) for the finding their task matches.
 TRANSFER = {"nih": ("rsna", "Infiltrate", NIHDataset.LABELS)}
@@ -61,7 +61,7 @@ def demo_anatomy(layout: Layout, asked: str | None) -> str:
     built = None
     if record.is_file():
         built = json.loads(record.read_text()).get("anatomy")
-    elif any((layout.dataset(kind) / label).is_file() for kind, (_, label) in DATASETS.items()):
+    elif any((layout.dataset(kind) / cls.LABELS).is_file() for kind, cls in DATASETS.items()):
         built = "phantom"
     if built and asked and asked != built:
         raise ConfigError(f"{layout.root} holds demo films on the {built!r} anatomy; build the {asked!r} demo "
@@ -88,9 +88,9 @@ def build_demo(workspace: str | Path | None = None, *, n_images: int = 480, seed
     models_dir = layout.models
     models_dir.mkdir(parents=True, exist_ok=True)
     index = {entry["file"]: entry for entry in read_index(layout.root)}
-    for kind, (dataset_class, label_file) in DATASETS.items():
+    for kind, dataset_class in DATASETS.items():
         data_root = layout.dataset(kind)
-        if not (data_root / label_file).is_file():
+        if not (data_root / dataset_class.LABELS).is_file():
             started = time.perf_counter()
             with tqdm(total=n_images, desc=f"{anatomy} {kind.upper()} images", unit="img") as bar:
                 build_phantom_dataset(data_root, kind, n_images=n_images, seed=seed,
@@ -187,7 +187,7 @@ def evaluate_demo(workspace: str | Path | None = None, *, log: Callable[[str], N
         if kind in TRANSFER:
             dataset = open_dataset(f"{kind}:{layout.dataset(kind)}", finding=TRANSFER[kind][1], image_size=128)
         else:
-            dataset = DATASETS[kind][0](layout.dataset(kind), image_size=128)
+            dataset = DATASETS[kind](layout.dataset(kind), image_size=128)
         evaluation = Evaluation(dataset, classifiers, EvalConfig(**DEMO_EVAL), localizers=localizers, cache=store)
         units = evaluation.units()
         with unit_bar(len(units), f"evaluate {kind} (fast preset)") as progress:
@@ -207,7 +207,7 @@ def _analyze(out: Path, kind: str, log: Callable[[str], None]) -> None:
         return
     summary = Workspace(out.parents[1]).analysis(kind, compute=True)  # <ws>/results/<kind>
     log(f"{kind}: failure analysis of {summary['n_images']} images in {summary['timings']['total_s']:.1f} s "
-        f"→ {out / 'analysis.json'}")
+        f"→ {out / ANALYSIS_FILE}")
 
 
 def _current_results(folder: Path) -> bool:

@@ -14,10 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.kaggle import RSNADataset, SIIMDataset
-
-from ..data.records import SPLIT_FILE, make_splits, write_splits
 from ..data.findings import NIHDataset
+from ..data.kaggle import RSNADataset, SIIMDataset
+from ..data.records import SPLIT_FILE, make_splits, write_splits
 from ..io import atomic_path, atomic_write
 from ..data.rle import rle_encode
 from .anatomy import SPLIT_FRACTIONS, UID_PREFIX, PhantomCase, make_case

@@ -25,8 +25,7 @@ def read_summary(folder: str | Path) -> dict | None:
 
 def read_config(folder: str | Path) -> dict | None:
     """The ``config.json`` of a results folder (what the evaluation ran with); None when missing or unreadable."""
-    path = Path(folder) / CONFIG_FILE
-    return _read_json(path) if path.is_file() else None
+    return _read_json(Path(folder) / CONFIG_FILE) or None
 
 
 def read_results(folder: str | Path, *, what: str) -> tuple[dict, dict]:

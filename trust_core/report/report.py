@@ -22,6 +22,7 @@ from ..data.dicom import read_dicom
 from ..data.transforms import crop
 from ..errors import DicomError
 from ..evaluate.outputs import read_summary
+from ..layout import ANALYSIS_FEATURES
 from ..metrics import auprc
 from ..metrics.stats import MIN_PAIRED_N
 from ..models.info import info_of
@@ -354,7 +355,7 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, f
         if computed is not None:
             analysis = computed.summary
             tables.update(computed.tables)
-    features = tables["analysis_features"].copy() if "analysis_features" in tables else None
+    features = tables[ANALYSIS_FEATURES].copy() if ANALYSIS_FEATURES in tables else None
     ids = set()
     for table in tables.values():
         if "image_id" in table:

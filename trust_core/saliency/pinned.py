@@ -12,10 +12,10 @@ from .maps import SaliencyMaps
 
 def explain_for_classes(model: torch.nn.Module, images, classes, methods=None, *, runner=None,
                         **kwargs) -> SaliencyMaps | None:
-    """:func:`explain` with the explained class given per image (``classes``, (N,)): one call per class,
+    """:func:`~trust_core.saliency.explain.explain` with the explained class given per image (``classes``, (N,)): one call per class,
     merged back in image order. What the randomization criteria use to explain a randomized state for the
     class the *original* model explains (Adebayo et al. 2018; Quantus's MPRT keeps ``y`` fixed). ``runner``
-    :func:`cached_maps`: the same from the cache alone (None unless it holds every map)."""
+    :func:`~trust_core.saliency.explain.cached_maps`: the same from the cache alone (None unless it holds every map)."""
     x = _check_images(model, images)
     classes = [int(c) for c in torch.as_tensor(classes).reshape(-1).tolist()]
     if len(classes) != x.shape[0]:

@@ -55,8 +55,8 @@ def add_model(folder: str | Path, name: str, table: dict, *, weights: bytes | No
     if target.exists():
         raise ConfigError(f"a model named {name!r} exists already: choose another name", path=target)
     table = {k: v for k, v in table.items() if v not in (None, {}, [], "")}
-    kind = source_kind(str(table.get("source", "")))
-    if not allow_code and kind not in ZOO_KINDS:
+    zoo = source_kind(str(table.get("source", "")))
+    if not allow_code and zoo not in ZOO_KINDS:
         raise ConfigError(f"source {table.get('source')!r}: models added here come from the zoos ({', '.join(ZOO_KINDS)}); "
                           f"a package.module:callable or .pt2 source runs code on the server, so write its spec "
                           f"into the workspace's models/ folder yourself (README 'Bring your own model')")
