@@ -121,6 +121,20 @@ def _in_viewer(driver, wait, script: str = "return window.__viewer && window.__v
     return driver.execute_script(script)
 
 
+def _into_view(driver, element) -> None:
+    """Scroll ``element`` to the middle of the window and wait until the page around it has stopped moving
+    (Streamlit may still stream elements in above it): a pointer action then lands inside the window."""
+    last = None
+    for _ in range(40):
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", element)
+        time.sleep(0.25)
+        rect = driver.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                     " return [r.x, r.y, r.width, r.height]", element)
+        if rect == last:
+            return
+        last = rect
+
+
 def test_image_explorer_viewer_in_chromium(server, tmp_path, app_workspace):
     """The film and every map painted; a window preset, the wheel zoom, the value under the cursor and a
     method switch all work in the browser without a rerun of the app."""
@@ -141,6 +155,7 @@ def test_image_explorer_viewer_in_chromium(server, tmp_path, app_workspace):
         native = dataset.native_shape(dataset.ids(split="test", label=1)[0])
         assert (state[1], state[0]) == native and state[2] == 9 and state[3] == 8  # native film; large + 8 panels
         main = driver.find_elements(By.CSS_SELECTOR, ".panel canvas")[0]
+        _into_view(driver, main)
         ActionChains(driver).move_to_element(main).perform()
         wait.until(lambda d: "pixel" in d.find_element(By.ID, "readout").text)
         readout = driver.find_element(By.ID, "readout").text
@@ -313,6 +328,7 @@ def test_a_metrics_click_opens_the_explorer_at_that_method(server, tmp_path):
             "for (const t of traces) { const d = t.__data__ && t.__data__[0];"
             " if (d && d.trace && d.trace.name === 'XRAI') return t.querySelector('.points path'); }")
         assert point is not None
+        _into_view(driver, point)
         ActionChains(driver).move_to_element(point).click().perform()
         wait.until(lambda d: "/explorer" in d.current_url)
         _in_viewer(driver, wait)
@@ -467,6 +483,7 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
         driver.execute_script(snap)
         assert driver.execute_script(differ, "flip") > 3  # (the film is not symmetric: the checks mean something)
         # invert: the film's grey levels mirrored
+        _into_view(driver, main)
         ActionChains(driver).move_to_element(main).click().send_keys("i").perform()
         wait.until(lambda d: d.execute_script("return window.__viewer.settings.invert"))
         time.sleep(0.3)
@@ -537,6 +554,7 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
                                     "return [Math.min(c.width / S.film.w, c.height / S.film.h), window.devicePixelRatio || 1,"
                                     " c.width, c.height, S.film.w, S.film.h]")
         scale, dpr = fit[0], fit[1]
+        _into_view(driver, main)
         ActionChains(driver).move_to_element_with_offset(main, -100, -60).click_and_hold() \
             .move_by_offset(150, 0).move_by_offset(30, 80).release().perform()
         wait.until(lambda d: "distance" in d.find_element(By.ID, "readout").text)
@@ -546,6 +564,7 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
         assert measured == pytest.approx(np.hypot(dx * col_mm, dy * row_mm), abs=0.6)
         # a rectangle ROI: mean ± SD of the stored values inside, as numpy computes them on pydicom's pixels
         driver.find_element(By.ID, "tool-roi").click()
+        _into_view(driver, main)
         ActionChains(driver).move_to_element_with_offset(main, -60, -40).click_and_hold() \
             .move_by_offset(90, 70).release().perform()
         wait.until(lambda d: "ROI mean" in d.find_element(By.ID, "readout").text)
@@ -557,12 +576,14 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
         assert float(mean) == pytest.approx(inside.mean(), abs=0.06) and float(sd) == pytest.approx(inside.std(ddof=1), abs=0.06)
         ActionChains(driver).send_keys(Keys.ESCAPE).perform()
         wait.until(lambda d: not d.execute_script("return window.__viewer.marks.length"))
+        _into_view(driver, main)
         ActionChains(driver).move_to_element_with_offset(main, -30, -30).click_and_hold().move_by_offset(40, 40) \
             .release().perform()
         driver.find_element(By.ID, "clear-marks").click()
         assert not driver.execute_script("return window.__viewer.marks.length")
         driver.find_element(By.ID, "tool-pan").click()
         # the readout after a wheel zoom: the film point under the cursor where the wheel turned
+        _into_view(driver, main)
         ActionChains(driver).move_to_element_with_offset(main, -120, -90).perform()
         before_wheel = driver.find_element(By.ID, "readout").text
         driver.execute_script("const c = arguments[0], r = c.getBoundingClientRect();"
