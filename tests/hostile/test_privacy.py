@@ -71,7 +71,8 @@ def _texts(name: str, data: bytes):
     if lower.endswith(".pdf"):
         for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
             try:
-                yield name, zlib.decompress(stream).decode("latin-1")
+                # a decompressobj: a stream whose last byte (a CR) the regex took as its line end still inflates
+                yield name, zlib.decompressobj().decompress(stream).decode("latin-1")
             except zlib.error:
                 pass
     text = data.decode("utf-8", "replace")

@@ -14,10 +14,13 @@ PLANTED = {"PatientName": "Doe^Jane", "PatientBirthDate": "19700101", "Accession
 
 
 def pdf_text(data: bytes) -> str:
+    """The PDF's streams, inflated where they are deflated. A stream is cut at the first ``endstream`` after
+    it, so a deflated stream whose last byte is a CR lost it to the regex's line end (the report's bytes change
+    with its time stamp): it is inflated with a decompressobj, which gives every byte it can decode."""
     chunks = []
     for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
         try:
-            chunks.append(zlib.decompress(stream))
+            chunks.append(zlib.decompressobj().decompress(stream))
         except zlib.error:
             chunks.append(stream)
     return b"\n".join(chunks).decode("latin-1")
