@@ -78,21 +78,27 @@ def test_figures_are_vector_svg_and_pdf_with_their_provenance(run, tmp_path, cap
 
 
 def test_figure_bytes_are_the_figures_trust_figures_writes(run, tmp_path):
-    """The app's per-figure downloads: the same drawing as `trust figures` (byte for byte), one per request,
+    """`trust figures` (and the cohort archive) draw on every core, this process and `python -m
+    trust_core.analysis.figures` processes: the very bytes this process alone draws, in the same order, the
+    failure-analysis grids included. The app's per-figure downloads are the same drawing, one per request,
     the Metrics page's plots among them; a figure the run did not score is refused by name."""
-    from trust_core.analysis.figures import figure_bytes
+    from trust_core.analysis.figures import drawn_figures, figure_bytes, write_figures
     from trust_core.errors import ConfigError
 
     out = tmp_path / "figures"
-    assert main(["figures", "--run", str(run), "--out", str(out)]) == 0
-    for name in ("forest_utility", "metric_utility", "metric_randomization", "metric_repeatability",
-                 "randomization_curves", "utility_boxplots"):
-        for fmt in ("svg", "pdf"):
-            assert figure_bytes(run, name, fmt) == (out / f"{name}.{fmt}").read_bytes(), (name, fmt)
-    svg = " ".join(figure_bytes(run, "metric_randomization", "svg").decode().split())
+    written = write_figures(run, out, workers=2)
+    alone = drawn_figures(run, workers=1)
+    assert [p.name for p in written] == list(alone) and any(name.startswith("why_") for name in alone)
+    assert all((out / name).read_bytes() == data for name, data in alone.items())
+    for name, fmt in (("forest_utility", "svg"), ("metric_utility", "pdf"), ("metric_randomization", "svg"),
+                      ("utility_boxplots", "pdf")):
+        assert figure_bytes(run, name, fmt) == alone[f"{name}.{fmt}"], (name, fmt)
+    svg = " ".join(alone["metric_randomization.svg"].decode().split())
     assert "SSIM per image (state 9)" in svg and "baseline" in svg and "fingerprint" in svg
-    svg = " ".join(figure_bytes(run, "metric_utility", "svg").decode().split())
+    svg = " ".join(alone["metric_utility.svg"].decode().split())
     assert all(text in svg for text in ("AUPRC per image", "average mask (low)", "localizer (high)", "paper"))
+    for name in ("metric_repeatability", "randomization_curves"):
+        assert {f"{name}.svg", f"{name}.pdf"} <= set(alone)
     with pytest.raises(ConfigError, match="no figure 'forest_miou'"):
         figure_bytes(run, "forest_miou", "svg")
     with pytest.raises(ConfigError, match="choose one of svg, pdf"):

@@ -274,33 +274,40 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
     return _save(figure, out, f"why_{criterion}", line, tight=False)
 
 
-def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = None, features=None) -> list[Path]:
-    """Every figure of a results folder into ``out`` (SVG and PDF). The failure-analysis figures use
-    ``analysis`` (default: the folder's ``analysis.json``, computed when absent — nothing is written into
-    the results folder)."""
+def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = None, features=None,
+                  workers: int | None = None) -> list[Path]:
+    """Every figure of a results folder (:func:`drawn_figures`) into ``out``, each file atomically."""
+    from ..io import atomic_write, writable_folder
+
+    out = writable_folder(out)
+    written = []
+    for name, data in drawn_figures(run, analysis=analysis, features=features, workers=workers).items():
+        atomic_write(out / name, data)
+        written.append(out / name)
+    return written
+
+
+def drawn_figures(run: str | Path, *, analysis: dict | None = None, features=None,
+                  workers: int | None = None) -> dict[str, bytes]:
+    """Every figure of a results folder, SVG and PDF: file name → bytes, in order (forest plots, metric plots,
+    randomization curves, utility boxes, failure analysis). The failure-analysis figures use ``analysis``
+    (default: the folder's ``analysis.json``, computed when absent — nothing is written into the results
+    folder). The figures are drawn on ``workers`` cores (default: every core, at most
+    ``MAX_WORKERS + 1``; 1 draws them in this process alone)."""
     import pandas as pd
 
     from ..errors import ConfigError
-    from ..io import writable_folder
     from .analyze import analyze, read_analysis
 
     run = Path(run)
     summary, config = read_results(run, what=f"--run {run}")
-    out = writable_folder(out)
     kind = config.get("dataset", {}).get("kind", "rsna")
     line = provenance(summary, config)
-    written = []
-    for criterion in summary["criteria"]:
-        written += forest(summary, criterion, kind, out, line)
-    for criterion in summary["criteria"]:
-        written += metric_plot(run, summary, criterion, kind, out, line)
-    written += randomization_curves(summary, out, line)
-    written += utility_boxplots(run, summary, out, line)
     if analysis is None:
         analysis = read_analysis(run)
         features = pd.read_parquet(table_path(run, ANALYSIS_FEATURES)) if analysis else None
     elif features is None:
-        raise ValueError(f"write_figures: an analysis needs its {ANALYSIS_FEATURES} table")
+        raise ValueError(f"drawn_figures: an analysis needs its {ANALYSIS_FEATURES} table")
     if analysis is None:
         try:
             computed = analyze(run)
@@ -308,10 +315,78 @@ def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = N
             computed = None  # no localization criterion: no failure analysis to draw
         if computed is not None:
             analysis, features = computed.summary, computed.tables[ANALYSIS_FEATURES]
+    jobs = [(forest, (summary, criterion, kind)) for criterion in summary["criteria"]]
+    jobs += [(metric_plot, (run, summary, criterion, kind)) for criterion in summary["criteria"]]
+    jobs += [(randomization_curves, (summary,)), (utility_boxplots, (run, summary))]
     if analysis is not None:
-        for criterion in analysis["criteria"]:
-            written += why_it_fails(analysis, features, run, criterion, out, line)
-    return written
+        jobs += [(why_it_fails, (analysis, features, run, criterion)) for criterion in analysis["criteria"]]
+    return {name: data for drawn in _draw_all(jobs, line, workers) for name, data in drawn.items()}
+
+
+MAX_WORKERS = 4  # drawing processes beside this one: matplotlib draws in Python, one core each
+_START_COST = 7.0  # a drawing process's start-up (≈3 s of imports), in units of a small figure's drawing (≈0.45 s)
+
+
+def _cost(job: tuple) -> float:
+    """A figure's drawing time, relative to a small one (measured: a failure-analysis grid ≈4×)."""
+    return 4.0 if job[0] is why_it_fails else 1.0
+
+
+def _draw(job: tuple, line: str) -> dict[str, bytes]:
+    """One figure drawn into a folder of its own: its files' names → bytes (SVG and PDF, in that order)."""
+    import tempfile
+
+    function, args = job
+    with tempfile.TemporaryDirectory(prefix="trust-figure-") as folder:
+        return {path.name: path.read_bytes() for path in function(*args, out=Path(folder), line=line)}
+
+
+def _draw_all(jobs: list[tuple], line: str, workers: int | None) -> list[dict[str, bytes]]:
+    """Each job's files, in the jobs' order. With cores to spare, this process draws a share while
+    ``python -m trust_core.analysis.figures`` processes draw the rest (fresh interpreters: nothing of the
+    caller — a threaded app, a script without a main guard — is forked or re-run); the bytes are the same."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import threading
+
+    if workers is None:  # every core, where the figures pay for a process's start-up
+        workers = min(MAX_WORKERS, (os.cpu_count() or 1) - 1) if sum(map(_cost, jobs)) >= 2 * _START_COST else 0
+    else:
+        workers = min(MAX_WORKERS, max(0, int(workers) - 1))
+    if workers <= 0:
+        return [_draw(job, line) for job in jobs]
+    # longest first, each to whoever would finish it first (a process starts _START_COST behind)
+    load = [0.0] + [_START_COST] * workers
+    shares: list[list[int]] = [[] for _ in load]
+    for k in sorted(range(len(jobs)), key=lambda k: -_cost(jobs[k])):
+        who = min(range(len(load)), key=lambda w: load[w] + _cost(jobs[k]))
+        shares[who].append(k)
+        load[who] += _cost(jobs[k])
+    env = {key: value for key, value in os.environ.items() if key != "TRUST_FAULT"}  # a test's fault point
+    results: dict[int, dict[str, bytes]] = {}  # fires where files are written: here
+    failures: list[str] = []
+
+    def remote(share: list[int]) -> None:
+        process = subprocess.Popen([sys.executable, "-m", "trust_core.analysis.figures"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out, err = process.communicate(pickle.dumps(([jobs[k] for k in share], line), protocol=5))
+        if process.returncode != 0:
+            failures.append(err.decode(errors="replace")[-2000:])
+            return
+        results.update(zip(share, pickle.loads(out)))
+
+    threads = [threading.Thread(target=remote, args=(share,), daemon=True) for share in shares[1:] if share]
+    for thread in threads:
+        thread.start()
+    for k in shares[0]:
+        results[k] = _draw(jobs[k], line)
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"drawing the figures failed in a drawing process:\n{failures[0]}")
+    return [results[k] for k in range(len(jobs))]
 
 
 PAGE_FIGURES = ("randomization_curves", "utility_boxplots")  # beside forest_<criterion>, one per criterion
@@ -350,3 +425,11 @@ def figure_bytes(run: str | Path, name: str, fmt: str) -> bytes:
         if path not in written:
             raise ConfigError(f"{run}: nothing to draw for {name} (the run scored none of it)")
         return path.read_bytes()
+
+
+if __name__ == "__main__":  # a drawing process of _draw_all: pickled (jobs, line) in, their files out
+    import pickle
+    import sys
+
+    _jobs, _line = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(pickle.dumps([_draw(job, _line) for job in _jobs], protocol=5))

@@ -382,13 +382,10 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, f
         if analysis is not None and not (folder / ANALYSIS_FILE).is_file():
             archive.writestr(f"{kind}/{ANALYSIS_FILE}", json.dumps(analysis, indent=2, default=str))
         archive.writestr(f"{kind}/scorecard.csv", scorecard_table(summary, kind).to_csv(index=False))
-        import tempfile
+        from ..analysis.figures import drawn_figures
 
-        from ..analysis.figures import write_figures
-
-        with tempfile.TemporaryDirectory() as drawn:
-            for path in (write_figures(folder, drawn, analysis=analysis, features=features) if figures else ()):
-                archive.write(path, f"{kind}/figures/{path.name}")
+        for name, data in (drawn_figures(folder, analysis=analysis, features=features).items() if figures else ()):
+            archive.writestr(f"{kind}/figures/{name}", data)
     return buffer.getvalue()
 
 
