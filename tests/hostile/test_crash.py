@@ -111,30 +111,49 @@ def test_kill_9_during_report_export(app_workspace, tmp_path, fault):
     # a previous file: a killed export leaves it untouched
     killed = _trust(*args, "--out", pdf, fault=fault)
     assert killed.returncode == -signal.SIGKILL and pdf.read_bytes() == whole
-    # the cohort archive likewise
+    # the cohort archive likewise: killed without a previous archive and with one (a whole export of it is
+    # tests/report/test_report.py::test_cohort_archive_and_cli)
     cohort = ["report", "--workspace", app_workspace, "--dataset", "rsna", "--cohort", "--out", archive]
     assert _trust(*cohort, fault=fault).returncode == -signal.SIGKILL and not archive.exists()
-    assert _trust(*cohort).returncode == 0
-    with zipfile.ZipFile(archive) as z:
-        assert z.testzip() is None and "rsna/summary.json" in z.namelist()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("rsna/summary.json", "{}")
+    previous = archive.read_bytes()
+    assert _trust(*cohort, fault=fault).returncode == -signal.SIGKILL and archive.read_bytes() == previous
+
+
+def _evaluation_args(app_workspace, store: Path) -> list:
+    models = [app_workspace / "models" / "rsna_densenet_tiny_s0.pt"]
+    return ["evaluate", "--dataset", f"rsna:{app_workspace / 'rsna'}", "--model", *models, "--preset", "fast",
+            "--methods", "grad", "gbp", "--criteria", "utility", "randomization", "--limit", "3",
+            "--ssim-images", "2", "--baseline-pairs", "2", "--cache", store, "--set=n_samples=2"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(app_workspace, tmp_path_factory):
+    """One evaluation's results folder and its store, made once (each fault's test starts from a copy); a
+    second run into it is refused without --overwrite."""
+    root = tmp_path_factory.mktemp("evaluated")
+    out = root / "results" / "rsna"  # a workspace layout: what the app reads
+    assert _trust(*_evaluation_args(app_workspace, root / "store"), "--out", out).returncode == 0
+    refused = _trust(*_evaluation_args(app_workspace, root / "store"), "--out", out)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    return root
 
 
 @pytest.mark.parametrize("fault", ["before-replace", "mid-write", "before-swap"])
-def test_kill_9_while_writing_evaluation_outputs(app_workspace, tmp_path, fault):
+def test_kill_9_while_writing_evaluation_outputs(app_workspace, evaluated, tmp_path, fault):
     """Outputs are written into a hidden folder beside --out and swapped in whole: a rerun killed while it
     writes (a table half-written, a table whole but not renamed, the set whole but not swapped in) leaves the
     previous results untouched, and the next run clears the dead process's folder."""
+    import shutil
+
     import pandas as pd
 
-    models = [app_workspace / "models" / "rsna_densenet_tiny_s0.pt"]
-    args = ["evaluate", "--dataset", f"rsna:{app_workspace / 'rsna'}", "--model", *models, "--preset", "fast",
-            "--methods", "grad", "gbp", "--criteria", "utility", "randomization", "--limit", "3",
-            "--ssim-images", "2", "--baseline-pairs", "2", "--cache", tmp_path / "store", "--set=n_samples=2"]
-    out = tmp_path / "results" / "rsna"  # a workspace layout: what the app reads
-    assert _trust(*args, "--out", out).returncode == 0
+    shutil.copytree(evaluated / "results", tmp_path / "results")
+    args = _evaluation_args(app_workspace, tmp_path / "store")
+    shutil.copytree(evaluated / "store", tmp_path / "store")
+    out = tmp_path / "results" / "rsna"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    refused = _trust(*args, "--out", out)  # a second run into a results folder: refused without --overwrite
-    assert refused.returncode == 2 and "--overwrite" in refused.stderr
     killed = _trust(*args, "--out", out, "--overwrite", fault=fault)  # a rerun killed while it writes the outputs
     assert killed.returncode == -signal.SIGKILL
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the previous results, whole and alone
