@@ -81,6 +81,52 @@ def test_maps_wait_on_disk_not_in_memory(workspace, rsna, tmp_path):  # noqa: F8
     assert result.summary["maps_kept"]["half_precision"] == 0 and result.summary["maps_kept"]["maps"] > 0
 
 
+def test_measures_are_scored_as_units_finish_and_equal_scoring_from_the_maps(workspace, rsna, tmp_path,  # noqa: F811
+                                                                            monkeypatch):
+    """Each finished unit's per-map measures (AUPRC, pointing games) and each randomized state's measures
+    against its original (SSIM, Spearman, HOG, eMPRT) are scored at once and appended to disk, one Parquet
+    file per unit; scoring reads them instead of the maps, and
+    gives bit for bit what scoring every map after the run gives."""
+    import pyarrow.parquet as pq
+
+    from trust_core.evaluate.ledger import MeasureLedger
+
+    _root, models, _localizers = workspace
+    config = EvalConfig(methods=("grad", "gradcam", "xrai"), preset="fast", overrides=FAST, ssim_images=4,
+                        baseline_pairs=3, group=3,
+                        criteria=("utility", "randomization", "spearman", "hog", "pointing_game",
+                                  "energy_pointing_game", "emprt", "miou", "repeatability"))
+    seen, hits = [], []
+    add, lookup = MeasureLedger.add, MeasureLedger.lookup
+
+    def watched_add(self, unit, output):
+        add(self, unit, output)
+        on_disk = sum(pq.read_metadata(path).num_rows for path in self.folder.glob("unit-*.parquet"))
+        seen.append((unit.state, self.rows, on_disk))  # on disk already, unit by unit
+
+    def watched_lookup(self, *args):
+        found = lookup(self, *args)
+        hits.append((args[0], found is not None))
+        return found
+
+    monkeypatch.setattr(MeasureLedger, "add", watched_add)
+    monkeypatch.setattr(MeasureLedger, "lookup", watched_lookup)
+    streamed = evaluate(rsna, models[:2], config, cache=Store(tmp_path / "store"))
+    assert len(seen) > 10 and seen[0][1] > 0 and [r for _s, r, _g in seen] == sorted(r for _s, r, _g in seen)
+    assert all(rows == on_disk for _s, rows, on_disk in seen)
+    assert any(state != "original" and rows > seen[k - 1][1] for k, (state, rows, _g) in enumerate(seen) if k)
+    assert all(held for _m, held in hits)  # every measure the criteria asked the ledger for, it held
+    assert {m for m, _h in hits} == {"auprc", "similarity", "pointing_game", "energy_pointing_game", "emprt"}
+
+    monkeypatch.setattr(MeasureLedger, "lookup", lambda self, *args: None)  # every measure from the maps
+    from_maps = evaluate(rsna, models[:2], config, cache=Store(tmp_path / "store"))
+    compared = _differences(streamed.summary["criteria"], from_maps.summary["criteria"])
+    assert len(compared) > 100 and all(d == 0 for _, d in compared)
+    assert streamed.tables.keys() == from_maps.tables.keys()
+    for name, table in streamed.tables.items():
+        assert table.equals(from_maps.tables[name]), name
+
+
 def _differences(a, b, where="criteria") -> list[tuple[str, float]]:
     """Every number of two summaries side by side (|a − b|, NaN against NaN counting as equal); the texts —
     verdicts, reasons, states — must be equal."""

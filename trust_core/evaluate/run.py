@@ -3,9 +3,10 @@
 Work is split into independent **units** (:mod:`.units`) — one model state × a group of images, all
 methods — so that it can be spread over workers (the local engine, or Ray: :mod:`.distributed`) and so
 that every finished unit lands in the map cache at once: a killed run resumes where it stopped and reaches
-identical results (maps are deterministic and content-addressed). Finished units' maps wait in a spool on
-disk (:mod:`.spool`); each criterion then scores itself from them (:mod:`.criteria`: ``score(ctx)``, the
-baselines and verdict rules with it), and :func:`~.outputs.write_outputs` writes the tables and
+identical results (maps are deterministic and content-addressed). Each finished unit's per-image measures
+are scored at once and appended to disk (:mod:`.ledger`), and its maps wait in a spool on disk
+(:mod:`.spool`); each criterion then scores itself from those measures and, for what compares images
+across units, from the maps (:mod:`.criteria`: ``score(ctx)``, the baselines and verdict rules with it), and :func:`~.outputs.write_outputs` writes the tables and
 ``summary.json``.
 
 Every verdict is **pass / fail / inconclusive** from the 95 % bootstrap CI of the paired per-image
@@ -236,7 +237,11 @@ class Evaluation:
     def keep(self, unit: Unit, output: UnitOutput) -> UnitOutput:
         """What the run keeps of a finished unit: its maps go to the spool (disk) while a run is on, the rest
         (flags, targets, statistics) stays in memory."""
-        return self._spool.add(unit, output) if getattr(self, "_spool", None) is not None else output
+        if getattr(self, "_spool", None) is None:
+            return output
+        if getattr(self, "_ledger", None) is not None:
+            self._ledger.add(unit, output)  # scored now, while its maps are in memory (:mod:`.ledger`)
+        return self._spool.add(unit, output)
 
     def release_inputs(self) -> None:
         """Forget the model inputs read so far (a model's states are done: the next model reads its own)."""
@@ -261,6 +266,7 @@ class Evaluation:
         """Run every unit (``executor`` may run them elsewhere, see :func:`run_units_local`) and score. Maps
         wait for scoring in a spool on disk (:mod:`~trust_core.evaluate.spool`: in ``spool_dir``, else in the
         cache's folder, else the system's temporary folder), removed when the run ends."""
+        from .ledger import MeasureLedger
         from .spool import MapSpool
 
         started = time.perf_counter()
@@ -272,7 +278,7 @@ class Evaluation:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
         where = spool_dir or (self.cache.directory / "spool" if self.cache is not None else None)
         with MapSpool(where, storage=self.config.map_storage) as spool:
-            self._spool = spool
+            self._spool, self._ledger = spool, MeasureLedger(spool.folder, self, spool, units)
             spool.plan(units)
             try:
                 outputs = (executor or run_units_local)(self, units, progress)
@@ -283,7 +289,7 @@ class Evaluation:
                                                "half_precision": int(sum(o.half_precision for o in outputs))}
                 return result
             finally:
-                self._spool = None
+                self._spool = self._ledger = None
 
     # -- scoring -----------------------------------------------------------------------------------
     def _score(self, units: list[Unit], outputs: list[UnitOutput], seconds: float, spool) -> EvalResult:
@@ -306,7 +312,7 @@ class Evaluation:
         ctx = ScoringContext(
             plan=self, forms={CLIPPED: spool.maps(CLIPPED_FORM), UNCLIPPED: spool.maps(UNCLIPPED_FORM)},
             noisy={CLIPPED: spool.maps(CLIPPED_FORM, noisy=True), UNCLIPPED: spool.maps(UNCLIPPED_FORM, noisy=True)},
-            flags=flags, stats=stats, state_index=state_index, localizer=localizer)
+            flags=flags, stats=stats, state_index=state_index, localizer=localizer, ledger=getattr(self, "_ledger", None))
         tables: dict[str, pd.DataFrame] = {}
         summary: dict = {"criteria": {}, "methods": self.methods, "preset": self.config.preset,
                          "criteria_run": list(self.criteria),

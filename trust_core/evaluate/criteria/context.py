@@ -48,6 +48,8 @@ class ScoringContext:
     state_index : state name → its index in the cascade (0: original).
     localizer : the high baselines (:meth:`~trust_core.evaluate.run.Evaluation.localizer_baselines`).
     key : the criterion being scored.
+    ledger : the measures scored as the units finished (:class:`~trust_core.evaluate.ledger.MeasureLedger`),
+        read instead of the maps where it holds them.
     """
 
     plan: object
@@ -58,6 +60,7 @@ class ScoringContext:
     state_index: dict
     localizer: dict
     key: str = ""
+    ledger: object = None
 
     def for_criterion(self, key: str) -> "ScoringContext":
         return replace(self, key=key)
@@ -109,6 +112,28 @@ class ScoringContext:
 
         return per_image(lambda s, m: auprc_batch(torch.from_numpy(s), torch.from_numpy(m)).numpy(), stack,
                          given=(masks,))
+
+    def scored(self, measure: str, name: str, model_index: int, state: str, method: str, ids: list[str],
+               compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """A per-image measure of one model state's maps of ``ids`` in this criterion's form: as scored when
+        their unit finished (the ledger, :mod:`~trust_core.evaluate.ledger`), else ``compute()`` from the
+        maps — the same values."""
+        found = None if self.ledger is None else self.ledger.lookup(measure, name, self.form, model_index, state,
+                                                                    method, ids)
+        return found if found is not None else compute()
+
+    def auprc_of(self, model_index: int, state: str, method: str, ids: list[str], masks: np.ndarray) -> np.ndarray:
+        """:meth:`auprc` of one model state's maps of ``ids`` (through :meth:`scored`)."""
+        return self.scored("auprc", "", model_index, state, method, ids,
+                           lambda: self.auprc(self.stack(model_index, state, method, ids), masks))
+
+    def similarity_to_original(self, name: str, model_index: int, state: str, method: str,
+                               ids: list[str]) -> np.ndarray:
+        """:meth:`similarity` of a model's original maps of ``ids`` and those of one of its states (through
+        :meth:`scored`)."""
+        return self.scored("similarity", name, model_index, state, method, ids,
+                           lambda: self.similarity(name, self.stack(model_index, "original", method, ids),
+                                                   self.stack(model_index, state, method, ids)))
 
     def similarity(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """:func:`similarity` at this evaluation's SSIM data range."""

@@ -19,8 +19,9 @@ def score(ctx: ScoringContext):
         for model_index in plan.replicates:
             if last == 0 or (model_index, final) not in ctx.maps:
                 continue
-            values = per_image(extra.emprt, ctx.stack(model_index, "original", m, ids),
-                               ctx.stack(model_index, final, m, ids))
+            values = ctx.scored("emprt", "", model_index, final, m, ids,
+                                lambda: per_image(extra.emprt, ctx.stack(model_index, "original", m, ids),
+                                                  ctx.stack(model_index, final, m, ids)))
             per_replicate.append(values)
             rows += [{"model": model_index, "state": final, "image_id": i, "method": m, "emprt": v}
                      for i, v in zip(ids, values)]

@@ -38,7 +38,11 @@ def score(ctx: ScoringContext):
     rows, entries = [], {}
     flags = ctx.flags[(0, "original")]
     for m in ctx.methods:
-        values = measure(ctx.stack(0, "original", m, ids), m)
+        if name == "miou":  # its threshold is tuned on other images' maps: scored here
+            values = measure(ctx.stack(0, "original", m, ids), m)
+        else:  # a measure of each map and its mask: scored as the unit finished
+            values = ctx.scored(name, ties if name == "pointing_game" else "", 0, "original", m, ids,
+                                lambda: measure(ctx.stack(0, "original", m, ids), m))
         rows += [{"image_id": i, "method": m, name: v, "flag": flags[i][m]} for i, v in zip(ids, values)]
         entries[m] = ctx.entry(values, base, **({"threshold": thresholds[m]} if m in thresholds else {}))
     details = {"baselines": {"average_mask": summarize(base, seed=ctx.seed).as_dict()},

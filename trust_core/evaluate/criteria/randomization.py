@@ -27,7 +27,7 @@ def score(ctx: ScoringContext):
             if mi != model_index or state == "original":
                 continue
             for m in ctx.methods:
-                values = ctx.similarity(name, ctx.stack(model_index, "original", m, ids), ctx.stack(mi, state, m, ids))
+                values = ctx.similarity_to_original(name, model_index, state, m, ids)
                 rows += [{"model": model_index, "state": state, "state_index": ctx.state_index[state], "image_id": i,
                           "method": m, "ssim": v} for i, v in zip(ids, values)]
         for m in ctx.methods:

@@ -16,7 +16,7 @@ def score(ctx: ScoringContext):
     plan, ids = ctx.plan, ctx.plan.utility_ids
     masks = plan.masks(ids)
     flags = ctx.flags[(0, "original")]
-    per_method = {m: ctx.auprc(ctx.stack(0, "original", m, ids), masks) for m in ctx.methods}
+    per_method = {m: ctx.auprc_of(0, "original", m, ids, masks) for m in ctx.methods}
     rows = []
     for m, values in per_method.items():
         negative = [((ctx.stats.get((0, "original"), {}).get(i) or {}).get(m) or {}).get("negative_fraction")
@@ -76,7 +76,7 @@ def _by_model(ctx: ScoringContext) -> tuple[list[dict], pd.DataFrame]:
         masks = plan.masks(ids)
         index = ctx.state_index.get(state, 0)
         for m in ctx.methods:
-            values = ctx.auprc(ctx.stack(model_index, state, m, ids), masks)
+            values = ctx.auprc_of(model_index, state, m, ids, masks)
             rows += [{"model": model_index, "arch": plan.arches[model_index], "state": state, "state_index": index,
                       "image_id": i, "method": m, "auprc": v} for i, v in zip(ids, values)]
             s = summarize(values, seed=ctx.seed)
