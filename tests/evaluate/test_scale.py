@@ -118,13 +118,30 @@ def test_measures_are_scored_as_units_finish_and_equal_scoring_from_the_maps(wor
     assert all(held for _m, held in hits)  # every measure the criteria asked the ledger for, it held
     assert {m for m, _h in hits} == {"auprc", "similarity", "pointing_game", "energy_pointing_game", "emprt"}
 
+    def shuffled(ev, units, progress=None):  # units finishing in any order, as on Ray: a state may finish
+        import random                        # before its original (scored from the maps, then)
+
+        order = list(range(len(units)))
+        random.Random(3).shuffle(order)
+        outputs = [None] * len(units)
+        for k in order:
+            unit = units[k]
+            model = dict(ev.state_models(unit.model_index, keep=False))[unit.state]
+            outputs[k] = ev.keep(unit, ev.run_unit(unit, model))
+        return outputs
+
+    hits.clear()
+    out_of_order = Evaluation(rsna, models[:2], config, cache=Store(tmp_path / "store")).run(executor=shuffled)
+    assert any(held for _m, held in hits) and not all(held for _m, held in hits)
+
     monkeypatch.setattr(MeasureLedger, "lookup", lambda self, *args: None)  # every measure from the maps
     from_maps = evaluate(rsna, models[:2], config, cache=Store(tmp_path / "store"))
-    compared = _differences(streamed.summary["criteria"], from_maps.summary["criteria"])
-    assert len(compared) > 100 and all(d == 0 for _, d in compared)
-    assert streamed.tables.keys() == from_maps.tables.keys()
-    for name, table in streamed.tables.items():
-        assert table.equals(from_maps.tables[name]), name
+    for result in (streamed, out_of_order):
+        compared = _differences(result.summary["criteria"], from_maps.summary["criteria"])
+        assert len(compared) > 100 and all(d == 0 for _, d in compared)
+        assert result.tables.keys() == from_maps.tables.keys()
+        for name, table in result.tables.items():
+            assert table.equals(from_maps.tables[name]), name
 
 
 def _differences(a, b, where="criteria") -> list[tuple[str, float]]:

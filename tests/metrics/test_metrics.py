@@ -40,6 +40,27 @@ def test_auprc_batch_equals_loop():
     np.testing.assert_allclose(batch, [sk_auprc(m, k) for m, k in cases], atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [64, 320])
+def test_a_lone_map_scores_as_it_does_among_others(size):
+    """torch splits a lone large row's reduction over its threads (another summation order than a batch's
+    per-row reduction): a map must score the same bits alone (a unit's last image, as the evaluation scores
+    each unit when it finishes) as in any batch, on every thread count."""
+    rng = np.random.default_rng(size)
+    a = torch.from_numpy(rng.random((9, size, size)).astype(np.float32))
+    b = torch.from_numpy(rng.random((9, size, size)).astype(np.float32))
+    m = torch.from_numpy((rng.random((9, size, size)) < 0.1).astype(np.float32))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(max(2, threads))
+        for score in (lambda x, y, g: auprc_batch(x, g), lambda x, y, g: ssim_batch(x, y, data_range=2)):
+            together = score(a, b, m).numpy()
+            alone = np.array([score(a[k:k + 1], b[k:k + 1], m[k:k + 1]).numpy()[0] for k in range(9)])
+            pairs = np.concatenate([score(a[k:k + 2], b[k:k + 2], m[k:k + 2]).numpy() for k in range(0, 8, 2)])
+            assert together.tobytes() == alone.tobytes() and together[:8].tobytes() == pairs.tobytes()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_auprc_properties():
     mask = np.zeros((10, 10), bool)
     mask[2:5, 3:7] = True

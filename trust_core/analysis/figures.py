@@ -12,6 +12,7 @@ provenance line that decides its numbers (dataset and its fingerprint, models, p
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -36,38 +37,51 @@ def provenance(summary: dict, config: dict) -> str:
             f"{versions.get('saliency_code', '?')} · Saliency Trust Explorer {versions.get('trust_core', '')}")
 
 
+# text stays text (editable in a paper's figure), fonts embedded as TrueType in the PDF
+STYLE = {"svg.hashsalt": "saliency-trust-explorer", "svg.fonttype": "none", "pdf.fonttype": 42, "font.size": 8}
+
+
+@contextlib.contextmanager
+def _style():
+    """matplotlib's settings as the process started (its matplotlibrc) and :data:`STYLE`, whatever the caller
+    set since, while a figure is drawn: the same bytes in any process (the caller's settings come back after)."""
+    import matplotlib
+
+    with matplotlib.rc_context():
+        matplotlib.rc_file_defaults()
+        matplotlib.rcParams.update(STYLE)
+        yield
+
+
 def _figure(height: float, width: float = 7.0):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    # text stays text (editable in a paper's figure), fonts embedded as TrueType in the PDF
-    plt.rcParams.update({"svg.hashsalt": "saliency-trust-explorer", "svg.fonttype": "none", "pdf.fonttype": 42,
-                         "font.size": 8})
     return plt.figure(figsize=(width, height))
 
 
-def _save(figure, out: Path, name: str, line: str, *, tight: bool = True) -> list[Path]:
-    import matplotlib.pyplot as plt
+def _save(figure, name: str, line: str, *, tight: bool = True) -> dict[str, bytes]:
+    """The figure, with its provenance line, as SVG and PDF bytes (``name.svg``, ``name.pdf``)."""
+    import io
 
-    from ..io import atomic_path
+    import matplotlib.pyplot as plt
 
     figure.text(0.01, 0.005, line, fontsize=5.5, color="#555555", ha="left", va="bottom", wrap=True)
     if tight:  # (a large grid sets its margins itself: tight_layout costs seconds there)
         figure.tight_layout(rect=(0, 0.04, 1, 1))
-    written = []
+    drawn = {}
     for fmt in FORMATS:
-        path = out / f"{name}.{fmt}"
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=fmt, metadata={"Date": None} if fmt == "svg" else
-                           {"CreationDate": None, "Creator": "Saliency Trust Explorer"})
-        written.append(path)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else
+                       {"CreationDate": None, "Creator": "Saliency Trust Explorer"})
+        drawn[f"{name}.{fmt}"] = buffer.getvalue()
     plt.close(figure)
-    return written
+    return drawn
 
 
-def forest(summary: dict, criterion: str, kind: str, out: Path, line: str) -> list[Path]:
+def forest(summary: dict, criterion: str, kind: str, line: str) -> dict[str, bytes]:
     from ..evaluate.criteria import CRITERIA
     from ..evaluate.paper import paper_value
     from ..saliency import METHODS
@@ -75,7 +89,7 @@ def forest(summary: dict, criterion: str, kind: str, out: Path, line: str) -> li
     block = summary["criteria"][criterion]
     rows = [(m, e) for m, e in block["methods"].items() if e is not None]
     if not rows:
-        return []
+        return {}
     figure = _figure(0.6 + 0.28 * len(rows))
     axis = figure.add_subplot(111)
     for y, (method, entry) in enumerate(rows):
@@ -94,15 +108,15 @@ def forest(summary: dict, criterion: str, kind: str, out: Path, line: str) -> li
     handles, labels = axis.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     axis.legend(unique.values(), unique.keys(), fontsize=6, loc="best")
-    return _save(figure, out, f"forest_{criterion}", line)
+    return _save(figure, f"forest_{criterion}", line)
 
 
-def randomization_curves(summary: dict, out: Path, line: str) -> list[Path]:
+def randomization_curves(summary: dict, line: str) -> dict[str, bytes]:
     from ..saliency import METHODS
 
     block = summary["criteria"].get("randomization")
     if not block:
-        return []
+        return {}
     figure = _figure(3.2)
     axis = figure.add_subplot(111)
     states = []
@@ -121,10 +135,10 @@ def randomization_curves(summary: dict, out: Path, line: str) -> list[Path]:
     axis.set_ylabel("mean SSIM(original, randomized)")
     axis.legend(fontsize=6, ncol=2)
     axis.set_title("dotted: each method's random-pair baseline", fontsize=7)
-    return _save(figure, out, "randomization_curves", line)
+    return _save(figure, "randomization_curves", line)
 
 
-def utility_boxplots(run: Path, summary: dict, out: Path, line: str) -> list[Path]:
+def utility_boxplots(run: Path, summary: dict, line: str) -> dict[str, bytes]:
     import pandas as pd
 
     from ..evaluate.criteria import CRITERIA
@@ -132,7 +146,7 @@ def utility_boxplots(run: Path, summary: dict, out: Path, line: str) -> list[Pat
 
     utility = CRITERIA["utility"]
     if "utility" not in summary["criteria"] or not table_path(run, utility.table).is_file():
-        return []
+        return {}
     table = pd.read_parquet(table_path(run, utility.table))
     groups, labels = [], []
     for method in dict.fromkeys(table.method):
@@ -150,10 +164,10 @@ def utility_boxplots(run: Path, summary: dict, out: Path, line: str) -> list[Pat
     axis.tick_params(axis="x", rotation=45)
     for tick in axis.get_xticklabels():
         tick.set_ha("right")
-    return _save(figure, out, "utility_boxplots", line)
+    return _save(figure, "utility_boxplots", line)
 
 
-def metric_plot(run: Path, summary: dict, criterion: str, kind: str, out: Path, line: str) -> list[Path]:
+def metric_plot(run: Path, summary: dict, criterion: str, kind: str, line: str) -> dict[str, bytes]:
     """The Metrics page's plot of one criterion: its per-image values per method (boxes with the points; a
     randomization criterion at its fully randomized state), its baselines as lines (a per-method baseline as a
     tick on its box) and the paper's values as diamonds."""
@@ -167,10 +181,10 @@ def metric_plot(run: Path, summary: dict, criterion: str, kind: str, out: Path, 
     block = summary["criteria"].get(criterion)
     path = table_path(run, spec.table)
     if not block or not spec.table or not path.is_file():
-        return []
+        return {}
     table = pd.read_parquet(path)
     if spec.column not in table or not len(table):
-        return []
+        return {}
     state = None
     if "state_index" in table:
         state = int(table.state_index.max())
@@ -178,7 +192,7 @@ def metric_plot(run: Path, summary: dict, criterion: str, kind: str, out: Path, 
     per_image = table.groupby(["method", "image_id"])[spec.column].mean().reset_index()
     methods = [m for m in block["methods"] if m in set(per_image.method)]
     if not methods:
-        return []
+        return {}
     figure = _figure(3.2)
     axis = figure.add_subplot(111)
     groups = [per_image[per_image.method == m][spec.column].dropna().to_numpy() for m in methods]
@@ -213,10 +227,10 @@ def metric_plot(run: Path, summary: dict, criterion: str, kind: str, out: Path, 
         tick.set_ha("right")
     if axis.get_legend_handles_labels()[0]:
         axis.legend(fontsize=6, loc="best")
-    return _save(figure, out, f"metric_{criterion}", line)
+    return _save(figure, f"metric_{criterion}", line)
 
 
-def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out: Path, line: str) -> list[Path]:
+def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, line: str) -> dict[str, bytes]:
     """A grid: methods (rows) × features (columns), the score against the feature with its least-squares
     trend and Spearman's ρ [95 % CI]; the human ceiling as a band where there is one."""
     import pandas as pd
@@ -227,7 +241,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
 
     block = analysis["criteria"].get(criterion)
     if not block or not block["methods"]:
-        return []
+        return {}
     table = pd.read_parquet(table_path(run, CRITERIA[criterion].table))
     features = features_table.set_index("image_id")
     methods = list(block["methods"])
@@ -271,7 +285,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, out:
     figure.suptitle(f"{block['label']} ({block['metric']}) against lesion geometry and model confidence\nred: "
                     f"least-squares trend with the 95 % CI of its mean"
                     + (" · green: human ceiling (mean, 95 % CI)" if human else ""), fontsize=8)
-    return _save(figure, out, f"why_{criterion}", line, tight=False)
+    return _save(figure, f"why_{criterion}", line, tight=False)
 
 
 def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = None, features=None,
@@ -324,6 +338,7 @@ def drawn_figures(run: str | Path, *, analysis: dict | None = None, features=Non
 
 
 MAX_WORKERS = 4  # drawing processes beside this one: matplotlib draws in Python, one core each
+DRAWING_TIMEOUT = 1800  # seconds a drawing process may take (a cohort's figures take ≈10 s on 2 cores)
 _START_COST = 7.0  # a drawing process's start-up (≈3 s of imports), in units of a small figure's drawing (≈0.45 s)
 
 
@@ -333,12 +348,10 @@ def _cost(job: tuple) -> float:
 
 
 def _draw(job: tuple, line: str) -> dict[str, bytes]:
-    """One figure drawn into a folder of its own: its files' names → bytes (SVG and PDF, in that order)."""
-    import tempfile
-
+    """One figure's files: name → bytes (SVG and PDF, in that order)."""
     function, args = job
-    with tempfile.TemporaryDirectory(prefix="trust-figure-") as folder:
-        return {path.name: path.read_bytes() for path in function(*args, out=Path(folder), line=line)}
+    with _style():
+        return function(*args, line=line)
 
 
 def _draw_all(jobs: list[tuple], line: str, workers: int | None) -> list[dict[str, bytes]]:
@@ -351,8 +364,9 @@ def _draw_all(jobs: list[tuple], line: str, workers: int | None) -> list[dict[st
     import sys
     import threading
 
-    if workers is None:  # every core, where the figures pay for a process's start-up
-        workers = min(MAX_WORKERS, (os.cpu_count() or 1) - 1) if sum(map(_cost, jobs)) >= 2 * _START_COST else 0
+    if workers is None:  # every core this process may use, where the figures pay for a process's start-up
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = min(MAX_WORKERS, cores - 1) if sum(map(_cost, jobs)) >= 2 * _START_COST else 0
     else:
         workers = min(MAX_WORKERS, max(0, int(workers) - 1))
     if workers <= 0:
@@ -365,27 +379,37 @@ def _draw_all(jobs: list[tuple], line: str, workers: int | None) -> list[dict[st
         shares[who].append(k)
         load[who] += _cost(jobs[k])
     env = {key: value for key, value in os.environ.items() if key != "TRUST_FAULT"}  # a test's fault point
-    results: dict[int, dict[str, bytes]] = {}  # fires where files are written: here
+    results: dict[int, dict[str, bytes]] = {}  # fires where files are written: in the caller
     failures: list[str] = []
 
     def remote(share: list[int]) -> None:
-        process = subprocess.Popen([sys.executable, "-m", "trust_core.analysis.figures"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        out, err = process.communicate(pickle.dumps(([jobs[k] for k in share], line), protocol=5))
-        if process.returncode != 0:
-            failures.append(err.decode(errors="replace")[-2000:])
-            return
-        results.update(zip(share, pickle.loads(out)))
+        try:
+            process = subprocess.Popen([sys.executable, "-m", "trust_core.analysis.figures"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            try:
+                out, err = process.communicate(pickle.dumps(([jobs[k] for k in share], line), protocol=5),
+                                               timeout=DRAWING_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                raise RuntimeError(f"a drawing process took over {DRAWING_TIMEOUT} s and was stopped") from None
+            if process.returncode != 0:
+                raise RuntimeError(err.decode(errors="replace")[-2000:] or f"exit code {process.returncode}")
+            results.update(zip(share, pickle.loads(out)))
+        except Exception as error:  # said by the caller, not lost with this thread
+            failures.append(f"{type(error).__name__}: {error}")
 
     threads = [threading.Thread(target=remote, args=(share,), daemon=True) for share in shares[1:] if share]
     for thread in threads:
         thread.start()
-    for k in shares[0]:
-        results[k] = _draw(jobs[k], line)
-    for thread in threads:
-        thread.join()
+    try:
+        for k in shares[0]:
+            results[k] = _draw(jobs[k], line)
+    finally:
+        for thread in threads:
+            thread.join()
     if failures:
-        raise RuntimeError(f"drawing the figures failed in a drawing process:\n{failures[0]}")
+        raise RuntimeError(f"drawing the figures failed in a drawing process: {failures[0]}")
     return [results[k] for k in range(len(jobs))]
 
 
@@ -397,39 +421,36 @@ def figure_bytes(run: str | Path, name: str, fmt: str) -> bytes:
     (the scorecard's forest plot), ``metric_<criterion>`` (the Metrics page's), ``randomization_curves`` or
     ``utility_boxplots`` — the figures the app's
     pages export, drawn as :func:`write_figures` draws them."""
-    import tempfile
-
     from ..errors import ConfigError
 
     if fmt not in FORMATS:
         raise ConfigError(f"figure format {fmt!r}: choose one of {', '.join(FORMATS)}")
     run = Path(run)
     summary, config = read_results(run, what=str(run))
-    line = provenance(summary, config)
-    with tempfile.TemporaryDirectory(prefix="trust-figure-") as folder:
-        out = Path(folder)
-        if name.startswith("forest_") and name[len("forest_"):] in summary["criteria"]:
-            written = forest(summary, name[len("forest_"):], config.get("dataset", {}).get("kind", "rsna"), out, line)
-        elif name.startswith("metric_") and name[len("metric_"):] in summary["criteria"]:
-            written = metric_plot(run, summary, name[len("metric_"):], config.get("dataset", {}).get("kind", "rsna"),
-                                  out, line)
-        elif name == "randomization_curves":
-            written = randomization_curves(summary, out, line)
-        elif name == "utility_boxplots":
-            written = utility_boxplots(run, summary, out, line)
-        else:
-            raise ConfigError(f"no figure {name!r} in {run}: forest_<criterion> or metric_<criterion> for a scored "
-                              f"criterion, "
-                              f"{' or '.join(PAGE_FIGURES)}")
-        path = out / f"{name}.{fmt}"
-        if path not in written:
-            raise ConfigError(f"{run}: nothing to draw for {name} (the run scored none of it)")
-        return path.read_bytes()
+    kind = config.get("dataset", {}).get("kind", "rsna")
+    if name.startswith("forest_") and name[len("forest_"):] in summary["criteria"]:
+        job = (forest, (summary, name[len("forest_"):], kind))
+    elif name.startswith("metric_") and name[len("metric_"):] in summary["criteria"]:
+        job = (metric_plot, (run, summary, name[len("metric_"):], kind))
+    elif name == "randomization_curves":
+        job = (randomization_curves, (summary,))
+    elif name == "utility_boxplots":
+        job = (utility_boxplots, (run, summary))
+    else:
+        raise ConfigError(f"no figure {name!r} in {run}: forest_<criterion> or metric_<criterion> for a scored "
+                          f"criterion, {' or '.join(PAGE_FIGURES)}")
+    drawn = _draw(job, provenance(summary, config))
+    if f"{name}.{fmt}" not in drawn:
+        raise ConfigError(f"{run}: nothing to draw for {name} (the run scored none of it)")
+    return drawn[f"{name}.{fmt}"]
 
 
 if __name__ == "__main__":  # a drawing process of _draw_all: pickled (jobs, line) in, their files out
     import pickle
     import sys
 
+    _out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything printed while drawing goes to stderr, not into the answer
     _jobs, _line = pickle.loads(sys.stdin.buffer.read())
-    sys.stdout.buffer.write(pickle.dumps([_draw(job, _line) for job in _jobs], protocol=5))
+    _out.write(pickle.dumps([_draw(job, _line) for job in _jobs], protocol=5))
+    _out.flush()

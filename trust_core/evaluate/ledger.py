@@ -5,18 +5,25 @@ When a unit's maps are done (:meth:`~trust_core.evaluate.run.Evaluation.keep`), 
 spool, the ledger scores what that unit alone, or with maps already spooled, decides:
 
 * ``auprc``: the AUPRC of each map of a positive image (utility, and every model state's row of
-  ``utility_by_model``), in the form the utility criterion scores;
-* ``similarity``: each randomized state's maps against the same model's original maps (SSIM, Spearman ρ
-  or HOG similarity, as the randomization-family criteria run ask, each in the form it scores) — the
-  original's maps, finished before in the run's order, are read back from the spool, nothing else is.
+  ``utility_by_model``: a model's original on the utility images, a randomized state on the SSIM images),
+  in the form the utility criterion scores; ``pointing_game`` and ``energy_pointing_game`` of the main
+  model's original maps of the utility images;
+* ``similarity`` and ``emprt``: each randomized state's maps against the same model's original maps (SSIM,
+  Spearman ρ or HOG similarity, as the randomization-family criteria run ask, each in the form it scores;
+  eMPRT at the last state) — the original's maps, finished before in the run's order, are read back from
+  the spool, nothing else is.
 
 Each unit's rows are appended to disk as they are scored: one Parquet file per unit in the spool's
-``measures/`` folder (measure, similarity, form, model, state, image, method, value), each whole once
-written (written beside and renamed), so the measures of the units done are readable at any moment. Scoring reads them back (:meth:`lookup`) and scores
-from the maps only what the ledger does not hold: a state whose original finished after it (the Ray engine
-finishes units in any order) or a criterion the ledger does not score as units finish (the random-pair
-baseline, agreement, sMPRT, eMPRT, the pointing games, data randomization). The values are those scoring
-from the maps gives, bit for bit: every measure is per image, whatever the images scored with it.
+``measures/`` folder (measure, name — the similarity or the pointing game's tie rule —, form, model,
+state, image, method, value), written beside and renamed, so the measures of the units done are readable
+at any moment (scratch data: removed with the spool). Scoring reads them back (:meth:`lookup`) and scores
+from the maps only what the ledger does not hold: what compares images across units (the random-pair
+baseline, repeatability and reproducibility, sMPRT's noisy copies, mIoU's threshold tuned on other images,
+data randomization), a state whose original finished after it (the Ray engine finishes units in any
+order), or a measure the ledger could not score (a map the criterion itself refuses, e.g. against an empty
+mask: it then says so as it always did). The values are those scoring from the maps gives, bit for bit:
+every measure is per image, whatever the images scored with it (:func:`~trust_core.metrics.core.auprc_batch`
+and :func:`~trust_core.metrics.core.ssim_batch` reduce a lone image as they do one among others).
 """
 from __future__ import annotations
 
@@ -47,7 +54,7 @@ class MeasureLedger:
         # measures of one map and its ground truth: (measure, name, form, images, models, original only)
         self.single: list[tuple[str, str, str, set, bool]] = []
         if "utility" in chosen:  # the main model's row and every model state's (utility_by_model)
-            self.single.append(("auprc", "", form("utility"), set(plan.utility_ids) | set(plan.ssim_ids), False))
+            self.single.append(("auprc", "", form("utility"), set(plan.utility_ids), False))
         for key in ("pointing_game", "energy_pointing_game"):
             if key in chosen:  # the main model's original maps of the utility images
                 ties = ("any" if form(key) == UNCLIPPED else "share") if key == "pointing_game" else ""
@@ -62,7 +69,6 @@ class MeasureLedger:
         self._index: dict[tuple, dict[str, float]] | None = None  # read back once the units are done
         self.rows = 0  # measures appended
         self.files = 0  # units that gave any
-        self.units = 0  # units seen
 
     # -- as units finish -------------------------------------------------------------------------------
     def add(self, unit, output) -> None:
@@ -71,16 +77,25 @@ class MeasureLedger:
             raise RuntimeError("the measure ledger is read: no unit can be added to it any more")
         if unit.noisy_copy or output.spooled:
             return
+        from ..errors import MetricError
+
         rows: list[tuple] = []
         for measure, name, form, images, original_only in self.single:
             main = unit.model_index == 0 and unit.state == "original"
             if unit.model_index < self.plan.trained and (main or not original_only):
-                rows += self._single(unit, output, measure, name, form, images)
+                if unit.state != "original":  # utility_by_model scores a randomized state on the SSIM images
+                    images = set(self.plan.ssim_ids) | set(self.plan.utility_ids)
+                try:
+                    rows += self._single(unit, output, measure, name, form, images)
+                except MetricError:
+                    pass  # not scorable here (an empty mask…): the criterion meets it in the maps and says so
         if self.pairs and unit.state != "original" and unit.model_index in self.plan.replicates:
-            rows += self._pairs(unit, output)
+            try:
+                rows += self._pairs(unit, output)
+            except MetricError:
+                pass
         if rows:
             self._append(rows)
-        self.units += 1
 
     @staticmethod
     def _stack(output, form: str) -> dict[str, np.ndarray]:
@@ -130,10 +145,10 @@ class MeasureLedger:
         return rows
 
     def _append(self, rows: list[tuple]) -> None:
+        import os
+
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        from ..io import atomic_path
 
         columns = list(zip(*rows))
         table = pa.table({"measure": pa.array(columns[0], pa.string()), "name": pa.array(columns[1], pa.string()),
@@ -141,8 +156,9 @@ class MeasureLedger:
                           "state": pa.array(columns[4], pa.string()), "image_id": pa.array(columns[5], pa.string()),
                           "method": pa.array(columns[6], pa.string()), "value": pa.array(columns[7], pa.float64())})
         self.folder.mkdir(exist_ok=True)
-        with atomic_path(self.folder / f"unit-{self.files:06d}.parquet") as tmp:
-            pq.write_table(table, tmp)
+        path = self.folder / f"unit-{self.files:06d}.parquet"
+        pq.write_table(table, path.with_suffix(".tmp"))  # scratch data: renamed whole, not synced to disk
+        os.replace(path.with_suffix(".tmp"), path)
         self.files += 1
         self.rows += len(rows)
 

@@ -82,20 +82,30 @@ def _pr_inputs(maps, masks) -> tuple[torch.Tensor, torch.Tensor]:
     return maps_t, masks_t
 
 
+def _per_image(reduce, t: torch.Tensor) -> torch.Tensor:
+    """``reduce(t)`` over each image of a batch ``t`` (N, …), the same bits whatever else the batch holds: torch
+    splits the reduction of a lone row over its threads once it is large (≥ 32,768 values, as a 224² map),
+    which sums in another order than the per-row reduction of a batch. A lone image is reduced as a batch of
+    two, so a map scores alike alone (a unit's last image) and among others."""
+    if t.shape[0] == 1:
+        return reduce(torch.cat([t, t]))[:1]
+    return reduce(t)
+
+
 def auprc_batch(maps, masks) -> torch.Tensor:
     """AUPRC of each map (N, H, W) against its binary mask (N, H, W); float64 tensor (N,)."""
     recall, precision = _pr_points(*_pr_inputs(maps, masks))
     ones = torch.ones_like(recall[:, :1])
     r = torch.cat([torch.zeros_like(ones), recall], 1)  # the curve starts at (recall 0, precision 1)
     pr = torch.cat([ones, precision], 1)
-    return ((r[:, 1:] - r[:, :-1]) * (pr[:, 1:] + pr[:, :-1]) / 2).sum(1)
+    return _per_image(lambda t: t.sum(1), (r[:, 1:] - r[:, :-1]) * (pr[:, 1:] + pr[:, :-1]) / 2)
 
 
 def average_precision_batch(maps, masks) -> torch.Tensor:
     """Average precision Σ (R_k − R_{k−1}) P_k (sklearn's ``average_precision_score``); not AUPRC."""
     recall, precision = _pr_points(*_pr_inputs(maps, masks))
     r = torch.cat([torch.zeros_like(recall[:, :1]), recall], 1)
-    return ((r[:, 1:] - r[:, :-1]) * precision).sum(1)
+    return _per_image(lambda t: t.sum(1), (r[:, 1:] - r[:, :-1]) * precision)
 
 
 def auprc(saliency, mask) -> float:
@@ -146,7 +156,7 @@ def ssim_batch(a, b, *, data_range: float = PAPER_DATA_RANGE) -> torch.Tensor:
         ux, uy, uxx, uyy, uxy = _box_mean(torch.stack([xs, ys, xs * xs, ys * ys, xs * ys], 1)).unbind(1)
         vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        out.append(s.mean(dim=(1, 2)))
+        out.append(_per_image(lambda t: t.mean(dim=(1, 2)), s))
     return torch.cat(out)
 
 
