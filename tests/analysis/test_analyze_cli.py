@@ -79,7 +79,7 @@ def test_figures_are_vector_svg_and_pdf_with_their_provenance(run, tmp_path, cap
 
 def test_figure_bytes_are_the_figures_trust_figures_writes(run, tmp_path):
     """`trust figures` (and the cohort archive) draw on every core, this process and `python -m
-    trust_core.analysis.figures` processes: the very bytes this process alone draws, in the same order, the
+    trust_core.analysis.drawing` processes: the very bytes this process alone draws, in the same order, the
     failure-analysis grids included. The app's per-figure downloads are the same drawing, one per request,
     the Metrics page's plots among them; a figure the run did not score is refused by name."""
     from trust_core.analysis.figures import drawn_figures, figure_bytes, write_figures

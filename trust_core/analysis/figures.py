@@ -12,7 +12,6 @@ provenance line that decides its numbers (dataset and its fingerprint, models, p
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from ..evaluate.outputs import read_results
 from ..layout import ANALYSIS_FEATURES, table_path
 from ..evaluate.verdicts import VERDICT_MARKS, baseline_of
+from .drawing import draw, draw_all
 
 FORMATS = ("svg", "pdf")
 
@@ -35,22 +35,6 @@ def provenance(summary: dict, config: dict) -> str:
     return (f"{str(dataset.get('kind', '?')).upper()}{finding} (fingerprint {dataset.get('fingerprint', '?')}) · "
             f"models {models} · preset {summary.get('preset')} · {summary.get('code_version')} / "
             f"{versions.get('saliency_code', '?')} · Saliency Trust Explorer {versions.get('trust_core', '')}")
-
-
-# text stays text (editable in a paper's figure), fonts embedded as TrueType in the PDF
-STYLE = {"svg.hashsalt": "saliency-trust-explorer", "svg.fonttype": "none", "pdf.fonttype": 42, "font.size": 8}
-
-
-@contextlib.contextmanager
-def _style():
-    """matplotlib's settings as the process started (its matplotlibrc) and :data:`STYLE`, whatever the caller
-    set since, while a figure is drawn: the same bytes in any process (the caller's settings come back after)."""
-    import matplotlib
-
-    with matplotlib.rc_context():
-        matplotlib.rc_file_defaults()
-        matplotlib.rcParams.update(STYLE)
-        yield
 
 
 def _figure(height: float, width: float = 7.0):
@@ -307,7 +291,7 @@ def drawn_figures(run: str | Path, *, analysis: dict | None = None, features=Non
     randomization curves, utility boxes, failure analysis). The failure-analysis figures use ``analysis``
     (default: the folder's ``analysis.json``, computed when absent — nothing is written into the results
     folder). The figures are drawn on ``workers`` cores (default: every core, at most
-    ``MAX_WORKERS + 1``; 1 draws them in this process alone)."""
+    ``drawing.MAX_WORKERS + 1``; 1 draws them in this process alone, :mod:`.drawing`)."""
     import pandas as pd
 
     from ..errors import ConfigError
@@ -334,83 +318,12 @@ def drawn_figures(run: str | Path, *, analysis: dict | None = None, features=Non
     jobs += [(randomization_curves, (summary,)), (utility_boxplots, (run, summary))]
     if analysis is not None:
         jobs += [(why_it_fails, (analysis, features, run, criterion)) for criterion in analysis["criteria"]]
-    return {name: data for drawn in _draw_all(jobs, line, workers) for name, data in drawn.items()}
-
-
-MAX_WORKERS = 4  # drawing processes beside this one: matplotlib draws in Python, one core each
-DRAWING_TIMEOUT = 1800  # seconds a drawing process may take (a cohort's figures take ≈10 s on 2 cores)
-_START_COST = 7.0  # a drawing process's start-up (≈3 s of imports), in units of a small figure's drawing (≈0.45 s)
+    return {name: data for drawn in draw_all(jobs, line, workers, _cost) for name, data in drawn.items()}
 
 
 def _cost(job: tuple) -> float:
     """A figure's drawing time, relative to a small one (measured: a failure-analysis grid ≈4×)."""
     return 4.0 if job[0] is why_it_fails else 1.0
-
-
-def _draw(job: tuple, line: str) -> dict[str, bytes]:
-    """One figure's files: name → bytes (SVG and PDF, in that order)."""
-    function, args = job
-    with _style():
-        return function(*args, line=line)
-
-
-def _draw_all(jobs: list[tuple], line: str, workers: int | None) -> list[dict[str, bytes]]:
-    """Each job's files, in the jobs' order. With cores to spare, this process draws a share while
-    ``python -m trust_core.analysis.figures`` processes draw the rest (fresh interpreters: nothing of the
-    caller — a threaded app, a script without a main guard — is forked or re-run); the bytes are the same."""
-    import os
-    import pickle
-    import subprocess
-    import sys
-    import threading
-
-    if workers is None:  # every core this process may use, where the figures pay for a process's start-up
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        workers = min(MAX_WORKERS, cores - 1) if sum(map(_cost, jobs)) >= 2 * _START_COST else 0
-    else:
-        workers = min(MAX_WORKERS, max(0, int(workers) - 1))
-    if workers <= 0:
-        return [_draw(job, line) for job in jobs]
-    # longest first, each to whoever would finish it first (a process starts _START_COST behind)
-    load = [0.0] + [_START_COST] * workers
-    shares: list[list[int]] = [[] for _ in load]
-    for k in sorted(range(len(jobs)), key=lambda k: -_cost(jobs[k])):
-        who = min(range(len(load)), key=lambda w: load[w] + _cost(jobs[k]))
-        shares[who].append(k)
-        load[who] += _cost(jobs[k])
-    env = {key: value for key, value in os.environ.items() if key != "TRUST_FAULT"}  # a test's fault point
-    results: dict[int, dict[str, bytes]] = {}  # fires where files are written: in the caller
-    failures: list[str] = []
-
-    def remote(share: list[int]) -> None:
-        try:
-            process = subprocess.Popen([sys.executable, "-m", "trust_core.analysis.figures"], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-            try:
-                out, err = process.communicate(pickle.dumps(([jobs[k] for k in share], line), protocol=5),
-                                               timeout=DRAWING_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-                raise RuntimeError(f"a drawing process took over {DRAWING_TIMEOUT} s and was stopped") from None
-            if process.returncode != 0:
-                raise RuntimeError(err.decode(errors="replace")[-2000:] or f"exit code {process.returncode}")
-            results.update(zip(share, pickle.loads(out)))
-        except Exception as error:  # said by the caller, not lost with this thread
-            failures.append(f"{type(error).__name__}: {error}")
-
-    threads = [threading.Thread(target=remote, args=(share,), daemon=True) for share in shares[1:] if share]
-    for thread in threads:
-        thread.start()
-    try:
-        for k in shares[0]:
-            results[k] = _draw(jobs[k], line)
-    finally:
-        for thread in threads:
-            thread.join()
-    if failures:
-        raise RuntimeError(f"drawing the figures failed in a drawing process: {failures[0]}")
-    return [results[k] for k in range(len(jobs))]
 
 
 PAGE_FIGURES = ("randomization_curves", "utility_boxplots")  # beside forest_<criterion>, one per criterion
@@ -439,18 +352,7 @@ def figure_bytes(run: str | Path, name: str, fmt: str) -> bytes:
     else:
         raise ConfigError(f"no figure {name!r} in {run}: forest_<criterion> or metric_<criterion> for a scored "
                           f"criterion, {' or '.join(PAGE_FIGURES)}")
-    drawn = _draw(job, provenance(summary, config))
+    drawn = draw(job, provenance(summary, config))
     if f"{name}.{fmt}" not in drawn:
         raise ConfigError(f"{run}: nothing to draw for {name} (the run scored none of it)")
     return drawn[f"{name}.{fmt}"]
-
-
-if __name__ == "__main__":  # a drawing process of _draw_all: pickled (jobs, line) in, their files out
-    import pickle
-    import sys
-
-    _out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # anything printed while drawing goes to stderr, not into the answer
-    _jobs, _line = pickle.loads(sys.stdin.buffer.read())
-    _out.write(pickle.dumps([_draw(job, _line) for job in _jobs], protocol=5))
-    _out.flush()
