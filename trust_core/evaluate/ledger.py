@@ -51,7 +51,7 @@ class MeasureLedger:
         def form(key: str) -> str:
             return registry.scored_form(key, plan.scored_maps)
 
-        # measures of one map and its ground truth: (measure, name, form, images, models, original only)
+        # measures of one map and its mask: (measure, name, form, the images of an original, main model only)
         self.single: list[tuple[str, str, str, set, bool]] = []
         if "utility" in chosen:  # the main model's row and every model state's (utility_by_model)
             self.single.append(("auprc", "", form("utility"), set(plan.utility_ids), False))
@@ -83,8 +83,8 @@ class MeasureLedger:
         for measure, name, form, images, original_only in self.single:
             main = unit.model_index == 0 and unit.state == "original"
             if unit.model_index < self.plan.trained and (main or not original_only):
-                if unit.state != "original":  # utility_by_model scores a randomized state on the SSIM images
-                    images = set(self.plan.ssim_ids) | set(self.plan.utility_ids)
+                if unit.state != "original":  # utility_by_model scores a randomized state on its positives
+                    images = set(self.plan.ssim_ids) | set(self.plan.utility_ids)  # (the SSIM images)
                 try:
                     rows += self._single(unit, output, measure, name, form, images)
                 except MetricError:
@@ -104,14 +104,14 @@ class MeasureLedger:
         return output.maps if form == CLIPPED else output.unclipped
 
     def _single(self, unit, output, measure: str, name: str, form: str, images: set) -> list[tuple]:
-        from .criteria.context import per_image
+        from .criteria.context import per_image, per_map_measure
 
         keep = [j for j, i in enumerate(unit.image_ids) if i in images]
         if not keep:
             return []
         ids = [unit.image_ids[j] for j in keep]
         masks = self.plan.masks(ids)
-        score = _single_measure(measure, name)
+        score = per_map_measure(measure, name)
         rows = []
         for method, stack in self._stack(output, form).items():
             values = per_image(score, stack[keep], given=(masks,))
@@ -183,20 +183,3 @@ class MeasureLedger:
             for row in zip(*(table[c] for c in COLUMNS)):
                 index.setdefault(tuple(row[:5]) + (row[6],), {})[row[5]] = row[7]
         return index
-
-
-def _single_measure(measure: str, name: str):
-    """The per-image measure of a stack of maps and their masks (as the criteria score it)."""
-    from ..metrics import extra
-
-    if measure == "auprc":
-        import torch
-
-        from ..metrics import auprc_batch
-
-        return lambda s, m: auprc_batch(torch.from_numpy(s), torch.from_numpy(m)).numpy()
-    if measure == "pointing_game":
-        return lambda s, m: extra.pointing_game(s, m, ties=name)
-    if measure == "energy_pointing_game":
-        return extra.energy_pointing_game
-    raise ValueError(f"no per-map measure {measure!r}")

@@ -23,6 +23,22 @@ def per_image(measure: Callable, *stacks: np.ndarray, given: tuple = ()) -> np.n
     return out
 
 
+def per_map_measure(measure: str, name: str = "") -> Callable:
+    """A measure of each map of an (N, H, W) stack against its mask, as :func:`per_image` takes it: 'auprc',
+    'pointing_game' (``name``: its tie rule, 'any' or 'share') or 'energy_pointing_game'."""
+    from ...metrics import extra
+
+    if measure == "auprc":
+        import torch
+
+        return lambda s, m: auprc_batch(torch.from_numpy(s), torch.from_numpy(m)).numpy()
+    if measure == "pointing_game":
+        return lambda s, m: extra.pointing_game(s, m, ties=name)
+    if measure == "energy_pointing_game":
+        return extra.energy_pointing_game
+    raise ValueError(f"no per-map measure {measure!r}")
+
+
 def similarity(name: str, a: np.ndarray, b: np.ndarray, *, data_range: float) -> np.ndarray:
     """Per-image similarity of two (N, H, W) stacks, ``name`` one of
     :data:`~trust_core.evaluate.criteria.SIMILARITY_LABELS`: SSIM (at ``data_range``; the paper's is 2),
@@ -108,10 +124,7 @@ class ScoringContext:
 
     # -- measures ----------------------------------------------------------------------------------
     def auprc(self, stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        import torch
-
-        return per_image(lambda s, m: auprc_batch(torch.from_numpy(s), torch.from_numpy(m)).numpy(), stack,
-                         given=(masks,))
+        return per_image(per_map_measure("auprc"), stack, given=(masks,))
 
     def scored(self, measure: str, name: str, model_index: int, state: str, method: str, ids: list[str],
                compute: Callable[[], np.ndarray]) -> np.ndarray:

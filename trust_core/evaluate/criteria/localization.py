@@ -8,7 +8,7 @@ import pandas as pd
 
 from ...metrics import extra, summarize
 from . import UNCLIPPED
-from .context import ScoringContext, per_image
+from .context import ScoringContext, per_image, per_map_measure
 
 
 def score(ctx: ScoringContext):
@@ -24,10 +24,8 @@ def score(ctx: ScoringContext):
     def measure(stack: np.ndarray, key: str) -> np.ndarray:
         if not np.isfinite(stack).all(axis=(1, 2)).any():  # every map flagged: nothing to score (or tune)
             return np.full(len(stack), np.nan)
-        if name == "pointing_game":
-            return per_image(lambda s, g: extra.pointing_game(s, g, ties=ties), stack, given=(masks,))
-        if name == "energy_pointing_game":
-            return per_image(extra.energy_pointing_game, stack, given=(masks,))
+        if name in ("pointing_game", "energy_pointing_game"):
+            return per_image(per_map_measure(name, ties if name == "pointing_game" else ""), stack, given=(masks,))
         tuning = (ctx.stack(0, "original", key, plan.tuning_ids) if key != "average_mask"
                   else np.repeat(prior[None], len(plan.tuning_ids), 0))
         keep = np.isfinite(tuning).all(axis=(1, 2))
