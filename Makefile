@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= cache/demo
+# make test: parallel pytest workers (one per core of the 2-core target)
+TEST_WORKERS ?= 2
 SHELL := /bin/bash
 # pip warns once per package that a folder of the machine's configured extra indexes (file:///opt/...) lacks
 # it: that is the machine's pip configuration, not the project's, so those lines are kept out of the install
@@ -49,7 +51,9 @@ app: $(STAMP)
 run: demo app
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	# one pytest-xdist worker per core (two on the 2-core target), each test file whole in one worker (its
+	# module fixtures made once); tests/conftest.py shares the cores between the workers' torch threads
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) cache

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# pytest-xdist runs the suite in parallel processes (`make test`: one per core): the cores are shared
+# between them, so that two workers do not each spread over every core
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
 
 
