@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= cache/demo
-# make test: parallel pytest workers (one per core of the 2-core target)
+# make test: parallel pytest workers (one per core of the 2-core target; 0: the suite in one process)
 TEST_WORKERS ?= 2
 SHELL := /bin/bash
 # pip warns once per package that a folder of the machine's configured extra indexes (file:///opt/...) lacks
