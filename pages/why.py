@@ -8,7 +8,7 @@ from plotly.colors import qualitative
 import streamlit as st
 
 from trust_core.analysis import FEATURE_LABELS, FEATURES
-from trust_core.analysis.associations import bin_label, trend_band
+from trust_core.analysis.associations import bin_label, ci_excludes_0, rho_text, trend_band
 from trust_core.evaluate.criteria import CRITERIA
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, open_image, workspace
@@ -16,16 +16,10 @@ from ui.widgets import id_namer, method_label, shown_methods
 from ui.pages import goto
 
 
-def rho_text(rho: dict) -> str:
-    return "—" if rho["rho"] != rho["rho"] else f"{rho['rho']:+.2f} [{rho['ci_low']:+.2f}, {rho['ci_high']:+.2f}]"
-
-
-def rho_style(value: str) -> str:
-    """Blue where ρ's CI lies above 0, red where below, plain where it includes 0."""
-    if value == "—":
-        return ""
-    low, high = (float(v) for v in value.split("[")[1].rstrip("]").split(","))
-    return ("background-color: #dbeafe" if low > 0 else "background-color: #fee2e2" if high < 0 else "")
+def rho_styles(rows: list[dict]) -> pd.DataFrame:
+    """Blue where ρ's CI lies above 0, red where below, plain where it includes 0 or there is none."""
+    colour = {1: "background-color: #dbeafe", -1: "background-color: #fee2e2", 0: ""}
+    return pd.DataFrame([{FEATURE_LABELS[f]: colour[ci_excludes_0(rho)] for f, rho in row.items()} for row in rows])
 
 
 def render() -> None:
@@ -34,7 +28,9 @@ def render() -> None:
                "geometry (number of instances, size relative to the film, elongation and irrectangularity of its "
                "minimum-area enclosing rectangle — CheXlocalize, Saporta et al. 2022) and the model's confidence. "
                "ρ: Spearman's rank correlation with its 95 % bootstrap CI over images (blue: the score rises with the "
-               "feature, red: it falls; plain: the CI includes 0).")
+               "feature, red: it falls; plain: the CI includes 0). No CI below 10 images, nor where one side is "
+               "constant in more than 5 % of the bootstrap resamples (a pointing game hit on nearly every image): "
+               "the CI over the other resamples would lean away from 0.")
     require_results()
     with friendly_errors():
         ws = workspace()
@@ -61,18 +57,20 @@ def render() -> None:
                   f"0, {tests['holm_below_0.05']} below 0.05 after Holm's adjustment (many tests: read single CIs "
                   f"with care)" if tests else ""))
 
-    rows = []
+    rows, spearman = [], []
     for method in methods:
         entry = block["methods"][method]
         row = {"method": method_label(method), "n": entry["n"], "mean": f"{entry['mean']:.3f}"}
         row.update({FEATURE_LABELS[f]: rho_text(entry["spearman"][f]) for f in FEATURES})
+        spearman.append({f: entry["spearman"][f] for f in FEATURES})
         if "ceiling" in entry:
             c = entry["ceiling"]
             row["− human ceiling [95% CI]"] = f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]"
         rows.append(row)
     table = pd.DataFrame(rows)
-    st.dataframe(table.style.map(rho_style, subset=[FEATURE_LABELS[f] for f in FEATURES]), hide_index=True,
-                 width="stretch")
+    styles = rho_styles(spearman)
+    st.dataframe(table.style.apply(lambda _: styles, axis=None, subset=list(styles.columns)) if rows else table,
+                 hide_index=True, width="stretch")
 
     scores = ws.table(kind(), CRITERIA[criterion].table)
     features = ws.table(kind(), "analysis_features")

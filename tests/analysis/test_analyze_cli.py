@@ -33,7 +33,10 @@ def test_analyze_writes_its_tables_and_restates_scipy(run, capsys):
         for feature, rho in entry["spearman"].items():
             if rho["rho"] == rho["rho"]:
                 assert rho["rho"] == pytest.approx(stats.spearmanr(joined[feature], joined.auprc).statistic)
-                assert rho["ci_low"] <= rho["rho"] <= rho["ci_high"]
+                if rho["n"] < 10:  # the app workspace's handful of images: ρ only, no CI, no test
+                    assert rho["ci_low"] != rho["ci_low"] and rho["p"] != rho["p"] and "too few" in rho["note"]
+                elif not rho["note"]:
+                    assert rho["ci_low"] <= rho["rho"] <= rho["ci_high"]
     assert set(pd.read_csv(run / "analysis_associations.csv").feature) == {
         "instances", "relative_size", "elongation", "irrectangularity", "confidence"}
     # the folder stays one run's results: a new evaluation may replace it (analysis files are results)

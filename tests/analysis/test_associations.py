@@ -99,3 +99,29 @@ def test_trend_band_is_the_ols_mean_ci():
     assert (band_at_mean[2] - band_at_mean[0])[0] == pytest.approx(t * s / np.sqrt(40))
     assert (high[1] - fit[1]) == pytest.approx(t * line.intercept_stderr)
     assert trend_band([1, 1, 1], [1, 2, 3], [1]) is None
+
+
+def test_no_ci_where_the_bootstrap_is_conditional_or_the_sample_tiny():
+    """A binary score with one miss in 16 images: ρ is undefined in every resample that leaves the miss out
+    ((15/16)^16 ≈ 36 % of them), and a CI over the others leans away from 0 (it came out [+0.42, +0.69]
+    around ρ = +0.42): no CI, and the note says why. Four images in perfect order: SciPy's t-approximation
+    gives p = 0; no test and no CI."""
+    from trust_core.analysis.associations import MIN_IMAGES, ci_excludes_0, rho_text
+
+    x = np.arange(16.0)
+    y = np.ones(16)
+    y[0] = 0.0
+    ours = spearman_ci(x, y, n_boot=2000)
+    assert ours["rho"] == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert np.isnan(ours["ci_low"]) and np.isnan(ours["ci_high"]) and ci_excludes_0(ours) == 0
+    share = float(ours["note"].split("in ")[1].split("%")[0]) / 100
+    assert share == pytest.approx((15 / 16) ** 16, abs=0.03)
+    assert rho_text(ours).startswith(f"{ours['rho']:+.2f} (no CI: one side is constant in")
+    assert rho_text(ours, short=True) == f"{ours['rho']:+.2f} (no CI)"
+    assert ours["p"] == pytest.approx(stats.spearmanr(x, y).pvalue)  # the test itself stays SciPy's
+    tiny = spearman_ci(np.arange(4.0), np.arange(4.0))
+    assert stats.spearmanr(np.arange(4.0), np.arange(4.0)).pvalue == 0  # what the t-approximation says
+    assert tiny["rho"] == 1 and np.isnan(tiny["p"]) and np.isnan(tiny["ci_low"]) and str(MIN_IMAGES) in tiny["note"]
+    # a balanced binary score keeps its CI: hardly any resample is constant
+    balanced = spearman_ci(x, (x % 2 == 0).astype(float) + 0.1 * (x > 7), n_boot=2000)
+    assert balanced["ci_low"] <= balanced["rho"] <= balanced["ci_high"] and balanced["note"] == ""

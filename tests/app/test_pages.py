@@ -536,8 +536,13 @@ def test_why_it_fails_analyzes_on_request_and_a_point_opens_its_image(app_worksp
                                         "model confidence"]
     gradcam = analysis["criteria"]["utility"]["methods"]["gradcam"]["spearman"]["relative_size"]
     row = table[table.method == "Grad-CAM"].iloc[0]
-    assert row["relative size"] == ("—" if gradcam["rho"] != gradcam["rho"] else
-                                    f"{gradcam['rho']:+.2f} [{gradcam['ci_low']:+.2f}, {gradcam['ci_high']:+.2f}]")
+    if gradcam["rho"] != gradcam["rho"]:
+        assert row["relative size"] == "—"
+    elif gradcam["n"] < 10:  # a handful of images: ρ, said to be without CI or test (never "[+nan, +nan]")
+        assert row["relative size"] == (f"{gradcam['rho']:+.2f} ({gradcam['n']} images: too few for a CI or a test, "
+                                        f"which need 10)")
+    else:
+        assert row["relative size"] == f"{gradcam['rho']:+.2f} [{gradcam['ci_low']:+.2f}, {gradcam['ci_high']:+.2f}]"
     assert len(at.get("plotly_chart")) == 2  # the scatter and the quartile bars
     image = Workspace(workspace).table("rsna", "analysis_features").image_id.iloc[0]
     at.session_state["why_scatter"] = {"selection": {"points": [{"customdata": [pseudonym(image, workspace), "gradcam"]}],

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..layout import ANALYSIS_FILE, ANALYSIS_TABLES
-from .associations import quartiles, regression, spearman_ci
+from .associations import ci_excludes_0, quartiles, regression, rho_text, spearman_ci
 from .ceiling import CEILING_COLUMNS, human_ceiling
 from .geometry import FEATURE_LABELS, FEATURES, dataset_geometry
 
@@ -247,7 +247,7 @@ def analyze(run: str | Path, *, criteria=None, methods=None, dataset: str | None
         rho.setdefault("p_holm", float("nan"))
         row.update(rho)
     out["tests"] = {"associations": len(finite),
-                    "ci_excludes_0": sum(1 for rho, _ in finite if rho["ci_low"] > 0 or rho["ci_high"] < 0),
+                    "ci_excludes_0": sum(1 for rho, _ in finite if ci_excludes_0(rho)),
                     "holm_below_0.05": sum(1 for rho, _ in finite if rho["p_holm"] < 0.05)}
     timings["associations_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
@@ -293,13 +293,12 @@ def summary_lines(summary: dict, *, limit: int = 12) -> list[str]:
     for criterion, block in summary["criteria"].items():
         for method, entry in block["methods"].items():
             for feature, rho in entry["spearman"].items():
-                low, high = rho["ci_low"], rho["ci_high"]
-                if low == low and high == high and (low > 0 or high < 0):
+                if ci_excludes_0(rho):
                     verb = "rises" if rho["rho"] > 0 else "falls"
                     holm_p = rho.get("p_holm", float("nan"))
                     found.append((abs(rho["rho"]), f"{entry['label']} {block['short']} {verb} with "
-                                  f"{FEATURE_LABELS[feature]}: ρ = {rho['rho']:+.2f} [{low:+.2f}, {high:+.2f}] "
-                                  f"(n = {rho['n']}; Holm p = {holm_p:.2g})"))
+                                  f"{FEATURE_LABELS[feature]}: ρ = {rho_text(rho)} (n = {rho['n']}; Holm p = "
+                                  f"{holm_p:.2g})"))
     tests = summary.get("tests", {})
     lines = []
     if tests:

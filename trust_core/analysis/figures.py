@@ -19,6 +19,7 @@ import numpy as np
 from ..evaluate.outputs import read_results
 from ..layout import ANALYSIS_FEATURES, table_path
 from ..evaluate.verdicts import VERDICT_MARKS, baseline_of
+from .associations import rho_text
 from .drawing import draw, draw_all
 
 FORMATS = ("svg", "pdf")
@@ -257,7 +258,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, line
                 axis.axhspan(human["ci_low"], human["ci_high"], color="#15803d", alpha=0.2, linewidth=0)
                 axis.axhline(human["mean"], color="#15803d", linewidth=0.8)
             rho = entry["spearman"][feature]
-            text = "ρ n/a" if rho["rho"] != rho["rho"] else f"ρ {rho['rho']:+.2f} [{rho['ci_low']:+.2f}, {rho['ci_high']:+.2f}]"
+            text = "ρ n/a" if rho["rho"] != rho["rho"] else "ρ " + rho_text(rho, short=True)
             axis.set_title(text, fontsize=6)
             axis.tick_params(labelsize=5)
             axis.xaxis.set_major_locator(MaxNLocator(3, integer=feature == "instances"))
