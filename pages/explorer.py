@@ -26,12 +26,14 @@ def render() -> None:
     extended_toggle()
     order = shared("gallery_order", list(GALLERY_ORDERS)[0])
     with friendly_errors():
-        gallery = ws.gallery(kind(), order if order in GALLERY_ORDERS else list(GALLERY_ORDERS)[0], finding=finding())
+        gallery = ws.gallery(kind(), order if order in GALLERY_ORDERS else list(GALLERY_ORDERS)[0], finding=finding(),
+                             model=model_name())
 
     if gallery is not None:
         # the gallery folded by default: the film and its maps open in view; the keyboard (← →) and the image
         # picker step through the gallery's order
-        with st.expander(f"Gallery: {len(gallery)} evaluated images, {order} — click a row to open it"):
+        with st.expander(f"Gallery: {len(gallery)} evaluated images, {model_name()}'s maps, {order} — click a row "
+                         f"to open it"):
             # (the radio's callback keeps the order before the rerun: the gallery above is already in it)
             order = shared_widget(st.radio, "Sort", "gallery_order", list(GALLERY_ORDERS)[0],
                                   options=list(GALLERY_ORDERS), horizontal=True)
@@ -50,6 +52,9 @@ def render() -> None:
         ids = list(gallery.index)
     else:
         ids = dataset.ids(split="test", label=1)
+        if ws.results_config(kind()) is not None and ws.results_model_index(kind(), model_name()) is None:
+            st.caption(f"No gallery: the stored evaluation did not run {model_name()}; its maps are computed here "
+                       f"for the positive test films.")
 
     if not ids:
         st.info("No positive test image in this dataset.")
@@ -107,6 +112,9 @@ def viewer(ws, dataset, ids) -> None:
                                        if boxes else f"mask, {100 * mask.mean():.1f} % of the film")
                    + ". Per method: AUPRC, the share of the map's mass inside the ground truth (energy pointing "
                      "game) and the pointing hit — " + POINTING_HELP + ". A flagged map has none (—).")
+        if overrides:
+            st.warning(f"These are the maps of class {target}, chosen above: the evaluation scored the maps of "
+                       f"the predicted class, so these values differ from the Scorecard's and the Metrics page's.")
         st.dataframe(measured, hide_index=True, width="stretch", placeholder="—")
     dicom_header(dataset, image_id)
 

@@ -165,23 +165,45 @@ class Workspace:
         path = table_path(self.layout.results(kind), name)
         return pd.read_parquet(path) if path.is_file() else None
 
-    def gallery(self, kind: str, order: str = "worst AUPRC first", finding: str | None = None) -> pd.DataFrame | None:
-        """Per image of the evaluation: AUPRC per method, their mean and spread (method disagreement) and
-        the SSIM at the last randomization state, sorted by one of :data:`GALLERY_ORDERS`; None without
-        utility results."""
+    def results_model_index(self, kind: str, model_name: str) -> int | None:
+        """Where ``model_name`` (a file of this workspace's models) stands among the models the dataset's
+        stored evaluation ran (0: the main model, whose maps the criteria score), or None if it did not run."""
+        models = (self.results_config(kind) or {}).get("models") or []
+        names = [Path(str(m.get("path") or "")).name for m in models]
+        return names.index(model_name) if model_name in names else None
+
+    def gallery(self, kind: str, order: str = "worst AUPRC first", finding: str | None = None,
+                model: str | None = None) -> pd.DataFrame | None:
+        """Per image of the evaluation: AUPRC per method (in the registry's order), their mean and spread
+        (method disagreement) and the SSIM at the last randomization state, sorted by one of
+        :data:`GALLERY_ORDERS`; the main model's, or ``model``'s where the evaluation ran it (its original
+        maps on the utility images, ``utility_by_model``; the SSIM of its own last state where it
+        was randomized). None without utility results, or for a model the evaluation did not run."""
+        from .saliency import METHODS
+
         if order not in GALLERY_ORDERS:
             raise ConfigError(f"unknown gallery order {order!r}; choose one of {list(GALLERY_ORDERS)}")
         if finding is not None and self.results_finding(kind) not in (None, finding):
             return None  # the stored results are another finding's
+        index = 0 if model is None else self.results_model_index(kind, model)
+        if index is None:
+            return None
         utility, randomization = self.table(kind, "utility"), self.table(kind, "randomization")
+        if index:
+            by_model = self.table(kind, "utility_by_model")
+            utility = None if by_model is None else by_model[(by_model.model == index) & (by_model.state == "original")]
         if utility is None or not len(utility):
             return None
         gallery = utility.pivot_table(index="image_id", columns="method", values="auprc")
+        gallery = gallery[sorted(gallery.columns, key=lambda m: (list(METHODS).index(m) if m in METHODS else len(METHODS), m))]
         gallery["mean AUPRC"] = gallery.mean(axis=1)
         gallery["disagreement"] = gallery.drop(columns="mean AUPRC").std(axis=1)
         if randomization is not None and len(randomization):
-            last = randomization[randomization.state_index == randomization.state_index.max()]
-            gallery["SSIM after randomization"] = last.groupby("image_id").ssim.mean()
+            if "model" in randomization:  # this model's own cascade (none for a model that was not randomized)
+                randomization = randomization[randomization.model == index]
+            if len(randomization):
+                last = randomization[randomization.state_index == randomization.state_index.max()]
+                gallery["SSIM after randomization"] = last.groupby("image_id").ssim.mean()
         key, ascending = GALLERY_ORDERS[order]
         return gallery.sort_values(key, ascending=ascending) if key in gallery else gallery
 

@@ -90,9 +90,12 @@ def set_shared(name: str, value) -> None:
 
 
 def open_image(image_id: str | None = None, method: str | None = None) -> None:
-    """Make ``image_id`` the image every page shows and ``method`` the explorer's method (None: unchanged)."""
+    """Make ``image_id`` the image every page shows and ``method`` the explorer's method (None: unchanged).
+    A scored point opens the maps that were scored: the explorer's class goes back to its default, the
+    predicted class (a class chosen for another image would show other maps than the score clicked)."""
     if image_id is not None:
         set_shared("image_id", image_id)
+        st.session_state.pop("_explain_target", None)
     if method is not None:
         set_shared("explorer_method", method)
 
