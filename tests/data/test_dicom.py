@@ -101,6 +101,45 @@ def test_truncated_file(tmp_path):
         read_dicom(tmp_path / "cut.dcm")
 
 
+@pytest.mark.parametrize("wrong", [{"Columns": 60}, {"Rows": 60}, {"Rows": 60, "Columns": 60}])
+def test_wrong_rows_or_columns_over_raw_pixels_refused(tmp_path, wrong):
+    """Uncompressed, pydicom reshapes whatever bytes it finds: Columns 60 over a 64-wide film read as a
+    sheared film, its excess bytes dropped as "padding", with no error. Refused, naming the file and fix."""
+    film = (np.arange(64 * 64) % 251).astype(np.uint16).reshape(64, 64)
+    path = write_dicom(tmp_path / "sheared.dcm", film)
+    ds = pydicom.dcmread(path)
+    for key, value in wrong.items():
+        setattr(ds, key, value)
+    ds.save_as(path)
+    with pytest.raises(DicomError, match=r"sheared.dcm: the pixel data holds 8,192 bytes, but Rows × Columns "
+                                         r"\(\d+ × \d+, 16 bits\) describe [\d,]+: the header's Rows/Columns are wrong"):
+        read_dicom(path)
+    ds.Rows, ds.Columns = 64, 70  # fewer bytes than the header needs
+    ds.save_as(path)
+    with pytest.raises(DicomError, match="holds 8,192 bytes where Rows × Columns \\(64 × 70, 16 bits\\) need 8,960"):
+        read_dicom(path)
+
+
+def test_odd_length_padding_is_not_a_wrong_header(tmp_path):
+    """An 8-bit film of odd size carries one padding byte (DICOM values are of even length): read as is."""
+    film = (np.arange(63 * 63) % 251).astype(np.uint8).reshape(63, 63)
+    path = write_dicom(tmp_path / "odd.dcm", film)
+    np.testing.assert_array_equal(pydicom.dcmread(path).pixel_array, film)
+    assert read_dicom(path).pixels.shape == (63, 63)
+
+
+@pytest.mark.parametrize("name", ["JPEG-lossy.dcm"])  # (JPEG-LL.dcm: no decoder installed here)
+def test_jpeg_frame_of_other_size_than_the_header_refused(tmp_path, name):
+    """A JPEG frame carries its own dimensions (its SOF header): a header that disagrees is named, with both
+    sizes, before any decoder runs."""
+    ds = pydicom.dcmread(get_testdata_file(name))
+    ds.Rows = 1000
+    ds.save_as(tmp_path / "wrong.dcm")
+    with pytest.raises(DicomError, match=r"wrong.dcm: the JPEG .* frame is 1024 × 256 pixels, but the header's Rows × "
+                                         r"Columns say 1000 × 256: correct Rows/Columns"):
+        read_dicom(tmp_path / "wrong.dcm")
+
+
 def test_truncated_jpeg2000(tmp_path):
     data = open(get_testdata_file("RG1_J2KR.dcm"), "rb").read()
     (tmp_path / "cut.dcm").write_bytes(data[: int(len(data) * 0.6)])

@@ -221,6 +221,49 @@ def _check_header(ds, path: Path) -> _Geometry:
     return _Geometry(rows, cols, bits_stored, signed, photometric)
 
 
+_JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                  "1.2.840.10008.1.2.4.70")  # JPEG Baseline, Extended, Lossless, Lossless SV1: a SOF header
+
+
+def _check_pixel_size(ds, path: Path, geometry: _Geometry, syntax, syntax_name: str) -> None:
+    """Refuse pixels that Rows × Columns do not describe. Uncompressed, pydicom reshapes whatever bytes it
+    finds: a wrong Columns (1000 over a 1024-wide film) reads as a sheared film, silently, with the excess
+    dropped as "padding"; up to one row of excess is tolerated (padding), more is a wrong header. A JPEG
+    frame carries its own dimensions: they must be the header's."""
+    if "PixelData" not in ds or syntax is None:
+        return
+    rows, cols = geometry.rows, geometry.cols
+    if not syntax.is_compressed:
+        bits = int(ds.BitsAllocated)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        expected = -(-rows * cols * samples * bits // 8)
+        held = len(ds.PixelData)
+        row_bytes = -(-cols * samples * bits // 8)
+        if held < expected:
+            raise DicomError(f"the pixel data holds {held:,} bytes where Rows × Columns ({rows} × {cols}, "
+                             f"{bits} bits) need {expected:,}: the file is truncated, or its Rows/Columns are "
+                             f"wrong; export the film again", path=path)
+        if held - expected >= max(row_bytes, 2):
+            raise DicomError(f"the pixel data holds {held:,} bytes, but Rows × Columns ({rows} × {cols}, {bits} "
+                             f"bits) describe {expected:,}: the header's Rows/Columns are wrong (the film would be "
+                             f"read sheared or cut); correct them, or export the film again", path=path)
+        return
+    if str(syntax) in _JPEG_SYNTAXES:
+        from pydicom.encaps import generate_frames
+        from pydicom.pixels.utils import _get_jpg_parameters
+
+        try:
+            frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+            found = _get_jpg_parameters(frame)
+        except Exception:
+            return  # unreadable: the decoder says so, below
+        height, width = found.get("height"), found.get("width")
+        if height and width and (height, width) != (rows, cols):
+            raise DicomError(f"the {syntax_name} frame is {height} × {width} pixels, but the header's Rows × "
+                             f"Columns say {rows} × {cols}: correct Rows/Columns to the frame's, or export the "
+                             f"film again", path=path)
+
+
 def _decode_pixels(ds, path: Path, geometry: _Geometry) -> tuple[np.ndarray, str]:
     """The stored pixel array (a decoder for the transfer syntax must be installed) and the syntax name."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -237,6 +280,7 @@ def _decode_pixels(ds, path: Path, geometry: _Geometry) -> tuple[np.ndarray, str
         if not decoder.is_available:
             raise DicomError(f"no decoder for the transfer syntax '{syntax_name}' is installed here; convert "
                              f"the file to an uncompressed or JPEG 2000 syntax", path=path)
+    _check_pixel_size(ds, path, geometry, syntax, syntax_name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
