@@ -43,6 +43,21 @@ def test_other_architecture_refused(saved, tmp_path):
         load(tmp_path / "bare.pt", arch="densenet_tiny")
 
 
+def test_a_localizer_given_as_a_classifier_is_named(tmp_path, capsys):
+    """A U-Net localizer where a classifier is asked for (`--model`): it used to load as a classifier and
+    fail deep in the engine with a shape mismatch, or be accepted by `trust check` and `workspace init`."""
+    from trust_core.cli import main
+    from trust_core.models.localizer import load_localizer
+
+    path = save(build("unet"), tmp_path / "unet.pt", arch="unet", meta={"task": "localizer"})
+    with pytest.raises(CheckpointError, match=r"unet.pt: this checkpoint is a localizer \('unet'.*not a classifier: "
+                                              r"give it as --localizer, and a classifier as --model"):
+        load(path)
+    assert load_localizer(path) is not None  # where a localizer is asked for, it loads
+    assert main(["inspect", "--model", str(path)]) == 2
+    assert "not a classifier" in capsys.readouterr().err
+
+
 def test_wrong_number_of_classes(tmp_path):
     save(build("resnet_tiny", num_classes=3), tmp_path / "three.pt", arch="resnet_tiny")
     with pytest.raises(CheckpointError, match="3 outputs, expected 2"):

@@ -9,7 +9,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..io import atomic_path
 from .info import info_of, tag
-from .registry import build, get_architecture
+from .registry import LOCALIZERS, build, get_architecture
 from .weights import FORMAT, VERSION, _strip_prefixes, read_checkpoint  # noqa: F401 (re-exported)
 
 
@@ -90,6 +90,10 @@ def load(path: str | Path, *, arch: str | None = None, num_classes: int | None =
         saved_arch, state, meta = payload["arch"], payload["state_dict"], dict(payload.get("meta", {}))
         if arch is not None and arch != saved_arch:
             raise CheckpointError(f"this checkpoint is a {saved_arch!r} model, not {arch!r}", path=path)
+        if arch is None and saved_arch in LOCALIZERS:  # a classifier was asked for
+            raise CheckpointError(f"this checkpoint is a localizer ({saved_arch!r}: the high localization baseline, "
+                                  f"made by `trust train-localizer`), not a classifier: give it as --localizer, and "
+                                  f"a classifier as --model", path=path)
         arch = saved_arch
     else:
         state = payload.get("state_dict", payload)
