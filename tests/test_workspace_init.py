@@ -90,7 +90,7 @@ def test_init_refuses_what_it_cannot_use(app_workspace, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name in ("a", "b", "c", "d")]  # nothing half-made
 
 
-def test_trust_app_serves_the_workspace(own_workspace, tmp_path):
+def test_trust_app_serves_the_workspace(own_workspace, tmp_path, monkeypatch, capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -110,6 +110,12 @@ def test_trust_app_serves_the_workspace(own_workspace, tmp_path):
         out = server.communicate(timeout=30)[0]
     assert f"serving {own_workspace} at http://127.0.0.1:{port}" in out
     assert main(["app", "--workspace", str(tmp_path / "none")]) == 2
+    # beyond this machine without authentication: refused here, before a server starts (the pages refuse too)
+    monkeypatch.delenv("TRUST_AUTH", raising=False)
+    assert main(["app", "--workspace", str(own_workspace), "--address", "0.0.0.0"]) == 2
+    assert "no authentication is configured" in capsys.readouterr().err
+    assert main(["app", "--workspace", str(own_workspace), "--port", "99999"]) == 2
+    assert "a port is 1–65535" in capsys.readouterr().err
 
 
 def test_the_app_reads_maps_in_the_storage_the_evaluation_kept(tmp_path):

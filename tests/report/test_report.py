@@ -87,6 +87,29 @@ def test_cohort_archive_and_cli(app_workspace, tmp_path):
                  str(tmp_path / "x.pdf")]) == 2  # missing --image: a clear error, exit code 2
 
 
+def test_report_refuses_before_creating_anything(app_workspace, tmp_path, capsys, monkeypatch):
+    """No workspace there, a workspace without results, an --out of the wrong kind: `error:` (exit 2), and
+    nothing created (it used to make <workspace>/store, and ./cache/demo/store without --workspace)."""
+    import shutil
+
+    from trust_core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRUST_WORKSPACE", raising=False)
+    cases = [(["--workspace", str(tmp_path / "nope"), "--cohort", "--out", "c.zip"], "is not a folder: make one"),
+             (["--cohort", "--out", "c.zip"], "the workspace cache/demo (no --workspace"),
+             (["--workspace", str(app_workspace), "--cohort", "--out", "c.pdf"], "the cohort results are a ZIP"),
+             (["--workspace", str(app_workspace), "--image", "x", "--model", "m.pt", "--out", "r.docx"],
+              "a per-image report is a PDF or an HTML file")]
+    bare = tmp_path / "bare"
+    shutil.copytree(app_workspace, bare, ignore=shutil.ignore_patterns("results", "store"))
+    cases.append((["--workspace", str(bare), "--cohort", "--out", "c.zip"], "no evaluation results for 'rsna' in"))
+    for args, said in cases:
+        assert main(["report", *args]) == 2, args
+        assert said in capsys.readouterr().err, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare"] and not (bare / "store").exists()
+
+
 def test_overlapping_boxes_are_drawn_apart():
     """Two overlapping boxes: each rectangle is drawn, so the edges inside the other box show (a mask
     contour would draw their union's outline only)."""

@@ -12,6 +12,7 @@ from ..randomization.cascade import INITS, MODES
 from ..saliency.device import PRECISIONS
 from ..saliency.registry import FAST_PRESET, METHODS, PAPER_PRESET, PRESETS, SETS
 from .compute import (_cmd_bench, _cmd_check, _cmd_demo, _cmd_evaluate, _cmd_maps, _cmd_train, _cmd_train_localizer)
+from ..data.kinds import DATASETS as DATASET_KINDS
 from .read import (_cmd_analyze, _cmd_app, _cmd_figures, _cmd_inspect, _cmd_methods, _cmd_report, _cmd_workspace_init)
 
 
@@ -30,6 +31,14 @@ def _number(kind, low, *, strict: bool):
 
 
 _positive_int = _number(int, 0, strict=True)
+
+
+def _port(text: str) -> int:
+    """A TCP port: 1–65535."""
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1–65535, got {text}")
+    return value
 
 
 _positive_float = _number(float, 0.0, strict=True)
@@ -208,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="per-image report (HTML/PDF) or cohort results (ZIP)")
     rep.add_argument("--workspace", default=None, help="workspace folder; de-identified output names images by "
                      "pseudonyms keyed with its pseudonym.key (created there on first use)")
-    rep.add_argument("--dataset", default="rsna", help="dataset kind in the workspace")
+    rep.add_argument("--dataset", default="rsna", choices=list(DATASET_KINDS), help="dataset kind in the workspace")
     rep.add_argument("--finding", default=None, help="multi-finding datasets: the finding (default: its results')")
     rep.add_argument("--image", default=None, help="image id")
     rep.add_argument("--model", default=None, help="model file name in the workspace")
@@ -254,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     app_parser = sub.add_parser("app", help="open a workspace in the app (Streamlit)")
     app_parser.add_argument("--workspace", required=True, help="a workspace folder (trust workspace init, trust demo)")
-    app_parser.add_argument("--port", type=_positive_int, default=8501)
+    app_parser.add_argument("--port", type=_port, default=8501)
     app_parser.add_argument("--address", default="127.0.0.1",
                             help="where to listen (default: this machine only; 0.0.0.0 serves the network)")
     app_parser.set_defaults(func=_cmd_app)

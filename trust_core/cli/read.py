@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..evaluate.criteria import CRITERIA
 from ..saliency.registry import METHODS
@@ -87,19 +88,47 @@ def _cmd_inspect(args) -> int:
     return 0 if ok else 2
 
 
+def _existing_workspace(given) -> Path:
+    """The workspace folder a command reads (``--workspace``, else ``$TRUST_WORKSPACE``, else ``cache/demo``):
+    refused before anything is created in it unless it is a workspace (a folder with a dataset folder)."""
+    from ..errors import ConfigError
+    from ..layout import Layout, read_index, workspace_path
+
+    root = workspace_path(given)
+    said = f"--workspace {root}" if given else f"the workspace {root} (no --workspace; $TRUST_WORKSPACE or cache/demo)"
+    if not root.is_dir():
+        raise ConfigError(f"{said} is not a folder: make one with `trust workspace init` (or `trust demo`)")
+    read_index(root)  # an unreadable model index: said now, not later
+    if not any(Layout(root).dataset(k).is_dir() for k in ("rsna", "siim", "nih", "vindr", "chexlocalize", "folder")):
+        raise ConfigError(f"{said} holds no dataset folder: make it with `trust workspace init`")
+    return root
+
+
 def _cmd_report(args) -> int:
     """A per-image report or the cohort ZIP of ``--workspace`` (default: ``$TRUST_WORKSPACE``, else
     ``cache/demo``). De-identified output names images by the pseudonyms of that workspace: keyed with its
     secret ``<workspace>/pseudonym.key`` (created there, mode 0600, on first use; never written into the
     output), so the CLI and the app show the same pseudonym for an image of one workspace."""
     from ..io import atomic_write
+    from ..layout import Layout
     from ..report import build_image_report, cohort_archive, render_html, render_pdf
+    from ..report.report import cohort_results
     from ..workspace import Workspace
 
     from ..io import writable_file
 
+    from ..errors import ConfigError
+
+    suffix = Path(args.out).suffix.lower()
+    wanted = (".zip",) if args.cohort else (".pdf", ".html")
+    if suffix not in wanted:
+        raise ConfigError(f"--out {args.out}: {'the cohort results are a ZIP' if args.cohort else 'a per-image report is a PDF or an HTML file'}; "
+                          f"give it the suffix {' or '.join(wanted)}")
+    root = _existing_workspace(args.workspace)
+    if args.cohort:
+        cohort_results(Layout(root), args.dataset)  # refused before the workspace's store is opened
     out = writable_file(args.out)
-    ws = Workspace(args.workspace)
+    ws = Workspace(root)
     if args.cohort:
         atomic_write(out, cohort_archive(ws, args.dataset, include_identifiers=args.include_identifiers))
         print(f"wrote cohort results of {args.dataset} to {out}")
@@ -158,15 +187,15 @@ def _cmd_app(args) -> int:
     import os
     from pathlib import Path
 
+    from ..access import serving_policy
     from ..errors import ConfigError
-    from ..layout import Layout, read_index
 
-    root = Path(args.workspace)
-    if not root.is_dir():
-        raise ConfigError(f"--workspace {root} is not a folder: make one with `trust workspace init` (or `trust demo`)")
-    read_index(root)  # an unreadable model index: said now, not on every page
-    if not any(Layout(root).dataset(k).is_dir() for k in ("rsna", "siim", "nih", "vindr", "chexlocalize", "folder")):
-        raise ConfigError(f"--workspace {root} holds no dataset folder: make it with `trust workspace init`")
+    root = _existing_workspace(args.workspace)
+    # the pages refuse to serve beyond this machine without authentication: said here, before a server starts
+    auth = os.environ.get("TRUST_AUTH")
+    decision = serving_policy(args.address, auth=auth, auth_configured=True)  # (the pages check the [auth] section)
+    if not decision.allowed:
+        raise ConfigError(f"--address {args.address}: {decision.message}")
     app = Path(__file__).resolve().parents[2] / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
                "--server.address", args.address, "--server.port", str(args.port)]

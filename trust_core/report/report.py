@@ -15,6 +15,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -326,6 +327,19 @@ def _table(pdf, title: str, rows: list[tuple], widths: tuple) -> None:
     pdf.ln(2)
 
 
+def cohort_results(layout, kind: str) -> Path:
+    """The results folder of ``kind`` in the workspace of ``layout`` (a :class:`~trust_core.layout.Layout`),
+    refused with what to do where no evaluation's results are there."""
+    from ..errors import ConfigError
+
+    folder = layout.results(kind)
+    if read_summary(folder) is None:
+        raise ConfigError(f"no evaluation results for {kind!r} in {layout.root} ({folder} holds no summary.json): "
+                          f"run `trust evaluate … --out {folder}`, or give an evaluation's results to `trust workspace "
+                          f"init --results`")
+    return folder
+
+
 def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, figures: bool = True) -> bytes:
     """A ZIP of the cohort results: per-image tables (CSV + Parquet), summary, configuration, scorecard, the
     failure analysis (``analysis.json`` and its tables, as stored beside the results, or computed for the
@@ -338,10 +352,8 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, f
     """
     import pandas as pd
 
-    folder = workspace.layout.results(kind)
+    folder = cohort_results(workspace.layout, kind)
     summary = read_summary(folder)
-    if summary is None:
-        raise FileNotFoundError(f"no evaluation results for {kind} in {workspace.root}")
     from ..analysis import ANALYSIS_FILE, analyze, read_analysis
     from ..errors import ConfigError
 
