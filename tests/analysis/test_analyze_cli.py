@@ -76,6 +76,11 @@ def test_figures_are_vector_svg_and_pdf_with_their_provenance(run, tmp_path, cap
         pdf = (out / f"{name}.pdf").read_bytes()
         assert pdf.startswith(b"%PDF") and b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType, not Type 3
     assert not (run / "analysis.json").exists()  # figures never write into the results folder
+    before = sorted(p.name for p in run.iterdir())
+    for inside in (run, run / "figures"):
+        assert main(["figures", "--run", str(run), "--out", str(inside)]) == 2
+        assert "is inside the results folder" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == before
     svg = (out / "why_utility.svg").read_text()
     assert "instances" in svg and "model confidence" in svg and "ρ" in svg
 

@@ -276,8 +276,12 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, line
 def write_figures(run: str | Path, out: str | Path, *, analysis: dict | None = None, features=None,
                   workers: int | None = None) -> list[Path]:
     """Every figure of a results folder (:func:`drawn_figures`) into ``out``, each file atomically."""
+    from ..errors import ConfigError
     from ..io import atomic_write, writable_folder
 
+    if Path(out).resolve().is_relative_to(Path(run).resolve()):
+        raise ConfigError(f"--out {out} is inside the results folder {run}: figures never go there (a results folder "
+                          f"holds one evaluation's results, and a new evaluation may replace it); give another folder")
     out = writable_folder(out)
     written = []
     for name, data in drawn_figures(run, analysis=analysis, features=features, workers=workers).items():
