@@ -274,3 +274,21 @@ def test_localizer_maps_are_normalized_and_paired_by_kind(workspace, rsna, tmp_p
     assert r[2]["baseline_pair"] == "localizer unet_0.pt vs localizer unet_1.pt"  # not maps0 vs unet_1
     assert r[0]["baseline"]["mean"] == pytest.approx(r[1]["baseline"]["mean"], abs=1e-5)
     assert r[2]["baseline"]["mean"] == pytest.approx(r[0]["baseline"]["mean"], abs=1e-9)
+    # a bad localizer is refused when the evaluation is made, before any unit runs (it used to be read
+    # only after every unit's passes: hours on a real dataset)
+    from trust_core.errors import CheckpointError, ConfigError
+    from trust_core.evaluate.run import Evaluation
+
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    for f in list(folders[0].iterdir())[1:]:
+        (incomplete / f.name).write_bytes(f.read_bytes())
+    refusals = [(dict(localizers=[tmp_path / "none.pt"]), CheckpointError, "checkpoint file not found"),
+                (dict(localizers=[models[0]]), CheckpointError, "not 'unet'"),
+                (dict(localizer_maps=[tmp_path / "nowhere"]), ConfigError, "no such folder of score maps"),
+                (dict(localizer_maps=[incomplete]), ConfigError, "1 image\\(s\\) have no localizer score map")]
+    for kwargs, error, said in refusals:
+        with pytest.raises(error, match=said):
+            Evaluation(rsna, models[:2], cfg, cache=store, **kwargs)
+    Evaluation(rsna, models[:2], config(methods=("grad",), criteria=("randomization",)), localizer_maps=[incomplete],
+               cache=store)  # a criterion that reads no localizer: its folder is not checked for maps

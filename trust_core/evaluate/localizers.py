@@ -45,6 +45,42 @@ def _source_maps(evaluation, source: tuple[str, str, str], ids: list[str]) -> np
     return normalized.numpy()
 
 
+def _uses(evaluation, criteria: set) -> dict[tuple[str, str, str], set[str]]:
+    """Which images each localizer source gives maps of (:func:`localizer_baselines`' choice of sources)."""
+    sources = _sources(evaluation)
+    used: dict[tuple[str, str, str], set[str]] = {}
+    if "utility" in criteria and sources:
+        used.setdefault(sources[0], set()).update(evaluation.utility_ids)
+    if criteria & {"repeatability", "reproducibility"}:
+        for form in ("maps", "checkpoint"):
+            same = [s for s in sources if s[0] == form]
+            if len(same) >= 2:
+                for source in same[:2]:
+                    used.setdefault(source, set()).update(evaluation.ssim_ids)
+                break
+    return used
+
+
+def check_localizers(evaluation, criteria: set) -> None:
+    """Every localizer the run will read, checked before the run: a checkpoint loads (a U-Net of ours), a
+    score-map folder is there and holds a map of every image it will give (``<id>.npy``, ``.npz`` or
+    ``.png``); else the refusal that :func:`localizer_baselines` would give at the end of the run."""
+    from ..models.localizer import load_localizer
+
+    for source in _sources(evaluation):
+        form, _name, path = source
+        if form == "checkpoint":
+            load_localizer(path)  # CheckpointError: missing, corrupt, a classifier, another architecture
+        elif not Path(path).is_dir():
+            raise ConfigError(f"--localizer-maps {path}: no such folder of score maps")
+    for (form, _name, path), ids in _uses(evaluation, criteria).items():
+        if form == "maps":
+            missing = sorted(i for i in ids if not any((Path(path) / f"{i}{s}").is_file() for s in (".npy", ".npz", ".png")))
+            if missing:
+                raise ConfigError(f"{len(missing)} image(s) have no localizer score map in {path} "
+                                  f"(e.g. {missing[:3]}): name them <image id>.npy, .npz or .png")
+
+
 def localizer_baselines(evaluation, criteria: set) -> dict:
     """The high baselines: the first localizer's maps for utility; the SSIM between two localizers
     of the same form (two score-map folders, else two checkpoints: retrained with another seed) for

@@ -41,7 +41,7 @@ from .criteria import (CLIPPED, CRITERIA, MAP_FORMS, UNCLIPPED, resolve_criteria
 from .criteria import score as score_criterion
 from .config import EVAL_CODE_VERSION, RANDOMIZATION_CLASSES, EvalConfig  # noqa: F401  (the evaluation's names)
 from .units import Unit, UnitOutput, run_units_local  # noqa: F401
-from .localizers import localizer_baselines
+from .localizers import check_localizers, localizer_baselines
 from .outputs import describe_evaluation, write_outputs  # noqa: F401  (the evaluation's names)
 
 
@@ -139,6 +139,7 @@ class Evaluation:
                                   f"{len(empty)} positive image(s) of {dataset.root} have none at {self.size} px "
                                   f"(e.g. {empty[:3]}): give boxes or masks for every positive (`trust check` "
                                   f"lists the films), or choose other criteria")
+        check_localizers(self, set(self.criteria))  # a bad localizer is said now, not after every unit has run
 
     # -- planning ----------------------------------------------------------------------------------
     def units(self) -> list[Unit]:
