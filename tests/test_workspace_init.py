@@ -87,7 +87,14 @@ def test_init_refuses_what_it_cannot_use(app_workspace, tmp_path, capsys):
     args = _init_args(app_workspace, tmp_path / "d")
     args[args.index("--model") + 1] = str(tmp_path / "broken.pt")
     assert main(args) == 2 and "broken.pt" in capsys.readouterr().err
-    assert not [p for p in tmp_path.iterdir() if p.name in ("a", "b", "c", "d")]  # nothing half-made
+    # results of another main model: the app would show other maps than those scored
+    args = _init_args(app_workspace, tmp_path / "e")
+    first, second = args.index("--model") + 1, args.index("--model", args.index("--model") + 1) + 1
+    args[first], args[second] = args[second], args[first]
+    assert main(args) == 2
+    assert ("scored the maps of rsna_densenet_tiny_s0.pt (weights " in (err := capsys.readouterr().err)
+            and "not of the first --model rsna_densenet_tiny_s1.pt" in err)
+    assert not [p for p in tmp_path.iterdir() if p.name in ("a", "b", "c", "d", "e")]  # nothing half-made
 
 
 def test_trust_app_serves_the_workspace(own_workspace, tmp_path, monkeypatch, capsys):

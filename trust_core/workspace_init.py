@@ -51,6 +51,7 @@ def init_workspace(out: str | Path, *, dataset: str, models=(), localizers=(), r
     from .layout import Layout, write_index
     from .models import load
     from .models.info import info_of
+    from .cache.store import weights_digest
     from .models.localizer import load_localizer
 
     out = Path(out)
@@ -65,13 +66,15 @@ def init_workspace(out: str | Path, *, dataset: str, models=(), localizers=(), r
     if all(Path(m).suffix.lower() == ".toml" for m in models):
         raise ConfigError("the first --model must be a checkpoint (the main model of the index); model specs (.toml) "
                           "are added beside it")
-    loaded, specs = [], []
+    loaded, specs, digests = [], [], []
     for source in models:
         if Path(source).suffix.lower() == ".toml":  # a model spec: added as the app adds one (with its weights)
             specs.append(_spec_table(Path(source)))
             continue
         model = load(source, num_classes=None)
         loaded.append((str(source), info_of(model)))
+        if not digests:
+            digests.append(weights_digest(model))  # the main model's: the one the results must be of
     roles = _roles(loaded)
     for source in localizers:
         load_localizer(source)  # a U-Net checkpoint, or a clear error naming it
@@ -82,6 +85,12 @@ def init_workspace(out: str | Path, *, dataset: str, models=(), localizers=(), r
         recorded = config.get("dataset", {}).get("kind")
         if recorded != kind:
             raise ConfigError(f"--results {results} are of a {recorded} dataset, not {kind}")
+        scored = (config.get("models") or [{}])[0]
+        if scored.get("weights_digest") and scored["weights_digest"] != digests[0]:
+            raise ConfigError(f"--results {results} scored the maps of {Path(str(scored.get('path'))).name} (weights "
+                              f"{scored['weights_digest'][:8]}), not of the first --model {Path(loaded[0][0]).name} "
+                              f"(weights {digests[0][:8]}): the app would show other maps than those scored. Give the "
+                              f"evaluation's main model first (its config.json lists its models)")
         if config.get("dataset", {}).get("fingerprint") not in (None, opened.fingerprint):
             log(f"warning: --results {results} were computed on another version of this dataset (fingerprint "
                 f"{config['dataset']['fingerprint']}, now {opened.fingerprint}): labels or splits changed since")
