@@ -23,26 +23,50 @@ def verdict_style(verdict) -> str:
 
 
 def forest(sub, block: dict, criterion: str) -> None:
-    """A forest plot of one criterion: per method our mean and its 95 % CI (coloured by verdict), the baseline
-    it was compared with, and the paper's value."""
+    """A forest plot of one criterion in two panels on one method axis. Left: per method our mean and its
+    95 % CI, the baseline(s) and the paper's value. Right: the paired per-image difference ours − baseline
+    and its 95 % CI against 0, coloured by verdict: what the verdict reads (the left panel's CI leaves out
+    the baseline's own spread over the images, so it may lie clear of the baseline where the verdict is
+    inconclusive)."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    figure = go.Figure()
-    for verdict, part in sub.groupby("verdict"):
-        figure.add_trace(go.Scatter(
-            x=part.value, y=part.label, mode="markers", name=verdict, marker=dict(size=10, color=VERDICT_MARKS.get(verdict)),
-            error_x=dict(type="data", symmetric=False, array=part.ci_high - part.value,
-                         arrayminus=part.value - part.ci_low, thickness=2)))
+    figure = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.55, 0.45], horizontal_spacing=0.04,
+                           subplot_titles=("ours [95 % CI], baseline, paper", "ours − baseline, paired [95 % CI]"))
+    figure.add_trace(go.Scatter(
+        x=sub.value, y=sub.label, mode="markers", name="ours", marker=dict(size=9, color="#334155"),
+        error_x=dict(type="data", symmetric=False, array=sub.ci_high - sub.value, arrayminus=sub.value - sub.ci_low,
+                     thickness=2)), row=1, col=1)
+    high = "baseline_high" in sub and sub.baseline_high.notna().any()
     baseline = sub[sub.baseline.notna()]
     if len(baseline):
-        figure.add_trace(go.Scatter(x=baseline.baseline, y=baseline.label, mode="markers", name="baseline",
-                                    marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="orange"))))
+        figure.add_trace(go.Scatter(x=baseline.baseline, y=baseline.label, mode="markers",
+                                    name="baseline (low)" if high else "baseline",
+                                    marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="orange"))),
+                         row=1, col=1)
+    if high:
+        top = sub[sub.baseline_high.notna()]
+        figure.add_trace(go.Scatter(x=top.baseline_high, y=top.label, mode="markers", name="baseline (high: localizer)",
+                                    marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="#15803d"))),
+                         row=1, col=1)
     paper = sub[sub.paper.map(lambda v: isinstance(v, float))]
     if len(paper):
         figure.add_trace(go.Scatter(x=paper.paper.astype(float), y=paper.label, mode="markers", name="paper",
-                                    marker=dict(symbol="diamond", size=10, color="black")))
-    figure.update_layout(height=70 + 28 * len(sub), margin=dict(t=10, b=30, l=10, r=10), xaxis_title=block["metric"],
-                         yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.25, font=dict(size=10)))
+                                    marker=dict(symbol="diamond", size=10, color="black")), row=1, col=1)
+    paired = sub[sub.difference.notna() & sub.difference_ci.map(lambda ci: ci is not None and not pd.isna(ci).any())]
+    for verdict, part in paired.groupby("verdict"):
+        low, high_ci = part.difference_ci.map(lambda ci: ci[0]), part.difference_ci.map(lambda ci: ci[1])
+        figure.add_trace(go.Scatter(
+            x=part.difference, y=part.label, mode="markers", name=verdict,
+            marker=dict(size=10, color=VERDICT_MARKS.get(verdict)),
+            error_x=dict(type="data", symmetric=False, array=high_ci - part.difference,
+                         arrayminus=part.difference - low, thickness=2)), row=1, col=2)
+    figure.add_vline(x=0, line=dict(color="#64748b", dash="dot"), row=1, col=2)
+    figure.update_xaxes(title_text=block["metric"], row=1, col=1)
+    figure.update_xaxes(title_text="difference (the verdict)", row=1, col=2)
+    figure.update_annotations(font_size=11)
+    figure.update_layout(height=110 + 28 * len(sub), margin=dict(t=30, b=30, l=10, r=10),
+                         yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.3, font=dict(size=10)))
     st.plotly_chart(figure, width="stretch", key=f"forest_{criterion}")
 
 

@@ -59,6 +59,31 @@ def test_scorecard_shows_results_and_paper_values(app_workspace, monkeypatch):
     assert len(frames) >= 4  # one table per criterion
     assert any("paper" in df.value.columns for df in frames)
     assert any("fast" in w.value for w in at.warning)  # the non-paper preset is called out
+    # each forest plot: our mean and CI beside the baseline(s) (left), and what the verdict reads (right): the
+    # paired difference ours − baseline and its CI, as the evaluation's summary.json has them
+    import json as _json
+
+    summary = _json.loads((app_workspace / "results" / "rsna" / "summary.json").read_text())
+    spec = _json.loads(at.get("plotly_chart")[0].proto.spec)
+    methods = summary["criteria"]["utility"]["methods"]
+    right = [t for t in spec["data"] if t.get("xaxis") == "x2"]
+    assert {t["name"] for t in right} <= {"pass", "fail", "inconclusive"} and right
+    def values(v):  # plotly's JSON keeps number arrays as base64 ("bdata") of their dtype
+        import base64
+
+        import numpy as np
+        return np.frombuffer(base64.b64decode(v["bdata"]), v["dtype"]).tolist() if isinstance(v, dict) else list(v)
+
+    shown = {y: (x, x + plus, x - minus) for t in right for y, x, plus, minus in
+             zip(values(t["y"]), values(t["x"]), values(t["error_x"]["array"]), values(t["error_x"]["arrayminus"]))}
+    from trust_core.saliency import METHODS
+
+    for method, entry in methods.items():
+        if entry and entry.get("difference_ci") and all(v == v for v in entry["difference_ci"]):
+            x, high, low = shown[METHODS[method].label]
+            assert (x, low, high) == pytest.approx((entry["difference"], *entry["difference_ci"]))
+    names = {t["name"] for t in spec["data"] if t.get("xaxis") in (None, "x")}
+    assert {"ours", "baseline (low)", "baseline (high: localizer)"} <= names
 
 
 def test_the_scorecard_says_why_a_verdict_is_inconclusive(app_workspace, monkeypatch):

@@ -67,6 +67,10 @@ def _save(figure, name: str, line: str, *, tight: bool = True) -> dict[str, byte
 
 
 def forest(summary: dict, criterion: str, kind: str, line: str) -> dict[str, bytes]:
+    """One criterion's forest plot, two panels on one method axis: left, each method's mean and 95 % CI with
+    the baseline(s) and the paper's value; right, the paired per-image difference (method − baseline) and its
+    95 % CI against 0, coloured by verdict: what the verdict reads (the left CI leaves out the baseline's own
+    spread over the images)."""
     from ..evaluate.criteria import CRITERIA
     from ..evaluate.paper import paper_value
     from ..saliency import METHODS
@@ -75,24 +79,36 @@ def forest(summary: dict, criterion: str, kind: str, line: str) -> dict[str, byt
     rows = [(m, e) for m, e in block["methods"].items() if e is not None]
     if not rows:
         return {}
-    figure = _figure(0.6 + 0.28 * len(rows))
-    axis = figure.add_subplot(111)
+    figure = _figure(1.3 + 0.28 * len(rows))
+    left, right = figure.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1.2, 1.0]})
     for y, (method, entry) in enumerate(rows):
-        colour = VERDICT_MARKS.get(entry.get("verdict"), "#555555")
-        axis.errorbar(entry["mean"], y, xerr=[[entry["mean"] - entry["ci_low"]], [entry["ci_high"] - entry["mean"]]],
-                      fmt="o", color=colour, capsize=2, label=entry.get("verdict"))
+        left.errorbar(entry["mean"], y, xerr=[[entry["mean"] - entry["ci_low"]], [entry["ci_high"] - entry["mean"]]],
+                      fmt="o", color="#334155", capsize=2, label="ours")
         base = baseline_of(entry)
+        high = entry.get("baseline_high")
         if isinstance(base, (int, float)):
-            axis.plot([base], [y], marker="|", markersize=12, color="orange", label="baseline")
+            left.plot([base], [y], marker="|", markersize=12, color="orange",
+                      label="baseline (low)" if isinstance(high, (int, float)) else "baseline")
+        if isinstance(high, (int, float)):
+            left.plot([high], [y], marker="|", markersize=12, color="#15803d", label="baseline (high: localizer)")
         paper = paper_value(criterion, kind, method)
         if isinstance(paper, float):
-            axis.plot([paper], [y], marker="D", markersize=4, color="black", label="paper")
-    axis.set_yticks(range(len(rows)), [METHODS[m].label if m in METHODS else m for m, _ in rows])
-    axis.invert_yaxis()
-    axis.set_xlabel(f"{CRITERIA[criterion].label}: {block['metric']} (n = {block.get('n_images')})")
-    handles, labels = axis.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    axis.legend(unique.values(), unique.keys(), fontsize=6, loc="best")
+            left.plot([paper], [y], marker="D", markersize=4, color="black", label="paper")
+        difference, ci = entry.get("difference"), entry.get("difference_ci") or [float("nan")] * 2
+        if isinstance(difference, (int, float)) and all(v == v for v in ci):
+            right.errorbar(difference, y, xerr=[[difference - ci[0]], [ci[1] - difference]], fmt="o", capsize=2,
+                           color=VERDICT_MARKS.get(entry.get("verdict"), "#555555"), label=entry.get("verdict"))
+    right.axvline(0, color="#64748b", linestyle=":", linewidth=0.8)
+    left.set_yticks(range(len(rows)), [METHODS[m].label if m in METHODS else m for m, _ in rows])
+    left.invert_yaxis()
+    left.set_xlabel(f"{CRITERIA[criterion].label}: {block['metric']} (n = {block.get('n_images')})")
+    right.set_xlabel("ours − baseline, paired (the verdict)")
+    for axis in (left, right):
+        handles, labels = axis.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        if unique:
+            axis.legend(unique.values(), unique.keys(), fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                        ncol=3, frameon=False)
     return _save(figure, f"forest_{criterion}", line)
 
 

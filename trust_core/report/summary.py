@@ -56,5 +56,6 @@ def scorecard_table(summary: dict, kind: str):
                          "verdict": entry.get("verdict"), "why": verdict_reason(criterion, entry),
                          "paper_rule": entry.get("paper_rule"), "paper_rule_text": paper_rule_text(entry),
                          "versus_paper": verdict_vs_paper(entry),
-                         "difference_ci": entry.get("difference_ci"), "paper": paper_value(criterion, kind, method)})
+                         "difference": entry.get("difference"), "difference_ci": entry.get("difference_ci"),
+                         "paper": paper_value(criterion, kind, method)})
     return pd.DataFrame(rows)
