@@ -34,9 +34,7 @@ def render() -> None:
         c1.download_button("Download HTML", html_text, file_name=f"{title}.html", mime="text/html")
         c2.download_button("Download PDF", pdf_bytes, file_name=f"{title}.pdf", mime="application/pdf")
         st.caption(f"Report {title} ready ({len(pdf_bytes) // 1024} kB PDF). Its preview (the HTML version):")
-        import streamlit.components.v1 as components
-
-        components.html(html_text, height=900, scrolling=True)
+        st.iframe(html_text, height=900)  # the report's own HTML, as downloaded (our text, escaped)
 
     st.divider()
     st.subheader("Cohort summary")

@@ -214,7 +214,7 @@ def render_html(report: ImageReport) -> str:
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}}h1{{overflow-wrap:anywhere}}
 .maps{{display:grid;grid-template-columns:repeat(2,1fr);gap:10px}}figure{{margin:0;text-align:center}}
 img{{width:100%;height:auto}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:90%;overflow-wrap:anywhere}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:90%;overflow-wrap:break-word}}
 .warn{{background:#fdf0c4;border-left:4px solid #b45309;padding:6px 10px}}</style></head><body>
 <h1>Saliency report — {esc(report.title)}</h1><p>Created {esc(report.created)} by Saliency Trust Explorer.</p>
 {ids}{warnings}<h2>Prediction</h2><p>{esc(report.prediction)}</p>
