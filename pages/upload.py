@@ -21,11 +21,15 @@ def render() -> None:
     st.caption("DICOM (any transfer syntax pydicom decodes), PNG or JPEG. Nothing leaves this machine; patient "
                "identifiers are not shown.")
     preset_note()
+    upload = None
     source = st.radio("Image", ["Upload a file", "Example: real chest film RG1_UNCR (pydicom-data)"], horizontal=True)
     try:
         if source.startswith("Upload"):
             # Any type is accepted here so that a wrong file gets our explanation, not a bare refusal.
             upload = st.file_uploader(f"DICOM, PNG or JPEG ({', '.join(UPLOAD_SUFFIXES)})")
+            if not shared("identifiers", False):  # a file's name is often a patient or accession number
+                st.html("<style>[data-testid='stFileChipName']{visibility:hidden}[data-testid='stFileChipName']::after"
+                        "{content:'uploaded file (name hidden)';visibility:visible}</style>")
             if upload is None:
                 st.stop()
             decoded = decode_upload(upload.name, upload.getvalue(), max_bytes=MAX_BYTES)
@@ -33,7 +37,10 @@ def render() -> None:
             from pydicom.data import get_testdata_file
             decoded = read_dicom(Path(get_testdata_file("RG1_UNCR.dcm")))
     except TrustError as exc:
-        st.error(f"This file cannot be used: {exc}")
+        said = str(exc)
+        if upload is not None and not shared("identifiers", False):  # the file's name, said as such
+            said = f"the uploaded file: {exc.reason}" if exc.path else said.replace(upload.name, "the uploaded file")
+        st.error(f"This file cannot be used: {said}")
         st.stop()
     image = decoded.pixels if isinstance(decoded, DicomImage) else decoded  # display-ready, [0, 1]
 

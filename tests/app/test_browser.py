@@ -95,7 +95,8 @@ def test_corrupt_upload_shows_a_message_in_chromium(server, tmp_path):
         driver.find_element(By.CSS_SELECTOR, "[data-testid='stMain'] input[type='file']").send_keys(str(bad))
         wait.until(lambda d: "cannot be used" in d.find_element(By.TAG_NAME, "body").text)
         text = driver.find_element(By.TAG_NAME, "body").text
-        assert "chest_PA.dcm" in text and "not a DICOM file" in text
+        assert "the uploaded file" in text and "not a DICOM file" in text
+        assert "chest_PA.dcm" not in text  # a file's name is often a patient id: not shown unless asked
         assert "Traceback" not in text
         # the app keeps running: another page still renders
         driver.get(server + "/scorecard")
@@ -647,7 +648,11 @@ def test_uploader_end_to_end_in_chromium(server, tmp_path):
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, field))
         driver.find_element(By.CSS_SELECTOR, field).send_keys(str(real))
         wait.until(lambda d: "Maps explain class" in d.find_element(By.TAG_NAME, "body").text)
-        assert "chest.dcm" in driver.find_element(By.TAG_NAME, "body").text  # the uploader's chip
+        assert "chest.dcm" not in driver.find_element(By.TAG_NAME, "body").text  # the chip hides the file's name
+        chip = driver.find_element(By.CSS_SELECTOR, "[data-testid='stFileChipName']")
+        assert driver.execute_script("return getComputedStyle(arguments[0], '::after').content", chip) == \
+            '"uploaded file (name hidden)"'
+
         panels, window, lo, hi = _in_viewer(driver, wait, "const S = window.__viewer; return [S.panels.length,"
                                             " S.film.presets.default, S.film.lo, S.film.hi]")
         assert panels == 9  # the chosen map large and the eight methods
@@ -657,7 +662,7 @@ def test_uploader_end_to_end_in_chromium(server, tmp_path):
         driver.find_element(By.CSS_SELECTOR, field).send_keys(str(renamed))
         wait.until(lambda d: "cannot be used" in d.find_element(By.TAG_NAME, "body").text)
         text = driver.find_element(By.TAG_NAME, "body").text
-        assert "scan_notes.png" in text and "Traceback" not in text
+        assert "the uploaded file" in text and "scan_notes.png" not in text and "Traceback" not in text
         driver.get(server + "/scorecard")
         wait.until(lambda d: "Scorecard" in d.find_element(By.TAG_NAME, "body").text)
     finally:
