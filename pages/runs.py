@@ -23,19 +23,22 @@ def render() -> None:
         ws = workspace()
         classifiers = ws.classifiers(kind())
         localizers = ws.localizers(kind())
+        stored = ((ws.results_config(kind()) or {}).get("config") or {})  # the stored run's choices: the defaults
     st.caption(f"Evaluate {kind().upper()} with the workspace's models: the first replicate is randomized, "
                "replicates give repeatability, the other architecture reproducibility.")
     with st.form("run"):
         models = st.multiselect("Models (first = main)", classifiers,  # the dataset's own by default, not specs
                                 default=[c for c in classifiers if not c.endswith(".toml")] or classifiers[:1])
         preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label,
-                              index=list(PRESETS).index(FAST_PRESET))
+                              index=list(PRESETS).index(stored.get("preset") if stored.get("preset") in PRESETS
+                                                        else FAST_PRESET))
         methods = st.multiselect("Methods", shown_methods(), default=resolve_methods("paper"), format_func=method_label)
         criteria = st.multiselect("Criteria", shown_criteria(), default=list(PAPER_CRITERIA),
                                   format_func=lambda c: CRITERIA[c].label)
         c1, c2 = st.columns(2)
-        limit = c1.number_input("Utility images (max)", 1, 10_000, 16)
-        ssim_images = c2.number_input("Images for SSIM criteria", 2, 100, 5)
+        limit = c1.number_input("Utility images (max)", 1, 10_000, min(10_000, max(1, int(stored.get("utility_limit") or 16))))
+        ssim_images = c2.number_input("Images for SSIM criteria", 2, 100, min(100, max(2, int(stored.get("ssim_images") or 5))),
+                                      help="Default: the stored run's")
         c3, c4 = st.columns(2)
         classes = None
         if kind() == "rsna":
@@ -48,7 +51,8 @@ def render() -> None:
         c5, c6 = st.columns(2)
         upsampling = c5.selectbox("Grad-CAM upsampling", list(GRADCAM_INTERPOLATIONS),
                                   format_func=lambda r: r + (" (paper: TF1 resize_bilinear)" if r == GRADCAM_DEFAULT_INTERPOLATION else ""))
-        mode = c6.selectbox("Randomization", list(MODES))
+        mode = c6.selectbox("Randomization", list(MODES), index=list(MODES).index(stored["randomization_mode"])
+                            if stored.get("randomization_mode") in MODES else 0)
         shuffled = []
         if "data_randomization" in shown_criteria():
             shuffled = st.multiselect("Models trained on shuffled labels (data randomization)", classifiers,

@@ -398,6 +398,13 @@ def test_the_explained_class_can_be_chosen(app_workspace, monkeypatch):
 def test_a_run_is_planned_estimated_and_confirmed_before_it_replaces_results(app_workspace, monkeypatch):
     at = start(app_workspace, monkeypatch)
     at.switch_page("pages/runs.py").run()
+    # the form starts from the stored run's choices: a run with its defaults keeps the cohort's size
+    import json as _json
+
+    stored = _json.loads((app_workspace / "results" / "rsna" / "config.json").read_text())["config"]
+    numbers = {n.label: n.value for n in at.number_input}
+    assert numbers == {"Utility images (max)": stored["utility_limit"] or 16, "Images for SSIM criteria": stored["ssim_images"]}
+    assert next(s for s in at.selectbox if s.label == "Preset").value == stored["preset"]
     at.button[0].click().run()  # plan
     assert not at.exception, at.exception
     plan = " ".join(m.value for m in at.markdown if "Plan" in m.value)
