@@ -9,6 +9,7 @@ from trust_core.evaluate.paper import paper_value
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import focus_randomization, kind, open_image, shared, workspace
 from trust_core.evaluate.criteria import CRITERIA
+from trust_core.saliency.registry import method_colour
 from ui.widgets import extended_toggle, figure_downloads, id_namer, method_label, shown_criteria, shown_methods
 from ui.pages import goto
 
@@ -27,6 +28,7 @@ def render() -> None:
         for m in methods:
             sub = table[table.method == m]
             figure.add_trace(go.Box(y=sub[value], x=[method_label(m)] * len(sub), name=method_label(m), boxpoints="all",
+                                    marker_color=method_colour(m), line_color=method_colour(m),
                                     jitter=0.4, pointpos=0, customdata=[[shown_as(i), m] for i in sub.image_id],
                                     showlegend=False,
                                     hovertemplate="image %{customdata[0]}<br>" + axis + " %{y:.3f}<extra></extra>"))

@@ -5,33 +5,11 @@ import streamlit as st
 from trust_core.metrics import ssim
 from ui.frame import dataset_page, friendly_errors, run_page
 from ui.state import finding, kind, model_name, preset, take_randomization_focus
+from ui.measures import ssim_curves
 from ui.viewer import film_for, map_panel, show, truth_payload
 from ui.widgets import (extended_toggle, figure_downloads, image_picker, method_label, prediction_line,
                         shown_methods)
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-BASELINE_PALETTE = ["#7f7f7f", "#bcbd22", "#393b79", "#e7969c", "#637939", "#843c39", "#5254a3", "#8ca252"]
-
-
-def curve(ws, results, states, image_id, methods, live) -> dict:
-    """Per method: this image's SSIM to its original map at every state (live, from the maps shown), the
-    cohort's mean from the evaluation, and the random-pair baseline, each baseline in a colour of its own."""
-    curves = (results or {}).get("criteria", {}).get("randomization", {}).get("methods", {})
-    series = []
-    for k, m in enumerate(methods):
-        color = PALETTE[k % len(PALETTE)]
-        series.append({"name": f"{method_label(m)} — this image", "color": color, "dash": "",
-                       "values": [None if v is None else round(v, 4) for v in live[m]]})
-        curve_ = curves.get(m, {}).get("curve")
-        if curve_:
-            by_state = {c["state_index"]: c["mean"] for c in curve_}
-            series.append({"name": f"{method_label(m)} — cohort mean", "color": color, "dash": "dash", "width": 1.5,
-                           "values": [1.0] + [by_state.get(i) for i in range(1, len(states))]})
-        baseline = curves.get(m, {}).get("baseline")
-        if baseline is not None:
-            series.append({"name": f"{method_label(m)} — random-pair baseline", "dash": "dot",
-                           "color": BASELINE_PALETTE[k % len(BASELINE_PALETTE)], "values": [baseline] * len(states)})
-    return {"xlabels": [f"{i}: {s}" for i, s in enumerate(states)], "series": series, "ylabel": "SSIM to original"}
 
 
 def render() -> None:
@@ -97,7 +75,7 @@ def render() -> None:
                "Curves: this image's SSIM (solid, from the maps shown), the evaluation cohort's mean (dashed) "
                "and each method's random-pair baseline (dotted).")
     show(film, reference, truth=truth_payload(dataset, image_id, framing, film["shape"]), layout="states",
-         frames=frames, curve=curve(ws, results, states, image_id, methods, live), key="randomization_viewer",
+         frames=frames, curve=ssim_curves(results, states, methods, live), key="randomization_viewer",
          height=230 if len(methods) <= 4 else 170, reference_title="original (state 0: the trained model)",
          focus=dict(focus, frame=min(focus["frame"], len(states) - 1)) if focus else None)
     if not (results or {}).get("criteria", {}).get("randomization"):

@@ -4,12 +4,12 @@ click on a point opens that image at that method in the explorer."""
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 import streamlit as st
 
 from trust_core.analysis import FEATURE_LABELS, FEATURES
 from trust_core.analysis.associations import bin_label, ci_excludes_0, rho_text, trend_band
 from trust_core.evaluate.criteria import CRITERIA
+from trust_core.saliency.registry import method_colour
 from ui.frame import friendly_errors, require_results, run_page
 from ui.state import kind, open_image, workspace
 from ui.widgets import id_namer, method_label, shown_methods
@@ -80,9 +80,8 @@ def render() -> None:
     features = features.set_index("image_id")
     shown_as = id_namer()
     figure = go.Figure()
-    palette = qualitative.Plotly + qualitative.D3
-    for k, method in enumerate(methods):
-        colour = palette[k % len(palette)]
+    for method in methods:
+        colour = method_colour(method)
         part = scores[scores.method == method].groupby("image_id")[block["column"]].mean()
         frame = features.join(part.rename("score"), how="inner").dropna(subset=[feature, "score"])
         figure.add_trace(go.Scatter(
@@ -114,11 +113,11 @@ def render() -> None:
         goto("explorer")
 
     bars = go.Figure()
-    for k, method in enumerate(methods):
+    for method in methods:
         quartiles = block["methods"][method]["quartiles"].get(feature, [])
         bars.add_trace(go.Bar(x=[bin_label(q) for q in quartiles],
                               y=[q["mean"] for q in quartiles], name=method_label(method),
-                              marker_color=palette[k % len(palette)],
+                              marker_color=method_colour(method),
                               customdata=[q["n"] for q in quartiles],
                               hovertemplate="%{x}<br>mean %{y:.3f} (n = %{customdata})<extra></extra>"))
     bars.update_layout(barmode="group", height=340, margin=dict(t=30, b=10), title="Mean score per feature quartile",

@@ -52,6 +52,31 @@ def test_every_page_renders_without_exception(app_workspace, monkeypatch, page):
     assert not at.error, [e.value for e in at.error]
 
 
+def test_each_method_is_drawn_in_its_own_colour_on_every_page(app_workspace, monkeypatch):
+    """Metrics boxes and the Randomization page's curves (this image, the cohort mean, the random-pair
+    baseline) take each method's colour from the registry (they used to differ from page to page)."""
+    import json as _json
+
+    from trust_core.saliency import METHODS
+    from trust_core.saliency.registry import method_colour
+
+    at = start(app_workspace, monkeypatch)
+    at.switch_page("pages/metrics.py").run()
+    assert not at.exception, at.exception
+    boxes = [t for c in at.get("plotly_chart") for t in _json.loads(c.proto.spec)["data"] if t["type"] == "box"]
+    by_label = {m.label: k for k, m in METHODS.items()}
+    assert boxes and all(t["marker"]["color"] == method_colour(by_label[t["name"]]) for t in boxes)
+    from ui.measures import ssim_curves
+
+    live = {"grad": [1.0, 0.5], "gradcam": [1.0, 0.7]}
+    results = {"criteria": {"randomization": {"methods": {m: {"curve": [{"state_index": 1, "mean": 0.6}],
+                                                             "baseline": 0.3} for m in live}}}}
+    series = ssim_curves(results, ["original", "classifier"], list(live), live)["series"]
+    for m in live:
+        mine = [s for s in series if s["name"].startswith(METHODS[m].label + " —")]
+        assert len(mine) == 3 and {s["color"] for s in mine} == {method_colour(m)}
+
+
 def test_scorecard_shows_results_and_paper_values(app_workspace, monkeypatch):
     at = start(app_workspace, monkeypatch)
     assert any("pass" in m.value for m in at.metric)
@@ -201,7 +226,12 @@ def test_randomization_scrubber(app_workspace, monkeypatch):
     assert "Gradient — this image" in names and "Gradient — cohort mean" in names
     baselines = [s for s in args["curve"]["series"] if s["name"].endswith("baseline")]
     assert baselines and len({s["color"] for s in baselines}) == len(baselines)  # each its own colour
-    assert not {s["color"] for s in baselines} & {s["color"] for s in args["curve"]["series"] if s not in baselines}
+    # … its method's (as on every page), dotted: its method's curves are solid (this image) and dashed (cohort)
+    for b in baselines:
+        method = b["name"].split(" — ")[0]
+        mine = [s for s in args["curve"]["series"] if s["name"].split(" — ")[0] == method]
+        assert {s["color"] for s in mine} == {b["color"]} and b["dash"] == "dot"
+        assert sorted(s["dash"] for s in mine) == sorted(["", "dash", "dot"][:len(mine)])
 
 
 def test_report_export(app_workspace, monkeypatch):

@@ -114,6 +114,7 @@ def forest(summary: dict, criterion: str, kind: str, line: str) -> dict[str, byt
 
 def randomization_curves(summary: dict, line: str) -> dict[str, bytes]:
     from ..saliency import METHODS
+    from ..saliency.registry import method_colour
 
     block = summary["criteria"].get("randomization")
     if not block:
@@ -127,7 +128,7 @@ def randomization_curves(summary: dict, line: str) -> dict[str, bytes]:
         curve = entry["curve"]
         states = [c["state"] for c in curve] if len(curve) > len(states) else states
         x = [c["state_index"] for c in curve]
-        axis.plot(x, [c["mean"] for c in curve], marker="o", markersize=3,
+        axis.plot(x, [c["mean"] for c in curve], marker="o", markersize=3, color=method_colour(method),
                   label=METHODS[method].label if method in METHODS else method)
         if isinstance(entry.get("baseline"), float):
             axis.axhline(entry["baseline"], color=axis.lines[-1].get_color(), linestyle=":", linewidth=0.8)
@@ -237,6 +238,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, line
     import pandas as pd
 
     from ..evaluate.criteria import CRITERIA
+    from ..saliency.registry import method_colour
     from .associations import trend_band
     from .geometry import FEATURE_LABELS, FEATURES
 
@@ -262,7 +264,7 @@ def why_it_fails(analysis: dict, features_table, run: Path, criterion: str, line
             axis = figure.add_subplot(len(methods), len(names), r * len(names) + c + 1)
             x, y = frame[feature].to_numpy(float), frame.score.to_numpy(float)
             keep = np.isfinite(x) & np.isfinite(y)
-            axis.scatter(x[keep], y[keep], s=6, color="#1f77b4")
+            axis.scatter(x[keep], y[keep], s=6, color=method_colour(method))
             if keep.any():
                 grid = np.linspace(x[keep].min(), x[keep].max(), 50)
                 band = trend_band(x, y, grid)

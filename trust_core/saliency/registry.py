@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from .methods import (ENTRY_POINT_GROUP, EXTENDED_SET, METHODS, PAPER_SET, PLUGIN_ERRORS, SETS, Method, check_method,
-                      method_set, register)
+                      method_colour, method_set, register)
 
 PAPER = "Arun et al., Radiology: AI 3(6):e200267, 2021"
 

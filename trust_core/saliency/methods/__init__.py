@@ -53,6 +53,20 @@ def register(method: Method) -> Method:
     return method
 
 
+# One colour per method, the same on every page and figure: Tableau 10 in the registry's order (the paper's
+# eight first), then Tableau 20's light tones; a plugin beyond them takes one by its key.
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+            "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5")
+
+
+def method_colour(key: str) -> str:
+    """The colour of method ``key`` wherever it is drawn (Metrics, Why it fails, Randomization, figures)."""
+    keys = list(METHODS)
+    if key in keys and keys.index(key) < len(_PALETTE):
+        return _PALETTE[keys.index(key)]
+    return _PALETTE[sum(key.encode()) % len(_PALETTE)]
+
+
 def method_set(name: str) -> list[str]:
     """The keys of a named set: 'paper' (Arun et al.'s eight) or 'extended' (every registered method)."""
     if name == PAPER_SET:
