@@ -15,7 +15,8 @@ from ui.export import model_provenance, workbench_csv
 from ui.measures import POINTING_HELP, localization_measures
 from ui.state import finding, kind, model_name, preset, shared
 from ui.viewer import film_for, map_panel, show, truth_payload
-from ui.widgets import extended_toggle, id_namer, image_picker, method_label, prediction_line, shown_methods
+from ui.widgets import (extended_toggle, id_namer, image_picker, method_label, number_columns, prediction_line,
+                        shown_methods)
 
 GRID_LIMIT = 240  # maps per grid: beyond, the page asks to narrow the choice (each is a cached computation)
 
@@ -94,10 +95,9 @@ def workbench(ws, dataset, ids, models) -> None:
     if not len(table):
         return
     shown = table.drop(columns=["_explained", "_cascade", "_method", "_seed"])
-    st.dataframe(shown.round(3), hide_index=True, width="stretch", placeholder="—",
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder="—",
                  height=min(720, 40 + 84 * len(table)), row_height=84,
-                 column_config={"map": st.column_config.ImageColumn("map", width="medium"),
-                                "pointing hit": st.column_config.NumberColumn("pointing hit", help=POINTING_HELP)})
+                 column_config=number_columns(shown, map=st.column_config.ImageColumn("map", width="medium")))
     st.caption("pointing hit: " + POINTING_HELP)
     st.download_button("Download the grid as CSV",
                        workbench_csv(table, dataset=dataset, preset=preset(), dataset_label=kind() + (

@@ -7,7 +7,8 @@ from ui.frame import dataset_page, friendly_errors, run_page
 from ui.measures import POINTING_HELP
 from ui.state import finding, kind, model_name, open_image, preset, shared, shared_widget
 from ui.viewer import film_for, map_panel, show, sync, truth_payload
-from ui.widgets import extended_toggle, id_namer, image_picker, method_label, prediction_line, shown_methods
+from ui.widgets import (extended_toggle, id_namer, image_picker, method_label, number_columns, prediction_line,
+                        shown_methods)
 
 
 def measurements(result, methods, mask):
@@ -18,7 +19,7 @@ def measurements(result, methods, mask):
 
     rows = [{"method": method_label(key), **localization_measures(result, key, 0, mask),
              "note": result.flags[key][0] or ""} for key in methods]
-    return pd.DataFrame(rows).round(3)
+    return pd.DataFrame(rows)
 
 
 def render() -> None:
@@ -37,12 +38,13 @@ def render() -> None:
             # (the radio's callback keeps the order before the rerun: the gallery above is already in it)
             order = shared_widget(st.radio, "Sort", "gallery_order", list(GALLERY_ORDERS)[0],
                                   options=list(GALLERY_ORDERS), horizontal=True)
-            shown = gallery.round(3).rename(columns={k: method_label(k) for k in METHODS})  # labels, never raw keys
+            shown = gallery.rename(columns={k: method_label(k) for k in METHODS})  # labels, never raw keys
             shown_as = id_namer()  # pseudonyms (the workspace's key) unless identifiers are asked for
             shown.index = [shown_as(i) for i in shown.index]
             shown.index.name = "image"
             # (an image outside the randomization cohort has no SSIM: a dash, not "None")
             event = st.dataframe(shown, placeholder="—", on_select="rerun", selection_mode="single-row",
+                                 column_config=number_columns(shown),
                                  key="gallery", width="stretch", height=220)
         rows = event.selection.rows
         chosen = (order, rows[0]) if rows else None
@@ -115,7 +117,7 @@ def viewer(ws, dataset, ids) -> None:
         if overrides:
             st.warning(f"These are the maps of class {target}, chosen above: the evaluation scored the maps of "
                        f"the predicted class, so these values differ from the Scorecard's and the Metrics page's.")
-        st.dataframe(measured, hide_index=True, width="stretch", placeholder="—")
+        st.dataframe(measured, hide_index=True, width="stretch", placeholder="—", column_config=number_columns(measured))
     dicom_header(dataset, image_id)
 
 

@@ -102,6 +102,8 @@ def render() -> None:
     if ceiling:
         figure.add_hrect(y0=ceiling["ci_low"], y1=ceiling["ci_high"], fillcolor="#15803d", opacity=0.15,
                          line_width=0, annotation_text=f"human ceiling {ceiling['mean']:.3f} (n = {ceiling['n']})")
+    if feature == "instances":  # a count: whole-number ticks
+        figure.update_xaxes(dtick=1, tickformat="d")
     figure.update_layout(height=460, margin=dict(t=30, b=10), xaxis_title=FEATURE_LABELS[feature],
                          title=dict(text="lines: least-squares trend with the 95 % CI of its mean", font=dict(size=12)),
                          yaxis_title=f"{block['label']}: {block['metric']}", legend=dict(orientation="h", y=-0.2))

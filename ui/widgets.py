@@ -130,3 +130,19 @@ def figure_downloads(ws, name: str, key: str) -> None:
                                file_name=f"{kind()}_{name}.{fmt}", mime=mimes[fmt], on_click="ignore",
                                key=f"figure_{key}_{fmt}",
                                help=f"This figure for a paper ({fmt.upper()}, vector, with the provenance line)")
+
+
+def number_columns(frame, **config) -> dict:
+    """Streamlit column settings that show every float column of ``frame`` with three decimals (0.170, not
+    0.17; 0.000, not 0), a pointing hit as 0 or 1; ``config`` adds or overrides columns."""
+    import pandas as pd
+
+    from ui.measures import POINTING_HELP
+
+    out = {}
+    for column in frame.columns:
+        if column == "pointing hit":
+            out[column] = st.column_config.NumberColumn(column, format="%d", help=POINTING_HELP)
+        elif pd.api.types.is_float_dtype(frame[column]):
+            out[column] = st.column_config.NumberColumn(str(column), format="%.3f")
+    return {**out, **config}

@@ -125,3 +125,11 @@ def test_no_ci_where_the_bootstrap_is_conditional_or_the_sample_tiny():
     # a balanced binary score keeps its CI: hardly any resample is constant
     balanced = spearman_ci(x, (x % 2 == 0).astype(float) + 0.1 * (x > 7), n_boot=2000)
     assert balanced["ci_low"] <= balanced["rho"] <= balanced["ci_high"] and balanced["note"] == ""
+
+
+def test_bin_labels_of_quartiles_and_single_values():
+    from trust_core.analysis.associations import bin_label
+
+    assert bin_label({"quartile": 2, "of": 4, "low": 0.031, "high": 0.052}) == "Q2: 0.031–0.052"
+    assert bin_label({"quartile": 1, "of": 2, "low": 1.0, "high": 2.0}) == "bin 1 of 2: 1–2"
+    assert bin_label({"quartile": 4, "of": 4, "low": 3.0, "high": 3.0}) == "Q4: 3"  # not "3–3"

@@ -140,9 +140,11 @@ def quartiles(x, y) -> list[dict]:
 
 
 def bin_label(row: dict) -> str:
-    """'Q2: 0.03–0.05' for a quartile; 'bin 1 of 2: 1–2' where tied values merged quartiles."""
+    """'Q2: 0.03–0.05' for a quartile; 'bin 1 of 2: 1–2' where tied values merged quartiles; 'Q4: 3' where a
+    bin holds one value (a count such as the number of instances)."""
     name = f"Q{row['quartile']}" if row.get("of", 4) == 4 else f"bin {row['quartile']} of {row['of']}"
-    return f"{name}: {row['low']:.3g}–{row['high']:.3g}"
+    low, high = f"{row['low']:.3g}", f"{row['high']:.3g}"
+    return f"{name}: {low}" if low == high else f"{name}: {low}–{high}"
 
 
 def trend_band(x, y, grid, *, confidence: float = 0.95):
