@@ -45,6 +45,7 @@ def render() -> None:
             figure.add_trace(go.Scatter(x=xs, y=[paper[m] for m in methods if paper.get(m) is not None], mode="markers",
                                         marker=dict(symbol="diamond", size=12, color="black"), name="paper"))
         figure.update_layout(title=title, height=420, yaxis_title=axis, margin=dict(t=40, b=10))
+        figure.update_xaxes(automargin=True)  # room for the method names, whole, when they turn on a narrow page
         event = st.plotly_chart(figure, width="stretch", on_select="rerun", key=key, selection_mode="points")
         points = (event or {}).get("selection", {}).get("points", [])  # (a dict, as the frontend sends it)
         if points and points[0].get("customdata"):  # the click carries its image, its method and its state

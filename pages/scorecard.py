@@ -182,8 +182,9 @@ def render() -> None:
                            f"paired images (n = {int(small.n.min())}"
                            + (f"–{int(small.n.max())}" if small.n.max() != small.n.min() else "")
                            + "). Their intervals are wide; more images may change them.", icon="⚠️")
-            view = sub[["label", "verdict", "n", "why", "ours", "baseline_text", "difference_text", "paper_rule_text",
-                        "versus_paper", "paper_text", "excluded"]].rename(columns={
+            # ours, the paper's value, the baseline and the paired CI first (the reading); then why and how
+            view = sub[["label", "verdict", "ours", "paper_text", "baseline_text", "difference_text", "n", "why",
+                        "paper_rule_text", "versus_paper", "excluded"]].rename(columns={
                 "label": "method", "ours": "ours [95% CI]", "baseline_text": "baseline (low / high)"
                 if criterion == "utility" else "baseline", "difference_text": "95% CI of ours − baseline",
                 "paper_rule_text": "paper rule", "paper_text": "paper", "excluded": "flagged", "n": "n (paired)",

@@ -657,7 +657,8 @@ function togglePlay() {
 }
 
 function curve(c) {  // this image's SSIM curve and the cohort's, with baselines, and a cursor at the frame
-  const W = 540, H = 300, L = 40, R = 10, T = 10, B = 64, n = c.xlabels.length;  // beside the panels: ~its shown size
+  // L leaves room for the first state's label, which turns left from the first tick ("0: original")
+  const W = 560, H = 300, L = 72, R = 10, T = 10, B = 64, n = c.xlabels.length;  // beside the panels: ~its shown size
   const x = i => L + (W - L - R) * (n > 1 ? i / (n - 1) : 0.5), y = v => T + (H - T - B) * (1.05 - v) / 1.25;
   S.curveX = x;
   const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
@@ -674,8 +675,9 @@ function curve(c) {  // this image's SSIM curve and the cohort's, with baselines
   }
   c.xlabels.forEach((label, i) => add("text", { x: x(i), y: H - B + 14, "text-anchor": "end",
     transform: `rotate(-35 ${x(i)} ${H - B + 14})` }, label));
-  add("text", { x: 12, y: T + 90, transform: `rotate(-90 12 ${T + 90})` }, c.ylabel || "SSIM to original");
-  const legend = el("div", { class: "legend" });
+  add("text", { x: 30, y: T + 90, transform: `rotate(-90 30 ${T + 90})` }, c.ylabel || "SSIM to original");
+  // the legend: a row per method ("Gradient — this image / cohort mean / random-pair baseline"), its swatches
+  const legend = el("div", { class: "legend" }), rows = new Map();
   for (const s of c.series) {
     const points = s.values.map((v, i) => v === null ? null : `${x(s.x ? s.x[i] : i)},${y(v)}`).filter(Boolean).join(" ");
     add("polyline", { points, fill: "none", stroke: s.color, "stroke-width": s.width || 2,
@@ -683,7 +685,9 @@ function curve(c) {  // this image's SSIM curve and the cohort's, with baselines
     const swatch = document.createElementNS(ns, "svg");
     swatch.setAttribute("width", 26); swatch.setAttribute("height", 8);
     swatch.innerHTML = `<line x1="0" x2="26" y1="4" y2="4" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash === "dot" ? "2 3" : s.dash === "dash" ? "7 4" : ""}"/>`;
-    legend.append(el("span", {}, swatch, s.name));
+    const [who, what] = s.name.includes(" — ") ? s.name.split(" — ") : [s.name, ""];
+    if (!rows.has(who)) { rows.set(who, el("div", { class: "legend-row" }, el("b", {}, who))); legend.append(rows.get(who)); }
+    rows.get(who).append(el("span", { title: s.name }, swatch, what || who));
   }
   const cursor = add("g", { id: "curve-cursor", transform: `translate(${x(S.frame)},0)` });
   const line = document.createElementNS(ns, "line");
