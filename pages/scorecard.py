@@ -65,7 +65,7 @@ def forest(sub, block: dict, criterion: str) -> None:
     figure.update_xaxes(title_text=block["metric"], row=1, col=1)
     figure.update_xaxes(title_text="difference (the verdict)", row=1, col=2)
     figure.update_annotations(font_size=11)
-    figure.update_layout(height=110 + 28 * len(sub), margin=dict(t=30, b=30, l=10, r=10),
+    figure.update_layout(height=125 + 28 * len(sub), margin=dict(t=48, b=30, l=10, r=10),  # titles below the modebar
                          yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.3, font=dict(size=10)))
     st.plotly_chart(figure, width="stretch", key=f"forest_{criterion}")
 

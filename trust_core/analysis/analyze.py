@@ -26,7 +26,8 @@ from .associations import ci_excludes_0, quartiles, regression, rho_text, spearm
 from .ceiling import CEILING_COLUMNS, human_ceiling
 from .geometry import FEATURE_LABELS, FEATURES, dataset_geometry
 
-ANALYSIS_VERSION = "analysis-1"  # a stored analysis of another version is computed again
+ANALYSIS_VERSION = "analysis-2"  # a stored analysis of another version is computed again (2: no CI where the
+# bootstrap is conditional or below 10 images)
 SHAPE_FEATURES = ("instances", "relative_size", "elongation", "irrectangularity")
 
 
