@@ -170,12 +170,12 @@ def test_inspect_says_the_depths_it_inferred_and_writes_nothing(tmp_path, capsys
 
 
 def test_check_on_a_big_tree_groups_problems_and_lists_every_one(tmp_path, capsys):
-    """60 films, 25 of them cut short and 4 listed but missing: `trust check` reads them on two processes,
+    """140 films, 25 of them cut short and 4 listed but missing: `trust check` reads them on two processes,
     prints one line per reason (with a count and examples) instead of 25, and its CSV holds every problem and
     every missing film; one process finds the same."""
     import csv as csv_module
 
-    ids = [f"f{k:02d}" for k in range(60)]
+    ids = [f"f{k:03d}" for k in range(140)]  # three chunks of films: two processes read them
     rows = "".join(f"{i},2,2,10,10,1\n" if k % 2 else f"{i},,,,,0\n" for k, i in enumerate(ids))
     missing = "".join(f"gone{k},,,,,0\n" for k in range(4))
     info = _rsna(RSNA_HEADER + rows + missing, ids=tuple(ids))(tmp_path / "data")
@@ -191,8 +191,8 @@ def test_check_on_a_big_tree_groups_problems_and_lists_every_one(tmp_path, capsy
 
     code, out, err, table = run(2)
     assert code == 2
-    assert re.search(r"^error: 25 films: the DICOM file has no pixel data: it is truncated.* \(e\.g\. f00\.dcm, f01\.dcm, "
-                     r"f02\.dcm\)$", err, re.M), err
+    assert re.search(r"^error: 25 films: the DICOM file has no pixel data: it is truncated.* \(e\.g\. f000\.dcm, f001\.dcm, "
+                     r"f002\.dcm\)$", err, re.M), err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1  # one line, not 25
     assert re.search(r"^note: 4 skipped: labels without an image file \(e\.g\. gone0, gone1, gone2\)", err, re.M), err
     assert "25 with problems" in out and "on 2 workers" in out and re.search(r"wrote all \d+ problems, skips and "
@@ -201,6 +201,8 @@ def test_check_on_a_big_tree_groups_problems_and_lists_every_one(tmp_path, capsy
     assert [r[0] for r in errors] == ids[:25] and all(r[1] == f"{r[0]}.dcm" for r in errors)
     assert sorted(r[0] for r in table if r[2] == "skipped") == ["gone0", "gone1", "gone2", "gone3"]
     assert run(1)[3] == table  # one process: the same findings
+    # no more processes than chunks of films to read: 140 films are 3 chunks, whatever --workers asks
+    assert "on 3 workers" in run(60)[1]
     assert not (tmp_path / "data" / "splits.csv").exists()
 
 

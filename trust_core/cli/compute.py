@@ -207,7 +207,10 @@ def _cmd_check(args) -> int:
         writable_file(args.csv, what="--csv")
     dataset = _open_dataset(args, save_splits=False)  # check reads, never writes, the dataset folder
     ids = dataset.ids()
-    workers = args.workers or os.cpu_count() or 1
+    from ..data.check import CHUNK
+
+    # no more processes than chunks of films to read (each reads CHUNK films)
+    workers = max(1, min(args.workers or os.cpu_count() or 1, -(-len(ids) // CHUNK)))
     started = time.perf_counter()
     with tqdm(total=len(ids), desc=f"check ({workers} workers)", unit="img") as bar:
         report = check_films(dataset, ids, workers=workers, progress=bar.update)

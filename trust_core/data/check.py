@@ -96,7 +96,7 @@ def check_films(dataset, ids=None, *, workers: int = 1, progress=None) -> CheckR
                 progress(len(chunk))
     else:
         results = []
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_open,
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), initializer=_worker_open,
                                  initargs=(type(dataset), str(dataset.root), dataset.reopen_kwargs())) as pool:
             for chunk, result in zip(chunks, pool.map(_worker_check, chunks)):
                 results.append(result)
