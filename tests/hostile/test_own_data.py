@@ -519,3 +519,25 @@ def test_a_film_image_of_the_wrong_depth_reaches_the_model_bright(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FilmWarning)
         assert read_image(tmp_path / "full.png").max() > 0.99
+
+
+def test_messages_say_what_is_wrong_with_the_arguments(app_workspace, tmp_path, capsys):
+    """A label file given as the dataset, a misspelt split and an image the selection leaves out: each
+    refusal names the real problem and its fix (they read "dataset folder not found", "no readable film" and
+    "not in the dataset")."""
+    import csv as csv_module
+
+    root = app_workspace / "rsna"
+    model = str(app_workspace / "models" / "rsna_densenet_tiny_s0.pt")
+    code, _, err = _run(capsys, "check", "--dataset", f"rsna:{root / 'stage_2_train_labels.csv'}")
+    assert code == 2 and "stage_2_train_labels.csv is a file: give the dataset's folder" in err
+    code, _, err = _run(capsys, "maps", "--dataset", f"rsna:{root}", "--model", model, "--split", "tset",
+                        "--out", tmp_path / "m")
+    assert code == 2 and "invalid choice: 'tset' (choose from 'train', 'val', 'test')" in err
+    with open(root / "stage_2_detailed_class_info.csv", newline="") as fh:
+        other = next(r["patientId"] for r in csv_module.DictReader(fh) if r["class"] == "No Lung Opacity / Not Normal")
+    code, _, err = _run(capsys, "maps", "--dataset", f"rsna:{root}", "--model", model, "--images", other,
+                        "--methods", "grad", "--out", tmp_path / "m")
+    assert code == 2 and f"{other} (class not in ['Normal', 'Lung Opacity'])" in err
+    assert "selection (classes: Normal, Lung Opacity) leaves some out: widen it (e.g. --classes all)" in err
+    assert not (tmp_path / "m").exists()

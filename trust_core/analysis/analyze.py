@@ -261,7 +261,7 @@ def write_analysis(analysis: Analysis, run: str | Path) -> Path:
     """``analysis.json`` and its tables into the results folder, each file whole or not at all."""
     from ..io import atomic_path, atomic_write, writable_folder
 
-    run = writable_folder(run)
+    run = writable_folder(run, what="--run")
     for name, table in analysis.tables.items():
         with atomic_path(run / f"{name}.parquet") as tmp:
             table.to_parquet(tmp, index=False)

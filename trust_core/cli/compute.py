@@ -84,8 +84,14 @@ def _cmd_maps(args) -> int:
     dataset = _open_dataset(args, image_size=size)
     ids = args.images or dataset.ids(split=args.split, label=1 if args.positives else None)
     unknown = [i for i in ids if i not in dataset]
-    if unknown:
-        raise ConfigError(f"image id(s) not in the dataset: {unknown[:5]}")
+    if unknown:  # left out by the selection (RSNA's classes, a finding…), or not there at all
+        why = {i: reason for reason, items in dataset.skipped.reasons.items() for i in items}
+        said = [f"{i} ({why[i]})" if i in why else i for i in unknown[:5]]
+        selection = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                              for k, v in (dataset.selection or {}).items() if not k.endswith("_note"))
+        hint = (f"; the dataset's selection ({selection}) leaves some out: widen it (e.g. --classes all)"
+                if any(i in why for i in unknown) else "")
+        raise ConfigError(f"image id(s) not in the dataset: {said}{hint}")
     ids = _screened(dataset, ids, strict=args.strict, limit=args.limit)
     if not ids:
         raise ConfigError(f"no readable film to explain in {dataset.root} (every one asked for was skipped above)")

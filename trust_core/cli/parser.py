@@ -13,6 +13,7 @@ from ..saliency.device import PRECISIONS
 from ..saliency.registry import FAST_PRESET, METHODS, PAPER_PRESET, PRESETS, SETS
 from .compute import (_cmd_bench, _cmd_check, _cmd_demo, _cmd_evaluate, _cmd_maps, _cmd_train, _cmd_train_localizer)
 from ..data.kinds import DATASETS as DATASET_KINDS
+from ..data.records import SPLITS
 from .read import (_cmd_analyze, _cmd_app, _cmd_figures, _cmd_inspect, _cmd_methods, _cmd_report, _cmd_workspace_init)
 
 
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_options(maps)
     _add_method_options(maps)
     maps.add_argument("--images", nargs="*", default=None, help="image ids (default: the split's)")
-    maps.add_argument("--split", default="test", help="split when no ids are given (default test)")
+    maps.add_argument("--split", default="test", choices=list(SPLITS), help="split when no ids are given (default test)")
     maps.add_argument("--positives", action="store_true", help="only positive images")
     maps.add_argument("--limit", type=_positive_int, default=None)
     maps.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a preset parameter")

@@ -67,6 +67,9 @@ class RadiographDataset(FilmScreening, abc.ABC):
                  save_splits: bool = True):
         self.root = Path(root)
         self.save_splits = save_splits  # False: a made split stays in memory (read-only commands: check, inspect)
+        if self.root.is_file():
+            raise DatasetError(f"{self.root} is a file: give the dataset's folder (the one holding its label CSV and "
+                               f"images), KIND:FOLDER")
         if not self.root.is_dir():
             raise DatasetError(f"dataset folder not found: {self.root}")
         if split is not None and split not in SPLITS:
