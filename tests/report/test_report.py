@@ -97,7 +97,7 @@ def test_report_refuses_before_creating_anything(app_workspace, tmp_path, capsys
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TRUST_WORKSPACE", raising=False)
     cases = [(["--workspace", str(tmp_path / "nope"), "--cohort", "--out", "c.zip"], "is not a folder: make one"),
-             (["--cohort", "--out", "c.zip"], "the workspace cache/demo (no --workspace"),
+             (["--cohort", "--out", "c.zip"], "the workspace cache/demo (no --workspace; $TRUST_WORKSPACE or cache/demo) is not a folder"),
              (["--workspace", str(app_workspace), "--cohort", "--out", "c.pdf"], "the cohort results are a ZIP"),
              (["--workspace", str(app_workspace), "--image", "x", "--model", "m.pt", "--out", "r.docx"],
               "a per-image report is a PDF or an HTML file")]

@@ -88,9 +88,10 @@ def _cmd_inspect(args) -> int:
     return 0 if ok else 2
 
 
-def _existing_workspace(given) -> Path:
+def _existing_workspace(given, *, dataset: bool = True) -> Path:
     """The workspace folder a command reads (``--workspace``, else ``$TRUST_WORKSPACE``, else ``cache/demo``):
-    refused before anything is created in it unless it is a workspace (a folder with a dataset folder)."""
+    refused before anything is created in it unless it is a workspace (a folder; with a dataset folder where
+    ``dataset``: a cohort's results are read without one)."""
     from ..errors import ConfigError
     from ..layout import Layout, read_index, workspace_path
 
@@ -99,7 +100,7 @@ def _existing_workspace(given) -> Path:
     if not root.is_dir():
         raise ConfigError(f"{said} is not a folder: make one with `trust workspace init` (or `trust demo`)")
     read_index(root)  # an unreadable model index: said now, not later
-    if not any(Layout(root).dataset(k).is_dir() for k in ("rsna", "siim", "nih", "vindr", "chexlocalize", "folder")):
+    if dataset and not any(Layout(root).dataset(k).is_dir() for k in ("rsna", "siim", "nih", "vindr", "chexlocalize", "folder")):
         raise ConfigError(f"{said} holds no dataset folder: make it with `trust workspace init`")
     return root
 
@@ -124,7 +125,7 @@ def _cmd_report(args) -> int:
     if suffix not in wanted:
         raise ConfigError(f"--out {args.out}: {'the cohort results are a ZIP' if args.cohort else 'a per-image report is a PDF or an HTML file'}; "
                           f"give it the suffix {' or '.join(wanted)}")
-    root = _existing_workspace(args.workspace)
+    root = _existing_workspace(args.workspace, dataset=not args.cohort)
     if args.cohort:
         cohort_results(Layout(root), args.dataset)  # refused before the workspace's store is opened
     out = writable_file(args.out)
