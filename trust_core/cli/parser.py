@@ -66,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "saliency maps of a chest X-ray classifier trustworthy?")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="build the embedded demo workspace (phantom data + models)")
+    demo = sub.add_parser("demo", help="build the demo workspace: generated DICOM films (a real chest film's anatomy, "
+                                       "or phantoms), trained models, evaluated results")
     demo.add_argument("--workspace", default=None, help="folder (default cache/demo or $TRUST_WORKSPACE)")
-    demo.add_argument("--images", type=_at_least(8), default=480, help="phantom images per dataset")
+    demo.add_argument("--images", type=_at_least(8), default=480, help="generated films per dataset")
     demo.add_argument("--epochs", type=_positive_int, default=40, help="maximum training epochs per model")
     demo.add_argument("--no-evaluate", action="store_true", help="skip the fast-preset evaluation")
     demo.add_argument("--anatomy", choices=ANATOMIES, default=None,
