@@ -66,6 +66,15 @@ def pseudonym(image_id: str, workspace) -> str:
     return keyed_pseudonym(workspace_key(workspace), image_id)
 
 
+def image_of(name: str, ids, workspace) -> str | None:
+    """The image id among ``ids`` whose pseudonym in ``workspace`` is ``name`` (as the reports and pages show
+    it), or None: the way back from a pseudonym, for the holder of the workspace's key."""
+    if not name.startswith(PREFIX):
+        return None
+    named = pseudonymizer(workspace)
+    return next((i for i in ids if named(i) == name), None)
+
+
 def keyed_pseudonym(key: bytes, image_id: str) -> str:
     return PREFIX + hmac.new(key, str(image_id).encode("utf-8"), hashlib.sha256).hexdigest()[:DIGITS]
 

@@ -200,3 +200,24 @@ def test_non_square_films_keep_their_shape_and_box_positions():
     ys, xs = np.nonzero(green)
     assert abs(xs.min() - 120) <= 2 and abs(xs.max() - 160) <= 2 and abs(ys.min() - 30) <= 2 and abs(ys.max() - 90) <= 2
     assert render_pdf(report).startswith(b"%PDF")
+
+
+def test_report_of_an_image_named_by_its_pseudonym(app_workspace, tmp_path, capsys):
+    """The reports and the app name images by pseudonym: `trust report --image img-…` finds that image of the
+    workspace (the way back needs the workspace's key), and an unknown pseudonym is refused by name."""
+    from trust_core.cli import main
+    from trust_core.pseudonyms import image_of, pseudonym
+    from trust_core.workspace import Workspace
+
+    ws = Workspace(app_workspace)
+    image = ws.dataset("rsna").ids(split="test", label=1)[0]
+    named = pseudonym(image, app_workspace)
+    assert image_of(named, ws.dataset("rsna").ids(), app_workspace) == image
+    assert image_of("img-0000000000", ws.dataset("rsna").ids(), app_workspace) is None
+    assert main(["report", "--workspace", str(app_workspace), "--dataset", "rsna", "--image", named, "--model",
+                 "rsna_densenet_tiny_s0.pt", "--methods", "grad", "--out", str(tmp_path / "r.html")]) == 0
+    html_text = (tmp_path / "r.html").read_text()
+    assert named in html_text and image not in html_text
+    assert main(["report", "--workspace", str(app_workspace), "--dataset", "rsna", "--image", "img-0000000000",
+                 "--model", "rsna_densenet_tiny_s0.pt", "--out", str(tmp_path / "x.html")]) == 2
+    assert "unknown image id 'img-0000000000'" in capsys.readouterr().err

@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "pseudonyms keyed with its pseudonym.key (created there on first use)")
     rep.add_argument("--dataset", default="rsna", choices=list(DATASET_KINDS), help="dataset kind in the workspace")
     rep.add_argument("--finding", default=None, help="multi-finding datasets: the finding (default: its results')")
-    rep.add_argument("--image", default=None, help="image id")
+    rep.add_argument("--image", default=None, help="image id, or its pseudonym in this workspace (img-…, as reports and pages name it)")
     rep.add_argument("--model", default=None, help="model file name in the workspace")
     rep.add_argument("--preset", default=FAST_PRESET, choices=list(PRESETS))
     rep.add_argument("--methods", nargs="*", default=None, choices=list(METHODS) + list(SETS), metavar="METHOD",

@@ -110,34 +110,34 @@ def _cmd_report(args) -> int:
     ``cache/demo``). De-identified output names images by the pseudonyms of that workspace: keyed with its
     secret ``<workspace>/pseudonym.key`` (created there, mode 0600, on first use; never written into the
     output), so the CLI and the app show the same pseudonym for an image of one workspace."""
-    from ..io import atomic_write
+    from ..errors import ConfigError
+    from ..io import atomic_write, writable_file
     from ..layout import Layout
     from ..report import build_image_report, cohort_archive, render_html, render_pdf
     from ..report.report import cohort_results
     from ..workspace import Workspace
 
-    from ..io import writable_file
-
-    from ..errors import ConfigError
-
-    suffix = Path(args.out).suffix.lower()
+    out = writable_file(args.out)  # the output first: a folder where a file should be, a read-only folder
     wanted = (".zip",) if args.cohort else (".pdf", ".html")
-    if suffix not in wanted:
+    if out.suffix.lower() not in wanted:
         raise ConfigError(f"--out {args.out}: {'the cohort results are a ZIP' if args.cohort else 'a per-image report is a PDF or an HTML file'}; "
                           f"give it the suffix {' or '.join(wanted)}")
+    if not args.cohort and (not args.image or not args.model):
+        raise ConfigError("a per-image report needs --image and --model (or use --cohort)")
     root = _existing_workspace(args.workspace, dataset=not args.cohort)
     if args.cohort:
         cohort_results(Layout(root), args.dataset)  # refused before the workspace's store is opened
-    out = writable_file(args.out)
     ws = Workspace(root)
     if args.cohort:
         atomic_write(out, cohort_archive(ws, args.dataset, include_identifiers=args.include_identifiers))
         print(f"wrote cohort results of {args.dataset} to {out}")
         return 0
-    if not args.image or not args.model:
-        from ..errors import ConfigError
-        raise ConfigError("a per-image report needs --image and --model (or use --cohort)")
-    report = build_image_report(ws, args.dataset, args.image, args.model, methods=args.methods, preset=args.preset,
+    image = args.image
+    if image.startswith("img-"):  # a pseudonym, as the reports and the app name images: this workspace's image
+        from ..pseudonyms import image_of
+
+        image = image_of(image, ws.dataset(args.dataset, finding=args.finding).ids(), ws) or image
+    report = build_image_report(ws, args.dataset, image, args.model, methods=args.methods, preset=args.preset,
                                 finding=args.finding, include_identifiers=args.include_identifiers)
     if out.suffix.lower() == ".html":
         atomic_write(out, render_html(report))
