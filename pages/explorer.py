@@ -54,9 +54,11 @@ def render() -> None:
         ids = list(gallery.index)
     else:
         ids = dataset.ids(split="test", label=1)
-        if ws.results_config(kind()) is not None and ws.results_model_index(kind(), model_name()) is None:
-            st.caption(f"No gallery: the stored evaluation did not run {model_name()}; its maps are computed here "
-                       f"for the positive test films.")
+        if ws.results_config(kind()) is not None:
+            ran = ws.results_model_index(kind(), model_name()) is not None
+            st.caption(f"No gallery: the stored evaluation " + ("scored no maps of " if ran else "did not run ")
+                       + f"{model_name()} on its utility images; its maps are computed here for the positive test "
+                         f"films.")
 
     if not ids:
         st.info("No positive test image in this dataset.")

@@ -36,8 +36,11 @@ def render() -> None:
         criteria = st.multiselect("Criteria", shown_criteria(), default=list(PAPER_CRITERIA),
                                   format_func=lambda c: CRITERIA[c].label)
         c1, c2 = st.columns(2)
-        limit = c1.number_input("Utility images (max)", 1, 10_000, min(10_000, max(1, int(stored.get("utility_limit") or 16))))
-        ssim_images = c2.number_input("Images for SSIM criteria", 2, 100, min(100, max(2, int(stored.get("ssim_images") or 5))),
+        # the stored run's counts (its utility limit None — every positive test image — is 0 here); 16 and 5 without one
+        kept = stored.get("utility_limit", 16) if stored else 16
+        limit = c1.number_input("Utility images (max; 0: every positive test image)", 0, 1_000_000,
+                                int(kept or 0), help="Default: the stored run's")
+        ssim_images = c2.number_input("Images for SSIM criteria", 2, 100_000, max(2, int(stored.get("ssim_images") or 5)),
                                       help="Default: the stored run's")
         c3, c4 = st.columns(2)
         classes = None
@@ -68,7 +71,7 @@ def render() -> None:
             st.error("Choose at least one RSNA class (the paper: Normal and Lung Opacity).")
         else:
             config = EvalConfig(methods=tuple(methods), preset=preset, criteria=tuple(criteria),
-                                utility_limit=int(limit), ssim_images=int(ssim_images), group=8,
+                                utility_limit=int(limit) or None, ssim_images=int(ssim_images), group=8,
                                 overrides={"gradcam_interpolation": upsampling}, randomization_mode=mode,
                                 shuffled_models=tuple(str(ws.layout.model(m)) for m in shuffled))
             with friendly_errors(), st.spinner("Planning: models, images, units, a timed pass…"):

@@ -27,11 +27,14 @@ def render() -> None:
         if source.startswith("Upload"):
             # Any type is accepted here so that a wrong file gets our explanation, not a bare refusal.
             upload = st.file_uploader(f"DICOM, PNG or JPEG ({', '.join(UPLOAD_SUFFIXES)})")
-            if not shared("identifiers", False):  # a file's name is often a patient or accession number
-                st.html("<style>[data-testid='stFileChipName']{visibility:hidden}[data-testid='stFileChipName']::after"
-                        "{content:'uploaded file (name hidden)';visibility:visible}</style>")
+            hidden = not shared("identifiers", False)  # a file's name is often a patient or accession number:
+            if hidden:  # the uploader's chip (its text, tooltip and labels all carry it) is not drawn at all
+                st.html("<style>[data-testid='stFileChip']{display:none}</style>")
             if upload is None:
                 st.stop()
+            if hidden:
+                st.caption(f"Uploaded: a file of {upload.size / 1024:,.0f} KB (its name is hidden: the sidebar's "
+                           f"“Show patient identifiers” shows it; upload another file to replace it).")
             decoded = decode_upload(upload.name, upload.getvalue(), max_bytes=MAX_BYTES)
         else:
             from pydicom.data import get_testdata_file

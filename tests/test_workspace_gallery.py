@@ -51,3 +51,18 @@ def test_gallery_of_the_chosen_model(app_workspace):
         else:
             assert "SSIM after randomization" not in gallery
     assert ws.gallery("rsna", "worst AUPRC first", model="elsewhere.pt") is None
+
+
+def test_a_renamed_model_file_is_found_by_its_weights(app_workspace, tmp_path):
+    """`workspace init` renames a second best.pt to best_2.pt, but the results keep the path the evaluation
+    was given: the model is found by the weights digest the evaluation recorded, not by its file name."""
+    import shutil
+
+    root = tmp_path / "ws"
+    shutil.copytree(app_workspace, root, ignore=shutil.ignore_patterns("store"))
+    models = [m["path"].rsplit("/", 1)[-1] for m in Workspace(root).results_config("rsna")["models"]]
+    shutil.copy2(root / "models" / models[1], root / "models" / "best_2.pt")
+    ws = Workspace(root)
+    assert ws.results_model_index("rsna", "best_2.pt") == 1
+    assert ws.gallery("rsna", "worst AUPRC first", model="best_2.pt").equals(
+        ws.gallery("rsna", "worst AUPRC first", model=models[1]))

@@ -167,10 +167,21 @@ class Workspace:
 
     def results_model_index(self, kind: str, model_name: str) -> int | None:
         """Where ``model_name`` (a file of this workspace's models) stands among the models the dataset's
-        stored evaluation ran (0: the main model, whose maps the criteria score), or None if it did not run."""
+        stored evaluation ran (0: the main model, whose maps the criteria score), or None if it did not run:
+        by its weights' digest, which the evaluation recorded (a file `workspace init` renamed — a second
+        ``best.pt`` is ``best_2.pt`` — is found too); by file name where a run recorded no digest."""
         models = (self.results_config(kind) or {}).get("models") or []
+        digests = [m.get("weights_digest") for m in models]
+        if any(digests):
+            try:
+                path, mtime = self._model_file(model_name)
+                mine = _digest_of(path, mtime)
+            except Exception:  # not loadable here (a spec whose source is missing…): by name
+                mine = None
+            if mine in digests:
+                return digests.index(mine)
         names = [Path(str(m.get("path") or "")).name for m in models]
-        return names.index(model_name) if model_name in names else None
+        return names.index(model_name) if model_name in names and not digests[names.index(model_name)] else None
 
     def gallery(self, kind: str, order: str = "worst AUPRC first", finding: str | None = None,
                 model: str | None = None) -> pd.DataFrame | None:
@@ -368,6 +379,14 @@ def _histogram(film: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=16)
 def _load_cached(path: str) -> torch.nn.Module:
     return load(path, num_classes=2)  # the datasets are binary
+
+
+@lru_cache(maxsize=32)
+def _digest_of(path: str, mtime: float) -> str:
+    """The weights digest of a model file (as the evaluation records it), once per file version."""
+    from .cache.store import weights_digest
+
+    return weights_digest(load(path, num_classes=None))
 
 
 @lru_cache(maxsize=8)

@@ -433,7 +433,8 @@ def test_a_run_is_planned_estimated_and_confirmed_before_it_replaces_results(app
 
     stored = _json.loads((app_workspace / "results" / "rsna" / "config.json").read_text())["config"]
     numbers = {n.label: n.value for n in at.number_input}
-    assert numbers == {"Utility images (max)": stored["utility_limit"] or 16, "Images for SSIM criteria": stored["ssim_images"]}
+    assert numbers == {"Utility images (max; 0: every positive test image)": stored["utility_limit"] or 0,
+                       "Images for SSIM criteria": stored["ssim_images"]}
     assert next(s for s in at.selectbox if s.label == "Preset").value == stored["preset"]
     at.button[0].click().run()  # plan
     assert not at.exception, at.exception

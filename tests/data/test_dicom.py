@@ -120,8 +120,11 @@ def test_wrong_rows_or_columns_over_raw_pixels_refused(tmp_path, wrong):
         read_dicom(path)
 
 
-def test_odd_length_padding_is_not_a_wrong_header(tmp_path):
-    """An 8-bit film of odd size carries one padding byte (DICOM values are of even length): read as is."""
+def test_padding_is_not_a_wrong_header(tmp_path):
+    """An 8-bit film of odd size carries one padding byte (DICOM values are of even length), and pydicom's own
+    MR_small_padded.dcm one row of excess padding: both read as they are."""
+    padded = read_dicom(get_testdata_file("MR_small_padded.dcm"))
+    assert padded.pixels.shape == (64, 64)
     film = (np.arange(63 * 63) % 251).astype(np.uint8).reshape(63, 63)
     path = write_dicom(tmp_path / "odd.dcm", film)
     np.testing.assert_array_equal(pydicom.dcmread(path).pixel_array, film)

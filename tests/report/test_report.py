@@ -221,3 +221,22 @@ def test_report_of_an_image_named_by_its_pseudonym(app_workspace, tmp_path, caps
     assert main(["report", "--workspace", str(app_workspace), "--dataset", "rsna", "--image", "img-0000000000",
                  "--model", "rsna_densenet_tiny_s0.pt", "--out", str(tmp_path / "x.html")]) == 2
     assert "unknown image id 'img-0000000000'" in capsys.readouterr().err
+
+
+def test_the_cohort_zip_holds_the_current_analysis_not_a_stale_file(app_workspace, tmp_path):
+    """A results folder with an analysis.json of an older version: the archive computes the analysis again
+    and ships that one (it used to copy the stale file beside tables and figures of the new one)."""
+    import json
+    import shutil
+    import zipfile
+
+    from trust_core.analysis.analyze import ANALYSIS_VERSION
+    from trust_core.report import cohort_archive
+    from trust_core.workspace import Workspace
+
+    ws_root = tmp_path / "ws"
+    shutil.copytree(app_workspace, ws_root, ignore=shutil.ignore_patterns("store"))
+    (ws_root / "results" / "rsna" / "analysis.json").write_text(json.dumps({"version": "analysis-0", "stale": True}))
+    archive = zipfile.ZipFile(__import__("io").BytesIO(cohort_archive(Workspace(ws_root), "rsna")))
+    shipped = json.loads(archive.read("rsna/analysis.json"))
+    assert shipped["version"] == ANALYSIS_VERSION and "stale" not in shipped

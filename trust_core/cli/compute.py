@@ -89,8 +89,9 @@ def _cmd_maps(args) -> int:
         said = [f"{i} ({why[i]})" if i in why else i for i in unknown[:5]]
         selection = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
                               for k, v in (dataset.selection or {}).items() if not k.endswith("_note"))
-        hint = (f"; the dataset's selection ({selection}) leaves some out: widen it (e.g. --classes all)"
-                if any(i in why for i in unknown) else "")
+        option = "--classes all" if "classes" in (dataset.selection or {}) else "--finding"
+        hint = (f"; the dataset's selection ({selection}) leaves some out: widen it ({option})"
+                if any(i in getattr(dataset, "selection_reasons", {}) for i in unknown) else "")
         raise ConfigError(f"image id(s) not in the dataset: {said}{hint}")
     ids = _screened(dataset, ids, strict=args.strict, limit=args.limit)
     if not ids:

@@ -87,10 +87,12 @@ class RadiographDataset(FilmScreening, abc.ABC):
         # Splits cover every labelled image, so that an image's split never depends on a filter.
         self.splits = self._load_or_make_splits(records, seed, fractions)
         kept = []
+        self.selection_reasons: dict[str, str] = {}  # image id → why the selection (classes, finding…) leaves it out
         for r in records:
             reason = self._excluded(r)
             if reason:
                 self.skipped.add(reason, r.image_id)
+                self.selection_reasons[r.image_id] = reason
             else:
                 kept.append(r)
         if not kept:

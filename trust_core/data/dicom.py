@@ -228,7 +228,8 @@ _JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.1
 def _check_pixel_size(ds, path: Path, geometry: _Geometry, syntax, syntax_name: str) -> None:
     """Refuse pixels that Rows × Columns do not describe. Uncompressed, pydicom reshapes whatever bytes it
     finds: a wrong Columns (1000 over a 1024-wide film) reads as a sheared film, silently, with the excess
-    dropped as "padding"; up to one row of excess is tolerated (padding), more is a wrong header. A JPEG
+    dropped as "padding"; up to one row of excess is tolerated (padding: a Rows one too small reads a film one
+    row short, not askew), more is a wrong header (a Columns one too small leaves Rows × bytes over). A JPEG
     frame carries its own dimensions: they must be the header's."""
     if "PixelData" not in ds or syntax is None:
         return
@@ -243,7 +244,7 @@ def _check_pixel_size(ds, path: Path, geometry: _Geometry, syntax, syntax_name: 
             raise DicomError(f"the pixel data holds {held:,} bytes where Rows × Columns ({rows} × {cols}, "
                              f"{bits} bits) need {expected:,}: the file is truncated, or its Rows/Columns are "
                              f"wrong; export the film again", path=path)
-        if held - expected >= max(row_bytes, 2):
+        if held - expected > max(row_bytes, 1):  # (pydicom's MR_small_padded.dcm: one row of padding, read)
             raise DicomError(f"the pixel data holds {held:,} bytes, but Rows × Columns ({rows} × {cols}, {bits} "
                              f"bits) describe {expected:,}: the header's Rows/Columns are wrong (the film would be "
                              f"read sheared or cut); correct them, or export the film again", path=path)

@@ -385,14 +385,17 @@ def cohort_archive(workspace, kind: str, *, include_identifiers: bool = False, f
             table.to_parquet(parquet, index=False)
             archive.writestr(f"{kind}/{table_name}.parquet", parquet.getvalue())
         for path in sorted(folder.glob("*.json")):
-            if path.name.startswith("."):
+            if path.name.startswith(".") or path.name == ANALYSIS_FILE:  # the analysis: the current one, below
                 continue
             payload = json.loads(path.read_text())
             if name is not None:
                 payload = _replace_ids(payload, ids, name)
             archive.writestr(f"{kind}/{path.name}", json.dumps(payload, indent=2))
-        if analysis is not None and not (folder / ANALYSIS_FILE).is_file():
-            archive.writestr(f"{kind}/{ANALYSIS_FILE}", json.dumps(analysis, indent=2, default=str))
+        if analysis is not None:  # stored and of this version, or computed now (a stale file is left out)
+            payload = json.loads(json.dumps(analysis, default=str))
+            if name is not None:
+                payload = _replace_ids(payload, ids, name)
+            archive.writestr(f"{kind}/{ANALYSIS_FILE}", json.dumps(payload, indent=2))
         archive.writestr(f"{kind}/scorecard.csv", scorecard_table(summary, kind).to_csv(index=False))
         from ..analysis.figures import drawn_figures
 
