@@ -604,7 +604,18 @@ def test_reading_tools_in_chromium(server, tmp_path, app_workspace):
         ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
         wait.until(lambda d: _in_viewer(d, wait, "return window.__viewer.dataKey") != key)
         key = driver.execute_script("return window.__viewer.dataKey")
-        driver.find_elements(By.CSS_SELECTOR, ".panel canvas")[0].click()
+
+        def click_first_panel(d):  # the new image's panels may be drawn anew once more as its rerun ends
+            from selenium.common.exceptions import StaleElementReferenceException
+
+            try:
+                _in_viewer(d, wait)
+                d.find_elements(By.CSS_SELECTOR, ".panel canvas")[0].click()
+                return True
+            except StaleElementReferenceException:
+                return False
+
+        wait.until(click_first_panel)
         ActionChains(driver).send_keys(Keys.PAGE_DOWN).perform()
         wait.until(lambda d: _in_viewer(d, wait, "return window.__viewer.dataKey") != key)
         # at 1920×1200 the film opens in view (the gallery folded), and on Randomization the curve beside it
