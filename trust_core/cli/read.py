@@ -92,6 +92,7 @@ def _existing_workspace(given, *, dataset: bool = True) -> Path:
     """The workspace folder a command reads (``--workspace``, else ``$TRUST_WORKSPACE``, else ``cache/demo``):
     refused before anything is created in it unless it is a workspace (a folder; with a dataset folder where
     ``dataset``: a cohort's results are read without one)."""
+    from ..data.kinds import DATASETS
     from ..errors import ConfigError
     from ..layout import Layout, read_index, workspace_path
 
@@ -100,7 +101,7 @@ def _existing_workspace(given, *, dataset: bool = True) -> Path:
     if not root.is_dir():
         raise ConfigError(f"{said} is not a folder: make one with `trust workspace init` (or `trust demo`)")
     read_index(root)  # an unreadable model index: said now, not later
-    if dataset and not any(Layout(root).dataset(k).is_dir() for k in ("rsna", "siim", "nih", "vindr", "chexlocalize", "folder")):
+    if dataset and not any(Layout(root).dataset(k).is_dir() for k in DATASETS):  # the dataset registry's kinds
         raise ConfigError(f"{said} holds no dataset folder: make it with `trust workspace init`")
     return root
 
