@@ -139,3 +139,73 @@ def test_an_entry_of_the_former_raw_format_is_recomputed_not_read(tmp_path, tiny
     assert all("packed" in store.get(key) for key in store._cache.iterkeys())  # … and stored anew
     exact = explain(tiny_model, tiny_images, methods=["grad"], cache=store, map_storage="exact")
     assert not any(exact.from_cache["grad"])  # exact maps have keys of their own
+
+
+def _old_form(array, dtype):
+    """The earlier stored form of one array: one deflated stream of the byte planes, no prediction."""
+    import zlib
+
+    flat = np.ascontiguousarray(array, dtype).reshape(-1)
+    planes = flat.view(np.uint8).reshape(-1, flat.dtype.itemsize).T.tobytes()
+    return {"dtype": np.dtype(dtype).str, "shape": list(np.shape(array)), "data": zlib.compress(planes, 6)}
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("kind", ["noise", "smooth_rows", "smooth_columns", "special", "tiny"])
+def test_each_prediction_gives_the_words_back_bit_for_bit(dtype, kind):
+    from trust_core.cache.codec import _FILTERS, _pack, _residual, _restore, _unpack
+
+    rng = np.random.default_rng(11)
+    shapes = {"tiny": (1, 3)}
+    array = rng.random(shapes.get(kind, (40, 48))).astype(np.float32)
+    if kind == "smooth_rows":
+        array = np.cumsum(array, axis=1) / 48
+    elif kind == "smooth_columns":
+        array = np.cumsum(array, axis=0) / 40
+    elif kind == "special":  # NaN, ±inf, ±0, subnormals, the largest values: words that wrap when differenced
+        array.flat[:8] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-40 if dtype is np.float32 else 3e-8,
+                          np.finfo(dtype).max, -np.finfo(dtype).max]
+    words = np.ascontiguousarray(array, dtype).view({2: np.uint16, 4: np.uint32}[np.dtype(dtype).itemsize])
+    for how in _FILTERS if words.shape[0] > 1 else ("none", "left"):
+        np.testing.assert_array_equal(_restore(_residual(words, how), how), words)
+    packed = _pack(array, dtype)
+    np.testing.assert_array_equal(_unpack(packed).astype(dtype).view(words.dtype), words)
+
+
+def test_the_prediction_follows_the_map_and_earlier_entries_still_read():
+    from trust_core.cache.codec import _pack, _packed_bytes, _unpack
+
+    rng = np.random.default_rng(12)
+    rows = np.cumsum(rng.random((320, 320)), axis=1).astype(np.float32)
+    rows /= rows.max()
+    assert _pack(rows, np.float16)["filter"] == "left"
+    assert _pack(np.ascontiguousarray(rows.T), np.float16)["filter"] == "up"
+    assert _pack(rng.random((320, 320)), np.float16)["filter"] == "none"  # white noise: nothing to predict
+    for array, dtype in ((rows, np.float16), (rows, np.float32), (rng.random((320, 320)), np.float16)):
+        old = _old_form(array, dtype)
+        new = _pack(array, dtype)
+        np.testing.assert_array_equal(_unpack(old), _unpack(new))  # a store written before reads the same
+        assert _packed_bytes(new) <= _packed_bytes(old)
+    assert _packed_bytes(_pack(rows, np.float16)) < 0.8 * _packed_bytes(_old_form(rows, np.float16))
+    # a whole entry of the earlier form decodes, and its size counts
+    clipped, unclipped = _forms(9, size=320)
+    earlier = {"codec": "float16", "map": None, "unclipped": _old_form(unclipped, np.float16), "percentile": 99.0}
+    np.testing.assert_array_equal(decode(earlier)[1], unclipped.astype(np.float16).astype(np.float32))
+    assert stored_bytes(earlier) == len(earlier["unclipped"]["data"])
+
+
+def test_small_and_piecewise_maps_never_cost_more_than_before_and_a_sure_misfit_is_not_deflated():
+    from trust_core.cache.codec import _pack, _packed_bytes
+
+    rng = np.random.default_rng(13)
+    segments = rng.integers(0, 12, (8, 8)).repeat(8, 0).repeat(8, 1)  # an XRAI-like 64² map: one stream wins
+    steps = rng.random(12).astype(np.float32)[segments]
+    for array in (steps, rng.random((5, 7)), rng.random((64, 64))):
+        for dtype in (np.float16, np.float32):
+            assert _packed_bytes(_pack(array, dtype)) <= _packed_bytes(_old_form(array, dtype))
+    assert len(_pack(steps, np.float32)["planes"]) == 1
+    noise = rng.random((320, 320)).astype(np.float32)  # ≈300 KB in float32: a sample of rows says so
+    assert _pack(noise, np.float32, limit=120 * 1024) is None
+    assert _pack(noise, np.float32, limit=1024 * 1024) is not None
+    smooth = np.cumsum(np.ones((320, 320), np.float32), axis=1)
+    assert _packed_bytes(_pack(smooth, np.float32, limit=120 * 1024)) <= 120 * 1024
