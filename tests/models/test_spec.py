@@ -128,12 +128,16 @@ def test_zoo_model_runs_every_method_the_evaluation_and_its_cascade_in_forward_o
     if target is not None:
         assert (maps.targets == target).all()
 
+    # the evaluation and the whole cascade with the spec's model (every method ran on it above; here the
+    # gradient and Grad-CAM, whose layer the spec names: the cascade's cost grows with the methods)
     out = tmp_path / "results"
     assert main(["evaluate", "--dataset", f"rsna:{rsna.root}", "--model", str(spec_path), "--preset", "fast",
-                 "--limit", "4", "--ssim-images", "2", "--baseline-pairs", "2", "--criteria", "utility",
-                 "randomization", "--no-cache", "--out", str(out), *LIGHT_FLAGS]) == 0
+                 "--methods", "grad", "gradcam", "--limit", "4", "--ssim-images", "2", "--baseline-pairs", "2",
+                 "--criteria", "utility", "randomization", "--no-cache", "--out", str(out), *LIGHT_FLAGS]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["criteria"]["utility"]["methods"]) == set(resolve_methods(None))
+    assert set(summary["criteria"]["utility"]["methods"]) == {"grad", "gradcam"}
+    for method, scored in summary["criteria"]["randomization"]["methods"].items():  # every state of the cascade
+        assert len(scored["states"]) == len(cascade), method
     config = json.loads((out / "config.json").read_text())
     spec = config["models"][0]["spec"]
     assert spec["source"] == table["source"] and spec["gradcam_layer"] == layer and spec["cascade"] == cascade[::-1]
