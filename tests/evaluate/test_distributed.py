@@ -39,11 +39,16 @@ def config():
                       methods=("grad", "gbp", "gradcam"))
 
 
-def test_ray_engine_equals_local_engine(rsna, models, cluster, tmp_path):
+@pytest.fixture(scope="module")
+def local(rsna, models, tmp_path_factory):
+    """The local engine's evaluation: the reference both Ray runs are compared with."""
+    return Evaluation(rsna, models, config(), cache=Store(tmp_path_factory.mktemp("local"))).run()
+
+
+def test_ray_engine_equals_local_engine(rsna, models, cluster, local, tmp_path):
     import torch
 
     threads = {}
-    local = Evaluation(rsna, models, config(), cache=Store(tmp_path / "local")).run()
     distributed = Evaluation(rsna, models, config(), cache=Store(tmp_path / "ray")).run(
         executor=ray_executor(workers=2, on_actors=lambda actors: threads.update(
             actors=ray.get([a.threads.remote() for a in actors]))))
@@ -79,7 +84,7 @@ def assert_equal_tree(a, b, path="summary"):
         assert a == b, path
 
 
-def test_killed_worker_loses_only_its_unfinished_units(rsna, models, cluster, tmp_path):
+def test_killed_worker_loses_only_its_unfinished_units(rsna, models, cluster, local, tmp_path):
     store_dir = tmp_path / "store"
     evaluation = Evaluation(rsna, models, config(), cache=Store(store_dir))
     killed = {}
@@ -97,8 +102,7 @@ def test_killed_worker_loses_only_its_unfinished_units(rsna, models, cluster, tm
 
     result = evaluation.run(executor=ray_executor(workers=2, max_restarts=3, on_actors=kill_one_worker))
     assert killed, "no worker was killed"
-    reference = Evaluation(rsna, models, config(), cache=Store(tmp_path / "clean")).run()
-    assert_same_tables(reference, result)  # the restarted actor runs the driver's thread count too
+    assert_same_tables(local, result)  # the restarted actor runs the driver's thread count too
     # A rerun completes from the cache alone.
     again = Evaluation(rsna, models, config(), cache=Store(store_dir)).run(executor=ray_executor(workers=2))
     assert again.stats["passes"] == 0
