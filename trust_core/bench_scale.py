@@ -67,7 +67,7 @@ class _Sampler:
 def fitted_slope(pairs: list[int], rss: list[int], skip: float = 0.2) -> float:
     """MB of resident memory per pair: least squares over the points after the first ``skip`` of the run."""
     x, y = np.asarray(pairs, float), np.asarray(rss, float) / 2**20
-    keep = x >= skip * x.max() if x.size else x
+    keep = x >= skip * x.max() if x.size else np.zeros(0, bool)
     x, y = x[keep], y[keep]
     if x.size < 3 or np.ptp(x) == 0:
         return float("nan")
@@ -86,22 +86,30 @@ def store_bytes_per_map(size: int = 320, *, model=None, films=None, storage: str
     from .cache.store import Store
     from .models.info import tag
     from .models.registry import build
-    from .saliency import explain
+    from .saliency import explain, resolve_methods
 
     model = tag(model if model is not None else build("densenet_tiny", num_classes=2).eval(), input_size=size)
     if films is None:  # white noise: the least compressible maps
         films = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    per_method: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp, map_storage=storage or DEFAULT_MAP_STORAGE)
-        explain(model, films, cache=store)
-        entries = [store.get(key) for key in store._cache.iterkeys()]
-        entries = [e for e in entries if isinstance(e, dict) and "packed" in e]
+        for method in resolve_methods(None):  # one method at a time: the entries each adds are its maps
+            before = set(store._cache.iterkeys())
+            explain(model, films, methods=[method], cache=store)
+            entries = [store.get(key) for key in set(store._cache.iterkeys()) - before]
+            per_method[method] = [e for e in entries if isinstance(e, dict) and "packed" in e]
         store.close()
+    entries = [e for found in per_method.values() for e in found]
     sizes = [stored_bytes(e["packed"]) for e in entries if e["flag"] is None]
     codecs = sorted({e["packed"]["codec"] for e in entries if e["flag"] is None})
     log(f"store: {len(sizes)} maps of {size}² in {storage or DEFAULT_MAP_STORAGE} storage ({', '.join(codecs)}; "
         f"{len(entries) - len(sizes)} flagged left out): {np.mean(sizes) / 1024:.0f} KB each "
         f"(min {min(sizes) / 1024:.0f}, max {max(sizes) / 1024:.0f})")
+    log("store, KB per map: " + ", ".join(
+        f"{method} " + "/".join(f"{stored_bytes(e['packed']) / 1024:.0f}" + ("" if e["flag"] is None else " (flagged)")
+                                for e in found)
+        for method, found in per_method.items()))
     return float(np.mean(sizes))
 
 
