@@ -174,8 +174,8 @@ def test_compact_maps_are_scored_as_exact_ones_where_they_fit_the_budget(workspa
 
 def test_half_precision_maps_move_no_verdict(workspace, rsna, tmp_path, monkeypatch):  # noqa: F811
     """The budget per pixel of 320² maps (120 KB) at these 64² maps: the noise-like maps in half precision,
-    XRAI's exactly, as a paper run at 320 px keeps them. Every verdict stays; the values move within the
-    half precision's reach (measured: bench/README.md, "Compact maps")."""
+    XRAI's exactly, as a paper run at 320 px keeps them. Every verdict stays and no value moves by more than
+    1e-3 (issue 24's bound; measured: bench/README.md, "Compact maps")."""
     import trust_core.cache.codec as codec
 
     _root, models, _localizers = workspace
@@ -188,9 +188,9 @@ def test_half_precision_maps_move_no_verdict(workspace, rsna, tmp_path, monkeypa
     moved = sorted(compared, key=lambda x: -x[1])
     assert len(compared) > 100 and moved[0][1] > 0  # the half-precision path was taken
     assert result.summary["maps_kept"]["half_precision"] > 0
-    # means and paired differences within 1e-3; a median or CI bound of 3–4 images may step a little further
-    assert all(d <= 1e-3 for where, d in compared if where.endswith((".mean", ".difference"))), moved[:5]
-    assert moved[0][1] <= 2e-3, moved[:5]
+    # every value within 1e-3 (measured on the AMD EPYC: at most 1.2e-4, an eMPRT median), every verdict the
+    # same (_differences compares everything but floats for equality)
+    assert moved[0][1] <= 1e-3, moved[:5]
 
 
 def test_a_rerun_leaves_out_the_same_films_for_the_same_reasons_and_reads_a_repaired_one(copied):
