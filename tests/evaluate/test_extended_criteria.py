@@ -300,3 +300,19 @@ def test_scored_maps_and_randomization_class_are_named_options(workspace, rsna, 
                                                                      predicted_classes(original_model, x).tolist()))
     assert own.run_unit(unit, state_model).targets == dict(zip(unit.image_ids,
                                                                   predicted_classes(state_model, x).tolist()))
+
+
+def test_smprt_replicate_mean_is_numpys_nanmean_without_its_warning():
+    import warnings
+
+    from trust_core.evaluate.criteria.smprt import _replicate_mean
+
+    by_replicate = [np.array([0.25, np.nan, np.nan, -0.5]), np.array([0.75, np.nan, 0.1, 0.3])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an image no replicate scored is NaN, quietly
+        got = _replicate_mean(by_replicate, 4)
+        assert np.isnan(_replicate_mean([], 3)).all()
+    np.testing.assert_array_equal(got, [0.5, np.nan, 0.1, -0.1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_array_equal(got, np.nanmean(np.stack(by_replicate), 0))

@@ -37,11 +37,20 @@ def score(ctx: ScoringContext):
             base_by_replicate.append(base)
             rows += [{"model": model_index, "state": final, "image_id": i, "method": m, "spearman": v,
                       "baseline": w} for i, v, w in zip(ids, values, base)]
-        with np.errstate(all="ignore"):
-            values = np.nanmean(np.stack(values_by_replicate), 0) if values_by_replicate else np.full(len(ids), np.nan)
-            base = np.nanmean(np.stack(base_by_replicate), 0) if base_by_replicate else np.full(len(ids), np.nan)
+        values, base = _replicate_mean(values_by_replicate, len(ids)), _replicate_mean(base_by_replicate, len(ids))
         entries[m] = ctx.entry(values, base, final_state=final)
     return ctx.result(entries, {ctx.criterion.table: pd.DataFrame(
         rows, columns=["model", "state", "image_id", "method", "spearman", "baseline"])},
         replicates=len(plan.replicates), samples=samples, noise=ctx.config.smprt_noise,
         baseline=ctx.criterion.baseline)
+
+
+def _replicate_mean(by_replicate: list, n: int) -> np.ndarray:
+    """Each image's mean over the replicates that scored it; NaN (silently: no "mean of empty slice"
+    warning) where none did, an image whose maps every replicate flagged."""
+    if not by_replicate:
+        return np.full(n, np.nan)
+    stacked = np.stack(by_replicate).astype(float)
+    counts = (~np.isnan(stacked)).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.where(np.isnan(stacked), 0, stacked).sum(0) / counts, np.nan)
