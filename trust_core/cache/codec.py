@@ -8,14 +8,16 @@ them). Two storages (``--map-storage``):
 ``compact`` (the default)
     A map whose exact form (both forms in float32, byte planes deflated) takes at most ``MAP_BUDGET``
     (120 KB) is kept exactly: every map up to about 128² (the demo's size), and the piecewise-constant
-    maps (XRAI) at any size. A larger map keeps one array: its unclipped form as IEEE half floats (round to
+    maps (XRAI) at any size. Where both forms exceed it, the unclipped form alone may still fit: it is kept
+    in float32 with the words by which the clip derived from it (an ulp here and there) misses the computed
+    clipped form: exact too, bit for bit (Grad-CAM's smooth maps at 320²). A larger map keeps one array: its unclipped form as IEEE half floats (round to
     nearest: a relative error ≤ 2⁻¹¹ ≈ 4.9e-4, the smallest values as subnormals), the two bytes in planes
     (the exponent plane compresses well), deflated; the clipped form is derived on read by the same
-    ``normalize_maps`` (a min–max-only map, Guided Grad-CAM, is its own unclipped form). About 95–150 KB
-    for a noise-like 320² gradient map, 20–30 KB for Grad-CAM (each word predicted from its neighbour, below),
-    against 800 KB for both forms in float32.
-    ``trust bench scale`` measures the size; ``tests/evaluate/test_scale.py`` and the bench the effect on
-    every criterion.
+    ``normalize_maps`` (a min–max-only map, Guided Grad-CAM, is its own unclipped form). About 95–155 KB
+    for a noise-like 320² gradient map (each word predicted from its neighbour, below), against 800 KB for
+    both forms in float32; Grad-CAM's and XRAI's 320² maps fit exactly (30–110 KB). ≈110 KB a map on
+    average over the eight methods of a trained model: ``trust bench scale`` measures the size;
+    ``tests/evaluate/test_scale.py`` and ``bench/compact_effect.py`` the effect on every criterion.
 ``exact``
     Both forms exactly, deflated, whatever their size: the maps, and so every score, bit for bit as
     computed (about 650 KB for a noise-like 320² map).
@@ -37,15 +39,18 @@ _LEVEL = 6
 
 
 # Each array is kept as words (the float's bits as an unsigned integer) minus a prediction from their
-# neighbour: none, the word to the left, or the word above, the difference zigzag-coded so that small
+# neighbours: none, the word to the left or above, or the line through the two words to the left or above
+# (second differences: a bilinear upsampling, Grad-CAM's, is nearly linear between its knots; within one
+# binade a float's bits are linear in its value), the difference zigzag-coded so that small
 # steps either way are small numbers; the bytes in planes (all first bytes of the words, then all second…),
 # each plane deflated on its own or all in one stream, whichever is shorter (:func:`_layout`). The
 # prediction and the layout are those that deflate a sample of an eighth of the rows best. Smooth maps (Grad-CAM,
 # SmoothGrad) shrink by a third or more; a noise-like 320² gradient map by ≈7 %. Lossless either way: the
 # words come back bit for bit. (Entries written before, with one deflated stream of planes under "data",
 # are still read.)
-_FILTERS = ("none", "left", "up")
-_AXIS = {"left": -1, "up": -2}
+_FILTERS = ("none", "left", "up", "left2", "up2")
+_AXIS = {"left": -1, "up": -2, "left2": -1, "up2": -2}
+_ORDER = {"left2": 2, "up2": 2}  # linear extrapolation from the two words before: bilinear upsampling (Grad-CAM)
 _SAMPLE = 8  # an eighth of the rows of the residuals chooses the prediction (:func:`_sample_rows`)
 _RUN = 4
 _UINT = {2: np.uint16, 4: np.uint32}
@@ -68,13 +73,18 @@ def _residual(words: np.ndarray, how: str) -> np.ndarray:
         return words
     axis = _AXIS[how]
     first = np.zeros_like(np.take(words, [0], axis=axis))
-    return _zigzag(np.diff(words, axis=axis, prepend=first))  # unsigned: wraps, exactly undone by cumsum
+    for _ in range(_ORDER.get(how, 1)):  # unsigned: wraps, exactly undone by cumsum
+        words = np.diff(words, axis=axis, prepend=first)
+    return _zigzag(words)
 
 
 def _restore(residual: np.ndarray, how: str) -> np.ndarray:
     if how == "none":
         return residual
-    return np.cumsum(_unzigzag(residual), axis=_AXIS[how], dtype=residual.dtype)
+    words = _unzigzag(residual)
+    for _ in range(_ORDER.get(how, 1)):
+        words = np.cumsum(words, axis=_AXIS[how], dtype=residual.dtype)
+    return words
 
 
 def _plane_rows(words: np.ndarray) -> np.ndarray:
@@ -153,12 +163,18 @@ def _unpack(packed: dict) -> np.ndarray:
         size = int(np.prod(shape))
         planes = np.frombuffer(zlib.decompress(packed["data"]), np.uint8).reshape(dtype.itemsize, size)
         return np.ascontiguousarray(planes.T).view(dtype).reshape(shape).astype(np.float32)
+    return _unpack_words(packed).view(dtype).astype(np.float32)
+
+
+def _unpack_words(packed: dict) -> np.ndarray:
+    """The words of one array as :func:`_pack` kept them (unsigned integers of the array's width)."""
+    dtype, shape = np.dtype(packed["dtype"]), tuple(packed["shape"])
     if len(packed["planes"]) == 1:  # all planes in one stream
         planes = np.frombuffer(zlib.decompress(packed["planes"][0]), np.uint8).reshape(dtype.itemsize, -1)
     else:
         planes = np.stack([np.frombuffer(zlib.decompress(p), np.uint8) for p in packed["planes"]])
     words = np.ascontiguousarray(planes.T).view(dtype.str.replace("f", "u")).reshape(shape)
-    return _restore(words, packed["filter"]).view(dtype).astype(np.float32)
+    return _restore(words, packed["filter"])
 
 
 def _packed_bytes(packed_array: dict) -> int:
@@ -199,6 +215,15 @@ def pack(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = DE
     if first is not None and (unclipped is None or second is not None) and (
             storage == "exact" or stored_bytes(packed) <= budget):
         return packed, (exact, exact if unclipped is None else np.asarray(unclipped, np.float32))
+    if unclipped is not None and percentile is not None:  # still exact: the clip derived from the unclipped
+        full = np.asarray(unclipped, np.float32)  # form in float32, plus the words it misses by (an ulp here
+        whole = _pack(full, np.float32, budget)  # and there: mostly zeros)
+        if whole is not None and _packed_bytes(whole) < budget:
+            correction = _correction(exact, _derived(full, percentile))
+            packed = {"codec": "float32", "map": None, "unclipped": whole, "percentile": percentile,
+                      "correction": _pack(correction, np.uint32)}
+            if stored_bytes(packed) <= budget:
+                return packed, (exact, full)
     if unclipped is None:
         packed = {"codec": "float16", "map": _pack(clipped, np.float16), "unclipped": None}
         back = _unpack(packed["map"])
@@ -231,6 +256,8 @@ def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:
         clipped = _unpack(packed["map"])
     else:
         clipped = _derived(unclipped, packed["percentile"])
+        if packed.get("correction") is not None:  # exact: the words the derivation missed by
+            clipped = (clipped.view(np.uint32) + _unpack_words(packed["correction"])).view(np.float32)
     return clipped, clipped if unclipped is None else unclipped
 
 
@@ -265,4 +292,9 @@ def planned_bytes(size: int, storage: str = DEFAULT_MAP_STORAGE) -> int:
 
 def stored_bytes(packed: dict) -> int:
     """Compressed bytes of one stored map (both forms when both are kept)."""
-    return sum(_packed_bytes(packed[k]) for k in ("map", "unclipped") if packed.get(k) is not None)
+    return sum(_packed_bytes(packed[k]) for k in ("map", "unclipped", "correction") if packed.get(k) is not None)
+
+
+def _correction(clipped: np.ndarray, derived: np.ndarray) -> np.ndarray:
+    """The words (uint32, wrapping) that turn the derived clipped map into the computed one, bit for bit."""
+    return np.ascontiguousarray(clipped, np.float32).view(np.uint32) - derived.view(np.uint32)
