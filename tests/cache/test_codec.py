@@ -240,3 +240,21 @@ def test_a_bilinear_upsampling_is_predicted_by_its_second_differences_and_kept_e
         np.testing.assert_array_equal(got[0].view(np.uint32), clipped.view(np.uint32))
         np.testing.assert_array_equal(got[1].view(np.uint32), unclipped.view(np.uint32))
     assert stored_bytes(stored) < 1.35 * _packed_bytes(stored["unclipped"])  # the correction: mostly zeros
+
+
+def test_the_clip_estimate_is_normalize_maps_within_an_ulp_or_two():
+    """The correction form's estimate (numpy, float64, the same bits everywhere) against the clip the
+    evaluation scores (``normalize_maps``, torch), on noise-like, smooth and flat-topped maps."""
+    from trust_core.cache.codec import _clip_estimate
+
+    rng = np.random.default_rng(21)
+    smooth = np.cumsum(np.cumsum(rng.random((96, 80)), 0), 1)
+    flat_top = np.minimum(rng.random((64, 64)), 0.5)
+    for raw in (rng.standard_normal((96, 80)), smooth, flat_top, rng.random((7, 5)) ** 8):
+        unclipped = np.abs(raw).astype(np.float32)
+        unclipped /= unclipped.max()
+        for percentile in (99.0, 95.0, 100.0):
+            expected = normalize_maps(torch.from_numpy(unclipped)[None], percentile)[0][0].numpy()
+            estimate = _clip_estimate(unclipped, percentile)
+            assert estimate.dtype == np.float32 and estimate.shape == unclipped.shape
+            np.testing.assert_allclose(estimate, expected, rtol=0, atol=3e-7)

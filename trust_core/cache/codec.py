@@ -9,8 +9,8 @@ them). Two storages (``--map-storage``):
     A map whose exact form (both forms in float32, byte planes deflated) takes at most ``MAP_BUDGET``
     (120 KB) is kept exactly: every map up to about 128² (the demo's size), and the piecewise-constant
     maps (XRAI) at any size. Where both forms exceed it, the unclipped form alone may still fit: it is kept
-    in float32 with the words by which the clip derived from it (an ulp here and there) misses the computed
-    clipped form: exact too, bit for bit (Grad-CAM's smooth maps at 320²). A larger map keeps one array: its unclipped form as IEEE half floats (round to
+    in float32 with the words by which the clip estimated from it (:func:`_clip_estimate`: an ulp here and
+    there) misses the computed clipped form: exact too, bit for bit (Grad-CAM's smooth maps at 320²). A larger map keeps one array: its unclipped form as IEEE half floats (round to
     nearest: a relative error ≤ 2⁻¹¹ ≈ 4.9e-4, the smallest values as subnormals), the two bytes in planes
     (the exponent plane compresses well), deflated; the clipped form is derived on read by the same
     ``normalize_maps`` (a min–max-only map, Guided Grad-CAM, is its own unclipped form). About 95–155 KB
@@ -148,7 +148,7 @@ def _pack(array: np.ndarray, dtype, limit: int | None = None) -> dict | None:
             return None
         planes = _deflate_as(_residual(words, how), trials[how][0])
         if words.size < 2**16 and how != "none":  # a sample of few rows may mislead: a small map predicted
-            plain = _deflate_as(words, ("joined",))  # keeps its plain deflation (the former form) where shorter
+            plain = _deflate_as(words, ("joined",))  # keeps its plain deflation (one stream) where shorter
             if len(plain[0]) < sum(map(len, planes)):
                 how, planes = "none", plain
     else:  # small: try each on the whole
@@ -219,7 +219,7 @@ def pack(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = DE
         full = np.asarray(unclipped, np.float32)  # form in float32, plus the words it misses by (an ulp here
         whole = _pack(full, np.float32, budget)  # and there: mostly zeros)
         if whole is not None and _packed_bytes(whole) < budget:
-            correction = _correction(exact, _derived(full, percentile))
+            correction = _correction(exact, _clip_estimate(full, percentile))
             packed = {"codec": "float32", "map": None, "unclipped": whole, "percentile": percentile,
                       "correction": _pack(correction, np.uint32)}
             if stored_bytes(packed) <= budget:
@@ -255,9 +255,11 @@ def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:
     if packed.get("map") is not None:
         clipped = _unpack(packed["map"])
     else:
-        clipped = _derived(unclipped, packed["percentile"])
-        if packed.get("correction") is not None:  # exact: the words the derivation missed by
-            clipped = (clipped.view(np.uint32) + _unpack_words(packed["correction"])).view(np.float32)
+        if packed.get("correction") is not None:  # exact: the estimate plus the words it missed by
+            estimate = _clip_estimate(unclipped, packed["percentile"])
+            clipped = (estimate.view(np.uint32) + _unpack_words(packed["correction"])).view(np.float32)
+        else:
+            clipped = _derived(unclipped, packed["percentile"])
     return clipped, clipped if unclipped is None else unclipped
 
 
@@ -293,6 +295,23 @@ def planned_bytes(size: int, storage: str = DEFAULT_MAP_STORAGE) -> int:
 def stored_bytes(packed: dict) -> int:
     """Compressed bytes of one stored map (both forms when both are kept)."""
     return sum(_packed_bytes(packed[k]) for k in ("map", "unclipped", "correction") if packed.get(k) is not None)
+
+
+def _clip_estimate(unclipped: np.ndarray, percentile: float) -> np.ndarray:
+    """The clipped map ``normalize_maps`` makes, estimated from the unclipped form (within a few ulps), by
+    IEEE additions, multiplications and divisions in float64 after a sort: the same bits on every machine,
+    numpy and torch build, so that the correction stored beside it gives the computed clip back exactly."""
+    u = np.asarray(unclipped, np.float64)
+    safe = np.where(np.isfinite(u), np.abs(u), 0.0)
+    flat = np.sort(safe, axis=None)
+    position = (flat.size - 1) * (percentile / 100.0)
+    below = int(np.floor(position))
+    above = min(below + 1, flat.size - 1)
+    vmax = flat[below] + (flat[above] - flat[below]) * (position - below)
+    span = vmax - flat[0]
+    maps = np.clip((safe - flat[0]) / (span if span > 0 else 1.0), 0.0, 1.0)
+    lo, hi = maps.min(), maps.max()
+    return ((maps - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float32)
 
 
 def _correction(clipped: np.ndarray, derived: np.ndarray) -> np.ndarray:
