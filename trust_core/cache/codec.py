@@ -6,18 +6,19 @@ paper scores, which is the unclipped map put through the percentile clip and min
 them). Two storages (``--map-storage``):
 
 ``compact`` (the default)
-    A map whose exact form (both forms in float32, byte planes deflated) takes at most ``MAP_BUDGET``
-    (120 KB) is kept exactly: every map up to about 128² (the demo's size), and the piecewise-constant
-    maps (XRAI) at any size. Where both forms exceed it, the unclipped form alone may still fit: it is kept
-    in float32 with the words by which the clip estimated from it (:func:`_clip_estimate`: an ulp here and
-    there) misses the computed clipped form: exact too, bit for bit (Grad-CAM's smooth maps at 320²). A larger map keeps one array: its unclipped form as IEEE half floats (round to
-    nearest: a relative error ≤ 2⁻¹¹ ≈ 4.9e-4, the smallest values as subnormals), the two bytes in planes
-    (the exponent plane compresses well), deflated; the clipped form is derived on read by the same
-    ``normalize_maps`` (a min–max-only map, Guided Grad-CAM, is its own unclipped form). About 95–155 KB
-    for a noise-like 320² gradient map (each word predicted from its neighbour, below), against 800 KB for
-    both forms in float32; Grad-CAM's and XRAI's 320² maps fit exactly (30–110 KB). ≈110 KB a map on
-    average over the eight methods of a trained model: ``trust bench scale`` measures the size;
-    ``tests/evaluate/test_scale.py`` and ``bench/compact_effect.py`` the effect on every criterion.
+    A map whose exact form (both forms in float32, byte planes deflated) takes at most ``MAP_BUDGET`` (120 KB)
+    is kept exactly: every map up to about 128² (the demo's size), and the piecewise-constant maps (XRAI) at
+    any size. Where both forms exceed it, the unclipped form alone may still fit: it is kept in float32 with
+    the words by which the clip estimated from it (:func:`_clip_estimate`: an ulp here and there) misses the
+    computed clipped form: exact too, bit for bit (Grad-CAM's smooth maps at 320²). A larger map keeps one
+    array: its unclipped form as IEEE half floats (round to nearest: a relative error ≤ 2⁻¹¹ ≈ 4.9e-4, the
+    smallest values as subnormals), the two bytes in planes (the exponent plane compresses well), deflated;
+    the clipped form is derived on read by the same ``normalize_maps`` (a min–max-only map, Guided Grad-CAM,
+    is its own unclipped form). About 95–155 KB for a noise-like 320² gradient map (each word predicted from
+    its neighbour, below), against 800 KB for both forms in float32; Grad-CAM's and XRAI's 320² maps fit
+    exactly (30–110 KB). ≈110 KB a map on average over the eight methods of a trained model: ``trust bench
+    scale`` measures the size; ``tests/evaluate/test_scale.py`` and ``bench/compact_effect.py`` the effect on
+    every criterion.
 ``exact``
     Both forms exactly, deflated, whatever their size: the maps, and so every score, bit for bit as
     computed (about 650 KB for a noise-like 320² map).
@@ -215,9 +216,11 @@ def pack(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = DE
     if first is not None and (unclipped is None or second is not None) and (
             storage == "exact" or stored_bytes(packed) <= budget):
         return packed, (exact, exact if unclipped is None else np.asarray(unclipped, np.float32))
-    if unclipped is not None and percentile is not None:  # still exact: the clip derived from the unclipped
-        full = np.asarray(unclipped, np.float32)  # form in float32, plus the words it misses by (an ulp here
-        whole = _pack(full, np.float32, budget)  # and there: mostly zeros)
+    # Still exact: the unclipped form in float32 (packed above unless cut short) and the words by which the
+    # clip estimated from it misses the computed one.
+    if unclipped is not None and percentile is not None:
+        full = np.asarray(unclipped, np.float32)
+        whole = second if second is not None else _pack(full, np.float32, budget)
         if whole is not None and _packed_bytes(whole) < budget:
             correction = _correction(exact, _clip_estimate(full, percentile))
             packed = {"codec": "float32", "map": None, "unclipped": whole, "percentile": percentile,
@@ -254,12 +257,11 @@ def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:
     unclipped = None if packed.get("unclipped") is None else _unpack(packed["unclipped"])
     if packed.get("map") is not None:
         clipped = _unpack(packed["map"])
+    elif packed.get("correction") is not None:  # exact: the estimate plus the words it missed by
+        estimate = _clip_estimate(unclipped, packed["percentile"])
+        clipped = (estimate.view(np.uint32) + _unpack_words(packed["correction"])).view(np.float32)
     else:
-        if packed.get("correction") is not None:  # exact: the estimate plus the words it missed by
-            estimate = _clip_estimate(unclipped, packed["percentile"])
-            clipped = (estimate.view(np.uint32) + _unpack_words(packed["correction"])).view(np.float32)
-        else:
-            clipped = _derived(unclipped, packed["percentile"])
+        clipped = _derived(unclipped, packed["percentile"])
     return clipped, clipped if unclipped is None else unclipped
 
 

@@ -4,6 +4,8 @@ randomized states, against the random-pair baseline of the denoised original map
 averaged."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -46,11 +48,10 @@ def score(ctx: ScoringContext):
 
 
 def _replicate_mean(by_replicate: list, n: int) -> np.ndarray:
-    """Each image's mean over the replicates that scored it; NaN (silently: no "mean of empty slice"
-    warning) where none did, an image whose maps every replicate flagged."""
+    """Each image's mean over the replicates that scored it; NaN where none did (every replicate flagged
+    the image's maps), without numpy's "Mean of empty slice" warning on the user's console."""
     if not by_replicate:
         return np.full(n, np.nan)
-    stacked = np.stack(by_replicate).astype(float)
-    counts = (~np.isnan(stacked)).sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, np.where(np.isnan(stacked), 0, stacked).sum(0) / counts, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.stack(by_replicate), 0)
