@@ -258,3 +258,82 @@ def test_the_clip_estimate_is_normalize_maps_within_an_ulp_or_two():
             estimate = _clip_estimate(unclipped, percentile)
             assert estimate.dtype == np.float32 and estimate.shape == unclipped.shape
             np.testing.assert_allclose(estimate, expected, rtol=0, atol=3e-7)
+
+
+def test_the_numpy_tf1_upsampling_repeats_torchs_bits():
+    """The store predicts Grad-CAM's map from its coarse map by ``tf1_upsample`` on read: it must give the bits
+    ``engine.tf1_resize_bilinear`` gave when the map was computed, for every ratio of sizes (integer and not,
+    down- and upsampling), every magnitude (subnormal to large) and zeros (ReLU's)."""
+    from trust_core.cache.codec import _unclipped_guess, tf1_upsample
+    from trust_core.saliency.engine import tf1_resize_bilinear
+
+    rng = np.random.default_rng(5)
+    for h, w, out_h, out_w in [(10, 10, 320, 320), (8, 8, 299, 299), (7, 7, 224, 224), (1, 1, 64, 64),
+                               (10, 12, 320, 384), (14, 14, 448, 448), (16, 16, 8, 8), (3, 5, 97, 41)]:
+        for scale in (1e-40, 1e-6, 1.0, 3e4):
+            coarse = np.maximum(rng.standard_normal((h, w)), 0).astype(np.float32) * np.float32(scale)
+            expected = tf1_resize_bilinear(torch.from_numpy(coarse)[None, None], (out_h, out_w))[0, 0].numpy()
+            got = tf1_upsample(coarse, (out_h, out_w))
+            np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+            if expected.max() > 0:
+                unclipped = unclipped_maps(torch.from_numpy(expected)[None])[0].numpy()
+                np.testing.assert_array_equal(_unclipped_guess(got).view(np.uint32), unclipped.view(np.uint32))
+
+
+def _tiny_model(size=320):
+    from trust_core.models.info import tag
+    from trust_core.models.registry import build
+
+    model = tag(build("densenet_tiny", num_classes=2).eval(), input_size=size)
+    return model, torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(4))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam_pp"])
+def test_cam_maps_are_kept_as_their_coarse_map_and_exact(tmp_path, method):
+    """Grad-CAM's (and Grad-CAM++'s) 320² map in the TF1 rule (the paper's) is stored as its coarse map plus
+    the words the prediction misses by (all zero) and the clip's correction: about a KB instead of tens, and
+    the maps read back are bit for bit those computed without a store and those of ``--map-storage exact``."""
+    from trust_core.cache.codec import _unpack_words
+    from trust_core.cache.store import Store
+    from trust_core.saliency import explain
+
+    model, films = _tiny_model()
+    kwargs = {"methods": [method], "gradcam_interpolation": "tf1_legacy"}
+    plain = explain(model, films, **kwargs)
+    store = Store(tmp_path / "c")
+    first = explain(model, films, cache=store, **kwargs)
+    entries = [store.get(k) for k in store._cache.iterkeys()]
+    packed = [e["packed"] for e in entries if isinstance(e, dict) and "packed" in e]
+    assert len(packed) == 2
+    for p in packed:
+        assert p["upsampled"]["rule"] == "tf1_legacy" and p["map"] is None and p["unclipped"] is None
+        assert not _unpack_words(p["upsampled"]["residual"]).any()  # the prediction repeats the computation
+        assert stored_bytes(p) < 4 * 1024  # against ≈55–110 KB predicted from its neighbours alone
+    again = explain(model, films, cache=store, **kwargs)
+    assert all(again.from_cache[method])
+    exact = explain(model, films, cache=Store(tmp_path / "e", map_storage="exact"), **kwargs)
+    for got in (first, again, exact):
+        np.testing.assert_array_equal(got[method].view(np.uint32), plain[method].view(np.uint32))
+        np.testing.assert_array_equal(got.unclipped[method].view(np.uint32), plain.unclipped[method].view(np.uint32))
+    store.close()
+
+
+def test_a_wrong_or_unknown_prediction_still_keeps_the_map_exactly():
+    """A coarse map that does not predict the map (another machine's rounding, a plugin's mistake) costs bytes,
+    never bits; a rule without a numpy form (torch's bilinear kernel) is not used as a prediction."""
+    from trust_core.saliency.engine import tf1_resize_bilinear
+
+    coarse = np.random.default_rng(8).random((10, 10)).astype(np.float32)
+    raw = tf1_resize_bilinear(torch.from_numpy(coarse)[None, None], (320, 320))[0].numpy()
+    clipped, unclipped = normalize_maps(torch.from_numpy(raw), 99.0)[0][0].numpy(), unclipped_maps(
+        torch.from_numpy(raw))[0].numpy()
+    for hint in [("tf1_legacy", coarse * np.float32(1.001)), ("tf1_legacy", coarse[::-1].copy()),
+                 ("bilinear", coarse), ("tf1_legacy", coarse)]:
+        stored, (c, u) = pack(clipped, unclipped, percentile=99.0, upsampled=hint)
+        if hint[0] == "bilinear":
+            assert "upsampled" not in stored
+        for got in ((c, u), decode(stored)):
+            np.testing.assert_array_equal(got[0].view(np.uint32), clipped.view(np.uint32))
+            np.testing.assert_array_equal(got[1].view(np.uint32), unclipped.view(np.uint32))
+    assert "upsampled" in stored  # the right coarse map
+    assert stored_bytes(stored) < 0.1 * stored_bytes(pack(clipped, unclipped, percentile=99.0)[0])

@@ -8,15 +8,18 @@ them). Two storages (``--map-storage``):
 ``compact`` (the default)
     A map whose exact form (both forms in float32, byte planes deflated) takes at most ``MAP_BUDGET`` (120 KB)
     is kept exactly: every map up to about 128² (the demo's size), and the piecewise-constant maps (XRAI) at
-    any size. Where both forms exceed it, the unclipped form alone may still fit: it is kept in float32 with
+    any size. A map that upsamples a coarse one by TF1's bilinear rule (Grad-CAM's and Grad-CAM++'s in the
+    paper's ``gradcam_interpolation``) is kept as that coarse map, which predicts it bit for bit
+    (:func:`tf1_upsample`, :func:`_predicted`): about a KB at 320², exact. Where both forms exceed the
+    budget, the unclipped form alone may still fit: it is kept in float32 with
     the words by which the clip estimated from it (:func:`_clip_estimate`: an ulp here and there) misses the
-    computed clipped form: exact too, bit for bit (Grad-CAM's smooth maps at 320²). A larger map keeps one
+    computed clipped form: exact too, bit for bit (smooth maps at 320²). A larger map keeps one
     array: its unclipped form as IEEE half floats (round to nearest: a relative error ≤ 2⁻¹¹ ≈ 4.9e-4, the
     smallest values as subnormals), the two bytes in planes (the exponent plane compresses well), deflated;
     the clipped form is derived on read by the same ``normalize_maps`` (a min–max-only map, Guided Grad-CAM,
     is its own unclipped form). About 95–155 KB for a noise-like 320² gradient map (each word predicted from
-    its neighbour, below), against 800 KB for both forms in float32; Grad-CAM's and XRAI's 320² maps fit
-    exactly (30–110 KB). ≈110 KB a map on average over the eight methods of a trained model: ``trust bench
+    its neighbour, below), against 800 KB for both forms in float32; Grad-CAM's (≈1 KB) and XRAI's (≈35–40 KB)
+    320² maps fit exactly. ≈110 KB a map on average over the eight methods of a trained model: ``trust bench
     scale`` measures the size; ``tests/evaluate/test_scale.py`` and ``bench/compact_effect.py`` the effect on
     every criterion.
 ``exact``
@@ -202,12 +205,20 @@ def encode(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = 
 
 
 def pack(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = DEFAULT_MAP_STORAGE,
-         percentile: float | None = None, budget: int | None = None) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
-    """:func:`encode`, with the two forms as :func:`decode` will give them back (computed once)."""
+         percentile: float | None = None, budget: int | None = None,
+         upsampled: tuple[str, np.ndarray] | None = None) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    """:func:`encode`, with the two forms as :func:`decode` will give them back (computed once). ``upsampled``:
+    (rule, coarse map) of which the raw map is the upsampling (Grad-CAM's), a prediction of the unclipped form
+    (:func:`_predicted`)."""
     if storage not in MAP_STORAGES:
         raise ValueError(f"map storage must be one of {MAP_STORAGES}, got {storage!r}")
     exact = np.asarray(clipped, np.float32)
     budget = MAP_BUDGET if budget is None else budget
+    predicted = None
+    if storage == "compact" and upsampled is not None and unclipped is not None and percentile is not None:
+        predicted = _predicted(exact, np.asarray(unclipped, np.float32), upsampled, percentile)
+        if predicted is not None and stored_bytes(predicted) <= budget // 8:  # the prediction held: by far the
+            return predicted, (exact, np.asarray(unclipped, np.float32))  # smallest exact form
     limit = None if storage == "exact" else budget  # a form a sample shows beyond it is not deflated whole
     first = _pack(exact, np.float32, limit)
     second = None if unclipped is None or first is None else _pack(
@@ -215,7 +226,11 @@ def pack(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = DE
     packed = {"codec": "float32", "map": first, "unclipped": second}
     if first is not None and (unclipped is None or second is not None) and (
             storage == "exact" or stored_bytes(packed) <= budget):
+        if predicted is not None and stored_bytes(predicted) < stored_bytes(packed):
+            packed = predicted
         return packed, (exact, exact if unclipped is None else np.asarray(unclipped, np.float32))
+    if predicted is not None and stored_bytes(predicted) <= budget:
+        return predicted, (exact, np.asarray(unclipped, np.float32))
     # Still exact: the unclipped form in float32 (packed above unless cut short) and the words by which the
     # clip estimated from it misses the computed one.
     if unclipped is not None and percentile is not None:
@@ -255,10 +270,15 @@ def decode_form(packed: dict, form: int) -> np.ndarray:
 def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:
     """What :func:`encode` made → (clipped, unclipped) float32 maps (the same array twice for a min–max map)."""
     unclipped = None if packed.get("unclipped") is None else _unpack(packed["unclipped"])
+    base = unclipped  # what the clip is estimated from (correction forms)
+    if packed.get("upsampled") is not None:  # exact: the prediction from the coarse map plus what it missed by
+        hint = packed["upsampled"]
+        base = _UPSAMPLE[hint["rule"]](_unpack(hint["coarse"]), tuple(hint["size"]))
+        unclipped = (_unclipped_guess(base).view(np.uint32) + _unpack_words(hint["residual"])).view(np.float32)
     if packed.get("map") is not None:
         clipped = _unpack(packed["map"])
     elif packed.get("correction") is not None:  # exact: the estimate plus the words it missed by
-        estimate = _clip_estimate(unclipped, packed["percentile"])
+        estimate = _clip_estimate(base, packed["percentile"])
         clipped = (estimate.view(np.uint32) + _unpack_words(packed["correction"])).view(np.float32)
     else:
         clipped = _derived(unclipped, packed["percentile"])
@@ -296,7 +316,62 @@ def planned_bytes(size: int, storage: str = DEFAULT_MAP_STORAGE) -> int:
 
 def stored_bytes(packed: dict) -> int:
     """Compressed bytes of one stored map (both forms when both are kept)."""
-    return sum(_packed_bytes(packed[k]) for k in ("map", "unclipped", "correction") if packed.get(k) is not None)
+    kept = sum(_packed_bytes(packed[k]) for k in ("map", "unclipped", "correction") if packed.get(k) is not None)
+    if packed.get("upsampled") is not None:
+        kept += _packed_bytes(packed["upsampled"]["coarse"]) + _packed_bytes(packed["upsampled"]["residual"])
+    return kept
+
+
+def tf1_upsample(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``engine.tf1_resize_bilinear`` of one (h, w) float32 map in numpy, by the same float32 operations in the
+    same order (each an IEEE operation: the same bits on every machine, as torch's, tested against it)."""
+    c = np.asarray(coarse, np.float32)
+    (h, w), (out_h, out_w) = c.shape, size
+
+    def weights(n_in: int, n_out: int):
+        src = np.arange(n_out, dtype=np.float32) * np.float32(n_in / n_out)
+        low = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+        return low, np.minimum(low + 1, n_in - 1), src - low.astype(np.float32)
+
+    y0, y1, wy = weights(h, out_h)
+    x0, x1, wx = weights(w, out_w)
+    top, bottom = c[y0, :], c[y1, :]
+    rows = top + (bottom - top) * wy[:, None]
+    left, right = rows[:, x0], rows[:, x1]
+    return left + (right - left) * wx[None, :]
+
+
+# The upsamplings a stored coarse map predicts its map by: those whose numpy form repeats torch's bits
+# (TF1's legacy bilinear rule, the paper's, is plain elementwise arithmetic). Under the other rules
+# (torch's interpolation kernels, vectorized differently on different CPUs) a Grad-CAM map is kept as any other.
+_UPSAMPLE = {"tf1_legacy": tf1_upsample}
+
+
+def _unclipped_guess(up: np.ndarray) -> np.ndarray:
+    """``postprocess.unclipped_maps`` of a non-negative map (|a| / max |a| in float64, rounded to float32)."""
+    a = np.abs(up.astype(np.float64))
+    top = a.max()
+    return (a / (top if top > 0 else 1.0)).astype(np.float32)
+
+
+def _predicted(clipped: np.ndarray, unclipped: np.ndarray, upsampled: tuple[str, np.ndarray],
+               percentile: float) -> dict | None:
+    """The exact form of a map that upsamples a coarse one (Grad-CAM's 10² class activation map → 320²): the coarse
+    map, the words by which the unclipped form predicted from it misses the computed one (zeros where the rule
+    repeats the computation, as it does on every machine tested) and the clip's correction (as in the other
+    correction form). None where the rule has no numpy form or the map is not finite."""
+    rule, coarse = upsampled
+    coarse = np.asarray(coarse, np.float32)
+    if rule not in _UPSAMPLE or coarse.ndim != 2 or not (np.isfinite(coarse).all() and np.isfinite(unclipped).all()
+                                                         and np.isfinite(clipped).all()):
+        return None
+    up = _UPSAMPLE[rule](coarse, unclipped.shape)
+    residual = unclipped.view(np.uint32) - _unclipped_guess(up).view(np.uint32)
+    correction = _correction(clipped, _clip_estimate(up, percentile))  # the clip of the raw map, as computed
+    return {"codec": "float32", "map": None, "unclipped": None, "percentile": percentile,
+            "upsampled": {"rule": rule, "size": list(unclipped.shape), "coarse": _pack(coarse, np.float32),
+                          "residual": _pack(residual, np.uint32)},
+            "correction": _pack(correction, np.uint32)}
 
 
 def _clip_estimate(unclipped: np.ndarray, percentile: float) -> np.ndarray:

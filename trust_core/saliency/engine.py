@@ -74,6 +74,8 @@ class EngineOutput:
     bank: torch.Tensor | None  # the end rows, ``bank_extra`` included
     layer_acts: torch.Tensor | None = None  # (N, C, h, w) the layer's activations at the plain points
     layer_grads: torch.Tensor | None = None  # (N, C, h, w) their gradients (``keep_layer``)
+    coarse_cams: torch.Tensor | None = None  # (N, h, w) Grad-CAM before upsampling (float32): ``cams`` is its
+    # upsampling, which the store predicts from it (``Method.upsampled_from``)
 
 
 @contextlib.contextmanager
@@ -169,10 +171,14 @@ def weighted_cam(weights: torch.Tensor, acts: torch.Tensor, size: tuple[int, int
     channel weights and (N, C, h, w) activations, summed in their dtype, then as float32 upsampled to
     ``size`` by :func:`upsample_cam` → (N, H, W). Grad-CAM (gradient means), Grad-CAM++ (α-weighted
     positive gradients) and Score-CAM (softmax of masked-image logits) differ only in ``weights``."""
+    return upsample_cam(class_activation(weights, acts), size, rule)[:, 0]
+
+
+def class_activation(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+    """ReLU(Σ_c w_c A_c) at the layer's resolution, (N, 1, h, w) float32: :func:`weighted_cam` before upsampling."""
     if weights.dim() == 2:
         weights = weights[:, :, None, None]
-    cam = F.relu((weights * acts).sum(dim=1, keepdim=True)).float()
-    return upsample_cam(cam, size, rule)[:, 0]
+    return F.relu((weights * acts).sum(dim=1, keepdim=True)).float()
 
 
 def token_grid(acts: torch.Tensor) -> torch.Tensor:
@@ -218,7 +224,7 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     sums = torch.zeros((n_paths, *shape), dtype=torch.float32, device=device)
     endpoints = torch.zeros_like(sums)
     resolved = targets.clone().to(device) if targets is not None else None
-    cams = None
+    cams = coarse_cams = None
     layer_acts = layer_grads = None
     if n_paths == 0:  # forward-only methods alone: nothing to differentiate
         if targets is None:
@@ -302,10 +308,13 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
                     acts = token_grid(captured["acts"][plain_at].float())
                     acts_grad = token_grid(grads[1][plain_at].float())
                     weights = acts_grad.mean(dim=(2, 3), keepdim=True)
-                    cam = weighted_cam(weights, acts, tuple(shape[1:]), gradcam_interpolation)
+                    coarse = class_activation(weights, acts).detach()
+                    cam = upsample_cam(coarse, tuple(shape[1:]), gradcam_interpolation)[:, 0]
                     if cams is None:
                         cams = torch.zeros((n_images, *shape[1:]), device=device)
-                    cams[plain_images] = cam.detach()
+                        coarse_cams = torch.zeros((n_images, *coarse.shape[2:]), device=device)
+                    cams[plain_images] = cam
+                    coarse_cams[plain_images] = coarse[:, 0]
                     if keep_layer:
                         if layer_acts is None:
                             layer_acts = acts.new_zeros((n_images, *acts.shape[1:]))
@@ -318,4 +327,5 @@ def run_paths(model: torch.nn.Module, bank: torch.Tensor, paths: PathSet, *, n_i
     if bank_extra is not None:  # no point ended on them
         bank = torch.cat([bank, bank_extra.result().to(device)])
     return EngineOutput(sums=sums, endpoints=endpoints, targets=resolved, cams=cams,
-                        passes=passes, bank=bank, layer_acts=layer_acts, layer_grads=layer_grads)
+                        passes=passes, bank=bank, layer_acts=layer_acts, layer_grads=layer_grads,
+                        coarse_cams=coarse_cams)

@@ -120,6 +120,7 @@ class Computed(NamedTuple):
     passes: int  # forward+backward passes
     stats: dict  # method → per-image diagnostics
     forwards: int  # forward-only passes (occlusion, Score-CAM)
+    upsampled_from: dict = {}  # method → (N, h, w) map its raw map upsamples (``Method.upsampled_from``)
 
 
 def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
@@ -197,8 +198,15 @@ def _planned_run(run, order, model, x, params, *, device, batch_size, precision)
                                                                       result_maps, flags)
                 unclipped[key] = result_maps[key]  # combined maps are min–max only
     stats = {key: METHODS[key].stats(raw[key]) for key in order if METHODS[key].stats is not None}
+    coarse = {}
+    for key in order:
+        method = METHODS[key]
+        if method.upsampled_from is not None and method.assemble is not None:
+            found = _plugin_call(method, "upsampled_from", method.upsampled_from, run, out, run.planned.get(key))
+            if isinstance(found, torch.Tensor) and found.dim() == 3 and found.shape[0] == n:
+                coarse[key] = found.float()
     return Computed(result_maps, unclipped, flags, raw, out.targets.cpu(), out.passes + run.passes, stats,
-                    run.forwards)
+                    run.forwards, coarse)
 
 
 def _flagged(maps: torch.Tensor, reasons) -> torch.Tensor:
@@ -377,6 +385,7 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
         computed = {m: computed[m].cpu().numpy() for m in missing}  # one copy per method
         sub_unclipped = {m: (computed[m] if done.unclipped[m] is done.maps[m] else done.unclipped[m].cpu().numpy())
                          for m in missing}
+        coarse = {m: done.upsampled_from[m].cpu().numpy() for m in missing if m in done.upsampled_from}
         for j, i in enumerate(todo):
             targets[i] = int(sub_targets[j])
             for m in missing:
@@ -390,8 +399,10 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
                     maps[m][i], unclipped[m][i] = computed[m][j], sub_unclipped[m][j]
                     continue
                 # the maps as the store keeps them, whether stored now or read back later
-                packed, (maps[m][i], unclipped[m][i]) = pack(computed[m][j], None if same else sub_unclipped[m][j],
-                                                             storage=storage, percentile=params["percentile"])
+                packed, (maps[m][i], unclipped[m][i]) = pack(
+                    computed[m][j], None if same else sub_unclipped[m][j], storage=storage,
+                    percentile=params["percentile"],
+                    upsampled=(params["gradcam_interpolation"], coarse[m][j]) if m in coarse else None)
                 kept[m][i] = packed["codec"]
                 if cache is not None:
                     cache.set(keys[(m, i)], {"packed": packed, "flag": flags[m][i], "target": targets[i],

@@ -50,6 +50,10 @@ class Method:
     defaults : its own parameters and their default values (added to every preset that lacks them).
     choices : parameter → allowed values; ``validate`` checks the rest.
     stats : optional ``(raw (N, ...)) → [dict per image]`` of diagnostics stored with the maps.
+    upsampled_from : optional ``(run, out, planned) → (N, h, w)`` float32 tensor of which the raw map is the
+        upsampling by ``gradcam_interpolation`` (Grad-CAM's class activation map at the layer's resolution).
+        Not part of the map: the store keeps it and predicts the map from it, so that a smooth 320² map costs
+        a few KB instead of tens, still bit for bit (:mod:`trust_core.cache.codec`).
     revision : a tag of this method's own rule, part of its cache keys (``""``: none): bumped when the rule
         changes its maps, so that the cache never serves the old ones while other methods' keys stay.
     """
@@ -76,6 +80,7 @@ class Method:
     assemble: Callable[["Plan", Any, Any], torch.Tensor] | None = None
     combine: Callable[["Plan", dict, dict], tuple[torch.Tensor, list]] | None = None
     stats: Callable[[torch.Tensor], list[dict]] | None = None
+    upsampled_from: Callable[["Plan", Any, Any], torch.Tensor] | None = None
     source: str = "trust_core"  # the package that registered it (plugins: their distribution)
     # Cost per image, for estimates (the engine counts the real passes): forward+backward passes of its own
     # beyond the plain pass, as a function of the parameters; forward-only passes, of the parameters and the

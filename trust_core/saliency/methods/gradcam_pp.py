@@ -5,7 +5,7 @@ gradients (no pass of its own), upsampled by ``gradcam_interpolation``. pytorch-
 import torch
 import torch.nn.functional as F
 
-from ..engine import weighted_cam
+from ..engine import class_activation, weighted_cam
 from ...sets import EXTENDED_SET
 from .base import Method
 
@@ -31,8 +31,16 @@ def assemble(run, out, _plain):
     return weighted_cam(cam_weights(acts, grads), acts, tuple(run.x.shape[2:]), run.params["gradcam_interpolation"])
 
 
+def upsampled_from(run, out, _plain):
+    """The class activation map before upsampling (the store predicts the map from it): the same operations
+    on the same tensors as :func:`assemble`, at the layer's resolution (cheap)."""
+    acts, grads = out.layer_acts.double(), out.layer_grads.double()
+    return class_activation(cam_weights(acts, grads), acts)[:, 0]
+
+
 METHOD = Method(
     "gradcam_pp", "Grad-CAM++", "Chattopadhay et al., WACV 2018",
     "ReLU(Σ_c w_c A_c), w_c = Σ_ij α_ij ReLU(∂y/∂A_c,ij) with α from second and third powers of the gradient",
     ("gradcam_layer", "gradcam_interpolation"), group=EXTENDED_SET, plain=True, needs_layer=True,
-    keeps_layer=True, passes="0 (reuses grad's pass)", cost=lambda p: 0, plan=plan, assemble=assemble)
+    keeps_layer=True, passes="0 (reuses grad's pass)", cost=lambda p: 0, plan=plan, assemble=assemble,
+    upsampled_from=upsampled_from)
