@@ -19,7 +19,7 @@ them). Two storages (``--map-storage``):
     the clipped form is derived on read by the same ``normalize_maps`` (a min–max-only map, Guided Grad-CAM,
     is its own unclipped form). About 95–155 KB for a noise-like 320² gradient map (each word predicted from
     its neighbour, below), against 800 KB for both forms in float32; Grad-CAM's (≈1 KB) and XRAI's (≈35–40 KB)
-    320² maps fit exactly. ≈110 KB a map on average over the eight methods of a trained model: ``trust bench
+    320² maps fit exactly. ≈100–112 KB a map on average over the eight methods of a trained model: ``trust bench
     scale`` measures the size; ``tests/evaluate/test_scale.py`` and ``bench/compact_effect.py`` the effect on
     every criterion.
 ``exact``
