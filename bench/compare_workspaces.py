@@ -6,7 +6,8 @@
 Compares, for each dataset's results folder: every value of ``summary.json`` and ``analysis.json`` (numbers
 by their exact binary value, NaN equal to NaN; wall-clock seconds and the code-version fields left out),
 every table (Parquet: same columns, same rows, same values), and every entry of the two stores (same keys;
-each entry's arrays byte for byte). Prints one line per difference and a ``RESULT`` line; exits 1 when
+each entry's arrays byte for byte; a stored map by the bits of its decoded forms, whichever form each
+store keeps it in). Prints one line per difference and a ``RESULT`` line; exits 1 when
 anything differs.
 """
 from __future__ import annotations
@@ -76,7 +77,12 @@ def _store(before: Path, after: Path, out: list[str]) -> int:
     import diskcache
     import numpy as np
 
+    from trust_core.cache.codec import decode
+
     def same(x, y) -> bool:
+        if isinstance(x, dict) and isinstance(y, dict) and "codec" in x and "codec" in y and x["codec"] != "raw":
+            # a stored map: the same maps, bit for bit, whatever form each store keeps them in
+            return all(same(p, q) for p, q in zip(decode(x), decode(y)))
         if isinstance(x, dict) and isinstance(y, dict):
             return x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
         if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):

@@ -337,3 +337,67 @@ def test_a_wrong_or_unknown_prediction_still_keeps_the_map_exactly():
             np.testing.assert_array_equal(got[1].view(np.uint32), unclipped.view(np.uint32))
     assert "upsampled" in stored  # the right coarse map
     assert stored_bytes(stored) < 0.1 * stored_bytes(pack(clipped, unclipped, percentile=99.0)[0])
+
+
+def test_a_coarse_map_form_that_decodes_to_other_bits_is_refused_and_computed_again(tmp_path):
+    """The coarse-map form is arithmetic done again on read: where it would give other bits (a process that
+    flushes subnormals to zero, a damaged entry) ``decode`` raises instead of returning them, and ``explain``
+    computes the map again rather than serve it."""
+    import warnings
+
+    from trust_core.cache.codec import CodecError
+    from trust_core.cache.store import Store
+    from trust_core.saliency import explain
+
+    model, films = _tiny_model(64)
+    kwargs = {"methods": ["grad", "gradcam"], "gradcam_interpolation": "tf1_legacy"}
+    plain = explain(model, films, **kwargs)
+    store = Store(tmp_path / "c")
+    explain(model, films, cache=store, **kwargs)
+    keys = [k for k in store._cache.iterkeys() if "packed" in (store.get(k) or {})
+            and "upsampled" in store.get(k)["packed"]]
+    assert len(keys) == 2
+    entry = store.get(keys[0])
+    from trust_core.cache.codec import _pack, _unpack
+
+    coarse = _unpack(entry["packed"]["upsampled"]["coarse"])  # its largest cell one ulp off: other bits on read
+    coarse.view(np.uint32).reshape(-1)[np.argmax(coarse)] += 1
+    entry["packed"]["upsampled"]["coarse"] = _pack(coarse, np.float32)
+    with pytest.raises(CodecError, match="other bits"):
+        decode(entry["packed"])
+    store.set(keys[0], entry)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = explain(model, films, cache=store, **kwargs)
+    assert any("computed again" in str(w.message) for w in caught)
+    assert sum(again.from_cache["gradcam"]) == 1 and all(again.from_cache["grad"])
+    np.testing.assert_array_equal(again["grad"].view(np.uint32), plain["grad"].view(np.uint32))
+    read, redone = again.from_cache["gradcam"].index(True), again.from_cache["gradcam"].index(False)
+    np.testing.assert_array_equal(again["gradcam"][read].view(np.uint32), plain["gradcam"][read].view(np.uint32))
+    alone = explain(model, films[redone:redone + 1], methods=["gradcam"], gradcam_interpolation="tf1_legacy")
+    np.testing.assert_array_equal(again["gradcam"][redone].view(np.uint32), alone["gradcam"][0].view(np.uint32))
+    store.close()
+
+
+def test_maps_kept_as_their_coarse_map_have_keys_of_their_own():
+    """Code written before the coarse-map form cannot read it: its maps are stored under keys that code never
+    asks for (the keys as that code made them, ``make_key`` over the same parts without the form), while the
+    other rules' Grad-CAM maps, ``--map-storage exact`` and every other method keep the keys they always had."""
+    from trust_core.cache.store import digest_array, make_key
+    from trust_core.saliency.explain import CODE_VERSION, _map_keys
+
+    x = torch.zeros(1, 3, 8, 8)
+
+    def before(method, params, **kept):  # the key as written before the coarse-map form
+        return make_key(kind="map", image=digest_array(x[0]), model="f", method=method, params=params,
+                        precision="fp32", code=CODE_VERSION, **kept)
+
+    for rule in ("tf1_legacy", "bilinear"):
+        per_method = {"gradcam": {"gradcam_interpolation": rule}, "gradcam_pp": {"gradcam_interpolation": rule},
+                      "grad": {}, "xrai": {"xrai_steps": 3}}
+        compact = _map_keys(x, "f", per_method, "fp32")
+        exact = _map_keys(x, "f", per_method, "fp32", "exact")
+        for method, params in per_method.items():
+            own = rule == "tf1_legacy" and method in ("gradcam", "gradcam_pp")
+            assert (compact[method, 0] != before(method, params)) == own
+            assert exact[method, 0] == before(method, params, storage="exact")

@@ -60,6 +60,23 @@ SHAPE = Method("bad_shape", "Bad shape", "a plugin", "", plain=True, plan=plan, 
 NAN = Method("nan_map", "NaN map", "a plugin", "", plain=True, plan=plan, assemble=with_nan)
 RAISES = Method("raiser", "Raiser", "a plugin", "", plain=True, plan=plan, assemble=raises)
 TAKEN = Method("grad", "Impostor", "a plugin", "", plain=True, plan=plan, assemble=assemble)
+
+def cam(run, out, plain):
+    return out.cams
+
+def coarse_needing_grad(run, out, plain):
+    return out.coarse_cams.clone().requires_grad_(True)
+
+def coarse_empty(run, out, plain):
+    return out.coarse_cams[:, :0]
+
+CAM_PARAMS = ("gradcam_layer", "gradcam_interpolation")
+HINT_RAISES = Method("hint_raises", "H1", "a plugin", "", CAM_PARAMS, plain=True, needs_layer=True, plan=plan,
+                     assemble=cam, upsampled_from=raises)
+HINT_GRAD = Method("hint_grad", "H2", "a plugin", "", CAM_PARAMS, plain=True, needs_layer=True, plan=plan,
+                   assemble=cam, upsampled_from=coarse_needing_grad)
+HINT_EMPTY = Method("hint_empty", "H3", "a plugin", "", CAM_PARAMS, plain=True, needs_layer=True, plan=plan,
+                    assemble=cam, upsampled_from=coarse_empty)
 """
 
 
@@ -135,3 +152,32 @@ def test_a_plugin_with_bad_parameters_is_refused_and_the_rest_works(plugin_dist,
     assert "without defaults" in messages and "mode (C) must be one of" in messages and "never valid" in messages
     result = explain(tiny_model, tiny_images, methods=["grad"])  # the paper's methods are unaffected
     assert np.isfinite(result["grad"]).all()
+
+
+def test_a_plugins_coarse_map_is_a_hint_only(plugin_dist, tiny_model, tiny_images, tmp_path):
+    """``upsampled_from`` only makes stored maps smaller: one that raises (a warning naming the plugin), needs
+    gradients or is empty leaves the maps as computed, stored exactly in another form."""
+    from trust_core.cache.codec import decode
+    from trust_core.cache.store import Store
+
+    plugin_dist(GOOD, {"hint_raises": "myplugin:HINT_RAISES", "hint_grad": "myplugin:HINT_GRAD",
+                       "hint_empty": "myplugin:HINT_EMPTY"})
+    assert sorted(load_plugins()) == ["hint_empty", "hint_grad", "hint_raises"]
+    methods = ["gradcam", "hint_raises", "hint_grad", "hint_empty"]
+    kwargs = {"gradcam_layer": "features", "gradcam_interpolation": "tf1_legacy"}
+    store = Store(tmp_path / "c")
+    with pytest.warns(RuntimeWarning, match=r"'hint_raises' \(myplugin\) failed in its upsampled_from part"):
+        plain = explain(tiny_model, tiny_images, methods=methods, **kwargs)
+        stored = explain(tiny_model, tiny_images, methods=methods, cache=store, **kwargs)
+    again = explain(tiny_model, tiny_images, methods=methods, cache=store, **kwargs)
+    assert all(all(again.from_cache[m]) for m in methods)
+    for m in methods:
+        np.testing.assert_array_equal(plain[m], plain["gradcam"])  # each plugin returns Grad-CAM's map
+        for got in (stored, again):
+            np.testing.assert_array_equal(got[m].view(np.uint32), plain[m].view(np.uint32))
+    packed = [e["packed"] for e in map(store.get, store._cache.iterkeys()) if isinstance(e, dict) and "packed" in e]
+    store.close()
+    assert len(packed) == 12
+    # Grad-CAM's and hint_grad's (detached) coarse maps are used, the failing and the empty one are not
+    assert sum("upsampled" in p for p in packed) == 6
+    assert all(np.isfinite(decode(p)[0]).all() for p in packed)

@@ -268,7 +268,8 @@ def decode_form(packed: dict, form: int) -> np.ndarray:
 
 
 def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:
-    """What :func:`encode` made → (clipped, unclipped) float32 maps (the same array twice for a min–max map)."""
+    """What :func:`encode` made → (clipped, unclipped) float32 maps (the same array twice for a min–max map).
+    :class:`CodecError` where a map kept as its coarse map does not decode to its checksum."""
     unclipped = None if packed.get("unclipped") is None else _unpack(packed["unclipped"])
     base = unclipped  # what the clip is estimated from (correction forms)
     if packed.get("upsampled") is not None:  # exact: the prediction from the coarse map plus what it missed by
@@ -282,6 +283,9 @@ def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:
         clipped = (estimate.view(np.uint32) + _unpack_words(packed["correction"])).view(np.float32)
     else:
         clipped = _derived(unclipped, packed["percentile"])
+    if packed.get("upsampled") is not None and _checksum(clipped, unclipped) != packed["upsampled"]["crc32"]:
+        raise CodecError("its prediction from the coarse map gave other bits here than where it was stored "
+                         "(flush-to-zero or another float mode in this process?)")
     return clipped, clipped if unclipped is None else unclipped
 
 
@@ -345,6 +349,18 @@ def tf1_upsample(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # (TF1's legacy bilinear rule, the paper's, is plain elementwise arithmetic). Under the other rules
 # (torch's interpolation kernels, vectorized differently on different CPUs) a Grad-CAM map is kept as any other.
 _UPSAMPLE = {"tf1_legacy": tf1_upsample}
+# The form's name (part of the cache keys of the maps that may be kept so: code written before it cannot read
+# it, and must not find it) and the rules it applies to.
+PREDICTED_FORM = {"name": "coarse-1", "rules": tuple(_UPSAMPLE)}
+
+
+class CodecError(ValueError):
+    """A stored map that does not decode to the bits it was stored with."""
+
+
+def _checksum(clipped: np.ndarray, unclipped: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(unclipped, np.float32).tobytes(),
+                      zlib.crc32(np.ascontiguousarray(clipped, np.float32).tobytes()))
 
 
 def _unclipped_guess(up: np.ndarray) -> np.ndarray:
@@ -359,18 +375,20 @@ def _predicted(clipped: np.ndarray, unclipped: np.ndarray, upsampled: tuple[str,
     """The exact form of a map that upsamples a coarse one (Grad-CAM's 10² class activation map → 320²): the coarse
     map, the words by which the unclipped form predicted from it misses the computed one (zeros where the rule
     repeats the computation, as it does on every machine tested) and the clip's correction (as in the other
-    correction form). None where the rule has no numpy form or the map is not finite."""
+    correction form), with a checksum of both forms that :func:`decode` checks (the prediction is arithmetic
+    done again on read: a reader that flushes subnormals to zero would get other bits, and gets a
+    :class:`CodecError` instead). None where the rule has no numpy form or the map is not finite."""
     rule, coarse = upsampled
     coarse = np.asarray(coarse, np.float32)
-    if rule not in _UPSAMPLE or coarse.ndim != 2 or not (np.isfinite(coarse).all() and np.isfinite(unclipped).all()
-                                                         and np.isfinite(clipped).all()):
+    if rule not in _UPSAMPLE or coarse.ndim != 2 or coarse.size == 0 or unclipped.ndim != 2 or not (
+            np.isfinite(coarse).all() and np.isfinite(unclipped).all() and np.isfinite(clipped).all()):
         return None
     up = _UPSAMPLE[rule](coarse, unclipped.shape)
     residual = unclipped.view(np.uint32) - _unclipped_guess(up).view(np.uint32)
     correction = _correction(clipped, _clip_estimate(up, percentile))  # the clip of the raw map, as computed
     return {"codec": "float32", "map": None, "unclipped": None, "percentile": percentile,
             "upsampled": {"rule": rule, "size": list(unclipped.shape), "coarse": _pack(coarse, np.float32),
-                          "residual": _pack(residual, np.uint32)},
+                          "residual": _pack(residual, np.uint32), "crc32": _checksum(clipped, unclipped)},
             "correction": _pack(correction, np.uint32)}
 
 

@@ -6,7 +6,9 @@ that the scores would see) and only their flags, targets
 and statistics stay in memory. Scoring reads back the maps each criterion compares, one stack at a time
 (:class:`SpooledMaps` is a read-only ``(model, state) → image → method → map`` mapping). Memory then stays
 flat however many image-model-state pairs a run has: what a paper run at 320 px held in RAM (≈14 GB) is on
-disk (at most ≈160 KB a 320² map, compact) for as long as the run lasts, and removed after it.
+disk (at most ≈160 KB a 320² map, compact) for as long as the run lasts, and removed after it. (Grad-CAM's
+coarse-map form needs the coarse map, which unit outputs do not carry: in the spool those maps take the
+neighbour-predicted form, ≈55–110 KB at 320².)
 """
 from __future__ import annotations
 

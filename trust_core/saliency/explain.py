@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES, decode, pack
+from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES, PREDICTED_FORM, CodecError, decode, pack
 from ..cache.store import Store, digest_array, make_key, model_fingerprint, weights_digest
 from ..errors import SaliencyError
 from ..hardware import precision_problem
@@ -202,9 +202,13 @@ def _planned_run(run, order, model, x, params, *, device, batch_size, precision)
     for key in order:
         method = METHODS[key]
         if method.upsampled_from is not None and method.assemble is not None:
-            found = _plugin_call(method, "upsampled_from", method.upsampled_from, run, out, run.planned.get(key))
-            if isinstance(found, torch.Tensor) and found.dim() == 3 and found.shape[0] == n:
-                coarse[key] = found.float()
+            try:  # a hint only: a method whose hint fails keeps its maps in the other forms
+                found = _plugin_call(method, "upsampled_from", method.upsampled_from, run, out, run.planned.get(key))
+            except SaliencyError as error:
+                warnings.warn(str(error), RuntimeWarning, stacklevel=2)
+                continue
+            if isinstance(found, torch.Tensor) and found.dim() == 3 and found.shape[0] == n and found.numel() > 0:
+                coarse[key] = found.detach().float()
     return Computed(result_maps, unclipped, flags, raw, out.targets.cpu(), out.passes + run.passes, stats,
                     run.forwards, coarse)
 
@@ -335,30 +339,58 @@ def cached_maps(model: torch.nn.Module, images, methods=None, preset: str = PAPE
         raise SaliencyError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     x = _check_images(model, images)
     per_method, weights, storage, keys, found = _lookup(model, x, methods, params, precision, cache, map_storage)
+    decoded = _decode_found(found)
     if len(found) < len(keys) or not keys:
         return None
     device = next(model.parameters()).device
     return _fill(model, x, methods, params, per_method, found, keys, cache, device=device, batch_size=None,
-                 precision=precision, weights=weights, storage=storage)
+                 precision=precision, weights=weights, storage=storage, decoded=decoded)
 
 
 def _map_keys(x: torch.Tensor, fingerprint: str, per_method: dict, precision: str,
               storage: str | None = None) -> dict[tuple[str, int], str]:
     """The cache key of every (method, image): image content, model state, method parameters, precision,
     the form the map is kept in (named only when it is not the default: compact keys are those the store
-    always had, whose entries of the former raw format are recomputed, never read) and code version."""
+    always had, whose entries of the former raw format are recomputed, never read; maps that may be kept as
+    the coarse map they upsample add that form's name: code written before it cannot read it, and must not find
+    it) and code version."""
     digests = [digest_array(x[i]) for i in range(x.shape[0])]
     kept = {} if (storage or DEFAULT_MAP_STORAGE) == DEFAULT_MAP_STORAGE else {"storage": storage}
+    form = {m: {"form": PREDICTED_FORM["name"]} if _keeps_coarse(m, per_method[m], storage) else {} for m in per_method}
     return {(m, i): make_key(kind="map", image=digests[i], model=fingerprint, method=m, params=per_method[m],
-                             precision=precision, code=CODE_VERSION, **kept,
+                             precision=precision, code=CODE_VERSION, **kept, **form[m],
                              **({"revision": METHODS[m].revision} if METHODS[m].revision else {}))
             for m in per_method for i in range(x.shape[0])}
 
 
+def _keeps_coarse(method: str, params: dict, storage: str | None) -> bool:
+    """Whether ``method``'s maps may be kept as the coarse map they upsample (:mod:`trust_core.cache.codec`):
+    compact storage, a method that gives its coarse map, an upsampling rule the codec repeats."""
+    return ((storage or DEFAULT_MAP_STORAGE) == "compact" and METHODS[method].upsampled_from is not None
+            and params.get("gradcam_interpolation") in PREDICTED_FORM["rules"])
+
+
+def _decode_found(found: dict) -> dict:
+    """The stored entries ``found`` decoded, (method, image) → (clipped, unclipped); an entry that does not
+    decode to the bits it was stored with (its checksum: a reader whose arithmetic differs) is dropped from
+    ``found``, with a warning, to be computed again."""
+    decoded = {}
+    for k in list(found):
+        try:
+            decoded[k] = decode(found[k]["packed"])
+        except CodecError as error:
+            warnings.warn(f"the stored map of {k[0]!r} for image {k[1]} is computed again: {error}", RuntimeWarning,
+                          stacklevel=3)
+            del found[k]
+    return decoded
+
+
 def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, batch_size, precision,
-          weights, storage) -> SaliencyMaps:
-    """The maps of every image: those ``found`` in the cache, the rest computed (and stored)."""
+          weights, storage, decoded: dict | None = None) -> SaliencyMaps:
+    """The maps of every image: those ``found`` in the cache (``decoded``: already decoded), the rest computed
+    (and stored)."""
     n = x.shape[0]
+    decoded = _decode_found(found) if decoded is None else decoded
     todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
     missing = [m for m in methods if any((m, i) not in found for i in todo)]
     maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
@@ -370,7 +402,7 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
     raw: dict[str, np.ndarray] = {}
     passes = forwards = 0
     for (m, i), entry in found.items():
-        (maps[m][i], unclipped[m][i]), flags[m][i], targets[i] = decode(entry["packed"]), entry["flag"], entry["target"]
+        (maps[m][i], unclipped[m][i]), flags[m][i], targets[i] = decoded[m, i], entry["flag"], entry["target"]
         kept[m][i] = entry["packed"]["codec"]
         if m in stats:
             stats[m][i] = entry.get("stats")
@@ -402,7 +434,8 @@ def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, 
                 packed, (maps[m][i], unclipped[m][i]) = pack(
                     computed[m][j], None if same else sub_unclipped[m][j], storage=storage,
                     percentile=params["percentile"],
-                    upsampled=(params["gradcam_interpolation"], coarse[m][j]) if m in coarse else None)
+                    upsampled=((per_method[m]["gradcam_interpolation"], coarse[m][j])
+                               if m in coarse and _keeps_coarse(m, per_method[m], storage) else None))
                 kept[m][i] = packed["codec"]
                 if cache is not None:
                     cache.set(keys[(m, i)], {"packed": packed, "flag": flags[m][i], "target": targets[i],
