@@ -289,6 +289,23 @@ def decode(packed: dict) -> tuple[np.ndarray, np.ndarray]:
     return clipped, clipped if unclipped is None else unclipped
 
 
+def decode_entries(found: dict) -> dict:
+    """Stored map entries ``found`` (key → entry with ``"packed"``) decoded, key → (clipped, unclipped); an entry
+    that does not decode to the bits it was stored with (its checksum: a reader whose arithmetic differs) is
+    dropped from ``found``, with a warning, to be computed again."""
+    import warnings
+
+    decoded = {}
+    for k in list(found):
+        try:
+            decoded[k] = decode(found[k]["packed"])
+        except CodecError as error:
+            what = f"{k[0]!r} for image {k[1]}" if isinstance(k, tuple) and len(k) == 2 else repr(k)
+            warnings.warn(f"the stored map of {what} is computed again: {error}", RuntimeWarning, stacklevel=3)
+            del found[k]
+    return decoded
+
+
 def round_trip(clipped: np.ndarray, unclipped: np.ndarray | None, *, storage: str = DEFAULT_MAP_STORAGE,
                percentile: float | None = None, budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The two forms as the store gives them back: what every evaluation scores."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES, PREDICTED_FORM, CodecError, decode, pack
+from ..cache.codec import DEFAULT_MAP_STORAGE, MAP_STORAGES, PREDICTED_FORM, decode_entries, pack
 from ..cache.store import Store, digest_array, make_key, model_fingerprint, weights_digest
 from ..errors import SaliencyError
 from ..hardware import precision_problem
@@ -339,7 +339,7 @@ def cached_maps(model: torch.nn.Module, images, methods=None, preset: str = PAPE
         raise SaliencyError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     x = _check_images(model, images)
     per_method, weights, storage, keys, found = _lookup(model, x, methods, params, precision, cache, map_storage)
-    decoded = _decode_found(found)
+    decoded = decode_entries(found)
     if len(found) < len(keys) or not keys:
         return None
     device = next(model.parameters()).device
@@ -370,27 +370,12 @@ def _keeps_coarse(method: str, params: dict, storage: str | None) -> bool:
             and params.get("gradcam_interpolation") in PREDICTED_FORM["rules"])
 
 
-def _decode_found(found: dict) -> dict:
-    """The stored entries ``found`` decoded, (method, image) → (clipped, unclipped); an entry that does not
-    decode to the bits it was stored with (its checksum: a reader whose arithmetic differs) is dropped from
-    ``found``, with a warning, to be computed again."""
-    decoded = {}
-    for k in list(found):
-        try:
-            decoded[k] = decode(found[k]["packed"])
-        except CodecError as error:
-            warnings.warn(f"the stored map of {k[0]!r} for image {k[1]} is computed again: {error}", RuntimeWarning,
-                          stacklevel=3)
-            del found[k]
-    return decoded
-
-
 def _fill(model, x, methods, params, per_method, found, keys, cache, *, device, batch_size, precision,
           weights, storage, decoded: dict | None = None) -> SaliencyMaps:
     """The maps of every image: those ``found`` in the cache (``decoded``: already decoded), the rest computed
     (and stored)."""
     n = x.shape[0]
-    decoded = _decode_found(found) if decoded is None else decoded
+    decoded = decode_entries(found) if decoded is None else decoded
     todo = sorted({i for m in methods for i in range(n) if (m, i) not in found})
     missing = [m for m in methods if any((m, i) not in found for i in todo)]
     maps = {m: np.full((n, *x.shape[2:]), np.nan, dtype=np.float32) for m in methods}
