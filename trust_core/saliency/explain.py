@@ -120,7 +120,7 @@ class Computed(NamedTuple):
     passes: int  # forward+backward passes
     stats: dict  # method → per-image diagnostics
     forwards: int  # forward-only passes (occlusion, Score-CAM)
-    upsampled_from: dict = {}  # method → (N, h, w) map its raw map upsamples (``Method.upsampled_from``)
+    upsampled_from: dict  # method → (N, h, w) map its raw map upsamples (``Method.upsampled_from``)
 
 
 def compute(model, x: torch.Tensor, methods: list[str], params: dict, *, device: torch.device,
