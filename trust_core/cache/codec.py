@@ -48,10 +48,12 @@ _LEVEL = 6
 # binade a float's bits are linear in its value), the difference zigzag-coded so that small
 # steps either way are small numbers; the bytes in planes (all first bytes of the words, then all second…),
 # each plane deflated on its own or all in one stream, whichever is shorter (:func:`_layout`). The
-# prediction and the layout are those that deflate a sample of an eighth of the rows best. Smooth maps (Grad-CAM,
-# SmoothGrad) shrink by a third or more; a noise-like 320² gradient map by ≈7 %. Lossless either way: the
-# words come back bit for bit. (Entries written before, with one deflated stream of planes under "data",
-# are still read.)
+# prediction is the one whose residuals, all planes in one stream, deflate a sample of an eighth of the rows
+# shortest; the layout, the one that deflates that prediction's sample shortest (choosing the prediction by one
+# stream each, not by every layout of each, packs a map in 0.7× the time at 128² and 320², within ±0.5 % of the
+# bytes). Smooth maps (Grad-CAM, SmoothGrad) shrink by a third or more; a noise-like 320² gradient map by
+# ≈7 %. Lossless either way: the words come back bit for bit. (Entries written before, with one deflated
+# stream of planes under "data", are still read.)
 _FILTERS = ("none", "left", "up", "left2", "up2")
 _AXIS = {"left": -1, "up": -2, "left2": -1, "up2": -2}
 _ORDER = {"left2": 2, "up2": 2}  # linear extrapolation from the two words before: bilinear upsampling (Grad-CAM)
@@ -145,12 +147,13 @@ def _pack(array: np.ndarray, dtype, limit: int | None = None) -> dict | None:
     size = lambda layout_planes: sum(map(len, layout_planes[1]))  # noqa: E731
     if words.ndim >= 2 and words.shape[-2] >= 4 * _SAMPLE:  # choose on a sample of rows, deflate the choice
         rows = _sample_rows(words.shape[-2])
-        trials = {f: _layout(_residual(words, f)[..., rows, :]) for f in filters}
-        how = min(filters, key=lambda f: size(trials[f]))
+        samples = {f: _residual(words, f)[..., rows, :] for f in filters}
+        how = min(filters, key=lambda f: len(_deflate(_plane_rows(samples[f]).tobytes(), zlib.Z_DEFAULT_STRATEGY)))
+        trial = _layout(samples[how])
         scale = words.shape[-2] / len(rows)
-        if limit is not None and words.size >= 2**16 and size(trials[how]) * scale > 1.25 * limit:
+        if limit is not None and words.size >= 2**16 and size(trial) * scale > 1.25 * limit:
             return None
-        planes = _deflate_as(_residual(words, how), trials[how][0])
+        planes = _deflate_as(_residual(words, how), trial[0])
         if words.size < 2**16 and how != "none":  # a sample of few rows may mislead: a small map predicted
             plain = _deflate_as(words, ("joined",))  # keeps its plain deflation (one stream) where shorter
             if len(plain[0]) < sum(map(len, planes)):
