@@ -230,7 +230,8 @@ def test_the_prediction_chosen_by_one_stream_packs_as_small_as_trying_every_layo
     smooth = np.abs(np.cumsum(np.cumsum(rng.normal(size=(320, 320)), 0), 1))
     upsampled = np.kron(rng.random((10, 10)), np.ones((32, 32))) + np.linspace(0, 1e-3, 320)  # ramps
     regions = rng.random(16)[rng.integers(0, 16, (10, 10)).repeat(32, 0).repeat(32, 1)]  # XRAI-like
-    for array in (noise, smooth, upsampled, regions):
+    small = np.abs(np.cumsum(rng.normal(size=(128, 128)), 1))  # the demo's size: the plain fallback applies
+    for array in (noise, smooth, upsampled, regions, small):
         array = (array / array.max()).astype(np.float32)
         for dtype in (np.float32, np.float16):
             packed = _pack(array, dtype)
