@@ -147,13 +147,13 @@ def _pack(array: np.ndarray, dtype, limit: int | None = None) -> dict | None:
     size = lambda layout_planes: sum(map(len, layout_planes[1]))  # noqa: E731
     if words.ndim >= 2 and words.shape[-2] >= 4 * _SAMPLE:  # choose on a sample of rows, deflate the choice
         rows = _sample_rows(words.shape[-2])
-        samples = {f: _residual(words, f)[..., rows, :] for f in filters}
-        how = min(filters, key=lambda f: len(_deflate(_plane_rows(samples[f]).tobytes(), zlib.Z_DEFAULT_STRATEGY)))
-        trial = _layout(samples[how])
+        residuals = {f: _residual(words, f) for f in filters}
+        how = min(filters, key=lambda f: len(_deflate_as(residuals[f][..., rows, :], ("joined",))[0]))
+        trial = _layout(residuals[how][..., rows, :])
         scale = words.shape[-2] / len(rows)
         if limit is not None and words.size >= 2**16 and size(trial) * scale > 1.25 * limit:
             return None
-        planes = _deflate_as(_residual(words, how), trial[0])
+        planes = _deflate_as(residuals[how], trial[0])
         if words.size < 2**16 and how != "none":  # a sample of few rows may mislead: a small map predicted
             plain = _deflate_as(words, ("joined",))  # keeps its plain deflation (one stream) where shorter
             if len(plain[0]) < sum(map(len, planes)):
