@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The CUDA path in one short run, for a session that is lent a GPU: the CUDA tests (CPU as reference),
-# then the saliency and metrics benchmarks on the GPU. Everything is logged to $OUT/gpu_check.log
+# then the paper's experiment on the demo at
+# 320 px (bench/paper_demo.sh) and the saliency benchmark on the GPU (`trust bench metrics --device cuda`
+# was timed in earlier runs: bench/README.md). Everything is logged to $OUT/gpu_check.log
 # (or /tmp/gpu_check.log).
 #
 # The lent machine has python3 with torch, torchvision, scikit-image, scikit-learn, OpenCV and pytest,
 # no network. What it lacks travels as wheels in .whl/ (ignored by git), made here with:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux2014_x86_64 -d .whl captum==0.9.0 saliency==0.2.1 diskcache==5.6.3 pydicom==3.0.2
+#     --platform manylinux2014_x86_64 -d .whl captum==0.9.0 saliency==0.2.1 diskcache==5.6.3 pydicom==3.0.2 \
+#     pydicom-data==1.0.0   (the demo's rg1 film)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -27,21 +30,19 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 $PY -c "import sys, torch; print('python', sys.version.split()[0], '| torch', torch.__version__, '| CUDA',
 torch.version.cuda, '|', torch.cuda.get_device_name(0), '| CPU threads', torch.get_num_threads())" 2>&1 | tee -a "$LOG"
 
-step "bench saliency (DenseNet121 at 320, CUDA)"
+# Each step is bounded so that the whole run ends inside one 10-minute device call (≈8 min here).
+step "CUDA tests"
+timeout ${CUDA_TESTS_S:-150} $PY -m pytest -q -s -p no:cacheprovider tests/saliency/test_cuda.py 2>&1 | tee -a "$LOG" || status=1
+
+step "the paper's experiment on the demo at 320 px (CUDA; bench/paper_demo.sh)"
+DEVICE=cuda SIZE=320 timeout ${PAPER_DEMO_S:-270} bash bench/paper_demo.sh 2>&1 | tee -a "$LOG" || status=1
+
+step "bench saliency (DenseNet121 at 320, CUDA; the reference was timed in earlier runs: bench/README.md)"
 TRUST_BENCH_TRACE=${OUT:-/tmp}/explain_trace.json \
-  timeout 240 $PY -m trust_core.cli bench saliency --arch densenet121 --size 320 --device cuda 2>&1 \
+  timeout ${BENCH_S:-100} $PY -m trust_core.cli bench saliency --arch densenet121 --size 320 --device cuda \
+  ${BENCH_REFERENCE:---skip-reference} 2>&1 \
   | grep -v -e UserWarning -e "warnings.warn" -e "gradient_mask = " -e "_warn_once(" | tee -a "$LOG" || status=1
 gzip -f "${OUT:-/tmp}/explain_trace.json" 2>/dev/null
-
-step "bench saliency: a torchvision DenseNet121 through a model spec (CUDA; compare with the registry's above)"
-timeout 150 $PY -m trust_core.cli bench saliency --model bench/specs/torchvision_densenet121.toml --device cuda \
-  --skip-reference 2>&1 | grep -v -e UserWarning -e "warnings.warn" -e "_warn_once(" | tee -a "$LOG" || status=1
-
-step "CUDA tests"
-timeout 180 $PY -m pytest -q -s -p no:cacheprovider tests/saliency/test_cuda.py 2>&1 | tee -a "$LOG" || status=1
-
-step "bench metrics (64 maps of 320², CUDA)"
-timeout 90 $PY -m trust_core.cli bench metrics --device cuda 2>&1 | tee -a "$LOG" || status=1
 
 step "done, status $status"
 exit $status
