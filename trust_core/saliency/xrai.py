@@ -163,6 +163,8 @@ def xrai_rank(attr: torch.Tensor, masks: torch.Tensor, *, algorithm: str = "full
     """
     device = masks.device
     height, width = attr.shape
+    if masks.dtype != torch.bool:  # segment masks are sets of pixels: any nonzero entry is in the segment
+        masks = masks != 0
     flat_masks = masks.reshape(masks.shape[0], -1)
     values = attr.reshape(-1).to(device=device, dtype=torch.float64)
     n_pixels = values.numel()
