@@ -53,6 +53,25 @@ def test_partial_area_threshold_equals_pair():
     np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["strided", "uint8"])
+def test_ranking_of_other_mask_layouts_equals_pair(layout):
+    """The ranking reads masks by pixel and counts them in numpy on the CPU: a non-contiguous view (every other
+    mask of a larger stack) and integer masks (any nonzero entry in the segment) give PAIR's ranking, at 128²."""
+    image = phantom_like_image(5, size=128)
+    segments = pair_xrai._get_segments_felzenszwalb(image)
+    attr = np.random.default_rng(5).normal(size=image.shape[:2]).astype(np.float32)
+    reference, _ = pair.XRAI._xrai(attr=attr, segs=segments, area_perc_th=1.0, min_pixel_diff=50,
+                                   gain_fun=pair_xrai._gain_density, integer_segments=True)
+    stack = torch.from_numpy(np.stack(segments))
+    if layout == "strided":  # the segments at the even positions of a stack interleaved with empty masks
+        masks = torch.stack([stack, torch.zeros_like(stack)], 1).reshape(-1, *stack.shape[1:])[::2]
+        assert not masks.is_contiguous()
+    else:
+        masks = stack.to(torch.uint8) * 3
+    ours = xrai_rank(torch.from_numpy(attr), masks)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=1e-6)
+
+
 def test_xrai_end_to_end_equals_pair(tiny_model):
     x = torch.from_numpy(np.transpose(phantom_like_image(1, 32), (2, 0, 1)).copy())[None]
     result = explain(tiny_model, x, methods=["xrai"], xrai_steps=8)
